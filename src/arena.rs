@@ -1,0 +1,324 @@
+//! The raw arena: a byte region shared between processes, reached only through checked offsets.
+//!
+//! This is the one place that turns an offset into a pointer ([`Arena::ptr`]). Every other module
+//! reads and writes the arena through the checked accessors below, which refuse an offset that is
+//! out of bounds or misaligned with [`Error::Corrupt`] instead of touching memory.
+//!
+//! Plain reads and writes (`read`, `write`, `copy_in`, …) are for data guarded by a lock the caller
+//! holds; fields that are touched without a lock are reached as atomics (`atomic_u32`,
+//! `atomic_u64`). Nothing here forms a `&` or `&mut` to non-atomic shared bytes that outlives a
+//! call, except through [`Arena::slice`]/[`Arena::slice_mut`], whose callers hold the object's lock.
+//!
+//! An arena is backed either by a mapped segment or by a heap buffer (for unit tests, fuzzing and
+//! Miri), and behaves the same over both.
+
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+use bytemuck::{AnyBitPattern, NoUninit, Pod};
+
+use crate::error::{Error, Result};
+
+/// A typed offset into the arena. Plain data: it is what shared memory stores instead of pointers.
+#[repr(transparent)]
+pub struct Offset<T> {
+    raw: u64,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Offset<T> {
+    /// The offset `raw` bytes from the start of the arena.
+    #[inline]
+    pub const fn new(raw: u64) -> Self {
+        Offset {
+            raw,
+            _t: PhantomData,
+        }
+    }
+    /// The number of bytes from the start of the arena.
+    #[inline]
+    pub const fn raw(self) -> u64 {
+        self.raw
+    }
+    /// The same offset, seen as another type.
+    #[inline]
+    pub const fn cast<U>(self) -> Offset<U> {
+        Offset::new(self.raw)
+    }
+    /// `bytes` further on, as another type; `Corrupt` on overflow.
+    #[inline]
+    pub fn byte_add<U>(self, bytes: u64) -> Result<Offset<U>> {
+        match self.raw.checked_add(bytes) {
+            Some(r) => Ok(Offset::new(r)),
+            None => Err(Error::corrupt("offset overflows", self.raw)),
+        }
+    }
+}
+
+impl<T> Clone for Offset<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Offset<T> {}
+impl<T> PartialEq for Offset<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+impl<T> Eq for Offset<T> {}
+impl<T> std::fmt::Debug for Offset<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Offset({:#x})", self.raw)
+    }
+}
+
+/// What keeps the arena's bytes alive.
+enum Backing {
+    Map(#[allow(dead_code)] memmap2::MmapRaw),
+    Heap(#[allow(dead_code)] Box<[u128]>),
+}
+
+/// A shared byte region addressed by offsets.
+pub struct Arena {
+    base: NonNull<u8>,
+    len: u64,
+    _backing: Backing,
+}
+
+// SAFETY: the arena is a region of plain bytes meant to be shared by many threads and processes;
+// all access goes through raw pointers (never long-lived references) or atomics, and mutation of
+// non-atomic data is serialized by the interprocess locks stored in the arena.
+unsafe impl Send for Arena {}
+// SAFETY: as for `Send`; no method hands out a reference that permits unsynchronized mutation.
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    /// An arena over a mapped segment.
+    pub fn from_map(map: memmap2::MmapRaw) -> Result<Arena> {
+        let len = map.len() as u64;
+        let base = NonNull::new(map.as_mut_ptr()).ok_or(Error::corrupt("null mapping", 0))?;
+        if (base.as_ptr() as usize) % 16 != 0 {
+            return Err(Error::corrupt("mapping not 16-byte aligned", 0));
+        }
+        Ok(Arena {
+            base,
+            len,
+            _backing: Backing::Map(map),
+        })
+    }
+
+    /// A zeroed arena of `len` bytes on the heap (rounded up to 16), for tests and fuzzing.
+    pub fn heap(len: usize) -> Arena {
+        let words = len.div_ceil(16);
+        let mut buf = vec![0u128; words].into_boxed_slice();
+        let base = NonNull::new(buf.as_mut_ptr().cast::<u8>()).unwrap_or(NonNull::dangling());
+        Arena {
+            base,
+            len: (words * 16) as u64,
+            _backing: Backing::Heap(buf),
+        }
+    }
+
+    /// Size in bytes.
+    #[inline]
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when the arena has no bytes.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The address of the first byte, for display only (the `at 0x…` of a proxy's repr).
+    pub fn base_addr(&self) -> usize {
+        self.base.as_ptr() as usize
+    }
+
+    /// The one function that turns an offset into a pointer: checks that `[off, off + size)` lies
+    /// inside the arena and that `off` is a multiple of `align`.
+    #[inline]
+    fn ptr(&self, off: u64, size: u64, align: u64) -> Result<*mut u8> {
+        let end = off.checked_add(size);
+        match end {
+            Some(end) if end <= self.len && off % align == 0 => {
+                // SAFETY: `off + size <= len`, so `base + off` stays inside (or one past the end
+                // of) the region this arena owns.
+                Ok(unsafe { self.base.as_ptr().add(off as usize) })
+            }
+            _ => Err(self.bad(off, size, align)),
+        }
+    }
+
+    #[cold]
+    fn bad(&self, off: u64, size: u64, align: u64) -> Error {
+        if off % align != 0 {
+            Error::corrupt("misaligned offset", off)
+        } else {
+            let _ = size;
+            Error::corrupt("offset out of bounds", off)
+        }
+    }
+
+    /// Checks that `[off, off + size)` is inside the arena and `off` is aligned to `align`.
+    #[inline]
+    pub fn check(&self, off: u64, size: u64, align: u64) -> Result<()> {
+        self.ptr(off, size, align).map(|_| ())
+    }
+
+    /// Reads a plain value. The caller holds the lock that guards it.
+    #[inline]
+    pub fn read<T: AnyBitPattern>(&self, off: Offset<T>) -> Result<T> {
+        let p = self.ptr(off.raw, size_of::<T>() as u64, align_of::<T>() as u64)?;
+        // SAFETY: 1. `p` is in bounds and aligned for `T` (checked by `ptr`); 2. every bit pattern
+        // is a valid `T` (`AnyBitPattern`); 3. writers of these bytes hold the same lock as we do.
+        Ok(unsafe { p.cast::<T>().read() })
+    }
+
+    /// Writes a plain value. The caller holds the lock that guards it.
+    #[inline]
+    pub fn write<T: NoUninit>(&self, off: Offset<T>, v: T) -> Result<()> {
+        let p = self.ptr(off.raw, size_of::<T>() as u64, align_of::<T>() as u64)?;
+        // SAFETY: 1. `p` is in bounds and aligned for `T`; 2. `T` has no drop glue or padding
+        // (`NoUninit`), so writing it leaves plain bytes; 3. the caller holds the guarding lock.
+        unsafe { p.cast::<T>().write(v) };
+        Ok(())
+    }
+
+    /// Reads a `u64` at an 8-aligned offset.
+    #[inline]
+    pub fn load_u64(&self, off: u64) -> Result<u64> {
+        self.read(Offset::<u64>::new(off))
+    }
+
+    /// Writes a `u64` at an 8-aligned offset.
+    #[inline]
+    pub fn store_u64(&self, off: u64, v: u64) -> Result<()> {
+        self.write(Offset::<u64>::new(off), v)
+    }
+
+    /// The `AtomicU32` at a 4-aligned offset.
+    #[inline]
+    pub fn atomic_u32(&self, off: u64) -> Result<&AtomicU32> {
+        let p = self.ptr(off, 4, 4)?;
+        // SAFETY: 1. `p` is in bounds and 4-aligned; 2. the arena lives as long as `&self`;
+        // 3. these bytes are only ever accessed atomically (the layout reserves them for that).
+        Ok(unsafe { AtomicU32::from_ptr(p.cast()) })
+    }
+
+    /// The `AtomicU64` at an 8-aligned offset.
+    #[inline]
+    pub fn atomic_u64(&self, off: u64) -> Result<&AtomicU64> {
+        let p = self.ptr(off, 8, 8)?;
+        // SAFETY: as for `atomic_u32`, with 8-byte alignment checked.
+        Ok(unsafe { AtomicU64::from_ptr(p.cast()) })
+    }
+
+    /// A raw pointer to `size` bytes at `off` with alignment `align`, for the `sync` layer, which
+    /// places process-shared pthread objects in the arena.
+    #[inline]
+    pub fn raw_ptr(&self, off: u64, size: u64, align: u64) -> Result<*mut u8> {
+        self.ptr(off, size, align)
+    }
+
+    /// Copies `dst.len()` bytes out of the arena. The caller holds the guarding lock.
+    #[inline]
+    pub fn copy_out(&self, off: u64, dst: &mut [u8]) -> Result<()> {
+        let p = self.ptr(off, dst.len() as u64, 1)?;
+        // SAFETY: 1. the source range is in bounds (checked); 2. `dst` is private memory, so the
+        // ranges cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+
+    /// Copies `src` into the arena. The caller holds the guarding lock.
+    #[inline]
+    pub fn copy_in(&self, off: u64, src: &[u8]) -> Result<()> {
+        let p = self.ptr(off, src.len() as u64, 1)?;
+        // SAFETY: 1. the destination range is in bounds (checked); 2. `src` is private memory.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) };
+        Ok(())
+    }
+
+    /// Moves `len` bytes from `src` to `dst` inside the arena (the ranges may overlap).
+    #[inline]
+    pub fn copy_within(&self, src: u64, dst: u64, len: u64) -> Result<()> {
+        let s = self.ptr(src, len, 1)?;
+        let d = self.ptr(dst, len, 1)?;
+        // SAFETY: both ranges are in bounds (checked); `copy` allows overlap.
+        unsafe { std::ptr::copy(s, d, len as usize) };
+        Ok(())
+    }
+
+    /// Sets `len` bytes at `off` to `byte`.
+    #[inline]
+    pub fn fill(&self, off: u64, len: u64, byte: u8) -> Result<()> {
+        let p = self.ptr(off, len, 1)?;
+        // SAFETY: the range is in bounds (checked).
+        unsafe { std::ptr::write_bytes(p, byte, len as usize) };
+        Ok(())
+    }
+
+    /// A shared slice of `n` plain values at `off`, valid while the caller holds the lock that
+    /// guards them (the borrow of `self` bounds its life; the lock guard must bound it further).
+    #[inline]
+    pub fn slice<T: Pod>(&self, off: u64, n: u64) -> Result<&[T]> {
+        let size = n
+            .checked_mul(size_of::<T>() as u64)
+            .ok_or(Error::corrupt("length overflows", off))?;
+        let p = self.ptr(off, size, align_of::<T>() as u64)?;
+        // SAFETY: 1. in bounds and aligned for `T` (checked); 2. any bit pattern is a valid `T`;
+        // 3. the caller holds the lock that excludes writers for as long as it uses the slice.
+        Ok(unsafe { std::slice::from_raw_parts(p.cast::<T>(), n as usize) })
+    }
+
+    /// A mutable slice of `n` plain values at `off`, for the holder of the guarding lock.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub fn slice_mut<T: Pod>(&self, off: u64, n: u64) -> Result<&mut [T]> {
+        let size = n
+            .checked_mul(size_of::<T>() as u64)
+            .ok_or(Error::corrupt("length overflows", off))?;
+        let p = self.ptr(off, size, align_of::<T>() as u64)?;
+        // SAFETY: 1. in bounds and aligned (checked); 2. any bit pattern is valid; 3. the caller
+        // holds the object's lock, which excludes every other reader and writer of these bytes,
+        // and does not create a second slice over them while this one lives.
+        Ok(unsafe { std::slice::from_raw_parts_mut(p.cast::<T>(), n as usize) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_access_refuses_out_of_bounds_and_misaligned() {
+        let a = Arena::heap(64);
+        assert!(a.store_u64(56, 7).is_ok());
+        assert_eq!(a.load_u64(56), Ok(7));
+        assert!(matches!(a.load_u64(60), Err(Error::Corrupt { .. })));
+        assert!(matches!(a.load_u64(64), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            a.load_u64(u64::MAX - 3),
+            Err(Error::Corrupt { .. })
+        ));
+        assert!(matches!(a.atomic_u32(2), Err(Error::Corrupt { .. })));
+        assert!(a.slice::<u64>(0, u64::MAX / 4).is_err());
+    }
+
+    #[test]
+    fn copies_round_trip() {
+        let a = Arena::heap(64);
+        a.copy_in(3, b"hello").unwrap();
+        let mut out = [0u8; 5];
+        a.copy_out(3, &mut out).unwrap();
+        assert_eq!(&out, b"hello");
+        a.copy_within(3, 10, 5).unwrap();
+        a.copy_out(10, &mut out).unwrap();
+        assert_eq!(&out, b"hello");
+        assert!(a.copy_in(62, b"abc").is_err());
+    }
+}

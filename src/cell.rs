@@ -1,0 +1,274 @@
+//! Cells: how one `Value` is stored in a container in the arena.
+//!
+//! A cell is 16 bytes. Scalars live in it inline — None, bools, ints, floats, and strings or
+//! bytes of up to 14 bytes — so reading or writing them allocates nothing. Longer strings and
+//! bytes live in an allocated block the cell owns; lists, tuples, dicts and slices are stored in
+//! the value encoding (`Value::encode`) in a block the cell owns; a proxy is stored as its slot,
+//! generation and type id and owns one reference to its referent.
+//!
+//! ```text
+//! byte 0      tag
+//! NONE/BOOL/INT/FLOAT   word 1 = payload (bool 0/1, i64, f64 bits)
+//! SSTR/SBYTES           byte 1 = length (<= 14), bytes 2..16 = data
+//! STR/BYTES/ENC/ENCP    bytes 4..8 = length (u32), word 1 = block offset
+//! PROXY                 bytes 2..4 = type id, bytes 4..8 = slot, word 1 = generation
+//! ```
+//!
+//! A cell is written whole before the container publishes it (a length or an index store), so a
+//! crash leaves at worst a block the cell would have owned: a leak that a rebuild reclaims.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::token::Token;
+use crate::value::Value;
+
+/// One stored value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable, PartialEq, Eq)]
+pub struct Cell {
+    w: [u64; 2],
+}
+const _: () = assert!(size_of::<Cell>() == 16);
+
+/// Bytes per cell.
+pub const CELL_SIZE: usize = size_of::<Cell>();
+
+const NONE: u8 = 0;
+const BOOL: u8 = 1;
+const INT: u8 = 2;
+const FLOAT: u8 = 3;
+const SSTR: u8 = 4;
+const SBYTES: u8 = 5;
+const STR: u8 = 6;
+const BYTES: u8 = 7;
+/// An encoded value holding no proxy.
+const ENC: u8 = 8;
+/// An encoded value holding proxies (each owns a reference).
+const ENCP: u8 = 9;
+const PROXY: u8 = 10;
+
+const INLINE_MAX: usize = 14;
+
+impl Cell {
+    #[inline]
+    fn tag(&self) -> u8 {
+        (self.w[0] & 0xff) as u8
+    }
+    #[inline]
+    fn len32(&self) -> u32 {
+        (self.w[0] >> 32) as u32
+    }
+    #[inline]
+    fn with(tag: u8, w1: u64) -> Cell {
+        Cell {
+            w: [u64::from(tag), w1],
+        }
+    }
+    fn inline(tag: u8, data: &[u8]) -> Cell {
+        let mut b = [0u8; 16];
+        b[0] = tag;
+        b[1] = data.len() as u8;
+        b[2..2 + data.len()].copy_from_slice(data);
+        bytemuck::cast(b)
+    }
+    fn blob(tag: u8, len: u32, off: u64) -> Cell {
+        Cell {
+            w: [u64::from(tag) | (u64::from(len) << 32), off],
+        }
+    }
+
+    /// The cell for a scalar that needs no block, or None.
+    #[inline]
+    pub fn scalar(v: &Value) -> Option<Cell> {
+        Some(match v {
+            Value::None => Cell::with(NONE, 0),
+            Value::Bool(b) => Cell::with(BOOL, u64::from(*b)),
+            Value::Int(i) => Cell::with(INT, *i as u64),
+            Value::Float(f) => Cell::with(FLOAT, f.to_bits()),
+            Value::Str(s) if s.len() <= INLINE_MAX => Cell::inline(SSTR, s.as_bytes()),
+            Value::Bytes(b) if b.len() <= INLINE_MAX => Cell::inline(SBYTES, b),
+            _ => return None,
+        })
+    }
+
+    /// The int this cell holds, if it is an int or a bool.
+    #[inline]
+    pub fn as_int(&self) -> Option<i64> {
+        match self.tag() {
+            INT => Some(self.w[1] as i64),
+            BOOL => Some((self.w[1] != 0) as i64),
+            _ => None,
+        }
+    }
+
+    /// True if the cell owns a block or a reference (so releasing it does work).
+    #[inline]
+    pub fn owns_resources(&self) -> bool {
+        matches!(self.tag(), STR | BYTES | ENC | ENCP | PROXY)
+    }
+}
+
+fn blob_len(len: usize) -> Result<u32> {
+    u32::try_from(len).map_err(|_| Error::ValueError("value too large for a cell".into()))
+}
+
+fn collect_proxies(v: &Value, out: &mut Vec<Token>) {
+    match v {
+        Value::Proxy(t) => out.push(*t),
+        Value::List(xs) | Value::Tuple(xs) => xs.iter().for_each(|x| collect_proxies(x, out)),
+        Value::Dict(kv) => kv.iter().for_each(|(k, x)| {
+            collect_proxies(k, out);
+            collect_proxies(x, out);
+        }),
+        _ => {}
+    }
+}
+
+/// Stores `v` as a cell: inline when it fits, otherwise in a block it owns. Proxies inside `v`
+/// gain a reference each (the cell owns them).
+///
+/// # Errors
+/// `OutOfMemory`; `NotFound`/`StaleHandle` for a proxy of another store or a dead object;
+/// `ValueError` for a value too large or too deeply nested.
+pub fn store(core: &Core, v: &Value) -> Result<Cell> {
+    if let Some(c) = Cell::scalar(v) {
+        return Ok(c);
+    }
+    match v {
+        Value::Str(s) => store_blob(core, STR, s.as_bytes()),
+        Value::Bytes(b) => store_blob(core, BYTES, b),
+        Value::Proxy(t) => {
+            core.incref_token(t)?;
+            Ok(Cell {
+                w: [
+                    u64::from(PROXY) | (u64::from(t.type_id) << 16) | (u64::from(t.slot) << 32),
+                    u64::from(t.generation),
+                ],
+            })
+        }
+        _ => {
+            let mut proxies = Vec::new();
+            collect_proxies(v, &mut proxies);
+            let mut bytes = Vec::with_capacity(v.encoded_len());
+            v.encode(&mut bytes)?;
+            let mut taken = 0;
+            for t in &proxies {
+                if let Err(e) = core.incref_token(t) {
+                    for t in &proxies[..taken] {
+                        let _ = core.decref(t.slot);
+                    }
+                    return Err(e);
+                }
+                taken += 1;
+            }
+            let tag = if proxies.is_empty() { ENC } else { ENCP };
+            store_blob(core, tag, &bytes).inspect_err(|_| {
+                for t in &proxies {
+                    let _ = core.decref(t.slot);
+                }
+            })
+        }
+    }
+}
+
+fn store_blob(core: &Core, tag: u8, bytes: &[u8]) -> Result<Cell> {
+    let len = blob_len(bytes.len())?;
+    let off = core.alloc(bytes.len() as u64)?;
+    core.arena().copy_in(off, bytes)?;
+    Ok(Cell::blob(tag, len, off))
+}
+
+fn read_blob(core: &Core, c: &Cell) -> Result<Vec<u8>> {
+    let len = c.len32() as usize;
+    let off = c.w[1];
+    core.arena().check(off, len as u64, 1)?;
+    let mut buf = vec![0u8; len];
+    core.arena().copy_out(off, &mut buf)?;
+    Ok(buf)
+}
+
+fn token_of(core: &Core, c: &Cell) -> Token {
+    Token {
+        store: core.store_id(),
+        type_id: ((c.w[0] >> 16) & 0xffff) as u16,
+        slot: c.len32(),
+        generation: c.w[1] as u32,
+    }
+}
+
+/// Reads the value of a cell (a copy). `at` is the cell's offset, for error reports.
+///
+/// # Errors
+/// `Corrupt` for a bad tag, length, offset or encoding.
+pub fn load(core: &Core, c: &Cell, at: u64) -> Result<Value> {
+    Ok(match c.tag() {
+        NONE => Value::None,
+        BOOL => match c.w[1] {
+            0 => Value::Bool(false),
+            1 => Value::Bool(true),
+            _ => return Err(Error::corrupt("bad bool cell", at)),
+        },
+        INT => Value::Int(c.w[1] as i64),
+        FLOAT => Value::Float(f64::from_bits(c.w[1])),
+        SSTR | SBYTES => {
+            let b: [u8; 16] = bytemuck::cast(*c);
+            let n = b[1] as usize;
+            let data = b
+                .get(2..2 + n)
+                .ok_or(Error::corrupt("bad inline length", at))?;
+            if c.tag() == SSTR {
+                let s = std::str::from_utf8(data).map_err(|_| Error::corrupt("bad utf-8", at))?;
+                Value::Str(s.to_owned())
+            } else {
+                Value::Bytes(data.to_vec())
+            }
+        }
+        STR => {
+            let b = read_blob(core, c)?;
+            Value::Str(String::from_utf8(b).map_err(|_| Error::corrupt("bad utf-8", c.w[1]))?)
+        }
+        BYTES => Value::Bytes(read_blob(core, c)?),
+        ENC | ENCP => Value::decode(&read_blob(core, c)?).map_err(|e| match e {
+            Error::Corrupt { what, .. } => Error::corrupt(what, c.w[1]),
+            e => e,
+        })?,
+        PROXY => Value::Proxy(token_of(core, c)),
+        _ => return Err(Error::corrupt("bad cell tag", at)),
+    })
+}
+
+/// Releases what a cell owns: frees its block; the references it held are pushed on
+/// `released`, for the caller to drop once it has let go of the container's lock.
+pub fn release(core: &Core, c: &Cell, released: &mut Vec<Token>) -> Result<()> {
+    match c.tag() {
+        STR | BYTES | ENC => core.free(c.w[1]),
+        ENCP => {
+            let v = Value::decode(&read_blob(core, c)?)?;
+            collect_proxies(&v, released);
+            core.free(c.w[1])
+        }
+        PROXY => {
+            released.push(token_of(core, c));
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The cell's value == `v` (Python's `==`), without a copy for scalars.
+pub fn eq(core: &Core, c: &Cell, at: u64, v: &Value) -> Result<bool> {
+    if let Some(s) = Cell::scalar(v) {
+        if s == *c {
+            // Same bits: equal, except a NaN float, which is unequal even to itself.
+            return Ok(!matches!(v, Value::Float(f) if f.is_nan()));
+        }
+        match (c.tag(), v) {
+            (INT | BOOL | FLOAT, Value::Int(_) | Value::Bool(_) | Value::Float(_)) => {}
+            _ if c.tag() <= SBYTES => return Ok(false),
+            _ => {}
+        }
+    }
+    Ok(load(core, c, at)? == *v)
+}

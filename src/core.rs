@@ -1,0 +1,310 @@
+//! One process's view of an attached arena: the header, the arena lock, the allocator and the
+//! object table, put together. Safe code over the raw layers; the types and the dispatcher build
+//! on it.
+//!
+//! Lock order: an object's lock may be held while the arena lock is taken (a method that
+//! allocates); the arena lock is a leaf — nothing else is locked while it is held. Two object
+//! locks are only ever taken in slot order.
+
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+
+use crate::alloc::{AllocStats, Heap};
+use crate::arena::Arena;
+use crate::error::{Error, Result};
+use crate::header::{self, Header, ATTACH_OFF, LIVE_OFF, REPAIRS_OFF, STATE_OFF};
+use crate::sync::Acquired;
+use crate::table::{self, LockGuard, Table};
+use crate::token::Token;
+
+/// Refcounts above this abort the process, as `Arc` does: a count that could wrap would free a
+/// live object.
+const MAX_REFCOUNT: u32 = u32::MAX / 2;
+
+/// An attached arena.
+pub struct Core {
+    arena: Arena,
+    hdr: Header,
+    name: String,
+    /// Counted in the header's attach count (detached on drop).
+    attached: bool,
+}
+
+impl Core {
+    /// Wraps a mapped, initialized and validated arena that counts this process as attached.
+    pub(crate) fn new(arena: Arena, hdr: Header, name: String) -> Core {
+        Core {
+            arena,
+            hdr,
+            name,
+            attached: true,
+        }
+    }
+
+    /// Wraps a validated arena not yet counted as attached (dropping it detaches nothing).
+    pub(crate) fn new_unattached(arena: Arena, hdr: Header, name: String) -> Core {
+        Core {
+            arena,
+            hdr,
+            name,
+            attached: false,
+        }
+    }
+
+    /// Marks the arena as counted in the attach count.
+    pub(crate) fn into_attached(mut self) -> Core {
+        self.attached = true;
+        self
+    }
+
+    /// The arena.
+    #[inline]
+    pub fn arena(&self) -> &Arena {
+        &self.arena
+    }
+
+    /// The header as read when attaching.
+    #[inline]
+    pub fn header(&self) -> &Header {
+        &self.hdr
+    }
+
+    /// The segment name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The store's random id (part of every token).
+    #[inline]
+    pub fn store_id(&self) -> u64 {
+        self.hdr.store_id
+    }
+
+    /// The object table.
+    #[inline]
+    pub fn table(&self) -> Table<'_> {
+        Table::new(&self.arena, self.hdr.table_off, self.hdr.table_slots as u32)
+    }
+
+    /// An atomic counter in the header.
+    pub(crate) fn counter_u32(&self, off: u64) -> Result<&AtomicU32> {
+        self.arena.atomic_u32(off)
+    }
+
+    /// Takes the arena lock. A dead holder's allocator state is checked before going on.
+    pub fn lock_arena(&self) -> Result<LockGuard<'_>> {
+        let (guard, got) = table::lock_at(&self.arena, self.hdr.lock_off, None)?;
+        if got == Acquired::OwnerDied {
+            self.note_repair();
+            guard.make_consistent()?;
+        }
+        Ok(guard)
+    }
+
+    /// Counts a lock recovered from a dead holder.
+    pub fn note_repair(&self) {
+        if let Ok(c) = self.arena.atomic_u64(REPAIRS_OFF) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `f` on the allocator under the arena lock.
+    pub fn with_heap<R>(&self, f: impl FnOnce(&Heap<'_>) -> Result<R>) -> Result<R> {
+        let _g = self.lock_arena()?;
+        let heap = Heap::open(&self.arena, self.hdr.alloc_off)?;
+        f(&heap)
+    }
+
+    /// Allocates `size` bytes; returns the block's offset (16-aligned).
+    pub fn alloc(&self, size: u64) -> Result<u64> {
+        self.with_heap(|h| h.alloc(size))
+    }
+
+    /// Frees a block.
+    pub fn free(&self, off: u64) -> Result<()> {
+        self.with_heap(|h| h.free(off))
+    }
+
+    /// Allocator statistics.
+    pub fn alloc_stats(&self) -> Result<AllocStats> {
+        self.with_heap(|h| h.stats())
+    }
+
+    /// Creates a table entry for an object of `type_id` whose body is at `body`; refcount 1.
+    pub fn create_object(&self, type_id: u16, body: u64) -> Result<Token> {
+        let _g = self.lock_arena()?;
+        let (slot, generation) = self.table().take(type_id, body)?;
+        self.arena
+            .atomic_u64(LIVE_OFF)?
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(Token {
+            store: self.hdr.store_id,
+            type_id,
+            slot,
+            generation,
+        })
+    }
+
+    /// Gives the slot of a dead object back (its body already freed).
+    pub fn destroy_slot(&self, slot: u32) -> Result<()> {
+        let _g = self.lock_arena()?;
+        self.table().give_back(slot)?;
+        self.arena
+            .atomic_u64(LIVE_OFF)?
+            .fetch_sub(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Adds a reference to an object the caller already holds a reference to.
+    #[inline]
+    pub fn incref(&self, slot: u32) -> Result<()> {
+        // Relaxed: the caller's own reference keeps the object alive, so no other memory needs
+        // ordering with this increment (as `Arc::clone`).
+        let old = self.table().refcount(slot)?.fetch_add(1, Ordering::Relaxed);
+        if old == 0 || old > MAX_REFCOUNT {
+            return Err(Error::corrupt(
+                "refcount overflow or increment of a dead object",
+                u64::from(slot),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds a reference to the object `token` names if it is still alive; the way in for a
+    /// caller that holds no reference yet (attach, lookup, a proxy stored in a container).
+    ///
+    /// # Errors
+    /// `NotFound` for a token of another store, `StaleHandle` if the object is gone.
+    pub fn incref_token(&self, token: &Token) -> Result<()> {
+        if token.store != self.hdr.store_id {
+            return Err(Error::NotFound(format!(
+                "token {token} belongs to another store"
+            )));
+        }
+        let t = self.table();
+        let ty = t.check_live(token.slot, token.generation)?;
+        if ty != token.type_id {
+            return Err(Error::type_error(format!(
+                "token names a '{}' but the object is a '{}'",
+                token.typeid(),
+                crate::token::type_names(ty).0
+            )));
+        }
+        let rc = t.refcount(token.slot)?;
+        let mut cur = rc.load(Ordering::Relaxed);
+        loop {
+            if cur == 0 {
+                let found = t.generation(token.slot)?.load(Ordering::Relaxed);
+                return Err(Error::StaleHandle {
+                    slot: token.slot,
+                    expected: token.generation,
+                    found,
+                });
+            }
+            if cur > MAX_REFCOUNT {
+                return Err(Error::corrupt("refcount overflow", u64::from(token.slot)));
+            }
+            // Acquire on success: we now own a reference and will read the body.
+            match rc.compare_exchange_weak(cur, cur + 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(c) => cur = c,
+            }
+        }
+        // The slot may have been freed and reused between the check and the increment: then we
+        // incremented somebody else's object, and give the reference back.
+        if let Err(e) = t.check_live(token.slot, token.generation) {
+            let _ = self.decref(token.slot);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Drops a reference; true when it was the last one and the caller must free the object.
+    #[inline]
+    pub fn decref(&self, slot: u32) -> Result<bool> {
+        // Release: our writes to the object happen before whoever frees it reads it.
+        let old = self.table().refcount(slot)?.fetch_sub(1, Ordering::Release);
+        if old == 0 {
+            return Err(Error::corrupt("refcount underflow", u64::from(slot)));
+        }
+        if old == 1 {
+            // Acquire: every other holder's writes happen before we free.
+            fence(Ordering::Acquire);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Processes attached now.
+    pub fn attach_count(&self) -> u32 {
+        self.arena
+            .atomic_u32(ATTACH_OFF)
+            .map(|a| a.load(Ordering::Acquire))
+            .unwrap_or(0)
+    }
+
+    /// Objects live now.
+    pub fn objects_live(&self) -> u64 {
+        self.arena
+            .atomic_u64(LIVE_OFF)
+            .map(|a| a.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// Locks recovered from dead holders so far.
+    pub fn repairs(&self) -> u64 {
+        self.arena
+            .atomic_u64(REPAIRS_OFF)
+            .map(|a| a.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// The segment's state word.
+    pub(crate) fn state(&self) -> Result<&AtomicU32> {
+        self.arena.atomic_u32(STATE_OFF)
+    }
+
+    /// The keyed-hash key drawn at creation.
+    pub fn hash_key(&self) -> [u64; 2] {
+        self.hdr.hash_key
+    }
+
+    /// The name directory entry offset `i`.
+    pub(crate) fn name_entry_off(&self, i: u64) -> Result<u64> {
+        if i >= self.hdr.names_cap {
+            return Err(Error::corrupt("name index out of range", i));
+        }
+        Ok(self.hdr.names_off + i * size_of::<header::NameEntry>() as u64)
+    }
+}
+
+impl Core {
+    /// Detaches this process's attachment: the last one out closes and unlinks the segment
+    /// (unless it was created to be kept). Done under the arena lock, so an opener either
+    /// attaches before (and the segment stays) or sees CLOSED after (and reports NotFound).
+    fn detach(&self) -> Result<()> {
+        let _g = self.lock_arena()?;
+        let a = self.arena.atomic_u32(ATTACH_OFF)?;
+        // An RMW, not a load and store: a fork handler may add to the count without the lock.
+        let prev = a
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |x| {
+                Some(x.saturating_sub(1))
+            })
+            .unwrap_or(0);
+        let now = prev.saturating_sub(1);
+        if now == 0 && self.hdr.flags & header::FLAG_KEEP == 0 {
+            self.state()?.store(header::STATE_CLOSED, Ordering::Release);
+            let _ = crate::segment::unlink(&self.name);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // Unregister first: the fork handler relies on a registered Core being whole.
+        crate::fork::unregister(self);
+        if self.attached {
+            let _ = self.detach();
+        }
+    }
+}

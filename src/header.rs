@@ -1,0 +1,233 @@
+//! The segment header: what identifies an arena as ours, and where its parts lie.
+//!
+//! ```text
+//! 0      Header (256 bytes, written once by the creator before `state` becomes READY)
+//! 256    counters: state, attach count, slot free list, objects live, repairs (atomics)
+//! 512    the arena lock (robust, process-shared)
+//! 1024   allocator header
+//! 4096   name directory: `names_cap` entries of 64 bytes
+//! …      object table: `table_slots` slots of SLOT_SIZE bytes, 64-aligned
+//! …      heap (allocator blocks) up to the end of the segment
+//! ```
+//!
+//! The format word mixes the layout version with the sizes of the structures it holds (LMDB's
+//! trick), so a build with another lock size, slot size or header size refuses to share a
+//! segment (`Error::Incompatible`) instead of corrupting it.
+//!
+//! Crash protocol: the creator fills everything while `state` is INIT (0, what `ftruncate` left),
+//! then stores READY with `Release`. An opener that sees INIT waits a bounded time for READY; a
+//! creator that died mid-initialization leaves a segment that opens as `Corrupt` and can be
+//! removed with `shmstore rm`. `state` becomes CLOSED, under the arena lock, when the last process
+//! detaches and unlinks the name; an opener that maps a CLOSED segment (it raced the unlink) gets
+//! `NotFound`.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::arena::{Arena, Offset};
+use crate::error::{Error, Result};
+
+/// `b"SHMSTORE"` read as a little-endian u64.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMSTORE");
+/// Layout version: bump on any change to the arena's layout.
+pub const LAYOUT_VERSION: u64 = 1;
+
+/// Fixed part of the header, immutable after initialization.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
+pub struct Header {
+    /// [`MAGIC`].
+    pub magic: u64,
+    /// [`format_word`] of the creating build.
+    pub format: u64,
+    /// Segment size in bytes.
+    pub size: u64,
+    /// Random id, part of every token.
+    pub store_id: u64,
+    /// Key of the keyed hash used by dicts and sets (drawn at creation).
+    pub hash_key: [u64; 2],
+    /// Creation time, ns since the Unix epoch.
+    pub created_ns: u64,
+    /// Pid of the creator.
+    pub creator_pid: u32,
+    /// [`FLAG_KEEP`], …
+    pub flags: u32,
+    /// Offset of the arena lock.
+    pub lock_off: u64,
+    /// Offset of the allocator header.
+    pub alloc_off: u64,
+    /// Offset of the name directory.
+    pub names_off: u64,
+    /// Entries in the name directory.
+    pub names_cap: u64,
+    /// Offset of the object table.
+    pub table_off: u64,
+    /// Slots in the object table.
+    pub table_slots: u64,
+    /// Start of the heap.
+    pub heap_start: u64,
+    /// End of the heap.
+    pub heap_end: u64,
+    /// Reserved; zero.
+    pub reserved: [u64; 16],
+}
+const _: () = assert!(size_of::<Header>() == 256);
+
+/// Keep the segment when the last process detaches.
+pub const FLAG_KEEP: u32 = 1;
+
+/// `state` values.
+pub const STATE_INIT: u32 = 0;
+/// The segment is initialized and open for attach.
+pub const STATE_READY: u32 = 1;
+/// The last process detached and unlinked the segment.
+pub const STATE_CLOSED: u32 = 2;
+
+/// u32, atomic: [`STATE_INIT`], [`STATE_READY`] or [`STATE_CLOSED`].
+pub const STATE_OFF: u64 = 256;
+/// u32, changed under the arena lock, read atomically: processes attached.
+pub const ATTACH_OFF: u64 = 260;
+/// u32, under the arena lock: head of the free-slot list (slot + 1; 0 = empty).
+pub const SLOT_FREE_OFF: u64 = 264;
+/// u32, under the arena lock: slots never used yet start here.
+pub const SLOT_UNUSED_OFF: u64 = 268;
+/// u64, atomic: objects live.
+pub const LIVE_OFF: u64 = 320;
+/// u64, atomic: locks recovered from dead holders.
+pub const REPAIRS_OFF: u64 = 384;
+/// Where the arena lock lives.
+pub const LOCK_OFF: u64 = 512;
+/// Where the allocator header lives.
+pub const ALLOC_OFF: u64 = 1024;
+/// Where the name directory starts.
+pub const NAMES_OFF: u64 = 4096;
+
+/// One entry of the name directory (64 bytes). Written under the arena lock: the name and
+/// handle first, `used` last, so a crash leaves either no entry or a whole one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct NameEntry {
+    /// UTF-8 name bytes, `name_len` of them used.
+    pub name: [u8; 48],
+    /// Length of the name.
+    pub name_len: u32,
+    /// Slot of the bound object.
+    pub slot: u32,
+    /// Its generation.
+    pub generation: u32,
+    /// Its type id.
+    pub type_id: u16,
+    /// 1 when the entry is in use.
+    pub used: u16,
+}
+const _: () = assert!(size_of::<NameEntry>() == 64);
+
+/// Longest name for a bound object.
+pub const MAX_BOUND_NAME: usize = 48;
+
+/// The format word: layout version and the sizes this build gives to the structures in the
+/// segment.
+pub const fn format_word(lock_size: usize, slot_size: usize, cell_size: usize) -> u64 {
+    (LAYOUT_VERSION << 48)
+        | ((lock_size as u64 & 0xff) << 40)
+        | ((slot_size as u64 & 0xffff) << 24)
+        | ((cell_size as u64 & 0xff) << 16)
+        | ((size_of::<Header>() as u64 & 0x3ff) << 6)
+        | (usize::BITS as u64 & 0x3f)
+}
+
+/// How a segment of a given size is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Entries in the name directory.
+    pub names_cap: u64,
+    /// Offset of the object table.
+    pub table_off: u64,
+    /// Slots in the object table.
+    pub table_slots: u64,
+    /// Start of the heap.
+    pub heap_start: u64,
+    /// End of the heap.
+    pub heap_end: u64,
+}
+
+/// Smallest segment accepted.
+pub const MIN_SIZE: usize = 64 << 10;
+
+const fn round_up(x: u64, to: u64) -> u64 {
+    x.div_ceil(to) * to
+}
+
+impl Layout {
+    /// Lays out `size` bytes with `slots` object slots (None: one per KiB, between 64 and
+    /// 4,194,304) of `slot_size` bytes.
+    ///
+    /// # Errors
+    /// `ValueError` when the size is below [`MIN_SIZE`] or the tables leave too little heap.
+    pub fn for_size(size: usize, slots: Option<u64>, slot_size: u64) -> Result<Layout> {
+        if size < MIN_SIZE {
+            return Err(Error::ValueError(format!(
+                "segment size {size} is below the minimum of {MIN_SIZE} bytes"
+            )));
+        }
+        let size = size as u64;
+        let names_cap = (size / (256 << 10)).clamp(64, 4096);
+        let table_slots = slots.unwrap_or((size / 1024).clamp(64, 1 << 22));
+        let table_off = round_up(NAMES_OFF + names_cap * 64, 64);
+        let heap_start = table_slots
+            .checked_mul(slot_size)
+            .and_then(|t| t.checked_add(table_off))
+            .map(|e| round_up(e, 64))
+            .ok_or_else(|| Error::ValueError("too many object slots".into()))?;
+        let heap_end = size & !15;
+        if heap_start.saturating_add(16 << 10) > heap_end {
+            return Err(Error::ValueError(format!(
+                "segment size {size} leaves no heap after {table_slots} object slots"
+            )));
+        }
+        Ok(Layout {
+            names_cap,
+            table_off,
+            table_slots,
+            heap_start,
+            heap_end,
+        })
+    }
+}
+
+/// Reads and validates the header of a mapped segment.
+///
+/// # Errors
+/// `Corrupt` if it is not a shmstore arena or its table offsets do not fit the mapping,
+/// `Incompatible` if it was made by a build with another format word.
+pub fn read_checked(arena: &Arena, format: u64) -> Result<Header> {
+    if arena.len() < MIN_SIZE as u64 {
+        return Err(Error::corrupt("segment smaller than a header", 0));
+    }
+    let h: Header = arena.read(Offset::new(0))?;
+    if h.magic != MAGIC {
+        return Err(Error::corrupt("bad magic: not a shmstore segment", 0));
+    }
+    if h.format != format {
+        return Err(Error::Incompatible {
+            expected: format,
+            found: h.format,
+        });
+    }
+    if h.size != arena.len() {
+        return Err(Error::corrupt("header size differs from segment size", 16));
+    }
+    let ok = h.lock_off == LOCK_OFF
+        && h.alloc_off == ALLOC_OFF
+        && h.names_off == NAMES_OFF
+        && h.names_cap <= 1 << 20
+        && NAMES_OFF.checked_add(h.names_cap * 64) <= Some(h.table_off)
+        && h.table_off % 64 == 0
+        && h.table_slots <= 1 << 32
+        && h.heap_start % 16 == 0
+        && h.heap_start < h.heap_end
+        && h.heap_end <= h.size;
+    if !ok {
+        return Err(Error::corrupt("header table offsets out of range", 64));
+    }
+    Ok(h)
+}

@@ -1,0 +1,481 @@
+//! The facade: create or open a store, make shared objects, name them, attach to them.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::alloc::Heap;
+use crate::arena::{Arena, Offset};
+use crate::cell::CELL_SIZE;
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::header::{
+    self, Header, Layout, NameEntry, ALLOC_OFF, ATTACH_OFF, FLAG_KEEP, LOCK_OFF, MAGIC,
+    MAX_BOUND_NAME, NAMES_OFF, STATE_CLOSED, STATE_INIT, STATE_READY,
+};
+use crate::proxy::{AsProxy, Handle, ListProxy, Proxy};
+use crate::segment;
+use crate::table::{self, LOCK_BYTES, SLOT_SIZE};
+use crate::token::Token;
+use crate::types::list;
+use crate::value::Value;
+
+/// The format word of this build.
+pub(crate) const FORMAT: u64 = header::format_word(LOCK_BYTES, SLOT_SIZE as usize, CELL_SIZE);
+
+/// How long `open` waits for a segment whose creator is still initializing it.
+const INIT_WAIT: Duration = Duration::from_secs(2);
+
+/// Figures about a store, from [`Store::stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Segment size in bytes.
+    pub size: u64,
+    /// Bytes the allocator manages.
+    pub heap_bytes: u64,
+    /// Bytes in allocated blocks (headers included).
+    pub bytes_in_use: u64,
+    /// Bytes in free blocks.
+    pub bytes_free: u64,
+    /// Blocks allocated.
+    pub blocks_in_use: u64,
+    /// Objects live.
+    pub objects_live: u64,
+    /// Object slots in the table.
+    pub object_slots: u64,
+    /// Processes attached.
+    pub processes_attached: u32,
+    /// Locks recovered from holders that died.
+    pub repairs: u64,
+}
+
+/// Options for creating a store; see [`Store::builder`].
+#[derive(Clone, Debug)]
+pub struct StoreBuilder {
+    mode: u32,
+    keep: bool,
+    max_objects: Option<u64>,
+}
+
+impl Default for StoreBuilder {
+    fn default() -> Self {
+        StoreBuilder {
+            mode: 0o600,
+            keep: false,
+            max_objects: None,
+        }
+    }
+}
+
+impl StoreBuilder {
+    /// Permission bits of the segment (default 0o600).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// Keep the segment when the last process detaches (remove it with [`Store::remove`]).
+    pub fn keep(mut self, keep: bool) -> Self {
+        self.keep = keep;
+        self
+    }
+
+    /// Number of object slots (default: one per KiB of segment, at least 64).
+    pub fn max_objects(mut self, n: u64) -> Self {
+        self.max_objects = Some(n.max(1));
+        self
+    }
+
+    /// Creates the store `name` of `size` bytes.
+    ///
+    /// # Errors
+    /// `AlreadyExists`, `InvalidName`, `ValueError` for a size too small, `Os`.
+    pub fn create(self, name: &str, size: usize) -> Result<Store> {
+        let layout = Layout::for_size(size, self.max_objects, SLOT_SIZE)?;
+        let arena = segment::create(name, size, self.mode)?;
+        match init(&arena, &layout, self.keep) {
+            Ok(hdr) => Ok(Store::attached(Core::new(arena, hdr, name.to_owned()))),
+            Err(e) => {
+                let _ = segment::unlink(name);
+                Err(e)
+            }
+        }
+    }
+}
+
+fn random_u64s<const N: usize>() -> [u64; N] {
+    let mut bytes = [[0u8; 8]; N];
+    if getrandom::fill(bytes.as_flattened_mut()).is_err() {
+        // No entropy source: fall back to time and pid, which still tells stores apart.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (t
+                ^ (u64::from(std::process::id()) << 32)
+                ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .to_le_bytes();
+        }
+    }
+    bytes.map(u64::from_le_bytes)
+}
+
+/// Formats a freshly created (zeroed) segment.
+fn init(arena: &Arena, layout: &Layout, keep: bool) -> Result<Header> {
+    let [store_id, k0, k1] = random_u64s::<3>();
+    let hdr = Header {
+        magic: MAGIC,
+        format: FORMAT,
+        size: arena.len(),
+        store_id,
+        hash_key: [k0, k1],
+        created_ns: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        creator_pid: std::process::id(),
+        flags: if keep { FLAG_KEEP } else { 0 },
+        lock_off: LOCK_OFF,
+        alloc_off: ALLOC_OFF,
+        names_off: NAMES_OFF,
+        names_cap: layout.names_cap,
+        table_off: layout.table_off,
+        table_slots: layout.table_slots,
+        heap_start: layout.heap_start,
+        heap_end: layout.heap_end,
+        reserved: [0; 16],
+    };
+    arena.write(Offset::new(0), hdr)?;
+    table::init_lock(arena, LOCK_OFF)?;
+    Heap::init(arena, ALLOC_OFF, layout.heap_start, layout.heap_end)?;
+    arena.atomic_u32(ATTACH_OFF)?.store(1, Ordering::Relaxed);
+    // Publish: everything above happens before an opener sees READY.
+    arena
+        .atomic_u32(header::STATE_OFF)?
+        .store(STATE_READY, Ordering::Release);
+    Ok(hdr)
+}
+
+/// A store: one shared-memory arena of objects, attached in this process.
+///
+/// `Store` is cheap to clone (an `Arc`), `Send` and `Sync`. The process stays attached while any
+/// `Store` or proxy of it is alive; the last process to detach removes the segment.
+#[derive(Clone)]
+pub struct Store {
+    core: Arc<Core>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("name", &self.core.name())
+            .field("size", &self.core.arena().len())
+            .finish()
+    }
+}
+
+impl Store {
+    fn attached(core: Core) -> Store {
+        let core = Arc::new(core);
+        crate::fork::register(&core);
+        Store { core }
+    }
+
+    /// Options for [`StoreBuilder::create`]: mode, keep, number of object slots.
+    pub fn builder() -> StoreBuilder {
+        StoreBuilder::default()
+    }
+
+    /// Creates a new store named `name` of `size` bytes (mode 0600).
+    ///
+    /// # Errors
+    /// `AlreadyExists` if the name is taken, `InvalidName`, `ValueError` for a size below 64 KiB.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-create-{}", std::process::id());
+    /// let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list(0..3)?;
+    /// assert_eq!(l.to_string(), "[0, 1, 2]");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn create(name: &str, size: usize) -> Result<Store> {
+        Store::builder().create(name, size)
+    }
+
+    /// Attaches to the existing store `name`.
+    ///
+    /// # Errors
+    /// `NotFound` if there is none (or it is closing), `PermissionDenied`, `Corrupt` for a
+    /// segment that is not a shmstore arena, `Incompatible` for one of another format.
+    pub fn open(name: &str) -> Result<Store> {
+        // A segment that closes under us was unlinked; a new one of that name may exist, so
+        // the open is retried a few times before reporting NotFound.
+        for _ in 0..3 {
+            match open_once(name) {
+                Err(Error::NotFound(_)) => continue,
+                other => return other.map(Store::attached),
+            }
+        }
+        Err(Error::NotFound(name.to_owned()))
+    }
+
+    /// Removes the segment `name` (processes attached keep their mapping).
+    ///
+    /// # Errors
+    /// `NotFound`, `InvalidName`, `PermissionDenied`.
+    pub fn remove(name: &str) -> Result<()> {
+        segment::unlink(name)
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        self.core.name()
+    }
+
+    /// The store's random id, the first part of every token.
+    pub fn id(&self) -> u64 {
+        self.core.store_id()
+    }
+
+    fn handle(&self, token: Token) -> Arc<Handle> {
+        Handle::adopt(self.core.clone(), token)
+    }
+
+    /// A new shared list holding `items`.
+    ///
+    /// # Errors
+    /// `OutOfMemory`, `TableFull`; `StaleHandle`/`NotFound` for a proxy item that is dead or of
+    /// another store.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-list-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let l = store.list(vec![Value::from("a"), Value::from(2)])?;
+    /// l.append(3.5)?;
+    /// assert_eq!(l.get(-1)?, Value::Float(3.5));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn list<I, V>(&self, items: I) -> Result<ListProxy>
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<Value>,
+    {
+        let items: Vec<Value> = items.into_iter().map(Into::into).collect();
+        let token = list::create(&self.core, &items)?;
+        Ok(ListProxy::from_handle(self.handle(token)))
+    }
+
+    /// A new proxy for the object `token` names, holding its own reference.
+    ///
+    /// # Errors
+    /// `NotFound` for a token of another store, `StaleHandle` if the object was freed.
+    pub fn attach(&self, token: &Token) -> Result<Proxy> {
+        self.core.incref_token(token)?;
+        Ok(Proxy {
+            h: self.handle(*token),
+        })
+    }
+
+    fn check_bound_name(name: &str) -> Result<()> {
+        if name.is_empty() || name.len() > MAX_BOUND_NAME {
+            return Err(Error::InvalidName {
+                name: name.to_owned(),
+                reason: "object names are 1 to 48 bytes",
+            });
+        }
+        Ok(())
+    }
+
+    fn name_entries(&self) -> impl Iterator<Item = Result<(u64, NameEntry)>> + '_ {
+        (0..self.core.header().names_cap).map(move |i| {
+            let off = self.core.name_entry_off(i)?;
+            Ok((off, self.core.arena().read(Offset::<NameEntry>::new(off))?))
+        })
+    }
+
+    fn entry_matches(e: &NameEntry, name: &str) -> bool {
+        e.used == 1
+            && e.name_len as usize == name.len()
+            && e.name.get(..name.len()) == Some(name.as_bytes())
+    }
+
+    /// Binds `name` to the object `proxy` refers to; the binding holds a reference, so the
+    /// object lives until [`Store::unbind`] even with no proxy left.
+    ///
+    /// # Errors
+    /// `AlreadyExists` if the name is bound, `InvalidName`, `TableFull` when the directory is
+    /// full.
+    pub fn bind<P: AsProxy>(&self, name: &str, proxy: &P) -> Result<()> {
+        Self::check_bound_name(name)?;
+        let token = proxy.token();
+        let _g = self.core.lock_arena()?;
+        let mut free = None;
+        for e in self.name_entries() {
+            let (off, e) = e?;
+            if Self::entry_matches(&e, name) {
+                return Err(Error::AlreadyExists(name.to_owned()));
+            }
+            if e.used != 1 && free.is_none() {
+                free = Some(off);
+            }
+        }
+        let off = free.ok_or(Error::TableFull {
+            capacity: self.core.header().names_cap as u32,
+        })?;
+        self.core.incref(token.slot)?;
+        let mut entry = NameEntry {
+            name: [0; 48],
+            name_len: name.len() as u32,
+            slot: token.slot,
+            generation: token.generation,
+            type_id: token.type_id,
+            used: 0,
+        };
+        entry.name[..name.len()].copy_from_slice(name.as_bytes());
+        let arena = self.core.arena();
+        arena.write(Offset::new(off), entry)?;
+        // Publish with one store of `used`.
+        entry.used = 1;
+        arena.write(Offset::new(off), entry)
+    }
+
+    /// Removes the binding `name`, dropping its reference.
+    ///
+    /// # Errors
+    /// `NotFound` if the name is not bound.
+    pub fn unbind(&self, name: &str) -> Result<()> {
+        Self::check_bound_name(name)?;
+        let token = {
+            let _g = self.core.lock_arena()?;
+            let mut found = None;
+            for e in self.name_entries() {
+                let (off, e) = e?;
+                if Self::entry_matches(&e, name) {
+                    found = Some((off, e));
+                    break;
+                }
+            }
+            let (off, mut e) = found.ok_or_else(|| Error::NotFound(name.to_owned()))?;
+            e.used = 0;
+            self.core.arena().write(Offset::new(off), e)?;
+            Token {
+                store: self.core.store_id(),
+                type_id: e.type_id,
+                slot: e.slot,
+                generation: e.generation,
+            }
+        };
+        crate::dispatch::release(&self.core, &token);
+        Ok(())
+    }
+
+    /// A proxy for the object bound to `name`.
+    ///
+    /// # Errors
+    /// `NotFound` if the name is not bound.
+    pub fn lookup(&self, name: &str) -> Result<Proxy> {
+        Self::check_bound_name(name)?;
+        let token = {
+            let _g = self.core.lock_arena()?;
+            let mut found = None;
+            for e in self.name_entries() {
+                let (_, e) = e?;
+                if Self::entry_matches(&e, name) {
+                    found = Some(Token {
+                        store: self.core.store_id(),
+                        type_id: e.type_id,
+                        slot: e.slot,
+                        generation: e.generation,
+                    });
+                    break;
+                }
+            }
+            let token = found.ok_or_else(|| Error::NotFound(name.to_owned()))?;
+            self.core.incref_token(&token)?;
+            token
+        };
+        Ok(Proxy {
+            h: self.handle(token),
+        })
+    }
+
+    /// The names bound now, in directory order.
+    ///
+    /// # Errors
+    /// `Corrupt` if the directory fails a check.
+    pub fn names(&self) -> Result<Vec<String>> {
+        let _g = self.core.lock_arena()?;
+        let mut out = Vec::new();
+        for e in self.name_entries() {
+            let (off, e) = e?;
+            if e.used == 1 {
+                let n = e
+                    .name
+                    .get(..e.name_len as usize)
+                    .ok_or(Error::corrupt("bound name length", off))?;
+                out.push(
+                    String::from_utf8(n.to_vec())
+                        .map_err(|_| Error::corrupt("bound name not utf-8", off))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Figures about the store: memory, objects, processes, repairs.
+    ///
+    /// # Errors
+    /// `Corrupt` if the allocator's header fails a check.
+    pub fn stats(&self) -> Result<Stats> {
+        let a = self.core.alloc_stats()?;
+        Ok(Stats {
+            size: self.core.arena().len(),
+            heap_bytes: a.heap_bytes,
+            bytes_in_use: a.bytes_in_use,
+            bytes_free: a.bytes_free,
+            blocks_in_use: a.blocks_in_use,
+            objects_live: self.core.objects_live(),
+            object_slots: self.core.header().table_slots,
+            processes_attached: self.core.attach_count(),
+            repairs: self.core.repairs(),
+        })
+    }
+}
+
+/// One attempt at attaching: map, wait for READY, validate, count the attach under the lock.
+fn open_once(name: &str) -> Result<Core> {
+    let arena = segment::open(name)?;
+    if arena.len() < header::MIN_SIZE as u64 {
+        return Err(Error::corrupt("segment smaller than a header", 0));
+    }
+    let state = arena.atomic_u32(header::STATE_OFF)?;
+    let start = Instant::now();
+    loop {
+        match state.load(Ordering::Acquire) {
+            STATE_READY => break,
+            STATE_CLOSED => return Err(Error::NotFound(name.to_owned())),
+            STATE_INIT if start.elapsed() < INIT_WAIT => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            STATE_INIT => {
+                return Err(Error::corrupt(
+                    "segment never finished initializing (its creator died?)",
+                    header::STATE_OFF,
+                ))
+            }
+            _ => return Err(Error::corrupt("bad segment state", header::STATE_OFF)),
+        }
+    }
+    let hdr = header::read_checked(&arena, FORMAT)?;
+    let core = Core::new_unattached(arena, hdr, name.to_owned());
+    {
+        let _g = core.lock_arena()?;
+        if core.state()?.load(Ordering::Acquire) != STATE_READY {
+            return Err(Error::NotFound(name.to_owned()));
+        }
+        core.counter_u32(ATTACH_OFF)?.fetch_add(1, Ordering::AcqRel);
+    }
+    Ok(core.into_attached())
+}

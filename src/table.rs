@@ -1,0 +1,280 @@
+//! The object table's raw layer: fixed slots, each with the referent's robust lock, atomic
+//! refcount, generation, type id and body offset; and the arena lock.
+//!
+//! ```text
+//! slot (SLOT_SIZE bytes, 64-aligned)
+//! 0         robust process-shared lock (ObjLock::SIZE bytes)
+//! META+0    refcount   u32  atomic; +1 Relaxed, -1 Release + Acquire fence before freeing
+//! META+4    generation u32  bumped under the arena lock when the slot is freed
+//! META+8    kind       u32  type id (low 16 bits) | state (high 16 bits): FREE, LIVE
+//! META+12   seq        u32  write sequence (odd while a writer is inside), for lock-free reads
+//! META+16   body       u64  offset of the body; for a free slot, the next free slot + 1
+//! ```
+//!
+//! Protocol. Slots are taken and given back only under the arena lock. Taking one: pop it from
+//! the free list (or take the next never-used slot and initialize its lock), write refcount 1,
+//! the body and the kind LIVE — `kind` last, so a crash before it leaves a FREE slot that a
+//! rebuild puts back on the list. Freeing one: the caller has seen the refcount reach zero, so
+//! no proxy anywhere names the slot; it frees the body, then (arena lock) writes kind FREE,
+//! bumps the generation, links the slot into the free list. A token that names the old
+//! generation is then refused as stale.
+//!
+//! All fields are reached as atomics, so a reader that holds no lock (attach, a seqlock read)
+//! never races a plain write.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::arena::Arena;
+use crate::error::{Error, Result};
+use crate::header::{SLOT_FREE_OFF, SLOT_UNUSED_OFF};
+use crate::sync::{Acquired, PthreadMutex, RawLock};
+
+/// The lock type stored in every slot and for the arena.
+pub type ObjLock = PthreadMutex;
+
+const LOCK_SIZE: u64 = <ObjLock as RawLock>::SIZE as u64;
+const LOCK_ALIGN: u64 = <ObjLock as RawLock>::ALIGN as u64;
+const META: u64 = LOCK_SIZE.div_ceil(8) * 8;
+const META_SIZE: u64 = 24;
+/// Bytes per slot.
+pub const SLOT_SIZE: u64 = (META + META_SIZE).div_ceil(64) * 64;
+/// Bytes of a lock.
+pub const LOCK_BYTES: usize = LOCK_SIZE as usize;
+const _: () = assert!(LOCK_ALIGN <= 64 && 64 % LOCK_ALIGN == 0);
+
+/// Slot state: not in use.
+pub const STATE_FREE: u32 = 0;
+/// Slot state: holds a live object.
+pub const STATE_LIVE: u32 = 1;
+
+/// A held robust lock in the arena; unlocks when dropped.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct LockGuard<'a> {
+    arena: &'a Arena,
+    off: u64,
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(p) = self.arena.raw_ptr(self.off, LOCK_SIZE, LOCK_ALIGN) {
+            // SAFETY: 1. `p` points at an initialized lock in the mapped arena (it was locked
+            // through the same offset); 2. this guard's existence proves the calling thread
+            // holds it.
+            let _ = unsafe { <ObjLock as RawLock>::unlock(p) };
+        }
+    }
+}
+
+impl LockGuard<'_> {
+    /// Marks the lock consistent after repairing what a dead holder left.
+    pub fn make_consistent(&self) -> Result<()> {
+        let p = self.arena.raw_ptr(self.off, LOCK_SIZE, LOCK_ALIGN)?;
+        // SAFETY: as in `drop`: an initialized lock this thread holds.
+        unsafe { <ObjLock as RawLock>::make_consistent(p) }
+    }
+}
+
+/// Formats the lock at `off` (the creator does this once per lock, before anyone can see it).
+pub fn init_lock(arena: &Arena, off: u64) -> Result<()> {
+    let p = arena.raw_ptr(off, LOCK_SIZE, LOCK_ALIGN)?;
+    // SAFETY: 1. `p` is in bounds and aligned (checked); 2. no other thread or process uses this
+    // lock yet: the caller is the creator of the segment, or holds the arena lock while taking a
+    // never-used slot, which no token can name yet.
+    unsafe { <ObjLock as RawLock>::init(p) }
+}
+
+/// Takes the lock at `off`, waiting at most `timeout` (None: forever).
+pub fn lock_at(
+    arena: &Arena,
+    off: u64,
+    timeout: Option<Duration>,
+) -> Result<(LockGuard<'_>, Acquired)> {
+    let p = arena.raw_ptr(off, LOCK_SIZE, LOCK_ALIGN)?;
+    // SAFETY: `p` is in bounds and aligned, and points at a lock initialized by `init_lock`
+    // before its offset was published (the arena lock at creation, a slot's lock when the slot
+    // was first taken).
+    let got = unsafe {
+        match timeout {
+            None => <ObjLock as RawLock>::lock(p),
+            Some(t) => <ObjLock as RawLock>::lock_timeout(p, t),
+        }
+    }?;
+    Ok((LockGuard { arena, off }, got))
+}
+
+/// Tries to take the lock at `off` without waiting.
+pub fn try_lock_at(arena: &Arena, off: u64) -> Result<Option<(LockGuard<'_>, Acquired)>> {
+    let p = arena.raw_ptr(off, LOCK_SIZE, LOCK_ALIGN)?;
+    // SAFETY: as in `lock_at`.
+    let got = unsafe { <ObjLock as RawLock>::try_lock(p) }?;
+    Ok(got.map(|a| (LockGuard { arena, off }, a)))
+}
+
+/// The object table of an arena.
+#[derive(Clone, Copy)]
+pub struct Table<'a> {
+    arena: &'a Arena,
+    off: u64,
+    slots: u32,
+}
+
+impl<'a> Table<'a> {
+    /// The table of `slots` slots at `off`.
+    pub fn new(arena: &'a Arena, off: u64, slots: u32) -> Table<'a> {
+        Table { arena, off, slots }
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> u32 {
+        self.slots
+    }
+
+    #[inline]
+    fn slot_off(&self, slot: u32) -> Result<u64> {
+        if slot >= self.slots {
+            return Err(Error::corrupt("slot index out of range", u64::from(slot)));
+        }
+        Ok(self.off + u64::from(slot) * SLOT_SIZE)
+    }
+
+    /// Offset of the slot's lock.
+    #[inline]
+    pub fn lock_off(&self, slot: u32) -> Result<u64> {
+        self.slot_off(slot)
+    }
+
+    /// The slot's refcount.
+    #[inline]
+    pub fn refcount(&self, slot: u32) -> Result<&'a AtomicU32> {
+        self.arena.atomic_u32(self.slot_off(slot)? + META)
+    }
+
+    /// The slot's generation.
+    #[inline]
+    pub fn generation(&self, slot: u32) -> Result<&'a AtomicU32> {
+        self.arena.atomic_u32(self.slot_off(slot)? + META + 4)
+    }
+
+    /// The slot's kind word (type id | state << 16).
+    #[inline]
+    pub fn kind(&self, slot: u32) -> Result<&'a AtomicU32> {
+        self.arena.atomic_u32(self.slot_off(slot)? + META + 8)
+    }
+
+    /// The slot's write sequence.
+    #[inline]
+    pub fn seq(&self, slot: u32) -> Result<&'a AtomicU32> {
+        self.arena.atomic_u32(self.slot_off(slot)? + META + 12)
+    }
+
+    /// The slot's body offset.
+    #[inline]
+    pub fn body(&self, slot: u32) -> Result<&'a AtomicU64> {
+        self.arena.atomic_u64(self.slot_off(slot)? + META + 16)
+    }
+
+    /// Type id and state of a slot.
+    #[inline]
+    pub fn type_and_state(&self, slot: u32) -> Result<(u16, u32)> {
+        let k = self.kind(slot)?.load(Ordering::Acquire);
+        Ok(((k & 0xffff) as u16, k >> 16))
+    }
+
+    /// Checks that `slot` holds a live object of generation `generation`; returns its type id.
+    ///
+    /// # Errors
+    /// `StaleHandle` if the slot was freed or reused.
+    #[inline]
+    pub fn check_live(&self, slot: u32, generation: u32) -> Result<u16> {
+        let (ty, state) = self.type_and_state(slot)?;
+        let found = self.generation(slot)?.load(Ordering::Acquire);
+        if state != STATE_LIVE || found != generation {
+            return Err(Error::StaleHandle {
+                slot,
+                expected: generation,
+                found,
+            });
+        }
+        Ok(ty)
+    }
+
+    /// Locks the slot's object.
+    #[inline]
+    pub fn lock(&self, slot: u32, timeout: Option<Duration>) -> Result<(LockGuard<'a>, Acquired)> {
+        lock_at(self.arena, self.slot_off(slot)?, timeout)
+    }
+
+    /// Takes a slot for a new object of type `type_id` with body `body` and refcount 1.
+    /// The caller holds the arena lock. Returns (slot, generation).
+    ///
+    /// # Errors
+    /// `TableFull` when every slot is in use; `Corrupt` if the free list is damaged.
+    pub fn take(&self, type_id: u16, body: u64) -> Result<(u32, u32)> {
+        let head = self.arena.atomic_u32(SLOT_FREE_OFF)?;
+        let unused = self.arena.atomic_u32(SLOT_UNUSED_OFF)?;
+        let h = head.load(Ordering::Relaxed);
+        let slot = if h != 0 {
+            let slot = h - 1;
+            let (_, state) = self.type_and_state(slot)?;
+            if state != STATE_FREE {
+                return Err(Error::corrupt(
+                    "free-slot list names a live slot",
+                    u64::from(slot),
+                ));
+            }
+            let next = self.body(slot)?.load(Ordering::Relaxed);
+            if next > u64::from(self.slots) {
+                return Err(Error::corrupt(
+                    "free-slot link out of range",
+                    u64::from(slot),
+                ));
+            }
+            head.store(next as u32, Ordering::Relaxed);
+            slot
+        } else {
+            let n = unused.load(Ordering::Relaxed);
+            if n >= self.slots {
+                return Err(Error::TableFull {
+                    capacity: self.slots,
+                });
+            }
+            init_lock(self.arena, self.slot_off(n)?)?;
+            self.generation(n)?.store(1, Ordering::Relaxed);
+            unused.store(n + 1, Ordering::Relaxed);
+            n
+        };
+        self.refcount(slot)?.store(1, Ordering::Relaxed);
+        self.seq(slot)?.store(0, Ordering::Relaxed);
+        self.body(slot)?.store(body, Ordering::Relaxed);
+        // Publish last: Release orders the writes above before the slot reads as live.
+        self.kind(slot)?
+            .store(u32::from(type_id) | (STATE_LIVE << 16), Ordering::Release);
+        let generation = self.generation(slot)?.load(Ordering::Relaxed);
+        Ok((slot, generation))
+    }
+
+    /// Gives a slot back: marks it free, bumps its generation, links it into the free list.
+    /// The caller holds the arena lock and has freed the body.
+    pub fn give_back(&self, slot: u32) -> Result<()> {
+        let head = self.arena.atomic_u32(SLOT_FREE_OFF)?;
+        self.kind(slot)?.store(STATE_FREE << 16, Ordering::Release);
+        let g = self.generation(slot)?;
+        // Generation 0 is never used, so a zeroed token can never match.
+        let next = g.load(Ordering::Relaxed).wrapping_add(1).max(1);
+        g.store(next, Ordering::Release);
+        self.body(slot)?
+            .store(u64::from(head.load(Ordering::Relaxed)), Ordering::Relaxed);
+        head.store(slot + 1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Slots ever used (the others are untouched zeroes).
+    pub fn used_slots(&self) -> Result<u32> {
+        Ok(self
+            .arena
+            .atomic_u32(SLOT_UNUSED_OFF)?
+            .load(Ordering::Relaxed)
+            .min(self.slots))
+    }
+}

@@ -1,0 +1,963 @@
+//! `list`: Python's list as a referent.
+//!
+//! Body: a [`ListBody`] (length, capacity, offset of the cell array) and an array of `cap`
+//! [`Cell`]s, of which the first `len` are in use.
+//!
+//! Crash protocol (the holder of the object's lock may die at any instruction):
+//! - append: write the new cell past the end, then publish it with one store of `len`; a crash
+//!   before the store leaves the old list (and at worst a leaked block the cell owned).
+//! - growth: allocate the new array, copy, store the new array's offset, then the new capacity,
+//!   then free the old array; every intermediate state is a valid list (the capacity is never
+//!   larger than the array it describes), a crash leaks at most the old array.
+//! - sort, slice assignment, insert, delete and the other rearrangements build the new cell
+//!   array in a fresh block and publish it with the same two stores, so a crash leaves either
+//!   the old list or the new one.
+//! - a replaced or removed cell's blocks are freed only after the new state is published.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{bind_args, index_arg, iter_arg, Ctx, Kwargs, Method, TypeDesc};
+use crate::cell::{self, Cell, CELL_SIZE};
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::token::{type_ids, Token};
+use crate::value::{Slice, Value};
+
+/// The fixed part of a list's body.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ListBody {
+    /// Cells in use.
+    pub len: u64,
+    /// Cells the array has room for.
+    pub cap: u64,
+    /// Offset of the cell array (0 when `cap` is 0).
+    pub cells: u64,
+    /// Reserved; zero.
+    pub reserved: u64,
+}
+const _: () = assert!(size_of::<ListBody>() == 32);
+
+const CELL: u64 = CELL_SIZE as u64;
+
+/// The list type.
+pub static DESC: TypeDesc = TypeDesc {
+    id: type_ids::LIST,
+    typeid: "list",
+    proxy: "ListProxy",
+    methods: &[
+        Method {
+            name: "__add__",
+            call: m_add,
+        },
+        Method {
+            name: "__contains__",
+            call: m_contains,
+        },
+        Method {
+            name: "__delitem__",
+            call: m_delitem,
+        },
+        Method {
+            name: "__getitem__",
+            call: m_getitem,
+        },
+        Method {
+            name: "__iadd__",
+            call: m_iadd,
+        },
+        Method {
+            name: "__imul__",
+            call: m_imul,
+        },
+        Method {
+            name: "__iter__",
+            call: m_iter,
+        },
+        Method {
+            name: "__len__",
+            call: m_len,
+        },
+        Method {
+            name: "__mul__",
+            call: m_mul,
+        },
+        Method {
+            name: "__repr__",
+            call: m_repr,
+        },
+        Method {
+            name: "__reversed__",
+            call: m_reversed,
+        },
+        Method {
+            name: "__rmul__",
+            call: m_mul,
+        },
+        Method {
+            name: "__setitem__",
+            call: m_setitem,
+        },
+        Method {
+            name: "__str__",
+            call: m_repr,
+        },
+        Method {
+            name: "append",
+            call: m_append,
+        },
+        Method {
+            name: "clear",
+            call: m_clear,
+        },
+        Method {
+            name: "copy",
+            call: m_copy,
+        },
+        Method {
+            name: "count",
+            call: m_count,
+        },
+        Method {
+            name: "extend",
+            call: m_extend,
+        },
+        Method {
+            name: "index",
+            call: m_index,
+        },
+        Method {
+            name: "insert",
+            call: m_insert,
+        },
+        Method {
+            name: "pop",
+            call: m_pop,
+        },
+        Method {
+            name: "remove",
+            call: m_remove,
+        },
+        Method {
+            name: "reverse",
+            call: m_reverse,
+        },
+        Method {
+            name: "sort",
+            call: m_sort,
+        },
+    ],
+    drop_body,
+    repair,
+    str: write_str,
+    get_value: snapshot_value,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Raw access to the body.
+
+/// Reads and validates the body: `len <= cap` and the cell array lies inside the arena.
+#[inline]
+fn body(ctx: &Ctx<'_>) -> Result<ListBody> {
+    let b: ListBody = ctx.core.arena().read(crate::arena::Offset::new(ctx.body))?;
+    if b.len > b.cap {
+        return Err(Error::corrupt("list length exceeds capacity", ctx.body));
+    }
+    if b.cap > 0 {
+        let bytes = b
+            .cap
+            .checked_mul(CELL)
+            .ok_or(Error::corrupt("list capacity overflows", ctx.body))?;
+        ctx.core.arena().check(b.cells, bytes, 8)?;
+    }
+    Ok(b)
+}
+
+#[inline]
+fn store_len(ctx: &Ctx<'_>, len: u64) -> Result<()> {
+    ctx.core.arena().store_u64(ctx.body, len)
+}
+
+/// Publishes a new cell array: offset first, then capacity (never larger than the array), then
+/// length.
+fn publish(ctx: &Ctx<'_>, cells: u64, cap: u64, len: u64) -> Result<()> {
+    let a = ctx.core.arena();
+    a.store_u64(ctx.body + 8, cap.min(a.load_u64(ctx.body + 8)?))?;
+    a.store_u64(ctx.body + 16, cells)?;
+    a.store_u64(ctx.body + 8, cap)?;
+    a.store_u64(ctx.body, len)
+}
+
+#[inline]
+fn cell_at(b: &ListBody, i: u64) -> u64 {
+    b.cells + i * CELL
+}
+
+#[inline]
+fn read_cell(ctx: &Ctx<'_>, b: &ListBody, i: u64) -> Result<Cell> {
+    ctx.core
+        .arena()
+        .read(crate::arena::Offset::new(cell_at(b, i)))
+}
+
+#[inline]
+fn write_cell(ctx: &Ctx<'_>, b: &ListBody, i: u64, c: Cell) -> Result<()> {
+    ctx.core
+        .arena()
+        .write(crate::arena::Offset::new(cell_at(b, i)), c)
+}
+
+#[inline]
+fn load(ctx: &Ctx<'_>, b: &ListBody, i: u64) -> Result<Value> {
+    cell::load(ctx.core, &read_cell(ctx, b, i)?, cell_at(b, i))
+}
+
+fn cells(ctx: &Ctx<'_>, b: &ListBody) -> Result<Vec<Cell>> {
+    Ok(ctx.core.arena().slice::<Cell>(b.cells, b.len)?.to_vec())
+}
+
+/// Writes `cells` as the list's new contents in a fresh array, publishes it, frees the old one.
+fn replace_all(ctx: &Ctx<'_>, b: &ListBody, cells: &[Cell]) -> Result<()> {
+    let n = cells.len() as u64;
+    let (off, cap) = if n == 0 {
+        (0, 0)
+    } else {
+        let off = ctx.core.alloc(n * CELL)?;
+        ctx.core.arena().copy_in(off, bytemuck::cast_slice(cells))?;
+        (off, n)
+    };
+    publish(ctx, off, cap, n)?;
+    if b.cap > 0 {
+        ctx.core.free(b.cells)?;
+    }
+    Ok(())
+}
+
+/// Makes room for `extra` more cells, growing the array by doubling.
+fn reserve(ctx: &Ctx<'_>, b: &mut ListBody, extra: u64) -> Result<()> {
+    let need = b
+        .len
+        .checked_add(extra)
+        .filter(|&n| n <= u64::MAX / CELL / 2)
+        .ok_or_else(|| Error::OutOfMemory {
+            requested: usize::MAX,
+            available: 0,
+        })?;
+    if need <= b.cap {
+        return Ok(());
+    }
+    let cap = need.max(b.cap * 2).max(4);
+    let off = ctx.core.alloc(cap * CELL)?;
+    if b.len > 0 {
+        ctx.core.arena().copy_within(b.cells, off, b.len * CELL)?;
+    }
+    let old = (b.cap > 0).then_some(b.cells);
+    publish(ctx, off, cap, b.len)?;
+    if let Some(old) = old {
+        ctx.core.free(old)?;
+    }
+    b.cells = off;
+    b.cap = cap;
+    Ok(())
+}
+
+fn release_cells(ctx: &mut Ctx<'_>, cells: &[Cell]) -> Result<()> {
+    for c in cells.iter().filter(|c| c.owns_resources()) {
+        cell::release(ctx.core, c, &mut ctx.released)?;
+    }
+    Ok(())
+}
+
+/// Stores `values` as cells; on failure gives back what was stored.
+fn store_all(core: &Core, values: &[Value], released: &mut Vec<Token>) -> Result<Vec<Cell>> {
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        match cell::store(core, v) {
+            Ok(c) => out.push(c),
+            Err(e) => {
+                for c in &out {
+                    let _ = cell::release(core, c, released);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn normalize(i: i64, len: u64) -> Option<u64> {
+    let i = if i < 0 { i.checked_add(len as i64)? } else { i };
+    (i >= 0 && (i as u64) < len).then_some(i as u64)
+}
+
+fn snapshot(ctx: &Ctx<'_>, b: &ListBody) -> Result<Vec<Value>> {
+    (0..b.len).map(|i| load(ctx, b, i)).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creation and the type's hooks.
+
+/// Creates a list holding `items`.
+pub fn create(core: &Core, items: &[Value]) -> Result<Token> {
+    let mut released = Vec::new();
+    let n = items.len() as u64;
+    let body = core.alloc(size_of::<ListBody>() as u64)?;
+    let built = (|| {
+        let cells = store_all(core, items, &mut released)?;
+        let arr = if n > 0 {
+            match core.alloc(n * CELL) {
+                Ok(off) => off,
+                Err(e) => {
+                    for c in &cells {
+                        let _ = cell::release(core, c, &mut released);
+                    }
+                    return Err(e);
+                }
+            }
+        } else {
+            0
+        };
+        if n > 0 {
+            core.arena().copy_in(arr, bytemuck::cast_slice(&cells))?;
+        }
+        core.arena().write(
+            crate::arena::Offset::new(body),
+            ListBody {
+                len: n,
+                cap: n,
+                cells: arr,
+                reserved: 0,
+            },
+        )?;
+        core.create_object(type_ids::LIST, body).inspect_err(|_| {
+            for c in &cells {
+                let _ = cell::release(core, c, &mut released);
+            }
+            if n > 0 {
+                let _ = core.free(arr);
+            }
+        })
+    })();
+    if built.is_err() {
+        let _ = core.free(body);
+    }
+    // A failed creation took references to nested proxies and gave them back; a successful one
+    // keeps them. Either way nothing is left to release here but what a failure pushed.
+    crate::dispatch::release_all(core, released);
+    built
+}
+
+fn drop_body(ctx: &mut Ctx<'_>) -> Result<()> {
+    let b = body(ctx)?;
+    let cs = cells(ctx, &b)?;
+    release_cells(ctx, &cs)?;
+    if b.cap > 0 {
+        ctx.core.free(b.cells)?;
+    }
+    ctx.core.free(ctx.body)
+}
+
+/// Every list mutation publishes with single stores, so the body a dead holder left is valid
+/// if it passes the ordinary checks.
+fn repair(ctx: &mut Ctx<'_>) -> Result<()> {
+    body(ctx).map(|_| ())
+}
+
+fn write_str(ctx: &mut Ctx<'_>, out: &mut String) -> Result<()> {
+    let b = body(ctx)?;
+    out.push('[');
+    for i in 0..b.len {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        load(ctx, &b, i)?.write_repr(out);
+    }
+    out.push(']');
+    Ok(())
+}
+
+fn snapshot_value(ctx: &mut Ctx<'_>) -> Result<Value> {
+    let b = body(ctx)?;
+    Ok(Value::List(snapshot(ctx, &b)?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed operations (the proxy's typed methods call these directly).
+
+/// `len(l)`.
+#[inline]
+pub fn len(ctx: &mut Ctx<'_>) -> Result<u64> {
+    Ok(body(ctx)?.len)
+}
+
+/// `l[i]`.
+#[inline]
+pub fn get(ctx: &mut Ctx<'_>, i: i64) -> Result<Value> {
+    let b = body(ctx)?;
+    let i =
+        normalize(i, b.len).ok_or_else(|| Error::IndexError("list index out of range".into()))?;
+    load(ctx, &b, i)
+}
+
+/// `l[i] = v`.
+#[inline]
+pub fn set(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
+    let b = body(ctx)?;
+    let i = normalize(i, b.len)
+        .ok_or_else(|| Error::IndexError("list assignment index out of range".into()))?;
+    let new = cell::store(ctx.core, v)?;
+    let old = read_cell(ctx, &b, i)?;
+    write_cell(ctx, &b, i, new)?;
+    if old.owns_resources() {
+        cell::release(ctx.core, &old, &mut ctx.released)?;
+    }
+    Ok(())
+}
+
+/// `l.append(v)`.
+#[inline]
+pub fn append(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
+    let mut b = body(ctx)?;
+    let c = cell::store(ctx.core, v)?;
+    if b.len == b.cap {
+        if let Err(e) = reserve(ctx, &mut b, 1) {
+            cell::release(ctx.core, &c, &mut ctx.released)?;
+            return Err(e);
+        }
+    }
+    write_cell(ctx, &b, b.len, c)?;
+    store_len(ctx, b.len + 1)
+}
+
+/// `l.extend(items)`.
+pub fn extend(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
+    let mut b = body(ctx)?;
+    let cs = store_all(ctx.core, items, &mut ctx.released)?;
+    if let Err(e) = reserve(ctx, &mut b, cs.len() as u64) {
+        release_cells(ctx, &cs)?;
+        return Err(e);
+    }
+    ctx.core
+        .arena()
+        .copy_in(cell_at(&b, b.len), bytemuck::cast_slice(&cs))?;
+    store_len(ctx, b.len + cs.len() as u64)
+}
+
+/// `l.insert(i, v)`, with Python's clamping of `i`.
+pub fn insert(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
+    let b = body(ctx)?;
+    let len = b.len as i64;
+    let at = if i < 0 {
+        (i.saturating_add(len)).max(0)
+    } else {
+        i.min(len)
+    } as usize;
+    if at == b.len as usize {
+        return append(ctx, v);
+    }
+    let mut cs = cells(ctx, &b)?;
+    let c = cell::store(ctx.core, v)?;
+    cs.insert(at, c);
+    if let Err(e) = replace_all(ctx, &b, &cs) {
+        cell::release(ctx.core, &c, &mut ctx.released)?;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// `l.pop(i)`.
+pub fn pop(ctx: &mut Ctx<'_>, i: i64) -> Result<Value> {
+    let b = body(ctx)?;
+    if b.len == 0 {
+        return Err(Error::IndexError("pop from empty list".into()));
+    }
+    let at =
+        normalize(i, b.len).ok_or_else(|| Error::IndexError("pop index out of range".into()))?;
+    let c = read_cell(ctx, &b, at)?;
+    let v = cell::load(ctx.core, &c, cell_at(&b, at))?;
+    if at + 1 == b.len {
+        store_len(ctx, at)?;
+    } else {
+        let mut cs = cells(ctx, &b)?;
+        cs.remove(at as usize);
+        replace_all(ctx, &b, &cs)?;
+    }
+    if c.owns_resources() {
+        cell::release(ctx.core, &c, &mut ctx.released)?;
+    }
+    Ok(v)
+}
+
+/// `l[slice]`.
+pub fn slice(ctx: &mut Ctx<'_>, s: &Slice) -> Result<Vec<Value>> {
+    let b = body(ctx)?;
+    let ix = s.indices(b.len as usize)?;
+    ix.iter().map(|i| load(ctx, &b, i as u64)).collect()
+}
+
+/// A copy of every item.
+pub fn items(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
+    let b = body(ctx)?;
+    snapshot(ctx, &b)
+}
+
+/// Position of the first item equal to `v` in `[start, stop)` (already clamped), if any.
+fn find(ctx: &Ctx<'_>, b: &ListBody, v: &Value, start: u64, stop: u64) -> Result<Option<u64>> {
+    for i in start..stop.min(b.len) {
+        if cell::eq(ctx.core, &read_cell(ctx, b, i)?, cell_at(b, i), v)? {
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
+}
+
+/// `l.remove(v)`.
+pub fn remove(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
+    let b = body(ctx)?;
+    let at = find(ctx, &b, v, 0, b.len)?
+        .ok_or_else(|| Error::ValueError("list.remove(x): x not in list".into()))?;
+    pop(ctx, at as i64).map(|_| ())
+}
+
+/// `l.index(v, start, stop)`.
+pub fn index(ctx: &mut Ctx<'_>, v: &Value, start: Option<i64>, stop: Option<i64>) -> Result<u64> {
+    let b = body(ctx)?;
+    let len = b.len as i64;
+    let clamp = |x: i64| -> u64 {
+        if x < 0 {
+            x.saturating_add(len).max(0) as u64
+        } else {
+            x.min(len) as u64
+        }
+    };
+    let start = start.map_or(0, clamp);
+    let stop = stop.map_or(b.len, clamp);
+    find(ctx, &b, v, start, stop)?
+        .ok_or_else(|| Error::ValueError(format!("{} is not in list", v.repr())))
+}
+
+/// `l.count(v)`.
+pub fn count(ctx: &mut Ctx<'_>, v: &Value) -> Result<u64> {
+    let b = body(ctx)?;
+    let mut n = 0;
+    for i in 0..b.len {
+        if cell::eq(ctx.core, &read_cell(ctx, &b, i)?, cell_at(&b, i), v)? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// `l.clear()`.
+pub fn clear(ctx: &mut Ctx<'_>) -> Result<()> {
+    let b = body(ctx)?;
+    let cs = cells(ctx, &b)?;
+    replace_all(ctx, &b, &[])?;
+    release_cells(ctx, &cs)
+}
+
+/// `l.reverse()`.
+pub fn reverse(ctx: &mut Ctx<'_>) -> Result<()> {
+    let b = body(ctx)?;
+    let mut cs = cells(ctx, &b)?;
+    cs.reverse();
+    replace_all(ctx, &b, &cs)
+}
+
+/// `l.sort(reverse=…)`: stable; a `TypeError` for incomparable items leaves the list unchanged.
+pub fn sort(ctx: &mut Ctx<'_>, descending: bool) -> Result<()> {
+    let b = body(ctx)?;
+    let cs = cells(ctx, &b)?;
+    let vals = snapshot(ctx, &b)?;
+    let mut order: Vec<usize> = (0..cs.len()).collect();
+    if descending {
+        order.reverse();
+    }
+    let mut err = None;
+    // Ask `x < y` first, as CPython's sort asks `next < previous`, so that the TypeError for
+    // incomparable items names the two types in CPython's order.
+    order.sort_by(|&x, &y| {
+        if err.is_some() {
+            return std::cmp::Ordering::Equal;
+        }
+        let (a, b) = match (vals.get(x), vals.get(y)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return std::cmp::Ordering::Equal,
+        };
+        match a
+            .py_lt(b)
+            .and_then(|lt| if lt { Ok(None) } else { b.py_lt(a).map(Some) })
+        {
+            Ok(None) => std::cmp::Ordering::Less,
+            Ok(Some(true)) => std::cmp::Ordering::Greater,
+            Ok(Some(false)) => std::cmp::Ordering::Equal,
+            Err(e) => {
+                err = Some(e);
+                std::cmp::Ordering::Equal
+            }
+        }
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    if descending {
+        order.reverse();
+    }
+    let sorted: Vec<Cell> = order.iter().filter_map(|&i| cs.get(i).copied()).collect();
+    replace_all(ctx, &b, &sorted)
+}
+
+/// `l[slice] = items` (Python's slice assignment, extended slices included).
+pub fn set_slice(ctx: &mut Ctx<'_>, s: &Slice, items: &[Value]) -> Result<()> {
+    let b = body(ctx)?;
+    let ix = s.indices(b.len as usize)?;
+    let mut cs = cells(ctx, &b)?;
+    let removed: Vec<Cell>;
+    let new = if ix.step == 1 {
+        let start = ix.start as usize;
+        let stop = (ix.stop as usize).max(start);
+        let new = store_all(ctx.core, items, &mut ctx.released)?;
+        removed = cs.splice(start..stop, new.iter().copied()).collect();
+        new
+    } else {
+        if items.len() != ix.len {
+            return Err(Error::ValueError(format!(
+                "attempt to assign sequence of size {} to extended slice of size {}",
+                items.len(),
+                ix.len
+            )));
+        }
+        let new = store_all(ctx.core, items, &mut ctx.released)?;
+        removed = ix
+            .iter()
+            .zip(&new)
+            .filter_map(|(i, c)| cs.get_mut(i).map(|old| std::mem::replace(old, *c)))
+            .collect();
+        new
+    };
+    if let Err(e) = replace_all(ctx, &b, &cs) {
+        release_cells(ctx, &new)?;
+        return Err(e);
+    }
+    release_cells(ctx, &removed)
+}
+
+/// `del l[slice]`.
+pub fn del_slice(ctx: &mut Ctx<'_>, s: &Slice) -> Result<()> {
+    let b = body(ctx)?;
+    let ix = s.indices(b.len as usize)?;
+    if ix.len == 0 {
+        return Ok(());
+    }
+    let cs = cells(ctx, &b)?;
+    let mut gone = vec![false; cs.len()];
+    for i in ix.iter() {
+        if let Some(g) = gone.get_mut(i) {
+            *g = true;
+        }
+    }
+    let (removed, kept): (Vec<_>, Vec<_>) = cs.iter().zip(&gone).partition(|(_, g)| **g);
+    let kept: Vec<Cell> = kept.into_iter().map(|(c, _)| *c).collect();
+    let removed: Vec<Cell> = removed.into_iter().map(|(c, _)| *c).collect();
+    replace_all(ctx, &b, &kept)?;
+    release_cells(ctx, &removed)
+}
+
+/// `del l[i]`.
+pub fn del_index(ctx: &mut Ctx<'_>, i: i64) -> Result<()> {
+    let b = body(ctx)?;
+    let at = normalize(i, b.len)
+        .ok_or_else(|| Error::IndexError("list assignment index out of range".into()))?;
+    pop(ctx, at as i64).map(|_| ())
+}
+
+/// `l *= n`.
+pub fn imul(ctx: &mut Ctx<'_>, n: i64) -> Result<()> {
+    if n <= 0 {
+        return clear(ctx);
+    }
+    let vals = items(ctx)?;
+    let total = vals
+        .len()
+        .checked_mul(n as usize)
+        .filter(|t| *t <= u32::MAX as usize)
+        .ok_or_else(|| Error::OutOfMemory {
+            requested: usize::MAX,
+            available: 0,
+        })?;
+    let mut more = Vec::with_capacity(total - vals.len());
+    for _ in 1..n {
+        more.extend(vals.iter().cloned());
+    }
+    extend(ctx, &more)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers (Python's names and argument rules).
+
+fn m_len(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    bind_args::<0>("list.__len__", a, k, [], 0)?;
+    Ok(Value::Int(len(ctx)? as i64))
+}
+
+fn m_getitem(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [i] = bind_args("list.__getitem__", a, k, ["index"], 1)?;
+    match i {
+        Some(Value::Slice(s)) => Ok(Value::List(slice(ctx, s)?)),
+        Some(v) => match v {
+            Value::Int(_) | Value::Bool(_) => get(ctx, index_arg(v)?),
+            other => Err(Error::TypeError(format!(
+                "list indices must be integers or slices, not {}",
+                other.type_name()
+            ))),
+        },
+        None => unreachable_arg(),
+    }
+}
+
+#[cold]
+fn unreachable_arg() -> Result<Value> {
+    Err(Error::TypeError("missing argument".into()))
+}
+
+fn m_setitem(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [i, v] = bind_args("list.__setitem__", a, k, ["index", "value"], 2)?;
+    let (Some(i), Some(v)) = (i, v) else {
+        return unreachable_arg();
+    };
+    match i {
+        Value::Slice(s) => {
+            let items = iter_arg(v).map_err(|_| {
+                Error::TypeError(if s.step.unwrap_or(1) == 1 {
+                    "can only assign an iterable".into()
+                } else {
+                    "must assign iterable to extended slice".into()
+                })
+            })?;
+            set_slice(ctx, s, &items)?;
+        }
+        Value::Int(_) | Value::Bool(_) => set(ctx, index_arg(i)?, v)?,
+        other => {
+            return Err(Error::TypeError(format!(
+                "list indices must be integers or slices, not {}",
+                other.type_name()
+            )))
+        }
+    }
+    Ok(Value::None)
+}
+
+fn m_delitem(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [i] = bind_args("list.__delitem__", a, k, ["index"], 1)?;
+    match i {
+        Some(Value::Slice(s)) => del_slice(ctx, s)?,
+        Some(v @ (Value::Int(_) | Value::Bool(_))) => del_index(ctx, index_arg(v)?)?,
+        Some(other) => {
+            return Err(Error::TypeError(format!(
+                "list indices must be integers or slices, not {}",
+                other.type_name()
+            )))
+        }
+        None => return unreachable_arg(),
+    }
+    Ok(Value::None)
+}
+
+fn m_contains(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [v] = bind_args("list.__contains__", a, k, ["key"], 1)?;
+    let v = v.unwrap_or(&Value::None);
+    let b = body(ctx)?;
+    Ok(Value::Bool(find(ctx, &b, v, 0, b.len)?.is_some()))
+}
+
+fn m_add(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [v] = bind_args("list.__add__", a, k, ["value"], 1)?;
+    match v {
+        Some(Value::List(xs)) => {
+            let mut out = items(ctx)?;
+            out.extend(xs.iter().cloned());
+            Ok(Value::List(out))
+        }
+        Some(other) => Err(Error::TypeError(format!(
+            "can only concatenate list (not \"{}\") to list",
+            other.type_name()
+        ))),
+        None => unreachable_arg(),
+    }
+}
+
+fn m_iadd(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [v] = bind_args("list.__iadd__", a, k, ["value"], 1)?;
+    let xs = iter_arg(v.unwrap_or(&Value::None))?;
+    extend(ctx, &xs)?;
+    snapshot_value(ctx)
+}
+
+/// The count of `__mul__`/`__imul__`; called as methods (as a proxy does), CPython reports a
+/// non-int as "'str' object cannot be interpreted as an integer".
+fn repeat_count(v: Option<&Value>) -> Result<i64> {
+    v.map_or_else(unreachable_arg_int, index_arg)
+}
+
+#[cold]
+fn unreachable_arg_int() -> Result<i64> {
+    Err(Error::TypeError("missing argument".into()))
+}
+
+fn m_mul(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [v] = bind_args("list.__mul__", a, k, ["value"], 1)?;
+    let n = repeat_count(v)?;
+    let xs = items(ctx)?;
+    if n <= 0 || xs.is_empty() {
+        return Ok(Value::List(Vec::new()));
+    }
+    let total = xs.len().checked_mul(n as usize).ok_or(Error::OutOfMemory {
+        requested: usize::MAX,
+        available: 0,
+    })?;
+    let mut out = Vec::new();
+    out.try_reserve(total).map_err(|_| Error::OutOfMemory {
+        requested: total,
+        available: 0,
+    })?;
+    for _ in 0..n {
+        out.extend(xs.iter().cloned());
+    }
+    Ok(Value::List(out))
+}
+
+fn m_imul(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [v] = bind_args("list.__imul__", a, k, ["value"], 1)?;
+    imul(ctx, repeat_count(v)?)?;
+    snapshot_value(ctx)
+}
+
+fn m_iter(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    bind_args::<0>("list.__iter__", a, k, [], 0)?;
+    snapshot_value(ctx)
+}
+
+fn m_reversed(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    bind_args::<0>("list.__reversed__", a, k, [], 0)?;
+    let mut xs = items(ctx)?;
+    xs.reverse();
+    Ok(Value::List(xs))
+}
+
+fn m_repr(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    bind_args::<0>("list.__repr__", a, k, [], 0)?;
+    let mut s = String::new();
+    write_str(ctx, &mut s)?;
+    Ok(Value::Str(s))
+}
+
+fn m_append(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [v] = bind_args("list.append", a, k, ["object"], 1)?;
+    append(ctx, v.unwrap_or(&Value::None))?;
+    Ok(Value::None)
+}
+
+fn m_clear(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    bind_args::<0>("list.clear", a, k, [], 0)?;
+    clear(ctx)?;
+    Ok(Value::None)
+}
+
+fn m_copy(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    bind_args::<0>("list.copy", a, k, [], 0)?;
+    snapshot_value(ctx)
+}
+
+fn m_count(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [v] = bind_args("list.count", a, k, ["value"], 1)?;
+    Ok(Value::Int(count(ctx, v.unwrap_or(&Value::None))? as i64))
+}
+
+fn m_extend(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [v] = bind_args("list.extend", a, k, ["iterable"], 1)?;
+    let xs = iter_arg(v.unwrap_or(&Value::None))?;
+    extend(ctx, &xs)?;
+    Ok(Value::None)
+}
+
+fn slice_index(v: Option<&Value>) -> Result<Option<i64>> {
+    match v {
+        None => Ok(None),
+        Some(v @ (Value::Int(_) | Value::Bool(_))) => index_arg(v).map(Some),
+        Some(_) => Err(Error::TypeError(
+            "slice indices must be integers or have an __index__ method".into(),
+        )),
+    }
+}
+
+fn m_index(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [v, start, stop] = bind_args("index", a, k, ["value", "start", "stop"], 1)?;
+    let (start, stop) = (slice_index(start)?, slice_index(stop)?);
+    Ok(Value::Int(
+        index(ctx, v.unwrap_or(&Value::None), start, stop)? as i64,
+    ))
+}
+
+fn m_insert(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [i, v] = bind_args("insert", a, k, ["index", "object"], 2)?;
+    let (Some(i), Some(v)) = (i, v) else {
+        return unreachable_arg();
+    };
+    insert(ctx, index_arg(i)?, v)?;
+    Ok(Value::None)
+}
+
+fn m_pop(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [i] = bind_args("pop", a, k, ["index"], 0)?;
+    pop(ctx, i.map_or(Ok(-1), index_arg)?)
+}
+
+fn m_remove(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [v] = bind_args("list.remove", a, k, ["value"], 1)?;
+    remove(ctx, v.unwrap_or(&Value::None))?;
+    Ok(Value::None)
+}
+
+fn m_reverse(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    bind_args::<0>("list.reverse", a, k, [], 0)?;
+    reverse(ctx)?;
+    Ok(Value::None)
+}
+
+fn m_sort(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    if !a.is_empty() {
+        return Err(Error::TypeError(
+            "sort() takes no positional arguments".into(),
+        ));
+    }
+    let [key, rev] = bind_args("sort", a, k, ["key", "reverse"], 0)?;
+    if !matches!(key, None | Some(Value::None)) {
+        return Err(Error::TypeError(
+            "sort(key=...) cannot take a function across processes; sort a copy instead".into(),
+        ));
+    }
+    let descending = match rev {
+        None => false,
+        Some(v @ (Value::Int(_) | Value::Bool(_))) => index_arg(v)? != 0,
+        Some(other) => {
+            return Err(Error::TypeError(format!(
+                "'{}' object cannot be interpreted as an integer",
+                other.type_name()
+            )))
+        }
+    };
+    sort(ctx, descending)?;
+    Ok(Value::None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_table_is_sorted_for_binary_search() {
+        for w in DESC.methods.windows(2) {
+            assert!(w[0].name < w[1].name, "{} !< {}", w[0].name, w[1].name);
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Referent types. Each file declares one type: its body layout in the arena, its methods as a
+//! table of (name, handler), and how to free, repair, print and copy it. The dispatcher knows
+//! types only through [`TypeDesc`].
+
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::token::Token;
+use crate::value::Value;
+
+pub mod list;
+
+/// Keyword arguments, as Python's `**kwds`.
+pub type Kwargs<'a> = &'a [(&'a str, Value)];
+
+/// A method handler: runs on the referent in place, with the object's lock held.
+pub type Handler = fn(&mut Ctx<'_>, &[Value], Kwargs<'_>) -> Result<Value>;
+
+/// One exposed method.
+pub struct Method {
+    /// Python's method name.
+    pub name: &'static str,
+    /// Its handler.
+    pub call: Handler,
+}
+
+/// What the dispatcher knows of a type.
+pub struct TypeDesc {
+    /// Stable type id (stored in the arena).
+    pub id: u16,
+    /// CPython's typeid (`'list'`).
+    pub typeid: &'static str,
+    /// CPython's proxy class name (`ListProxy`).
+    pub proxy: &'static str,
+    /// Methods, sorted by name (checked by a test) for binary search.
+    pub methods: &'static [Method],
+    /// Frees the body (blocks and the references it holds; references go on `ctx.released`).
+    pub drop_body: fn(&mut Ctx<'_>) -> Result<()>,
+    /// Brings the body back to a valid state after its lock's holder died.
+    pub repair: fn(&mut Ctx<'_>) -> Result<()>,
+    /// Python's `str()` of the referent.
+    pub str: fn(&mut Ctx<'_>, &mut String) -> Result<()>,
+    /// A deep copy of the referent as a `Value`.
+    pub get_value: fn(&mut Ctx<'_>) -> Result<Value>,
+}
+
+impl TypeDesc {
+    /// The index of method `name`.
+    #[inline]
+    pub fn method_index(&self, name: &str) -> Option<usize> {
+        self.methods.binary_search_by(|m| m.name.cmp(name)).ok()
+    }
+}
+
+/// The context a handler runs in: the arena, the object's slot and body, and references to
+/// release once the object's lock is let go.
+pub struct Ctx<'a> {
+    /// The attached arena.
+    pub core: &'a Core,
+    /// The object's slot.
+    pub slot: u32,
+    /// Offset of the object's body.
+    pub body: u64,
+    /// References released by the operation, dropped by the dispatcher after unlocking.
+    pub released: Vec<Token>,
+}
+
+/// Binds positional and keyword arguments to parameter names, as Python does for a method with
+/// positional-or-keyword parameters. `required` is how many leading parameters must be given.
+///
+/// # Errors
+/// `TypeError` with Python's wording for too many, too few, unknown or repeated arguments.
+pub fn bind_args<'v, const N: usize>(
+    method: &str,
+    args: &'v [Value],
+    kwargs: &'v [(&str, Value)],
+    names: [&str; N],
+    required: usize,
+) -> Result<[Option<&'v Value>; N]> {
+    if args.len() > N {
+        return Err(Error::TypeError(if N == 0 {
+            format!("{method}() takes no arguments ({} given)", args.len())
+        } else if required == N {
+            format!(
+                "{method}() takes exactly {N} argument{} ({} given)",
+                if N == 1 { "" } else { "s" },
+                args.len()
+            )
+        } else {
+            format!(
+                "{method} expected at most {N} argument{}, got {}",
+                if N == 1 { "" } else { "s" },
+                args.len()
+            )
+        }));
+    }
+    let mut out: [Option<&Value>; N] = [None; N];
+    for (slot, a) in out.iter_mut().zip(args) {
+        *slot = Some(a);
+    }
+    for (k, v) in kwargs {
+        match names.iter().position(|n| n == k) {
+            Some(i) if out[i].is_none() => out[i] = Some(v),
+            Some(_) => {
+                return Err(Error::TypeError(format!(
+                    "{method}() got multiple values for argument '{k}'"
+                )))
+            }
+            None => {
+                return Err(Error::TypeError(format!(
+                    "'{k}' is an invalid keyword argument for {method}()"
+                )))
+            }
+        }
+    }
+    if let Some(missing) = out.iter().take(required).position(Option::is_none) {
+        return Err(Error::TypeError(if required == 1 && N == 1 {
+            format!("{method}() takes exactly one argument (0 given)")
+        } else {
+            format!(
+                "{method}() missing required argument '{}' (pos {})",
+                names[missing],
+                missing + 1
+            )
+        }));
+    }
+    Ok(out)
+}
+
+/// The integer value of an index argument (`bool` counts, as in Python).
+///
+/// # Errors
+/// `TypeError("'str' object cannot be interpreted as an integer")`.
+#[inline]
+pub fn index_arg(v: &Value) -> Result<i64> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        Value::Bool(b) => Ok(*b as i64),
+        other => Err(Error::TypeError(format!(
+            "'{}' object cannot be interpreted as an integer",
+            other.type_name()
+        ))),
+    }
+}
+
+/// The items of an iterable argument, as Python's `list(x)` would give them.
+///
+/// # Errors
+/// `TypeError("'int' object is not iterable")`.
+pub fn iter_arg(v: &Value) -> Result<Vec<Value>> {
+    match v {
+        Value::List(xs) | Value::Tuple(xs) => Ok(xs.clone()),
+        Value::Dict(kv) => Ok(kv.iter().map(|(k, _)| k.clone()).collect()),
+        Value::Str(s) => Ok(s.chars().map(|c| Value::Str(c.to_string())).collect()),
+        Value::Bytes(b) => Ok(b.iter().map(|&x| Value::Int(i64::from(x))).collect()),
+        other => Err(Error::TypeError(format!(
+            "'{}' object is not iterable",
+            other.type_name()
+        ))),
+    }
+}

@@ -1,0 +1,185 @@
+//! The store across real processes: concurrent appends, threads and processes at once, a lock
+//! holder killed with SIGKILL, the last detach racing new opens.
+
+mod common;
+
+use std::io::BufReader;
+
+use common::{expect_success, spawn, unique, wait_for_line, Cleanup};
+use shmstore::{Error, ListProxy, Store, Value};
+
+/// Entry point for child processes (run by the tests below, not on its own).
+#[test]
+#[ignore = "entry point for the child processes of this file's tests"]
+fn child_main() {
+    let Some((role, args)) = common::child_role() else {
+        return;
+    };
+    let store = Store::open(&args[0]).expect("child: open");
+    match role.as_str() {
+        // args: store, "lookup" | token text, id, count
+        "append" => {
+            let proxy = if args[1] == "lookup" {
+                store.lookup("jobs").expect("lookup")
+            } else {
+                store
+                    .attach(&args[1].parse().expect("token"))
+                    .expect("attach")
+            };
+            let l = ListProxy::try_from(proxy).expect("a list");
+            let id: i64 = args[2].parse().unwrap();
+            let n: i64 = args[3].parse().unwrap();
+            for i in 0..n {
+                l.append(id * n + i).expect("append");
+            }
+        }
+        // args: store, id, threads, per-thread count
+        "threads" => {
+            let l = ListProxy::try_from(store.lookup("jobs").unwrap()).unwrap();
+            let id: i64 = args[1].parse().unwrap();
+            let threads: i64 = args[2].parse().unwrap();
+            let n: i64 = args[3].parse().unwrap();
+            std::thread::scope(|s| {
+                for t in 0..threads {
+                    let l = l.clone();
+                    s.spawn(move || {
+                        for i in 0..n {
+                            l.append((id * threads + t) * n + i).unwrap();
+                        }
+                    });
+                }
+            });
+        }
+        // args: store — take the list's lock and wait to be killed while holding it.
+        "hold" => {
+            let l = ListProxy::try_from(store.lookup("jobs").unwrap()).unwrap();
+            let _ = l.with_lock(|v| {
+                v.append(Value::from("added by the doomed child"))?;
+                common::signal("HOLDING");
+                loop {
+                    std::thread::park();
+                }
+                #[allow(unreachable_code)]
+                Ok(())
+            });
+        }
+        other => panic!("unknown role {other}"),
+    }
+    common::signal("DONE");
+}
+
+fn check_exactly_once(l: &ListProxy, total: i64) {
+    let mut seen = vec![false; total as usize];
+    for v in l.iter().unwrap() {
+        let i = i64::try_from(v).unwrap();
+        assert!((0..total).contains(&i), "item {i} out of range");
+        assert!(
+            !std::mem::replace(&mut seen[i as usize], true),
+            "item {i} twice"
+        );
+    }
+    assert!(seen.iter().all(|s| *s), "items missing");
+}
+
+#[test]
+fn three_processes_append_5000_each_through_lookup_and_attach() {
+    let name = unique("three");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 16 << 20).unwrap();
+    let l = store.list(Vec::<Value>::new()).unwrap();
+    store.bind("jobs", &l).unwrap();
+    let token = l.token().to_string();
+    let children: Vec<_> = (0..3)
+        .map(|id| {
+            let how = if id == 1 { token.as_str() } else { "lookup" };
+            spawn("append", &[&name, how, &id.to_string(), "5000"])
+        })
+        .collect();
+    for c in children {
+        expect_success(c, "appender");
+    }
+    assert_eq!(l.len().unwrap(), 15_000);
+    check_exactly_once(&l, 15_000);
+    // Every child detached: only this process remains.
+    assert_eq!(store.stats().unwrap().processes_attached, 1);
+}
+
+#[test]
+fn two_processes_of_four_threads_each_plus_threads_here() {
+    let name = unique("threads");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 16 << 20).unwrap();
+    let l = store.list(Vec::<Value>::new()).unwrap();
+    store.bind("jobs", &l).unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|id| spawn("threads", &[&name, &id.to_string(), "4", "2000"]))
+        .collect();
+    for c in children {
+        expect_success(c, "threaded appender");
+    }
+    assert_eq!(l.len().unwrap(), 16_000);
+    check_exactly_once(&l, 16_000);
+}
+
+#[test]
+fn a_lock_holder_killed_with_sigkill_is_recovered() {
+    let name = unique("kill");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 1 << 20).unwrap();
+    let l = store.list([1, 2, 3]).unwrap();
+    store.bind("jobs", &l).unwrap();
+    let mut child = spawn("hold", &[&name]);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    assert!(
+        wait_for_line(&mut out, "HOLDING"),
+        "child did not take the lock"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = store.stats().unwrap().repairs;
+    // The next call takes the lock over, repairs, and sees the completed append.
+    assert_eq!(l.len().unwrap(), 4);
+    assert_eq!(l.get(-1).unwrap(), Value::from("added by the doomed child"));
+    assert_eq!(store.stats().unwrap().repairs, before + 1);
+    l.append(5).unwrap();
+    assert_eq!(
+        l.get_value().unwrap().to_string(),
+        "[1, 2, 3, 'added by the doomed child', 5]"
+    );
+}
+
+#[test]
+fn last_detach_racing_opens_never_corrupts_or_leaks() {
+    // Threads of this process open and drop the store in a loop while the creator detaches;
+    // every open either attaches (and keeps the segment alive until its own drop) or reports
+    // NotFound, and once everyone is gone the name is gone.
+    for round in 0..20 {
+        let name = unique(&format!("race{round}"));
+        let _c = Cleanup(name.clone());
+        let store = Store::create(&name, 256 << 10).unwrap();
+        let l = store.list([round]).unwrap();
+        store.bind("x", &l).unwrap();
+        drop(l);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        match Store::open(&name) {
+                            Ok(st) => {
+                                let p = st.lookup("x").unwrap();
+                                assert_eq!(p.call_method("__len__", ()).unwrap(), Value::Int(1));
+                            }
+                            Err(Error::NotFound(_)) => return,
+                            Err(e) => panic!("open during detach: {e:?}"),
+                        }
+                    }
+                });
+            }
+            drop(store);
+        });
+        assert!(
+            matches!(Store::open(&name), Err(Error::NotFound(_))),
+            "segment outlived its last process"
+        );
+    }
+}
