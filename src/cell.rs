@@ -153,15 +153,13 @@ pub fn store(core: &Core, v: &Value) -> Result<Cell> {
             collect_proxies(v, &mut proxies);
             let mut bytes = Vec::with_capacity(v.encoded_len());
             v.encode(&mut bytes)?;
-            let mut taken = 0;
-            for t in &proxies {
+            for (taken, t) in proxies.iter().enumerate() {
                 if let Err(e) = core.incref_token(t) {
-                    for t in &proxies[..taken] {
+                    for t in proxies.iter().take(taken) {
                         let _ = core.decref(t.slot);
                     }
                     return Err(e);
                 }
-                taken += 1;
             }
             let tag = if proxies.is_empty() { ENC } else { ENCP };
             store_blob(core, tag, &bytes).inspect_err(|_| {

@@ -48,50 +48,62 @@ fn fork_with_live_proxies_keeps_refcounts_exact() {
     use std::io::{Read, Write};
     let name = unique("fork");
     let _c = Cleanup(name.clone());
-    let store = Store::create(&name, 1 << 20).unwrap();
-    let base = store.stats().unwrap();
+    // The child inherits these and must drop them all (as a child that exits normally would);
+    // the Options let the child take them while the parent keeps its own.
+    let mut store = Some(Store::create(&name, 1 << 20).unwrap());
+    let st = |s: &Option<Store>| s.as_ref().unwrap().stats().unwrap();
+    let base = st(&store);
 
     // 1. The parent drops first: the child's inherited proxy keeps the list alive.
-    let l = store.list([1, 2, 3]).unwrap();
+    let mut l = Some(store.as_ref().unwrap().list([1, 2, 3]).unwrap());
     let (mut rx, mut tx) = pipe();
-    let lc = l.clone();
-    // The closure runs only in the child; in the parent it is dropped unrun, closing `rx` and
-    // the clone (which shares `l`'s reference, so no count changes).
-    let child = fork_child(move || {
-        let l = lc;
+    let child = fork_child(|| {
         let mut b = [0u8; 1];
         if rx.read_exact(&mut b).is_err() {
             return false;
         }
-        // The parent has dropped its proxy by now.
-        let ok = l.len().ok() == Some(3) && l.append(4).is_ok();
+        // The parent has dropped its proxy by now: ours alone keeps the list.
+        let l = l.take().unwrap();
+        let ok = l.len().ok() == Some(3) && l.append(4).is_ok() && l.len().ok() == Some(4);
         drop(l);
+        drop(store.take());
         ok
     });
-    let during = store.stats().unwrap();
+    let during = st(&store);
     assert_eq!(during.processes_attached, 2, "the child counts as attached");
-    drop(l);
+    drop(l.take());
     tx.write_all(b"g").unwrap();
     assert!(wait(child), "child failed");
-    let after = store.stats().unwrap();
+    let after = st(&store);
     assert_eq!(
         after.objects_live, base.objects_live,
         "freed when both dropped"
     );
     assert_eq!(after.bytes_in_use, base.bytes_in_use);
-    assert_eq!(after.processes_attached, 1);
+    assert_eq!(after.processes_attached, 1, "the child detached");
 
     // 2. The child drops first: the parent's proxy still works, and its drop frees.
-    let l = store.list(vec![Value::from("x"); 5]).unwrap();
-    let l2 = l.clone();
-    let child = fork_child(move || {
-        let ok = l2.len().ok() == Some(5);
-        drop(l2);
+    let mut l = Some(
+        store
+            .as_ref()
+            .unwrap()
+            .list(vec![Value::from("a string that needs a block"); 5])
+            .unwrap(),
+    );
+    let child = fork_child(|| {
+        let l = l.take().unwrap();
+        let ok = l.len().ok() == Some(5);
+        drop(l);
+        drop(store.take());
         ok
     });
     assert!(wait(child));
+    let l = l.take().unwrap();
     assert_eq!(l.len().unwrap(), 5);
-    assert_eq!(store.stats().unwrap().objects_live, base.objects_live + 1);
+    assert_eq!(st(&store).objects_live, base.objects_live + 1);
     drop(l);
-    assert_eq!(store.stats().unwrap().objects_live, base.objects_live);
+    let end = st(&store);
+    assert_eq!(end.objects_live, base.objects_live);
+    assert_eq!(end.bytes_in_use, base.bytes_in_use);
+    assert_eq!(end.processes_attached, 1);
 }

@@ -239,7 +239,7 @@ fn reserve(ctx: &Ctx<'_>, b: &mut ListBody, extra: u64) -> Result<()> {
         .len
         .checked_add(extra)
         .filter(|&n| n <= u64::MAX / CELL / 2)
-        .ok_or_else(|| Error::OutOfMemory {
+        .ok_or(Error::OutOfMemory {
             requested: usize::MAX,
             available: 0,
         })?;
@@ -681,7 +681,7 @@ pub fn imul(ctx: &mut Ctx<'_>, n: i64) -> Result<()> {
         .len()
         .checked_mul(n as usize)
         .filter(|t| *t <= u32::MAX as usize)
-        .ok_or_else(|| Error::OutOfMemory {
+        .ok_or(Error::OutOfMemory {
             requested: usize::MAX,
             available: 0,
         })?;

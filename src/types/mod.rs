@@ -76,22 +76,37 @@ pub fn bind_args<'v, const N: usize>(
     names: [&str; N],
     required: usize,
 ) -> Result<[Option<&'v Value>; N]> {
-    if args.len() > N {
-        return Err(Error::TypeError(if N == 0 {
-            format!("{method}() takes no arguments ({} given)", args.len())
-        } else if required == N {
-            format!(
-                "{method}() takes exactly {N} argument{} ({} given)",
-                if N == 1 { "" } else { "s" },
-                args.len()
-            )
+    let n = args.len();
+    let plural = |k: usize| if k == 1 { "" } else { "s" };
+    // CPython's wording: METH_NOARGS and METH_O methods say "takes …"; methods whose
+    // positional count is checked by argument clinic say "expected …".
+    let count_error = if N == 0 && n > 0 {
+        Some(format!("{method}() takes no arguments ({n} given)"))
+    } else if N == 1 && required == 1 && n != 1 && kwargs.is_empty() {
+        Some(format!("{method}() takes exactly one argument ({n} given)"))
+    } else if n > N {
+        Some(if required == N {
+            format!("{method} expected {N} argument{}, got {n}", plural(N))
         } else {
             format!(
-                "{method} expected at most {N} argument{}, got {}",
-                if N == 1 { "" } else { "s" },
-                args.len()
+                "{method} expected at most {N} argument{}, got {n}",
+                plural(N)
             )
-        }));
+        })
+    } else if n < required && kwargs.is_empty() {
+        Some(if required == N {
+            format!("{method} expected {N} argument{}, got {n}", plural(N))
+        } else {
+            format!(
+                "{method} expected at least {required} argument{}, got {n}",
+                plural(required)
+            )
+        })
+    } else {
+        None
+    };
+    if let Some(msg) = count_error {
+        return Err(Error::TypeError(msg));
     }
     let mut out: [Option<&Value>; N] = [None; N];
     for (slot, a) in out.iter_mut().zip(args) {
@@ -113,15 +128,11 @@ pub fn bind_args<'v, const N: usize>(
         }
     }
     if let Some(missing) = out.iter().take(required).position(Option::is_none) {
-        return Err(Error::TypeError(if required == 1 && N == 1 {
-            format!("{method}() takes exactly one argument (0 given)")
-        } else {
-            format!(
-                "{method}() missing required argument '{}' (pos {})",
-                names[missing],
-                missing + 1
-            )
-        }));
+        return Err(Error::TypeError(format!(
+            "{method}() missing required argument '{}' (pos {})",
+            names.get(missing).unwrap_or(&"?"),
+            missing + 1
+        )));
     }
     Ok(out)
 }

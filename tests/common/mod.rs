@@ -98,6 +98,7 @@ pub fn child_role() -> Option<(String, Vec<String>)> {
 pub fn signal(marker: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{marker}");
+    // A newline first: the test harness may have left "test child_main ... " unfinished.
+    let _ = writeln!(out, "\n{marker}");
     let _ = out.flush();
 }
