@@ -77,14 +77,17 @@ pub fn with_object<R>(
     let body = table
         .body(token.slot)?
         .load(std::sync::atomic::Ordering::Relaxed);
+    let desc = type_desc(ty)?;
     let mut ctx = Ctx {
         core,
         slot: token.slot,
         body,
+        lock_off: table.lock_off(token.slot)?,
+        repair: desc.repair,
         released: Vec::new(),
     };
     if got == Acquired::OwnerDied {
-        recover(&mut ctx, ty, &guard)?;
+        recover(&mut ctx, desc, &guard)?;
     }
     let out = f(&mut ctx);
     drop(guard);
@@ -95,8 +98,8 @@ pub fn with_object<R>(
 }
 
 #[cold]
-fn recover(ctx: &mut Ctx<'_>, ty: u16, guard: &crate::table::LockGuard<'_>) -> Result<()> {
-    (type_desc(ty)?.repair)(ctx)?;
+fn recover(ctx: &mut Ctx<'_>, desc: &TypeDesc, guard: &crate::table::LockGuard<'_>) -> Result<()> {
+    (desc.repair)(ctx)?;
     ctx.core.note_repair();
     guard.make_consistent()
 }
@@ -172,6 +175,8 @@ fn destroy(core: &Core, token: &Token, released: &mut Vec<Token>) -> Result<()> 
         core,
         slot: token.slot,
         body,
+        lock_off: table.lock_off(token.slot)?,
+        repair: desc.repair,
         released: std::mem::take(released),
     };
     let freed = (desc.drop_body)(&mut ctx);

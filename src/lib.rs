@@ -35,6 +35,7 @@
 pub mod arena;
 mod fork;
 pub mod header;
+pub mod process;
 pub mod segment;
 pub mod sync;
 pub mod table;

@@ -13,12 +13,10 @@ use crate::header::{
     self, Header, Layout, NameEntry, ALLOC_OFF, ATTACH_OFF, FLAG_KEEP, LOCK_OFF, MAGIC,
     MAX_BOUND_NAME, NAMES_OFF, STATE_CLOSED, STATE_INIT, STATE_READY,
 };
-use crate::proxy::{AsProxy, Handle, ListProxy, Proxy};
+use crate::proxy::{AsProxy, Handle, Proxy};
 use crate::segment;
 use crate::table::{self, LOCK_BYTES, SLOT_SIZE};
 use crate::token::Token;
-use crate::types::list;
-use crate::value::Value;
 
 /// The format word of this build.
 pub(crate) const FORMAT: u64 = header::format_word(LOCK_BYTES, SLOT_SIZE as usize, CELL_SIZE);
@@ -237,34 +235,14 @@ impl Store {
         self.core.store_id()
     }
 
-    fn handle(&self, token: Token) -> Arc<Handle> {
+    /// Wraps a reference the caller took into a handle (for the typed factories).
+    pub(crate) fn adopt(&self, token: Token) -> Arc<Handle> {
         Handle::adopt(self.core.clone(), token)
     }
 
-    /// A new shared list holding `items`.
-    ///
-    /// # Errors
-    /// `OutOfMemory`, `TableFull`; `StaleHandle`/`NotFound` for a proxy item that is dead or of
-    /// another store.
-    ///
-    /// # Examples
-    /// ```
-    /// # let name = format!("doc-list-{}", std::process::id());
-    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
-    /// use shmstore::Value;
-    /// let l = store.list(vec![Value::from("a"), Value::from(2)])?;
-    /// l.append(3.5)?;
-    /// assert_eq!(l.get(-1)?, Value::Float(3.5));
-    /// # Ok::<(), shmstore::Error>(())
-    /// ```
-    pub fn list<I, V>(&self, items: I) -> Result<ListProxy>
-    where
-        I: IntoIterator<Item = V>,
-        V: Into<Value>,
-    {
-        let items: Vec<Value> = items.into_iter().map(Into::into).collect();
-        let token = list::create(&self.core, &items)?;
-        Ok(ListProxy::from_handle(self.handle(token)))
+    /// The attached arena.
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
     }
 
     /// A new proxy for the object `token` names, holding its own reference.
@@ -274,7 +252,7 @@ impl Store {
     pub fn attach(&self, token: &Token) -> Result<Proxy> {
         self.core.incref_token(token)?;
         Ok(Proxy {
-            h: self.handle(*token),
+            h: self.adopt(*token),
         })
     }
 
@@ -397,7 +375,7 @@ impl Store {
             token
         };
         Ok(Proxy {
-            h: self.handle(token),
+            h: self.adopt(token),
         })
     }
 

@@ -28,10 +28,15 @@ use std::time::Duration;
 use crate::arena::Arena;
 use crate::error::{Error, Result};
 use crate::header::{SLOT_FREE_OFF, SLOT_UNUSED_OFF};
-use crate::sync::{Acquired, PthreadMutex, RawLock};
+use crate::sync::{Acquired, PthreadCondvar, PthreadMutex, RawCondvar, RawLock};
 
 /// The lock type stored in every slot and for the arena.
 pub type ObjLock = PthreadMutex;
+/// The condition variable that blocking types keep in their bodies.
+pub type ObjCondvar = PthreadCondvar;
+/// Bytes of a condition variable (align 4; types keep them 8-aligned).
+pub const COND_BYTES: u64 = <ObjCondvar as RawCondvar>::SIZE as u64;
+const COND_ALIGN: u64 = <ObjCondvar as RawCondvar>::ALIGN as u64;
 
 const LOCK_SIZE: u64 = <ObjLock as RawLock>::SIZE as u64;
 const LOCK_ALIGN: u64 = <ObjLock as RawLock>::ALIGN as u64;
@@ -72,6 +77,56 @@ impl LockGuard<'_> {
         let p = self.arena.raw_ptr(self.off, LOCK_SIZE, LOCK_ALIGN)?;
         // SAFETY: as in `drop`: an initialized lock this thread holds.
         unsafe { <ObjLock as RawLock>::make_consistent(p) }
+    }
+}
+
+/// Marks the lock at `off`, which the caller holds, consistent after a dead holder's repair.
+pub fn make_consistent_at(arena: &Arena, off: u64) -> Result<()> {
+    let p = arena.raw_ptr(off, LOCK_SIZE, LOCK_ALIGN)?;
+    // SAFETY: an initialized lock the calling thread holds (taken with OwnerDied).
+    unsafe { <ObjLock as RawLock>::make_consistent(p) }
+}
+
+/// Formats the condition variable at `off` (its object is not yet published).
+pub fn init_cond(arena: &Arena, off: u64) -> Result<()> {
+    let p = arena.raw_ptr(off, COND_BYTES, COND_ALIGN)?;
+    // SAFETY: in bounds and aligned (checked); nobody can wait on it yet, as the object that
+    // holds it is not published.
+    unsafe { <ObjCondvar as RawCondvar>::init(p) }
+}
+
+/// Waits on the condvar at `cond_off`, releasing the lock at `lock_off` (which the caller holds)
+/// meanwhile and holding it again on return. Returns how the lock was retaken and whether the
+/// wait timed out. Wake-ups may be spurious: callers loop on their condition.
+pub fn cond_wait(
+    arena: &Arena,
+    cond_off: u64,
+    lock_off: u64,
+    timeout: Option<Duration>,
+) -> Result<(Acquired, bool)> {
+    let c = arena.raw_ptr(cond_off, COND_BYTES, COND_ALIGN)?;
+    let m = arena.raw_ptr(lock_off, LOCK_SIZE, LOCK_ALIGN)?;
+    // SAFETY: 1. both point at initialized objects in the mapped arena (checked offsets; the
+    // condvar was initialized with its object, the lock with its slot); 2. the caller holds the
+    // lock, as the wait requires, and made it consistent if it was taken with OwnerDied.
+    unsafe {
+        match timeout {
+            None => <ObjCondvar as RawCondvar>::wait(c, m).map(|a| (a, false)),
+            Some(t) => <ObjCondvar as RawCondvar>::wait_timeout(c, m, t),
+        }
+    }
+}
+
+/// Wakes one waiter (or all) of the condvar at `off`.
+pub fn cond_notify(arena: &Arena, off: u64, all: bool) -> Result<()> {
+    let c = arena.raw_ptr(off, COND_BYTES, COND_ALIGN)?;
+    // SAFETY: an initialized condvar in the mapped arena (checked offset).
+    unsafe {
+        if all {
+            <ObjCondvar as RawCondvar>::notify_all(c)
+        } else {
+            <ObjCondvar as RawCondvar>::notify_one(c)
+        }
     }
 }
 

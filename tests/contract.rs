@@ -277,3 +277,30 @@ fn errors_display_python_messages() {
     let e: Box<dyn std::error::Error> = Box::new(Error::Empty);
     assert!(!e.to_string().is_empty());
 }
+
+#[test]
+fn unknown_methods_and_bad_arguments_are_typed_errors() {
+    let name = unique("attr");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 1 << 20).unwrap();
+    let l = store.list([1, 2]).unwrap();
+    assert_eq!(
+        l.call_method("nope", ()),
+        Err(Error::AttributeError(
+            "'list' object has no attribute 'nope'".into()
+        ))
+    );
+    assert!(matches!(
+        l.call_method("append", ()),
+        Err(Error::TypeError(_))
+    ));
+    assert!(matches!(
+        l.call_method_kw("pop", (), &[("bogus", Value::Int(1))]),
+        Err(Error::TypeError(_))
+    ));
+    // Resolved once, called by id.
+    let id = l.method_id("__len__").unwrap();
+    assert_eq!(l.call_id(id, &[], &[]).unwrap(), Value::Int(2));
+    let p: Proxy = store.attach(&l.token()).unwrap();
+    assert_eq!(p.call_method("__len__", ()).unwrap(), Value::Int(2));
+}

@@ -2,8 +2,12 @@
 //! table of (name, handler), and how to free, repair, print and copy it. The dispatcher knows
 //! types only through [`TypeDesc`].
 
+use std::time::{Duration, Instant};
+
 use crate::core::Core;
 use crate::error::{Error, Result};
+use crate::sync::Acquired;
+use crate::table;
 use crate::token::Token;
 use crate::value::Value;
 
@@ -60,8 +64,89 @@ pub struct Ctx<'a> {
     pub slot: u32,
     /// Offset of the object's body.
     pub body: u64,
+    /// Offset of the object's lock (held while the handler runs).
+    pub lock_off: u64,
+    /// The type's repair hook, run when a wait retakes a lock whose holder died.
+    pub repair: fn(&mut Ctx<'_>) -> Result<()>,
     /// References released by the operation, dropped by the dispatcher after unlocking.
     pub released: Vec<Token>,
+}
+
+impl Ctx<'_> {
+    /// Waits on the condition variable at `cond_off` (in the body), releasing the object's lock
+    /// meanwhile. Returns true if `timeout` ran out. Wake-ups may be spurious: loop on the
+    /// condition. A lock retaken from a holder that died is repaired first.
+    ///
+    /// # Errors
+    /// `Corrupt` for a bad offset; `Os` for a failed wait.
+    pub fn wait(&mut self, cond_off: u64, timeout: Option<Duration>) -> Result<bool> {
+        let (got, timed_out) =
+            table::cond_wait(self.core.arena(), cond_off, self.lock_off, timeout)?;
+        if got == Acquired::OwnerDied {
+            (self.repair)(self)?;
+            self.core.note_repair();
+            table::make_consistent_at(self.core.arena(), self.lock_off)?;
+        }
+        Ok(timed_out)
+    }
+
+    /// Waits until `deadline` (None: no limit) on the condvar at `cond_off`; true if the
+    /// deadline has passed on return.
+    ///
+    /// # Errors
+    /// As [`Ctx::wait`].
+    pub fn wait_until(&mut self, cond_off: u64, deadline: Option<Instant>) -> Result<bool> {
+        match deadline {
+            None => self.wait(cond_off, None),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(true);
+                }
+                self.wait(cond_off, Some(left))?;
+                Ok(Instant::now() >= d)
+            }
+        }
+    }
+
+    /// Wakes one waiter (or every waiter) of the condvar at `cond_off`.
+    ///
+    /// # Errors
+    /// `Corrupt` for a bad offset.
+    pub fn notify(&self, cond_off: u64, all: bool) -> Result<()> {
+        table::cond_notify(self.core.arena(), cond_off, all)
+    }
+}
+
+/// A Python timeout argument (`None` or float seconds) as a deadline.
+///
+/// # Errors
+/// `ValueError("timeout value must be a non-negative number")` for a negative one, `TypeError`
+/// for a non-number.
+pub fn deadline_arg(v: Option<&Value>) -> Result<Option<Instant>> {
+    match v {
+        None | Some(Value::None) => Ok(None),
+        Some(v) => {
+            let secs = match v {
+                Value::Int(i) => *i as f64,
+                Value::Bool(b) => f64::from(u8::from(*b)),
+                Value::Float(f) => *f,
+                other => {
+                    return Err(Error::TypeError(format!(
+                        "timeout must be a number or None, not {}",
+                        other.type_name()
+                    )))
+                }
+            };
+            if secs.is_nan() || secs < 0.0 {
+                return Err(Error::ValueError(
+                    "timeout value must be a non-negative number".into(),
+                ));
+            }
+            let d = Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX);
+            Ok(Instant::now().checked_add(d))
+        }
+    }
 }
 
 /// Binds positional and keyword arguments to parameter names, as Python does for a method with

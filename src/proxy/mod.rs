@@ -1,0 +1,248 @@
+//! Proxies: the handles users hold.
+//!
+//! A proxy owns one reference to its referent (the arena refcount). Cloning a proxy shares that
+//! reference within the process (an `Arc`), so a clone costs no shared-memory traffic; the
+//! referent is freed when the last proxy in every process is gone. Every proxy — the dynamic
+//! [`Proxy`] and the typed ones — has `call_method`, `call_method_kw`, `get_value`, `token`,
+//! `Display` (Python's `str` of the referent) and `Debug` (the repr of the proxy).
+
+use std::sync::Arc;
+
+use crate::core::Core;
+use crate::dispatch;
+use crate::error::{Error, Result};
+use crate::token::{type_names, Token};
+use crate::value::Value;
+
+/// One reference to a referent, held by this process.
+pub(crate) struct Handle {
+    pub(crate) core: Arc<Core>,
+    pub(crate) token: Token,
+}
+
+impl Handle {
+    /// Wraps a reference the caller already took (creation, attach, lookup).
+    pub(crate) fn adopt(core: Arc<Core>, token: Token) -> Arc<Handle> {
+        crate::fork::hold(&core, token.slot);
+        Arc::new(Handle { core, token })
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        crate::fork::unhold(&self.core, self.token.slot);
+        dispatch::release(&self.core, &self.token);
+    }
+}
+
+/// Positional arguments for `call_method`: `()` or a tuple of up to six `Into<Value>` items.
+pub trait IntoArgs {
+    /// The argument array.
+    type Args: AsRef<[Value]>;
+    /// Converts to the argument array.
+    fn into_args(self) -> Self::Args;
+}
+
+impl IntoArgs for () {
+    type Args = [Value; 0];
+    #[inline]
+    fn into_args(self) -> [Value; 0] {
+        []
+    }
+}
+
+impl IntoArgs for Vec<Value> {
+    type Args = Vec<Value>;
+    #[inline]
+    fn into_args(self) -> Vec<Value> {
+        self
+    }
+}
+
+impl IntoArgs for &[Value] {
+    type Args = Vec<Value>;
+    fn into_args(self) -> Vec<Value> {
+        self.to_vec()
+    }
+}
+
+macro_rules! tuple_args {
+    ($n:literal: $($t:ident $v:ident),+) => {
+        impl<$($t: Into<Value>),+> IntoArgs for ($($t,)+) {
+            type Args = [Value; $n];
+            #[inline]
+            fn into_args(self) -> [Value; $n] {
+                let ($($v,)+) = self;
+                [$($v.into()),+]
+            }
+        }
+    };
+}
+tuple_args!(1: A a);
+tuple_args!(2: A a, B b);
+tuple_args!(3: A a, B b, C c);
+tuple_args!(4: A a, B b, C c, D d);
+tuple_args!(5: A a, B b, C c, D d, E e);
+tuple_args!(6: A a, B b, C c, D d, E e, F f);
+
+/// What every proxy type has in common; lets `Store::bind` and `Value::from(&proxy)` take any
+/// proxy.
+pub trait AsProxy {
+    /// The referent's token.
+    fn token(&self) -> Token;
+}
+
+/// Implements what every proxy type has: `AsProxy`, `call_method`, `call_method_kw`,
+/// `method_id`, `call_id`, `get_value`, `token`, `to_str`, `Display`, `Debug`, `From<&P> for
+/// Value`. The type must have a field `h: Arc<Handle>`.
+macro_rules! proxy_common {
+    ($ty:ident) => {
+        impl $crate::AsProxy for $ty {
+            #[inline]
+            fn token(&self) -> $crate::Token {
+                self.h.token
+            }
+        }
+
+        impl $ty {
+            /// Calls a method of the referent by name with positional arguments, as CPython's
+            /// `proxy._callmethod(name, args)`.
+            ///
+            /// # Errors
+            /// `AttributeError` for an unknown method, `TypeError` for bad arguments, and the
+            /// method's own errors (`IndexError`, `KeyError`, …).
+            pub fn call_method(
+                &self,
+                name: &str,
+                args: impl $crate::IntoArgs,
+            ) -> $crate::Result<$crate::Value> {
+                self.call_method_kw(name, args, &[])
+            }
+
+            /// Calls a method by name with positional and keyword arguments, as
+            /// `proxy._callmethod(name, args, kwds)`.
+            ///
+            /// # Errors
+            /// As [`Self::call_method`].
+            pub fn call_method_kw(
+                &self,
+                name: &str,
+                args: impl $crate::IntoArgs,
+                kwargs: &[(&str, $crate::Value)],
+            ) -> $crate::Result<$crate::Value> {
+                let mid = $crate::dispatch::MethodId::resolve(self.h.token.type_id, name)?;
+                self.call_id(mid, $crate::IntoArgs::into_args(args).as_ref(), kwargs)
+            }
+
+            /// Resolves a method name once, for [`Self::call_id`].
+            ///
+            /// # Errors
+            /// `AttributeError` for an unknown method.
+            pub fn method_id(&self, name: &str) -> $crate::Result<$crate::dispatch::MethodId> {
+                $crate::dispatch::MethodId::resolve(self.h.token.type_id, name)
+            }
+
+            /// Calls a method resolved with [`Self::method_id`].
+            ///
+            /// # Errors
+            /// As [`Self::call_method`].
+            pub fn call_id(
+                &self,
+                mid: $crate::dispatch::MethodId,
+                args: &[$crate::Value],
+                kwargs: &[(&str, $crate::Value)],
+            ) -> $crate::Result<$crate::Value> {
+                $crate::dispatch::call(&self.h.core, &self.h.token, mid, args, kwargs)
+            }
+
+            /// A deep copy of the referent (CPython's `_getvalue()`).
+            ///
+            /// # Errors
+            /// `Corrupt` if the referent's memory fails a check.
+            pub fn get_value(&self) -> $crate::Result<$crate::Value> {
+                $crate::dispatch::value_of(&self.h.core, &self.h.token)
+            }
+
+            /// The referent's token: plain data to hand to another process.
+            #[inline]
+            pub fn token(&self) -> $crate::Token {
+                self.h.token
+            }
+
+            /// Python's `str()` of the referent.
+            ///
+            /// # Errors
+            /// `Corrupt` if the referent's memory fails a check.
+            pub fn to_str(&self) -> $crate::Result<String> {
+                $crate::dispatch::str_of(&self.h.core, &self.h.token)
+            }
+        }
+
+        /// Python's `str()` of the referent (an error is shown in angle brackets).
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                match self.to_str() {
+                    Ok(s) => f.write_str(&s),
+                    Err(e) => write!(f, "<unprintable {}: {e}>", self.h.token.typeid()),
+                }
+            }
+        }
+
+        /// The repr of the proxy, as CPython prints it:
+        /// `<ListProxy object, typeid 'list' at 0x…>`.
+        impl ::std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                let (typeid, class) = $crate::token::type_names(self.h.token.type_id);
+                write!(
+                    f,
+                    "<{class} object, typeid '{typeid}' at {:#x}>",
+                    ::std::sync::Arc::as_ptr(&self.h) as usize
+                )
+            }
+        }
+
+        impl From<&$ty> for $crate::Value {
+            fn from(p: &$ty) -> $crate::Value {
+                $crate::Value::Proxy(p.h.token)
+            }
+        }
+    };
+}
+
+/// A proxy of any type, as `Store::lookup` and `Store::attach` return it. Converts to the typed
+/// proxy with `TryFrom` when the type matches.
+#[derive(Clone)]
+pub struct Proxy {
+    pub(crate) h: Arc<Handle>,
+}
+
+impl Proxy {
+    /// CPython's typeid of the referent (`"list"`, `"dict"`, `"Queue"`, …).
+    pub fn typeid(&self) -> &'static str {
+        self.h.token.typeid()
+    }
+}
+
+proxy_common!(Proxy);
+
+/// A typed conversion from the dynamic proxy failed: the referent is of another type.
+pub(crate) fn wrong_type(p: &Proxy, want: u16) -> Error {
+    Error::TypeError(format!(
+        "expected a '{}' proxy, got a '{}' proxy",
+        type_names(want).0,
+        p.typeid()
+    ))
+}
+
+impl Proxy {
+    /// Checks the referent's type id, for the typed proxies' `TryFrom<Proxy>`.
+    pub(crate) fn into_handle_of(self, type_id: u16) -> Result<Arc<Handle>> {
+        if self.h.token.type_id != type_id {
+            return Err(wrong_type(&self, type_id));
+        }
+        Ok(self.h)
+    }
+}
+
+mod list;
+pub use list::{ListProxy, ListView};
