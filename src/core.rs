@@ -6,7 +6,7 @@
 //! allocates); the arena lock is a leaf — nothing else is locked while it is held. Two object
 //! locks are only ever taken in slot order.
 
-use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
 
 use crate::alloc::{AllocStats, Heap};
 use crate::arena::Arena;
@@ -27,19 +27,19 @@ pub struct Core {
     name: String,
     /// Counted in the header's attach count (detached on drop).
     attached: bool,
+    /// This attachment's process-table entry (u32::MAX: none).
+    proc_idx: AtomicU32,
+    /// The entry made for a fork child, between the fork handlers.
+    fork_child: AtomicU32,
+    /// The fork handler holds the holdings mutex.
+    fork_locked: AtomicBool,
+    /// Serializes this attachment's writes to its holdings.
+    holdings: parking_lot::Mutex<()>,
+    /// A dead lock holder was seen: reclaim when no lock is held.
+    reclaim_pending: AtomicBool,
 }
 
 impl Core {
-    /// Wraps a mapped, initialized and validated arena that counts this process as attached.
-    pub(crate) fn new(arena: Arena, hdr: Header, name: String) -> Core {
-        Core {
-            arena,
-            hdr,
-            name,
-            attached: true,
-        }
-    }
-
     /// Wraps a validated arena not yet counted as attached (dropping it detaches nothing).
     pub(crate) fn new_unattached(arena: Arena, hdr: Header, name: String) -> Core {
         Core {
@@ -47,13 +47,83 @@ impl Core {
             hdr,
             name,
             attached: false,
+            proc_idx: AtomicU32::new(u32::MAX),
+            fork_child: AtomicU32::new(u32::MAX),
+            fork_locked: AtomicBool::new(false),
+            holdings: parking_lot::Mutex::new(()),
+            reclaim_pending: AtomicBool::new(false),
         }
     }
 
-    /// Marks the arena as counted in the attach count.
-    pub(crate) fn into_attached(mut self) -> Core {
+    /// Marks the arena as counted in the attach count, with process-table entry `idx`.
+    pub(crate) fn into_attached(mut self, idx: u32) -> Core {
         self.attached = true;
+        self.proc_idx.store(idx, Ordering::Relaxed);
         self
+    }
+
+    /// Records a reference this attachment took (after the refcount was incremented), so that
+    /// it is given back if this process dies.
+    pub(crate) fn hold(&self, token: &Token) {
+        let idx = self.proc_idx.load(Ordering::Relaxed);
+        if idx != u32::MAX {
+            let _g = self.holdings.lock();
+            // A failure (no room for the holdings table) only means the reference would leak
+            // if this process died; the reference itself is good.
+            let _ = crate::procs::hold(self, idx, token);
+        }
+    }
+
+    /// Un-records a reference this attachment is about to drop.
+    pub(crate) fn unhold(&self, token: &Token) {
+        let idx = self.proc_idx.load(Ordering::Relaxed);
+        if idx != u32::MAX {
+            let _g = self.holdings.lock();
+            let _ = crate::procs::unhold(self, idx, token);
+        }
+    }
+
+    /// Fork handler, parent side before the fork: holds the holdings mutex across the fork and
+    /// makes the child's process-table entry.
+    pub(crate) fn prepare_fork(&self) {
+        std::mem::forget(self.holdings.lock());
+        self.fork_locked.store(true, Ordering::Relaxed);
+        let idx = self.proc_idx.load(Ordering::Relaxed);
+        if idx == u32::MAX {
+            return;
+        }
+        if let Ok(child) = crate::procs::prepare_fork(self, idx) {
+            self.fork_child.store(child, Ordering::Relaxed);
+            if let Ok(a) = self.arena.atomic_u32(ATTACH_OFF) {
+                a.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Fork handler, after the fork: in the child, switches to the child's entry. Returns true
+    /// if `prepare_fork` locked the holdings mutex, which the caller then unlocks.
+    pub(crate) fn after_fork(&self, in_child: bool) -> bool {
+        let child = self.fork_child.swap(u32::MAX, Ordering::Relaxed);
+        if in_child && child != u32::MAX && crate::procs::claim(self, child).is_ok() {
+            self.proc_idx.store(child, Ordering::Relaxed);
+        }
+        self.fork_locked.swap(false, Ordering::Relaxed)
+    }
+
+    /// The holdings mutex, for the fork handler to unlock after the fork.
+    pub(crate) fn holdings_mutex(&self) -> &parking_lot::Mutex<()> {
+        &self.holdings
+    }
+
+    /// Asks for a reclaim once no lock is held (a dead lock holder was seen).
+    pub(crate) fn want_reclaim(&self) {
+        self.reclaim_pending.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes the pending-reclaim request.
+    pub(crate) fn take_reclaim_request(&self) -> bool {
+        self.reclaim_pending.load(Ordering::Relaxed)
+            && self.reclaim_pending.swap(false, Ordering::Relaxed)
     }
 
     /// The arena.
@@ -95,6 +165,7 @@ impl Core {
         let (guard, got) = table::lock_at(&self.arena, self.hdr.lock_off, None)?;
         if got == Acquired::OwnerDied {
             self.note_repair();
+            self.want_reclaim();
             guard.make_consistent()?;
         }
         Ok(guard)
@@ -291,6 +362,10 @@ impl Core {
             })
             .unwrap_or(0);
         let now = prev.saturating_sub(1);
+        let idx = self.proc_idx.swap(u32::MAX, Ordering::Relaxed);
+        if idx != u32::MAX {
+            crate::procs::unregister(self, idx)?;
+        }
         if now == 0 && self.hdr.flags & header::FLAG_KEEP == 0 {
             self.state()?.store(header::STATE_CLOSED, Ordering::Release);
             let _ = crate::segment::unlink(&self.name);

@@ -87,12 +87,16 @@ pub fn with_object<R>(
         released: Vec::new(),
     };
     if got == Acquired::OwnerDied {
+        core.want_reclaim();
         recover(&mut ctx, desc, &guard)?;
     }
     let out = f(&mut ctx);
     drop(guard);
     if !ctx.released.is_empty() {
         release_all(core, std::mem::take(&mut ctx.released));
+    }
+    if core.take_reclaim_request() {
+        let _ = crate::procs::reclaim(core, &release);
     }
     out
 }

@@ -9,19 +9,14 @@
 //! `posix_spawn` (what `std::process::Command` uses) runs no atfork handlers, so spawning a
 //! program takes no references.
 
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Once, Weak};
 
 use parking_lot::Mutex;
 
 use crate::core::Core;
-use crate::header::ATTACH_OFF;
 
 struct Entry {
     core: Weak<Core>,
-    /// Handles alive in this process, per slot.
-    held: HashMap<u32, u32>,
 }
 
 static REGISTRY: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
@@ -32,7 +27,7 @@ fn install() {
         // SAFETY: the three handlers are `extern "C"` functions with no arguments, as
         // pthread_atfork requires; they stay valid for the life of the process (static code).
         unsafe {
-            libc::pthread_atfork(Some(prepare), Some(after), Some(after));
+            libc::pthread_atfork(Some(prepare), Some(after_parent), Some(after_child));
         }
     });
 }
@@ -46,7 +41,6 @@ pub(crate) fn register(core: &Arc<Core>) {
     install();
     REGISTRY.lock().push(Entry {
         core: Arc::downgrade(core),
-        held: HashMap::new(),
     });
 }
 
@@ -58,30 +52,9 @@ pub(crate) fn unregister(core: &Core) {
     }
 }
 
-/// Counts a new handle on `slot`.
-pub(crate) fn hold(core: &Core, slot: u32) {
-    let mut reg = REGISTRY.lock();
-    if let Some(i) = find(&mut reg, core) {
-        *reg[i].held.entry(slot).or_insert(0) += 1;
-    }
-}
-
-/// Uncounts a handle on `slot`.
-pub(crate) fn unhold(core: &Core, slot: u32) {
-    let mut reg = REGISTRY.lock();
-    if let Some(i) = find(&mut reg, core) {
-        if let Some(n) = reg[i].held.get_mut(&slot) {
-            *n -= 1;
-            if *n == 0 {
-                reg[i].held.remove(&slot);
-            }
-        }
-    }
-}
-
 extern "C" fn prepare() {
-    // Locked here, unlocked in `after` (in both parent and child), so the child never
-    // inherits a registry some other thread was in the middle of changing.
+    // Locked here, unlocked in the after handlers (in both parent and child), so the child
+    // never inherits a registry some other thread was in the middle of changing.
     let reg = REGISTRY.lock();
     for e in reg.iter() {
         // A store whose last strong reference is being dropped by another thread is skipped:
@@ -94,23 +67,35 @@ extern "C" fn prepare() {
         // `Weak` keeps the allocation, so the `Core` behind the pointer is whole for as long as
         // this lock is held. Only shared access follows.
         let core = unsafe { &*e.core.as_ptr() };
-        if let Ok(a) = core.arena().atomic_u32(ATTACH_OFF) {
-            a.fetch_add(1, Ordering::AcqRel);
-        }
-        let table = core.table();
-        for (&slot, &n) in &e.held {
-            if let Ok(rc) = table.refcount(slot) {
-                // Relaxed: the parent's own references keep each object alive meanwhile.
-                rc.fetch_add(n, Ordering::Relaxed);
-            }
-        }
+        core.prepare_fork();
     }
     std::mem::forget(reg);
 }
 
-extern "C" fn after() {
+fn after(in_child: bool) {
     // SAFETY: `prepare` locked the registry in this thread and forgot the guard; the fork
-    // copied that state to the child, where this thread is the only one. Unlocking once
-    // balances the lock in both processes.
+    // copied that state to the child, where this thread is the only one. The registry is
+    // still locked, so every registered Core is whole (see `prepare`).
+    let reg = unsafe { &*REGISTRY.data_ptr() };
+    for e in reg.iter() {
+        // SAFETY: as in `prepare` (a Core whose drop began meanwhile is blocked in
+        // `unregister`, fields whole).
+        let core = unsafe { &*e.core.as_ptr() };
+        if core.after_fork(in_child) {
+            // SAFETY: `Core::prepare_fork` locked this mutex in this thread and forgot the
+            // guard (`after_fork` returned true), so this thread holds it.
+            unsafe { core.holdings_mutex().force_unlock() };
+        }
+    }
+    // SAFETY: `prepare` locked the registry in this thread and forgot the guard; unlocking
+    // once balances it, in the parent and in the child alike.
     unsafe { REGISTRY.force_unlock() };
+}
+
+extern "C" fn after_parent() {
+    after(false);
+}
+
+extern "C" fn after_child() {
+    after(true);
 }

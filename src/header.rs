@@ -6,6 +6,7 @@
 //! 512    the arena lock (robust, process-shared)
 //! 1024   allocator header
 //! 4096   name directory: `names_cap` entries of 64 bytes
+//! …      process table: `procs_cap` entries of 64 bytes (see `procs`)
 //! …      object table: `table_slots` slots of SLOT_SIZE bytes, 64-aligned
 //! …      heap (allocator blocks) up to the end of the segment
 //! ```
@@ -29,7 +30,7 @@ use crate::error::{Error, Result};
 /// `b"SHMSTORE"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMSTORE");
 /// Layout version: bump on any change to the arena's layout.
-pub const LAYOUT_VERSION: u64 = 1;
+pub const LAYOUT_VERSION: u64 = 2;
 
 /// Fixed part of the header, immutable after initialization.
 #[repr(C)]
@@ -67,8 +68,12 @@ pub struct Header {
     pub heap_start: u64,
     /// End of the heap.
     pub heap_end: u64,
+    /// Offset of the process table.
+    pub procs_off: u64,
+    /// Entries in the process table.
+    pub procs_cap: u64,
     /// Reserved; zero.
-    pub reserved: [u64; 16],
+    pub reserved: [u64; 14],
 }
 const _: () = assert!(size_of::<Header>() == 256);
 
@@ -140,6 +145,10 @@ pub const fn format_word(lock_size: usize, slot_size: usize, cell_size: usize) -
 pub struct Layout {
     /// Entries in the name directory.
     pub names_cap: u64,
+    /// Offset of the process table.
+    pub procs_off: u64,
+    /// Entries in the process table.
+    pub procs_cap: u64,
     /// Offset of the object table.
     pub table_off: u64,
     /// Slots in the object table.
@@ -149,6 +158,9 @@ pub struct Layout {
     /// End of the heap.
     pub heap_end: u64,
 }
+
+/// Entries in the process table: attachments that can be live at once.
+pub const PROCS_CAP: u64 = 256;
 
 /// Smallest segment accepted.
 pub const MIN_SIZE: usize = 64 << 10;
@@ -172,7 +184,9 @@ impl Layout {
         let size = size as u64;
         let names_cap = (size / (256 << 10)).clamp(64, 4096);
         let table_slots = slots.unwrap_or((size / 1024).clamp(64, 1 << 22));
-        let table_off = round_up(NAMES_OFF + names_cap * 64, 64);
+        let procs_off = round_up(NAMES_OFF + names_cap * 64, 64);
+        let procs_cap = PROCS_CAP;
+        let table_off = round_up(procs_off + procs_cap * 64, 64);
         let heap_start = table_slots
             .checked_mul(slot_size)
             .and_then(|t| t.checked_add(table_off))
@@ -186,6 +200,8 @@ impl Layout {
         }
         Ok(Layout {
             names_cap,
+            procs_off,
+            procs_cap,
             table_off,
             table_slots,
             heap_start,
@@ -220,7 +236,10 @@ pub fn read_checked(arena: &Arena, format: u64) -> Result<Header> {
         && h.alloc_off == ALLOC_OFF
         && h.names_off == NAMES_OFF
         && h.names_cap <= 1 << 20
-        && NAMES_OFF.checked_add(h.names_cap * 64) <= Some(h.table_off)
+        && NAMES_OFF.checked_add(h.names_cap * 64) <= Some(h.procs_off)
+        && h.procs_cap <= 1 << 16
+        && h.procs_off % 64 == 0
+        && h.procs_off.checked_add(h.procs_cap * 64) <= Some(h.table_off)
         && h.table_off % 64 == 0
         && h.table_slots <= 1 << 32
         && h.heap_start % 16 == 0

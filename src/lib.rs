@@ -36,6 +36,7 @@ pub mod arena;
 mod fork;
 pub mod header;
 pub mod process;
+pub mod procs;
 pub mod segment;
 pub mod sync;
 pub mod table;
@@ -54,6 +55,7 @@ mod value;
 
 pub use dispatch::MethodId;
 pub use error::{Error, Result};
+pub use procs::{ProcInfo, Reclaimed};
 pub use proxy::{AsProxy, IntoArgs, ListProxy, ListView, Proxy};
 pub use store::{Stats, Store, StoreBuilder};
 pub use token::{type_ids, Token};

@@ -13,6 +13,7 @@ use crate::header::{
     self, Header, Layout, NameEntry, ALLOC_OFF, ATTACH_OFF, FLAG_KEEP, LOCK_OFF, MAGIC,
     MAX_BOUND_NAME, NAMES_OFF, STATE_CLOSED, STATE_INIT, STATE_READY,
 };
+use crate::procs::{ProcInfo, Reclaimed};
 use crate::proxy::{AsProxy, Handle, Proxy};
 use crate::segment;
 use crate::table::{self, LOCK_BYTES, SLOT_SIZE};
@@ -92,7 +93,14 @@ impl StoreBuilder {
         let layout = Layout::for_size(size, self.max_objects, SLOT_SIZE)?;
         let arena = segment::create(name, size, self.mode)?;
         match init(&arena, &layout, self.keep) {
-            Ok(hdr) => Ok(Store::attached(Core::new(arena, hdr, name.to_owned()))),
+            Ok(hdr) => {
+                let core = Core::new_unattached(arena, hdr, name.to_owned());
+                let idx = {
+                    let _g = core.lock_arena()?;
+                    crate::procs::register(&core)?
+                };
+                Ok(Store::attached(core.into_attached(idx)))
+            }
             Err(e) => {
                 let _ = segment::unlink(name);
                 Err(e)
@@ -140,7 +148,9 @@ fn init(arena: &Arena, layout: &Layout, keep: bool) -> Result<Header> {
         table_slots: layout.table_slots,
         heap_start: layout.heap_start,
         heap_end: layout.heap_end,
-        reserved: [0; 16],
+        procs_off: layout.procs_off,
+        procs_cap: layout.procs_cap,
+        reserved: [0; 14],
     };
     arena.write(Offset::new(0), hdr)?;
     table::init_lock(arena, LOCK_OFF)?;
@@ -211,7 +221,13 @@ impl Store {
         for _ in 0..3 {
             match open_once(name) {
                 Err(Error::NotFound(_)) => continue,
-                other => return other.map(Store::attached),
+                Ok(core) => {
+                    let store = Store::attached(core);
+                    // Give back what dead processes held (best effort: the open succeeded).
+                    let _ = store.reclaim();
+                    return Ok(store);
+                }
+                Err(e) => return Err(e),
             }
         }
         Err(Error::NotFound(name.to_owned()))
@@ -402,6 +418,24 @@ impl Store {
         Ok(out)
     }
 
+    /// Gives back what attached processes that died still held: their references (objects whose
+    /// last reference they were are freed) and their attachments. Runs on its own when a store
+    /// is opened and after a lock is taken over from a dead holder.
+    ///
+    /// # Errors
+    /// `Corrupt` if the process table fails a check.
+    pub fn reclaim(&self) -> Result<Reclaimed> {
+        crate::procs::reclaim(&self.core, &crate::dispatch::release)
+    }
+
+    /// The process table: attached processes, alive or dead, and the references each holds.
+    ///
+    /// # Errors
+    /// `Corrupt` if the process table fails a check.
+    pub fn processes(&self) -> Result<Vec<ProcInfo>> {
+        crate::procs::list(&self.core)
+    }
+
     /// Figures about the store: memory, objects, processes, repairs.
     ///
     /// # Errors
@@ -448,12 +482,14 @@ fn open_once(name: &str) -> Result<Core> {
     }
     let hdr = header::read_checked(&arena, FORMAT)?;
     let core = Core::new_unattached(arena, hdr, name.to_owned());
-    {
+    let idx = {
         let _g = core.lock_arena()?;
         if core.state()?.load(Ordering::Acquire) != STATE_READY {
             return Err(Error::NotFound(name.to_owned()));
         }
+        let idx = crate::procs::register(&core)?;
         core.counter_u32(ATTACH_OFF)?.fetch_add(1, Ordering::AcqRel);
-    }
-    Ok(core.into_attached())
+        idx
+    };
+    Ok(core.into_attached(idx))
 }

@@ -63,6 +63,24 @@ fn child_main() {
                 Ok(())
             });
         }
+        // args: store, n — take n proxies (lists made here and attached ones), then wait to be
+        // killed.
+        "hoard" => {
+            let n: usize = args[1].parse().unwrap();
+            let shared = store.lookup("jobs").unwrap();
+            let mut keep = Vec::new();
+            for i in 0..n {
+                if i % 2 == 0 {
+                    keep.push(shmstore::Proxy::from(store.list([i as i64]).unwrap()));
+                } else {
+                    keep.push(store.attach(&shared.token()).unwrap());
+                }
+            }
+            common::signal("HOARDING");
+            loop {
+                std::thread::park();
+            }
+        }
         other => panic!("unknown role {other}"),
     }
     common::signal("DONE");
@@ -182,4 +200,43 @@ fn last_detach_racing_opens_never_corrupts_or_leaks() {
             "segment outlived its last process"
         );
     }
+}
+
+#[test]
+fn references_of_a_killed_process_holding_1000_proxies_are_reclaimed() {
+    let name = unique("hoard");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 8 << 20).unwrap();
+    let l = store.list([1, 2, 3]).unwrap();
+    store.bind("jobs", &l).unwrap();
+    let base = store.stats().unwrap();
+    let mut child = spawn("hoard", &[&name, "1000"]);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    assert!(wait_for_line(&mut out, "HOARDING"), "child did not start");
+    let during = store.stats().unwrap();
+    assert_eq!(during.objects_live, base.objects_live + 500);
+    assert_eq!(during.processes_attached, 2);
+    let held: u64 = store
+        .processes()
+        .unwrap()
+        .iter()
+        .filter(|p| p.pid == child.id())
+        .map(|p| p.references)
+        .sum();
+    assert_eq!(
+        held, 1001,
+        "500 lists, 500 attached proxies and the looked-up one"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let r = store.reclaim().unwrap();
+    assert_eq!(r.processes, 1);
+    assert_eq!(r.references, 1001);
+    let after = store.stats().unwrap();
+    assert_eq!(after.objects_live, base.objects_live);
+    assert_eq!(after.bytes_in_use, base.bytes_in_use);
+    assert_eq!(after.processes_attached, 1);
+    // The shared list lost only the child's references.
+    assert_eq!(l.len().unwrap(), 3);
+    assert_eq!(store.reclaim().unwrap(), shmstore::Reclaimed::default());
 }

@@ -23,14 +23,14 @@ pub(crate) struct Handle {
 impl Handle {
     /// Wraps a reference the caller already took (creation, attach, lookup).
     pub(crate) fn adopt(core: Arc<Core>, token: Token) -> Arc<Handle> {
-        crate::fork::hold(&core, token.slot);
+        core.hold(&token);
         Arc::new(Handle { core, token })
     }
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        crate::fork::unhold(&self.core, self.token.slot);
+        self.core.unhold(&self.token);
         dispatch::release(&self.core, &self.token);
     }
 }

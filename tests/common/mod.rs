@@ -8,6 +8,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -30,26 +31,52 @@ impl Drop for Cleanup {
 const ROLE: &str = "SHMSTORE_TEST_ROLE";
 const ARGS: &str = "SHMSTORE_TEST_ARGS";
 
+/// A child process that is killed if the test lets go of it early (a failed assertion), so no
+/// test leaves processes behind.
+pub struct ChildGuard(pub Child);
+
+impl std::ops::Deref for ChildGuard {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts this test binary as a child playing `role` with `args`; its stdout is piped.
-pub fn spawn(role: &str, args: &[&str]) -> Child {
+pub fn spawn(role: &str, args: &[&str]) -> ChildGuard {
     let exe = std::env::current_exe().expect("current_exe");
-    Command::new(exe)
-        .args([
-            "--exact",
-            "child_main",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE, role)
-        .env(ARGS, args.join("\u{1f}"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn child")
+    ChildGuard(
+        Command::new(exe)
+            .args([
+                "--exact",
+                "child_main",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ROLE, role)
+            .env(ARGS, args.join("\u{1f}"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn child"),
+    )
 }
 
 /// Waits for a child and asserts it succeeded.
-pub fn expect_success(mut child: Child, what: &str) {
+pub fn expect_success(mut child: ChildGuard, what: &str) {
     let status = child.wait().expect("wait");
     assert!(status.success(), "{what}: child failed with {status}");
 }

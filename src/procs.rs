@@ -1,0 +1,482 @@
+//! The process table: who is attached, and which references each attachment holds, so that the
+//! references of a process that dies are given back.
+//!
+//! ```text
+//! entry (64 bytes)                                  holdings block (HOLDING bytes per row)
+//! 0   proc    ProcId (pid, start time)              slot + 1   u32   (0: empty row)
+//! 16  state   u32  FREE | LIVE | FORKING | RECLAIM   generation u32
+//! 20  pad     u32                                   count      u32   references held
+//! 24  table   u64  holdings block | log2(rows) << 56  pad        u32
+//! 32  reclaimer ProcId (who is reclaiming a dead entry)
+//! 48  reserved
+//! ```
+//!
+//! Protocol. An entry is taken (FREE → LIVE) and given back (→ FREE) under the arena lock. Its
+//! holdings are written only by the attachment that owns it (its threads serialize on a
+//! process-local mutex), and read by others only once the owner is dead. The order of every
+//! change makes a crash leak, never free twice:
+//! - taking a reference: the refcount is incremented first, then the row's count;
+//! - dropping one: the row's count is decremented first, then the refcount;
+//! - a new row: the key is written with count 0, then the count;
+//! - growth: a new block is filled, then published with one store of `table` (offset and size in
+//!   one word), then the old block is freed;
+//! - reclaiming a dead entry: the reclaimer marks it RECLAIM with its own identity (a second
+//!   reclaimer skips it unless that reclaimer is dead too), and for each row sets the count to 0
+//!   before dropping that many references; a crash leaves the rest for the next reclaimer.
+//!
+//! Fork: the prepare handler copies the parent's entry into a FORKING entry (taking one reference
+//! per held reference), which the child claims by writing its own identity and LIVE. A failed
+//! fork leaves the FORKING entry, owned by the parent's identity, to be reclaimed when the parent
+//! is gone.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::arena::Offset;
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::process::ProcId;
+use crate::token::Token;
+
+/// Entry state: unused.
+pub const FREE: u32 = 0;
+/// Entry state: an attached process.
+pub const LIVE: u32 = 1;
+/// Entry state: made for a child by the fork handler, not yet claimed.
+pub const FORKING: u32 = 2;
+/// Entry state: the owner died and a reclaimer is giving its references back.
+pub const RECLAIM: u32 = 3;
+
+/// One process-table entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ProcEntry {
+    /// The attached process.
+    pub proc: ProcId,
+    /// FREE, LIVE, FORKING or RECLAIM.
+    pub state: u32,
+    /// Reserved; zero.
+    pub pad: u32,
+    /// Holdings block offset | log2(rows) << 56; 0 when there is none.
+    pub table: u64,
+    /// Who is reclaiming the entry (state RECLAIM).
+    pub reclaimer: ProcId,
+    /// Reserved; zero.
+    pub reserved: [u64; 2],
+}
+const _: () = assert!(size_of::<ProcEntry>() == 64);
+
+const HOLDING: u64 = 16;
+const STATE_AT: u64 = 16;
+const TABLE_AT: u64 = 24;
+/// `reserved[0]`: rows with a key (a hint for sizing; reclaim does not rely on it).
+const USED_AT: u64 = 48;
+const OFF_MASK: u64 = (1 << 56) - 1;
+const MIN_ROWS_LOG2: u64 = 4;
+const MAX_ROWS_LOG2: u64 = 30;
+
+/// What a process-table entry says, for tools and stats.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcInfo {
+    /// Entry index.
+    pub index: u32,
+    /// Process id.
+    pub pid: u32,
+    /// LIVE, FORKING or RECLAIM.
+    pub state: u32,
+    /// Whether the process runs.
+    pub alive: bool,
+    /// References it holds.
+    pub references: u64,
+}
+
+/// What a reclaim gave back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Dead attachments removed.
+    pub processes: u64,
+    /// References dropped.
+    pub references: u64,
+}
+
+fn entry_off(core: &Core, i: u32) -> Result<u64> {
+    let h = core.header();
+    if u64::from(i) >= h.procs_cap {
+        return Err(Error::corrupt("process entry out of range", u64::from(i)));
+    }
+    Ok(h.procs_off + u64::from(i) * size_of::<ProcEntry>() as u64)
+}
+
+fn state(core: &Core, i: u32) -> Result<&AtomicU32> {
+    core.arena().atomic_u32(entry_off(core, i)? + STATE_AT)
+}
+
+fn read(core: &Core, i: u32) -> Result<ProcEntry> {
+    core.arena().read(Offset::new(entry_off(core, i)?))
+}
+
+/// The holdings block of an entry: (offset, rows), checked against the arena.
+fn table_of(core: &Core, e: &ProcEntry, i: u32) -> Result<Option<(u64, u64)>> {
+    if e.table == 0 {
+        return Ok(None);
+    }
+    let log2 = e.table >> 56;
+    let off = e.table & OFF_MASK;
+    if !(MIN_ROWS_LOG2..=MAX_ROWS_LOG2).contains(&log2) {
+        return Err(Error::corrupt("holdings table size", u64::from(i)));
+    }
+    let rows = 1u64 << log2;
+    core.arena().check(off, rows * HOLDING, 16)?;
+    Ok(Some((off, rows)))
+}
+
+/// Takes a free entry for `proc` in state `st`. The caller holds the arena lock.
+fn take_entry(core: &Core, proc: ProcId, st: u32) -> Result<u32> {
+    let cap = core.header().procs_cap as u32;
+    for i in 0..cap {
+        if state(core, i)?.load(Ordering::Acquire) == FREE {
+            let off = entry_off(core, i)?;
+            core.arena().write(
+                Offset::new(off),
+                ProcEntry {
+                    proc,
+                    state: FREE,
+                    ..ProcEntry::default()
+                },
+            )?;
+            state(core, i)?.store(st, Ordering::Release);
+            return Ok(i);
+        }
+    }
+    Err(Error::TableFull { capacity: cap })
+}
+
+/// Registers this process's new attachment, with an empty holdings table of the smallest size
+/// (made now, so that memory figures taken after attaching do not move when proxies come and
+/// go); returns its entry. The caller holds the arena lock.
+pub(crate) fn register(core: &Core) -> Result<u32> {
+    let heap = crate::alloc::Heap::open(core.arena(), core.header().alloc_off)?;
+    let table = heap.alloc_zeroed((1 << MIN_ROWS_LOG2) * HOLDING)?;
+    match take_entry(core, ProcId::current(), LIVE) {
+        Ok(i) => {
+            core.arena()
+                .atomic_u64(entry_off(core, i)? + TABLE_AT)?
+                .store(table | (MIN_ROWS_LOG2 << 56), Ordering::Release);
+            Ok(i)
+        }
+        Err(e) => {
+            heap.free(table)?;
+            Err(e)
+        }
+    }
+}
+
+/// Frees the entry of a detaching attachment (whose holdings are all zero by now, or are being
+/// dropped with the segment). The caller holds the arena lock.
+pub(crate) fn unregister(core: &Core, i: u32) -> Result<()> {
+    let e = read(core, i)?;
+    let table = table_of(core, &e, i)?;
+    state(core, i)?.store(FREE, Ordering::Release);
+    if let Some((off, _)) = table {
+        let heap = crate::alloc::Heap::open(core.arena(), core.header().alloc_off)?;
+        heap.free(off)?;
+    }
+    Ok(())
+}
+
+fn row_off(off: u64, rows: u64, slot: u32, k: u64) -> u64 {
+    let h = u64::from(slot).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    off + ((h + k) & (rows - 1)) * HOLDING
+}
+
+/// Finds the row of `slot` (or the empty row where it would go).
+fn find_row(core: &Core, off: u64, rows: u64, slot: u32) -> Result<(u64, bool)> {
+    let a = core.arena();
+    for k in 0..rows {
+        let r = row_off(off, rows, slot, k);
+        let key = a.atomic_u32(r)?.load(Ordering::Relaxed);
+        if key == slot + 1 {
+            return Ok((r, true));
+        }
+        if key == 0 {
+            return Ok((r, false));
+        }
+    }
+    Ok((0, false))
+}
+
+/// Records one more reference to `token` held by entry `i`. The caller has incremented the
+/// refcount already and holds this attachment's holdings mutex.
+pub(crate) fn hold(core: &Core, i: u32, token: &Token) -> Result<()> {
+    let e = read(core, i)?;
+    let a = core.arena();
+    let Some((off, rows)) = table_of(core, &e, i)? else {
+        resize(core, i, &e, MIN_ROWS_LOG2)?;
+        return hold(core, i, token);
+    };
+    let (r, found) = find_row(core, off, rows, token.slot)?;
+    if found {
+        let c = a.atomic_u32(r + 8)?;
+        c.store(
+            c.load(Ordering::Relaxed).saturating_add(1),
+            Ordering::Release,
+        );
+        return Ok(());
+    }
+    let used = a.load_u64(entry_off(core, i)? + USED_AT)?;
+    // Keep the table at most half full.
+    if r == 0 || (used + 1) * 2 > rows {
+        resize(core, i, &e, rows.trailing_zeros() as u64 + 1)?;
+        return hold(core, i, token);
+    }
+    // Key with count 0 first, then the count: a crash in between holds nothing extra.
+    a.atomic_u32(r + 8)?.store(0, Ordering::Relaxed);
+    a.atomic_u32(r + 4)?
+        .store(token.generation, Ordering::Relaxed);
+    a.atomic_u32(r)?.store(token.slot + 1, Ordering::Release);
+    a.atomic_u32(r + 8)?.store(1, Ordering::Release);
+    a.store_u64(entry_off(core, i)? + USED_AT, used + 1)
+}
+
+/// Rebuilds the holdings table of entry `i` with 2^`log2` rows, keeping rows whose count is not
+/// 0.
+fn resize(core: &Core, i: u32, e: &ProcEntry, log2: u64) -> Result<()> {
+    let old = table_of(core, e, i)?;
+    if log2 > MAX_ROWS_LOG2 {
+        return Err(Error::OutOfMemory {
+            requested: usize::MAX,
+            available: 0,
+        });
+    }
+    let rows = 1u64 << log2;
+    let off = core.with_heap(|h| h.alloc_zeroed(rows * HOLDING))?;
+    let a = core.arena();
+    let mut used = 0;
+    if let Some((old_off, old_rows)) = old {
+        for k in 0..old_rows {
+            let r = old_off + k * HOLDING;
+            let key = a.atomic_u32(r)?.load(Ordering::Relaxed);
+            let count = a.atomic_u32(r + 8)?.load(Ordering::Relaxed);
+            if key == 0 || count == 0 {
+                continue;
+            }
+            let (nr, _) = find_row(core, off, rows, key - 1)?;
+            if nr == 0 {
+                break;
+            }
+            a.atomic_u32(nr + 4)?.store(
+                a.atomic_u32(r + 4)?.load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+            a.atomic_u32(nr + 8)?.store(count, Ordering::Relaxed);
+            a.atomic_u32(nr)?.store(key, Ordering::Relaxed);
+            used += 1;
+        }
+    }
+    // Publish offset and size with one store, then free the old block.
+    let eo = entry_off(core, i)?;
+    a.atomic_u64(eo + TABLE_AT)?
+        .store(off | (log2 << 56), Ordering::Release);
+    a.store_u64(eo + USED_AT, used)?;
+    if let Some((old_off, _)) = old {
+        core.free(old_off)?;
+    }
+    Ok(())
+}
+
+/// Records one reference to `token` fewer for entry `i`, before the caller drops it. A row
+/// whose count reaches 0 is removed (linear probing's backward shift), and a table that has
+/// become mostly empty shrinks, so holdings take memory only while proxies live.
+pub(crate) fn unhold(core: &Core, i: u32, token: &Token) -> Result<()> {
+    let e = read(core, i)?;
+    let Some((off, rows)) = table_of(core, &e, i)? else {
+        return Err(Error::corrupt(
+            "dropping a reference that was not held",
+            u64::from(i),
+        ));
+    };
+    let (r, found) = find_row(core, off, rows, token.slot)?;
+    if !found {
+        return Err(Error::corrupt(
+            "dropping a reference that was not held",
+            u64::from(i),
+        ));
+    }
+    let a = core.arena();
+    let c = a.atomic_u32(r + 8)?;
+    let n = c.load(Ordering::Relaxed).saturating_sub(1);
+    c.store(n, Ordering::Release);
+    if n > 0 {
+        return Ok(());
+    }
+    remove_row(core, off, rows, r)?;
+    let eo = entry_off(core, i)?;
+    let used = a.load_u64(eo + USED_AT)?.saturating_sub(1);
+    a.store_u64(eo + USED_AT, used)?;
+    if rows > 1 << MIN_ROWS_LOG2 && used * 8 < rows {
+        resize(core, i, &e, rows.trailing_zeros() as u64 - 1)?;
+    }
+    Ok(())
+}
+
+/// Empties row `r` (count already 0) and shifts later rows of its probe run back, so lookups
+/// stay correct. Each move writes the new row (count 0, key, then count), zeroes the old count,
+/// then clears the old key: a crash holds a count in at most one of the two rows.
+fn remove_row(core: &Core, off: u64, rows: u64, mut hole: u64) -> Result<()> {
+    let a = core.arena();
+    let index = |r: u64| (r - off) / HOLDING;
+    let mut j = hole;
+    for _ in 0..rows {
+        j = off + ((index(j) + 1) & (rows - 1)) * HOLDING;
+        let key = a.atomic_u32(j)?.load(Ordering::Relaxed);
+        if key == 0 {
+            break;
+        }
+        let home = index(row_off(off, rows, key - 1, 0));
+        // Move j into the hole unless its home lies cyclically in (hole, j].
+        let (h, jj) = (index(hole), index(j));
+        let stays = if h <= jj {
+            h < home && home <= jj
+        } else {
+            h < home || home <= jj
+        };
+        if stays {
+            continue;
+        }
+        let count = a.atomic_u32(j + 8)?.load(Ordering::Relaxed);
+        a.atomic_u32(hole + 8)?.store(0, Ordering::Relaxed);
+        a.atomic_u32(hole + 4)?.store(
+            a.atomic_u32(j + 4)?.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        a.atomic_u32(hole)?.store(key, Ordering::Release);
+        a.atomic_u32(j + 8)?.store(0, Ordering::Release);
+        a.atomic_u32(hole + 8)?.store(count, Ordering::Release);
+        hole = j;
+    }
+    a.atomic_u32(hole)?.store(0, Ordering::Release);
+    Ok(())
+}
+
+/// Rows of an entry with a non-zero count: (token, count).
+fn holdings(core: &Core, i: u32, e: &ProcEntry) -> Result<Vec<(Token, u32, u64)>> {
+    let mut out = Vec::new();
+    if let Some((off, rows)) = table_of(core, e, i)? {
+        let a = core.arena();
+        for k in 0..rows {
+            let r = off + k * HOLDING;
+            let key = a.atomic_u32(r)?.load(Ordering::Acquire);
+            let count = a.atomic_u32(r + 8)?.load(Ordering::Acquire);
+            if key != 0 && count != 0 {
+                let slot = key - 1;
+                let (type_id, _) = core.table().type_and_state(slot)?;
+                out.push((
+                    Token {
+                        store: core.store_id(),
+                        type_id,
+                        slot,
+                        generation: a.atomic_u32(r + 4)?.load(Ordering::Relaxed),
+                    },
+                    count,
+                    r,
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// In the fork handler (parent, before the fork): copies entry `i` into a new FORKING entry,
+/// taking one more reference per reference held. Returns the new entry. The caller holds this
+/// attachment's holdings mutex.
+pub(crate) fn prepare_fork(core: &Core, i: u32) -> Result<u32> {
+    let e = read(core, i)?;
+    let held = holdings(core, i, &e)?;
+    let child = {
+        let _g = core.lock_arena()?;
+        take_entry(core, ProcId::current(), FORKING)?
+    };
+    for (t, n, _) in &held {
+        // Reference first, then the row (a crash leaks).
+        let rc = core.table().refcount(t.slot)?;
+        rc.fetch_add(*n, Ordering::Relaxed);
+        for _ in 0..*n {
+            hold(core, child, t)?;
+        }
+    }
+    Ok(child)
+}
+
+/// In the child after a fork: makes the FORKING entry `i` this process's own.
+pub(crate) fn claim(core: &Core, i: u32) -> Result<()> {
+    let off = entry_off(core, i)?;
+    core.arena().write(Offset::new(off), ProcId::current())?;
+    state(core, i)?.store(LIVE, Ordering::Release);
+    Ok(())
+}
+
+/// Every entry in use.
+pub fn list(core: &Core) -> Result<Vec<ProcInfo>> {
+    let mut out = Vec::new();
+    for i in 0..core.header().procs_cap as u32 {
+        let e = read(core, i)?;
+        if e.state == FREE {
+            continue;
+        }
+        let references = holdings(core, i, &e)?.iter().map(|h| u64::from(h.1)).sum();
+        out.push(ProcInfo {
+            index: i,
+            pid: e.proc.pid,
+            state: e.state,
+            alive: e.proc.is_alive(),
+            references,
+        });
+    }
+    Ok(out)
+}
+
+/// Gives back what dead attachments held: their references (freeing objects whose last
+/// reference they were, through `release`) and their attach counts.
+pub(crate) fn reclaim(core: &Core, release: &dyn Fn(&Core, &Token)) -> Result<Reclaimed> {
+    let me = ProcId::current();
+    let mut done = Reclaimed::default();
+    for i in 0..core.header().procs_cap as u32 {
+        // Claim a dead entry under the arena lock, so two reclaimers never share one.
+        let e = {
+            let _g = core.lock_arena()?;
+            let e = read(core, i)?;
+            let dead = match e.state {
+                LIVE | FORKING => !e.proc.is_alive(),
+                RECLAIM => !e.reclaimer.is_alive(),
+                _ => false,
+            };
+            if !dead {
+                continue;
+            }
+            let off = entry_off(core, i)?;
+            core.arena().write(Offset::new(off + 32), me)?;
+            state(core, i)?.store(RECLAIM, Ordering::Release);
+            e
+        };
+        for (t, n, row) in holdings(core, i, &e)? {
+            // Zero the row first: a crash now leaks these references instead of dropping them
+            // twice.
+            core.arena()
+                .atomic_u32(row + 8)?
+                .store(0, Ordering::Release);
+            for _ in 0..n {
+                release(core, &t);
+            }
+            done.references += u64::from(n);
+        }
+        let _g = core.lock_arena()?;
+        unregister(core, i)?;
+        let a = core.counter_u32(crate::header::ATTACH_OFF)?;
+        let _ = a.fetch_update(Ordering::AcqRel, Ordering::Acquire, |x| {
+            Some(x.saturating_sub(1))
+        });
+        done.processes += 1;
+    }
+    Ok(done)
+}
