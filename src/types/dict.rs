@@ -284,42 +284,40 @@ pub fn update_pairs<'v>(
     Ok(())
 }
 
-/// The (key, value) pairs of an `update` argument: a dict, or an iterable of 2-item iterables.
-///
-/// # Errors
-/// Python's `TypeError`/`ValueError` for a non-iterable or an element of the wrong length.
-pub fn pairs_of(v: &Value) -> Result<Vec<(Value, Value)>> {
-    if let Value::Dict(kv) = v {
-        return Ok(kv.clone());
-    }
-    let items = iter_arg(v)?;
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let kv = iter_arg(item).map_err(|_| {
-            Error::TypeError(format!(
-                "cannot convert dictionary update sequence element #{i} to a sequence"
+/// The (key, value) pair of element `i` of an `update` argument.
+fn pair_of(i: usize, item: &Value) -> Result<(Value, Value)> {
+    let kv = iter_arg(item).map_err(|_| {
+        Error::TypeError(format!(
+            "cannot convert dictionary update sequence element #{i} to a sequence"
+        ))
+    })?;
+    <[Value; 2]>::try_from(kv)
+        .map(|[k, v]| (k, v))
+        .map_err(|kv| {
+            Error::ValueError(format!(
+                "dictionary update sequence element #{i} has length {}; 2 is required",
+                kv.len()
             ))
-        })?;
-        match <[Value; 2]>::try_from(kv) {
-            Ok([k, v]) => out.push((k, v)),
-            Err(kv) => {
-                return Err(Error::ValueError(format!(
-                    "dictionary update sequence element #{i} has length {}; 2 is required",
-                    kv.len()
-                )))
-            }
-        }
-    }
-    Ok(out)
+        })
 }
 
-/// `d.update(other)` for a dict or an iterable of pairs.
+/// `d.update(other)` for a dict or an iterable of 2-item iterables; pairs are set one by one,
+/// so those before a bad element stay set, as in Python.
 ///
 /// # Errors
-/// As [`pairs_of`]; `TypeError` for an unhashable key; `OutOfMemory`.
+/// Python's `TypeError`/`ValueError` for a non-iterable or an element of the wrong length;
+/// `TypeError` for an unhashable key; `OutOfMemory`.
 pub fn update_from(ctx: &mut Ctx<'_>, other: &Value) -> Result<()> {
-    let pairs = pairs_of(other)?;
-    update_pairs(ctx, pairs.iter().map(|(k, v)| (k, v)), pairs.len())
+    if let Value::Dict(kv) = other {
+        return update_pairs(ctx, kv.iter().map(|(k, v)| (k, v)), kv.len());
+    }
+    let items = iter_arg(other)?;
+    htable::reserve(ctx, DICT, items.len() as u64)?;
+    for (i, item) in items.iter().enumerate() {
+        let (k, v) = pair_of(i, item)?;
+        insert(ctx, &k, &v)?;
+    }
+    Ok(())
 }
 
 /// Copies of the keys, in insertion order.
