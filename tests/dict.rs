@@ -2,10 +2,10 @@
 //! random operation sequences, memory and nested-proxy lifetimes, allocation-free scalar access,
 //! atomic `add` from 4 real processes, and recovery from a holder killed inside `with_lock`.
 
-mod common;
 #[path = "gen/dict_cases.rs"]
 #[allow(dead_code)]
 mod cases;
+mod common;
 
 use std::cell::Cell;
 use std::io::BufReader;
@@ -144,10 +144,7 @@ fn typed_methods() {
     assert_eq!(d.to_string(), "{'a': 3, 'b': 2}");
     assert_eq!(d.get("a").unwrap(), Some(Value::Int(3)));
     assert_eq!(d.get("zz").unwrap(), None);
-    assert_eq!(
-        d.get_item("zz"),
-        Err(Error::KeyError(Value::from("zz")))
-    );
+    assert_eq!(d.get_item("zz"), Err(Error::KeyError(Value::from("zz"))));
     assert_eq!(
         d.get_item("zz").unwrap_err().to_string(),
         "'zz'",
@@ -196,9 +193,14 @@ fn typed_methods() {
     assert_eq!(d.to_string(), "{}");
     assert_eq!(
         d.popitem(),
-        Err(Error::KeyError(Value::from("popitem(): dictionary is empty")))
+        Err(Error::KeyError(Value::from(
+            "popitem(): dictionary is empty"
+        )))
     );
-    assert_eq!(format!("{d:?}").split(" at ").next(), Some("<DictProxy object, typeid 'dict'"));
+    assert_eq!(
+        format!("{d:?}").split(" at ").next(),
+        Some("<DictProxy object, typeid 'dict'")
+    );
 }
 
 #[test]
@@ -224,7 +226,11 @@ fn add_is_numeric_and_starts_at_zero() {
     );
     d.insert("big", i64::MAX).unwrap();
     assert!(matches!(d.add("big", 1), Err(Error::ValueError(_))));
-    assert_eq!(d.get("big").unwrap(), Some(Value::Int(i64::MAX)), "unchanged");
+    assert_eq!(
+        d.get("big").unwrap(),
+        Some(Value::Int(i64::MAX)),
+        "unchanged"
+    );
     assert_eq!(
         d.with_lock(|v| {
             v.add("n", 10)?;
@@ -247,7 +253,10 @@ fn growth_and_deletion_churn_keep_order_and_lookups() {
         present.insert(i);
         if i % 3 == 0 {
             let gone = present.remove(&(i / 2));
-            assert_eq!(d.remove(i / 2).unwrap(), gone.then_some(Value::Int(i / 2 * 2)));
+            assert_eq!(
+                d.remove(i / 2).unwrap(),
+                gone.then_some(Value::Int(i / 2 * 2))
+            );
         }
     }
     let keys = d.keys().unwrap();
@@ -277,23 +286,37 @@ fn memory_returns_to_baseline_after_drop() {
     {
         let long = "a value long enough to need its own block";
         let d = store
-            .dict((0..2000).map(|i| (Value::from(format!("key number {i} of many")), Value::from(long))))
+            .dict((0..2000).map(|i| {
+                (
+                    Value::from(format!("key number {i} of many")),
+                    Value::from(long),
+                )
+            }))
             .unwrap();
         for i in 0..2000 {
             if i % 2 == 0 {
                 d.remove(format!("key number {i} of many")).unwrap();
             } else {
-                d.insert(format!("key number {i} of many"), vec![Value::from(i), long.into()])
-                    .unwrap();
+                d.insert(
+                    format!("key number {i} of many"),
+                    vec![Value::from(i), long.into()],
+                )
+                .unwrap();
             }
         }
         d.add((1, "tuple key"), 5).unwrap();
-        d.update([(Value::from("nested"), Value::from(vec![vec![1, 2], vec![3]]))])
-            .unwrap();
+        d.update([(
+            Value::from("nested"),
+            Value::from(vec![vec![1, 2], vec![3]]),
+        )])
+        .unwrap();
         d.popitem().unwrap();
         assert!(store.stats().unwrap().bytes_in_use > base.bytes_in_use);
-        let s = store.set((0..500).map(|i| format!("element number {i}"))).unwrap();
-        s.difference_update((0..250).map(|i| format!("element number {i}"))).unwrap();
+        let s = store
+            .set((0..500).map(|i| format!("element number {i}")))
+            .unwrap();
+        s.difference_update((0..250).map(|i| format!("element number {i}")))
+            .unwrap();
         let d2 = store.dict([(1, 2)]).unwrap();
         d2.clear().unwrap();
     }
@@ -326,7 +349,10 @@ fn nested_proxies_keep_their_referents_alive() {
     let Value::Proxy(kt) = &keys[1] else {
         panic!("expected a proxy key")
     };
-    assert_eq!(d.get(Value::Proxy(*kt)).unwrap(), Some("proxy as key".into()));
+    assert_eq!(
+        d.get(Value::Proxy(*kt)).unwrap(),
+        Some("proxy as key".into())
+    );
     // Removing one reference to the list keeps it (the tuple still holds one).
     d.remove("inner").unwrap();
     assert_eq!(store.stats().unwrap().objects_live, live0 + 3);
@@ -385,11 +411,16 @@ fn four_processes_add_atomically() {
 #[test]
 fn holder_killed_inside_with_lock_leaves_a_working_dict() {
     let (store, _c) = new_store("dictkill", 4 << 20);
-    let d = store.dict((0..10).map(|i| (format!("keep-{i}"), i))).unwrap();
+    let d = store
+        .dict((0..10).map(|i| (format!("keep-{i}"), i)))
+        .unwrap();
     store.bind("counter", &d).unwrap();
     let mut child = spawn("hold", &[store.name()]);
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    assert!(wait_for_line(&mut out, "HOLDING"), "child never took the lock");
+    assert!(
+        wait_for_line(&mut out, "HOLDING"),
+        "child never took the lock"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     // The dict is whole: the dead holder's writes up to its death are there, lookups agree
@@ -474,7 +505,9 @@ impl Model {
                 .pos(k)
                 .map(|i| self.0.remove(i).1)
                 .unwrap_or(Value::from("absent"))),
-            Op::Get(k) => Ok(self.pos(k).map_or(Value::from("absent"), |i| self.0[i].1.clone())),
+            Op::Get(k) => Ok(self
+                .pos(k)
+                .map_or(Value::from("absent"), |i| self.0[i].1.clone())),
             Op::Pop(k) => match self.pos(k) {
                 Some(i) => Ok(self.0.remove(i).1),
                 None => Err(Error::KeyError(k.clone())),
@@ -517,7 +550,9 @@ impl Model {
 fn apply(d: &DictProxy, op: &Op) -> Result<Value, Error> {
     match op {
         Op::Insert(k, v) => d.insert(k.clone(), v.clone()).map(|()| Value::None),
-        Op::Remove(k) => d.remove(k.clone()).map(|v| v.unwrap_or(Value::from("absent"))),
+        Op::Remove(k) => d
+            .remove(k.clone())
+            .map(|v| v.unwrap_or(Value::from("absent"))),
         Op::Get(k) => d.get(k.clone()).map(|v| v.unwrap_or(Value::from("absent"))),
         Op::Pop(k) => d.pop(k.clone()),
         Op::Popitem => d.popitem().map(Value::from),

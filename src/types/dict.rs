@@ -249,7 +249,9 @@ pub fn del_item(ctx: &mut Ctx<'_>, key: &Value) -> Result<()> {
 pub fn popitem(ctx: &mut Ctx<'_>) -> Result<(Value, Value)> {
     match htable::pop_last(ctx, DICT)? {
         Some((k, v)) => Ok((k, v.unwrap_or(Value::None))),
-        None => Err(Error::KeyError(Value::from("popitem(): dictionary is empty"))),
+        None => Err(Error::KeyError(Value::from(
+            "popitem(): dictionary is empty",
+        ))),
     }
 }
 
@@ -361,12 +363,17 @@ pub fn num_add(a: &Value, b: &Value) -> Result<Value> {
         (Value::Int(_) | Value::Bool(_), Value::Int(_) | Value::Bool(_)) => {
             let (x, y) = (a.as_int().unwrap_or(0), b.as_int().unwrap_or(0));
             x.checked_add(y).map(Value::Int).ok_or_else(|| {
-                Error::ValueError(format!("integer overflow: {x} + {y} does not fit in 64 bits"))
+                Error::ValueError(format!(
+                    "integer overflow: {x} + {y} does not fit in 64 bits"
+                ))
             })
         }
-        (Value::Float(_) | Value::Int(_) | Value::Bool(_), Value::Float(_) | Value::Int(_) | Value::Bool(_)) => {
-            Ok(Value::Float(a.as_float().unwrap_or(0.0) + b.as_float().unwrap_or(0.0)))
-        }
+        (
+            Value::Float(_) | Value::Int(_) | Value::Bool(_),
+            Value::Float(_) | Value::Int(_) | Value::Bool(_),
+        ) => Ok(Value::Float(
+            a.as_float().unwrap_or(0.0) + b.as_float().unwrap_or(0.0),
+        )),
         _ => Err(Error::TypeError(format!(
             "unsupported operand type(s) for +: '{}' and '{}'",
             a.type_name(),
@@ -544,7 +551,11 @@ fn m_repr(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
     Ok(Value::Str(s))
 }
 
-fn or_operand<'v>(a: &'v [Value], k: Kwargs<'_>, wrapper: &str) -> Result<Option<&'v [(Value, Value)]>> {
+fn or_operand<'v>(
+    a: &'v [Value],
+    k: Kwargs<'_>,
+    wrapper: &str,
+) -> Result<Option<&'v [(Value, Value)]>> {
     match slot_args(wrapper, a, k, 1)? {
         [Value::Dict(kv)] => Ok(Some(kv)),
         _ => Ok(None),
@@ -602,7 +613,11 @@ fn m_fromkeys(_ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
     let (keys, v) = match a {
         [ks] => (ks, &Value::None),
         [ks, v] => (ks, v),
-        _ => return Err(Error::TypeError("fromkeys expected 1 or 2 arguments".into())),
+        _ => {
+            return Err(Error::TypeError(
+                "fromkeys expected 1 or 2 arguments".into(),
+            ))
+        }
     };
     let keys = iter_arg(keys)?;
     Value::dict_from_pairs(keys.into_iter().map(|key| (key, v.clone())))
@@ -654,7 +669,9 @@ fn m_setdefault(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> 
     match pos_args("setdefault", "dict.setdefault", a, k, 1, 2)? {
         [key] => setdefault(ctx, key, &Value::None),
         [key, default] => setdefault(ctx, key, default),
-        _ => Err(Error::TypeError("setdefault expected 1 or 2 arguments".into())),
+        _ => Err(Error::TypeError(
+            "setdefault expected 1 or 2 arguments".into(),
+        )),
     }
 }
 
@@ -692,7 +709,10 @@ mod tests {
         assert_eq!(add(true.into(), true.into()), Ok("2".into()));
         assert_eq!(add(1.into(), 0.5.into()), Ok("1.5".into()));
         assert_eq!(add(0.5.into(), 1.into()), Ok("1.5".into()));
-        assert!(matches!(add(i64::MAX.into(), 1.into()), Err(Error::ValueError(_))));
+        assert!(matches!(
+            add(i64::MAX.into(), 1.into()),
+            Err(Error::ValueError(_))
+        ));
         assert_eq!(
             add("a".into(), 1.into()),
             Err(Error::TypeError(

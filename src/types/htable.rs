@@ -264,11 +264,7 @@ pub enum Probe {
 
 /// Walks the probe sequence of `hash`, calling `visit(slot, content)` until it says stop.
 #[inline]
-fn walk<R>(
-    t: &Table,
-    hash: u64,
-    mut visit: impl FnMut(u64) -> Result<Option<R>>,
-) -> Result<R> {
+fn walk<R>(t: &Table, hash: u64, mut visit: impl FnMut(u64) -> Result<Option<R>>) -> Result<R> {
     let mask = t.size - 1;
     let mut perturb = hash;
     let mut i = hash & mask;
@@ -290,7 +286,11 @@ fn probe(core: &Core, t: &Table, hash: u64, key: &Value) -> Result<Probe> {
     let mut free = None;
     walk(t, hash, |i| {
         match slot(core, t, i)? {
-            EMPTY => return Ok(Some(Probe::Missing { slot: free.unwrap_or(i) })),
+            EMPTY => {
+                return Ok(Some(Probe::Missing {
+                    slot: free.unwrap_or(i),
+                }))
+            }
             DUMMY => {
                 free.get_or_insert(i);
             }
@@ -481,7 +481,9 @@ fn resize(ctx: &Ctx<'_>, shape: Shape, old: Option<&Table>, need: u64) -> Result
 /// `OutOfMemory`; `Corrupt`.
 pub fn reserve(ctx: &Ctx<'_>, shape: Shape, extra: u64) -> Result<()> {
     let t = open(ctx, shape)?;
-    let (live, room) = t.map_or((0, 0), |t| (t.h.live, t.h.cap - t.h.nentries.max(t.h.filled)));
+    let (live, room) = t.map_or((0, 0), |t| {
+        (t.h.live, t.h.cap - t.h.nentries.max(t.h.filled))
+    });
     if room < extra {
         resize(ctx, shape, t.as_ref(), live.saturating_add(extra))?;
     }
@@ -563,7 +565,12 @@ fn slot_is(core: &Core, t: &Table, i: u64, what: u32) -> Result<bool> {
 /// # Errors
 /// `TypeError` for an unhashable key; `OutOfMemory`; `Corrupt`.
 #[inline]
-pub fn set_item(ctx: &mut Ctx<'_>, shape: Shape, key: &Value, value: Option<&Value>) -> Result<bool> {
+pub fn set_item(
+    ctx: &mut Ctx<'_>,
+    shape: Shape,
+    key: &Value,
+    value: Option<&Value>,
+) -> Result<bool> {
     let f = find(ctx, shape, key)?;
     if f.found() {
         if let (true, Some(v)) = (shape.values, value) {

@@ -501,14 +501,14 @@ fn m_copy(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
 }
 
 fn m_union(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
-    let all: Vec<Value> = others("set.union", a, k)?.concat();
+    let all: Vec<Value> = others("union", a, k)?.concat();
     union(ctx, &all).map(list)
 }
 
-fn m_intersection(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
-    let os = others("set.intersection", a, k)?;
+/// `s.intersection(*others)`; with no others, a copy.
+fn intersection_multi(ctx: &mut Ctx<'_>, os: &[Vec<Value>]) -> Result<Vec<Value>> {
     let Some((first, rest)) = os.split_first() else {
-        return snapshot_value(ctx);
+        return items(ctx);
     };
     let mut r = intersection(ctx, first)?;
     for o in rest {
@@ -521,11 +521,16 @@ fn m_intersection(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value
         }
         r = next;
     }
-    Ok(list(r))
+    Ok(r)
+}
+
+fn m_intersection(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let os = others("intersection", a, k)?;
+    intersection_multi(ctx, &os).map(list)
 }
 
 fn m_difference(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
-    let all: Vec<Value> = others("set.difference", a, k)?.concat();
+    let all: Vec<Value> = others("difference", a, k)?.concat();
     difference(ctx, &all).map(list)
 }
 
@@ -535,7 +540,7 @@ fn m_symmetric_difference(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Resu
 }
 
 fn m_update(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
-    no_kwargs("set.update", k)?;
+    no_kwargs("update", k)?;
     for o in a {
         update(ctx, &iter_arg(o)?)?;
     }
@@ -543,14 +548,17 @@ fn m_update(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
 }
 
 fn m_intersection_update(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
-    for o in others("set.intersection_update", a, k)? {
-        intersection_update(ctx, &o)?;
+    let os = others("intersection_update", a, k)?;
+    if !os.is_empty() {
+        // Computed whole first, so an unhashable item leaves the set unchanged, as in Python.
+        let keep = intersection_multi(ctx, &os)?;
+        intersection_update(ctx, &keep)?;
     }
     Ok(Value::None)
 }
 
 fn m_difference_update(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
-    no_kwargs("set.difference_update", k)?;
+    no_kwargs("difference_update", k)?;
     for o in a {
         difference_update(ctx, &iter_arg(o)?)?;
     }

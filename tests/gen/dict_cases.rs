@@ -10,7 +10,24 @@ pub type Outcome = Result<(&'static str, &'static str), (&'static str, &'static 
 /// The base containers the cases start from.
 pub fn base(name: &str) -> Value {
     match name {
-        "base" => Value::Dict(vec![(Value::Int(1), Value::from("a")), (Value::from("b"), Value::Float(2.5_f64)), (Value::None, Value::List(vec![Value::Int(1), Value::Int(2)])), (Value::Tuple(vec![Value::Int(1), Value::Int(2)]), Value::from("tuple")), (Value::from("long string of more than fourteen bytes"), Value::from("long string of more than fourteen bytes")), (Value::Float(3.5_f64), Value::Dict(vec![(Value::from("n"), Value::Int(1))])), (Value::bytes(*b"x"), Value::None)]),
+        "base" => Value::Dict(vec![
+            (Value::Int(1), Value::from("a")),
+            (Value::from("b"), Value::Float(2.5_f64)),
+            (Value::None, Value::List(vec![Value::Int(1), Value::Int(2)])),
+            (
+                Value::Tuple(vec![Value::Int(1), Value::Int(2)]),
+                Value::from("tuple"),
+            ),
+            (
+                Value::from("long string of more than fourteen bytes"),
+                Value::from("long string of more than fourteen bytes"),
+            ),
+            (
+                Value::Float(3.5_f64),
+                Value::Dict(vec![(Value::from("n"), Value::Int(1))]),
+            ),
+            (Value::bytes(*b"x"), Value::None),
+        ]),
         "empty" => Value::Dict(vec![]),
         _ => unreachable!(),
     }
@@ -18,7 +35,13 @@ pub fn base(name: &str) -> Value {
 
 /// (base, method, args, kwargs, outcome).
 #[allow(clippy::type_complexity)]
-pub fn cases() -> Vec<(&'static str, &'static str, Vec<Value>, Vec<(&'static str, Value)>, Outcome)> {
+pub fn cases() -> Vec<(
+    &'static str,
+    &'static str,
+    Vec<Value>,
+    Vec<(&'static str, Value)>,
+    Outcome,
+)> {
     vec![
         ("base", "__len__", vec![], vec![], Ok(("7", "{1: 'a', 'b': 2.5, None: [1, 2], (1, 2): 'tuple', 'long string of more than fourteen bytes': 'long string of more than fourteen bytes', 3.5: {'n': 1}, b'x': None}"))),
         ("base", "__len__", vec![Value::Int(1)], vec![], Err(("TypeError", "expected 0 arguments, got 1", "{1: 'a', 'b': 2.5, None: [1, 2], (1, 2): 'tuple', 'long string of more than fourteen bytes': 'long string of more than fourteen bytes', 3.5: {'n': 1}, b'x': None}"))),

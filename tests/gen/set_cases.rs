@@ -10,7 +10,16 @@ pub type Outcome = Result<(&'static str, &'static str), (&'static str, &'static 
 /// The base containers the cases start from.
 pub fn base(name: &str) -> Value {
     match name {
-        "base" => Value::List(vec![Value::Int(3), Value::Int(1), Value::from("a"), Value::Float(2.5_f64), Value::None, Value::Tuple(vec![Value::Int(1), Value::Int(2)]), Value::from("long string of more than fourteen bytes"), Value::bytes(*b"x")]),
+        "base" => Value::List(vec![
+            Value::Int(3),
+            Value::Int(1),
+            Value::from("a"),
+            Value::Float(2.5_f64),
+            Value::None,
+            Value::Tuple(vec![Value::Int(1), Value::Int(2)]),
+            Value::from("long string of more than fourteen bytes"),
+            Value::bytes(*b"x"),
+        ]),
         "small" => Value::List(vec![Value::Int(1), Value::Int(2), Value::Int(3)]),
         "empty" => Value::List(vec![]),
         _ => unreachable!(),
@@ -18,11 +27,36 @@ pub fn base(name: &str) -> Value {
 }
 
 /// Methods whose result is a set (compared canonically).
-pub const SET_RESULTS: &[&str] = &["__and__", "__iand__", "__ior__", "__isub__", "__iter__", "__ixor__", "__or__", "__rand__", "__ror__", "__rsub__", "__rxor__", "__sub__", "__xor__", "copy", "difference", "intersection", "symmetric_difference", "union"];
+pub const SET_RESULTS: &[&str] = &[
+    "__and__",
+    "__iand__",
+    "__ior__",
+    "__isub__",
+    "__iter__",
+    "__ixor__",
+    "__or__",
+    "__rand__",
+    "__ror__",
+    "__rsub__",
+    "__rxor__",
+    "__sub__",
+    "__xor__",
+    "copy",
+    "difference",
+    "intersection",
+    "symmetric_difference",
+    "union",
+];
 
 /// (base, method, args, kwargs, outcome).
 #[allow(clippy::type_complexity)]
-pub fn cases() -> Vec<(&'static str, &'static str, Vec<Value>, Vec<(&'static str, Value)>, Outcome)> {
+pub fn cases() -> Vec<(
+    &'static str,
+    &'static str,
+    Vec<Value>,
+    Vec<(&'static str, Value)>,
+    Outcome,
+)> {
     vec![
         ("base", "__len__", vec![], vec![], Ok(("8", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
         ("base", "__len__", vec![Value::Int(1)], vec![], Err(("TypeError", "expected 0 arguments, got 1", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
@@ -65,6 +99,12 @@ pub fn cases() -> Vec<(&'static str, &'static str, Vec<Value>, Vec<(&'static str
         ("base", "union", vec![Value::List(vec![Value::List(vec![Value::Int(1)])])], vec![], Err(("TypeError", "unhashable type: 'list'", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
         ("base", "union", vec![Value::List(vec![Value::Int(1)])], vec![("x", Value::Int(2))], Err(("TypeError", "union() takes no keyword arguments", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
         ("base", "union", vec![Value::Dict(vec![(Value::from("k"), Value::Int(1))])], vec![], Ok(("{'a', 'k', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
+        ("base", "intersection", vec![Value::List(vec![Value::Int(1)])], vec![("x", Value::Int(2))], Err(("TypeError", "intersection() takes no keyword arguments", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
+        ("base", "difference", vec![Value::List(vec![Value::Int(1)])], vec![("x", Value::Int(2))], Err(("TypeError", "difference() takes no keyword arguments", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
+        ("base", "update", vec![Value::List(vec![Value::Int(1)])], vec![("x", Value::Int(2))], Err(("TypeError", "update() takes no keyword arguments", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
+        ("base", "intersection_update", vec![Value::List(vec![Value::Int(1)])], vec![("x", Value::Int(2))], Err(("TypeError", "intersection_update() takes no keyword arguments", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
+        ("base", "difference_update", vec![Value::List(vec![Value::Int(1)])], vec![("x", Value::Int(2))], Err(("TypeError", "difference_update() takes no keyword arguments", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
+        ("base", "symmetric_difference_update", vec![Value::List(vec![Value::Int(1)])], vec![("x", Value::Int(2))], Err(("TypeError", "set.symmetric_difference_update() takes no keyword arguments", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
         ("base", "intersection", vec![Value::List(vec![Value::Int(1), Value::Int(3), Value::Int(9)])], vec![], Ok(("{1, 3}", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
         ("base", "intersection", vec![Value::List(vec![Value::Int(1), Value::Int(3)]), Value::List(vec![Value::Int(3)])], vec![], Ok(("{3}", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
         ("base", "intersection", vec![], vec![], Ok(("{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
@@ -88,6 +128,7 @@ pub fn cases() -> Vec<(&'static str, &'static str, Vec<Value>, Vec<(&'static str
         ("base", "intersection_update", vec![Value::List(vec![Value::Int(1), Value::Int(3), Value::Int(9)])], vec![], Ok(("None", "{1, 3}"))),
         ("base", "intersection_update", vec![Value::List(vec![Value::Int(1), Value::Int(3)]), Value::List(vec![Value::Int(3)])], vec![], Ok(("None", "{3}"))),
         ("base", "intersection_update", vec![Value::List(vec![Value::Int(1), Value::List(vec![Value::Int(1)])])], vec![], Err(("TypeError", "unhashable type: 'list'", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
+        ("base", "intersection_update", vec![Value::List(vec![Value::Int(1), Value::Int(3)]), Value::List(vec![Value::List(vec![Value::Int(1)])])], vec![], Err(("TypeError", "unhashable type: 'list'", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
         ("base", "intersection_update", vec![Value::Int(1)], vec![], Err(("TypeError", "'int' object is not iterable", "{'a', 'long string of more than fourteen bytes', (1, 2), 1, 2.5, 3, None, b'x'}"))),
         ("base", "difference_update", vec![Value::List(vec![Value::Int(1), Value::Int(3)])], vec![], Ok(("None", "{'a', 'long string of more than fourteen bytes', (1, 2), 2.5, None, b'x'}"))),
         ("base", "difference_update", vec![Value::List(vec![Value::Int(1)]), Value::List(vec![Value::Int(3)])], vec![], Ok(("None", "{'a', 'long string of more than fourteen bytes', (1, 2), 2.5, None, b'x'}"))),
