@@ -338,7 +338,7 @@ pub struct Find {
 }
 
 impl Find {
-    /// The entry number of a key that was found.
+    /// True if the key was found.
     #[inline]
     pub fn found(&self) -> bool {
         matches!(self.probe, Some(Probe::Found { .. }))
@@ -874,5 +874,52 @@ mod tests {
                 assert!(seen.iter().all(|&s| s), "log2 {log2} hash {hash:#x}");
             }
         }
+    }
+
+    /// A holder that died half-way through an insert (entry published, index slot and counts
+    /// not yet stored) and half-way through a delete (entry unpublished, slot and count not yet
+    /// updated): the derived state is stale until `repair` rebuilds it.
+    #[test]
+    fn repair_rebuilds_what_a_dead_holder_left_half_done() {
+        let name = format!("htrepair-{}", std::process::id());
+        let store = crate::Store::create(&name, 1 << 20).unwrap();
+        let d = store.dict((0..20).map(|i| (i, i * 10))).unwrap();
+        let token = crate::AsProxy::token(&d);
+        crate::dispatch::with_object(store.core(), &token, |ctx| {
+            let core = ctx.core;
+            let t = open(ctx, DICT)?.unwrap();
+            // Half an insert of key 7: its slot was never stored, nor the counts.
+            let f = find(ctx, DICT, &Value::Int(7))?;
+            let Some((_, slot7, _)) = f.hit() else {
+                panic!("7 missing")
+            };
+            set_slot(core, &t, slot7, EMPTY)?;
+            store_hdr(core, &t, F_LIVE, t.h.live - 1)?;
+            // Half a delete of key 3: unpublished, nothing else.
+            let f = find(ctx, DICT, &Value::Int(3))?;
+            let Some((_, _, ix3)) = f.hit() else {
+                panic!("3 missing")
+            };
+            core.arena().store_u64(t.entry(ix3) + 8, 0)?;
+            // Stale: 7 is iterated but not found.
+            assert!(!find(ctx, DICT, &Value::Int(7))?.found());
+            repair(ctx, DICT)?;
+            assert_eq!(len(ctx, DICT)?, 19);
+            for i in 0..20 {
+                let f = find(ctx, DICT, &Value::Int(i))?;
+                assert_eq!(
+                    value(ctx, &f)?,
+                    (i != 3).then_some(Value::Int(i * 10)),
+                    "key {i}"
+                );
+            }
+            let t = open(ctx, DICT)?.unwrap();
+            assert_eq!(t.h.filled, 19);
+            Ok(())
+        })
+        .unwrap();
+        d.insert(3, "back").unwrap();
+        assert_eq!(d.keys().unwrap().last(), Some(&Value::Int(3)));
+        assert_eq!(d.len().unwrap(), 20);
     }
 }
