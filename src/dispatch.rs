@@ -10,7 +10,7 @@ use crate::token::Token;
 use crate::types::{self, Ctx, Kwargs, TypeDesc};
 use crate::value::Value;
 
-static TYPES: &[&TypeDesc] = &[&types::list::DESC];
+static TYPES: &[&TypeDesc] = &[&types::list::DESC, &types::dict::DESC, &types::set::DESC];
 
 /// The descriptor of type `id`.
 ///

@@ -56,7 +56,9 @@ mod value;
 pub use dispatch::MethodId;
 pub use error::{Error, Result};
 pub use procs::{ProcInfo, Reclaimed};
-pub use proxy::{AsProxy, IntoArgs, ListProxy, ListView, Proxy};
+pub use proxy::{
+    AsProxy, DictProxy, DictView, IntoArgs, ListProxy, ListView, Proxy, SetProxy, SetView,
+};
 pub use store::{Stats, Store, StoreBuilder};
 pub use token::{type_ids, Token};
 pub use value::{Slice, SliceIndices, SliceIter, Value, MAX_DEPTH};

@@ -244,5 +244,9 @@ impl Proxy {
     }
 }
 
+mod dict;
 mod list;
+mod set;
+pub use dict::{DictProxy, DictView};
 pub use list::{ListProxy, ListView};
+pub use set::{SetProxy, SetView};

@@ -11,7 +11,10 @@ use crate::table;
 use crate::token::Token;
 use crate::value::Value;
 
+pub mod dict;
+pub mod htable;
 pub mod list;
+pub mod set;
 
 /// Keyword arguments, as Python's `**kwds`.
 pub type Kwargs<'a> = &'a [(&'a str, Value)];

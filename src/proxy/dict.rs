@@ -1,0 +1,351 @@
+//! `DictProxy`: the typed proxy of a shared `dict`, and the `Store::dict` factory.
+
+use std::sync::Arc;
+
+use super::{Handle, Proxy};
+use crate::dispatch;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::token::type_ids;
+use crate::types::{dict, Ctx};
+use crate::value::Value;
+
+/// A proxy of a shared `dict`: insertion-ordered, keyed by any hashable [`Value`].
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictproxy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::{Error, Value};
+/// let d = store.dict([("a", 1), ("b", 2)])?;
+/// d.insert("c", 3)?;
+/// assert_eq!(d.get("b")?, Some(Value::Int(2)));
+/// assert_eq!(d.get_item("zz"), Err(Error::KeyError(Value::from("zz"))));
+/// d.add("a", 10)?; // d["a"] += 10 in one step
+/// assert_eq!(d.to_string(), "{'a': 11, 'b': 2, 'c': 3}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct DictProxy {
+    h: Arc<Handle>,
+}
+proxy_common!(DictProxy);
+
+impl From<DictProxy> for Proxy {
+    fn from(p: DictProxy) -> Proxy {
+        Proxy { h: p.h }
+    }
+}
+
+impl TryFrom<Proxy> for DictProxy {
+    type Error = Error;
+    fn try_from(p: Proxy) -> Result<DictProxy> {
+        Ok(DictProxy {
+            h: p.into_handle_of(type_ids::DICT)?,
+        })
+    }
+}
+
+impl DictProxy {
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(&mut Ctx<'_>) -> Result<R>) -> Result<R> {
+        dispatch::with_object(&self.h.core, &self.h.token, f)
+    }
+
+    /// `len(d)`.
+    ///
+    /// # Errors
+    /// `Corrupt` if the dict's memory fails a check.
+    #[inline]
+    pub fn len(&self) -> Result<usize> {
+        self.with(|c| dict::len(c).map(|n| n as usize))
+    }
+
+    /// `len(d) == 0`.
+    ///
+    /// # Errors
+    /// As [`Self::len`].
+    #[inline]
+    pub fn is_empty(&self) -> Result<bool> {
+        self.len().map(|n| n == 0)
+    }
+
+    /// `d.get(key)`: the value, or None when the key is missing.
+    ///
+    /// # Errors
+    /// `TypeError("unhashable type: 'list'")` for an unhashable key.
+    #[inline]
+    pub fn get(&self, key: impl Into<Value>) -> Result<Option<Value>> {
+        let key = key.into();
+        self.with(|c| dict::get(c, &key))
+    }
+
+    /// `d[key]`.
+    ///
+    /// # Errors
+    /// `KeyError(key)` when missing; `TypeError` for an unhashable key.
+    #[inline]
+    pub fn get_item(&self, key: impl Into<Value>) -> Result<Value> {
+        let key = key.into();
+        self.with(|c| dict::get_item(c, &key))
+    }
+
+    /// `d[key] = value`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable key; `OutOfMemory` (the dict is unchanged).
+    #[inline]
+    pub fn insert(&self, key: impl Into<Value>, value: impl Into<Value>) -> Result<()> {
+        let (key, value) = (key.into(), value.into());
+        self.with(|c| dict::insert(c, &key, &value))
+    }
+
+    /// Removes `key`, returning its value, or None when it was missing.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable key.
+    pub fn remove(&self, key: impl Into<Value>) -> Result<Option<Value>> {
+        let key = key.into();
+        self.with(|c| dict::remove(c, &key))
+    }
+
+    /// `d.pop(key)`.
+    ///
+    /// # Errors
+    /// `KeyError(key)` when missing; `TypeError` for an unhashable key.
+    pub fn pop(&self, key: impl Into<Value>) -> Result<Value> {
+        let key = key.into();
+        self.with(|c| dict::pop(c, &key))
+    }
+
+    /// `d.popitem()`: removes and returns the most recently inserted pair.
+    ///
+    /// # Errors
+    /// `KeyError('popitem(): dictionary is empty')`.
+    pub fn popitem(&self) -> Result<(Value, Value)> {
+        self.with(dict::popitem)
+    }
+
+    /// `key in d`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable key.
+    #[inline]
+    pub fn contains(&self, key: impl Into<Value>) -> Result<bool> {
+        let key = key.into();
+        self.with(|c| dict::contains(c, &key))
+    }
+
+    /// The keys, in insertion order (a snapshot taken under one lock).
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn keys(&self) -> Result<Vec<Value>> {
+        self.with(dict::keys)
+    }
+
+    /// The values, in insertion order.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn values(&self) -> Result<Vec<Value>> {
+        self.with(dict::values)
+    }
+
+    /// The (key, value) pairs, in insertion order.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn items(&self) -> Result<Vec<(Value, Value)>> {
+        self.with(dict::items)
+    }
+
+    /// `d.update(pairs)`: sets each pair in order, under one lock.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable key (the pairs before it stay set, as in Python);
+    /// `OutOfMemory`.
+    pub fn update<I, K, V>(&self, pairs: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<Value>,
+        V: Into<Value>,
+    {
+        let pairs: Vec<(Value, Value)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self.with(|c| dict::update_pairs(c, pairs.iter().map(|(k, v)| (k, v)), pairs.len()))
+    }
+
+    /// `d.clear()`.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn clear(&self) -> Result<()> {
+        self.with(dict::clear)
+    }
+
+    /// `d.setdefault(key, default)`: the value of `key`, set to `default` first if missing.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable key; `OutOfMemory`.
+    pub fn setdefault(&self, key: impl Into<Value>, default: impl Into<Value>) -> Result<Value> {
+        let (key, default) = (key.into(), default.into());
+        self.with(|c| dict::setdefault(c, &key, &default))
+    }
+
+    /// `d[key] += n` as one atomic step (under one lock acquisition, where CPython's proxy does a
+    /// get and then a set): a missing key starts at 0; ints and floats mix as in Python. Returns
+    /// the new value.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable key or a value that is not a number; `ValueError` when an
+    /// int sum overflows 64 bits (the dict is unchanged).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-dictadd-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let d = store.dict(Vec::<(Value, Value)>::new())?;
+    /// d.add("hits", 1)?;
+    /// assert_eq!(d.add("hits", 2)?, Value::Int(3));
+    /// assert_eq!(d.add("secs", 0.5)?, Value::Float(0.5));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn add(&self, key: impl Into<Value>, n: impl Into<Value>) -> Result<Value> {
+        let (key, n) = (key.into(), n.into());
+        self.with(|c| dict::add(c, &key, &n))
+    }
+
+    /// Runs `f` with the dict's lock held, so several operations form one atomic step.
+    ///
+    /// # Errors
+    /// What `f` returns.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-dictlock-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let d = store.dict([("balance_a", 10), ("balance_b", 0)])?;
+    /// d.with_lock(|v| {
+    ///     let a = i64::try_from(v.get_item("balance_a")?)?;
+    ///     v.insert("balance_a", a - 7)?;
+    ///     v.add("balance_b", 7).map(|_| ())
+    /// })?;
+    /// assert_eq!(d.to_string(), "{'balance_a': 3, 'balance_b': 7}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn with_lock<R>(&self, f: impl FnOnce(&mut DictView<'_, '_>) -> Result<R>) -> Result<R> {
+        self.with(|ctx| f(&mut DictView { ctx }))
+    }
+}
+
+/// A dict seen under its lock, for several operations in one critical section
+/// ([`DictProxy::with_lock`]).
+pub struct DictView<'a, 'c> {
+    ctx: &'a mut Ctx<'c>,
+}
+
+impl DictView<'_, '_> {
+    /// `len(d)`.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn len(&mut self) -> Result<usize> {
+        dict::len(self.ctx).map(|n| n as usize)
+    }
+    /// `len(d) == 0`.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn is_empty(&mut self) -> Result<bool> {
+        self.len().map(|n| n == 0)
+    }
+    /// `d.get(key)`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable key.
+    pub fn get(&mut self, key: impl Into<Value>) -> Result<Option<Value>> {
+        dict::get(self.ctx, &key.into())
+    }
+    /// `d[key]`.
+    ///
+    /// # Errors
+    /// `KeyError(key)`; `TypeError` for an unhashable key.
+    pub fn get_item(&mut self, key: impl Into<Value>) -> Result<Value> {
+        dict::get_item(self.ctx, &key.into())
+    }
+    /// `d[key] = value`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable key; `OutOfMemory`.
+    pub fn insert(&mut self, key: impl Into<Value>, value: impl Into<Value>) -> Result<()> {
+        dict::insert(self.ctx, &key.into(), &value.into())
+    }
+    /// Removes `key`; its value, or None when missing.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable key.
+    pub fn remove(&mut self, key: impl Into<Value>) -> Result<Option<Value>> {
+        dict::remove(self.ctx, &key.into())
+    }
+    /// `key in d`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable key.
+    pub fn contains(&mut self, key: impl Into<Value>) -> Result<bool> {
+        dict::contains(self.ctx, &key.into())
+    }
+    /// `d[key] += n` (a missing key starts at 0); the new value.
+    ///
+    /// # Errors
+    /// As [`DictProxy::add`].
+    pub fn add(&mut self, key: impl Into<Value>, n: impl Into<Value>) -> Result<Value> {
+        dict::add(self.ctx, &key.into(), &n.into())
+    }
+    /// The (key, value) pairs, in insertion order.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn items(&mut self) -> Result<Vec<(Value, Value)>> {
+        dict::items(self.ctx)
+    }
+}
+
+impl Store {
+    /// A new shared dict holding `pairs` (a later duplicate key overwrites the earlier value, as
+    /// `dict(pairs)` does).
+    ///
+    /// # Errors
+    /// `TypeError("unhashable type: 'list'")` for an unhashable key; `OutOfMemory`,
+    /// `TableFull`; `StaleHandle`/`NotFound` for a proxy that is dead or of another store.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-dict-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let d = store.dict([(1, "one"), (2, "two")])?;
+    /// assert_eq!(d.call_method("__getitem__", (2,))?, Value::from("two"));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn dict<I, K, V>(&self, pairs: I) -> Result<DictProxy>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<Value>,
+        V: Into<Value>,
+    {
+        let pairs: Vec<(Value, Value)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let token = dict::create(self.core(), &pairs)?;
+        Ok(DictProxy {
+            h: self.adopt(token),
+        })
+    }
+}

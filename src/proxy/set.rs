@@ -1,0 +1,356 @@
+//! `SetProxy`: the typed proxy of a shared `set`, and the `Store::set` factory.
+
+use std::sync::Arc;
+
+use super::{Handle, Proxy};
+use crate::dispatch;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::token::type_ids;
+use crate::types::{set, Ctx};
+use crate::value::Value;
+
+/// A proxy of a shared `set` (CPython 3.14's `SyncManager.set`).
+///
+/// Sets come back as `Value::List`s of their elements (`Value` has no set variant), in
+/// iteration order, which is insertion order.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setproxy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::Value;
+/// let s = store.set([1, 2, 3])?;
+/// s.add(2)?;
+/// s.add(4)?;
+/// assert_eq!(s.len()?, 4);
+/// assert_eq!(s.intersection([2, 4, 6])?, vec![Value::Int(2), Value::Int(4)]);
+/// assert_eq!(s.to_string(), "{1, 2, 3, 4}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct SetProxy {
+    h: Arc<Handle>,
+}
+proxy_common!(SetProxy);
+
+impl From<SetProxy> for Proxy {
+    fn from(p: SetProxy) -> Proxy {
+        Proxy { h: p.h }
+    }
+}
+
+impl TryFrom<Proxy> for SetProxy {
+    type Error = Error;
+    fn try_from(p: Proxy) -> Result<SetProxy> {
+        Ok(SetProxy {
+            h: p.into_handle_of(type_ids::SET)?,
+        })
+    }
+}
+
+fn values<I: IntoIterator<Item = V>, V: Into<Value>>(items: I) -> Vec<Value> {
+    items.into_iter().map(Into::into).collect()
+}
+
+impl SetProxy {
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(&mut Ctx<'_>) -> Result<R>) -> Result<R> {
+        dispatch::with_object(&self.h.core, &self.h.token, f)
+    }
+
+    /// `len(s)`.
+    ///
+    /// # Errors
+    /// `Corrupt` if the set's memory fails a check.
+    #[inline]
+    pub fn len(&self) -> Result<usize> {
+        self.with(|c| set::len(c).map(|n| n as usize))
+    }
+
+    /// `len(s) == 0`.
+    ///
+    /// # Errors
+    /// As [`Self::len`].
+    #[inline]
+    pub fn is_empty(&self) -> Result<bool> {
+        self.len().map(|n| n == 0)
+    }
+
+    /// `v in s`.
+    ///
+    /// # Errors
+    /// `TypeError("unhashable type: 'list'")`.
+    #[inline]
+    pub fn contains(&self, v: impl Into<Value>) -> Result<bool> {
+        let v = v.into();
+        self.with(|c| set::contains(c, &v))
+    }
+
+    /// `s.add(v)`; true if `v` was not there yet.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable value; `OutOfMemory`.
+    #[inline]
+    pub fn add(&self, v: impl Into<Value>) -> Result<bool> {
+        let v = v.into();
+        self.with(|c| set::add(c, &v))
+    }
+
+    /// `s.discard(v)`; true if `v` was there.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable value.
+    pub fn discard(&self, v: impl Into<Value>) -> Result<bool> {
+        let v = v.into();
+        self.with(|c| set::discard(c, &v))
+    }
+
+    /// `s.remove(v)`.
+    ///
+    /// # Errors
+    /// `KeyError(v)` when missing; `TypeError` for an unhashable value.
+    pub fn remove(&self, v: impl Into<Value>) -> Result<()> {
+        let v = v.into();
+        self.with(|c| set::remove(c, &v))
+    }
+
+    /// `s.pop()`: removes and returns the most recently added element.
+    ///
+    /// # Errors
+    /// `KeyError('pop from an empty set')`.
+    pub fn pop(&self) -> Result<Value> {
+        self.with(set::pop)
+    }
+
+    /// `s.clear()`.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn clear(&self) -> Result<()> {
+        self.with(set::clear)
+    }
+
+    /// The elements, in iteration order (a snapshot taken under one lock).
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn items(&self) -> Result<Vec<Value>> {
+        self.with(set::items)
+    }
+
+    /// `s.union(items)`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable item.
+    pub fn union<I: IntoIterator<Item = V>, V: Into<Value>>(&self, items: I) -> Result<Vec<Value>> {
+        let o = values(items);
+        self.with(|c| set::union(c, &o))
+    }
+
+    /// `s.intersection(items)`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable item.
+    pub fn intersection<I: IntoIterator<Item = V>, V: Into<Value>>(
+        &self,
+        items: I,
+    ) -> Result<Vec<Value>> {
+        let o = values(items);
+        self.with(|c| set::intersection(c, &o))
+    }
+
+    /// `s.difference(items)`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable item.
+    pub fn difference<I: IntoIterator<Item = V>, V: Into<Value>>(
+        &self,
+        items: I,
+    ) -> Result<Vec<Value>> {
+        let o = values(items);
+        self.with(|c| set::difference(c, &o))
+    }
+
+    /// `s.symmetric_difference(items)`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable item.
+    pub fn symmetric_difference<I: IntoIterator<Item = V>, V: Into<Value>>(
+        &self,
+        items: I,
+    ) -> Result<Vec<Value>> {
+        let o = values(items);
+        self.with(|c| set::symmetric_difference(c, &o))
+    }
+
+    /// `s.update(items)`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable item (the items before it stay added); `OutOfMemory`.
+    pub fn update<I: IntoIterator<Item = V>, V: Into<Value>>(&self, items: I) -> Result<()> {
+        let o = values(items);
+        self.with(|c| set::update(c, &o))
+    }
+
+    /// `s.intersection_update(items)`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable item (the set is unchanged).
+    pub fn intersection_update<I: IntoIterator<Item = V>, V: Into<Value>>(
+        &self,
+        items: I,
+    ) -> Result<()> {
+        let o = values(items);
+        self.with(|c| set::intersection_update(c, &o))
+    }
+
+    /// `s.difference_update(items)`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable item.
+    pub fn difference_update<I: IntoIterator<Item = V>, V: Into<Value>>(
+        &self,
+        items: I,
+    ) -> Result<()> {
+        let o = values(items);
+        self.with(|c| set::difference_update(c, &o))
+    }
+
+    /// `s.symmetric_difference_update(items)`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable item (the set is unchanged); `OutOfMemory`.
+    pub fn symmetric_difference_update<I: IntoIterator<Item = V>, V: Into<Value>>(
+        &self,
+        items: I,
+    ) -> Result<()> {
+        let o = values(items);
+        self.with(|c| set::symmetric_difference_update(c, &o))
+    }
+
+    /// `s.issubset(items)`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable item.
+    pub fn issubset<I: IntoIterator<Item = V>, V: Into<Value>>(&self, items: I) -> Result<bool> {
+        let o = values(items);
+        self.with(|c| set::issubset(c, &o))
+    }
+
+    /// `s.issuperset(items)`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable item.
+    pub fn issuperset<I: IntoIterator<Item = V>, V: Into<Value>>(&self, items: I) -> Result<bool> {
+        let o = values(items);
+        self.with(|c| set::issuperset(c, &o))
+    }
+
+    /// `s.isdisjoint(items)`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable item.
+    pub fn isdisjoint<I: IntoIterator<Item = V>, V: Into<Value>>(&self, items: I) -> Result<bool> {
+        let o = values(items);
+        self.with(|c| set::isdisjoint(c, &o))
+    }
+
+    /// Runs `f` with the set's lock held, so several operations form one atomic step.
+    ///
+    /// # Errors
+    /// What `f` returns.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-setlock-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let claimed = store.set(Vec::<i64>::new())?;
+    /// // Claim job 7 unless someone else did.
+    /// let mine = claimed.with_lock(|v| Ok(!v.contains(7)? && v.add(7)?))?;
+    /// assert!(mine);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn with_lock<R>(&self, f: impl FnOnce(&mut SetView<'_, '_>) -> Result<R>) -> Result<R> {
+        self.with(|ctx| f(&mut SetView { ctx }))
+    }
+}
+
+/// A set seen under its lock ([`SetProxy::with_lock`]).
+pub struct SetView<'a, 'c> {
+    ctx: &'a mut Ctx<'c>,
+}
+
+impl SetView<'_, '_> {
+    /// `len(s)`.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn len(&mut self) -> Result<usize> {
+        set::len(self.ctx).map(|n| n as usize)
+    }
+    /// `len(s) == 0`.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn is_empty(&mut self) -> Result<bool> {
+        self.len().map(|n| n == 0)
+    }
+    /// `v in s`.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable value.
+    pub fn contains(&mut self, v: impl Into<Value>) -> Result<bool> {
+        set::contains(self.ctx, &v.into())
+    }
+    /// `s.add(v)`; true if new.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable value; `OutOfMemory`.
+    pub fn add(&mut self, v: impl Into<Value>) -> Result<bool> {
+        set::add(self.ctx, &v.into())
+    }
+    /// `s.discard(v)`; true if it was there.
+    ///
+    /// # Errors
+    /// `TypeError` for an unhashable value.
+    pub fn discard(&mut self, v: impl Into<Value>) -> Result<bool> {
+        set::discard(self.ctx, &v.into())
+    }
+    /// The elements, in iteration order.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn items(&mut self) -> Result<Vec<Value>> {
+        set::items(self.ctx)
+    }
+}
+
+impl Store {
+    /// A new shared set holding `items` (duplicates collapse).
+    ///
+    /// # Errors
+    /// `TypeError("unhashable type: 'list'")` for an unhashable item; `OutOfMemory`,
+    /// `TableFull`; `StaleHandle`/`NotFound` for a proxy that is dead or of another store.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-set-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let s = store.set(["a", "b", "a"])?;
+    /// assert_eq!(s.call_method("__len__", ())?, Value::Int(2));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn set<I, V>(&self, items: I) -> Result<SetProxy>
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<Value>,
+    {
+        let items = values(items);
+        let token = set::create(self.core(), &items)?;
+        Ok(SetProxy {
+            h: self.adopt(token),
+        })
+    }
+}

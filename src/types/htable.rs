@@ -1,0 +1,925 @@
+//! The hash table under `dict` and `set`: CPython's compact dict, kept in arena blocks.
+//!
+//! ```text
+//! body (HashBody, 16 bytes)   table: offset of the table block, 0 while the table is empty
+//! table block                 TableHdr (64 bytes)
+//!                             index:   `size` u32 slots (size = 1 << log2_size, at least 8):
+//!                                      EMPTY, DUMMY (a deleted key was here) or an entry number
+//!                             entries: `cap` entries in insertion order, each
+//!                                      hash u64 | live u64 (1 live, 0 deleted) | key cell
+//!                                      | value cell (dict only)
+//! ```
+//!
+//! Lookups probe the index with CPython's perturbed recurrence (`i = 5i + 1 + perturb`,
+//! `perturb >>= 5`), which visits every slot, and stop at an EMPTY slot; `filled` (slots not
+//! EMPTY) never exceeds `cap`, which is two thirds of `size`, so an EMPTY slot always exists and a
+//! probe is bounded even over corrupt data (a probe longer than the table is `Corrupt`). Hashes
+//! are [`Value::hash_with_key`] with the segment's key ([`Core::hash_key`]): the same in every
+//! process, unpredictable to whoever chooses the keys.
+//!
+//! The entries (and their `live` flags) up to `nentries` are the truth; the index, `live` and
+//! `filled` are derived from them and [`repair`] rebuilds them after a holder died.
+//!
+//! Crash protocol (the holder of the object's lock may die at any instruction):
+//! - insert: the key and value cells are stored and the entry written whole past `nentries`;
+//!   one store of `nentries` publishes it; then the index slot, `filled` and `live` are stored.
+//!   A crash before the publishing store leaves the old table and at worst leaked cell blocks; a
+//!   crash after it leaves a derived field stale, which `repair` recomputes.
+//! - replace a value: the new cell is stored, written over the old one, then the old cell's
+//!   blocks are released (as `list.__setitem__` does).
+//! - delete: one store of the entry's `live` flag unpublishes it; then its index slot becomes
+//!   DUMMY, dead entries at the end are trimmed off `nentries`, `live` is decremented, and only
+//!   then are the cells released.
+//! - growth and compaction: a new block is built (live entries copied in order, a fresh index),
+//!   published with one store of `body.table`, and the old block freed afterwards. The cells move
+//!   bitwise: ownership passes with the publishing store.
+//! - clear: `body.table` is set to 0 first, then the cells are released and the block freed.
+//!   A crash leaks, never corrupts.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::Ctx;
+use crate::arena::Offset;
+use crate::cell::{self, Cell, CELL_SIZE};
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::token::Token;
+use crate::value::Value;
+
+/// The body of a dict or set.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct HashBody {
+    /// Offset of the table block; 0 while the table is empty.
+    pub table: u64,
+    /// Reserved; zero.
+    pub reserved: u64,
+}
+const _: () = assert!(size_of::<HashBody>() == 16);
+
+/// The header of a table block.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct TableHdr {
+    /// log2 of the number of index slots.
+    pub log2_size: u64,
+    /// Room for entries: two thirds of the index slots.
+    pub cap: u64,
+    /// Entries written (live or deleted), in insertion order.
+    pub nentries: u64,
+    /// Live entries (derived).
+    pub live: u64,
+    /// Index slots that are not EMPTY (derived).
+    pub filled: u64,
+    /// Reserved; zero.
+    pub reserved: [u64; 3],
+}
+const _: () = assert!(size_of::<TableHdr>() == 64);
+
+/// The fixed part of an entry; the key cell (and for a dict the value cell) follow it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct EntryHead {
+    hash: u64,
+    live: u64,
+}
+const _: () = assert!(size_of::<EntryHead>() == 16);
+
+const HDR: u64 = size_of::<TableHdr>() as u64;
+const HEAD: u64 = size_of::<EntryHead>() as u64;
+const CELL: u64 = CELL_SIZE as u64;
+const F_NENTRIES: u64 = 16;
+const F_LIVE: u64 = 24;
+const F_FILLED: u64 = 32;
+
+const EMPTY: u32 = u32::MAX;
+const DUMMY: u32 = u32::MAX - 1;
+const MIN_LOG2: u64 = 3;
+/// Largest index: 2**30 slots, so entry numbers stay clear of EMPTY and DUMMY.
+const MAX_LOG2: u64 = 30;
+
+/// What an entry holds: a dict's entries carry a value cell, a set's do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// True for a dict.
+    pub values: bool,
+}
+
+/// A dict's entries: key and value.
+pub const DICT: Shape = Shape { values: true };
+/// A set's entries: key only.
+pub const SET: Shape = Shape { values: false };
+
+impl Shape {
+    #[inline]
+    fn esize(self) -> u64 {
+        HEAD + CELL + if self.values { CELL } else { 0 }
+    }
+}
+
+/// Python's `USABLE_FRACTION`: entries a table of `size` slots holds.
+#[inline]
+fn usable(size: u64) -> u64 {
+    (size << 1) / 3
+}
+
+/// The smallest index (log2) whose table holds `n` entries.
+fn log2_for(n: u64) -> Result<u64> {
+    (MIN_LOG2..=MAX_LOG2)
+        .find(|&l| usable(1 << l) >= n)
+        .ok_or(Error::OutOfMemory {
+            requested: usize::MAX,
+            available: 0,
+        })
+}
+
+fn block_size(shape: Shape, log2: u64) -> u64 {
+    let size = 1u64 << log2;
+    HDR + size * 4 + usable(size) * shape.esize()
+}
+
+/// A validated table block.
+#[derive(Clone, Copy, Debug)]
+pub struct Table {
+    off: u64,
+    h: TableHdr,
+    size: u64,
+    index: u64,
+    entries: u64,
+    esize: u64,
+}
+
+impl Table {
+    #[inline]
+    fn entry(&self, ix: u64) -> u64 {
+        self.entries + ix * self.esize
+    }
+    #[inline]
+    fn key_off(&self, ix: u64) -> u64 {
+        self.entry(ix) + HEAD
+    }
+    #[inline]
+    fn val_off(&self, ix: u64) -> u64 {
+        self.entry(ix) + HEAD + CELL
+    }
+    #[inline]
+    fn slot_off(&self, i: u64) -> u64 {
+        self.index + 4 * i
+    }
+}
+
+/// The segment's hash key, folded to the mixer's 64 bits.
+#[inline]
+pub fn seg_key(core: &Core) -> u64 {
+    let [a, b] = core.hash_key();
+    a ^ b.rotate_left(32)
+}
+
+/// The hash of `key` in this segment.
+///
+/// # Errors
+/// `TypeError("unhashable type: 'list'")`.
+#[inline]
+pub fn hash(core: &Core, key: &Value) -> Result<u64> {
+    key.hash_with_key(seg_key(core))
+}
+
+/// Reads and validates the table of the body at `ctx.body`.
+#[inline]
+pub fn open(ctx: &Ctx<'_>, shape: Shape) -> Result<Option<Table>> {
+    let off = ctx.core.arena().load_u64(ctx.body)?;
+    if off == 0 {
+        return Ok(None);
+    }
+    open_at(ctx.core, shape, off).map(Some)
+}
+
+fn open_at(core: &Core, shape: Shape, off: u64) -> Result<Table> {
+    let h: TableHdr = core.arena().read(Offset::new(off))?;
+    if !(MIN_LOG2..=MAX_LOG2).contains(&h.log2_size) {
+        return Err(Error::corrupt("hash table size out of range", off));
+    }
+    let size = 1u64 << h.log2_size;
+    if h.cap != usable(size) || h.nentries > h.cap || h.live > h.nentries || h.filled > h.cap {
+        return Err(Error::corrupt("hash table counts inconsistent", off));
+    }
+    core.arena()
+        .check(off, block_size(shape, h.log2_size), 16)?;
+    let index = off + HDR;
+    Ok(Table {
+        off,
+        h,
+        size,
+        index,
+        entries: index + size * 4,
+        esize: shape.esize(),
+    })
+}
+
+#[inline]
+fn slot(core: &Core, t: &Table, i: u64) -> Result<u32> {
+    core.arena().read(Offset::<u32>::new(t.slot_off(i)))
+}
+
+#[inline]
+fn set_slot(core: &Core, t: &Table, i: u64, v: u32) -> Result<()> {
+    core.arena().write(Offset::<u32>::new(t.slot_off(i)), v)
+}
+
+#[inline]
+fn head(core: &Core, t: &Table, ix: u64) -> Result<EntryHead> {
+    let e: EntryHead = core.arena().read(Offset::new(t.entry(ix)))?;
+    if e.live > 1 {
+        return Err(Error::corrupt("bad entry flag", t.entry(ix)));
+    }
+    Ok(e)
+}
+
+#[inline]
+fn read_cell(core: &Core, off: u64) -> Result<Cell> {
+    core.arena().read(Offset::new(off))
+}
+
+#[inline]
+fn store_hdr(core: &Core, t: &Table, field: u64, v: u64) -> Result<()> {
+    core.arena().store_u64(t.off + field, v)
+}
+
+/// Where a key is, or where it would go.
+#[derive(Clone, Copy, Debug)]
+pub enum Probe {
+    /// The key is entry `ix`, indexed from slot `slot`.
+    Found {
+        /// Index slot.
+        slot: u64,
+        /// Entry number.
+        ix: u64,
+    },
+    /// The key is absent; `slot` is the first free (EMPTY or DUMMY) slot on its probe path.
+    Missing {
+        /// Index slot.
+        slot: u64,
+    },
+}
+
+/// Walks the probe sequence of `hash`, calling `visit(slot, content)` until it says stop.
+#[inline]
+fn walk<R>(t: &Table, hash: u64, mut visit: impl FnMut(u64) -> Result<Option<R>>) -> Result<R> {
+    let mask = t.size - 1;
+    let mut perturb = hash;
+    let mut i = hash & mask;
+    // After 13 shifts `perturb` is 0 and the recurrence i -> 5i + 1 (mod size) cycles through
+    // every slot, so size + 16 steps reach every slot, an EMPTY one included.
+    for _ in 0..t.size + 16 {
+        if let Some(r) = visit(i)? {
+            return Ok(r);
+        }
+        perturb >>= 5;
+        i = (i.wrapping_mul(5).wrapping_add(perturb).wrapping_add(1)) & mask;
+    }
+    Err(Error::corrupt("hash index has no empty slot", t.index))
+}
+
+/// Looks `key` (whose hash is `hash`) up in `t`.
+#[inline]
+fn probe(core: &Core, t: &Table, hash: u64, key: &Value) -> Result<Probe> {
+    let mut free = None;
+    walk(t, hash, |i| {
+        match slot(core, t, i)? {
+            EMPTY => {
+                return Ok(Some(Probe::Missing {
+                    slot: free.unwrap_or(i),
+                }))
+            }
+            DUMMY => {
+                free.get_or_insert(i);
+            }
+            ix => {
+                let ix = u64::from(ix);
+                if ix >= t.h.nentries {
+                    return Err(Error::corrupt("index slot past the entries", t.slot_off(i)));
+                }
+                let e = head(core, t, ix)?;
+                if e.live == 1 && e.hash == hash {
+                    let at = t.key_off(ix);
+                    if cell::eq(core, &read_cell(core, at)?, at, key)? {
+                        return Ok(Some(Probe::Found { slot: i, ix }));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    })
+}
+
+/// The first free slot on the probe path of `hash` (for placing an entry known to be absent).
+fn free_slot(core: &Core, t: &Table, hash: u64) -> Result<u64> {
+    walk(t, hash, |i| {
+        Ok(matches!(slot(core, t, i)?, EMPTY | DUMMY).then_some(i))
+    })
+}
+
+/// The slot that indexes entry `ix`.
+fn slot_of(core: &Core, t: &Table, hash: u64, ix: u64) -> Result<u64> {
+    walk(t, hash, |i| match slot(core, t, i)? {
+        EMPTY => Err(Error::corrupt("entry missing from the index", t.entry(ix))),
+        s if u64::from(s) == ix => Ok(Some(i)),
+        _ => Ok(None),
+    })
+}
+
+/// The result of a lookup: the key's hash, the table (if any) and where the key is.
+#[derive(Clone, Copy, Debug)]
+pub struct Find {
+    /// The key's hash.
+    pub hash: u64,
+    t: Option<Table>,
+    probe: Option<Probe>,
+}
+
+impl Find {
+    /// True if the key was found.
+    #[inline]
+    pub fn found(&self) -> bool {
+        matches!(self.probe, Some(Probe::Found { .. }))
+    }
+
+    #[inline]
+    fn hit(&self) -> Option<(Table, u64, u64)> {
+        match (self.t, self.probe) {
+            (Some(t), Some(Probe::Found { slot, ix })) => Some((t, slot, ix)),
+            _ => None,
+        }
+    }
+}
+
+/// Looks `key` up.
+///
+/// # Errors
+/// `TypeError` for an unhashable key; `Corrupt`.
+#[inline]
+pub fn find(ctx: &Ctx<'_>, shape: Shape, key: &Value) -> Result<Find> {
+    let hash = hash(ctx.core, key)?;
+    let t = open(ctx, shape)?;
+    let probe = match &t {
+        Some(t) => Some(probe(ctx.core, t, hash, key)?),
+        None => None,
+    };
+    Ok(Find { hash, t, probe })
+}
+
+/// Live entries.
+#[inline]
+pub fn len(ctx: &Ctx<'_>, shape: Shape) -> Result<u64> {
+    Ok(open(ctx, shape)?.map_or(0, |t| t.h.live))
+}
+
+/// The value cell of a found key (dicts only), with its offset.
+#[inline]
+pub fn value_cell(ctx: &Ctx<'_>, f: &Find) -> Result<Option<(Cell, u64)>> {
+    match f.hit() {
+        Some((t, _, ix)) => {
+            let at = t.val_off(ix);
+            Ok(Some((read_cell(ctx.core, at)?, at)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The value of a found key (dicts only).
+#[inline]
+pub fn value(ctx: &Ctx<'_>, f: &Find) -> Result<Option<Value>> {
+    match value_cell(ctx, f)? {
+        Some((c, at)) => cell::load(ctx.core, &c, at).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Replaces the value of a found key (dicts only); false if the key was not found.
+#[inline]
+pub fn replace_value(ctx: &mut Ctx<'_>, f: &Find, v: &Value) -> Result<bool> {
+    let Some((t, _, ix)) = f.hit() else {
+        return Ok(false);
+    };
+    let at = t.val_off(ix);
+    let new = cell::store(ctx.core, v)?;
+    let old = read_cell(ctx.core, at)?;
+    ctx.core.arena().write(Offset::new(at), new)?;
+    if old.owns_resources() {
+        cell::release(ctx.core, &old, &mut ctx.released)?;
+    }
+    Ok(true)
+}
+
+/// Builds an empty table block with `2**log2` slots (not yet published).
+fn new_table(core: &Core, shape: Shape, log2: u64) -> Result<Table> {
+    let off = core.alloc(block_size(shape, log2))?;
+    let size = 1u64 << log2;
+    core.arena().write(
+        Offset::new(off),
+        TableHdr {
+            log2_size: log2,
+            cap: usable(size),
+            nentries: 0,
+            live: 0,
+            filled: 0,
+            reserved: [0; 3],
+        },
+    )?;
+    core.arena().fill(off + HDR, size * 4, 0xff)?;
+    open_at(core, shape, off)
+}
+
+/// Moves the live entries into a new table with room for `need` entries, publishes it and frees
+/// the old block.
+fn resize(ctx: &Ctx<'_>, shape: Shape, old: Option<&Table>, need: u64) -> Result<Table> {
+    let core = ctx.core;
+    let mut t = new_table(core, shape, log2_for(need)?)?;
+    let moved = (|| {
+        let mut n = 0;
+        if let Some(old) = old {
+            for ix in 0..old.h.nentries {
+                let e = head(core, old, ix)?;
+                if e.live == 0 {
+                    continue;
+                }
+                if n >= t.h.cap {
+                    return Err(Error::corrupt("more live entries than counted", old.off));
+                }
+                core.arena()
+                    .copy_within(old.entry(ix), t.entry(n), t.esize)?;
+                let i = free_slot(core, &t, e.hash)?;
+                set_slot(core, &t, i, n as u32)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    })();
+    let n = match moved {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = core.free(t.off);
+            return Err(e);
+        }
+    };
+    for field in [F_NENTRIES, F_LIVE, F_FILLED] {
+        store_hdr(core, &t, field, n)?;
+    }
+    t.h.nentries = n;
+    t.h.live = n;
+    t.h.filled = n;
+    core.arena().store_u64(ctx.body, t.off)?;
+    if let Some(old) = old {
+        core.free(old.off)?;
+    }
+    Ok(t)
+}
+
+/// Makes room for `extra` more entries (one resize, for a bulk insert).
+///
+/// # Errors
+/// `OutOfMemory`; `Corrupt`.
+pub fn reserve(ctx: &Ctx<'_>, shape: Shape, extra: u64) -> Result<()> {
+    let t = open(ctx, shape)?;
+    let (live, room) = t.map_or((0, 0), |t| {
+        (t.h.live, t.h.cap - t.h.nentries.max(t.h.filled))
+    });
+    if room < extra {
+        resize(ctx, shape, t.as_ref(), live.saturating_add(extra))?;
+    }
+    Ok(())
+}
+
+/// Inserts `key` (with `value` for a dict), which `f` found missing.
+///
+/// # Errors
+/// `OutOfMemory` (nothing changed); `Corrupt`.
+pub fn insert(
+    ctx: &mut Ctx<'_>,
+    shape: Shape,
+    f: &Find,
+    key: &Value,
+    value: Option<&Value>,
+) -> Result<()> {
+    let core = ctx.core;
+    let (t, slot) = match (f.t, f.probe) {
+        (Some(t), Some(Probe::Missing { slot }))
+            if t.h.nentries < t.h.cap
+                && (t.h.filled < t.h.cap || slot_is(core, &t, slot, DUMMY)?) =>
+        {
+            (t, slot)
+        }
+        (_, Some(Probe::Found { .. })) => {
+            return Err(Error::corrupt("insert of a key already present", ctx.body))
+        }
+        (t, _) => {
+            // Grow to about twice the live entries (CPython's GROWTH_RATE), which also
+            // compacts a table full of deleted entries.
+            let live = t.map_or(0, |t| t.h.live);
+            let t = resize(ctx, shape, t.as_ref(), live.saturating_mul(2).max(live + 1))?;
+            let slot = free_slot(core, &t, f.hash)?;
+            (t, slot)
+        }
+    };
+    let kc = cell::store(core, key)?;
+    let vc = match value {
+        Some(v) if shape.values => match cell::store(core, v) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                cell::release(core, &kc, &mut ctx.released)?;
+                return Err(e);
+            }
+        },
+        _ => None,
+    };
+    let ix = t.h.nentries;
+    let a = core.arena();
+    a.write(
+        Offset::new(t.entry(ix)),
+        EntryHead {
+            hash: f.hash,
+            live: 1,
+        },
+    )?;
+    a.write(Offset::new(t.key_off(ix)), kc)?;
+    if shape.values {
+        a.write(Offset::new(t.val_off(ix)), vc.unwrap_or_default())?;
+    }
+    // Publish.
+    store_hdr(core, &t, F_NENTRIES, ix + 1)?;
+    let was_empty = slot_is(core, &t, slot, EMPTY)?;
+    set_slot(core, &t, slot, ix as u32)?;
+    if was_empty {
+        store_hdr(core, &t, F_FILLED, t.h.filled + 1)?;
+    }
+    store_hdr(core, &t, F_LIVE, t.h.live + 1)
+}
+
+#[inline]
+fn slot_is(core: &Core, t: &Table, i: u64, what: u32) -> Result<bool> {
+    Ok(slot(core, t, i)? == what)
+}
+
+/// Sets `key` to `value` (a set: adds `key`); true if the key was new.
+///
+/// # Errors
+/// `TypeError` for an unhashable key; `OutOfMemory`; `Corrupt`.
+#[inline]
+pub fn set_item(
+    ctx: &mut Ctx<'_>,
+    shape: Shape,
+    key: &Value,
+    value: Option<&Value>,
+) -> Result<bool> {
+    let f = find(ctx, shape, key)?;
+    if f.found() {
+        if let (true, Some(v)) = (shape.values, value) {
+            replace_value(ctx, &f, v)?;
+        }
+        Ok(false)
+    } else {
+        insert(ctx, shape, &f, key, value)?;
+        Ok(true)
+    }
+}
+
+/// Unpublishes entry `ix` (indexed from `slot`) and releases its cells, returning its key and
+/// value when `load` asks for them.
+fn delete(
+    ctx: &mut Ctx<'_>,
+    shape: Shape,
+    t: &Table,
+    slot: u64,
+    ix: u64,
+    load: bool,
+) -> Result<Option<(Value, Option<Value>)>> {
+    let core = ctx.core;
+    let kat = t.key_off(ix);
+    let kc = read_cell(core, kat)?;
+    let vc = if shape.values {
+        let at = t.val_off(ix);
+        Some((read_cell(core, at)?, at))
+    } else {
+        None
+    };
+    let out = if load {
+        let k = cell::load(core, &kc, kat)?;
+        let v = match vc {
+            Some((c, at)) => Some(cell::load(core, &c, at)?),
+            None => None,
+        };
+        Some((k, v))
+    } else {
+        None
+    };
+    // Unpublish, then fix the derived fields.
+    core.arena().store_u64(t.entry(ix) + 8, 0)?;
+    set_slot(core, t, slot, DUMMY)?;
+    let mut n = t.h.nentries;
+    while n > 0 && head(core, t, n - 1)?.live == 0 {
+        n -= 1;
+    }
+    if n != t.h.nentries {
+        store_hdr(core, t, F_NENTRIES, n)?;
+    }
+    store_hdr(core, t, F_LIVE, t.h.live.saturating_sub(1))?;
+    cell::release(core, &kc, &mut ctx.released)?;
+    if let Some((c, _)) = vc {
+        cell::release(core, &c, &mut ctx.released)?;
+    }
+    Ok(out)
+}
+
+/// Removes the key `f` found; false if it was not found.
+///
+/// # Errors
+/// `Corrupt`.
+pub fn remove(ctx: &mut Ctx<'_>, shape: Shape, f: &Find) -> Result<bool> {
+    match f.hit() {
+        Some((t, slot, ix)) => delete(ctx, shape, &t, slot, ix, false).map(|_| true),
+        None => Ok(false),
+    }
+}
+
+/// Removes the key `f` found and returns copies of its key and value (None if it was not found).
+///
+/// # Errors
+/// `Corrupt`.
+pub fn take(ctx: &mut Ctx<'_>, shape: Shape, f: &Find) -> Result<Option<(Value, Option<Value>)>> {
+    match f.hit() {
+        Some((t, slot, ix)) => delete(ctx, shape, &t, slot, ix, true),
+        None => Ok(None),
+    }
+}
+
+/// Removes and returns the most recently inserted entry (Python's `dict.popitem`); None when
+/// empty.
+///
+/// # Errors
+/// `Corrupt`.
+pub fn pop_last(ctx: &mut Ctx<'_>, shape: Shape) -> Result<Option<(Value, Option<Value>)>> {
+    let Some(t) = open(ctx, shape)? else {
+        return Ok(None);
+    };
+    let mut ix = t.h.nentries;
+    let e = loop {
+        if ix == 0 {
+            return Ok(None);
+        }
+        ix -= 1;
+        let e = head(ctx.core, &t, ix)?;
+        if e.live == 1 {
+            break e;
+        }
+    };
+    let slot = slot_of(ctx.core, &t, e.hash, ix)?;
+    delete(ctx, shape, &t, slot, ix, true)
+}
+
+/// Calls `f(key cell, key offset, value cell and offset)` for each live entry, in order.
+pub fn for_each(
+    ctx: &Ctx<'_>,
+    shape: Shape,
+    mut f: impl FnMut(Cell, u64, Option<(Cell, u64)>) -> Result<()>,
+) -> Result<()> {
+    let Some(t) = open(ctx, shape)? else {
+        return Ok(());
+    };
+    for ix in 0..t.h.nentries {
+        if head(ctx.core, &t, ix)?.live == 0 {
+            continue;
+        }
+        let kat = t.key_off(ix);
+        let vc = if shape.values {
+            let at = t.val_off(ix);
+            Some((read_cell(ctx.core, at)?, at))
+        } else {
+            None
+        };
+        f(read_cell(ctx.core, kat)?, kat, vc)?;
+    }
+    Ok(())
+}
+
+/// Copies of the live keys, in order.
+///
+/// # Errors
+/// `Corrupt`.
+pub fn keys(ctx: &Ctx<'_>, shape: Shape) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for_each(ctx, shape, |k, at, _| {
+        out.push(cell::load(ctx.core, &k, at)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Copies of the live values (dicts), in order.
+///
+/// # Errors
+/// `Corrupt`.
+pub fn values(ctx: &Ctx<'_>) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for_each(ctx, DICT, |_, _, v| {
+        if let Some((c, at)) = v {
+            out.push(cell::load(ctx.core, &c, at)?);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Copies of the live (key, value) pairs (dicts), in order.
+///
+/// # Errors
+/// `Corrupt`.
+pub fn items(ctx: &Ctx<'_>) -> Result<Vec<(Value, Value)>> {
+    let mut out = Vec::new();
+    for_each(ctx, DICT, |k, kat, v| {
+        let val = match v {
+            Some((c, at)) => cell::load(ctx.core, &c, at)?,
+            None => Value::None,
+        };
+        out.push((cell::load(ctx.core, &k, kat)?, val));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Empties the table: unpublishes it, then releases every cell and frees the block.
+///
+/// # Errors
+/// `Corrupt`.
+pub fn clear(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
+    let Some(t) = open(ctx, shape)? else {
+        return Ok(());
+    };
+    ctx.core.arena().store_u64(ctx.body, 0)?;
+    let mut owned = Vec::new();
+    for ix in 0..t.h.nentries {
+        if head(ctx.core, &t, ix)?.live == 0 {
+            continue;
+        }
+        owned.push(read_cell(ctx.core, t.key_off(ix))?);
+        if shape.values {
+            owned.push(read_cell(ctx.core, t.val_off(ix))?);
+        }
+    }
+    for c in owned.iter().filter(|c| c.owns_resources()) {
+        cell::release(ctx.core, c, &mut ctx.released)?;
+    }
+    ctx.core.free(t.off)
+}
+
+/// Frees everything the body owns, the body included.
+///
+/// # Errors
+/// `Corrupt`.
+pub fn drop_body(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
+    clear(ctx, shape)?;
+    ctx.core.free(ctx.body)
+}
+
+/// Rebuilds what is derived from the entries — the index, `live`, `filled` — after a holder
+/// died mid-operation.
+///
+/// # Errors
+/// `Corrupt` when the table block itself fails its checks.
+pub fn repair(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
+    let Some(t) = open(ctx, shape)? else {
+        return Ok(());
+    };
+    let core = ctx.core;
+    core.arena().fill(t.index, t.size * 4, 0xff)?;
+    let mut live = 0;
+    for ix in 0..t.h.nentries {
+        let e = head(core, &t, ix)?;
+        if e.live == 1 {
+            let i = free_slot(core, &t, e.hash)?;
+            set_slot(core, &t, i, ix as u32)?;
+            live += 1;
+        }
+    }
+    store_hdr(core, &t, F_LIVE, live)?;
+    store_hdr(core, &t, F_FILLED, live)
+}
+
+/// Creates an object of `type_id` with an empty table, fills it with `fill` (which runs on the
+/// object before anyone else can see it), and registers it.
+///
+/// # Errors
+/// What `fill` returns; `OutOfMemory`, `TableFull`.
+pub fn create(
+    core: &Core,
+    shape: Shape,
+    type_id: u16,
+    repair: fn(&mut Ctx<'_>) -> Result<()>,
+    fill: impl FnOnce(&mut Ctx<'_>) -> Result<()>,
+) -> Result<Token> {
+    let body = core.alloc(size_of::<HashBody>() as u64)?;
+    let mut ctx = Ctx {
+        core,
+        slot: u32::MAX,
+        body,
+        lock_off: 0,
+        repair,
+        released: Vec::new(),
+    };
+    let built = core
+        .arena()
+        .write(Offset::new(body), HashBody::zeroed())
+        .and_then(|()| fill(&mut ctx))
+        .and_then(|()| core.create_object(type_id, body));
+    if built.is_err() {
+        let _ = drop_body(&mut ctx, shape);
+    }
+    crate::dispatch::release_all(core, ctx.released);
+    built
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_cpython() {
+        assert_eq!(usable(8), 5);
+        assert_eq!(log2_for(0).unwrap(), 3);
+        assert_eq!(log2_for(5).unwrap(), 3);
+        assert_eq!(log2_for(6).unwrap(), 4);
+        assert_eq!(log2_for(11).unwrap(), 5);
+        assert!(log2_for(u64::MAX).is_err());
+        assert!(usable(1 << MAX_LOG2) < u64::from(DUMMY));
+    }
+
+    #[test]
+    fn probe_sequence_visits_every_slot() {
+        for log2 in MIN_LOG2..12 {
+            let size = 1u64 << log2;
+            let t = Table {
+                off: 0,
+                h: TableHdr::zeroed(),
+                size,
+                index: 0,
+                entries: 0,
+                esize: 32,
+            };
+            for hash in [0, 1, u64::MAX, 0xdead_beef_1234_5678] {
+                let mut seen = vec![false; size as usize];
+                let r: Result<()> = walk(&t, hash, |i| {
+                    seen[i as usize] = true;
+                    Ok(None)
+                });
+                assert!(r.is_err());
+                assert!(seen.iter().all(|&s| s), "log2 {log2} hash {hash:#x}");
+            }
+        }
+    }
+
+    /// A holder that died half-way through an insert (entry published, index slot and counts
+    /// not yet stored) and half-way through a delete (entry unpublished, slot and count not yet
+    /// updated): the derived state is stale until `repair` rebuilds it.
+    #[test]
+    fn repair_rebuilds_what_a_dead_holder_left_half_done() {
+        let name = format!("htrepair-{}", std::process::id());
+        let store = crate::Store::create(&name, 1 << 20).unwrap();
+        let d = store.dict((0..20).map(|i| (i, i * 10))).unwrap();
+        let token = crate::AsProxy::token(&d);
+        crate::dispatch::with_object(store.core(), &token, |ctx| {
+            let core = ctx.core;
+            let t = open(ctx, DICT)?.unwrap();
+            // Half an insert of key 7: its slot was never stored, nor the counts.
+            let f = find(ctx, DICT, &Value::Int(7))?;
+            let Some((_, slot7, _)) = f.hit() else {
+                panic!("7 missing")
+            };
+            set_slot(core, &t, slot7, EMPTY)?;
+            store_hdr(core, &t, F_LIVE, t.h.live - 1)?;
+            // Half a delete of key 3: unpublished, nothing else.
+            let f = find(ctx, DICT, &Value::Int(3))?;
+            let Some((_, _, ix3)) = f.hit() else {
+                panic!("3 missing")
+            };
+            core.arena().store_u64(t.entry(ix3) + 8, 0)?;
+            // Stale: 7 is iterated but not found.
+            assert!(!find(ctx, DICT, &Value::Int(7))?.found());
+            repair(ctx, DICT)?;
+            assert_eq!(len(ctx, DICT)?, 19);
+            for i in 0..20 {
+                let f = find(ctx, DICT, &Value::Int(i))?;
+                assert_eq!(
+                    value(ctx, &f)?,
+                    (i != 3).then_some(Value::Int(i * 10)),
+                    "key {i}"
+                );
+            }
+            let t = open(ctx, DICT)?.unwrap();
+            assert_eq!(t.h.filled, 19);
+            Ok(())
+        })
+        .unwrap();
+        d.insert(3, "back").unwrap();
+        assert_eq!(d.keys().unwrap().last(), Some(&Value::Int(3)));
+        assert_eq!(d.len().unwrap(), 20);
+    }
+}
