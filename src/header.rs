@@ -67,10 +67,17 @@ pub struct Header {
     pub heap_start: u64,
     /// End of the heap.
     pub heap_end: u64,
-    /// Reserved; zero.
+    /// `reserved[0]` ([`USER_TYPES_OFF`]): offset of the user-type table, 0 until the first
+    /// user-registered type is used in the store. The only header word written after
+    /// initialization: once, under the arena lock (see `types::user`). The rest: zero.
     pub reserved: [u64; 16],
 }
 const _: () = assert!(size_of::<Header>() == 256);
+
+/// u64, under the arena lock: offset of the user-type table (`Header::reserved[0]`), 0 until a
+/// process first uses a user-registered type in the store. Written once, after the table block
+/// is allocated and zeroed, so a crash leaves either no table (and a leaked block) or a whole one.
+pub const USER_TYPES_OFF: u64 = std::mem::offset_of!(Header, reserved) as u64;
 
 /// Keep the segment when the last process detaches.
 pub const FLAG_KEEP: u32 = 1;

@@ -54,9 +54,10 @@ mod value;
 
 pub use dispatch::MethodId;
 pub use error::{Error, Result};
-pub use proxy::{AsProxy, IntoArgs, ListProxy, ListView, Proxy};
+pub use proxy::{AsProxy, IntoArgs, ListProxy, ListView, Proxy, UserProxy};
 pub use store::{Stats, Store, StoreBuilder};
 pub use token::{type_ids, Token};
+pub use types::user::{register, UserMethod, UserMethodKw, UserType};
 pub use value::{Slice, SliceIndices, SliceIter, Value, MAX_DEPTH};
 
 #[cfg(doctest)]
