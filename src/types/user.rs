@@ -307,10 +307,10 @@ impl<T: Pod> Ops for UserType<T> {
         args: &[Value],
         kwargs: Kwargs<'_>,
     ) -> Result<Value> {
-        let &(name, f) = self
-            .methods
-            .get(usize::from(index))
-            .ok_or(Error::corrupt("method index out of range", u64::from(index)))?;
+        let &(name, f) = self.methods.get(usize::from(index)).ok_or(Error::corrupt(
+            "method index out of range",
+            u64::from(index),
+        ))?;
         let t = Self::body(arena, body)?;
         match f {
             UserFn::Args(f) if kwargs.is_empty() => f(t, args),
@@ -491,9 +491,8 @@ pub fn register<T: Pod>(user_type: UserType<T>) -> Result<()> {
             "user type '{typeid}' is registered already with another declaration"
         )));
     }
-    let serial = u32::try_from(reg.len() + 1).map_err(|_| Error::TableFull {
-        capacity: u32::MAX,
-    })?;
+    let serial =
+        u32::try_from(reg.len() + 1).map_err(|_| Error::TableFull { capacity: u32::MAX })?;
     let names = ut.methods.iter().map(|m| m.0).collect();
     // Kept for the life of the process: method ids and proxies refer to it by `&'static`.
     let leaked: &'static Registration = Box::leak(Box::new(Registration {
@@ -604,7 +603,12 @@ fn mismatch(store: &Core, reg: &Registration, known: &Known) -> Error {
 
 fn remember(core: &Core, id: u16, name: &'static str, reg: Option<&'static Registration>) {
     let store = core.store_id();
-    token::note_user_type(store, id, name, reg.map_or_else(|| class_name(name), |r| r.class));
+    token::note_user_type(
+        store,
+        id,
+        name,
+        reg.map_or_else(|| class_name(name), |r| r.class),
+    );
     if let Some(reg) = reg {
         let mut b = BINDINGS.write();
         b.by_id.insert((store, id), reg);
@@ -622,10 +626,15 @@ fn learn(core: &Core, id: u16) -> Result<Option<&'static Registration>> {
         let table = table_off(arena)?;
         let i = u64::from(id.wrapping_sub(type_ids::FIRST_USER));
         if table == 0 || id < type_ids::FIRST_USER || i >= USER_TYPES_CAP {
-            return Err(Error::corrupt("user type id not in the store", u64::from(id)));
+            return Err(Error::corrupt(
+                "user type id not in the store",
+                u64::from(id),
+            ));
         }
-        let (off, e) = read_entry(arena, table, i)?
-            .ok_or(Error::corrupt("user type id not in the store", u64::from(id)))?;
+        let (off, e) = read_entry(arena, table, i)?.ok_or(Error::corrupt(
+            "user type id not in the store",
+            u64::from(id),
+        ))?;
         Known {
             name: intern(entry_name(off, &e)?),
             fingerprint: e.fingerprint,
@@ -684,7 +693,11 @@ pub(crate) fn check(core: &Core, id: u16) -> Result<()> {
 /// `TypeError` if the store has the typeid with another fingerprint, `TableFull` when the
 /// table is full, `OutOfMemory`.
 fn bind(core: &Core, reg: &'static Registration) -> Result<u16> {
-    if let Some(&id) = BINDINGS.read().by_serial.get(&(core.store_id(), reg.serial)) {
+    if let Some(&id) = BINDINGS
+        .read()
+        .by_serial
+        .get(&(core.store_id(), reg.serial))
+    {
         return Ok(id);
     }
     let id = core.with_heap(|heap| {
@@ -846,7 +859,11 @@ mod tests {
             Err(Error::InvalidName { .. })
         ));
         assert_eq!(
-            register(UserType::<P>::new("UnitDup").method("a", nop).method("a", nop)),
+            register(
+                UserType::<P>::new("UnitDup")
+                    .method("a", nop)
+                    .method("a", nop)
+            ),
             Err(Error::ValueError(
                 "method 'a' given twice for user type 'UnitDup'".into()
             ))
