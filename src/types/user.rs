@@ -172,6 +172,16 @@ impl<T: Pod> std::fmt::Debug for UserType<T> {
 
 impl<T: Pod> UserType<T> {
     /// A user type named `typeid` (CPython's `register(typeid, …)`), with no methods yet.
+    ///
+    /// A `T` aligned to more than 16 bytes (the arena's block alignment) does not compile:
+    /// ```compile_fail
+    /// #[repr(C, align(32))]
+    /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    /// struct Wide {
+    ///     x: [u8; 32],
+    /// }
+    /// let _ = shmstore::UserType::<Wide>::new("Wide");
+    /// ```
     pub fn new(typeid: &'static str) -> UserType<T> {
         const {
             assert!(
@@ -250,7 +260,7 @@ impl<T: Pod> UserType<T> {
         h.0
     }
 
-    fn body<'a>(arena: &'a Arena, body: u64) -> Result<&'a mut T> {
+    fn body(arena: &Arena, body: u64) -> Result<&mut T> {
         arena
             .slice_mut::<T>(body, 1)?
             .first_mut()
@@ -886,5 +896,47 @@ mod tests {
         assert_eq!(method_name(reg.serial(), 0), "a");
         assert_eq!(method_name(reg.serial(), 9), "?");
         assert_eq!(method_name(0, 0), "?");
+    }
+
+    #[test]
+    fn a_scribbled_user_type_table_is_corrupt_not_a_panic() {
+        register(UserType::<P>::new("UnitScribble").method("a", nop)).unwrap();
+        let name = format!("unit-utab-{}", std::process::id());
+        let store = crate::Store::create(&name, 1 << 20).unwrap();
+        let core = store.core();
+        let reg = registered("UnitScribble").unwrap();
+        let token = create(core, reg, &P { x: 1 }).unwrap();
+        assert_eq!(token.type_id, type_ids::FIRST_USER);
+        let corrupt = |r: Result<Option<&'static Registration>>| {
+            assert!(matches!(r, Err(Error::Corrupt { .. })), "{r:?}");
+        };
+        // Ids the table does not hold.
+        corrupt(learn(core, type_ids::FIRST_USER + 1));
+        corrupt(learn(core, type_ids::FIRST_USER + USER_TYPES_CAP as u16));
+        corrupt(learn(core, 3));
+        // Entries with a bad `used`, an overlong or non-UTF-8 name.
+        let arena = core.arena();
+        let table = arena.load_u64(USER_TYPES_OFF).unwrap();
+        let off = table + ENTRY;
+        let mut e: UserTypeEntry = arena.read(Offset::new(table)).unwrap();
+        for (used, len, byte) in [(7, 4, b'x'), (1, 200, b'x'), (1, 4, 0xff)] {
+            e.used = used;
+            e.name_len = len;
+            e.name[0] = byte;
+            arena.write(Offset::new(off), e).unwrap();
+            corrupt(learn(core, type_ids::FIRST_USER + 1));
+        }
+        // A table offset out of the arena: learning and binding both refuse it.
+        arena.store_u64(USER_TYPES_OFF, arena.len() - 16).unwrap();
+        corrupt(learn(core, type_ids::FIRST_USER + 1));
+        register(UserType::<P>::new("UnitScribble2")).unwrap();
+        let other = registered("UnitScribble2").unwrap();
+        assert!(matches!(
+            create(core, other, &P { x: 2 }),
+            Err(Error::Corrupt { .. })
+        ));
+        arena.store_u64(USER_TYPES_OFF, table).unwrap();
+        crate::dispatch::release(core, &token);
+        assert_eq!(core.objects_live(), 0);
     }
 }
