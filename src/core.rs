@@ -257,7 +257,7 @@ impl Core {
             return Err(Error::type_error(format!(
                 "token names a '{}' but the object is a '{}'",
                 token.typeid(),
-                crate::token::type_names(ty).0
+                crate::token::names_in(self.hdr.store_id, ty).0
             )));
         }
         let rc = t.refcount(token.slot)?;

@@ -6,18 +6,23 @@
 use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::sync::Acquired;
-use crate::token::Token;
+use crate::token::{type_ids, Token};
 use crate::types::{self, Ctx, Kwargs, TypeDesc};
 use crate::value::Value;
 
 static TYPES: &[&TypeDesc] = &[&types::list::DESC, &types::dict::DESC, &types::set::DESC];
 
-/// The descriptor of type `id`.
+/// The descriptor of type `id`. Every user-registered type (ids from
+/// [`type_ids::FIRST_USER`]) shares one descriptor, whose hooks find the type's registration;
+/// its methods are resolved and called through [`MethodId::resolve_in`] and [`call`].
 ///
 /// # Errors
 /// `Corrupt` for a type id this build does not know.
 #[inline]
 pub fn type_desc(id: u16) -> Result<&'static TypeDesc> {
+    if id >= type_ids::FIRST_USER {
+        return Ok(&types::user::DESC);
+    }
     TYPES
         .iter()
         .find(|t| t.id == id)
@@ -30,6 +35,9 @@ pub fn type_desc(id: u16) -> Result<&'static TypeDesc> {
 pub struct MethodId {
     type_id: u16,
     index: u16,
+    /// For a user-registered type, the serial of the registration the index belongs to
+    /// (process-local); 0 for the built-in types.
+    user: u32,
 }
 
 impl MethodId {
@@ -37,12 +45,20 @@ impl MethodId {
     ///
     /// # Errors
     /// `AttributeError("'list' object has no attribute 'x'")` for an unknown name.
+    /// `TypeError` for a user-registered type, whose methods depend on the store: use
+    /// [`MethodId::resolve_in`].
     pub fn resolve(type_id: u16, name: &str) -> Result<MethodId> {
+        if type_id >= type_ids::FIRST_USER {
+            return Err(Error::type_error(
+                "methods of user-registered types are resolved per store (MethodId::resolve_in)",
+            ));
+        }
         let desc = type_desc(type_id)?;
         match desc.method_index(name) {
             Some(i) => Ok(MethodId {
                 type_id,
                 index: i as u16,
+                user: 0,
             }),
             None => Err(Error::AttributeError(format!(
                 "'{}' object has no attribute '{name}'",
@@ -51,8 +67,31 @@ impl MethodId {
         }
     }
 
+    /// Resolves `name` on the referent `token` names in the store `core` is attached to: a
+    /// built-in type as [`MethodId::resolve`], a user-registered type through its registration
+    /// in this process.
+    ///
+    /// # Errors
+    /// `AttributeError("'Counter' object has no attribute 'x'")` for an unknown name;
+    /// `NotFound` for a user type this process has not registered, `TypeError` for one it
+    /// registered differently from the store.
+    pub fn resolve_in(core: &Core, token: &Token, name: &str) -> Result<MethodId> {
+        if token.type_id < type_ids::FIRST_USER {
+            return MethodId::resolve(token.type_id, name);
+        }
+        let reg = types::user::registration(core, token.type_id)?;
+        Ok(MethodId {
+            type_id: token.type_id,
+            index: reg.method_index(name)?,
+            user: reg.serial(),
+        })
+    }
+
     /// The method's name.
     pub fn name(&self) -> &'static str {
+        if self.user != 0 {
+            return types::user::method_name(self.user, self.index);
+        }
         type_desc(self.type_id)
             .ok()
             .and_then(|d| d.methods.get(usize::from(self.index)))
@@ -122,6 +161,17 @@ pub fn call(
             mid.name(),
             token.typeid()
         )));
+    }
+    if token.type_id >= type_ids::FIRST_USER {
+        let reg = types::user::registration(core, token.type_id)?;
+        if reg.serial() != mid.user {
+            return Err(Error::type_error(format!(
+                "method {} is not a method of '{}'",
+                mid.name(),
+                token.typeid()
+            )));
+        }
+        return with_object(core, token, |ctx| reg.call(ctx, mid.index, args, kwargs));
     }
     let m = type_desc(token.type_id)?
         .methods

@@ -72,10 +72,17 @@ pub struct Header {
     pub procs_off: u64,
     /// Entries in the process table.
     pub procs_cap: u64,
-    /// Reserved; zero.
+    /// `reserved[0]` ([`USER_TYPES_OFF`]): offset of the user-type table, 0 until the first
+    /// user-registered type is used in the store. The only header word written after
+    /// initialization: once, under the arena lock (see `types::user`). The rest: zero.
     pub reserved: [u64; 14],
 }
 const _: () = assert!(size_of::<Header>() == 256);
+
+/// u64, under the arena lock: offset of the user-type table (`Header::reserved[0]`), 0 until a
+/// process first uses a user-registered type in the store. Written once, after the table block
+/// is allocated and zeroed, so a crash leaves either no table (and a leaked block) or a whole one.
+pub const USER_TYPES_OFF: u64 = std::mem::offset_of!(Header, reserved) as u64;
 
 /// Keep the segment when the last process detaches.
 pub const FLAG_KEEP: u32 = 1;

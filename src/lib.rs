@@ -58,9 +58,11 @@ pub use error::{Error, Result};
 pub use procs::{ProcInfo, Reclaimed};
 pub use proxy::{
     AsProxy, DictProxy, DictView, IntoArgs, ListProxy, ListView, Proxy, SetProxy, SetView,
+    UserProxy,
 };
 pub use store::{Stats, Store, StoreBuilder};
 pub use token::{type_ids, Token};
+pub use types::user::{register, UserMethod, UserMethodKw, UserType};
 pub use value::{Slice, SliceIndices, SliceIter, Value, MAX_DEPTH};
 
 #[cfg(doctest)]

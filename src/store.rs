@@ -264,12 +264,15 @@ impl Store {
     /// A new proxy for the object `token` names, holding its own reference.
     ///
     /// # Errors
-    /// `NotFound` for a token of another store, `StaleHandle` if the object was freed.
+    /// `NotFound` for a token of another store, `StaleHandle` if the object was freed;
+    /// `TypeError` for a user-registered type this process registered differently.
     pub fn attach(&self, token: &Token) -> Result<Proxy> {
         self.core.incref_token(token)?;
-        Ok(Proxy {
+        let p = Proxy {
             h: self.adopt(*token),
-        })
+        };
+        crate::types::user::check(&self.core, token.type_id)?;
+        Ok(p)
     }
 
     fn check_bound_name(name: &str) -> Result<()> {
@@ -368,7 +371,8 @@ impl Store {
     /// A proxy for the object bound to `name`.
     ///
     /// # Errors
-    /// `NotFound` if the name is not bound.
+    /// `NotFound` if the name is not bound; `TypeError` for a user-registered type this process
+    /// registered differently.
     pub fn lookup(&self, name: &str) -> Result<Proxy> {
         Self::check_bound_name(name)?;
         let token = {
@@ -390,9 +394,12 @@ impl Store {
             self.core.incref_token(&token)?;
             token
         };
-        Ok(Proxy {
+        let p = Proxy {
             h: self.adopt(token),
-        })
+        };
+        // After the arena lock is let go: the check may take it.
+        crate::types::user::check(&self.core, token.type_id)?;
+        Ok(p)
     }
 
     /// The names bound now, in directory order.

@@ -69,6 +69,35 @@ pub fn type_names(type_id: u16) -> (&'static str, &'static str) {
     }
 }
 
+/// Names of user-registered types as this process learned them, per store: (store id, type id,
+/// typeid, proxy class). Process-local, because each store numbers its user types itself (see
+/// `types::user`), which fills this table when it first meets a type in a store. Never shrinks;
+/// a handful of entries per store.
+static USER_NAMES: parking_lot::RwLock<Vec<(u64, u16, &'static str, &'static str)>> =
+    parking_lot::RwLock::new(Vec::new());
+
+/// Records the typeid and proxy class of user type `type_id` in store `store`.
+pub(crate) fn note_user_type(store: u64, type_id: u16, typeid: &'static str, class: &'static str) {
+    let mut names = USER_NAMES.write();
+    if !names.iter().any(|&(s, t, _, _)| s == store && t == type_id) {
+        names.push((store, type_id, typeid, class));
+    }
+}
+
+/// CPython's typeid and proxy class name of type `type_id` in store `store`: as
+/// [`type_names`], and for a user-registered type the name it was registered under
+/// (`("Counter", "AutoProxy[Counter]")`) once this process has met it in that store.
+pub fn names_in(store: u64, type_id: u16) -> (&'static str, &'static str) {
+    if type_id < type_ids::FIRST_USER {
+        return type_names(type_id);
+    }
+    USER_NAMES
+        .read()
+        .iter()
+        .find(|&&(s, t, _, _)| s == store && t == type_id)
+        .map_or(("user", "Proxy"), |&(_, _, typeid, class)| (typeid, class))
+}
+
 /// The name of a referent in a store: plain data, printable and parsable, so it can be handed to
 /// another process as text (`token.to_string()` / `s.parse::<Token>()`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -86,13 +115,18 @@ pub struct Token {
 impl Token {
     /// CPython's typeid of the referent (`'list'`, `'dict'`, `'Queue'`, …).
     pub fn typeid(&self) -> &'static str {
-        type_names(self.type_id).0
+        self.names().0
+    }
+
+    /// CPython's typeid and proxy class name of the referent (see [`names_in`]).
+    pub fn names(&self) -> (&'static str, &'static str) {
+        names_in(self.store, self.type_id)
     }
 
     /// The repr CPython gives a proxy: `<ListProxy object, typeid 'list' at 0x…>`; the address is
     /// the referent's slot and generation, the same in every process.
     pub fn proxy_repr(&self) -> String {
-        let (typeid, class) = type_names(self.type_id);
+        let (typeid, class) = self.names();
         format!(
             "<{class} object, typeid '{typeid}' at {:#x}>",
             (u64::from(self.slot) << 32) | u64::from(self.generation)

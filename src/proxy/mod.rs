@@ -94,17 +94,21 @@ pub trait AsProxy {
 
 /// Implements what every proxy type has: `AsProxy`, `call_method`, `call_method_kw`,
 /// `method_id`, `call_id`, `get_value`, `token`, `to_str`, `Display`, `Debug`, `From<&P> for
-/// Value`. The type must have a field `h: Arc<Handle>`.
+/// Value`. The type must have a field `h: Arc<Handle>`. A generic proxy names its parameters:
+/// `proxy_common!(impl[T: Pod] UserProxy<T>)`.
 macro_rules! proxy_common {
     ($ty:ident) => {
-        impl $crate::AsProxy for $ty {
+        proxy_common!(impl[] $ty);
+    };
+    (impl[$($g:tt)*] $ty:ty) => {
+        impl<$($g)*> $crate::AsProxy for $ty {
             #[inline]
             fn token(&self) -> $crate::Token {
                 self.h.token
             }
         }
 
-        impl $ty {
+        impl<$($g)*> $ty {
             /// Calls a method of the referent by name with positional arguments, as CPython's
             /// `proxy._callmethod(name, args)`.
             ///
@@ -130,7 +134,7 @@ macro_rules! proxy_common {
                 args: impl $crate::IntoArgs,
                 kwargs: &[(&str, $crate::Value)],
             ) -> $crate::Result<$crate::Value> {
-                let mid = $crate::dispatch::MethodId::resolve(self.h.token.type_id, name)?;
+                let mid = $crate::dispatch::MethodId::resolve_in(&self.h.core, &self.h.token, name)?;
                 self.call_id(mid, $crate::IntoArgs::into_args(args).as_ref(), kwargs)
             }
 
@@ -139,7 +143,7 @@ macro_rules! proxy_common {
             /// # Errors
             /// `AttributeError` for an unknown method.
             pub fn method_id(&self, name: &str) -> $crate::Result<$crate::dispatch::MethodId> {
-                $crate::dispatch::MethodId::resolve(self.h.token.type_id, name)
+                $crate::dispatch::MethodId::resolve_in(&self.h.core, &self.h.token, name)
             }
 
             /// Calls a method resolved with [`Self::method_id`].
@@ -179,7 +183,7 @@ macro_rules! proxy_common {
         }
 
         /// Python's `str()` of the referent (an error is shown in angle brackets).
-        impl ::std::fmt::Display for $ty {
+        impl<$($g)*> ::std::fmt::Display for $ty {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 match self.to_str() {
                     Ok(s) => f.write_str(&s),
@@ -190,9 +194,9 @@ macro_rules! proxy_common {
 
         /// The repr of the proxy, as CPython prints it:
         /// `<ListProxy object, typeid 'list' at 0x…>`.
-        impl ::std::fmt::Debug for $ty {
+        impl<$($g)*> ::std::fmt::Debug for $ty {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                let (typeid, class) = $crate::token::type_names(self.h.token.type_id);
+                let (typeid, class) = self.h.token.names();
                 write!(
                     f,
                     "<{class} object, typeid '{typeid}' at {:#x}>",
@@ -201,7 +205,7 @@ macro_rules! proxy_common {
             }
         }
 
-        impl From<&$ty> for $crate::Value {
+        impl<$($g)*> From<&$ty> for $crate::Value {
             fn from(p: &$ty) -> $crate::Value {
                 $crate::Value::Proxy(p.h.token)
             }
@@ -250,3 +254,5 @@ mod set;
 pub use dict::{DictProxy, DictView};
 pub use list::{ListProxy, ListView};
 pub use set::{SetProxy, SetView};
+mod user;
+pub use user::UserProxy;

@@ -15,6 +15,7 @@ pub mod dict;
 pub mod htable;
 pub mod list;
 pub mod set;
+pub mod user;
 
 /// Keyword arguments, as Python's `**kwds`.
 pub type Kwargs<'a> = &'a [(&'a str, Value)];
