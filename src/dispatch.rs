@@ -107,8 +107,21 @@ pub fn with_object<R>(
     token: &Token,
     f: impl FnOnce(&mut Ctx<'_>) -> Result<R>,
 ) -> Result<R> {
+    with_object_timeout(core, token, None, f)
+}
+
+/// [`with_object`], waiting at most `timeout` (None: forever) for the object's lock.
+///
+/// # Errors
+/// `Timeout` when the lock stays held; otherwise as `f`.
+pub fn with_object_timeout<R>(
+    core: &Core,
+    token: &Token,
+    timeout: Option<std::time::Duration>,
+    f: impl FnOnce(&mut Ctx<'_>) -> Result<R>,
+) -> Result<R> {
     let table = core.table();
-    let (guard, got) = table.lock(token.slot, None)?;
+    let (guard, got) = table.lock(token.slot, timeout)?;
     let ty = table.check_live(token.slot, token.generation)?;
     if ty != token.type_id {
         return Err(Error::corrupt("object type changed", u64::from(token.slot)));
@@ -178,6 +191,18 @@ pub fn call(
         .get(usize::from(mid.index))
         .ok_or(Error::corrupt("method index out of range", 0))?;
     with_object(core, token, |ctx| (m.call)(ctx, args, kwargs))
+}
+
+/// Reads the whole referent under its lock (waiting at most `wait`), checking every offset,
+/// length and tag on the way: what `check` does per object.
+///
+/// # Errors
+/// `Timeout` if the lock stays held, `Corrupt` for what fails a check.
+pub fn validate(core: &Core, token: &Token, wait: std::time::Duration) -> Result<()> {
+    let desc = type_desc(token.type_id)?;
+    with_object_timeout(core, token, Some(wait), |ctx| {
+        (desc.get_value)(ctx).map(|_| ())
+    })
 }
 
 /// Python's `str()` of the referent.

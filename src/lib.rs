@@ -44,6 +44,7 @@ pub mod table;
 // Safe layers, bottom up.
 pub mod alloc;
 pub mod cell;
+mod check;
 pub mod core;
 pub mod dispatch;
 mod error;
@@ -53,6 +54,7 @@ mod token;
 pub mod types;
 mod value;
 
+pub use check::CheckReport;
 pub use dispatch::MethodId;
 pub use error::{Error, Result};
 pub use procs::{ProcInfo, Reclaimed};

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::alloc::Heap;
 use crate::arena::{Arena, Offset};
 use crate::cell::CELL_SIZE;
+use crate::check::CheckReport;
 use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::header::{
@@ -433,6 +434,40 @@ impl Store {
     /// `Corrupt` if the process table fails a check.
     pub fn reclaim(&self) -> Result<Reclaimed> {
         crate::procs::reclaim(&self.core, &crate::dispatch::release)
+    }
+
+    /// Walks and validates the whole store — allocator, object table, every object's body, the
+    /// name directory, the process table — and reports what is wrong, changing nothing.
+    ///
+    /// # Errors
+    /// Only when the allocator's header itself is unusable.
+    pub fn check(&self) -> Result<CheckReport> {
+        crate::check::check(&self.core)
+    }
+
+    /// Maps the store `name` for inspection without joining it: no attach count, no
+    /// process-table entry, no reclaim — what tools like `shmstore stat` use, so that looking
+    /// at a store never changes who is attached. Proxies made through such a store work, but
+    /// their references are not recorded for crash recovery.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_unattached(name: &str) -> Result<Store> {
+        let arena = segment::open(name)?;
+        if arena.len() < header::MIN_SIZE as u64 {
+            return Err(Error::corrupt("segment smaller than a header", 0));
+        }
+        match arena.atomic_u32(header::STATE_OFF)?.load(Ordering::Acquire) {
+            STATE_READY => {}
+            STATE_CLOSED => return Err(Error::NotFound(name.to_owned())),
+            _ => return Err(Error::corrupt("segment not initialized", header::STATE_OFF)),
+        }
+        let hdr = header::read_checked(&arena, FORMAT)?;
+        Ok(Store::attached(Core::new_unattached(
+            arena,
+            hdr,
+            name.to_owned(),
+        )))
     }
 
     /// The process table: attached processes, alive or dead, and the references each holds.

@@ -1,0 +1,188 @@
+//! `check`: walks and validates everything in a store, reporting what is wrong without changing
+//! anything — the allocator's block chain and free lists, the object table and its free-slot
+//! list, every live object's body (read in full under its lock), the name directory and the
+//! process table.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::alloc::Heap;
+use crate::core::Core;
+use crate::dispatch;
+use crate::error::{Error, Result};
+use crate::header::{NameEntry, SLOT_FREE_OFF};
+use crate::procs;
+use crate::table::{STATE_FREE, STATE_LIVE};
+use crate::token::Token;
+
+/// How long `check` waits for an object's lock before reporting it as held.
+const LOCK_WAIT: Duration = Duration::from_millis(500);
+
+/// What [`crate::Store::check`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Every problem found, in words (empty when the store is sound).
+    pub problems: Vec<String>,
+    /// Objects live.
+    pub objects: u64,
+    /// Allocator blocks walked.
+    pub blocks: u64,
+    /// Objects whose lock was held by a live process for the whole wait (not read).
+    pub busy: u64,
+}
+
+impl CheckReport {
+    /// True when nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn note(out: &mut CheckReport, r: Result<()>, what: impl FnOnce() -> String) {
+    if let Err(e) = r {
+        out.problems.push(format!("{}: {e}", what()));
+    }
+}
+
+/// Walks the whole store.
+///
+/// # Errors
+/// Only when the allocator's header itself is unusable; every other finding is in the report.
+pub fn check(core: &Core) -> Result<CheckReport> {
+    let mut out = CheckReport::default();
+    let (in_use, alloc_report) = {
+        let _g = core.lock_arena()?;
+        let heap = Heap::open(core.arena(), core.header().alloc_off)?;
+        let report = heap.check()?;
+        let blocks = heap.blocks().unwrap_or_default();
+        let in_use: HashSet<u64> = blocks.iter().filter(|b| b.2).map(|b| b.0).collect();
+        (in_use, report)
+    };
+    out.blocks = alloc_report.blocks;
+    out.problems.extend(
+        alloc_report
+            .problems
+            .into_iter()
+            .map(|p| format!("allocator: {p}")),
+    );
+
+    // The object table.
+    let table = core.table();
+    let used = table.used_slots()?;
+    let mut live = Vec::new();
+    let mut free = 0u64;
+    for slot in 0..used {
+        let (ty, state) = table.type_and_state(slot)?;
+        match state {
+            STATE_FREE => free += 1,
+            STATE_LIVE => {
+                let generation = table.generation(slot)?.load(Ordering::Acquire);
+                let rc = table.refcount(slot)?.load(Ordering::Acquire);
+                let body = table.body(slot)?.load(Ordering::Acquire);
+                if dispatch::type_desc(ty).is_err() {
+                    out.problems
+                        .push(format!("slot {slot}: unknown type id {ty}"));
+                    continue;
+                }
+                if rc == 0 {
+                    out.problems
+                        .push(format!("slot {slot}: live object with refcount 0"));
+                }
+                if !in_use.contains(&body) {
+                    out.problems.push(format!(
+                        "slot {slot}: body {body:#x} is not an allocated block"
+                    ));
+                    continue;
+                }
+                live.push(Token {
+                    store: core.store_id(),
+                    type_id: ty,
+                    slot,
+                    generation,
+                });
+            }
+            other => out.problems.push(format!("slot {slot}: bad state {other}")),
+        }
+    }
+    out.objects = live.len() as u64;
+
+    // The free-slot list: every link a free slot, no cycle, all free slots on it.
+    let mut on_list = 0u64;
+    let mut link = core
+        .arena()
+        .atomic_u32(SLOT_FREE_OFF)?
+        .load(Ordering::Relaxed);
+    while link != 0 {
+        if on_list > u64::from(used) {
+            out.problems.push("free-slot list has a cycle".into());
+            break;
+        }
+        let slot = link - 1;
+        match table.type_and_state(slot) {
+            Ok((_, STATE_FREE)) => {}
+            Ok(_) => {
+                out.problems.push(format!(
+                    "free-slot list names slot {slot}, which is not free"
+                ));
+                break;
+            }
+            Err(e) => {
+                out.problems.push(format!("free-slot list: {e}"));
+                break;
+            }
+        }
+        on_list += 1;
+        link = match table.body(slot) {
+            Ok(b) => b.load(Ordering::Relaxed) as u32,
+            Err(_) => break,
+        };
+    }
+    if on_list != free {
+        out.problems.push(format!(
+            "{free} free slots but {on_list} on the free-slot list (the others leak until a rebuild)"
+        ));
+    }
+
+    // Every live object, read in full under its lock.
+    for t in &live {
+        match dispatch::validate(core, t, LOCK_WAIT) {
+            Ok(()) => {}
+            Err(Error::Timeout) => out.busy += 1,
+            Err(e) => out.problems.push(format!("object in slot {}: {e}", t.slot)),
+        }
+    }
+
+    // The name directory.
+    for i in 0..core.header().names_cap {
+        let r = (|| {
+            let off = core.name_entry_off(i)?;
+            let e: NameEntry = core.arena().read(crate::arena::Offset::new(off))?;
+            if e.used == 0 {
+                return Ok(());
+            }
+            if e.used != 1 || e.name_len as usize > e.name.len() {
+                return Err(Error::corrupt("bad name entry", off));
+            }
+            table
+                .check_live(e.slot, e.generation)
+                .map(|_| ())
+                .map_err(|_| Error::corrupt("name bound to a dead object", off))
+        })();
+        note(&mut out, r, || format!("name entry {i}"));
+    }
+
+    // The process table.
+    match procs::list(core) {
+        Ok(ps) => {
+            for p in ps.iter().filter(|p| !p.alive) {
+                out.problems.push(format!(
+                    "process {} is dead but still attached, holding {} references (run reclaim)",
+                    p.pid, p.references
+                ));
+            }
+        }
+        Err(e) => out.problems.push(format!("process table: {e}")),
+    }
+    Ok(out)
+}
