@@ -10,7 +10,11 @@ use crate::token::Token;
 use crate::types::{self, Ctx, Kwargs, TypeDesc};
 use crate::value::Value;
 
-static TYPES: &[&TypeDesc] = &[&types::list::DESC];
+static TYPES: &[&TypeDesc] = &[
+    &types::list::DESC,
+    &types::queue::QUEUE_DESC,
+    &types::queue::JOINABLE_DESC,
+];
 
 /// The descriptor of type `id`.
 ///

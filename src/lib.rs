@@ -54,7 +54,7 @@ mod value;
 
 pub use dispatch::MethodId;
 pub use error::{Error, Result};
-pub use proxy::{AsProxy, IntoArgs, ListProxy, ListView, Proxy};
+pub use proxy::{AsProxy, IntoArgs, JoinableQueueProxy, ListProxy, ListView, Proxy, QueueProxy};
 pub use store::{Stats, Store, StoreBuilder};
 pub use token::{type_ids, Token};
 pub use value::{Slice, SliceIndices, SliceIter, Value, MAX_DEPTH};

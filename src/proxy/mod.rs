@@ -246,3 +246,5 @@ impl Proxy {
 
 mod list;
 pub use list::{ListProxy, ListView};
+mod queue;
+pub use queue::{JoinableQueueProxy, QueueProxy};

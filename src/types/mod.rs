@@ -12,6 +12,7 @@ use crate::token::Token;
 use crate::value::Value;
 
 pub mod list;
+pub mod queue;
 
 /// Keyword arguments, as Python's `**kwds`.
 pub type Kwargs<'a> = &'a [(&'a str, Value)];
