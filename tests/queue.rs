@@ -14,6 +14,19 @@ use shmstore::{Error, JoinableQueueProxy, ListProxy, QueueProxy, Store, Value};
 /// instead of hanging it.
 const PATIENCE: Option<Duration> = Some(Duration::from_secs(120));
 
+/// Runs a blocking call with [`PATIENCE`] as its timeout. A waiter whose wake-up was lost
+/// still finds its condition true when its timeout runs out (waits recheck before giving up),
+/// so a call that returns only then is a failure too.
+fn patient<T>(what: &str, f: impl FnOnce(Option<Duration>) -> shmstore::Result<T>) -> T {
+    let start = Instant::now();
+    let out = f(PATIENCE).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        Some(start.elapsed()) < PATIENCE,
+        "{what}: not woken before the patience ran out"
+    );
+    out
+}
+
 fn queue_named(store: &Store, name: &str) -> QueueProxy {
     QueueProxy::try_from(store.lookup(name).expect("lookup")).expect("a queue")
 }
@@ -31,7 +44,7 @@ fn child_main() {
         "getter" => {
             let q = queue_named(&store, "q");
             common::signal("WAITING");
-            let v = q.get().expect("get");
+            let v = patient("get", |t| q.get_timeout(t));
             common::signal(&format!("GOT {}", v.repr()));
         }
         // args: store, id, count — put id*count .. (id+1)*count.
@@ -40,7 +53,7 @@ fn child_main() {
             let id: i64 = args[1].parse().unwrap();
             let n: i64 = args[2].parse().unwrap();
             for i in 0..n {
-                q.put(id * n + i).expect("put");
+                patient("put", |t| q.put_timeout(id * n + i, t));
             }
         }
         // args: store — get ints until None, then add them all to the list "got".
@@ -49,7 +62,7 @@ fn child_main() {
             let got = ListProxy::try_from(store.lookup("got").unwrap()).unwrap();
             let mut mine = Vec::new();
             loop {
-                match q.get_timeout(PATIENCE).expect("get") {
+                match patient("get", |t| q.get_timeout(t)) {
                     Value::None => break,
                     v => mine.push(v),
                 }
@@ -61,7 +74,7 @@ fn child_main() {
             let q = queue_named(&store, "q");
             let n: i64 = args[1].parse().unwrap();
             for i in 0..n {
-                q.put(i).expect("put");
+                patient("put", |t| q.put_timeout(i, t));
                 common::signal(&format!("PUT {i}"));
             }
         }
@@ -72,10 +85,10 @@ fn child_main() {
             let done = ListProxy::try_from(store.lookup("done").unwrap()).unwrap();
             let n: usize = args[1].parse().unwrap();
             for _ in 0..n {
-                done.append(q.get().expect("get")).unwrap();
+                done.append(patient("get", |t| q.get_timeout(t))).unwrap();
             }
             common::signal("TAKEN");
-            go.get().expect("go");
+            patient("go", |t| go.get_timeout(t));
             for _ in 0..n {
                 q.task_done().expect("task_done");
             }
@@ -83,7 +96,7 @@ fn child_main() {
         // args: store — get a list proxy out of the queue, keeping its referent alive.
         "proxy_getter" => {
             let q = queue_named(&store, "q");
-            let (v, proxies) = q.get_with_proxies(true, PATIENCE).expect("get");
+            let (v, proxies) = patient("get", |t| q.get_with_proxies(true, t));
             assert!(matches!(v, Value::Proxy(_)), "{v:?}");
             let l = ListProxy::try_from(proxies.into_iter().next().unwrap()).unwrap();
             l.append("seen by the child").unwrap();
@@ -207,8 +220,8 @@ fn four_processes_pass_100_000_items_through_one_queue_each_exactly_once() {
         expect_success(p, "producer");
     }
     // One sentinel per consumer, after every item (the queue is FIFO).
-    q.put(Value::None).unwrap();
-    q.put(Value::None).unwrap();
+    patient("sentinel", |t| q.put_timeout(Value::None, t));
+    patient("sentinel", |t| q.put_timeout(Value::None, t));
     for c in consumers {
         expect_success(c, "consumer");
     }
@@ -241,7 +254,7 @@ fn putters_into_a_bounded_queue_block_until_a_consumer_drains_it() {
     assert!(q.full().unwrap());
     assert_eq!(q.qsize().unwrap(), 2);
     for i in 0..10 {
-        assert_eq!(q.get_timeout(PATIENCE).unwrap(), Value::Int(i));
+        assert_eq!(patient("get", |t| q.get_timeout(t)), Value::Int(i));
         assert!(q.qsize().unwrap() <= 2);
     }
     expect_success(child, "putter");
@@ -270,10 +283,10 @@ fn join_returns_once_every_task_done_arrived_from_another_process() {
     assert!(!q.join_timeout(Some(Duration::ZERO)).unwrap());
     let joiner = {
         let q = q.clone();
-        std::thread::spawn(move || q.join())
+        std::thread::spawn(move || patient("join", |t| q.join_timeout(t)))
     };
     go.put("go").unwrap();
-    joiner.join().unwrap().unwrap();
+    assert!(joiner.join().unwrap(), "join timed out");
     assert_eq!(done.len().unwrap(), 5);
     expect_success(child, "worker");
     assert_eq!(
