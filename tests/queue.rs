@@ -214,7 +214,12 @@ fn four_processes_pass_100_000_items_through_one_queue_each_exactly_once() {
     store.bind("got", &got).unwrap();
     let consumers: Vec<_> = (0..2).map(|_| spawn("consumer", &[&name])).collect();
     let producers: Vec<_> = (0..2)
-        .map(|id| spawn("producer", &[&name, &id.to_string(), &PER_PRODUCER.to_string()]))
+        .map(|id| {
+            spawn(
+                "producer",
+                &[&name, &id.to_string(), &PER_PRODUCER.to_string()],
+            )
+        })
         .collect();
     for p in producers {
         expect_success(p, "producer");
@@ -328,17 +333,11 @@ fn proxies_as_items_keep_their_referents_alive_until_got() {
     // A plain get hands back the token; the queue's reference goes with the item.
     assert_eq!(q.get().unwrap(), Value::Proxy(ta));
     assert_eq!(store.stats().unwrap().objects_live, 2);
-    assert!(matches!(
-        store.attach(&ta),
-        Err(Error::StaleHandle { .. })
-    ));
+    assert!(matches!(store.attach(&ta), Err(Error::StaleHandle { .. })));
 
     // get_with_proxies hands the reference over as a live proxy.
     let (v, proxies) = q.get_with_proxies(false, None).unwrap();
-    assert_eq!(
-        v,
-        Value::Tuple(vec![Value::from("b"), Value::Proxy(tb)])
-    );
+    assert_eq!(v, Value::Tuple(vec![Value::from("b"), Value::Proxy(tb)]));
     assert_eq!(proxies.len(), 1);
     assert_eq!(proxies[0].token(), tb);
     assert_eq!(proxies[0].to_str().unwrap(), "[3]");

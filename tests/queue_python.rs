@@ -7,216 +7,705 @@ mod common;
 use shmstore::{Error, Store, Value};
 
 type Outcome = Result<&'static str, (&'static str, &'static str)>;
-type Call = (&'static str, Vec<Value>, Vec<(&'static str, Value)>, Outcome);
+type Call = (
+    &'static str,
+    Vec<Value>,
+    Vec<(&'static str, Value)>,
+    Outcome,
+);
 
 fn cases() -> Vec<(i64, Vec<Call>, &'static str)> {
     vec![
-        (0, vec![
-            ("put", vec![Value::Int(1)], vec![], Ok("None")),
-            ("put", vec![Value::from("a")], vec![], Ok("None")),
-            ("qsize", vec![], vec![], Ok("2")),
-            ("get", vec![], vec![], Ok("1")),
-            ("get", vec![], vec![], Ok("'a'")),
-            ("empty", vec![], vec![], Ok("True")),
-            ("full", vec![], vec![], Ok("False")),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![Value::from("long string of more than fourteen bytes")], vec![], Ok("None")),
-            ("put", vec![Value::List(vec![Value::Int(1), Value::Tuple(vec![Value::Int(2), Value::from("x")])])], vec![], Ok("None")),
-            ("put", vec![Value::None], vec![], Ok("None")),
-            ("put", vec![Value::Float(2.5_f64)], vec![], Ok("None")),
-            ("get_nowait", vec![], vec![], Ok("'long string of more than fourteen bytes'")),
-            ("get", vec![Value::Bool(false)], vec![], Ok("[1, (2, 'x')]")),
-            ("qsize", vec![], vec![], Ok("2")),
-        ], "[None, 2.5]"),
-        (0, vec![
-            ("get_nowait", vec![], vec![], Err(("Empty", ""))),
-        ], "[]"),
-        (0, vec![
-            ("get", vec![Value::Bool(false)], vec![], Err(("Empty", ""))),
-        ], "[]"),
-        (0, vec![
-            ("get", vec![], vec![("block", Value::Bool(false))], Err(("Empty", ""))),
-            ("get", vec![Value::Int(0)], vec![], Err(("Empty", ""))),
-            ("get", vec![Value::from("")], vec![], Err(("Empty", ""))),
-            ("get", vec![Value::List(vec![])], vec![], Err(("Empty", ""))),
-        ], "[]"),
-        (0, vec![
-            ("get", vec![Value::Bool(true), Value::Float(0.01_f64)], vec![], Err(("Empty", ""))),
-        ], "[]"),
-        (0, vec![
-            ("get", vec![], vec![("timeout", Value::Int(0))], Err(("Empty", ""))),
-        ], "[]"),
-        (0, vec![
-            ("get", vec![], vec![("timeout", Value::Float(0.02_f64)), ("block", Value::Bool(true))], Err(("Empty", ""))),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![Value::Int(1)], vec![], Ok("None")),
-            ("get", vec![Value::Bool(true), Value::Int(-1)], vec![], Err(("ValueError", "'timeout' must be a non-negative number"))),
-        ], "[1]"),
-        (0, vec![
-            ("put", vec![Value::Int(1)], vec![], Ok("None")),
-            ("get", vec![Value::Bool(false), Value::Int(-1)], vec![], Ok("1")),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![Value::Int(1)], vec![], Ok("None")),
-            ("get", vec![Value::Bool(true), Value::from("x")], vec![], Err(("TypeError", "'<' not supported between instances of 'str' and 'int'"))),
-        ], "[1]"),
-        (0, vec![
-            ("put", vec![Value::Int(1)], vec![], Ok("None")),
-            ("get", vec![Value::Bool(true), Value::List(vec![Value::Int(1)])], vec![], Err(("TypeError", "'<' not supported between instances of 'list' and 'int'"))),
-        ], "[1]"),
-        (0, vec![
-            ("put", vec![Value::Int(1)], vec![], Ok("None")),
-            ("get", vec![Value::Bool(true), Value::Bool(true)], vec![], Ok("1")),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![Value::Int(1)], vec![], Ok("None")),
-            ("get", vec![Value::from("yes"), Value::Int(5)], vec![], Ok("1")),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![Value::Int(1), Value::Bool(true), Value::Int(-1)], vec![], Ok("None")),
-            ("put", vec![Value::Int(2), Value::Bool(true), Value::from("x")], vec![], Ok("None")),
-            ("put", vec![Value::Int(3), Value::Bool(false)], vec![], Ok("None")),
-            ("put_nowait", vec![Value::Int(4)], vec![], Ok("None")),
-            ("full", vec![], vec![], Ok("False")),
-            ("qsize", vec![], vec![], Ok("4")),
-        ], "[1, 2, 3, 4]"),
-        (2, vec![
-            ("put", vec![Value::Int(1)], vec![], Ok("None")),
-            ("full", vec![], vec![], Ok("False")),
-            ("put", vec![Value::Int(2)], vec![], Ok("None")),
-            ("full", vec![], vec![], Ok("True")),
-            ("qsize", vec![], vec![], Ok("2")),
-            ("put_nowait", vec![Value::Int(3)], vec![], Err(("Full", ""))),
-            ("put", vec![Value::Int(3), Value::Bool(false)], vec![], Err(("Full", ""))),
-            ("put", vec![Value::Int(3), Value::Bool(true), Value::Float(0.01_f64)], vec![], Err(("Full", ""))),
-            ("put", vec![Value::Int(3)], vec![("timeout", Value::Int(0))], Err(("Full", ""))),
-            ("put", vec![Value::Int(3), Value::Bool(true), Value::Int(-1)], vec![], Err(("ValueError", "'timeout' must be a non-negative number"))),
-            ("put", vec![Value::Int(3), Value::Bool(true), Value::from("x")], vec![], Err(("TypeError", "'<' not supported between instances of 'str' and 'int'"))),
-            ("put", vec![Value::Int(3), Value::Bool(false), Value::Int(-1)], vec![], Err(("Full", ""))),
-            ("get", vec![], vec![], Ok("1")),
-            ("put", vec![Value::Int(3), Value::Bool(true), Value::Int(-1)], vec![], Err(("ValueError", "'timeout' must be a non-negative number"))),
-            ("full", vec![], vec![], Ok("False")),
-        ], "[2]"),
-        (1, vec![
-            ("put", vec![Value::Int(1)], vec![], Ok("None")),
-            ("put", vec![Value::Int(2)], vec![("block", Value::Int(0))], Err(("Full", ""))),
-            ("put", vec![], vec![("item", Value::Int(2)), ("block", Value::List(vec![]))], Err(("Full", ""))),
-        ], "[1]"),
-        (1, vec![
-            ("put", vec![Value::Int(1), Value::Int(1), Value::Int(1)], vec![], Ok("None")),
-            ("get", vec![], vec![], Ok("1")),
-            ("put", vec![], vec![("item", Value::Int(5)), ("timeout", Value::Int(1))], Ok("None")),
-            ("get_nowait", vec![], vec![], Ok("5")),
-            ("get_nowait", vec![], vec![], Err(("Empty", ""))),
-        ], "[]"),
-        (3, vec![
-            ("put", vec![Value::Int(0)], vec![], Ok("None")),
-            ("put", vec![Value::Int(1)], vec![], Ok("None")),
-            ("put", vec![Value::Int(2)], vec![], Ok("None")),
-            ("get", vec![], vec![], Ok("0")),
-            ("put", vec![Value::Int(3)], vec![], Ok("None")),
-            ("get", vec![], vec![], Ok("1")),
-            ("put", vec![Value::Int(4)], vec![], Ok("None")),
-            ("full", vec![], vec![], Ok("True")),
-            ("qsize", vec![], vec![], Ok("3")),
-        ], "[2, 3, 4]"),
-        (-1, vec![
-            ("put", vec![Value::Int(1)], vec![], Ok("None")),
-            ("full", vec![], vec![], Ok("False")),
-        ], "[1]"),
-        (0, vec![
-            ("task_done", vec![], vec![], Err(("ValueError", "task_done() called too many times"))),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![Value::Int(1)], vec![], Ok("None")),
-            ("put", vec![Value::Int(2)], vec![], Ok("None")),
-            ("task_done", vec![], vec![], Ok("None")),
-            ("task_done", vec![], vec![], Ok("None")),
-            ("task_done", vec![], vec![], Err(("ValueError", "task_done() called too many times"))),
-            ("join", vec![], vec![], Ok("None")),
-        ], "[1, 2]"),
-        (0, vec![
-            ("put", vec![Value::Int(1)], vec![], Ok("None")),
-            ("get", vec![], vec![], Ok("1")),
-            ("task_done", vec![], vec![], Ok("None")),
-            ("join", vec![], vec![], Ok("None")),
-            ("task_done", vec![], vec![], Err(("ValueError", "task_done() called too many times"))),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![], vec![], Err(("TypeError", "Queue.put() missing 1 required positional argument: 'item'"))),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![Value::Int(1), Value::Int(2), Value::Int(3), Value::Int(4)], vec![], Err(("TypeError", "Queue.put() takes from 2 to 4 positional arguments but 5 were given"))),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![Value::Int(1)], vec![("x", Value::Int(2))], Err(("TypeError", "Queue.put() got an unexpected keyword argument 'x'"))),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![Value::Int(1)], vec![("item", Value::Int(2))], Err(("TypeError", "Queue.put() got multiple values for argument 'item'"))),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![Value::Int(1)], vec![("item", Value::Int(2)), ("x", Value::Int(3))], Err(("TypeError", "Queue.put() got multiple values for argument 'item'"))),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![], vec![("x", Value::Int(3))], Err(("TypeError", "Queue.put() got an unexpected keyword argument 'x'"))),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![Value::Int(1), Value::Int(2), Value::Int(3), Value::Int(4)], vec![("x", Value::Int(5))], Err(("TypeError", "Queue.put() got an unexpected keyword argument 'x'"))),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![Value::Int(1), Value::Int(2), Value::Int(3), Value::Int(4)], vec![("block", Value::Int(5))], Err(("TypeError", "Queue.put() got multiple values for argument 'block'"))),
-        ], "[]"),
-        (0, vec![
-            ("put", vec![], vec![("block", Value::Bool(true))], Err(("TypeError", "Queue.put() missing 1 required positional argument: 'item'"))),
-        ], "[]"),
-        (0, vec![
-            ("put_nowait", vec![], vec![], Err(("TypeError", "Queue.put_nowait() missing 1 required positional argument: 'item'"))),
-        ], "[]"),
-        (0, vec![
-            ("put_nowait", vec![Value::Int(1), Value::Int(2)], vec![], Err(("TypeError", "Queue.put_nowait() takes 2 positional arguments but 3 were given"))),
-        ], "[]"),
-        (0, vec![
-            ("put_nowait", vec![], vec![("item", Value::Int(7))], Ok("None")),
-            ("qsize", vec![], vec![], Ok("1")),
-        ], "[7]"),
-        (0, vec![
-            ("put_nowait", vec![], vec![("block", Value::Int(7))], Err(("TypeError", "Queue.put_nowait() got an unexpected keyword argument 'block'"))),
-        ], "[]"),
-        (0, vec![
-            ("get", vec![Value::Int(1), Value::Int(2), Value::Int(3)], vec![], Err(("TypeError", "Queue.get() takes from 1 to 3 positional arguments but 4 were given"))),
-        ], "[]"),
-        (0, vec![
-            ("get", vec![], vec![("x", Value::Int(1)), ("y", Value::Int(2))], Err(("TypeError", "Queue.get() got an unexpected keyword argument 'x'"))),
-        ], "[]"),
-        (0, vec![
-            ("get", vec![Value::Bool(true)], vec![("block", Value::Bool(true))], Err(("TypeError", "Queue.get() got multiple values for argument 'block'"))),
-        ], "[]"),
-        (0, vec![
-            ("get_nowait", vec![Value::Int(1)], vec![], Err(("TypeError", "Queue.get_nowait() takes 1 positional argument but 2 were given"))),
-        ], "[]"),
-        (0, vec![
-            ("get_nowait", vec![], vec![("block", Value::Bool(false))], Err(("TypeError", "Queue.get_nowait() got an unexpected keyword argument 'block'"))),
-        ], "[]"),
-        (0, vec![
-            ("qsize", vec![Value::Int(1)], vec![], Err(("TypeError", "Queue.qsize() takes 1 positional argument but 2 were given"))),
-        ], "[]"),
-        (0, vec![
-            ("qsize", vec![], vec![("x", Value::Int(1))], Err(("TypeError", "Queue.qsize() got an unexpected keyword argument 'x'"))),
-        ], "[]"),
-        (0, vec![
-            ("empty", vec![Value::Int(1), Value::Int(2)], vec![], Err(("TypeError", "Queue.empty() takes 1 positional argument but 3 were given"))),
-        ], "[]"),
-        (0, vec![
-            ("full", vec![Value::None], vec![], Err(("TypeError", "Queue.full() takes 1 positional argument but 2 were given"))),
-        ], "[]"),
-        (0, vec![
-            ("task_done", vec![Value::Int(1)], vec![], Err(("TypeError", "Queue.task_done() takes 1 positional argument but 2 were given"))),
-        ], "[]"),
-        (0, vec![
-            ("join", vec![Value::Int(1)], vec![], Err(("TypeError", "Queue.join() takes 1 positional argument but 2 were given"))),
-        ], "[]"),
+        (
+            0,
+            vec![
+                ("put", vec![Value::Int(1)], vec![], Ok("None")),
+                ("put", vec![Value::from("a")], vec![], Ok("None")),
+                ("qsize", vec![], vec![], Ok("2")),
+                ("get", vec![], vec![], Ok("1")),
+                ("get", vec![], vec![], Ok("'a'")),
+                ("empty", vec![], vec![], Ok("True")),
+                ("full", vec![], vec![], Ok("False")),
+            ],
+            "[]",
+        ),
+        (
+            0,
+            vec![
+                (
+                    "put",
+                    vec![Value::from("long string of more than fourteen bytes")],
+                    vec![],
+                    Ok("None"),
+                ),
+                (
+                    "put",
+                    vec![Value::List(vec![
+                        Value::Int(1),
+                        Value::Tuple(vec![Value::Int(2), Value::from("x")]),
+                    ])],
+                    vec![],
+                    Ok("None"),
+                ),
+                ("put", vec![Value::None], vec![], Ok("None")),
+                ("put", vec![Value::Float(2.5_f64)], vec![], Ok("None")),
+                (
+                    "get_nowait",
+                    vec![],
+                    vec![],
+                    Ok("'long string of more than fourteen bytes'"),
+                ),
+                ("get", vec![Value::Bool(false)], vec![], Ok("[1, (2, 'x')]")),
+                ("qsize", vec![], vec![], Ok("2")),
+            ],
+            "[None, 2.5]",
+        ),
+        (
+            0,
+            vec![("get_nowait", vec![], vec![], Err(("Empty", "")))],
+            "[]",
+        ),
+        (
+            0,
+            vec![("get", vec![Value::Bool(false)], vec![], Err(("Empty", "")))],
+            "[]",
+        ),
+        (
+            0,
+            vec![
+                (
+                    "get",
+                    vec![],
+                    vec![("block", Value::Bool(false))],
+                    Err(("Empty", "")),
+                ),
+                ("get", vec![Value::Int(0)], vec![], Err(("Empty", ""))),
+                ("get", vec![Value::from("")], vec![], Err(("Empty", ""))),
+                ("get", vec![Value::List(vec![])], vec![], Err(("Empty", ""))),
+            ],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "get",
+                vec![Value::Bool(true), Value::Float(0.01_f64)],
+                vec![],
+                Err(("Empty", "")),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "get",
+                vec![],
+                vec![("timeout", Value::Int(0))],
+                Err(("Empty", "")),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "get",
+                vec![],
+                vec![
+                    ("timeout", Value::Float(0.02_f64)),
+                    ("block", Value::Bool(true)),
+                ],
+                Err(("Empty", "")),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![
+                ("put", vec![Value::Int(1)], vec![], Ok("None")),
+                (
+                    "get",
+                    vec![Value::Bool(true), Value::Int(-1)],
+                    vec![],
+                    Err(("ValueError", "'timeout' must be a non-negative number")),
+                ),
+            ],
+            "[1]",
+        ),
+        (
+            0,
+            vec![
+                ("put", vec![Value::Int(1)], vec![], Ok("None")),
+                (
+                    "get",
+                    vec![Value::Bool(false), Value::Int(-1)],
+                    vec![],
+                    Ok("1"),
+                ),
+            ],
+            "[]",
+        ),
+        (
+            0,
+            vec![
+                ("put", vec![Value::Int(1)], vec![], Ok("None")),
+                (
+                    "get",
+                    vec![Value::Bool(true), Value::from("x")],
+                    vec![],
+                    Err((
+                        "TypeError",
+                        "'<' not supported between instances of 'str' and 'int'",
+                    )),
+                ),
+            ],
+            "[1]",
+        ),
+        (
+            0,
+            vec![
+                ("put", vec![Value::Int(1)], vec![], Ok("None")),
+                (
+                    "get",
+                    vec![Value::Bool(true), Value::List(vec![Value::Int(1)])],
+                    vec![],
+                    Err((
+                        "TypeError",
+                        "'<' not supported between instances of 'list' and 'int'",
+                    )),
+                ),
+            ],
+            "[1]",
+        ),
+        (
+            0,
+            vec![
+                ("put", vec![Value::Int(1)], vec![], Ok("None")),
+                (
+                    "get",
+                    vec![Value::Bool(true), Value::Bool(true)],
+                    vec![],
+                    Ok("1"),
+                ),
+            ],
+            "[]",
+        ),
+        (
+            0,
+            vec![
+                ("put", vec![Value::Int(1)], vec![], Ok("None")),
+                (
+                    "get",
+                    vec![Value::from("yes"), Value::Int(5)],
+                    vec![],
+                    Ok("1"),
+                ),
+            ],
+            "[]",
+        ),
+        (
+            0,
+            vec![
+                (
+                    "put",
+                    vec![Value::Int(1), Value::Bool(true), Value::Int(-1)],
+                    vec![],
+                    Ok("None"),
+                ),
+                (
+                    "put",
+                    vec![Value::Int(2), Value::Bool(true), Value::from("x")],
+                    vec![],
+                    Ok("None"),
+                ),
+                (
+                    "put",
+                    vec![Value::Int(3), Value::Bool(false)],
+                    vec![],
+                    Ok("None"),
+                ),
+                ("put_nowait", vec![Value::Int(4)], vec![], Ok("None")),
+                ("full", vec![], vec![], Ok("False")),
+                ("qsize", vec![], vec![], Ok("4")),
+            ],
+            "[1, 2, 3, 4]",
+        ),
+        (
+            2,
+            vec![
+                ("put", vec![Value::Int(1)], vec![], Ok("None")),
+                ("full", vec![], vec![], Ok("False")),
+                ("put", vec![Value::Int(2)], vec![], Ok("None")),
+                ("full", vec![], vec![], Ok("True")),
+                ("qsize", vec![], vec![], Ok("2")),
+                ("put_nowait", vec![Value::Int(3)], vec![], Err(("Full", ""))),
+                (
+                    "put",
+                    vec![Value::Int(3), Value::Bool(false)],
+                    vec![],
+                    Err(("Full", "")),
+                ),
+                (
+                    "put",
+                    vec![Value::Int(3), Value::Bool(true), Value::Float(0.01_f64)],
+                    vec![],
+                    Err(("Full", "")),
+                ),
+                (
+                    "put",
+                    vec![Value::Int(3)],
+                    vec![("timeout", Value::Int(0))],
+                    Err(("Full", "")),
+                ),
+                (
+                    "put",
+                    vec![Value::Int(3), Value::Bool(true), Value::Int(-1)],
+                    vec![],
+                    Err(("ValueError", "'timeout' must be a non-negative number")),
+                ),
+                (
+                    "put",
+                    vec![Value::Int(3), Value::Bool(true), Value::from("x")],
+                    vec![],
+                    Err((
+                        "TypeError",
+                        "'<' not supported between instances of 'str' and 'int'",
+                    )),
+                ),
+                (
+                    "put",
+                    vec![Value::Int(3), Value::Bool(false), Value::Int(-1)],
+                    vec![],
+                    Err(("Full", "")),
+                ),
+                ("get", vec![], vec![], Ok("1")),
+                (
+                    "put",
+                    vec![Value::Int(3), Value::Bool(true), Value::Int(-1)],
+                    vec![],
+                    Err(("ValueError", "'timeout' must be a non-negative number")),
+                ),
+                ("full", vec![], vec![], Ok("False")),
+            ],
+            "[2]",
+        ),
+        (
+            1,
+            vec![
+                ("put", vec![Value::Int(1)], vec![], Ok("None")),
+                (
+                    "put",
+                    vec![Value::Int(2)],
+                    vec![("block", Value::Int(0))],
+                    Err(("Full", "")),
+                ),
+                (
+                    "put",
+                    vec![],
+                    vec![("item", Value::Int(2)), ("block", Value::List(vec![]))],
+                    Err(("Full", "")),
+                ),
+            ],
+            "[1]",
+        ),
+        (
+            1,
+            vec![
+                (
+                    "put",
+                    vec![Value::Int(1), Value::Int(1), Value::Int(1)],
+                    vec![],
+                    Ok("None"),
+                ),
+                ("get", vec![], vec![], Ok("1")),
+                (
+                    "put",
+                    vec![],
+                    vec![("item", Value::Int(5)), ("timeout", Value::Int(1))],
+                    Ok("None"),
+                ),
+                ("get_nowait", vec![], vec![], Ok("5")),
+                ("get_nowait", vec![], vec![], Err(("Empty", ""))),
+            ],
+            "[]",
+        ),
+        (
+            3,
+            vec![
+                ("put", vec![Value::Int(0)], vec![], Ok("None")),
+                ("put", vec![Value::Int(1)], vec![], Ok("None")),
+                ("put", vec![Value::Int(2)], vec![], Ok("None")),
+                ("get", vec![], vec![], Ok("0")),
+                ("put", vec![Value::Int(3)], vec![], Ok("None")),
+                ("get", vec![], vec![], Ok("1")),
+                ("put", vec![Value::Int(4)], vec![], Ok("None")),
+                ("full", vec![], vec![], Ok("True")),
+                ("qsize", vec![], vec![], Ok("3")),
+            ],
+            "[2, 3, 4]",
+        ),
+        (
+            -1,
+            vec![
+                ("put", vec![Value::Int(1)], vec![], Ok("None")),
+                ("full", vec![], vec![], Ok("False")),
+            ],
+            "[1]",
+        ),
+        (
+            0,
+            vec![(
+                "task_done",
+                vec![],
+                vec![],
+                Err(("ValueError", "task_done() called too many times")),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![
+                ("put", vec![Value::Int(1)], vec![], Ok("None")),
+                ("put", vec![Value::Int(2)], vec![], Ok("None")),
+                ("task_done", vec![], vec![], Ok("None")),
+                ("task_done", vec![], vec![], Ok("None")),
+                (
+                    "task_done",
+                    vec![],
+                    vec![],
+                    Err(("ValueError", "task_done() called too many times")),
+                ),
+                ("join", vec![], vec![], Ok("None")),
+            ],
+            "[1, 2]",
+        ),
+        (
+            0,
+            vec![
+                ("put", vec![Value::Int(1)], vec![], Ok("None")),
+                ("get", vec![], vec![], Ok("1")),
+                ("task_done", vec![], vec![], Ok("None")),
+                ("join", vec![], vec![], Ok("None")),
+                (
+                    "task_done",
+                    vec![],
+                    vec![],
+                    Err(("ValueError", "task_done() called too many times")),
+                ),
+            ],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "put",
+                vec![],
+                vec![],
+                Err((
+                    "TypeError",
+                    "Queue.put() missing 1 required positional argument: 'item'",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "put",
+                vec![Value::Int(1), Value::Int(2), Value::Int(3), Value::Int(4)],
+                vec![],
+                Err((
+                    "TypeError",
+                    "Queue.put() takes from 2 to 4 positional arguments but 5 were given",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "put",
+                vec![Value::Int(1)],
+                vec![("x", Value::Int(2))],
+                Err((
+                    "TypeError",
+                    "Queue.put() got an unexpected keyword argument 'x'",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "put",
+                vec![Value::Int(1)],
+                vec![("item", Value::Int(2))],
+                Err((
+                    "TypeError",
+                    "Queue.put() got multiple values for argument 'item'",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "put",
+                vec![Value::Int(1)],
+                vec![("item", Value::Int(2)), ("x", Value::Int(3))],
+                Err((
+                    "TypeError",
+                    "Queue.put() got multiple values for argument 'item'",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "put",
+                vec![],
+                vec![("x", Value::Int(3))],
+                Err((
+                    "TypeError",
+                    "Queue.put() got an unexpected keyword argument 'x'",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "put",
+                vec![Value::Int(1), Value::Int(2), Value::Int(3), Value::Int(4)],
+                vec![("x", Value::Int(5))],
+                Err((
+                    "TypeError",
+                    "Queue.put() got an unexpected keyword argument 'x'",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "put",
+                vec![Value::Int(1), Value::Int(2), Value::Int(3), Value::Int(4)],
+                vec![("block", Value::Int(5))],
+                Err((
+                    "TypeError",
+                    "Queue.put() got multiple values for argument 'block'",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "put",
+                vec![],
+                vec![("block", Value::Bool(true))],
+                Err((
+                    "TypeError",
+                    "Queue.put() missing 1 required positional argument: 'item'",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "put_nowait",
+                vec![],
+                vec![],
+                Err((
+                    "TypeError",
+                    "Queue.put_nowait() missing 1 required positional argument: 'item'",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "put_nowait",
+                vec![Value::Int(1), Value::Int(2)],
+                vec![],
+                Err((
+                    "TypeError",
+                    "Queue.put_nowait() takes 2 positional arguments but 3 were given",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![
+                (
+                    "put_nowait",
+                    vec![],
+                    vec![("item", Value::Int(7))],
+                    Ok("None"),
+                ),
+                ("qsize", vec![], vec![], Ok("1")),
+            ],
+            "[7]",
+        ),
+        (
+            0,
+            vec![(
+                "put_nowait",
+                vec![],
+                vec![("block", Value::Int(7))],
+                Err((
+                    "TypeError",
+                    "Queue.put_nowait() got an unexpected keyword argument 'block'",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "get",
+                vec![Value::Int(1), Value::Int(2), Value::Int(3)],
+                vec![],
+                Err((
+                    "TypeError",
+                    "Queue.get() takes from 1 to 3 positional arguments but 4 were given",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "get",
+                vec![],
+                vec![("x", Value::Int(1)), ("y", Value::Int(2))],
+                Err((
+                    "TypeError",
+                    "Queue.get() got an unexpected keyword argument 'x'",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "get",
+                vec![Value::Bool(true)],
+                vec![("block", Value::Bool(true))],
+                Err((
+                    "TypeError",
+                    "Queue.get() got multiple values for argument 'block'",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "get_nowait",
+                vec![Value::Int(1)],
+                vec![],
+                Err((
+                    "TypeError",
+                    "Queue.get_nowait() takes 1 positional argument but 2 were given",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "get_nowait",
+                vec![],
+                vec![("block", Value::Bool(false))],
+                Err((
+                    "TypeError",
+                    "Queue.get_nowait() got an unexpected keyword argument 'block'",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "qsize",
+                vec![Value::Int(1)],
+                vec![],
+                Err((
+                    "TypeError",
+                    "Queue.qsize() takes 1 positional argument but 2 were given",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "qsize",
+                vec![],
+                vec![("x", Value::Int(1))],
+                Err((
+                    "TypeError",
+                    "Queue.qsize() got an unexpected keyword argument 'x'",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "empty",
+                vec![Value::Int(1), Value::Int(2)],
+                vec![],
+                Err((
+                    "TypeError",
+                    "Queue.empty() takes 1 positional argument but 3 were given",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "full",
+                vec![Value::None],
+                vec![],
+                Err((
+                    "TypeError",
+                    "Queue.full() takes 1 positional argument but 2 were given",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "task_done",
+                vec![Value::Int(1)],
+                vec![],
+                Err((
+                    "TypeError",
+                    "Queue.task_done() takes 1 positional argument but 2 were given",
+                )),
+            )],
+            "[]",
+        ),
+        (
+            0,
+            vec![(
+                "join",
+                vec![Value::Int(1)],
+                vec![],
+                Err((
+                    "TypeError",
+                    "Queue.join() takes 1 positional argument but 2 were given",
+                )),
+            )],
+            "[]",
+        ),
     ]
 }
 
@@ -246,7 +735,9 @@ fn run(store: &Store, joinable: bool) {
                 _ => false,
             };
             if !ok {
-                failures.push(format!("case {n}: {method}{args:?} {kwargs:?}: got {got:?}, want {want:?}"));
+                failures.push(format!(
+                    "case {n}: {method}{args:?} {kwargs:?}: got {got:?}, want {want:?}"
+                ));
             }
         }
         let items = proxy.get_value().unwrap().repr();
@@ -254,7 +745,12 @@ fn run(store: &Store, joinable: bool) {
             failures.push(format!("case {n}: items {items}, want {after}"));
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -59,7 +59,11 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Full` when the timeout runs out first; as [`Self::put`].
-            pub fn put_timeout(&self, v: impl Into<Value>, timeout: Option<Duration>) -> Result<()> {
+            pub fn put_timeout(
+                &self,
+                v: impl Into<Value>,
+                timeout: Option<Duration>,
+            ) -> Result<()> {
                 self.put_with(v, true, timeout)
             }
 

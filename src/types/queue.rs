@@ -525,7 +525,11 @@ fn bind<'v, const N: usize>(
     if args.len() > N {
         // Counts include `self`, as CPython's do.
         let takes = if required == N {
-            format!("{} positional argument{}", N + 1, if N == 0 { "" } else { "s" })
+            format!(
+                "{} positional argument{}",
+                N + 1,
+                if N == 0 { "" } else { "s" }
+            )
         } else {
             format!("from {} to {} positional arguments", required + 1, N + 1)
         };
@@ -681,6 +685,53 @@ mod tests {
         }
     }
 
+    /// A holder that dies inside a put — its item's cell written but not published, a grown
+    /// ring allocated but not published — leaves a queue that the next caller repairs and uses.
+    #[test]
+    fn a_holder_dying_mid_put_and_mid_growth_leaves_a_valid_queue() {
+        let name = format!("t{}-qabandon", std::process::id());
+        let store = crate::Store::create(&name, 1 << 20).unwrap();
+        let q = store.queue(0).unwrap();
+        for i in 0..MIN_CAP as i64 {
+            q.put(i).unwrap();
+        }
+        let token = q.token();
+        let repairs = store.stats().unwrap().repairs;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let core = store.core();
+                let (guard, _) = core.table().lock(token.slot, None).unwrap();
+                let body = core.table().body(token.slot).unwrap();
+                let body = body.load(std::sync::atomic::Ordering::Relaxed);
+                let st: QueueState = core.arena().read(Offset::new(body)).unwrap();
+                let ring = Ring {
+                    off: st.ring,
+                    cap: core.arena().load_u64(st.ring).unwrap(),
+                };
+                // The ring is full: a put would grow it. Die after building the new ring and
+                // writing the new item into it, before publishing either.
+                let new = Ring {
+                    off: new_ring(core, ring.cap * 2).unwrap(),
+                    cap: ring.cap * 2,
+                };
+                let c = cell::store(core, &Value::from("x".repeat(40))).unwrap();
+                core.arena()
+                    .write(Offset::new(new.cell_off(st.tail)), c)
+                    .unwrap();
+                // The thread ends holding the lock: the robust lock reports its owner died.
+                std::mem::forget(guard);
+            });
+        });
+        assert_eq!(q.qsize().unwrap(), MIN_CAP as usize);
+        assert_eq!(store.stats().unwrap().repairs, repairs + 1);
+        q.put("after").unwrap();
+        for i in 0..MIN_CAP as i64 {
+            assert_eq!(q.get_nowait().unwrap(), Value::Int(i));
+        }
+        assert_eq!(q.get_nowait().unwrap(), Value::from("after"));
+        assert_eq!(q.get_nowait(), Err(Error::Empty));
+    }
+
     #[test]
     fn argument_errors_read_as_cpython_reports_them() {
         let msg = |r: Result<[Option<&Value>; 3]>| match r {
@@ -708,7 +759,10 @@ mod tests {
         );
         match bind::<0>("qsize", &one, &[], [], 0) {
             Err(Error::TypeError(m)) => {
-                assert_eq!(m, "Queue.qsize() takes 1 positional argument but 2 were given")
+                assert_eq!(
+                    m,
+                    "Queue.qsize() takes 1 positional argument but 2 were given"
+                )
             }
             other => panic!("{other:?}"),
         }

@@ -1,6 +1,6 @@
 """Generates tests/queue_python.rs: queue.Queue calls checked against CPython's own results.
 
-Run: python3 tests/gen/queue_cases.py > tests/queue_python.rs
+Run: python3 tests/gen/queue_cases.py > tests/queue_python.rs && cargo fmt
 Each case starts from a fresh queue.Queue(maxsize), runs a script of calls, and records for
 every call repr(result) or the exception's type and message, then the queued items at the end.
 CPython's manager.Queue() and manager.JoinableQueue() are both queue.Queue, so the same cases
