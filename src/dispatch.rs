@@ -10,7 +10,13 @@ use crate::token::{type_ids, Token};
 use crate::types::{self, Ctx, Kwargs, TypeDesc};
 use crate::value::Value;
 
-static TYPES: &[&TypeDesc] = &[&types::list::DESC, &types::dict::DESC, &types::set::DESC];
+static TYPES: &[&TypeDesc] = &[
+    &types::list::DESC,
+    &types::dict::DESC,
+    &types::set::DESC,
+    &types::queue::QUEUE_DESC,
+    &types::queue::JOINABLE_DESC,
+];
 
 /// The descriptor of type `id`. Every user-registered type (ids from
 /// [`type_ids::FIRST_USER`]) shares one descriptor, whose hooks find the type's registration;

@@ -59,8 +59,8 @@ pub use dispatch::MethodId;
 pub use error::{Error, Result};
 pub use procs::{ProcInfo, Reclaimed};
 pub use proxy::{
-    AsProxy, DictProxy, DictView, IntoArgs, ListProxy, ListView, Proxy, SetProxy, SetView,
-    UserProxy,
+    AsProxy, DictProxy, DictView, IntoArgs, JoinableQueueProxy, ListProxy, ListView, Proxy,
+    QueueProxy, SetProxy, SetView, UserProxy,
 };
 pub use store::{Stats, Store, StoreBuilder};
 pub use token::{type_ids, Token};

@@ -256,3 +256,5 @@ pub use list::{ListProxy, ListView};
 pub use set::{SetProxy, SetView};
 mod user;
 pub use user::UserProxy;
+mod queue;
+pub use queue::{JoinableQueueProxy, QueueProxy};

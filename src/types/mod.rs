@@ -14,6 +14,7 @@ use crate::value::Value;
 pub mod dict;
 pub mod htable;
 pub mod list;
+pub mod queue;
 pub mod set;
 pub mod user;
 
