@@ -6,11 +6,17 @@
 use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::sync::Acquired;
+use crate::table::LockGuard;
 use crate::token::Token;
 use crate::types::{self, Ctx, Kwargs, TypeDesc};
 use crate::value::Value;
 
-static TYPES: &[&TypeDesc] = &[&types::list::DESC];
+static TYPES: &[&TypeDesc] = &[
+    &types::list::DESC,
+    &types::value::DESC,
+    &types::array::DESC,
+    &types::namespace::DESC,
+];
 
 /// The descriptor of type `id`.
 ///
@@ -68,6 +74,20 @@ pub fn with_object<R>(
     token: &Token,
     f: impl FnOnce(&mut Ctx<'_>) -> Result<R>,
 ) -> Result<R> {
+    let (guard, mut ctx) = lock_ctx(core, token)?;
+    let out = f(&mut ctx);
+    drop(guard);
+    if !ctx.released.is_empty() {
+        release_all(core, std::mem::take(&mut ctx.released));
+    }
+    out
+}
+
+/// Takes the lock of the object `token` names and builds its context (repairing first what a
+/// dead holder left). The guard bounds the lock's life; the context's `released` references
+/// are the caller's to drop after the guard.
+#[inline]
+fn lock_ctx<'a>(core: &'a Core, token: &Token) -> Result<(LockGuard<'a>, Ctx<'a>)> {
     let table = core.table();
     let (guard, got) = table.lock(token.slot, None)?;
     let ty = table.check_live(token.slot, token.generation)?;
@@ -89,16 +109,25 @@ pub fn with_object<R>(
     if got == Acquired::OwnerDied {
         recover(&mut ctx, desc, &guard)?;
     }
-    let out = f(&mut ctx);
-    drop(guard);
-    if !ctx.released.is_empty() {
-        release_all(core, std::mem::take(&mut ctx.released));
-    }
-    out
+    Ok((guard, ctx))
+}
+
+/// Takes the lock of the object `token` names and keeps it for as long as the returned guard
+/// lives, for proxies that hand out views into the body (an array's zero-copy guard). Returns
+/// the guard and the body's offset; a dead holder's state is repaired first, as in
+/// [`with_object`]. It is for types whose repair releases no references (plain-data bodies),
+/// so there is no `released` list to hand back.
+///
+/// # Errors
+/// `StaleHandle` for a freed object; `Os` (`EDEADLK`) if this thread holds the lock already.
+pub fn lock_object<'a>(core: &'a Core, token: &Token) -> Result<(LockGuard<'a>, u64)> {
+    let (guard, ctx) = lock_ctx(core, token)?;
+    let body = ctx.body;
+    Ok((guard, body))
 }
 
 #[cold]
-fn recover(ctx: &mut Ctx<'_>, desc: &TypeDesc, guard: &crate::table::LockGuard<'_>) -> Result<()> {
+fn recover(ctx: &mut Ctx<'_>, desc: &TypeDesc, guard: &LockGuard<'_>) -> Result<()> {
     (desc.repair)(ctx)?;
     ctx.core.note_repair();
     guard.make_consistent()

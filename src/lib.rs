@@ -54,7 +54,10 @@ mod value;
 
 pub use dispatch::MethodId;
 pub use error::{Error, Result};
-pub use proxy::{AsProxy, IntoArgs, ListProxy, ListView, Proxy};
+pub use proxy::{
+    ArrayGuard, ArrayInit, ArrayProxy, AsProxy, IntoArgs, ListProxy, ListView, NamespaceProxy,
+    NamespaceView, Proxy, TypedValueProxy, ValueProxy, ValueView,
+};
 pub use store::{Stats, Store, StoreBuilder};
 pub use token::{type_ids, Token};
 pub use value::{Slice, SliceIndices, SliceIter, Value, MAX_DEPTH};

@@ -244,5 +244,13 @@ impl Proxy {
     }
 }
 
+#[macro_use]
+mod typed;
+mod array;
 mod list;
+mod namespace;
+mod value;
+pub use array::{ArrayGuard, ArrayInit, ArrayProxy};
 pub use list::{ListProxy, ListView};
+pub use namespace::{NamespaceProxy, NamespaceView};
+pub use value::{TypedValueProxy, ValueProxy, ValueView};

@@ -11,7 +11,12 @@ use crate::table;
 use crate::token::Token;
 use crate::value::Value;
 
+pub mod array;
 pub mod list;
+pub mod namespace;
+pub mod pod;
+pub mod pyargs;
+pub mod value;
 
 /// Keyword arguments, as Python's `**kwds`.
 pub type Kwargs<'a> = &'a [(&'a str, Value)];
