@@ -270,3 +270,17 @@ pub fn eq(core: &Core, c: &Cell, at: u64, v: &Value) -> Result<bool> {
     }
     Ok(load(core, c, at)? == *v)
 }
+
+/// The cell holds the `str` `s` (Python's `==`), without a copy for inline strings: what a
+/// lookup by name (a namespace's attributes) compares on its hot path.
+pub fn eq_str(core: &Core, c: &Cell, at: u64, s: &str) -> Result<bool> {
+    match c.tag() {
+        SSTR => {
+            let b: [u8; 16] = bytemuck::cast(*c);
+            let n = b[1] as usize;
+            Ok(b.get(2..2 + n) == Some(s.as_bytes()))
+        }
+        STR => Ok(c.len32() as usize == s.len() && load(core, c, at)?.as_str() == Some(s)),
+        _ => Ok(false),
+    }
+}

@@ -6,6 +6,7 @@
 use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::sync::Acquired;
+use crate::table::LockGuard;
 use crate::token::{type_ids, Token};
 use crate::types::{self, Ctx, Kwargs, TypeDesc};
 use crate::value::Value;
@@ -16,6 +17,9 @@ static TYPES: &[&TypeDesc] = &[
     &types::set::DESC,
     &types::queue::QUEUE_DESC,
     &types::queue::JOINABLE_DESC,
+    &types::value::DESC,
+    &types::array::DESC,
+    &types::namespace::DESC,
 ];
 
 /// The descriptor of type `id`. Every user-registered type (ids from
@@ -126,6 +130,27 @@ pub fn with_object_timeout<R>(
     timeout: Option<std::time::Duration>,
     f: impl FnOnce(&mut Ctx<'_>) -> Result<R>,
 ) -> Result<R> {
+    let (guard, mut ctx) = lock_ctx(core, token, timeout)?;
+    let out = f(&mut ctx);
+    drop(guard);
+    if !ctx.released.is_empty() {
+        release_all(core, std::mem::take(&mut ctx.released));
+    }
+    if core.take_reclaim_request() {
+        let _ = crate::procs::reclaim(core, &release);
+    }
+    out
+}
+
+/// Takes the lock of the object `token` names and builds its context (repairing first what a
+/// dead holder left). The guard bounds the lock's life; the context's `released` references
+/// are the caller's to drop after the guard.
+#[inline]
+fn lock_ctx<'a>(
+    core: &'a Core,
+    token: &Token,
+    timeout: Option<std::time::Duration>,
+) -> Result<(LockGuard<'a>, Ctx<'a>)> {
     let table = core.table();
     let (guard, got) = table.lock(token.slot, timeout)?;
     let ty = table.check_live(token.slot, token.generation)?;
@@ -148,19 +173,25 @@ pub fn with_object_timeout<R>(
         core.want_reclaim();
         recover(&mut ctx, desc, &guard)?;
     }
-    let out = f(&mut ctx);
-    drop(guard);
-    if !ctx.released.is_empty() {
-        release_all(core, std::mem::take(&mut ctx.released));
-    }
-    if core.take_reclaim_request() {
-        let _ = crate::procs::reclaim(core, &release);
-    }
-    out
+    Ok((guard, ctx))
+}
+
+/// Takes the lock of the object `token` names and keeps it for as long as the returned guard
+/// lives, for proxies that hand out views into the body (an array's zero-copy guard). Returns
+/// the guard and the body's offset; a dead holder's state is repaired first, as in
+/// [`with_object`]. It is for types whose repair releases no references (plain-data bodies),
+/// so there is no `released` list to hand back.
+///
+/// # Errors
+/// `StaleHandle` for a freed object; `Os` (`EDEADLK`) if this thread holds the lock already.
+pub fn lock_object<'a>(core: &'a Core, token: &Token) -> Result<(LockGuard<'a>, u64)> {
+    let (guard, ctx) = lock_ctx(core, token, None)?;
+    let body = ctx.body;
+    Ok((guard, body))
 }
 
 #[cold]
-fn recover(ctx: &mut Ctx<'_>, desc: &TypeDesc, guard: &crate::table::LockGuard<'_>) -> Result<()> {
+fn recover(ctx: &mut Ctx<'_>, desc: &TypeDesc, guard: &LockGuard<'_>) -> Result<()> {
     (desc.repair)(ctx)?;
     ctx.core.note_repair();
     guard.make_consistent()

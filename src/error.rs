@@ -29,6 +29,10 @@ pub enum Error {
     /// Python's `RuntimeError`, e.g. "release unlocked lock".
     #[error("{0}")]
     RuntimeError(String),
+    /// Python's `OverflowError`, e.g. "signed char is greater than maximum" (a number that does
+    /// not fit a typed array's element, or an integer sum beyond 64 bits).
+    #[error("{0}")]
+    OverflowError(String),
     /// Python's `queue.Empty`.
     #[error("queue is empty")]
     Empty,
@@ -144,6 +148,7 @@ impl Error {
             Error::TypeError(_) => "TypeError",
             Error::AttributeError(_) => "AttributeError",
             Error::RuntimeError(_) => "RuntimeError",
+            Error::OverflowError(_) => "OverflowError",
             Error::Empty => "Empty",
             Error::Full => "Full",
             Error::Timeout => "Timeout",

@@ -59,8 +59,9 @@ pub use dispatch::MethodId;
 pub use error::{Error, Result};
 pub use procs::{ProcInfo, Reclaimed};
 pub use proxy::{
-    AsProxy, DictProxy, DictView, IntoArgs, JoinableQueueProxy, ListProxy, ListView, Proxy,
-    QueueProxy, SetProxy, SetView, UserProxy,
+    ArrayGuard, ArrayInit, ArrayProxy, AsProxy, DictProxy, DictView, IntoArgs, JoinableQueueProxy,
+    ListProxy, ListView, NamespaceProxy, NamespaceView, Proxy, QueueProxy, SetProxy, SetView,
+    TypedValueProxy, UserProxy, ValueProxy, ValueView,
 };
 pub use store::{Stats, Store, StoreBuilder};
 pub use token::{type_ids, Token};

@@ -248,13 +248,21 @@ impl Proxy {
     }
 }
 
+#[macro_use]
+mod typed;
+mod array;
 mod dict;
 mod list;
+mod namespace;
+mod queue;
 mod set;
+mod user;
+mod value;
+pub use array::{ArrayGuard, ArrayInit, ArrayProxy};
 pub use dict::{DictProxy, DictView};
 pub use list::{ListProxy, ListView};
-pub use set::{SetProxy, SetView};
-mod user;
-pub use user::UserProxy;
-mod queue;
+pub use namespace::{NamespaceProxy, NamespaceView};
 pub use queue::{JoinableQueueProxy, QueueProxy};
+pub use set::{SetProxy, SetView};
+pub use user::UserProxy;
+pub use value::{TypedValueProxy, ValueProxy, ValueView};

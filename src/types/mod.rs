@@ -11,12 +11,17 @@ use crate::table;
 use crate::token::Token;
 use crate::value::Value;
 
+pub mod array;
 pub mod dict;
 pub mod htable;
 pub mod list;
+pub mod namespace;
+pub mod pod;
+pub mod pyargs;
 pub mod queue;
 pub mod set;
 pub mod user;
+pub mod value;
 
 /// Keyword arguments, as Python's `**kwds`.
 pub type Kwargs<'a> = &'a [(&'a str, Value)];

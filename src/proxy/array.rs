@@ -1,0 +1,313 @@
+//! `ArrayProxy<T>`: a fixed-length shared array of plain-data `T`, with zero-copy access under
+//! its lock ([`ArrayProxy::lock`]), and the `Store::array` factories.
+
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use bytemuck::Pod;
+
+use super::{Handle, Proxy};
+use crate::dispatch;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::table::LockGuard;
+use crate::token::type_ids;
+use crate::types::pod::{self, ElemType};
+use crate::types::{array, Ctx};
+use crate::value::Slice;
+
+/// A proxy of a shared array of `T` (CPython's `ArrayProxy`, typeid `'Array'`): fixed length;
+/// `__len__`, `__getitem__`, `__setitem__` (index or slice) through `call_method`, where a
+/// primitive number converts to and from [`Value`](crate::Value) with `array.array`'s rules and
+/// any other type reads as `bytes`; typed `len`, `get`, `set`, `slice`, `to_vec`; and zero-copy
+/// access in place with [`ArrayProxy::lock`].
+///
+/// The arena records `T`'s size, alignment and type name fingerprint: converting a proxy of an
+/// array of another type is a `TypeError`.
+pub struct ArrayProxy<T> {
+    h: Arc<Handle>,
+    _t: PhantomData<fn() -> T>,
+}
+pod_proxy_common!(ArrayProxy);
+
+impl<T: Pod> TryFrom<Proxy> for ArrayProxy<T> {
+    type Error = Error;
+    /// # Errors
+    /// `TypeError` if the proxy is not an `Array`, or its elements are not of type `T`.
+    fn try_from(p: Proxy) -> Result<ArrayProxy<T>> {
+        let h = p.into_handle_of(type_ids::ARRAY)?;
+        let want = ElemType::of::<T>();
+        dispatch::with_object(&h.core, &h.token, |c| array::data(c, &want))?;
+        Ok(ArrayProxy { h, _t: PhantomData })
+    }
+}
+
+fn normalize(i: i64, len: usize) -> Option<usize> {
+    let i = if i < 0 { i.checked_add(len as i64)? } else { i };
+    usize::try_from(i).ok().filter(|&i| i < len)
+}
+
+impl<T: Pod> ArrayProxy<T> {
+    /// Runs `f` on the elements in place, under the lock.
+    #[inline]
+    fn with_slice<R>(&self, f: impl FnOnce(&mut [T]) -> Result<R>) -> Result<R> {
+        let want = ElemType::of::<T>();
+        dispatch::with_object(&self.h.core, &self.h.token, |c: &mut Ctx<'_>| {
+            let (data, len) = array::data(c, &want)?;
+            f(c.core.arena().slice_mut::<T>(data, len)?)
+        })
+    }
+
+    /// `len(a)`.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    #[inline]
+    pub fn len(&self) -> Result<usize> {
+        self.with_slice(|s| Ok(s.len()))
+    }
+
+    /// `len(a) == 0`.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    #[inline]
+    pub fn is_empty(&self) -> Result<bool> {
+        self.len().map(|n| n == 0)
+    }
+
+    /// `a[index]` (negative indices count from the end).
+    ///
+    /// # Errors
+    /// `IndexError("array index out of range")`.
+    #[inline]
+    pub fn get(&self, index: i64) -> Result<T> {
+        self.with_slice(|s| {
+            normalize(index, s.len())
+                .and_then(|i| s.get(i).copied())
+                .ok_or_else(|| Error::IndexError("array index out of range".into()))
+        })
+    }
+
+    /// `a[index] = x`.
+    ///
+    /// # Errors
+    /// `IndexError("array assignment index out of range")`.
+    #[inline]
+    pub fn set(&self, index: i64, x: T) -> Result<()> {
+        self.with_slice(|s| {
+            let len = s.len();
+            match normalize(index, len).and_then(|i| s.get_mut(i)) {
+                Some(e) => {
+                    *e = x;
+                    Ok(())
+                }
+                None => Err(Error::IndexError(
+                    "array assignment index out of range".into(),
+                )),
+            }
+        })
+    }
+
+    /// `a[s]`: a copy of the selected elements.
+    ///
+    /// # Errors
+    /// `ValueError("slice step cannot be zero")`.
+    pub fn slice(&self, s: impl Into<Slice>) -> Result<Vec<T>> {
+        let s = s.into();
+        self.with_slice(|a| {
+            let ix = s.indices(a.len())?;
+            Ok(ix.iter().filter_map(|i| a.get(i).copied()).collect())
+        })
+    }
+
+    /// A copy of every element.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn to_vec(&self) -> Result<Vec<T>> {
+        self.with_slice(|a| Ok(a.to_vec()))
+    }
+
+    /// Overwrites every element with `src`, which must have the array's length.
+    ///
+    /// # Errors
+    /// `ValueError("Can only assign sequence of same size")`.
+    pub fn copy_from_slice(&self, src: &[T]) -> Result<()> {
+        self.with_slice(|a| {
+            if a.len() != src.len() {
+                return Err(Error::ValueError(
+                    "Can only assign sequence of same size".into(),
+                ));
+            }
+            a.copy_from_slice(src);
+            Ok(())
+        })
+    }
+
+    /// Runs `f` on the elements in place (no copy) with the lock held, for as long as `f`
+    /// runs; the closure form of [`ArrayProxy::lock`].
+    ///
+    /// # Errors
+    /// What `f` returns.
+    pub fn with_lock<R>(&self, f: impl FnOnce(&mut [T]) -> Result<R>) -> Result<R> {
+        self.with_slice(f)
+    }
+
+    /// Takes the array's lock and returns a guard that derefs to the elements in the arena —
+    /// `&[T]` and `&mut [T]`, no copy — and releases the lock when dropped. Writes through it
+    /// are seen by every process once the guard is gone.
+    ///
+    /// Keep the guard short-lived: every other user of the array, in any process, waits for
+    /// it. Calling a method of this array from the thread that holds the guard is an
+    /// `Error::Os` (`EDEADLK`), not a deadlock. The guard cannot leave its thread (the lock
+    /// belongs to the thread that took it).
+    ///
+    /// # Errors
+    /// `StaleHandle` if the array was freed; `Os` if this thread holds the lock already.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-alock-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let a = store.array::<f64>(4)?;
+    /// {
+    ///     let mut g = a.lock()?;
+    ///     g[0] = 1.5;
+    ///     g.iter_mut().skip(1).for_each(|x| *x = 2.0);
+    /// }
+    /// assert_eq!(a.to_vec()?, [1.5, 2.0, 2.0, 2.0]);
+    /// assert_eq!(a.to_string(), "array('d', [1.5, 2.0, 2.0, 2.0])");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn lock(&self) -> Result<ArrayGuard<'_, T>> {
+        let core = &*self.h.core;
+        let (lock, body) = dispatch::lock_object(core, &self.h.token)?;
+        let (data, len) = array::locate(core, body, &ElemType::of::<T>())?;
+        let elems = core.arena().slice_mut::<T>(data, len)?;
+        Ok(ArrayGuard {
+            elems,
+            _lock: lock,
+            _not_send: PhantomData,
+        })
+    }
+}
+
+/// The elements of a shared array in place, with the array's lock held
+/// ([`ArrayProxy::lock`]); the lock is released when the guard is dropped.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct ArrayGuard<'a, T> {
+    // Declared before the lock: the slice is gone before the lock is let go.
+    elems: &'a mut [T],
+    _lock: LockGuard<'a>,
+    // The lock belongs to the thread that took it.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T> Deref for ArrayGuard<'_, T> {
+    type Target = [T];
+    #[inline]
+    fn deref(&self) -> &[T] {
+        self.elems
+    }
+}
+
+impl<T> DerefMut for ArrayGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.elems
+    }
+}
+
+/// What [`Store::array`] accepts: a length (zeroed elements) or the elements themselves.
+pub trait ArrayInit<T: Pod> {
+    /// The length and, unless zeroed, the elements.
+    fn into_init(self) -> (usize, Option<Vec<T>>);
+}
+
+impl<T: Pod> ArrayInit<T> for usize {
+    fn into_init(self) -> (usize, Option<Vec<T>>) {
+        (self, None)
+    }
+}
+
+impl<T: Pod> ArrayInit<T> for Vec<T> {
+    fn into_init(self) -> (usize, Option<Vec<T>>) {
+        (self.len(), Some(self))
+    }
+}
+
+impl<T: Pod> ArrayInit<T> for &[T] {
+    fn into_init(self) -> (usize, Option<Vec<T>>) {
+        (self.len(), Some(self.to_vec()))
+    }
+}
+
+impl<T: Pod> ArrayInit<T> for &Vec<T> {
+    fn into_init(self) -> (usize, Option<Vec<T>>) {
+        (self.len(), Some(self.clone()))
+    }
+}
+
+impl<T: Pod, const N: usize> ArrayInit<T> for [T; N] {
+    fn into_init(self) -> (usize, Option<Vec<T>>) {
+        (N, Some(self.to_vec()))
+    }
+}
+
+impl Store {
+    /// A new shared array of `T`: `store.array::<i32>(10)` (ten zeroes, as
+    /// `manager.Array('i', 10)`), or its elements (`store.array(vec![1.5, 2.5])`,
+    /// `store.array([1u8, 2, 3])`, `store.array(&slice[..])`). See also
+    /// [`Store::array_zeroed`] and [`Store::array_from_iter`].
+    ///
+    /// # Errors
+    /// `OutOfMemory`, `TableFull`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-array-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Slice, Value};
+    /// let a = store.array([1i32, 2, 3])?;
+    /// a.call_method("__setitem__", (0, 10))?;
+    /// assert_eq!(a.call_method("__getitem__", (Slice::new(0, 2),))?, Value::from(vec![10, 2]));
+    /// assert_eq!(a.to_string(), "array('i', [10, 2, 3])");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn array<T: Pod>(&self, init: impl ArrayInit<T>) -> Result<ArrayProxy<T>> {
+        let (len, items) = init.into_init();
+        let bytes = items.as_deref().map(bytemuck::cast_slice::<T, u8>);
+        let token = array::create(
+            self.core(),
+            ElemType::of::<T>(),
+            pod::typecode_of::<T>(),
+            len as u64,
+            bytes,
+        )?;
+        Ok(ArrayProxy {
+            h: self.adopt(token),
+            _t: PhantomData,
+        })
+    }
+
+    /// A new shared array of `len` zeroed elements.
+    ///
+    /// # Errors
+    /// `OutOfMemory`, `TableFull`.
+    pub fn array_zeroed<T: Pod>(&self, len: usize) -> Result<ArrayProxy<T>> {
+        self.array::<T>(len)
+    }
+
+    /// A new shared array holding the items of `items`.
+    ///
+    /// # Errors
+    /// `OutOfMemory`, `TableFull`.
+    pub fn array_from_iter<T: Pod>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<ArrayProxy<T>> {
+        self.array(items.into_iter().collect::<Vec<T>>())
+    }
+}

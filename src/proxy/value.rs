@@ -1,0 +1,304 @@
+//! `ValueProxy` (one shared [`Value`]) and `TypedValueProxy<T>` (one shared plain-data `T`),
+//! with the `Store::value`, `Store::value_with_typecode` and `Store::value_of` factories.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use bytemuck::Pod;
+
+use super::{Handle, Proxy};
+use crate::dispatch;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::token::type_ids;
+use crate::types::pod::{self, ElemType};
+use crate::types::{value, Ctx};
+use crate::value::Value;
+
+/// A proxy of a shared `Value` (CPython's `ValueProxy`): `get`, `set`, the `value` attribute
+/// through `__getattribute__`/`__setattr__`, and the atomic [`ValueProxy::add`].
+///
+/// It also reaches a value made by [`Store::value_of`], converting its primitive number to and
+/// from [`Value`] (any other plain-data type reads as `bytes`).
+#[derive(Clone)]
+pub struct ValueProxy {
+    h: Arc<Handle>,
+}
+proxy_common!(ValueProxy);
+
+impl From<ValueProxy> for Proxy {
+    fn from(p: ValueProxy) -> Proxy {
+        Proxy { h: p.h }
+    }
+}
+
+impl TryFrom<Proxy> for ValueProxy {
+    type Error = Error;
+    fn try_from(p: Proxy) -> Result<ValueProxy> {
+        Ok(ValueProxy {
+            h: p.into_handle_of(type_ids::VALUE)?,
+        })
+    }
+}
+
+impl ValueProxy {
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(&mut Ctx<'_>) -> Result<R>) -> Result<R> {
+        dispatch::with_object(&self.h.core, &self.h.token, f)
+    }
+
+    /// `v.get()` (`v.value`): a copy of the value. A scalar allocates nothing.
+    ///
+    /// # Errors
+    /// `Corrupt` if the value's memory fails a check.
+    #[inline]
+    pub fn get(&self) -> Result<Value> {
+        self.with(value::get)
+    }
+
+    /// `v.set(x)` (`v.value = x`).
+    ///
+    /// # Errors
+    /// `OutOfMemory` (the value is unchanged); for a plain-data value the conversion errors of
+    /// `array.array` (`TypeError`, `OverflowError`).
+    #[inline]
+    pub fn set(&self, x: impl Into<Value>) -> Result<()> {
+        let x = x.into();
+        self.with(|c| value::set(c, &x))
+    }
+
+    /// `v.value += n` as one atomic step (CPython's proxies make it a get and a set, which
+    /// loses updates between processes). Ints, floats and bools mix as in Python; strings,
+    /// bytes, lists and tuples concatenate. Returns the new value.
+    ///
+    /// # Errors
+    /// `TypeError("unsupported operand type(s) for +=: 'NoneType' and 'int'")` and Python's
+    /// other messages; `OverflowError` for an int sum beyond 64 bits.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-vadd-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let hits = store.value(0)?;
+    /// hits.add(1)?;
+    /// assert_eq!(hits.add(2.5)?, shmstore::Value::Float(3.5));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn add(&self, n: impl Into<Value>) -> Result<Value> {
+        let n = n.into();
+        self.with(|c| value::add(c, &n))
+    }
+
+    /// The typecode given at creation (`Value::None` for [`Store::value`]).
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn typecode(&self) -> Result<Value> {
+        self.with(value::typecode)
+    }
+
+    /// Runs `f` with the value's lock held: several operations as one atomic step.
+    ///
+    /// # Errors
+    /// What `f` returns.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-vlock-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let v = store.value(10)?;
+    /// let doubled = v.with_lock(|v| {
+    ///     let x = i64::try_from(v.get()?)?;
+    ///     v.set(x * 2)?;
+    ///     Ok(x * 2)
+    /// })?;
+    /// assert_eq!(doubled, 20);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn with_lock<R>(&self, f: impl FnOnce(&mut ValueView<'_, '_>) -> Result<R>) -> Result<R> {
+        self.with(|ctx| f(&mut ValueView { ctx }))
+    }
+}
+
+/// A shared value seen under its lock ([`ValueProxy::with_lock`]).
+pub struct ValueView<'a, 'c> {
+    ctx: &'a mut Ctx<'c>,
+}
+
+impl ValueView<'_, '_> {
+    /// `v.get()`.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    pub fn get(&mut self) -> Result<Value> {
+        value::get(self.ctx)
+    }
+    /// `v.set(x)`.
+    ///
+    /// # Errors
+    /// `OutOfMemory`, conversion errors for plain data.
+    pub fn set(&mut self, x: impl Into<Value>) -> Result<()> {
+        value::set(self.ctx, &x.into())
+    }
+    /// `v.value += n`; returns the new value.
+    ///
+    /// # Errors
+    /// As [`ValueProxy::add`].
+    pub fn add(&mut self, n: impl Into<Value>) -> Result<Value> {
+        value::add(self.ctx, &n.into())
+    }
+}
+
+/// A proxy of a shared plain-data value of type `T` ([`Store::value_of`]): `get` and `set`
+/// copy exactly `size_of::<T>()` bytes and allocate nothing. Its typeid is `'Value'`, so
+/// `call_method("get", ())` works too (a primitive number converts to a [`Value`], any other
+/// type reads as `bytes`).
+///
+/// The arena records `T`'s size, alignment and type name fingerprint: converting a proxy of a
+/// value of another type (`TypedValueProxy::<u32>::try_from(proxy_of_an_i32)`) is a
+/// `TypeError`.
+pub struct TypedValueProxy<T> {
+    h: Arc<Handle>,
+    _t: PhantomData<fn() -> T>,
+}
+pod_proxy_common!(TypedValueProxy);
+
+impl<T: Pod> TryFrom<Proxy> for TypedValueProxy<T> {
+    type Error = Error;
+    /// # Errors
+    /// `TypeError` if the proxy is not a `Value`, or its value is not plain data of type `T`.
+    fn try_from(p: Proxy) -> Result<TypedValueProxy<T>> {
+        let h = p.into_handle_of(type_ids::VALUE)?;
+        let want = ElemType::of::<T>();
+        dispatch::with_object(&h.core, &h.token, |c| value::check_pod(c, &want))?;
+        Ok(TypedValueProxy { h, _t: PhantomData })
+    }
+}
+
+impl<T: Pod> TypedValueProxy<T> {
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(&mut Ctx<'_>) -> Result<R>) -> Result<R> {
+        dispatch::with_object(&self.h.core, &self.h.token, f)
+    }
+
+    /// A copy of the value: `size_of::<T>()` bytes, no allocation.
+    ///
+    /// # Errors
+    /// `Corrupt` if the value's memory fails a check.
+    #[inline]
+    pub fn get(&self) -> Result<T> {
+        let want = ElemType::of::<T>();
+        let mut x = T::zeroed();
+        self.with(|c| value::get_pod(c, &want, bytemuck::bytes_of_mut(&mut x)))?;
+        Ok(x)
+    }
+
+    /// Sets the value to `x`.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    #[inline]
+    pub fn set(&self, x: T) -> Result<()> {
+        let want = ElemType::of::<T>();
+        self.with(|c| value::set_pod(c, &want, bytemuck::bytes_of(&x)))
+    }
+
+    /// Runs `f` on the value under its lock and stores what it leaves: an atomic
+    /// read-modify-write. Returns what `f` returns.
+    ///
+    /// # Errors
+    /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-tvlock-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let v = store.value_of([1u32, 2])?;
+    /// v.with_lock(|p| p[1] += 40)?;
+    /// assert_eq!(v.get()?, [1, 42]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn with_lock<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
+        let want = ElemType::of::<T>();
+        self.with(|c| {
+            let mut x = T::zeroed();
+            value::get_pod(c, &want, bytemuck::bytes_of_mut(&mut x))?;
+            let r = f(&mut x);
+            value::set_pod(c, &want, bytemuck::bytes_of(&x))?;
+            Ok(r)
+        })
+    }
+}
+
+impl Store {
+    /// A new shared value holding `v` (CPython's `manager.Value(typecode, v)`; this one has no
+    /// typecode: see [`Store::value_with_typecode`]).
+    ///
+    /// # Errors
+    /// `OutOfMemory`, `TableFull`; `StaleHandle`/`NotFound` for a proxy `v` that is dead or of
+    /// another store.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-value-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let v = store.value("ready")?;
+    /// assert_eq!(v.call_method("get", ())?, Value::from("ready"));
+    /// v.call_method("__setattr__", ("value", 3))?;
+    /// assert_eq!(v.to_string(), "Value(None, 3)");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn value(&self, v: impl Into<Value>) -> Result<ValueProxy> {
+        self.value_with_typecode(Value::None, v)
+    }
+
+    /// A new shared value with CPython's `typecode` (kept for `str`, as CPython keeps it:
+    /// `Value('i', 5)`; neither checks the value against it).
+    ///
+    /// # Errors
+    /// As [`Store::value`].
+    pub fn value_with_typecode(
+        &self,
+        typecode: impl Into<Value>,
+        v: impl Into<Value>,
+    ) -> Result<ValueProxy> {
+        let token = value::create(self.core(), &typecode.into(), &v.into())?;
+        Ok(ValueProxy {
+            h: self.adopt(token),
+        })
+    }
+
+    /// A new shared plain-data value of type `T`.
+    ///
+    /// # Errors
+    /// `OutOfMemory`, `TableFull`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-valueof-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable, PartialEq, Debug)]
+    /// #[repr(C)]
+    /// struct Point { x: f64, y: f64 }
+    /// let p = store.value_of(Point { x: 1.0, y: 2.0 })?;
+    /// p.set(Point { x: 3.0, y: 4.0 })?;
+    /// assert_eq!(p.get()?, Point { x: 3.0, y: 4.0 });
+    /// let n = store.value_of(7i32)?;
+    /// assert_eq!(n.call_method("get", ())?, shmstore::Value::Int(7));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn value_of<T: Pod>(&self, x: T) -> Result<TypedValueProxy<T>> {
+        let token = value::create_pod(
+            self.core(),
+            ElemType::of::<T>(),
+            pod::typecode_of::<T>(),
+            bytemuck::bytes_of(&x),
+        )?;
+        Ok(TypedValueProxy {
+            h: self.adopt(token),
+            _t: PhantomData,
+        })
+    }
+}

@@ -1,0 +1,435 @@
+//! `Array`: a fixed-length array of one plain-data type `T`, as CPython's
+//! `SyncManager.Array(typecode, sequence)` (whose referent is an `array.array`): `__len__`,
+//! `__getitem__` and `__setitem__` with an index or a slice, and `str` like
+//! `array('i', [1, 2, 3])`. The typed proxy adds zero-copy access to the elements under the
+//! object's lock.
+//!
+//! Semantics: indexing, element conversion and their messages are `array.array`'s ("array index
+//! out of range", "signed char is greater than maximum", …). The length never changes, so a
+//! slice assignment must keep it: a plain slice given another number of items is refused with
+//! ctypes' (`multiprocessing.Array`'s) "Can only assign sequence of same size", an extended one
+//! with `array.array`'s "attempt to assign array of size 1 to extended slice of size 3". Any
+//! iterable may be assigned (`array.array` would want an array). There is no `__delitem__`, as
+//! CPython's `ArrayProxy` exposes none.
+//!
+//! Body: an [`ArrayBody`], then (in the same block, aligned for `T`) `len` elements.
+//!
+//! Crash protocol: the length, element type and data offset are written once, before the
+//! object is published, and never change; every state of the elements is a valid array (any bit
+//! pattern is a `T`). A write interrupted by its holder's death leaves each element old or new
+//! — or, for an element wider than the machine's stores, a mix of both — and a slice assignment
+//! a prefix of its items: like a C array, an array write is not atomic against a crash.
+//! Conversion errors are found before the first element is written, so an error leaves the
+//! array unchanged.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::pod::{self, ElemType};
+use super::pyargs;
+use super::{iter_arg, Ctx, Kwargs, Method, TypeDesc};
+use crate::arena::Offset;
+use crate::cell::{self, Cell};
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::token::{type_ids, Token};
+use crate::value::{Slice, Value};
+
+/// The fixed part of an array's body.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ArrayBody {
+    /// Number of elements; never changes.
+    pub len: u64,
+    /// Offset of element 0 (aligned for `T`, inside the body's block).
+    pub data: u64,
+    /// `T`'s record.
+    pub elem: ElemType,
+    /// Python's typecode (`'i'`), or `T`'s Rust name for types without one.
+    pub typecode: Cell,
+    /// Reserved; zero.
+    pub reserved: u64,
+}
+const _: () = assert!(size_of::<ArrayBody>() == 64);
+
+const TYPECODE_OFF: u64 = 40;
+
+/// The array type.
+pub static DESC: TypeDesc = TypeDesc {
+    id: type_ids::ARRAY,
+    typeid: "Array",
+    proxy: "ArrayProxy",
+    methods: &[
+        Method {
+            name: "__getitem__",
+            call: m_getitem,
+        },
+        Method {
+            name: "__len__",
+            call: m_len,
+        },
+        Method {
+            name: "__repr__",
+            call: m_repr,
+        },
+        Method {
+            name: "__setitem__",
+            call: m_setitem,
+        },
+        Method {
+            name: "__str__",
+            call: m_repr,
+        },
+    ],
+    drop_body,
+    repair,
+    str: write_str,
+    get_value: snapshot_value,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Raw access.
+
+/// Reads and checks the body at `off`: a valid element record and every element inside the
+/// arena, aligned for `T`.
+#[inline]
+pub fn header(core: &Core, off: u64) -> Result<ArrayBody> {
+    let b: ArrayBody = core.arena().read(Offset::new(off))?;
+    b.elem.validate(off)?;
+    let bytes = b
+        .len
+        .checked_mul(b.elem.stride())
+        .ok_or(Error::corrupt("array length overflows", off))?;
+    core.arena().check(b.data, bytes, u64::from(b.elem.align))?;
+    Ok(b)
+}
+
+/// The data offset and length of the array at `body`, whose element type must be `want`.
+///
+/// # Errors
+/// `TypeError` if the array holds another type; `Corrupt` for a bad body.
+#[inline]
+pub fn locate(core: &Core, body: u64, want: &ElemType) -> Result<(u64, u64)> {
+    let b = header(core, body)?;
+    if b.elem != *want {
+        return Err(mismatch(core, body, &b, want));
+    }
+    Ok((b.data, b.len))
+}
+
+#[cold]
+fn mismatch(core: &Core, body: u64, b: &ArrayBody, want: &ElemType) -> Error {
+    let tc = cell::load(core, &b.typecode, body + TYPECODE_OFF)
+        .map(|v| v.repr())
+        .unwrap_or_default();
+    Error::TypeError(format!(
+        "this proxy's element type (size {}, align {}) does not match the shared Array's \
+         (typecode {tc}, size {}, align {})",
+        want.size, want.align, b.elem.size, b.elem.align
+    ))
+}
+
+#[inline]
+fn body(ctx: &Ctx<'_>) -> Result<ArrayBody> {
+    header(ctx.core, ctx.body)
+}
+
+#[inline]
+fn elem_off(b: &ArrayBody, i: u64) -> u64 {
+    b.data + i * b.elem.stride()
+}
+
+fn read_elem(ctx: &Ctx<'_>, b: &ArrayBody, i: u64, buf: &mut [u8]) -> Result<()> {
+    ctx.core.arena().copy_out(elem_off(b, i), buf)
+}
+
+fn normalize(i: i64, len: u64) -> Option<u64> {
+    let i = if i < 0 { i.checked_add(len as i64)? } else { i };
+    (i >= 0 && (i as u64) < len).then_some(i as u64)
+}
+
+/// All elements' bytes, `len * size` of them.
+fn all_bytes(ctx: &Ctx<'_>, b: &ArrayBody) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; (b.len * u64::from(b.elem.size)) as usize];
+    ctx.core.arena().copy_out(b.data, &mut buf)?;
+    Ok(buf)
+}
+
+fn elements(b: &ArrayBody, bytes: &[u8]) -> Result<Vec<Value>> {
+    let size = b.elem.size.max(1) as usize;
+    if b.elem.size == 0 {
+        return (0..b.len).map(|_| pod::to_value(&b.elem, &[])).collect();
+    }
+    bytes
+        .chunks_exact(size)
+        .map(|c| pod::to_value(&b.elem, c))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creation and the type's hooks.
+
+/// Creates an array of `len` elements of type `elem`, named `typecode`
+/// ([`pod::typecode_of`]), holding `bytes` (`len * elem.size` of them) or zeroes if `bytes` is
+/// None.
+///
+/// # Errors
+/// `OutOfMemory`, `TableFull`; `ValueError` if `bytes` has the wrong length.
+pub fn create(
+    core: &Core,
+    elem: ElemType,
+    typecode: &str,
+    len: u64,
+    bytes: Option<&[u8]>,
+) -> Result<Token> {
+    elem.validate(0)?;
+    let too_big = || Error::OutOfMemory {
+        requested: usize::MAX,
+        available: 0,
+    };
+    let data_bytes = len.checked_mul(elem.stride()).ok_or_else(too_big)?;
+    if let Some(b) = bytes {
+        if b.len() as u64 != len * u64::from(elem.size) {
+            return Err(Error::ValueError("array: wrong number of bytes".into()));
+        }
+    }
+    let align = u64::from(elem.align);
+    let head = size_of::<ArrayBody>() as u64;
+    let slack = if align > 16 { align } else { 0 };
+    let total = head
+        .checked_add(data_bytes)
+        .and_then(|t| t.checked_add(slack))
+        .ok_or_else(too_big)?;
+    let body = core.alloc(total)?;
+    let built = (|| {
+        let data = (body + head).div_ceil(align) * align;
+        match bytes {
+            Some(b) => core.arena().copy_in(data, b)?,
+            None => core.arena().fill(data, data_bytes, 0)?,
+        }
+        let tc = cell::store(core, &Value::from(typecode))?;
+        core.arena().write(
+            Offset::new(body),
+            ArrayBody {
+                len,
+                data,
+                elem,
+                typecode: tc,
+                reserved: 0,
+            },
+        )?;
+        core.create_object(type_ids::ARRAY, body).inspect_err(|_| {
+            let _ = cell::release(core, &tc, &mut Vec::new());
+        })
+    })();
+    if built.is_err() {
+        let _ = core.free(body);
+    }
+    built
+}
+
+fn drop_body(ctx: &mut Ctx<'_>) -> Result<()> {
+    let b = body(ctx)?;
+    cell::release(ctx.core, &b.typecode, &mut ctx.released)?;
+    ctx.core.free(ctx.body)
+}
+
+/// Nothing a writer does changes the body's structure: a body that passes the checks is valid.
+fn repair(ctx: &mut Ctx<'_>) -> Result<()> {
+    body(ctx).map(|_| ())
+}
+
+fn write_str(ctx: &mut Ctx<'_>, out: &mut String) -> Result<()> {
+    let b = body(ctx)?;
+    out.push_str("array(");
+    cell::load(ctx.core, &b.typecode, ctx.body + TYPECODE_OFF)?.write_repr(out);
+    if b.len > 0 {
+        out.push_str(", [");
+        let size = b.elem.size as usize;
+        let mut buf = vec![0u8; size];
+        for i in 0..b.len {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            read_elem(ctx, &b, i, &mut buf)?;
+            pod::write_repr(&b.elem, &buf, out);
+        }
+        out.push(']');
+    }
+    out.push(')');
+    Ok(())
+}
+
+fn snapshot_value(ctx: &mut Ctx<'_>) -> Result<Value> {
+    Ok(Value::List(items(ctx)?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed operations.
+
+/// `len(a)`.
+///
+/// # Errors
+/// `Corrupt` only.
+#[inline]
+pub fn len(ctx: &mut Ctx<'_>) -> Result<u64> {
+    Ok(body(ctx)?.len)
+}
+
+/// `a[i]` as a [`Value`].
+///
+/// # Errors
+/// `IndexError("array index out of range")`.
+pub fn get(ctx: &mut Ctx<'_>, i: i64) -> Result<Value> {
+    let b = body(ctx)?;
+    let i =
+        normalize(i, b.len).ok_or_else(|| Error::IndexError("array index out of range".into()))?;
+    let mut buf = [0u8; 8];
+    if let Some(small) = buf.get_mut(..b.elem.size as usize) {
+        read_elem(ctx, &b, i, small)?;
+        return pod::to_value(&b.elem, small);
+    }
+    let mut big = vec![0u8; b.elem.size as usize];
+    read_elem(ctx, &b, i, &mut big)?;
+    pod::to_value(&b.elem, &big)
+}
+
+/// `a[i] = v`, converting `v` with `array.array`'s rules.
+///
+/// # Errors
+/// `IndexError("array assignment index out of range")`, `TypeError`, `OverflowError`.
+pub fn set(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
+    let b = body(ctx)?;
+    let i = normalize(i, b.len)
+        .ok_or_else(|| Error::IndexError("array assignment index out of range".into()))?;
+    let mut buf = vec![0u8; b.elem.size as usize];
+    pod::from_value(&b.elem, v, &mut buf)?;
+    ctx.core.arena().copy_in(elem_off(&b, i), &buf)
+}
+
+/// `a[s]` as values.
+///
+/// # Errors
+/// `ValueError("slice step cannot be zero")`.
+pub fn slice(ctx: &mut Ctx<'_>, s: &Slice) -> Result<Vec<Value>> {
+    let b = body(ctx)?;
+    let ix = s.indices(b.len as usize)?;
+    let mut buf = vec![0u8; b.elem.size as usize];
+    ix.iter()
+        .map(|i| {
+            read_elem(ctx, &b, i as u64, &mut buf)?;
+            pod::to_value(&b.elem, &buf)
+        })
+        .collect()
+}
+
+/// Every element as a value.
+///
+/// # Errors
+/// `Corrupt`; `OverflowError` for a `u64` beyond `i64::MAX`.
+pub fn items(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
+    let b = body(ctx)?;
+    elements(&b, &all_bytes(ctx, &b)?)
+}
+
+/// `a[s] = items`: the number of items must match the slice's (the array cannot resize).
+///
+/// # Errors
+/// `ValueError("Can only assign sequence of same size")`,
+/// `ValueError("attempt to assign array of size 1 to extended slice of size 3")`, conversion
+/// errors (the array is unchanged).
+pub fn set_slice(ctx: &mut Ctx<'_>, s: &Slice, items: &[Value]) -> Result<()> {
+    let b = body(ctx)?;
+    let ix = s.indices(b.len as usize)?;
+    if items.len() != ix.len {
+        return Err(Error::ValueError(if ix.step == 1 {
+            "Can only assign sequence of same size".into()
+        } else {
+            format!(
+                "attempt to assign array of size {} to extended slice of size {}",
+                items.len(),
+                ix.len
+            )
+        }));
+    }
+    let size = b.elem.size as usize;
+    let mut buf = vec![0u8; size * items.len()];
+    for (v, dst) in items.iter().zip(buf.chunks_exact_mut(size.max(1))) {
+        pod::from_value(&b.elem, v, dst)?;
+    }
+    if ix.step == 1 {
+        return ctx
+            .core
+            .arena()
+            .copy_in(elem_off(&b, ix.start as u64), &buf);
+    }
+    for (i, src) in ix.iter().zip(buf.chunks_exact(size.max(1))) {
+        ctx.core.arena().copy_in(elem_off(&b, i as u64), src)?;
+    }
+    Ok(())
+}
+
+/// The data offset and length of this array, whose element type must be `want` (for the typed
+/// proxy, which reads the elements in place).
+///
+/// # Errors
+/// `TypeError` for another element type.
+#[inline]
+pub fn data(ctx: &mut Ctx<'_>, want: &ElemType) -> Result<(u64, u64)> {
+    locate(ctx.core, ctx.body, want)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers (`array.array`'s slot wrappers).
+
+fn m_len(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    pyargs::wrapper::<0>("__len__", a, k)?;
+    Ok(Value::Int(len(ctx)? as i64))
+}
+
+fn m_getitem(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [i] = pyargs::wrapper("__getitem__", a, k)?;
+    match i {
+        Value::Slice(s) => Ok(Value::List(slice(ctx, s)?)),
+        Value::Int(x) => get(ctx, *x),
+        Value::Bool(x) => get(ctx, i64::from(*x)),
+        _ => Err(Error::TypeError("array indices must be integers".into())),
+    }
+}
+
+fn m_setitem(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [i, v] = pyargs::wrapper("__setitem__", a, k)?;
+    match i {
+        Value::Slice(s) => {
+            let items = iter_arg(v).map_err(|_| {
+                Error::TypeError(format!(
+                    "can only assign array (not \"{}\") to array slice",
+                    v.type_name()
+                ))
+            })?;
+            set_slice(ctx, s, &items)?;
+        }
+        Value::Int(x) => set(ctx, *x, v)?,
+        Value::Bool(x) => set(ctx, i64::from(*x), v)?,
+        _ => return Err(Error::TypeError("array indices must be integers".into())),
+    }
+    Ok(Value::None)
+}
+
+fn m_repr(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    pyargs::wrapper::<0>("__repr__", a, k)?;
+    let mut s = String::new();
+    write_str(ctx, &mut s)?;
+    Ok(Value::Str(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_table_is_sorted_for_binary_search() {
+        for w in DESC.methods.windows(2) {
+            assert!(w[0].name < w[1].name, "{} !< {}", w[0].name, w[1].name);
+        }
+    }
+}

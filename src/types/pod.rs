@@ -1,0 +1,409 @@
+//! Plain-data elements: how a typed value or typed array records its Rust element type `T` in
+//! the arena, and how elements of the primitive numeric types convert to and from [`Value`]
+//! (with `array.array`'s rules and messages) so that `call_method` can reach them.
+//!
+//! A process that attaches a typed proxy with another `T` is refused: the arena keeps `T`'s
+//! size, alignment and a fingerprint of `std::any::type_name::<T>()`. Type names are stable for
+//! one build of a program; processes built by different compilers may disagree on them (and are
+//! refused, never misread).
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::value::Value;
+
+/// The element type of a typed value or array, as recorded in the arena.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct ElemType {
+    /// FNV-1a hash of `std::any::type_name::<T>()`.
+    pub fingerprint: u64,
+    /// `size_of::<T>()`.
+    pub size: u32,
+    /// `align_of::<T>()`.
+    pub align: u32,
+    /// The primitive kind ([`Kind`] as `u32`), or 0 for any other plain-data type.
+    pub kind: u32,
+    /// Reserved; zero.
+    pub reserved: u32,
+}
+const _: () = assert!(size_of::<ElemType>() == 24);
+
+/// The primitive numeric kinds that convert to and from [`Value`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Kind {
+    /// A plain-data type with no conversion (read as `bytes`).
+    Other = 0,
+    /// `i8` (`'b'`).
+    I8 = 1,
+    /// `u8` (`'B'`).
+    U8 = 2,
+    /// `i16` (`'h'`).
+    I16 = 3,
+    /// `u16` (`'H'`).
+    U16 = 4,
+    /// `i32` (`'i'`).
+    I32 = 5,
+    /// `u32` (`'I'`).
+    U32 = 6,
+    /// `i64` (`'q'`).
+    I64 = 7,
+    /// `u64` (`'Q'`).
+    U64 = 8,
+    /// `f32` (`'f'`).
+    F32 = 9,
+    /// `f64` (`'d'`).
+    F64 = 10,
+    /// `isize` (`'n'`).
+    Isize = 11,
+    /// `usize` (`'N'`).
+    Usize = 12,
+}
+
+impl Kind {
+    /// The kind of the type named `name` (`std::any::type_name`).
+    pub fn of_name(name: &str) -> Kind {
+        match name {
+            "i8" => Kind::I8,
+            "u8" => Kind::U8,
+            "i16" => Kind::I16,
+            "u16" => Kind::U16,
+            "i32" => Kind::I32,
+            "u32" => Kind::U32,
+            "i64" => Kind::I64,
+            "u64" => Kind::U64,
+            "f32" => Kind::F32,
+            "f64" => Kind::F64,
+            "isize" if size_of::<isize>() == 8 => Kind::Isize,
+            "usize" if size_of::<usize>() == 8 => Kind::Usize,
+            _ => Kind::Other,
+        }
+    }
+
+    /// The kind stored as `k`; an unknown number reads as `Other` (bytes).
+    pub fn from_u32(k: u32) -> Kind {
+        use Kind::*;
+        [
+            Other, I8, U8, I16, U16, I32, U32, I64, U64, F32, F64, Isize, Usize,
+        ]
+        .get(k as usize)
+        .copied()
+        .unwrap_or(Other)
+    }
+
+    /// The element size this kind implies (0 for `Other`).
+    pub fn size(self) -> u32 {
+        match self {
+            Kind::Other => 0,
+            Kind::I8 | Kind::U8 => 1,
+            Kind::I16 | Kind::U16 => 2,
+            Kind::I32 | Kind::U32 | Kind::F32 => 4,
+            Kind::I64 | Kind::U64 | Kind::F64 | Kind::Isize | Kind::Usize => 8,
+        }
+    }
+
+    /// `array.array`'s typecode (`struct`'s for `isize`/`usize`), or None for `Other`.
+    pub fn typecode(self) -> Option<&'static str> {
+        Some(match self {
+            Kind::Other => return None,
+            Kind::I8 => "b",
+            Kind::U8 => "B",
+            Kind::I16 => "h",
+            Kind::U16 => "H",
+            Kind::I32 => "i",
+            Kind::U32 => "I",
+            Kind::I64 => "q",
+            Kind::U64 => "Q",
+            Kind::F32 => "f",
+            Kind::F64 => "d",
+            Kind::Isize => "n",
+            Kind::Usize => "N",
+        })
+    }
+}
+
+/// FNV-1a, 64 bits: a fingerprint of a type name (not a defence against forgery, a guard
+/// against mistakes).
+pub const fn fingerprint(s: &str) -> u64 {
+    let b = s.as_bytes();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < b.len() {
+        h ^= b[i] as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    h
+}
+
+impl ElemType {
+    /// The record of `T`.
+    pub fn of<T: Pod>() -> ElemType {
+        let name = std::any::type_name::<T>();
+        ElemType {
+            fingerprint: fingerprint(name),
+            size: size_of::<T>() as u32,
+            align: align_of::<T>() as u32,
+            kind: Kind::of_name(name) as u32,
+            reserved: 0,
+        }
+    }
+
+    /// The kind, checked against the size: a primitive kind whose size disagrees reads as
+    /// `Other`, so a scribbled kind can never make a conversion read past an element.
+    pub fn kind(&self) -> Kind {
+        let k = Kind::from_u32(self.kind);
+        if k.size() == self.size {
+            k
+        } else {
+            Kind::Other
+        }
+    }
+
+    /// Checks the record's own invariants (size fits, alignment a power of two up to 4096).
+    ///
+    /// # Errors
+    /// `Corrupt` when they fail.
+    pub fn validate(&self, at: u64) -> Result<()> {
+        if !self.align.is_power_of_two() || self.align > 4096 || self.size % self.align != 0 {
+            return Err(Error::corrupt("bad element type record", at));
+        }
+        Ok(())
+    }
+
+    /// Elements of this type a stride apart (size rounded up to the alignment; at least 1 so
+    /// offsets stay distinct for zero-sized types).
+    pub fn stride(&self) -> u64 {
+        u64::from(self.size.max(1))
+    }
+}
+
+/// Python's typecode for `T` (`"i"` for `i32`, as `array.array` names it), or for a type with
+/// no typecode its Rust name (`"my_crate::Point"`).
+pub fn typecode_of<T: Pod>() -> &'static str {
+    let name = std::any::type_name::<T>();
+    Kind::of_name(name).typecode().unwrap_or(name)
+}
+
+/// The element at `bytes` (exactly `e.size` bytes) as a [`Value`]: an int or float for the
+/// primitive kinds, `bytes` for any other type.
+///
+/// # Errors
+/// `OverflowError` for a `u64`/`usize` beyond `i64::MAX` (a [`Value::Int`] is 64-bit signed).
+pub fn to_value(e: &ElemType, bytes: &[u8]) -> Result<Value> {
+    macro_rules! rd {
+        ($t:ty) => {{
+            let mut b = [0u8; size_of::<$t>()];
+            b.copy_from_slice(
+                bytes
+                    .get(..size_of::<$t>())
+                    .unwrap_or(&[0; size_of::<$t>()]),
+            );
+            <$t>::from_ne_bytes(b)
+        }};
+    }
+    Ok(match e.kind() {
+        Kind::Other => Value::Bytes(bytes.to_vec()),
+        Kind::I8 => Value::Int(i64::from(rd!(i8))),
+        Kind::U8 => Value::Int(i64::from(rd!(u8))),
+        Kind::I16 => Value::Int(i64::from(rd!(i16))),
+        Kind::U16 => Value::Int(i64::from(rd!(u16))),
+        Kind::I32 => Value::Int(i64::from(rd!(i32))),
+        Kind::U32 => Value::Int(i64::from(rd!(u32))),
+        Kind::I64 | Kind::Isize => Value::Int(rd!(i64)),
+        Kind::U64 | Kind::Usize => {
+            let x = rd!(u64);
+            Value::Int(i64::try_from(x).map_err(|_| {
+                Error::OverflowError(format!("{x} does not fit a 64-bit signed int"))
+            })?)
+        }
+        Kind::F32 => Value::Float(f64::from(rd!(f32))),
+        Kind::F64 => Value::Float(rd!(f64)),
+    })
+}
+
+/// Writes Python's repr of the element at `bytes` (as `array.array` prints it).
+pub fn write_repr(e: &ElemType, bytes: &[u8], out: &mut String) {
+    use std::fmt::Write;
+    match (e.kind(), to_value(e, bytes)) {
+        (Kind::U64 | Kind::Usize, Err(_)) => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(bytes.get(..8).unwrap_or(&[0; 8]));
+            let _ = write!(out, "{}", u64::from_ne_bytes(b));
+        }
+        (_, Ok(v)) => v.write_repr(out),
+        (_, Err(_)) => out.push('?'),
+    }
+}
+
+/// The bytes of an element of a non-primitive type: a `bytes` value of exactly its size.
+///
+/// # Errors
+/// `TypeError("a bytes object of 12 bytes is required, not 'int'")` (or "not one of 3 bytes").
+pub fn bytes_arg<'v>(e: &ElemType, v: &'v Value) -> Result<&'v [u8]> {
+    match v {
+        Value::Bytes(b) if b.len() == e.size as usize => Ok(b),
+        other => Err(Error::TypeError(format!(
+            "a bytes object of {} bytes is required, not {}",
+            e.size,
+            match other {
+                Value::Bytes(b) => format!("one of {} bytes", b.len()),
+                o => format!("'{}'", o.type_name()),
+            }
+        ))),
+    }
+}
+
+fn int_arg(v: &Value) -> Result<i64> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        Value::Bool(b) => Ok(i64::from(*b)),
+        other => Err(Error::TypeError(format!(
+            "'{}' object cannot be interpreted as an integer",
+            other.type_name()
+        ))),
+    }
+}
+
+fn float_arg(v: &Value) -> Result<f64> {
+    match v {
+        Value::Int(i) => Ok(*i as f64),
+        Value::Bool(b) => Ok(f64::from(u8::from(*b))),
+        Value::Float(f) => Ok(*f),
+        other => Err(Error::TypeError(format!(
+            "must be real number, not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn range<T: TryFrom<i64>>(x: i64, what: &str, low: &str) -> Result<T> {
+    T::try_from(x).map_err(|_| {
+        Error::OverflowError(if x < 0 {
+            low.to_owned()
+        } else {
+            format!("{what} is greater than maximum")
+        })
+    })
+}
+
+/// Converts `v` to an element's bytes in `out` (exactly `e.size` bytes), with `array.array`'s
+/// rules and messages for the primitive kinds; any other type takes `bytes` of exactly its
+/// size.
+///
+/// # Errors
+/// `TypeError("'str' object cannot be interpreted as an integer")`,
+/// `TypeError("must be real number, not str")`,
+/// `OverflowError("signed char is greater than maximum")` and the like; for other types
+/// `TypeError("a bytes object of 12 bytes is required, not 'int'")`.
+pub fn from_value(e: &ElemType, v: &Value, out: &mut [u8]) -> Result<()> {
+    macro_rules! put {
+        ($x:expr) => {{
+            let b = ($x).to_ne_bytes();
+            match out.get_mut(..b.len()) {
+                Some(dst) => dst.copy_from_slice(&b),
+                None => return Err(Error::corrupt("element buffer too small", 0)),
+            }
+        }};
+    }
+    match e.kind() {
+        Kind::Other => {
+            let b = bytes_arg(e, v)?;
+            match out.get_mut(..b.len()) {
+                Some(dst) => dst.copy_from_slice(b),
+                None => return Err(Error::corrupt("element buffer too small", 0)),
+            }
+        }
+        Kind::I8 => put!(range::<i8>(
+            int_arg(v)?,
+            "signed char",
+            "signed char is less than minimum"
+        )?),
+        Kind::U8 => put!(range::<u8>(
+            int_arg(v)?,
+            "unsigned byte integer",
+            "unsigned byte integer is less than minimum"
+        )?),
+        Kind::I16 => put!(range::<i16>(
+            int_arg(v)?,
+            "signed short integer",
+            "signed short integer is less than minimum"
+        )?),
+        Kind::U16 => put!(range::<u16>(
+            int_arg(v)?,
+            "unsigned short",
+            "unsigned short is less than minimum"
+        )?),
+        Kind::I32 => put!(range::<i32>(
+            int_arg(v)?,
+            "signed integer",
+            "signed integer is less than minimum"
+        )?),
+        Kind::U32 => put!(range::<u32>(
+            int_arg(v)?,
+            "unsigned int",
+            "can't convert negative value to unsigned int"
+        )?),
+        Kind::I64 | Kind::Isize => put!(int_arg(v)?),
+        Kind::U64 | Kind::Usize => put!(range::<u64>(
+            int_arg(v)?,
+            "unsigned long long",
+            "can't convert negative int to unsigned"
+        )?),
+        Kind::F32 => put!(float_arg(v)? as f32),
+        Kind::F64 => put!(float_arg(v)?),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primitive_kinds_are_recognized_and_others_are_bytes() {
+        assert_eq!(ElemType::of::<i32>().kind(), Kind::I32);
+        assert_eq!(ElemType::of::<f64>().kind(), Kind::F64);
+        assert_eq!(ElemType::of::<[u8; 4]>().kind(), Kind::Other);
+        assert_ne!(
+            ElemType::of::<i32>().fingerprint,
+            ElemType::of::<u32>().fingerprint
+        );
+    }
+
+    #[test]
+    fn a_scribbled_kind_cannot_widen_a_read() {
+        let mut e = ElemType::of::<u8>();
+        e.kind = Kind::F64 as u32;
+        assert_eq!(e.kind(), Kind::Other);
+        e.kind = 999;
+        assert_eq!(e.kind(), Kind::Other);
+    }
+
+    #[test]
+    fn conversions_follow_array_array() {
+        let e = ElemType::of::<i8>();
+        let mut b = [0u8; 1];
+        assert_eq!(
+            from_value(&e, &Value::Int(200), &mut b),
+            Err(Error::OverflowError(
+                "signed char is greater than maximum".into()
+            ))
+        );
+        from_value(&e, &Value::Int(-5), &mut b).unwrap();
+        assert_eq!(to_value(&e, &b), Ok(Value::Int(-5)));
+        let e = ElemType::of::<u64>();
+        let mut b = u64::MAX.to_ne_bytes();
+        assert!(matches!(to_value(&e, &b), Err(Error::OverflowError(_))));
+        let mut s = String::new();
+        write_repr(&e, &b, &mut s);
+        assert_eq!(s, "18446744073709551615");
+        assert_eq!(
+            from_value(&e, &Value::Int(-1), &mut b),
+            Err(Error::OverflowError(
+                "can't convert negative int to unsigned".into()
+            ))
+        );
+    }
+}

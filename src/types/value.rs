@@ -1,0 +1,549 @@
+//! `Value`: one shared value, as CPython's `SyncManager.Value(typecode, value)` (`get`, `set`
+//! and the `value` property), in two representations behind one type id:
+//!
+//! - **cells** (`store.value(v)`): any [`Value`], kept in a [`Cell`]; scalars live inline, so a
+//!   scalar get or set allocates nothing.
+//! - **plain data** (`store.value_of::<T>(x)`): the bytes of one `T: Pod`, with `T`'s size,
+//!   alignment and type fingerprint ([`ElemType`]) recorded so that a proxy with another `T`
+//!   is refused. Primitive numbers convert to and from [`Value`] for `call_method`; any other
+//!   type reads as `bytes`.
+//!
+//! Body: a [`ValueBody`]; for plain data, two copies of `T` follow it in the same block (at
+//! `data` and `data + stride`).
+//!
+//! Crash protocol (the holder of the object's lock may die at any instruction): the body keeps
+//! two cells (two copies of `T`) and `current` says which one is the value. A write fills the
+//! other one, publishes it with one 8-byte store of `current`, and only then frees what the old
+//! cell owned. A crash before the store leaves the old value (and at worst a leaked block the
+//! new cell owned); a crash after it leaves the new value (and at worst the old cell's leaked
+//! block). A torn 16-byte cell or a half-copied `T` is never current.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::pod::{self, ElemType, Kind};
+use super::pyargs;
+use super::{Ctx, Kwargs, Method, TypeDesc};
+use crate::arena::Offset;
+use crate::cell::{self, Cell};
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::token::{type_ids, Token};
+use crate::value::Value;
+
+/// Representation: a `Value` in cells.
+pub const REPR_CELLS: u32 = 1;
+/// Representation: the bytes of a plain-data `T`.
+pub const REPR_POD: u32 = 2;
+
+/// The body of a shared value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ValueBody {
+    /// [`REPR_CELLS`] or [`REPR_POD`]; never changes.
+    pub repr: u32,
+    /// Reserved; zero.
+    pub reserved: u32,
+    /// Which cell (copy of `T`) is the value: 0 or 1.
+    pub current: u64,
+    /// Plain data: offset of copy 0 (copy 1 is `stride` further); cells: 0.
+    pub data: u64,
+    /// Plain data: `T`'s record; cells: zeroes.
+    pub elem: ElemType,
+    /// Python's typecode (`'i'`), or None; never changes.
+    pub typecode: Cell,
+    /// Cells: the two cells of which `current` is the value.
+    pub cells: [Cell; 2],
+}
+const _: () = assert!(size_of::<ValueBody>() == 96);
+const _: () = assert!(align_of::<ValueBody>() == 8);
+
+const CURRENT_OFF: u64 = 8;
+const CELLS_OFF: u64 = 64;
+
+/// The value type.
+pub static DESC: TypeDesc = TypeDesc {
+    id: type_ids::VALUE,
+    typeid: "Value",
+    proxy: "ValueProxy",
+    methods: &[
+        Method {
+            name: "__getattribute__",
+            call: m_getattribute,
+        },
+        Method {
+            name: "__repr__",
+            call: m_repr,
+        },
+        Method {
+            name: "__setattr__",
+            call: m_setattr,
+        },
+        Method {
+            name: "__str__",
+            call: m_repr,
+        },
+        Method {
+            name: "add",
+            call: m_add,
+        },
+        Method {
+            name: "get",
+            call: m_get,
+        },
+        Method {
+            name: "set",
+            call: m_set,
+        },
+    ],
+    drop_body,
+    repair,
+    str: write_str,
+    get_value: get,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Raw access.
+
+/// Reads and checks the body: a known representation, `current` 0 or 1, and for plain data
+/// both copies inside the arena and aligned for `T`.
+#[inline]
+fn body(ctx: &Ctx<'_>) -> Result<ValueBody> {
+    let b: ValueBody = ctx.core.arena().read(Offset::new(ctx.body))?;
+    if b.current > 1 {
+        return Err(Error::corrupt("value: bad current index", ctx.body));
+    }
+    match b.repr {
+        REPR_CELLS => {}
+        REPR_POD => {
+            b.elem.validate(ctx.body)?;
+            ctx.core
+                .arena()
+                .check(b.data, 2 * b.elem.stride(), u64::from(b.elem.align))?;
+        }
+        _ => return Err(Error::corrupt("value: bad representation", ctx.body)),
+    }
+    Ok(b)
+}
+
+#[inline]
+fn cell_off(ctx: &Ctx<'_>, i: u64) -> u64 {
+    ctx.body + CELLS_OFF + i * cell::CELL_SIZE as u64
+}
+
+#[inline]
+fn pod_off(b: &ValueBody, i: u64) -> u64 {
+    b.data + i * b.elem.stride()
+}
+
+fn read_pod(ctx: &Ctx<'_>, b: &ValueBody) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; b.elem.size as usize];
+    ctx.core.arena().copy_out(pod_off(b, b.current), &mut buf)?;
+    Ok(buf)
+}
+
+/// Writes `bytes` into the copy that is not current and publishes it.
+#[inline]
+fn publish_pod(ctx: &Ctx<'_>, b: &ValueBody, bytes: &[u8]) -> Result<()> {
+    if bytes.len() != b.elem.size as usize {
+        return Err(Error::corrupt("value: element size changed", ctx.body));
+    }
+    let next = 1 - b.current;
+    ctx.core.arena().copy_in(pod_off(b, next), bytes)?;
+    ctx.core.arena().store_u64(ctx.body + CURRENT_OFF, next)
+}
+
+/// Stores `v` in the cell that is not current, publishes it, releases the old cell.
+#[inline]
+fn publish_cell(ctx: &mut Ctx<'_>, b: &ValueBody, v: &Value) -> Result<()> {
+    let next = 1 - b.current;
+    let new = cell::store(ctx.core, v)?;
+    ctx.core
+        .arena()
+        .write(Offset::new(cell_off(ctx, next)), new)?;
+    ctx.core.arena().store_u64(ctx.body + CURRENT_OFF, next)?;
+    let old = b.cells[b.current as usize & 1];
+    if old.owns_resources() {
+        cell::release(ctx.core, &old, &mut ctx.released)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creation and the type's hooks.
+
+/// Creates a value holding `v` with Python's `typecode` (None for none).
+///
+/// # Errors
+/// `OutOfMemory`, `TableFull`; `StaleHandle`/`NotFound` for a proxy `v` that is dead or of
+/// another store.
+pub fn create(core: &Core, typecode: &Value, v: &Value) -> Result<Token> {
+    let body = core.alloc(size_of::<ValueBody>() as u64)?;
+    let mut released = Vec::new();
+    let built = (|| {
+        let tc = cell::store(core, typecode)?;
+        let c = match cell::store(core, v) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = cell::release(core, &tc, &mut released);
+                return Err(e);
+            }
+        };
+        core.arena().write(
+            Offset::new(body),
+            ValueBody {
+                repr: REPR_CELLS,
+                reserved: 0,
+                current: 0,
+                data: 0,
+                elem: ElemType::zeroed(),
+                typecode: tc,
+                cells: [c, Cell::default()],
+            },
+        )?;
+        core.create_object(type_ids::VALUE, body).inspect_err(|_| {
+            let _ = cell::release(core, &tc, &mut released);
+            let _ = cell::release(core, &c, &mut released);
+        })
+    })();
+    if built.is_err() {
+        let _ = core.free(body);
+    }
+    crate::dispatch::release_all(core, released);
+    built
+}
+
+/// Creates a plain-data value of element type `elem` holding `bytes` (exactly `elem.size`);
+/// `typecode` names the type ([`pod::typecode_of`]).
+///
+/// # Errors
+/// `OutOfMemory`, `TableFull`.
+pub fn create_pod(core: &Core, elem: ElemType, typecode: &str, bytes: &[u8]) -> Result<Token> {
+    elem.validate(0)?;
+    if bytes.len() != elem.size as usize {
+        return Err(Error::ValueError("value: wrong number of bytes".into()));
+    }
+    let align = u64::from(elem.align);
+    let head = size_of::<ValueBody>() as u64;
+    // Blocks are 16-aligned: a larger alignment needs room to slide the data up.
+    let slack = if align > 16 { align } else { 0 };
+    let body = core.alloc(head + 2 * elem.stride() + slack)?;
+    let built = (|| {
+        let data = (body + head).div_ceil(align) * align;
+        let tc = cell::store(core, &Value::from(typecode))?;
+        core.arena().copy_in(data, bytes)?;
+        core.arena().fill(data + elem.stride(), elem.stride(), 0)?;
+        core.arena().write(
+            Offset::new(body),
+            ValueBody {
+                repr: REPR_POD,
+                reserved: 0,
+                current: 0,
+                data,
+                elem,
+                typecode: tc,
+                cells: [Cell::default(); 2],
+            },
+        )?;
+        core.create_object(type_ids::VALUE, body).inspect_err(|_| {
+            let _ = cell::release(core, &tc, &mut Vec::new());
+        })
+    })();
+    if built.is_err() {
+        let _ = core.free(body);
+    }
+    built
+}
+
+fn drop_body(ctx: &mut Ctx<'_>) -> Result<()> {
+    let b = body(ctx)?;
+    cell::release(ctx.core, &b.typecode, &mut ctx.released)?;
+    if b.repr == REPR_CELLS {
+        // Only the current cell owns anything: the other one was released when it was replaced
+        // (or is the zeroed None cell, or a crash's leak).
+        let c = b.cells[b.current as usize & 1];
+        cell::release(ctx.core, &c, &mut ctx.released)?;
+    }
+    ctx.core.free(ctx.body)
+}
+
+/// Every write publishes with one store, so a body that passes the checks is valid.
+fn repair(ctx: &mut Ctx<'_>) -> Result<()> {
+    body(ctx).map(|_| ())
+}
+
+fn write_str(ctx: &mut Ctx<'_>, out: &mut String) -> Result<()> {
+    let b = body(ctx)?;
+    out.push_str("Value(");
+    cell::load(ctx.core, &b.typecode, ctx.body + 48)?.write_repr(out);
+    out.push_str(", ");
+    match b.repr {
+        REPR_POD => pod::write_repr(&b.elem, &read_pod(ctx, &b)?, out),
+        _ => get(ctx)?.write_repr(out),
+    }
+    out.push(')');
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed operations.
+
+/// `v.get()`: a copy of the value (a plain-data value converted, see [`pod::to_value`]).
+///
+/// # Errors
+/// `Corrupt`; `OverflowError` for a `u64` beyond `i64::MAX`.
+#[inline]
+pub fn get(ctx: &mut Ctx<'_>) -> Result<Value> {
+    let b = body(ctx)?;
+    if b.repr == REPR_POD {
+        return pod::to_value(&b.elem, &read_pod(ctx, &b)?);
+    }
+    let i = b.current;
+    cell::load(ctx.core, &b.cells[i as usize & 1], cell_off(ctx, i))
+}
+
+/// `v.set(x)`. A plain-data value converts `x` with `array.array`'s rules.
+///
+/// # Errors
+/// `OutOfMemory` (the value is unchanged); for plain data `TypeError`/`OverflowError` as
+/// [`pod::from_value`].
+#[inline]
+pub fn set(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
+    let b = body(ctx)?;
+    if b.repr == REPR_POD {
+        return set_pod_value(ctx, &b, v);
+    }
+    publish_cell(ctx, &b, v)
+}
+
+fn set_pod_value(ctx: &mut Ctx<'_>, b: &ValueBody, v: &Value) -> Result<()> {
+    let mut small = [0u8; 8];
+    match b.elem.kind() {
+        Kind::Other => publish_pod(ctx, b, pod::bytes_arg(&b.elem, v)?),
+        _ => {
+            let n = b.elem.size as usize;
+            let buf = small
+                .get_mut(..n)
+                .ok_or(Error::corrupt("value: bad element size", ctx.body))?;
+            pod::from_value(&b.elem, v, buf)?;
+            publish_pod(ctx, b, buf)
+        }
+    }
+}
+
+/// `v.value += n` in one step under the lock: Python's `+=` (ints, floats and bools mix;
+/// strings, bytes, lists and tuples concatenate). Returns the new value.
+///
+/// # Errors
+/// `TypeError` with Python's message for operands `+=` refuses; `OverflowError` for an int sum
+/// beyond 64 bits (or beyond a plain-data element's range).
+pub fn add(ctx: &mut Ctx<'_>, n: &Value) -> Result<Value> {
+    let old = get(ctx)?;
+    let new = py_iadd(&old, n)?;
+    set(ctx, &new)?;
+    Ok(new)
+}
+
+/// Python's typecode given at creation (None for none).
+///
+/// # Errors
+/// `Corrupt` only.
+pub fn typecode(ctx: &mut Ctx<'_>) -> Result<Value> {
+    let b = body(ctx)?;
+    cell::load(ctx.core, &b.typecode, ctx.body + 48)
+}
+
+/// The record of a plain-data value's `T`, or None for a value kept in cells.
+///
+/// # Errors
+/// `Corrupt` only.
+pub fn elem_type(ctx: &mut Ctx<'_>) -> Result<Option<ElemType>> {
+    let b = body(ctx)?;
+    Ok((b.repr == REPR_POD).then_some(b.elem))
+}
+
+fn check_elem(ctx: &Ctx<'_>, b: &ValueBody, want: &ElemType) -> Result<()> {
+    if b.repr != REPR_POD || b.elem != *want {
+        return Err(mismatch(b, want, ctx));
+    }
+    Ok(())
+}
+
+#[cold]
+fn mismatch(b: &ValueBody, want: &ElemType, ctx: &Ctx<'_>) -> Error {
+    let held = if b.repr == REPR_POD {
+        let tc = cell::load(ctx.core, &b.typecode, ctx.body + 48)
+            .map(|v| v.repr())
+            .unwrap_or_default();
+        format!(
+            "plain data of another type (typecode {tc}, size {}, align {})",
+            b.elem.size, b.elem.align
+        )
+    } else {
+        "a Python value, not plain data".to_owned()
+    };
+    Error::TypeError(format!(
+        "this proxy's type (size {}, align {}) does not match the shared Value, which holds {held}",
+        want.size, want.align
+    ))
+}
+
+/// Checks that the value is plain data of type `want`.
+///
+/// # Errors
+/// `TypeError` naming what the value holds instead.
+pub fn check_pod(ctx: &mut Ctx<'_>, want: &ElemType) -> Result<()> {
+    let b = body(ctx)?;
+    check_elem(ctx, &b, want)
+}
+
+/// Copies the plain-data value (of type `want`) into `out` (exactly `want.size` bytes).
+///
+/// # Errors
+/// `TypeError` for another type.
+#[inline]
+pub fn get_pod(ctx: &mut Ctx<'_>, want: &ElemType, out: &mut [u8]) -> Result<()> {
+    let b = body(ctx)?;
+    check_elem(ctx, &b, want)?;
+    if out.len() != want.size as usize {
+        return Err(Error::ValueError("value: wrong number of bytes".into()));
+    }
+    ctx.core.arena().copy_out(pod_off(&b, b.current), out)
+}
+
+/// Sets the plain-data value (of type `want`) to `bytes` (exactly `want.size` bytes).
+///
+/// # Errors
+/// `TypeError` for another type.
+#[inline]
+pub fn set_pod(ctx: &mut Ctx<'_>, want: &ElemType, bytes: &[u8]) -> Result<()> {
+    let b = body(ctx)?;
+    check_elem(ctx, &b, want)?;
+    publish_pod(ctx, &b, bytes)
+}
+
+/// Python's `a += b` for the values a shared Value can hold.
+///
+/// # Errors
+/// As [`add`].
+pub fn py_iadd(a: &Value, b: &Value) -> Result<Value> {
+    use Value::*;
+    let overflow = || Error::OverflowError("int too large to convert to a 64-bit int".into());
+    let int = |v: &Value| match v {
+        Int(i) => Some(*i),
+        Bool(x) => Some(i64::from(*x)),
+        _ => Option::None,
+    };
+    Ok(match (a, b) {
+        (Int(_) | Bool(_), Int(_) | Bool(_)) => {
+            let (x, y) = (int(a).unwrap_or(0), int(b).unwrap_or(0));
+            Int(x.checked_add(y).ok_or_else(overflow)?)
+        }
+        (Float(x), Float(y)) => Float(x + y),
+        (Float(x), Int(_) | Bool(_)) => Float(x + int(b).unwrap_or(0) as f64),
+        (Int(_) | Bool(_), Float(y)) => Float(int(a).unwrap_or(0) as f64 + y),
+        (Str(x), Str(y)) => Str(format!("{x}{y}")),
+        (Str(_), other) => {
+            return Err(Error::TypeError(format!(
+                "can only concatenate str (not \"{}\") to str",
+                other.type_name()
+            )))
+        }
+        (Bytes(x), Bytes(y)) => Bytes([x.as_slice(), y.as_slice()].concat()),
+        (Tuple(x), Tuple(y)) => Tuple([x.as_slice(), y.as_slice()].concat()),
+        (List(x), other) => {
+            let more = super::iter_arg(other)?;
+            List([x.as_slice(), more.as_slice()].concat())
+        }
+        (x, y) => {
+            return Err(Error::TypeError(format!(
+                "unsupported operand type(s) for +=: '{}' and '{}'",
+                x.type_name(),
+                y.type_name()
+            )))
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers (the methods of CPython's `managers.Value`, written in Python).
+
+fn m_get(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    pyargs::function::<0>("Value.get", a, k, [])?;
+    get(ctx)
+}
+
+fn m_set(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [v] = pyargs::function("Value.set", a, k, ["value"])?;
+    set(ctx, v)?;
+    Ok(Value::None)
+}
+
+fn m_add(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [n] = pyargs::function("Value.add", a, k, ["n"])?;
+    add(ctx, n)
+}
+
+fn m_getattribute(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [name] = pyargs::wrapper("__getattribute__", a, k)?;
+    match pyargs::attr_name(name)? {
+        "value" | "_value" => get(ctx),
+        "_typecode" => typecode(ctx),
+        other => Err(Error::AttributeError(format!(
+            "'Value' object has no attribute '{other}'"
+        ))),
+    }
+}
+
+fn m_setattr(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let [name, v] = pyargs::wrapper("__setattr__", a, k)?;
+    match pyargs::attr_name(name)? {
+        "value" | "_value" => set(ctx, v)?,
+        other => {
+            return Err(Error::AttributeError(format!(
+                "'Value' object has no attribute '{other}'"
+            )))
+        }
+    }
+    Ok(Value::None)
+}
+
+fn m_repr(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    pyargs::function::<0>("Value.__repr__", a, k, [])?;
+    let mut s = String::new();
+    write_str(ctx, &mut s)?;
+    Ok(Value::Str(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_table_is_sorted_for_binary_search() {
+        for w in DESC.methods.windows(2) {
+            assert!(w[0].name < w[1].name, "{} !< {}", w[0].name, w[1].name);
+        }
+    }
+
+    #[test]
+    fn iadd_follows_python() {
+        assert_eq!(
+            py_iadd(&Value::Int(1), &Value::Float(1.5)),
+            Ok(Value::Float(2.5))
+        );
+        assert_eq!(
+            py_iadd(&Value::Bool(true), &Value::Int(1)),
+            Ok(Value::Int(2))
+        );
+        assert!(matches!(
+            py_iadd(&Value::Int(i64::MAX), &Value::Int(1)),
+            Err(Error::OverflowError(_))
+        ));
+        assert_eq!(
+            py_iadd(&Value::None, &Value::Int(1)),
+            Err(Error::TypeError(
+                "unsupported operand type(s) for +=: 'NoneType' and 'int'".into()
+            ))
+        );
+    }
+}
