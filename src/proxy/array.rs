@@ -29,7 +29,22 @@ pub struct ArrayProxy<T> {
     h: Arc<Handle>,
     _t: PhantomData<fn() -> T>,
 }
-pod_proxy_common!(ArrayProxy);
+proxy_common!(impl[T: ::bytemuck::Pod] ArrayProxy<T>);
+
+impl<T: ::bytemuck::Pod> From<ArrayProxy<T>> for super::Proxy {
+    fn from(p: ArrayProxy<T>) -> super::Proxy {
+        super::Proxy { h: p.h }
+    }
+}
+
+impl<T: ::bytemuck::Pod> Clone for ArrayProxy<T> {
+    fn clone(&self) -> Self {
+        ArrayProxy {
+            h: self.h.clone(),
+            _t: ::std::marker::PhantomData,
+        }
+    }
+}
 
 impl<T: Pod> TryFrom<Proxy> for ArrayProxy<T> {
     type Error = Error;

@@ -248,8 +248,6 @@ impl Proxy {
     }
 }
 
-#[macro_use]
-mod typed;
 mod array;
 mod dict;
 mod list;

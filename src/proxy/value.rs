@@ -162,7 +162,22 @@ pub struct TypedValueProxy<T> {
     h: Arc<Handle>,
     _t: PhantomData<fn() -> T>,
 }
-pod_proxy_common!(TypedValueProxy);
+proxy_common!(impl[T: ::bytemuck::Pod] TypedValueProxy<T>);
+
+impl<T: ::bytemuck::Pod> From<TypedValueProxy<T>> for super::Proxy {
+    fn from(p: TypedValueProxy<T>) -> super::Proxy {
+        super::Proxy { h: p.h }
+    }
+}
+
+impl<T: ::bytemuck::Pod> Clone for TypedValueProxy<T> {
+    fn clone(&self) -> Self {
+        TypedValueProxy {
+            h: self.h.clone(),
+            _t: ::std::marker::PhantomData,
+        }
+    }
+}
 
 impl<T: Pod> TryFrom<Proxy> for TypedValueProxy<T> {
     type Error = Error;
