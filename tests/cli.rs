@@ -235,7 +235,11 @@ fn reclaim_gives_back_what_a_killed_child_held() {
     assert_eq!(dead["alive"], false);
     assert_eq!(dead["references"], 101, "50 lists, 50 attached, the lookup");
     assert!(stdout(&run(&["stat", &name])).contains("DEAD"));
-    assert_eq!(code(&run(&["check", &name])), 1, "a dead attachment is reported");
+    assert_eq!(
+        code(&run(&["check", &name])),
+        1,
+        "a dead attachment is reported"
+    );
 
     let o = run(&["reclaim", "--json", &name]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -292,7 +296,11 @@ fn rm_refuses_a_segment_that_is_not_ours_unless_forced() {
 
     let o = run(&["rm", &name]);
     assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("is not a shmstore segment"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not a shmstore segment"),
+        "{}",
+        stderr(&o)
+    );
     assert!(shmstore::segment::open(&name).is_ok(), "still there");
     assert!(
         !stdout(&run(&["ls"])).contains(&name),

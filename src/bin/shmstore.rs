@@ -66,7 +66,11 @@ enum Failure {
     /// A library error: exit 2 for not-found and bad names, 1 otherwise.
     Lib(Error),
     /// Something wrong that is not a library error (a refused `rm`, a failed check).
-    Other { code: u8, kind: &'static str, msg: String },
+    Other {
+        code: u8,
+        kind: &'static str,
+        msg: String,
+    },
     /// The output already tells what is wrong (a check's report): only a line on stderr and the
     /// exit status.
     Reported { code: u8, msg: String },
@@ -219,24 +223,26 @@ fn ls(json: bool) -> CmdResult {
     names.sort();
     let entries: Vec<LsEntry> = names
         .into_iter()
-        .map(|name| match Store::open_unattached(&name).and_then(|s| s.stats()) {
-            Ok(st) => LsEntry {
-                name,
-                size: st.size,
-                bytes_in_use: st.bytes_in_use,
-                processes: st.processes_attached,
-                objects: st.objects_live,
-                error: None,
+        .map(
+            |name| match Store::open_unattached(&name).and_then(|s| s.stats()) {
+                Ok(st) => LsEntry {
+                    name,
+                    size: st.size,
+                    bytes_in_use: st.bytes_in_use,
+                    processes: st.processes_attached,
+                    objects: st.objects_live,
+                    error: None,
+                },
+                Err(e) => LsEntry {
+                    name,
+                    size: 0,
+                    bytes_in_use: 0,
+                    processes: 0,
+                    objects: 0,
+                    error: Some(e.to_string()),
+                },
             },
-            Err(e) => LsEntry {
-                name,
-                size: 0,
-                bytes_in_use: 0,
-                processes: 0,
-                objects: 0,
-                error: Some(e.to_string()),
-            },
-        })
+        )
         .collect();
     if json {
         print_json(&entries);
@@ -651,7 +657,10 @@ fn check(name: &str, json: bool) -> CmdResult {
         // The report is the output; the exit status says it found damage.
         Err(Failure::Reported {
             code: 1,
-            msg: format!("{name}: {} problems found", report.problems.len()),
+            msg: match report.problems.len() {
+                1 => format!("{name}: 1 problem found"),
+                n => format!("{name}: {n} problems found"),
+            },
         })
     }
 }
