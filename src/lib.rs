@@ -48,6 +48,7 @@ mod check;
 pub mod core;
 pub mod dispatch;
 mod error;
+mod inspect;
 mod proxy;
 mod store;
 mod token;
@@ -57,6 +58,7 @@ mod value;
 pub use check::CheckReport;
 pub use dispatch::MethodId;
 pub use error::{Error, Result};
+pub use inspect::{ObjectInfo, SizeClass};
 pub use procs::{ProcInfo, Reclaimed};
 pub use proxy::{
     ArrayGuard, ArrayInit, ArrayProxy, AsProxy, DictProxy, DictView, IntoArgs, JoinableQueueProxy,
@@ -64,6 +66,7 @@ pub use proxy::{
     TypedValueProxy, UserProxy, ValueProxy, ValueView,
 };
 pub use store::{Stats, Store, StoreBuilder};
+pub use sync::LockHolder;
 pub use token::{type_ids, Token};
 pub use types::user::{register, UserMethod, UserMethodKw, UserType};
 pub use value::{Slice, SliceIndices, SliceIter, Value, MAX_DEPTH};

@@ -46,7 +46,7 @@ use crate::error::Result;
 
 pub mod pthread;
 
-pub use pthread::{PthreadCondvar, PthreadMutex};
+pub use pthread::{LockHolder, PthreadCondvar, PthreadMutex};
 
 /// What taking a robust lock found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

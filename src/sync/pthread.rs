@@ -379,6 +379,42 @@ impl Drop for MutexAttr {
 // acquire/release ordering, reports a dead holder with EOWNERDEAD (the kernel walks the holder's
 // robust list when it exits), and holds no pointers (glibc keeps the robust-list links as
 // offsets from each thread's own list head, written only while the thread holds the mutex).
+impl PthreadMutex {
+    /// Who holds the lock, read from its first word without taking it — for tools such as
+    /// `shmstore stat`, never for synchronization (the answer may be stale at once).
+    ///
+    /// On glibc a robust mutex's first word is the robust-futex word the kernel's robust-list
+    /// protocol defines: the holder's thread id in the low 30 bits, `FUTEX_OWNER_DIED` (bit 30)
+    /// once the kernel has found the holder dead. `word` is that word, loaded atomically.
+    /// Elsewhere (musl keeps its type word first) the holder is not known and this gives
+    /// [`LockHolder::Unknown`].
+    pub fn holder(word: u32) -> LockHolder {
+        if !cfg!(all(target_os = "linux", target_env = "gnu")) {
+            return LockHolder::Unknown;
+        }
+        const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+        const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+        match (word & FUTEX_TID_MASK, word & FUTEX_OWNER_DIED != 0) {
+            (0, false) => LockHolder::Free,
+            (0, true) => LockHolder::OwnerDied,
+            (tid, _) => LockHolder::Thread(tid),
+        }
+    }
+}
+
+/// What [`PthreadMutex::holder`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockHolder {
+    /// Nobody holds the lock.
+    Free,
+    /// Held by the thread with this kernel thread id.
+    Thread(u32),
+    /// Its holder died holding it; the next locker repairs the object.
+    OwnerDied,
+    /// This platform's lock layout does not tell.
+    Unknown,
+}
+
 unsafe impl RawLock for PthreadMutex {
     const SIZE: usize = MUTEX_SIZE;
     const ALIGN: usize = MUTEX_ALIGN;
