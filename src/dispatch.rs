@@ -185,7 +185,19 @@ fn lock_ctx<'a>(
 /// # Errors
 /// `StaleHandle` for a freed object; `Os` (`EDEADLK`) if this thread holds the lock already.
 pub fn lock_object<'a>(core: &'a Core, token: &Token) -> Result<(LockGuard<'a>, u64)> {
-    let (guard, ctx) = lock_ctx(core, token, None)?;
+    lock_object_timeout(core, token, None)
+}
+
+/// [`lock_object`], waiting at most `timeout` for the lock (`Timeout` when it stays held).
+///
+/// # Errors
+/// As [`lock_object`], and `Timeout`.
+pub fn lock_object_timeout<'a>(
+    core: &'a Core,
+    token: &Token,
+    timeout: Option<std::time::Duration>,
+) -> Result<(LockGuard<'a>, u64)> {
+    let (guard, ctx) = lock_ctx(core, token, timeout)?;
     let body = ctx.body;
     Ok((guard, body))
 }

@@ -55,7 +55,7 @@ mod token;
 pub mod types;
 mod value;
 
-pub use check::CheckReport;
+pub use check::{CheckReport, RepairReport};
 pub use dispatch::MethodId;
 pub use error::{Error, Result};
 pub use inspect::{ObjectInfo, SizeClass};

@@ -480,3 +480,18 @@ pub(crate) fn reclaim(core: &Core, release: &dyn Fn(&Core, &Token)) -> Result<Re
     }
     Ok(done)
 }
+
+/// The holdings blocks of every entry in use (roots for a mark and sweep). The caller holds the
+/// arena lock.
+pub(crate) fn holdings_blocks(core: &Core) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for i in 0..core.header().procs_cap as u32 {
+        let e = read(core, i)?;
+        if e.state != FREE {
+            if let Some((off, _)) = table_of(core, &e, i)? {
+                out.push(off);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::alloc::Heap;
 use crate::arena::{Arena, Offset};
 use crate::cell::CELL_SIZE;
-use crate::check::CheckReport;
+use crate::check::{CheckReport, RepairReport};
 use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::header::{
@@ -443,6 +443,19 @@ impl Store {
     /// Only when the allocator's header itself is unusable.
     pub fn check(&self) -> Result<CheckReport> {
         crate::check::check(&self.core)
+    }
+
+    /// Mark and sweep: frees every allocated block that nothing reaches (what a process killed
+    /// in the middle of an operation can leak) and puts free object slots a crash left off the
+    /// free list back on it. Takes every object's lock in turn, so it waits for (at most half a
+    /// second per object) and then holds up the store's users; meant for `shmstore check
+    /// --repair` and for after a crash.
+    ///
+    /// # Errors
+    /// `Timeout` if an object stays locked by a live process (nothing is changed), `Corrupt` if
+    /// the allocator's block chain is broken.
+    pub fn repair(&self) -> Result<RepairReport> {
+        crate::check::repair(&self.core)
     }
 
     /// Maps the store `name` for inspection without joining it: no attach count, no

@@ -334,3 +334,21 @@ fn a_missing_store_or_bad_usage_exits_2_with_one_line() {
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
     }
 }
+
+#[test]
+fn check_repair_frees_a_leaked_block_and_then_reports_a_sound_store() {
+    let name = unique("clirepair");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 1 << 20).unwrap();
+    let _l = store.list(["kept"]).unwrap();
+    let base = store.stats().unwrap().bytes_in_use;
+    let raw = shmstore::segment::open(&name).unwrap();
+    let heap = shmstore::alloc::Heap::open(&raw, shmstore::header::ALLOC_OFF).unwrap();
+    heap.alloc(500).unwrap();
+    let o = run(&["check", &name, "--repair", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let j = json(&o);
+    assert_eq!(j["repaired"]["blocks_freed"], 1);
+    assert_eq!(store.stats().unwrap().bytes_in_use, base);
+    assert_eq!(_l.get(0).unwrap(), Value::from("kept"));
+}
