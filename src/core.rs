@@ -37,6 +37,8 @@ pub struct Core {
     holdings: parking_lot::Mutex<()>,
     /// A dead lock holder was seen: reclaim when no lock is held.
     reclaim_pending: AtomicBool,
+    /// Report a lock taken over from a dead holder as `Error::OwnerDied`.
+    report_owner_died: AtomicBool,
 }
 
 impl Core {
@@ -52,6 +54,7 @@ impl Core {
             fork_locked: AtomicBool::new(false),
             holdings: parking_lot::Mutex::new(()),
             reclaim_pending: AtomicBool::new(false),
+            report_owner_died: AtomicBool::new(false),
         }
     }
 
@@ -118,6 +121,16 @@ impl Core {
     /// Asks for a reclaim once no lock is held (a dead lock holder was seen).
     pub(crate) fn want_reclaim(&self) {
         self.reclaim_pending.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a lock taken over from a dead holder is reported as `Error::OwnerDied`.
+    pub(crate) fn reports_owner_died(&self) -> bool {
+        self.report_owner_died.load(Ordering::Relaxed)
+    }
+
+    /// Sets [`Core::reports_owner_died`].
+    pub(crate) fn set_report_owner_died(&self, on: bool) {
+        self.report_owner_died.store(on, Ordering::Relaxed);
     }
 
     /// Takes the pending-reclaim request.

@@ -130,7 +130,13 @@ pub fn with_object_timeout<R>(
     timeout: Option<std::time::Duration>,
     f: impl FnOnce(&mut Ctx<'_>) -> Result<R>,
 ) -> Result<R> {
-    let (guard, mut ctx) = lock_ctx(core, token, timeout)?;
+    let (guard, mut ctx, died) = lock_ctx_died(core, token, timeout)?;
+    if died && core.reports_owner_died() {
+        // Repaired and consistent; the caller asked to be told instead of going on.
+        drop(guard);
+        let _ = crate::procs::reclaim(core, &release);
+        return Err(Error::OwnerDied);
+    }
     let out = f(&mut ctx);
     drop(guard);
     if !ctx.released.is_empty() {
@@ -151,6 +157,16 @@ fn lock_ctx<'a>(
     token: &Token,
     timeout: Option<std::time::Duration>,
 ) -> Result<(LockGuard<'a>, Ctx<'a>)> {
+    lock_ctx_died(core, token, timeout).map(|(g, c, _)| (g, c))
+}
+
+/// [`lock_ctx`], also telling whether the lock was taken over from a dead holder.
+#[inline]
+fn lock_ctx_died<'a>(
+    core: &'a Core,
+    token: &Token,
+    timeout: Option<std::time::Duration>,
+) -> Result<(LockGuard<'a>, Ctx<'a>, bool)> {
     let table = core.table();
     let (guard, got) = table.lock(token.slot, timeout)?;
     let ty = table.check_live(token.slot, token.generation)?;
@@ -169,11 +185,12 @@ fn lock_ctx<'a>(
         repair: desc.repair,
         released: Vec::new(),
     };
-    if got == Acquired::OwnerDied {
+    let died = got == Acquired::OwnerDied;
+    if died {
         core.want_reclaim();
         recover(&mut ctx, desc, &guard)?;
     }
-    Ok((guard, ctx))
+    Ok((guard, ctx, died))
 }
 
 /// Takes the lock of the object `token` names and keeps it for as long as the returned guard

@@ -242,6 +242,14 @@ impl Store {
         segment::unlink(name)
     }
 
+    /// Opt in to being told: a call that finds its object's lock held by a process that died
+    /// repairs the object as always, then returns `Error::OwnerDied` instead of going on (call
+    /// again to proceed). Off by default, when recovery is silent and counted in
+    /// `stats().repairs`. Applies to every proxy of this attachment.
+    pub fn report_owner_died(&self, on: bool) {
+        self.core.set_report_owner_died(on);
+    }
+
     /// The store's name.
     pub fn name(&self) -> &str {
         self.core.name()

@@ -15,6 +15,16 @@ fn child_main() {
     let Some((role, args)) = common::child_role() else {
         return;
     };
+    if role == "open-as-nobody" {
+        // SAFETY: setgid/setuid have no memory preconditions; the results are checked.
+        let dropped = unsafe { libc::setgid(65534) == 0 && libc::setuid(65534) == 0 };
+        assert!(dropped, "could not drop privileges");
+        match Store::open(&args[0]) {
+            Err(Error::PermissionDenied(_)) => common::signal("DENIED"),
+            other => panic!("expected PermissionDenied, got {other:?}"),
+        }
+        return;
+    }
     let store = Store::open(&args[0]).expect("child: open");
     match role.as_str() {
         // args: store, "lookup" | token text, id, count
@@ -239,4 +249,46 @@ fn references_of_a_killed_process_holding_1000_proxies_are_reclaimed() {
     // The shared list lost only the child's references.
     assert_eq!(l.len().unwrap(), 3);
     assert_eq!(store.reclaim().unwrap(), shmstore::Reclaimed::default());
+}
+
+#[test]
+fn owner_died_mode_reports_the_takeover_once_then_goes_on() {
+    let name = unique("ownerdied");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 1 << 20).unwrap();
+    store.report_owner_died(true);
+    let l = store.list([1, 2, 3]).unwrap();
+    store.bind("jobs", &l).unwrap();
+    let mut child = spawn("hold", &[&name]);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    assert!(wait_for_line(&mut out, "HOLDING"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(l.len(), Err(Error::OwnerDied));
+    // Repaired and consistent: the next call proceeds and sees the completed append.
+    assert_eq!(l.len().unwrap(), 4);
+    assert_eq!(store.stats().unwrap().repairs, 1);
+}
+
+#[test]
+fn opening_a_segment_the_caller_may_not_read_is_permission_denied() {
+    let name = unique("perm");
+    let _c = Cleanup(name.clone());
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        // Root reads everything: a child that drops to `nobody` must be refused a 0600 segment.
+        let _store = Store::create(&name, 1 << 20).unwrap();
+        let mut child = spawn("open-as-nobody", &[&name]);
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        assert!(wait_for_line(&mut out, "DENIED"), "child was not refused");
+        expect_success(child, "open as nobody");
+    } else {
+        // Not root: a segment with no permission bits refuses its own owner.
+        let _store = Store::builder().mode(0).create(&name, 1 << 20).unwrap();
+        assert!(matches!(
+            Store::open(&name),
+            Err(Error::PermissionDenied(_))
+        ));
+    }
 }
