@@ -48,6 +48,7 @@ mod check;
 pub mod core;
 pub mod dispatch;
 mod error;
+pub mod pool;
 mod proxy;
 mod store;
 mod token;
@@ -57,6 +58,7 @@ mod value;
 pub use check::CheckReport;
 pub use dispatch::MethodId;
 pub use error::{Error, Result};
+pub use pool::{AsyncResult, IMapIterator, Pool, PoolBuilder, StartMethod};
 pub use procs::{ProcInfo, Reclaimed};
 pub use proxy::{
     ArrayGuard, ArrayInit, ArrayProxy, AsProxy, DictProxy, DictView, IntoArgs, JoinableQueueProxy,
