@@ -371,7 +371,13 @@ impl Pool {
 
     /// The pids of the workers running now.
     pub fn worker_pids(&self) -> Vec<u32> {
-        self.shared.inner.lock().workers.iter().map(|w| w.pid).collect()
+        self.shared
+            .inner
+            .lock()
+            .workers
+            .iter()
+            .map(|w| w.pid)
+            .collect()
     }
 
     /// `pool.apply(func, args)`: runs the task `func` with the positional `args` in a worker

@@ -98,14 +98,18 @@ pub(crate) fn run(name: &str, args: Vec<Value>) -> Result<Value> {
             .map(|s| (*s).to_owned())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic without a message".to_owned());
-        Err(Error::RuntimeError(format!("task '{name}' panicked: {msg}")))
+        Err(Error::RuntimeError(format!(
+            "task '{name}' panicked: {msg}"
+        )))
     })
 }
 
 /// The error for a task name missing from the table.
 #[cold]
 pub(crate) fn not_registered(name: &str) -> Error {
-    Error::NotFound(format!("pool task '{name}' (register it with shmstore::pool::register)"))
+    Error::NotFound(format!(
+        "pool task '{name}' (register it with shmstore::pool::register)"
+    ))
 }
 
 #[cfg(test)]
@@ -114,9 +118,14 @@ mod tests {
 
     #[test]
     fn tasks_run_by_name_and_panics_become_errors() {
-        register("tasks-test-double", |v| Ok(Value::Int(i64::try_from(&v)? * 2)));
+        register("tasks-test-double", |v| {
+            Ok(Value::Int(i64::try_from(&v)? * 2))
+        });
         register_args("tasks-test-boom", |_| panic!("boom {}", 7));
-        assert_eq!(run("tasks-test-double", vec![Value::Int(21)]), Ok(Value::Int(42)));
+        assert_eq!(
+            run("tasks-test-double", vec![Value::Int(21)]),
+            Ok(Value::Int(42))
+        );
         assert_eq!(
             run("tasks-test-double", vec![Value::Int(1), Value::Int(2)]),
             Err(Error::TypeError(
@@ -125,8 +134,13 @@ mod tests {
         );
         assert_eq!(
             run("tasks-test-boom", vec![]),
-            Err(Error::RuntimeError("task 'tasks-test-boom' panicked: boom 7".into()))
+            Err(Error::RuntimeError(
+                "task 'tasks-test-boom' panicked: boom 7".into()
+            ))
         );
-        assert!(matches!(run("tasks-test-none", vec![]), Err(Error::NotFound(_))));
+        assert!(matches!(
+            run("tasks-test-none", vec![]),
+            Err(Error::NotFound(_))
+        ));
     }
 }

@@ -29,9 +29,19 @@ pub(crate) struct Task {
 /// What a worker reports on the result queue.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Report {
-    Ready { wid: u64, pid: u32 },
-    Done { job: u64, start: u64, outcomes: Vec<Result<Value>> },
-    InitError { wid: u64, error: Error },
+    Ready {
+        wid: u64,
+        pid: u32,
+    },
+    Done {
+        job: u64,
+        start: u64,
+        outcomes: Vec<Result<Value>>,
+    },
+    InitError {
+        wid: u64,
+        error: Error,
+    },
 }
 
 #[cold]
@@ -188,7 +198,9 @@ pub(crate) fn error_from_value(v: &Value) -> Error {
     let [Value::Str(kind), payload] = f.as_slice() else {
         return malformed("error");
     };
-    let msg = payload.as_str().map_or_else(|| payload.repr(), str::to_owned);
+    let msg = payload
+        .as_str()
+        .map_or_else(|| payload.repr(), str::to_owned);
     match kind.as_str() {
         "KeyError" => Error::KeyError(payload.clone()),
         "IndexError" => Error::IndexError(msg),

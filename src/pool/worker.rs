@@ -155,7 +155,13 @@ fn serve(store: &Store, spec: &Spec) -> Result<i32> {
 
     if let Some((name, args)) = config.initializer {
         if let Err(error) = tasks::run(&name, args) {
-            results.put(Report::InitError { wid: spec.wid, error }.to_value())?;
+            results.put(
+                Report::InitError {
+                    wid: spec.wid,
+                    error,
+                }
+                .to_value(),
+            )?;
             return Ok(EXIT_INIT_FAILED);
         }
     }
@@ -184,8 +190,10 @@ fn serve(store: &Store, spec: &Spec) -> Result<i32> {
             return Ok(EXIT_STOPPED);
         };
         running.insert(wid.clone(), (job, start))?;
-        let outcomes: Vec<Result<Value>> =
-            calls.into_iter().map(|args| tasks::run(&name, args)).collect();
+        let outcomes: Vec<Result<Value>> = calls
+            .into_iter()
+            .map(|args| tasks::run(&name, args))
+            .collect();
         let n = outcomes.len();
         let report = Report::Done {
             job,
