@@ -19,17 +19,18 @@
 //! [`worker_main_if_requested`] — first thing in `main` — which, in a worker, runs the worker
 //! loop and exits instead of returning:
 //!
-//! ```no_run
+//! ```
 //! use shmstore::{pool, Pool, Value};
 //!
 //! fn main() -> shmstore::Result<()> {
 //!     pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
 //!     pool::worker_main_if_requested(); // a worker never gets past this line
 //!
-//!     let pool = Pool::new(4)?;
+//!     let pool = Pool::new(2)?; // runs this program twice more, as workers
 //!     let squares = pool.map("square", 0..10)?;
 //!     assert_eq!(squares[3], Value::Int(9));
-//!     Ok(())
+//!     pool.close()?;
+//!     pool.join()
 //! }
 //! ```
 //!
@@ -62,6 +63,8 @@
 //! - Arguments and results are [`Value`]s stored in the pool's store: a proxy of another store
 //!   cannot be passed as a proxy; pass its token as a string (`token.to_string()`) and attach
 //!   in the task.
+//! - A worker cannot create a pool of its own (as Python's daemonic pool workers cannot
+//!   have children): [`PoolBuilder::build`] refuses in a worker process.
 //! - The task queue is unbounded: `map` puts all its chunks at once, and they must fit in the
 //!   store ([`PoolBuilder::store_size`]).
 
@@ -261,24 +264,39 @@ impl PoolBuilder {
             }),
             changed: Condvar::new(),
         });
-        let pool = Pool {
-            shared: shared.clone(),
-            supervisor: Mutex::new(None),
-            chunksize: self.chunksize,
-        };
-        {
+        // Workers first, then the supervisor: with the fork start method, the initial workers
+        // are forked while the pool has no thread of its own yet.
+        let started = {
             let mut inner = shared.inner.lock();
-            for _ in 0..processes {
-                // On failure the pool is dropped: it kills the workers started so far.
-                shared.launch(&mut inner)?;
+            let r = (0..processes).try_for_each(|_| shared.launch(&mut inner));
+            if r.is_err() {
+                for w in &mut inner.workers {
+                    w.proc.kill_and_reap();
+                }
+            }
+            r
+        };
+        let supervisor = started.and_then(|()| {
+            let s = shared.clone();
+            std::thread::Builder::new()
+                .name("shmstore-pool".into())
+                .spawn(move || s.supervise())
+                .map_err(|e| os_error("spawn supervisor thread", &e))
+        });
+        match supervisor {
+            Ok(handle) => Ok(Pool {
+                shared,
+                supervisor: Mutex::new(Some(handle)),
+                chunksize: self.chunksize,
+            }),
+            Err(e) => {
+                for w in &mut shared.inner.lock().workers {
+                    w.proc.kill_and_reap();
+                }
+                let _ = Store::remove(shared.store.name());
+                Err(e)
             }
         }
-        let handle = std::thread::Builder::new()
-            .name("shmstore-pool".into())
-            .spawn(move || shared.supervise())
-            .map_err(|e| os_error("spawn supervisor thread", &e))?;
-        *pool.supervisor.lock() = Some(handle);
-        Ok(pool)
     }
 }
 
@@ -864,6 +882,14 @@ fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
+// A pool and its results may be shared with and sent to other threads.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Pool>();
+    send_sync::<AsyncResult>();
+    send_sync::<IMapIterator>();
+};
+
 /// The parent's side of a pool, shared by the [`Pool`], its results and the supervisor.
 struct Shared {
     store: Store,
@@ -921,6 +947,22 @@ impl Proc {
         match self {
             Proc::Spawned(c) => c.try_wait().map_err(|e| os_error("waitpid", &e)),
             Proc::Forked(pid) => process::try_wait(*pid),
+        }
+    }
+
+    /// Kills and waits for the worker (when no supervisor will reap it).
+    fn kill_and_reap(&mut self) {
+        self.kill();
+        match self {
+            Proc::Spawned(c) => {
+                let _ = c.wait();
+            }
+            // Only on error paths, for a process just sent SIGKILL: it ends promptly.
+            Proc::Forked(pid) => {
+                while let Ok(None) = process::try_wait(*pid) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
         }
     }
 
