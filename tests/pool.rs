@@ -221,6 +221,11 @@ fn map_starmap_apply_and_async_results() {
         Err(Error::KeyError(Value::from("k")))
     );
     assert!(matches!(pool.apply("nope", ()), Err(Error::NotFound(_))));
+    // A proxy of another store cannot travel as a proxy (its token as text can).
+    let (side, _c, _pids, _gate) = side_store("foreign");
+    let l = side.list([1]).unwrap();
+    let r = pool.apply("square", (Value::from(l.token()),));
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
 
     let r = pool.apply_async("square", (5,)).unwrap();
     assert!(r.wait(None));

@@ -58,11 +58,13 @@
 //!
 //! # Limits
 //! - A worker records the chunk it took right after taking it from the queue; a worker killed
-//!   between those two store calls loses that chunk, and its job waits for it (a window of a
-//!   few hundred nanoseconds).
+//!   between those two store calls (a window of about a microsecond) loses that chunk: its
+//!   calls wait until the pool is closed and joined or terminated, then fail.
 //! - Arguments and results are [`Value`]s stored in the pool's store: a proxy of another store
-//!   cannot be passed as a proxy; pass its token as a string (`token.to_string()`) and attach
+//!   is refused (`NotFound`); pass its token as a string (`token.to_string()`) and attach to it
 //!   in the task.
+//! - A panicking task still goes through the worker's panic hook (by default, a message on
+//!   the worker's stderr) before its error is returned.
 //! - A worker cannot create a pool of its own (as Python's daemonic pool workers cannot
 //!   have children): [`PoolBuilder::build`] refuses in a worker process.
 //! - The task queue is unbounded: `map` puts all its chunks at once, and they must fit in the
@@ -1148,6 +1150,12 @@ impl Shared {
                 let mut inner = self.inner.lock();
                 self.check_workers(&mut inner);
                 if !matches!(inner.state, State::Running) && inner.workers.is_empty() {
+                    // Every worker is gone: a call still pending will never run.
+                    let e = Error::RuntimeError("pool stopped before the call ran".into());
+                    for job in inner.jobs.values_mut() {
+                        job.fail_all(&e);
+                    }
+                    self.changed.notify_all();
                     return;
                 }
             }
