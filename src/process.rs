@@ -182,6 +182,24 @@ mod tests {
     }
 
     #[test]
+    fn kill_and_try_wait_reap_a_child() {
+        use std::os::unix::process::ExitStatusExt;
+        let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        assert_eq!(try_wait(pid), Ok(None));
+        kill(pid, libc::SIGKILL).unwrap();
+        let status = loop {
+            if let Some(s) = try_wait(pid).unwrap() {
+                break s;
+            }
+            std::thread::yield_now();
+        };
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert!(matches!(try_wait(pid), Err(crate::Error::Os { op: "waitpid", .. })));
+        assert!(matches!(kill(0, 0), Err(crate::Error::ValueError(_))));
+    }
+
+    #[test]
     fn a_reaped_child_is_dead() {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let id = ProcId {
