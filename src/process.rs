@@ -184,7 +184,10 @@ mod tests {
     #[test]
     fn kill_and_try_wait_reap_a_child() {
         use std::os::unix::process::ExitStatusExt;
-        let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = child.id();
         assert_eq!(try_wait(pid), Ok(None));
         kill(pid, libc::SIGKILL).unwrap();
@@ -195,7 +198,10 @@ mod tests {
             std::thread::yield_now();
         };
         assert_eq!(status.signal(), Some(libc::SIGKILL));
-        assert!(matches!(try_wait(pid), Err(crate::Error::Os { op: "waitpid", .. })));
+        assert!(matches!(
+            try_wait(pid),
+            Err(crate::Error::Os { op: "waitpid", .. })
+        ));
         assert!(matches!(kill(0, 0), Err(crate::Error::ValueError(_))));
     }
 
