@@ -184,11 +184,13 @@ mod tests {
     #[test]
     fn kill_and_try_wait_reap_a_child() {
         use std::os::unix::process::ExitStatusExt;
-        let child = std::process::Command::new("sleep")
+        // Reaped below with waitpid, not through `Child`.
+        #[allow(clippy::zombie_processes)]
+        let pid = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
-            .unwrap();
-        let pid = child.id();
+            .unwrap()
+            .id();
         assert_eq!(try_wait(pid), Ok(None));
         kill(pid, libc::SIGKILL).unwrap();
         let status = loop {
