@@ -49,6 +49,7 @@ pub mod core;
 pub mod dispatch;
 mod error;
 mod inspect;
+pub mod pool;
 mod proxy;
 mod store;
 mod token;
@@ -59,6 +60,7 @@ pub use check::{CheckReport, RepairReport};
 pub use dispatch::MethodId;
 pub use error::{Error, Result};
 pub use inspect::{ObjectInfo, SizeClass};
+pub use pool::{AsyncResult, IMapIterator, Pool, PoolBuilder, StartMethod};
 pub use procs::{ProcInfo, Reclaimed};
 pub use proxy::{
     ArrayGuard, ArrayInit, ArrayProxy, AsProxy, DictProxy, DictView, IntoArgs, JoinableQueueProxy,

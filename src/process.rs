@@ -85,6 +85,80 @@ pub fn current_tid() -> u32 {
     (unsafe { libc::gettid() }) as u32
 }
 
+/// What [`fork`] returned in the calling process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Forked {
+    /// In the parent: the child's pid.
+    Parent(u32),
+    /// In the child.
+    Child,
+}
+
+/// Forks this process (`fork(2)`).
+///
+/// Safe to call, but the child of a multi-threaded process has only the calling thread: locks
+/// other threads held stay locked in the child forever, so the child must keep to code that
+/// takes no lock another thread of the parent could have held (the shmstore fork handlers make
+/// the store's own bookkeeping safe). Crate-private: the pool's fork start method is its only
+/// caller and documents that caveat.
+///
+/// # Errors
+/// `Os` when the system refuses (`EAGAIN`, `ENOMEM`).
+pub(crate) fn fork() -> crate::Result<Forked> {
+    // SAFETY: fork has no memory-safety preconditions. The pthread_atfork handlers of
+    // `crate::fork` keep the store registries consistent in both processes; what else the
+    // child may call is the caller's contract (see above).
+    let pid = unsafe { libc::fork() };
+    match pid {
+        0 => Ok(Forked::Child),
+        p if p > 0 => Ok(Forked::Parent(p as u32)),
+        _ => Err(crate::Error::last_os("fork")),
+    }
+}
+
+/// Ends this process at once with `code` (`_exit(2)`): no atexit handlers, no destructors, no
+/// flushing of stdio buffers. For a forked child, which must not run its parent's exit hooks.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Reaps the child `pid` if it has ended (`waitpid` with `WNOHANG`): `Some(status)` once it
+/// has, `None` while it runs.
+///
+/// # Errors
+/// `Os` (`ECHILD` when `pid` is not a child of this process, or was reaped already).
+pub(crate) fn try_wait(pid: u32) -> crate::Result<Option<std::process::ExitStatus>> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer for the duration of the call.
+        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+        match r {
+            0 => return Ok(None),
+            r if r > 0 => return Ok(Some(std::process::ExitStatus::from_raw(status))),
+            _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
+            _ => return Err(crate::Error::last_os("waitpid")),
+        }
+    }
+}
+
+/// Sends `signal` to the process `pid`.
+///
+/// # Errors
+/// `Os` (`ESRCH` for no such process, `EPERM`), `ValueError` for a pid that names a process
+/// group (0, or beyond `i32::MAX`).
+pub(crate) fn kill(pid: u32, signal: i32) -> crate::Result<()> {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return Err(crate::Error::ValueError(format!("bad pid {pid}")));
+    }
+    // SAFETY: kill has no memory-safety preconditions; a positive pid names one process.
+    if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
+        return Err(crate::Error::last_os("kill"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +179,32 @@ mod tests {
         );
         assert!(!ProcId::default().is_alive());
         assert!(current_tid() > 0);
+    }
+
+    #[test]
+    fn kill_and_try_wait_reap_a_child() {
+        use std::os::unix::process::ExitStatusExt;
+        // Reaped below with waitpid, not through `Child`.
+        #[allow(clippy::zombie_processes)]
+        let pid = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap()
+            .id();
+        assert_eq!(try_wait(pid), Ok(None));
+        kill(pid, libc::SIGKILL).unwrap();
+        let status = loop {
+            if let Some(s) = try_wait(pid).unwrap() {
+                break s;
+            }
+            std::thread::yield_now();
+        };
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert!(matches!(
+            try_wait(pid),
+            Err(crate::Error::Os { op: "waitpid", .. })
+        ));
+        assert!(matches!(kill(0, 0), Err(crate::Error::ValueError(_))));
     }
 
     #[test]
