@@ -12,11 +12,17 @@
 //! - sort, slice assignment, insert, delete and the other rearrangements build the new cell
 //!   array in a fresh block and publish it with the same two stores, so a crash leaves either
 //!   the old list or the new one.
+//! - `l[i] = v` replaces a 16-byte cell in place, which takes two stores: the old cell is first
+//!   saved in the body's journal, which is published with one store of the journal index; then
+//!   the cell is written; then the journal is cleared. A crash while the journal is set is rolled
+//!   back by `repair` (the old cell is restored; the new value's block leaks until a repair), so
+//!   a torn cell is never seen.
 //! - a replaced or removed cell's blocks are freed only after the new state is published.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::{bind_args, index_arg, iter_arg, Ctx, Kwargs, Method, TypeDesc};
+use crate::arena::Offset;
 use crate::cell::{self, Cell, CELL_SIZE};
 use crate::core::Core;
 use crate::error::{Error, Result};
@@ -33,10 +39,17 @@ pub struct ListBody {
     pub cap: u64,
     /// Offset of the cell array (0 when `cap` is 0).
     pub cells: u64,
-    /// Reserved; zero.
-    pub reserved: u64,
+    /// Journal of an in-place cell replacement: index + 1 of the cell being replaced (0: none).
+    pub journal: u64,
+    /// The replaced cell's old contents, restored by `repair` while `journal` is set.
+    pub journal_cell: Cell,
 }
-const _: () = assert!(size_of::<ListBody>() == 32);
+const _: () = assert!(size_of::<ListBody>() == 48);
+
+/// Offset of `journal` in the body.
+const JOURNAL_AT: u64 = 24;
+/// Offset of `journal_cell` in the body.
+const JOURNAL_CELL_AT: u64 = 32;
 
 const CELL: u64 = CELL_SIZE as u64;
 
@@ -326,7 +339,8 @@ pub fn create(core: &Core, items: &[Value]) -> Result<Token> {
                 len: n,
                 cap: n,
                 cells: arr,
-                reserved: 0,
+                journal: 0,
+                journal_cell: Cell::default(),
             },
         )?;
         core.create_object(type_ids::LIST, body).inspect_err(|_| {
@@ -359,8 +373,18 @@ fn drop_body(ctx: &mut Ctx<'_>) -> Result<()> {
 
 /// Every list mutation publishes with single stores, so the body a dead holder left is valid
 /// if it passes the ordinary checks.
+/// Every list mutation but one publishes with single stores, so the body a dead holder left is
+/// valid if it passes the ordinary checks; the one, an in-place cell replacement, is rolled back
+/// from the journal.
 fn repair(ctx: &mut Ctx<'_>) -> Result<()> {
-    body(ctx).map(|_| ())
+    let b = body(ctx)?;
+    if b.journal != 0 {
+        if b.journal <= b.len {
+            write_cell(ctx, &b, b.journal - 1, b.journal_cell)?;
+        }
+        ctx.core.arena().store_u64(ctx.body + JOURNAL_AT, 0)?;
+    }
+    Ok(())
 }
 
 fn write_str(ctx: &mut Ctx<'_>, out: &mut String) -> Result<()> {
@@ -407,7 +431,11 @@ pub fn set(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
         .ok_or_else(|| Error::IndexError("list assignment index out of range".into()))?;
     let new = cell::store(ctx.core, v)?;
     let old = read_cell(ctx, &b, i)?;
+    let a = ctx.core.arena();
+    a.write(Offset::new(ctx.body + JOURNAL_CELL_AT), old)?;
+    a.store_u64(ctx.body + JOURNAL_AT, i + 1)?;
     write_cell(ctx, &b, i, new)?;
+    a.store_u64(ctx.body + JOURNAL_AT, 0)?;
     if old.owns_resources() {
         cell::release(ctx.core, &old, &mut ctx.released)?;
     }
