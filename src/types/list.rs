@@ -226,6 +226,7 @@ fn replace_all(ctx: &Ctx<'_>, b: &ListBody, cells: &[Cell]) -> Result<()> {
         ctx.core.arena().copy_in(off, bytemuck::cast_slice(cells))?;
         (off, n)
     };
+    failpoint!("list.rebuild.before_publish");
     publish(ctx, off, cap, n)?;
     if b.cap > 0 {
         ctx.core.free(b.cells)?;
@@ -252,6 +253,7 @@ fn reserve(ctx: &Ctx<'_>, b: &mut ListBody, extra: u64) -> Result<()> {
         ctx.core.arena().copy_within(b.cells, off, b.len * CELL)?;
     }
     let old = (b.cap > 0).then_some(b.cells);
+    failpoint!("list.grow.after_alloc");
     publish(ctx, off, cap, b.len)?;
     if let Some(old) = old {
         ctx.core.free(old)?;
@@ -426,6 +428,7 @@ pub fn append(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
         }
     }
     write_cell(ctx, &b, b.len, c)?;
+    failpoint!("list.append.before_publish");
     store_len(ctx, b.len + 1)
 }
 
