@@ -13,11 +13,13 @@
 //!
 //! Protocol. Slots are taken and given back only under the arena lock. Taking one: pop it from
 //! the free list (or take the next never-used slot and initialize its lock), write refcount 1,
-//! the body and the kind LIVE — `kind` last, so a crash before it leaves a FREE slot that a
-//! rebuild puts back on the list. Freeing one: the caller has seen the refcount reach zero, so
+//! the body and the kind LIVE — `kind` last, so a crash before it leaves a FREE slot off the
+//! list, which the next taker of the arena lock (it finds the dead holder) puts back
+//! ([`Table::relink_lost_slots`]). Freeing one: the caller has seen the refcount reach zero, so
 //! no proxy anywhere names the slot; it frees the body, then (arena lock) writes kind FREE,
-//! bumps the generation, links the slot into the free list. A token that names the old
-//! generation is then refused as stale.
+//! bumps the generation, links the slot into the free list (a crash before the link leaves a
+//! FREE slot off the list, put back the same way). A token that names the old generation is
+//! then refused as stale.
 //!
 //! All fields are reached as atomics, so a reader that holds no lock (attach, a seqlock read)
 //! never races a plain write.
@@ -343,9 +345,10 @@ impl<'a> Table<'a> {
         let mut link = head.load(Ordering::Relaxed);
         while link != 0 {
             let slot = link - 1;
-            let seen = listed
-                .get_mut(slot as usize)
-                .ok_or(Error::corrupt("free-slot link out of range", u64::from(slot)))?;
+            let seen = listed.get_mut(slot as usize).ok_or(Error::corrupt(
+                "free-slot link out of range",
+                u64::from(slot),
+            ))?;
             if *seen || self.type_and_state(slot)?.1 != STATE_FREE {
                 return Err(Error::corrupt(
                     "free-slot list has a cycle or a live slot",

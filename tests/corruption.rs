@@ -94,7 +94,14 @@ fn make_image() -> Image {
                 } else {
                     Value::from(format!("key number {i} of the dict"))
                 };
-                (k, if i % 2 == 0 { long("value") } else { Value::from(i) })
+                (
+                    k,
+                    if i % 2 == 0 {
+                        long("value")
+                    } else {
+                        Value::from(i)
+                    },
+                )
             }))
             .unwrap();
         let s = store.set((0..20).map(|i| format!("member {i}"))).unwrap();
@@ -117,7 +124,13 @@ fn make_image() -> Image {
     let hdr: Header = raw.read(Offset::new(0)).unwrap();
     let lock = (LOCK_OFF, LOCK_OFF + LOCK_BYTES as u64);
     let header = vec![(0, lock.0), (lock.1, hdr.table_off)];
-    let used = u64::from(store.stats().unwrap().objects_live) + 1;
+    // Every slot ever used (the never-used ones are zeroes nothing reads).
+    let used = u64::from(
+        raw.atomic_u32(shmstore::header::SLOT_UNUSED_OFF)
+            .unwrap()
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    assert_eq!(used, 5);
     let table = (0..used)
         .map(|s| {
             let off = hdr.table_off + s * SLOT_SIZE;
@@ -134,8 +147,7 @@ fn make_image() -> Image {
         .collect();
     let body_of = |name: &str| {
         let slot = store.lookup(name).unwrap().token().slot;
-        let meta =
-            hdr.table_off + u64::from(slot) * SLOT_SIZE + LOCK_BYTES.div_ceil(8) as u64 * 8;
+        let meta = hdr.table_off + u64::from(slot) * SLOT_SIZE + LOCK_BYTES.div_ceil(8) as u64 * 8;
         raw.load_u64(meta + 16).unwrap()
     };
     let list_body = body_of("l");
@@ -205,7 +217,11 @@ fn exercise(store: &Store) {
     let _ = store.stats();
     let _ = store.processes();
     let names = store.names().unwrap_or_default();
-    for n in ["l", "inner", "d", "s", "v"].iter().map(|s| s.to_string()).chain(names) {
+    for n in ["l", "inner", "d", "s", "v"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(names)
+    {
         let Ok(p) = store.lookup(&n) else { continue };
         let _ = p.to_str();
         let _ = p.get_value();
@@ -234,11 +250,19 @@ fn exercise(store: &Store) {
                 ("__setitem__", vec![100.into(), long("new")]),
                 ("__setitem__", vec![0.into(), 5.into()]),
                 ("__delitem__", vec![3.into()]),
-                ("pop", vec![Value::from("key number 2 of the dict"), Value::None]),
+                (
+                    "pop",
+                    vec![Value::from("key number 2 of the dict"), Value::None],
+                ),
                 ("keys", vec![]),
                 ("items", vec![]),
                 ("popitem", vec![]),
-                ("update", vec![Value::Dict((200..230).map(|i| (i.into(), i.into())).collect())]),
+                (
+                    "update",
+                    vec![Value::Dict(
+                        (200..230).map(|i| (i.into(), i.into())).collect(),
+                    )],
+                ),
             ],
             "set" => vec![
                 ("__len__", vec![]),
@@ -246,7 +270,10 @@ fn exercise(store: &Store) {
                 ("add", vec![Value::from("a new member")]),
                 ("discard", vec![Value::from("member 4")]),
                 ("pop", vec![]),
-                ("update", vec![Value::List((0..30).map(Value::from).collect())]),
+                (
+                    "update",
+                    vec![Value::List((0..30).map(Value::from).collect())],
+                ),
             ],
             _ => vec![("get", vec![]), ("set", vec![long("new value")])],
         };
@@ -386,7 +413,9 @@ fn check_reports_a_broken_magic_and_list_and_dict_lengths_past_their_capacity() 
         let store = Store::open(&name).unwrap();
         let r = store.check().unwrap();
         assert!(
-            r.problems.iter().any(|p| p.contains("length exceeds capacity")),
+            r.problems
+                .iter()
+                .any(|p| p.contains("length exceeds capacity")),
             "case {case}: len {len:#x}: {:?}",
             r.problems
         );

@@ -211,7 +211,11 @@ impl Fixture {
         assert_eq!(self.store.stats().unwrap().objects_live, 0);
         let now = blocks_in_use(&self.name);
         for (off, size) in &self.empty {
-            assert_eq!(now.get(off), Some(size), "block {off:#x} of the empty store");
+            assert_eq!(
+                now.get(off),
+                Some(size),
+                "block {off:#x} of the empty store"
+            );
         }
         let mut leaked: Vec<u64> = now
             .iter()
@@ -221,7 +225,11 @@ impl Fixture {
         leaked.sort_unstable();
         let mut want: Vec<u64> = requests.iter().map(|&r| usable(r)).collect();
         want.sort_unstable();
-        assert_eq!(leaked.len(), want.len(), "leaked {leaked:?}, expected {want:?}");
+        assert_eq!(
+            leaked.len(),
+            want.len(),
+            "leaked {leaked:?}, expected {want:?}"
+        );
         for (got, want) in leaked.iter().zip(&want) {
             // A free block whose rest would be too small to stand alone is taken whole: 16
             // bytes more.
@@ -247,7 +255,14 @@ fn ints(v: &[i64]) -> Value {
 /// One list scenario: `initial` bound as "l", the child's `role` killed at `fp`; the child must
 /// report `ops`, after which the list must read `expected`; `leaks` are the requests of the
 /// blocks the interrupted operation leaves allocated.
-fn list_scenario(role: &str, fp: &str, initial: &[i64], ops: &[&str], expected: Value, leaks: &[u64]) {
+fn list_scenario(
+    role: &str,
+    fp: &str,
+    initial: &[i64],
+    ops: &[&str],
+    expected: Value,
+    leaks: &[u64],
+) {
     let f = Fixture::new(role);
     let l = f.store.list(initial.to_vec()).unwrap();
     f.store.bind("l", &l).unwrap();
@@ -256,7 +271,10 @@ fn list_scenario(role: &str, fp: &str, initial: &[i64], ops: &[&str], expected: 
     assert_eq!(done, ops, "completed operations the child reported");
     // The next call takes the lock over (repairing) and sees every completed operation.
     assert_eq!(l.get_value().unwrap(), expected);
-    assert!(f.store.stats().unwrap().repairs > repairs, "no repair counted");
+    assert!(
+        f.store.stats().unwrap().repairs > repairs,
+        "no repair counted"
+    );
     f.assert_recovered(1);
     // The list keeps working.
     l.append(1000).unwrap();
@@ -285,7 +303,9 @@ fn killed_in_an_append_before_the_length_is_published() {
         "append",
         "list.append.before_publish",
         &[0, 1, 2, 3, 4],
-        &["append 5", "append 6", "append 7", "append 8", "append 9", "set 0 -1"],
+        &[
+            "append 5", "append 6", "append 7", "append 8", "append 9", "set 0 -1",
+        ],
         ints(&[-1, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
         &[],
     );
@@ -357,7 +377,10 @@ fn dict_table_bytes(live: u64) -> u64 {
     // (at least 8) whose two thirds hold them; a block is a 64-byte header, 4 bytes per index
     // slot and 48 bytes per entry (hash, live flag, key cell, value cell).
     let need = (2 * live).max(live + 1);
-    let size = (3..).map(|l| 1u64 << l).find(|s| s * 2 / 3 >= need).unwrap();
+    let size = (3..)
+        .map(|l| 1u64 << l)
+        .find(|s| s * 2 / 3 >= need)
+        .unwrap();
     64 + size * 4 + size * 2 / 3 * 48
 }
 

@@ -142,10 +142,10 @@ fn four_processes_200k_operations_one_killed_and_restarted() {
     // The victim is worker 0; it is killed after 2,000 to 6,000 of its operations.
     let mut seed = 0x5eed_cafe_f00d_u64;
     let mut kill_at = 2_000 + next(&mut seed) % 4_000;
-    let mut gen = vec![0u32; WORKERS];
-    let mut reported = vec![0u64; WORKERS];
-    let mut started_at = vec![0u64; WORKERS];
-    let mut finished = vec![false; WORKERS];
+    let mut gen = [0u32; WORKERS];
+    let mut reported = [0u64; WORKERS];
+    let mut started_at = [0u64; WORKERS];
+    let mut finished = [false; WORKERS];
     let mut kills = 0u32;
     let mut killed_waiting_eof = false;
     while finished.iter().any(|f| !f) {
@@ -160,7 +160,10 @@ fn four_processes_200k_operations_one_killed_and_restarted() {
                     let n: u64 = n.parse().unwrap();
                     assert_eq!(n, reported[w] + 1, "worker {w} skipped an operation");
                     reported[w] = n;
-                    if w == 0 && !killed_waiting_eof && n - started_at[0] >= kill_at && n < PER_WORKER
+                    if w == 0
+                        && !killed_waiting_eof
+                        && n - started_at[0] >= kill_at
+                        && n < PER_WORKER
                     {
                         let mut c = children[0].take().unwrap();
                         c.kill().unwrap();
@@ -230,7 +233,11 @@ fn four_processes_200k_operations_one_killed_and_restarted() {
             .filter(|i| i % 3 == 0)
             .map(|i| Value::Int(i as i64))
             .collect();
-        assert_eq!(l.get_value().unwrap(), Value::List(want), "list of worker {w}");
+        assert_eq!(
+            l.get_value().unwrap(),
+            Value::List(want),
+            "list of worker {w}"
+        );
     }
     let mut seen = vec![vec![false; PER_WORKER as usize]; WORKERS];
     for (k, v) in &items {

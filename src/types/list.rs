@@ -8,7 +8,8 @@
 //!   before the store leaves the old list (and at worst a leaked block the cell owned).
 //! - growth: allocate the new array, copy, store the new array's offset, then the new capacity,
 //!   then free the old array; every intermediate state is a valid list (the capacity is never
-//!   larger than the array it describes), a crash leaks at most the old array.
+//!   larger than the array it describes); a crash leaks at most one array: the new one before the
+//!   publishing stores, the old one after them.
 //! - sort, slice assignment, insert, delete and the other rearrangements build the new cell
 //!   array in a fresh block and publish it with the same two stores, so a crash leaves either
 //!   the old list or the new one.
