@@ -415,6 +415,7 @@ impl<'a> Heap<'a> {
             return Err(self.out_of_memory(size));
         };
         self.take(b, have, need)?;
+        failpoint!("alloc.mid");
         self.end()?;
         Ok(b + BLOCK_HEADER)
     }
@@ -740,9 +741,13 @@ impl<'a> Heap<'a> {
 
     // ----- the operations' parts -----
 
-    /// Runs the repair when a process died inside an operation.
+    /// Runs the repair when a process died inside an operation (every operation does this
+    /// first on its own; the arena lock's recovery calls it at once).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the block sizes no longer chain from start to end.
     #[inline]
-    fn repair_if_dirty(&self) -> Result<()> {
+    pub fn repair_if_dirty(&self) -> Result<()> {
         if self.h(H_DIRTY)? != 0 {
             self.repair()?;
         }

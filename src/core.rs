@@ -173,15 +173,29 @@ impl Core {
         self.arena.atomic_u32(off)
     }
 
-    /// Takes the arena lock. A dead holder's allocator state is checked before going on.
+    /// Takes the arena lock. What a dead holder left half done is repaired before going on:
+    /// the allocator's derived state (if it died inside an operation) and free slots it took
+    /// off the free-slot list without publishing them.
     pub fn lock_arena(&self) -> Result<LockGuard<'_>> {
         let (guard, got) = table::lock_at(&self.arena, self.hdr.lock_off, None)?;
         if got == Acquired::OwnerDied {
-            self.note_repair();
-            self.want_reclaim();
+            self.recover_arena();
             guard.make_consistent()?;
         }
         Ok(guard)
+    }
+
+    /// Repairs what a holder of the arena lock left when it died (the caller now holds the
+    /// lock). Best effort: a failure here is damage that `check` reports and the next
+    /// operation meets as `Corrupt`.
+    #[cold]
+    fn recover_arena(&self) {
+        self.note_repair();
+        self.want_reclaim();
+        if let Ok(heap) = Heap::open(&self.arena, self.hdr.alloc_off) {
+            let _ = heap.repair_if_dirty();
+        }
+        let _ = self.table().relink_lost_slots();
     }
 
     /// Counts a lock recovered from a dead holder.

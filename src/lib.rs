@@ -31,6 +31,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+// Test-only crash points (`failpoint!`), declared first so every module can use the macro.
+#[macro_use]
+pub mod failpoint;
+
 // Raw layers: the only modules with `unsafe`.
 pub mod arena;
 mod fork;

@@ -13,11 +13,13 @@
 //!
 //! Protocol. Slots are taken and given back only under the arena lock. Taking one: pop it from
 //! the free list (or take the next never-used slot and initialize its lock), write refcount 1,
-//! the body and the kind LIVE — `kind` last, so a crash before it leaves a FREE slot that a
-//! rebuild puts back on the list. Freeing one: the caller has seen the refcount reach zero, so
+//! the body and the kind LIVE — `kind` last, so a crash before it leaves a FREE slot off the
+//! list, which the next taker of the arena lock (it finds the dead holder) puts back
+//! ([`Table::relink_lost_slots`]). Freeing one: the caller has seen the refcount reach zero, so
 //! no proxy anywhere names the slot; it frees the body, then (arena lock) writes kind FREE,
-//! bumps the generation, links the slot into the free list. A token that names the old
-//! generation is then refused as stale.
+//! bumps the generation, links the slot into the free list (a crash before the link leaves a
+//! FREE slot off the list, put back the same way). A token that names the old generation is
+//! then refused as stale.
 //!
 //! All fields are reached as atomics, so a reader that holds no lock (attach, a seqlock read)
 //! never races a plain write.
@@ -299,6 +301,7 @@ impl<'a> Table<'a> {
             unused.store(n + 1, Ordering::Relaxed);
             n
         };
+        failpoint!("table.take.mid");
         self.refcount(slot)?.store(1, Ordering::Relaxed);
         self.seq(slot)?.store(0, Ordering::Relaxed);
         self.body(slot)?.store(body, Ordering::Relaxed);
@@ -322,6 +325,50 @@ impl<'a> Table<'a> {
             .store(u64::from(head.load(Ordering::Relaxed)), Ordering::Relaxed);
         head.store(slot + 1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Puts every free slot that is missing from the free-slot list back on it, and returns how
+    /// many it put back: what a holder of the arena lock leaves when it dies inside [`take`]
+    /// (after the slot left the list, before it was published) or [`give_back`] (after the slot
+    /// was marked free, before it was linked). The caller holds the arena lock.
+    ///
+    /// [`take`]: Table::take
+    /// [`give_back`]: Table::give_back
+    ///
+    /// # Errors
+    /// `Corrupt` when the list links to a slot that is not free, out of range, or twice (a
+    /// cycle); nothing is changed then.
+    pub fn relink_lost_slots(&self) -> Result<u32> {
+        let used = self.used_slots()?;
+        let head = self.arena.atomic_u32(SLOT_FREE_OFF)?;
+        let mut listed = vec![false; used as usize];
+        let mut link = head.load(Ordering::Relaxed);
+        while link != 0 {
+            let slot = link - 1;
+            let seen = listed.get_mut(slot as usize).ok_or(Error::corrupt(
+                "free-slot link out of range",
+                u64::from(slot),
+            ))?;
+            if *seen || self.type_and_state(slot)?.1 != STATE_FREE {
+                return Err(Error::corrupt(
+                    "free-slot list has a cycle or a live slot",
+                    u64::from(slot),
+                ));
+            }
+            *seen = true;
+            link = u32::try_from(self.body(slot)?.load(Ordering::Relaxed))
+                .map_err(|_| Error::corrupt("free-slot link out of range", u64::from(slot)))?;
+        }
+        let mut relinked = 0;
+        for (slot, on_list) in (0..used).zip(listed) {
+            if !on_list && self.type_and_state(slot)?.1 == STATE_FREE {
+                self.body(slot)?
+                    .store(u64::from(head.load(Ordering::Relaxed)), Ordering::Relaxed);
+                head.store(slot + 1, Ordering::Relaxed);
+                relinked += 1;
+            }
+        }
+        Ok(relinked)
     }
 
     /// Slots ever used (the others are untouched zeroes).

@@ -468,6 +468,7 @@ fn resize(ctx: &Ctx<'_>, shape: Shape, old: Option<&Table>, need: u64) -> Result
     t.h.nentries = n;
     t.h.live = n;
     t.h.filled = n;
+    failpoint!("htable.grow.before_publish");
     core.arena().store_u64(ctx.body, t.off)?;
     if let Some(old) = old {
         core.free(old.off)?;

@@ -8,7 +8,8 @@
 //!   before the store leaves the old list (and at worst a leaked block the cell owned).
 //! - growth: allocate the new array, copy, store the new array's offset, then the new capacity,
 //!   then free the old array; every intermediate state is a valid list (the capacity is never
-//!   larger than the array it describes), a crash leaks at most the old array.
+//!   larger than the array it describes); a crash leaks at most one array: the new one before the
+//!   publishing stores, the old one after them.
 //! - sort, slice assignment, insert, delete and the other rearrangements build the new cell
 //!   array in a fresh block and publish it with the same two stores, so a crash leaves either
 //!   the old list or the new one.
@@ -239,6 +240,7 @@ fn replace_all(ctx: &Ctx<'_>, b: &ListBody, cells: &[Cell]) -> Result<()> {
         ctx.core.arena().copy_in(off, bytemuck::cast_slice(cells))?;
         (off, n)
     };
+    failpoint!("list.rebuild.before_publish");
     publish(ctx, off, cap, n)?;
     if b.cap > 0 {
         ctx.core.free(b.cells)?;
@@ -265,6 +267,7 @@ fn reserve(ctx: &Ctx<'_>, b: &mut ListBody, extra: u64) -> Result<()> {
         ctx.core.arena().copy_within(b.cells, off, b.len * CELL)?;
     }
     let old = (b.cap > 0).then_some(b.cells);
+    failpoint!("list.grow.after_alloc");
     publish(ctx, off, cap, b.len)?;
     if let Some(old) = old {
         ctx.core.free(old)?;
@@ -454,6 +457,7 @@ pub fn append(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
         }
     }
     write_cell(ctx, &b, b.len, c)?;
+    failpoint!("list.append.before_publish");
     store_len(ctx, b.len + 1)
 }
 

@@ -57,22 +57,25 @@ impl Drop for ChildGuard {
 
 /// Starts this test binary as a child playing `role` with `args`; its stdout is piped.
 pub fn spawn(role: &str, args: &[&str]) -> ChildGuard {
+    spawn_env(role, args, &[])
+}
+
+/// [`spawn`] with extra environment variables for the child (a failpoint's name, say).
+pub fn spawn_env(role: &str, args: &[&str], env: &[(&str, &str)]) -> ChildGuard {
     let exe = std::env::current_exe().expect("current_exe");
-    ChildGuard(
-        Command::new(exe)
-            .args([
-                "--exact",
-                "child_main",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(ROLE, role)
-            .env(ARGS, args.join("\u{1f}"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn child"),
-    )
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--exact",
+        "child_main",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(ROLE, role)
+    .env(ARGS, args.join("\u{1f}"))
+    .envs(env.iter().copied())
+    .stdout(Stdio::piped());
+    ChildGuard(cmd.spawn().expect("spawn child"))
 }
 
 /// Waits for a child and asserts it succeeded.
