@@ -33,11 +33,28 @@ pub fn type_desc(id: u16) -> Result<&'static TypeDesc> {
     if id >= type_ids::FIRST_USER {
         return Ok(&types::user::DESC);
     }
-    TYPES
-        .iter()
-        .find(|t| t.id == id)
+    by_id()
+        .get(usize::from(id))
         .copied()
+        .flatten()
         .ok_or(Error::corrupt("unknown type id", u64::from(id)))
+}
+
+/// `TYPES` indexed by type id, built once: every call looks its type up, so this is one load
+/// and one index rather than a search.
+#[inline]
+fn by_id() -> &'static [Option<&'static TypeDesc>; type_ids::FIRST_USER as usize] {
+    static BY_ID: std::sync::OnceLock<[Option<&'static TypeDesc>; type_ids::FIRST_USER as usize]> =
+        std::sync::OnceLock::new();
+    BY_ID.get_or_init(|| {
+        let mut t = [None; type_ids::FIRST_USER as usize];
+        for d in TYPES {
+            if let Some(e) = t.get_mut(usize::from(d.id)) {
+                *e = Some(*d);
+            }
+        }
+        t
+    })
 }
 
 /// A resolved method: calls through it skip the name lookup.
@@ -328,4 +345,23 @@ fn destroy(core: &Core, token: &Token, released: &mut Vec<Token>) -> Result<()> 
     *released = ctx.released;
     core.destroy_slot(token.slot)?;
     freed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_is_found_by_its_id_and_ids_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for d in TYPES {
+            assert!(seen.insert(d.id), "type id {} twice", d.id);
+            assert!(std::ptr::eq(type_desc(d.id).unwrap(), *d));
+            for w in d.methods.windows(2) {
+                assert!(w[0].name < w[1].name, "{}: methods not sorted", d.typeid);
+            }
+        }
+        assert!(matches!(type_desc(0), Err(Error::Corrupt { .. })));
+        assert!(matches!(type_desc(200), Err(Error::Corrupt { .. })));
+    }
 }
