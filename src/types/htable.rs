@@ -91,6 +91,10 @@ const CELL: u64 = CELL_SIZE as u64;
 const F_NENTRIES: u64 = 16;
 const F_LIVE: u64 = 24;
 const F_FILLED: u64 = 32;
+/// `reserved[0]`: offset of a value cell being replaced in place (0: none).
+const F_JOURNAL: u64 = 40;
+/// `reserved[1..3]`: that cell's old contents, restored by `repair`.
+const F_JOURNAL_CELL: u64 = 48;
 
 const EMPTY: u32 = u32::MAX;
 const DUMMY: u32 = u32::MAX - 1;
@@ -404,7 +408,13 @@ pub fn replace_value(ctx: &mut Ctx<'_>, f: &Find, v: &Value) -> Result<bool> {
     let at = t.val_off(ix);
     let new = cell::store(ctx.core, v)?;
     let old = read_cell(ctx.core, at)?;
-    ctx.core.arena().write(Offset::new(at), new)?;
+    // A 16-byte cell is two stores: journal the old cell first (published by one store of the
+    // cell's offset), so `repair` rolls a torn write back.
+    let a = ctx.core.arena();
+    a.write(Offset::new(t.off + F_JOURNAL_CELL), old)?;
+    a.store_u64(t.off + F_JOURNAL, at)?;
+    a.write(Offset::new(at), new)?;
+    a.store_u64(t.off + F_JOURNAL, 0)?;
     if old.owns_resources() {
         cell::release(ctx.core, &old, &mut ctx.released)?;
     }
@@ -791,6 +801,18 @@ pub fn repair(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
         return Ok(());
     };
     let core = ctx.core;
+    // Roll back an in-place value replacement a dead holder left half written.
+    let at = core.arena().load_u64(t.off + F_JOURNAL)?;
+    if at != 0 {
+        let first = t.val_off(0);
+        let in_entries =
+            at >= first && (at - first) % t.esize == 0 && (at - first) / t.esize < t.h.nentries;
+        if in_entries {
+            let old: Cell = core.arena().read(Offset::new(t.off + F_JOURNAL_CELL))?;
+            core.arena().write(Offset::new(at), old)?;
+        }
+        core.arena().store_u64(t.off + F_JOURNAL, 0)?;
+    }
     core.arena().fill(t.index, t.size * 4, 0xff)?;
     let mut live = 0;
     for ix in 0..t.h.nentries {
@@ -880,6 +902,38 @@ mod tests {
     /// A holder that died half-way through an insert (entry published, index slot and counts
     /// not yet stored) and half-way through a delete (entry unpublished, slot and count not yet
     /// updated): the derived state is stale until `repair` rebuilds it.
+    #[test]
+    fn repair_rolls_back_a_torn_value_replacement() {
+        let name = format!("htjournal-{}", std::process::id());
+        let store = crate::Store::create(&name, 1 << 20).unwrap();
+        let d = store.dict([(1, 10), (2, 20)]).unwrap();
+        let token = crate::AsProxy::token(&d);
+        crate::dispatch::with_object(store.core(), &token, |ctx| {
+            let core = ctx.core;
+            let t = open(ctx, DICT)?.unwrap();
+            let f = find(ctx, DICT, &Value::Int(2))?;
+            let Some((_, _, ix)) = f.hit() else {
+                panic!("2 missing")
+            };
+            let at = t.val_off(ix);
+            // A holder killed inside `d[2] = …`: journal published, the cell half written.
+            let old = read_cell(core, at)?;
+            core.arena()
+                .write(Offset::new(t.off + F_JOURNAL_CELL), old)?;
+            core.arena().store_u64(t.off + F_JOURNAL, at)?;
+            core.arena().store_u64(at, 0xff)?;
+            repair(ctx, DICT)?;
+            assert_eq!(
+                value(ctx, &find(ctx, DICT, &Value::Int(2))?)?,
+                Some(Value::Int(20))
+            );
+            assert_eq!(core.arena().load_u64(t.off + F_JOURNAL)?, 0);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(d.get(2).unwrap(), Some(Value::Int(20)));
+    }
+
     #[test]
     fn repair_rebuilds_what_a_dead_holder_left_half_done() {
         let name = format!("htrepair-{}", std::process::id());

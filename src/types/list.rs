@@ -987,6 +987,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn repair_rolls_back_a_torn_cell_replacement() {
+        let name = format!("listjournal-{}", std::process::id());
+        let store = crate::Store::create(&name, 1 << 20).unwrap();
+        let l = store.list([1, 2, 3]).unwrap();
+        let token = crate::AsProxy::token(&l);
+        crate::dispatch::with_object(store.core(), &token, |ctx| {
+            let b = body(ctx)?;
+            // What a holder killed inside `set(1, "x…")` leaves: journal published, the cell
+            // half written (here: wholly replaced by junk).
+            let a = ctx.core.arena();
+            a.write(
+                Offset::new(ctx.body + JOURNAL_CELL_AT),
+                read_cell(ctx, &b, 1)?,
+            )?;
+            a.store_u64(ctx.body + JOURNAL_AT, 2)?;
+            write_cell(ctx, &b, 1, bytemuck::cast([0xffu64, 0xdead_beef]))?;
+            assert!(get(ctx, 1).is_err(), "the torn cell is unreadable");
+            repair(ctx)?;
+            assert_eq!(get(ctx, 1)?, Value::Int(2));
+            assert_eq!(body(ctx)?.journal, 0);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(l.to_string(), "[1, 2, 3]");
+    }
+
+    #[test]
     fn method_table_is_sorted_for_binary_search() {
         for w in DESC.methods.windows(2) {
             assert!(w[0].name < w[1].name, "{} !< {}", w[0].name, w[1].name);
