@@ -161,5 +161,37 @@ fn bench_list(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_list);
+/// Uncontended lock+unlock of the two raw robust locks, side by side: glibc's robust
+/// process-shared mutex and the futex lock, each in a shared mapping.
+fn bench_lock(c: &mut Criterion) {
+    use shmstore::sync::{FutexLock, PthreadMutex, RawLock};
+    let floor = Floor::new(); // only for its shared mapping: locks at +4096 and +4096+128
+                              // SAFETY: both offsets are 64-aligned, inside the mapping, used by nothing else; each lock
+                              // is initialized once before use and unlocked by the thread that took it.
+    let (pm, fm) = unsafe {
+        let pm = floor.base.add(4096);
+        let fm = floor.base.add(4096 + 128);
+        PthreadMutex::init(pm).unwrap();
+        FutexLock::init(fm).unwrap();
+        (pm, fm)
+    };
+    let mut g = c.benchmark_group("lock");
+    g.bench_function("pthread-robust/lock+unlock", |b| {
+        // SAFETY: as above.
+        b.iter(|| unsafe {
+            let _ = black_box(PthreadMutex::lock(pm));
+            let _ = PthreadMutex::unlock(pm);
+        })
+    });
+    g.bench_function("futex/lock+unlock", |b| {
+        // SAFETY: as above.
+        b.iter(|| unsafe {
+            let _ = black_box(FutexLock::lock(fm));
+            let _ = FutexLock::unlock(fm);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_list, bench_lock);
 criterion_main!(benches);

@@ -14,7 +14,8 @@ use crate::alloc::{AllocStats, Heap};
 use crate::error::Result;
 use crate::header::Header;
 use crate::store::Store;
-use crate::sync::pthread::{LockHolder, PthreadMutex};
+use crate::sync::LockHolder;
+use crate::table::ObjLock;
 use crate::table::STATE_LIVE;
 
 /// One live object of the object table, from [`Store::objects`].
@@ -137,7 +138,7 @@ impl Store {
                 refcount: table.refcount(slot)?.load(Ordering::Acquire),
                 body,
                 body_size: sizes.get(&body).copied(),
-                lock: PthreadMutex::holder(word),
+                lock: ObjLock::holder(word),
             });
         }
         Ok(out)

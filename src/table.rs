@@ -30,12 +30,15 @@ use std::time::Duration;
 use crate::arena::Arena;
 use crate::error::{Error, Result};
 use crate::header::{SLOT_FREE_OFF, SLOT_UNUSED_OFF};
-use crate::sync::{Acquired, PthreadCondvar, PthreadMutex, RawCondvar, RawLock};
+use crate::sync::{Acquired, FutexCondvar, FutexLock, RawCondvar, RawLock};
 
-/// The lock type stored in every slot and for the arena.
-pub type ObjLock = PthreadMutex;
+/// The lock type stored in every slot and for the arena: the futex lock, which measured about
+/// twice as fast uncontended as glibc's robust mutex (`cargo bench --bench ops -- lock`) and
+/// passes the same conformance and crash tests. `PthreadMutex`/`PthreadCondvar` are drop-in
+/// replacements (the format word then refuses arenas of the other kind).
+pub type ObjLock = FutexLock;
 /// The condition variable that blocking types keep in their bodies.
-pub type ObjCondvar = PthreadCondvar;
+pub type ObjCondvar = FutexCondvar;
 /// Bytes of a condition variable (align 4; types keep them 8-aligned).
 pub const COND_BYTES: u64 = <ObjCondvar as RawCondvar>::SIZE as u64;
 const COND_ALIGN: u64 = <ObjCondvar as RawCondvar>::ALIGN as u64;

@@ -7,11 +7,12 @@
 //! data it guards; the typed guard lives in the layers above.
 //!
 //! Two traits keep the implementation swappable: [`RawLock`] (the mutex) and [`RawCondvar`] (a
-//! condition variable that waits on one kind of [`RawLock`]). The implementation here is
-//! [`PthreadMutex`] (a process-shared, robust, error-checking POSIX mutex) with [`PthreadCondvar`]
-//! (a process-shared futex condition variable that waits on it). A futex lock that stores the
-//! owner's thread id can replace the mutex later (dead owners
-//! then found by a liveness check); callers that go through the traits do not change.
+//! condition variable that waits on one kind of [`RawLock`]). Two implementations pass the same
+//! conformance suite (below): [`PthreadMutex`] (a process-shared, robust, error-checking POSIX
+//! mutex) with [`PthreadCondvar`], and [`FutexLock`] (a bare futex word holding the owner's
+//! thread id; dead owners found by a liveness check when a waiter's sleep slice runs out) with
+//! [`FutexCondvar`]. Both condition variables are the same process-shared futex design.
+//! `table::ObjLock` picks one; callers that go through the traits do not change.
 //!
 //! # The recovery protocol
 //!
@@ -44,8 +45,10 @@ use std::time::Duration;
 
 use crate::error::Result;
 
+pub mod futex;
 pub mod pthread;
 
+pub use futex::{FutexCondvar, FutexLock};
 pub use pthread::{LockHolder, PthreadCondvar, PthreadMutex};
 
 /// What taking a robust lock found.
@@ -426,13 +429,14 @@ pub(crate) mod test_support {
     }
 }
 
-/// A conformance suite every [`RawLock`] passes, run here against [`PthreadMutex`].
+/// A conformance suite every [`RawLock`] passes, run here against [`PthreadMutex`] and
+/// [`FutexLock`].
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
 
     use super::test_support::{fork_child, kill_child, wait_child, Exit, Pipe, SharedPage};
-    use super::{Acquired, PthreadMutex, RawLock};
+    use super::{Acquired, FutexLock, PthreadMutex, RawLock};
     use crate::error::Error;
 
     /// Long enough that a correct lock never hits it; short enough that a broken one fails the
@@ -698,5 +702,40 @@ mod tests {
     #[test]
     fn pthread_mutual_exclusion() {
         mutual_exclusion::<PthreadMutex>();
+    }
+
+    #[test]
+    fn futex_lock_unlock_clean() {
+        lock_unlock_clean::<FutexLock>();
+    }
+
+    #[test]
+    fn futex_owner_killed_while_holding() {
+        owner_killed_while_holding::<FutexLock>();
+    }
+
+    #[test]
+    fn futex_owner_exits_while_holding() {
+        owner_exits_while_holding::<FutexLock>();
+    }
+
+    #[test]
+    fn futex_thread_exits_while_holding() {
+        thread_exits_while_holding::<FutexLock>();
+    }
+
+    #[test]
+    fn futex_unrepaired_lock_is_reported_corrupt() {
+        unrepaired_lock_is_reported_corrupt::<FutexLock>();
+    }
+
+    #[test]
+    fn futex_lock_timeout_while_other_process_holds() {
+        lock_timeout_while_other_process_holds::<FutexLock>();
+    }
+
+    #[test]
+    fn futex_mutual_exclusion() {
+        mutual_exclusion::<FutexLock>();
     }
 }

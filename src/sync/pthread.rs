@@ -124,7 +124,7 @@ fn acquired(op: &'static str, rc: c_int) -> Option<Result<Acquired>> {
 // Time.
 
 /// The current time on `clock`.
-fn now(clock: libc::clockid_t) -> Result<libc::timespec> {
+pub(super) fn now(clock: libc::clockid_t) -> Result<libc::timespec> {
     let mut ts = MaybeUninit::<libc::timespec>::uninit();
     // SAFETY: `ts` is writable; `clock` is a clock every Linux has.
     let rc = unsafe { libc::clock_gettime(clock, ts.as_mut_ptr()) };
@@ -139,7 +139,7 @@ fn now(clock: libc::clockid_t) -> Result<libc::timespec> {
 #[allow(clippy::useless_conversion)]
 /// `t + d`, carrying nanoseconds into seconds and saturating at the largest `time_t` (with
 /// `tv_nsec` still below one second, so that the result is always a valid `timespec`).
-fn add_saturating(t: libc::timespec, d: Duration) -> libc::timespec {
+pub(super) fn add_saturating(t: libc::timespec, d: Duration) -> libc::timespec {
     let mut out = t;
     let secs = libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX);
     // Both terms are below 1e9, so the sum (below 2e9) fits any `tv_nsec` type (at least i32).
@@ -189,12 +189,12 @@ fn sub_saturating(a: libc::timespec, b: libc::timespec) -> Duration {
 }
 
 /// Whether `t` is at or past `deadline`.
-fn reached(t: libc::timespec, deadline: libc::timespec) -> bool {
+pub(super) fn reached(t: libc::timespec, deadline: libc::timespec) -> bool {
     (t.tv_sec, t.tv_nsec) >= (deadline.tv_sec, deadline.tv_nsec)
 }
 
 /// The deadline `timeout` from now on `CLOCK_MONOTONIC`.
-fn deadline(timeout: Duration) -> Result<libc::timespec> {
+pub(super) fn deadline(timeout: Duration) -> Result<libc::timespec> {
     Ok(add_saturating(now(libc::CLOCK_MONOTONIC)?, timeout))
 }
 
@@ -554,7 +554,11 @@ unsafe fn cond_words<'a>(cond: *mut u8) -> (&'a AtomicU32, &'a AtomicU32) {
 /// Sleeps while `*word == expected`, until woken or `deadline` (absolute, `CLOCK_MONOTONIC`).
 /// Returns 0 when woken (possibly spuriously), `EAGAIN` if `*word != expected`, `ETIMEDOUT`, or
 /// another errno.
-fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<&libc::timespec>) -> c_int {
+pub(super) fn futex_wait(
+    word: &AtomicU32,
+    expected: u32,
+    deadline: Option<&libc::timespec>,
+) -> c_int {
     let timeout = deadline.map_or(std::ptr::null(), |d| d as *const libc::timespec);
     // SAFETY: 1. `word` is a valid, aligned futex word; 2. `timeout` is null or a valid
     // timespec, read as an absolute CLOCK_MONOTONIC time by FUTEX_WAIT_BITSET (without
@@ -580,7 +584,7 @@ fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<&libc::timespec>
 }
 
 /// Wakes up to `n` threads sleeping on `word`, in any process.
-fn futex_wake(word: &AtomicU32, n: c_int) -> Result<()> {
+pub(super) fn futex_wake(word: &AtomicU32, n: c_int) -> Result<()> {
     // SAFETY: `word` is a valid, aligned futex word; not FUTEX_PRIVATE_FLAG (shared).
     let rc = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n) };
     if rc < 0 {
@@ -590,54 +594,85 @@ fn futex_wake(word: &AtomicU32, n: c_int) -> Result<()> {
     }
 }
 
-impl PthreadCondvar {
-    /// The shared body of `wait` and `wait_timeout`: returns what relocking found and whether
-    /// `deadline` passed.
-    ///
-    /// # Safety
-    ///
-    /// As [`RawCondvar::wait`].
-    unsafe fn wait_until(
-        cond: *mut u8,
-        mutex: *mut u8,
-        deadline: Option<&libc::timespec>,
-    ) -> Result<(Acquired, bool)> {
-        // SAFETY: `cond` satisfies the pointer contract (caller's contract).
-        let (seq, waiters) = unsafe { cond_words(cond) };
-        // SeqCst (both): the Dekker pairing with `notify`, see `CondWords`.
-        waiters.fetch_add(1, Ordering::SeqCst);
-        let expected = seq.load(Ordering::SeqCst);
-        // SAFETY: the caller holds `mutex` (caller's contract).
-        if let Err(e) = unsafe { PthreadMutex::unlock(mutex) } {
-            waiters.fetch_sub(1, Ordering::Relaxed);
-            return Err(e);
-        }
-        let mut timed_out = false;
-        let slept = loop {
-            match futex_wait(seq, expected, deadline) {
-                0 | libc::EAGAIN => break Ok(()),
-                libc::ETIMEDOUT => {
-                    timed_out = true;
-                    break Ok(());
-                }
-                libc::EINTR => continue,
-                rc => {
-                    break Err(Error::Os {
-                        op: "futex(FUTEX_WAIT_BITSET)",
-                        errno: rc,
-                    })
-                }
-            }
-        };
-        // Relock whatever happened, so that the caller holds the mutex on return.
-        // SAFETY: `mutex` satisfies the pointer contract (caller's contract).
-        let relocked = unsafe { PthreadMutex::lock(mutex) };
+/// The shared body of every condition variable's `wait` and `wait_timeout`, whatever lock `L`
+/// it waits on: returns what relocking found and whether `deadline` passed.
+///
+/// # Safety
+///
+/// As [`RawCondvar::wait`], with `mutex` a lock of type `L`.
+pub(super) unsafe fn cond_wait_until<L: RawLock>(
+    cond: *mut u8,
+    mutex: *mut u8,
+    deadline: Option<&libc::timespec>,
+) -> Result<(Acquired, bool)> {
+    // SAFETY: `cond` satisfies the pointer contract (caller's contract).
+    let (seq, waiters) = unsafe { cond_words(cond) };
+    // SeqCst (both): the Dekker pairing with `notify`, see `CondWords`.
+    waiters.fetch_add(1, Ordering::SeqCst);
+    let expected = seq.load(Ordering::SeqCst);
+    // SAFETY: the caller holds `mutex` (caller's contract).
+    if let Err(e) = unsafe { L::unlock(mutex) } {
         waiters.fetch_sub(1, Ordering::Relaxed);
-        let acquired = relocked?;
-        slept?;
-        Ok((acquired, timed_out))
+        return Err(e);
+    }
+    let mut timed_out = false;
+    let slept = loop {
+        match futex_wait(seq, expected, deadline) {
+            0 | libc::EAGAIN => break Ok(()),
+            libc::ETIMEDOUT => {
+                timed_out = true;
+                break Ok(());
+            }
+            libc::EINTR => continue,
+            rc => {
+                break Err(Error::Os {
+                    op: "futex(FUTEX_WAIT_BITSET)",
+                    errno: rc,
+                })
+            }
+        }
+    };
+    // Relock whatever happened, so that the caller holds the mutex on return.
+    // SAFETY: `mutex` satisfies the pointer contract (caller's contract).
+    let relocked = unsafe { L::lock(mutex) };
+    waiters.fetch_sub(1, Ordering::Relaxed);
+    let acquired = relocked?;
+    slept?;
+    Ok((acquired, timed_out))
+}
+
+/// Formats a condition variable (any lock's): no notifications, no waiters.
+///
+/// # Safety
+///
+/// As [`RawCondvar::init`].
+pub(super) unsafe fn cond_init(cond: *mut u8) {
+    // SAFETY: `cond` is valid for writes of SIZE bytes, aligned, unused (caller's contract).
+    unsafe {
+        cond.cast::<CondWords>()
+            .write(CondWords { seq: 0, waiters: 0 });
     }
 }
+
+/// Wakes up to `n` waiters of the condition variable at `cond` (any lock's).
+///
+/// # Safety
+///
+/// As [`RawCondvar::notify_one`].
+pub(super) unsafe fn cond_notify(cond: *mut u8, n: c_int) -> Result<()> {
+    // SAFETY: `cond` satisfies the pointer contract (caller's contract).
+    let (seq, waiters) = unsafe { cond_words(cond) };
+    seq.fetch_add(1, Ordering::SeqCst);
+    if waiters.load(Ordering::SeqCst) == 0 {
+        return Ok(());
+    }
+    futex_wake(seq, n)
+}
+
+/// Bytes of a condition variable.
+pub(super) const COND_BYTES: usize = COND_SIZE;
+/// Alignment of a condition variable.
+pub(super) const COND_ALIGNMENT: usize = COND_ALIGN;
 
 // SAFETY: a wait reads `seq` while holding the mutex and sleeps only while `seq` keeps that
 // value, so a notifier that takes the mutex after the waiter released it (and so increments `seq`
@@ -649,17 +684,14 @@ unsafe impl RawCondvar for PthreadCondvar {
     const ALIGN: usize = COND_ALIGN;
 
     unsafe fn init(cond: *mut u8) -> Result<()> {
-        // SAFETY: `cond` is valid for writes of SIZE bytes, aligned, unused (caller's contract).
-        unsafe {
-            cond.cast::<CondWords>()
-                .write(CondWords { seq: 0, waiters: 0 });
-        }
+        // SAFETY: the caller's contract is this function's.
+        unsafe { cond_init(cond) };
         Ok(())
     }
 
     unsafe fn wait(cond: *mut u8, mutex: *mut u8) -> Result<Acquired> {
         // SAFETY: the caller's contract is this function's.
-        unsafe { Self::wait_until(cond, mutex, None) }.map(|(a, _)| a)
+        unsafe { cond_wait_until::<PthreadMutex>(cond, mutex, None) }.map(|(a, _)| a)
     }
 
     unsafe fn wait_timeout(
@@ -669,27 +701,17 @@ unsafe impl RawCondvar for PthreadCondvar {
     ) -> Result<(Acquired, bool)> {
         let deadline = deadline(timeout)?;
         // SAFETY: the caller's contract is this function's.
-        unsafe { Self::wait_until(cond, mutex, Some(&deadline)) }
+        unsafe { cond_wait_until::<PthreadMutex>(cond, mutex, Some(&deadline)) }
     }
 
     unsafe fn notify_one(cond: *mut u8) -> Result<()> {
-        // SAFETY: `cond` satisfies the pointer contract (caller's contract).
-        let (seq, waiters) = unsafe { cond_words(cond) };
-        seq.fetch_add(1, Ordering::SeqCst);
-        if waiters.load(Ordering::SeqCst) == 0 {
-            return Ok(());
-        }
-        futex_wake(seq, 1)
+        // SAFETY: the caller's contract is this function's.
+        unsafe { cond_notify(cond, 1) }
     }
 
     unsafe fn notify_all(cond: *mut u8) -> Result<()> {
-        // SAFETY: `cond` satisfies the pointer contract (caller's contract).
-        let (seq, waiters) = unsafe { cond_words(cond) };
-        seq.fetch_add(1, Ordering::SeqCst);
-        if waiters.load(Ordering::SeqCst) == 0 {
-            return Ok(());
-        }
-        futex_wake(seq, c_int::MAX)
+        // SAFETY: the caller's contract is this function's.
+        unsafe { cond_notify(cond, c_int::MAX) }
     }
 }
 

@@ -1,0 +1,908 @@
+//! A robust lock on a bare futex word holding its owner's thread id.
+//!
+//! [`FutexLock`] takes one compare-and-swap to lock and one to unlock when nobody waits, against
+//! glibc's robust mutex, which also maintains the thread's robust list on every lock and unlock.
+//! The kernel does not tell anyone when its holder dies (its robust list is glibc's), so a waiter
+//! finds out itself: it sleeps on the futex in slices of [`SLICE`], and when a slice runs out it
+//! asks whether the owner still lives. A dead owner's lock is taken over and reported as
+//! [`Acquired::OwnerDied`], as a robust pthread mutex reports `EOWNERDEAD`.
+//!
+//! [`FutexCondvar`] is the condition variable that waits on it: the same two-word futex condition
+//! variable as [`PthreadCondvar`](super::PthreadCondvar), unlocking and relocking a `FutexLock`.
+//!
+//! # The bytes
+//!
+//! ```text
+//! 0   state  u32  owner's tid | WAITERS (bit 31) | INCONSISTENT (bit 30); 0 = free;
+//!                 INCONSISTENT alone = not recoverable
+//! 4   tid    u32  the owner the two fields below describe (0: none)
+//! 8   pid    u32  the owner's process id
+//! 12  pad    u32  zero
+//! 16  start  u64  the owner's process start time (clock ticks since boot; 0 if unknown)
+//! ```
+//!
+//! Protocol. Only the owner writes `tid`, `pid` and `start`: right after taking the lock it
+//! writes `pid` and `start`, then `tid` (Release); before giving the lock back it clears `tid`. So
+//! a reader that finds `tid` equal to the owner in `state`, before and after reading `pid` and
+//! `start`, has the owner's process. A crash between taking the lock and writing the record
+//! leaves `tid` naming nobody or a previous holder: the record is then ignored.
+//!
+//! - **Lock**: compare-and-swap `state` from 0 to our tid (Acquire). Contended: set WAITERS and
+//!   `FUTEX_WAIT_BITSET` (shared, not private; absolute `CLOCK_MONOTONIC` deadline) while
+//!   `state` keeps that value, at most `SLICE` at a time. When a slice (or the whole timeout)
+//!   runs out, check the owner's liveness; a dead owner's `state` is swapped (compare-and-swap
+//!   from the exact value seen) to our tid | INCONSISTENT, keeping WAITERS.
+//! - **Unlock**: check we own it, clear `tid`, swap `state` to 0 (Release); if WAITERS was set,
+//!   `FUTEX_WAKE` one waiter. Unlocking with INCONSISTENT set stores "not recoverable" instead
+//!   and wakes every waiter, which then fail with `Error::Corrupt`, as pthread's
+//!   `ENOTRECOVERABLE`.
+//! - **make_consistent**: clears INCONSISTENT.
+//!
+//! # Liveness, and what it cannot see
+//!
+//! The owner is dead when no thread has its tid (`kill(tid, 0)` gives `ESRCH`), when that thread
+//! is a zombie (`/proc/<tid>/stat`), or, with a record, when the recorded process is gone (or a
+//! newer process has its pid: the start time differs) or the tid is not one of its threads
+//! (`tgkill(pid, tid, 0)`). Residual risks, all needing a holder to die first:
+//!
+//! - a dead owner whose tid was reused, before its record was written, by a live thread of
+//!   another process is taken for alive: waiters wait until that thread ends (the kernel hands
+//!   out pids and tids cyclically, so reuse takes a full turn of `pid_max`);
+//! - a dead owner is noticed only when a waiter's slice runs out: up to `SLICE` late;
+//! - [`try_lock`](RawLock::try_lock) and zero timeouts check liveness without the record's
+//!   cross-checks being any weaker, but each busy answer costs a `kill` system call.
+//!
+//! The tid is cached per thread and forgotten in a child after `fork` (a `pthread_atfork`
+//! handler); a process made by a raw `clone` that skips atfork handlers and then takes locks
+//! without `exec` would use its parent's tid.
+
+use std::cell::Cell;
+use std::ffi::c_int;
+use std::mem::{align_of, size_of};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Once;
+use std::time::Duration;
+
+use super::pthread::{
+    add_saturating, cond_init, cond_notify, cond_wait_until, deadline, futex_wait, futex_wake, now,
+    reached, COND_ALIGNMENT, COND_BYTES,
+};
+use super::{Acquired, LockHolder, RawCondvar, RawLock};
+use crate::error::{Error, Result};
+use crate::process::ProcId;
+
+/// A robust, process-shared lock on a futex word that holds its owner's thread id, used through
+/// [`RawLock`].
+///
+/// Never constructed: the lock is the `SIZE` bytes in shared memory that its functions point at.
+#[derive(Debug)]
+pub enum FutexLock {}
+
+impl FutexLock {
+    /// Who holds the lock, from its `state` word read without taking it (for tools): the
+    /// owner's tid, as in a glibc robust mutex's word (same bit layout: WAITERS bit 31,
+    /// INCONSISTENT bit 30).
+    pub fn holder(word: u32) -> LockHolder {
+        match (word & TID_MASK, word & INCONSISTENT != 0) {
+            (0, false) => LockHolder::Free,
+            (0, true) => LockHolder::OwnerDied,
+            (tid, _) => LockHolder::Thread(tid),
+        }
+    }
+}
+
+/// The interprocess condition variable paired with [`FutexLock`], used through [`RawCondvar`]
+/// (the same futex condition variable as [`PthreadCondvar`](super::PthreadCondvar); see its
+/// notes on waiters that die and spurious wake-ups).
+///
+/// Never constructed: the condition variable is the `SIZE` bytes in shared memory that its
+/// functions point at.
+#[derive(Debug)]
+pub enum FutexCondvar {}
+
+/// The bytes of a [`FutexLock`] (see the module's protocol).
+#[repr(C)]
+struct LockWords {
+    state: u32,
+    tid: u32,
+    pid: u32,
+    pad: u32,
+    start: u64,
+}
+const LOCK_SIZE: usize = size_of::<LockWords>();
+const LOCK_ALIGN: usize = align_of::<LockWords>();
+const _: () = assert!(LOCK_SIZE == 24 && LOCK_ALIGN == 8);
+
+/// `FTX1`: futex lock with an owner record, format 1.
+const FUTEX_FORMAT: u32 = u32::from_be_bytes(*b"FTX1");
+
+/// Set in `state` when a thread may be sleeping on it.
+const WAITERS: u32 = 0x8000_0000;
+/// Set in `state` while its holder took it from a dead owner and has not made it consistent.
+const INCONSISTENT: u32 = 0x4000_0000;
+/// The owner's tid (Linux's `PID_MAX_LIMIT` is 2^22).
+const TID_MASK: u32 = 0x3fff_ffff;
+/// `state` of a lock unlocked without `make_consistent` after `OwnerDied`.
+const NOT_RECOVERABLE: u32 = INCONSISTENT;
+
+/// How long a waiter sleeps before it checks that the owner still lives.
+pub const SLICE: Duration = Duration::from_millis(100);
+/// Loads of `state` a locker spins through before it sleeps.
+const SPINS: u32 = 64;
+
+// ---------------------------------------------------------------------------------------------
+// Who this thread is.
+
+/// This thread's kernel tid and process, cached.
+#[derive(Clone, Copy)]
+struct Me {
+    tid: u32,
+    pid: u32,
+    start: u64,
+}
+
+thread_local! {
+    /// `tid == 0`: not known yet (or forgotten after a fork).
+    static ME: Cell<Me> = const { Cell::new(Me { tid: 0, pid: 0, start: 0 }) };
+}
+
+static ATFORK: Once = Once::new();
+
+/// Forgets the forking thread's identity in the child (its tid and pid changed).
+extern "C" fn forget_me_in_child() {
+    // `try_with`: nothing to forget if the thread-local is gone. Async-signal-safe: a store.
+    let _ = ME.try_with(|m| {
+        m.set(Me {
+            tid: 0,
+            pid: 0,
+            start: 0,
+        })
+    });
+}
+
+/// This thread's identity.
+#[inline]
+fn me() -> Me {
+    let m = ME.with(Cell::get);
+    if m.tid != 0 {
+        return m;
+    }
+    learn_me()
+}
+
+#[cold]
+#[inline(never)]
+fn learn_me() -> Me {
+    ATFORK.call_once(|| {
+        // SAFETY: the handler is a plain `extern "C" fn()` that stays valid for the life of the
+        // process; a failure (ENOMEM) only leaves the cache unreset in children, see below.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(forget_me_in_child)) };
+        debug_assert_eq!(rc, 0);
+    });
+    let p = ProcId::current();
+    let m = Me {
+        tid: crate::process::current_tid(),
+        pid: p.pid,
+        start: p.start,
+    };
+    // Every kernel tid is at least 1 and below 2^22.
+    if m.tid != 0 && m.tid & !TID_MASK == 0 {
+        let _ = ME.try_with(|c| c.set(m));
+    }
+    m
+}
+
+// ---------------------------------------------------------------------------------------------
+// The words.
+
+/// The four atomics of the lock at `ptr`.
+struct Words<'a> {
+    state: &'a AtomicU32,
+    tid: &'a AtomicU32,
+    pid: &'a AtomicU32,
+    start: &'a AtomicU64,
+}
+
+/// The words of the lock at `ptr`.
+///
+/// # Safety
+///
+/// - `ptr` satisfies the pointer contract of [`RawLock`] for [`FutexLock`] for `'a`.
+#[inline]
+unsafe fn words<'a>(ptr: *mut u8) -> Words<'a> {
+    let w = ptr.cast::<LockWords>();
+    // SAFETY: 1. `ptr` is valid for SIZE bytes and 8-aligned for 'a (caller's contract); 2. every
+    // field is only ever accessed atomically, by every process (the protocol above).
+    unsafe {
+        Words {
+            state: AtomicU32::from_ptr(std::ptr::addr_of_mut!((*w).state)),
+            tid: AtomicU32::from_ptr(std::ptr::addr_of_mut!((*w).tid)),
+            pid: AtomicU32::from_ptr(std::ptr::addr_of_mut!((*w).pid)),
+            start: AtomicU64::from_ptr(std::ptr::addr_of_mut!((*w).start)),
+        }
+    }
+}
+
+impl Words<'_> {
+    /// Writes the owner record, right after taking the lock.
+    #[inline]
+    fn record(&self, me: Me) {
+        // Relaxed: ordered before the `tid` store by its Release.
+        self.pid.store(me.pid, Ordering::Relaxed);
+        self.start.store(me.start, Ordering::Relaxed);
+        // Release: a reader that sees our tid here (Acquire) sees our pid and start.
+        self.tid.store(me.tid, Ordering::Release);
+    }
+
+    /// The process of `owner`, if the record describes it.
+    fn owner_process(&self, owner: u32) -> Option<ProcId> {
+        if self.tid.load(Ordering::Acquire) != owner {
+            return None;
+        }
+        let p = ProcId {
+            pid: self.pid.load(Ordering::Relaxed),
+            pad: 0,
+            start: self.start.load(Ordering::Relaxed),
+        };
+        // Acquire fence, then the re-read: the record was not rewritten while we read it (the
+        // owner clears `tid` before another holder can write it).
+        std::sync::atomic::fence(Ordering::Acquire);
+        (self.tid.load(Ordering::Relaxed) == owner && p.pid != 0).then_some(p)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Liveness.
+
+/// Thread state letter from `/proc/<path>/stat`, if readable.
+fn thread_state(path: &str) -> Option<u8> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let rest = text.get(text.rfind(')')? + 1..)?;
+    rest.split_ascii_whitespace().next()?.bytes().next()
+}
+
+fn errno() -> c_int {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Whether the owner `owner` (a tid) of the lock whose words are `w` is certainly dead.
+#[cold]
+#[inline(never)]
+fn owner_is_dead(w: &Words<'_>, owner: u32) -> bool {
+    let tid = owner as libc::pid_t;
+    // SAFETY: signal 0 sends nothing; it checks that a task with this id exists.
+    if unsafe { libc::kill(tid, 0) } != 0 && errno() == libc::ESRCH {
+        return true;
+    }
+    // A zombie (a thread-group leader that exited) never runs again. `/proc/<tid>` exists for
+    // every thread, listed or not.
+    if matches!(
+        thread_state(&format!("/proc/{owner}/stat")),
+        Some(b'Z' | b'X')
+    ) {
+        return true;
+    }
+    // The tid lives; it is the owner unless the owner's process is gone and the tid now names
+    // another thread. Only a consistent record can say so.
+    if let Some(p) = w.owner_process(owner) {
+        if !p.is_alive() {
+            return true;
+        }
+        // SAFETY: signal 0 sends nothing; it checks that thread `tid` belongs to process `pid`.
+        let rc = unsafe { libc::syscall(libc::SYS_tgkill, p.pid as libc::pid_t, tid, 0) };
+        if rc != 0 && errno() == libc::ESRCH {
+            return true;
+        }
+    }
+    false
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locking.
+
+#[cold]
+fn corrupt() -> Error {
+    Error::corrupt("lock not recoverable", 0)
+}
+
+#[cold]
+fn os(op: &'static str, errno: c_int) -> Error {
+    Error::Os { op, errno }
+}
+
+/// How long the slow path may wait.
+enum Wait {
+    /// Not at all: report a held lock (after checking its owner lives).
+    No,
+    /// Until the deadline (absolute, `CLOCK_MONOTONIC`).
+    Until(libc::timespec),
+    /// For ever.
+    Forever,
+}
+
+/// The slow path of every way to lock: the lock was not free at the first attempt.
+/// `Ok(None)`: held by a live owner and the wait is over (`Wait::No`) — `Timeout` is the
+/// caller's to report for a deadline.
+///
+/// # Safety
+///
+/// - `ptr` satisfies the pointer contract of [`RawLock`] for [`FutexLock`].
+#[cold]
+#[inline(never)]
+unsafe fn lock_slow(ptr: *mut u8, wait: Wait) -> Result<Option<Acquired>> {
+    // SAFETY: the caller's contract.
+    let w = unsafe { words(ptr) };
+    let me = me();
+    // Once this thread has slept it takes the lock with WAITERS set: others may still sleep.
+    let mut slept = false;
+    let mut spins = if matches!(wait, Wait::No) { 0 } else { SPINS };
+    loop {
+        let s = w.state.load(Ordering::Relaxed);
+        if s == 0 {
+            let new = me.tid | if slept { WAITERS } else { 0 };
+            // Acquire: synchronizes with the previous holder's Release in unlock.
+            if w.state
+                .compare_exchange(0, new, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                w.record(me);
+                return Ok(Some(Acquired::Clean));
+            }
+            continue;
+        }
+        let owner = s & TID_MASK;
+        if owner == 0 {
+            // Only INCONSISTENT (and perhaps WAITERS) set: not recoverable.
+            return Err(corrupt());
+        }
+        if owner == me.tid {
+            return Err(os("futex_lock", libc::EDEADLK));
+        }
+        if spins > 0 {
+            spins -= 1;
+            std::hint::spin_loop();
+            continue;
+        }
+        let deadline = match &wait {
+            Wait::No => {
+                return take_over_if_dead(&w, s, me).map(|a| a.map(|()| Acquired::OwnerDied));
+            }
+            Wait::Until(d) => {
+                let t = now(libc::CLOCK_MONOTONIC)?;
+                if reached(t, *d) {
+                    if take_over_if_dead(&w, s, me)?.is_some() {
+                        return Ok(Some(Acquired::OwnerDied));
+                    }
+                    return Ok(None);
+                }
+                Some(*d)
+            }
+            Wait::Forever => None,
+        };
+        if s & WAITERS == 0
+            && w.state
+                .compare_exchange(s, s | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            continue;
+        }
+        let slice_end = add_saturating(now(libc::CLOCK_MONOTONIC)?, SLICE);
+        let until = match deadline {
+            Some(d) if reached(slice_end, d) => d,
+            _ => slice_end,
+        };
+        slept = true;
+        match futex_wait(w.state, s | WAITERS, Some(&until)) {
+            0 | libc::EAGAIN | libc::EINTR => {}
+            libc::ETIMEDOUT => {
+                let s = w.state.load(Ordering::Relaxed);
+                if s & TID_MASK == owner && take_over_if_dead(&w, s, me)?.is_some() {
+                    return Ok(Some(Acquired::OwnerDied));
+                }
+            }
+            rc => return Err(os("futex(FUTEX_WAIT_BITSET)", rc)),
+        }
+    }
+}
+
+/// If the owner in `s` (the value just read from `state`) is dead, takes the lock from it and
+/// returns `Some(())`; `None` if it lives or the state changed meanwhile.
+fn take_over_if_dead(w: &Words<'_>, s: u32, me: Me) -> Result<Option<()>> {
+    let owner = s & TID_MASK;
+    if owner == 0 || owner == me.tid || !owner_is_dead(w, owner) {
+        return Ok(None);
+    }
+    let new = me.tid | INCONSISTENT | (s & WAITERS);
+    // Acquire: what the dead owner wrote before dying is visible to the repair.
+    if w.state
+        .compare_exchange(s, new, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return Ok(None);
+    }
+    w.record(me);
+    Ok(Some(()))
+}
+
+/// The slow path of unlock: waiters to wake, an inconsistent lock, or a caller that does not
+/// hold the lock.
+#[cold]
+#[inline(never)]
+fn unlock_slow(w: &Words<'_>, me: Me) -> Result<()> {
+    let s = w.state.load(Ordering::Relaxed);
+    if s & TID_MASK != me.tid {
+        return Err(os("futex_unlock", libc::EPERM));
+    }
+    w.tid.store(0, Ordering::Relaxed);
+    let to = if s & INCONSISTENT != 0 {
+        NOT_RECOVERABLE
+    } else {
+        0
+    };
+    // Release: the next holder sees everything written under the lock. Only this thread changes
+    // `state` while it holds the lock, except waiters adding WAITERS: swap catches that.
+    let old = w.state.swap(to, Ordering::Release);
+    if old & WAITERS != 0 {
+        // Every waiter must see "not recoverable"; otherwise one takes the lock.
+        futex_wake(w.state, if to == 0 { 1 } else { c_int::MAX })?;
+    }
+    Ok(())
+}
+
+// SAFETY: `state` changes from free (0) to held (a tid) only by a compare-and-swap with Acquire,
+// and back only by its holder's Release swap, so at most one thread holds the lock and each holder
+// sees what the previous one wrote. A holder that dies is found by every waiter whose slice runs
+// out (liveness check) and the lock taken over with `OwnerDied`, never deadlocked. The bytes are
+// a state word and an owner record: ids, no pointers.
+unsafe impl RawLock for FutexLock {
+    const SIZE: usize = LOCK_SIZE;
+    const ALIGN: usize = LOCK_ALIGN;
+    const FORMAT: u32 = FUTEX_FORMAT;
+
+    unsafe fn init(ptr: *mut u8) -> Result<()> {
+        // SAFETY: `ptr` is valid for writes of SIZE bytes, aligned, unused (caller's contract).
+        unsafe {
+            ptr.cast::<LockWords>().write(LockWords {
+                state: 0,
+                tid: 0,
+                pid: 0,
+                pad: 0,
+                start: 0,
+            });
+        }
+        Ok(())
+    }
+
+    #[inline]
+    unsafe fn lock(ptr: *mut u8) -> Result<Acquired> {
+        let me = me();
+        // SAFETY: the caller's contract.
+        let w = unsafe { words(ptr) };
+        // Acquire: synchronizes with the previous holder's Release in unlock.
+        if w.state
+            .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            w.record(me);
+            return Ok(Acquired::Clean);
+        }
+        // SAFETY: the caller's contract.
+        match unsafe { lock_slow(ptr, Wait::Forever) }? {
+            Some(a) => Ok(a),
+            None => Err(os("futex_lock", libc::EINVAL)), // unreachable: Forever never gives up
+        }
+    }
+
+    #[inline]
+    unsafe fn try_lock(ptr: *mut u8) -> Result<Option<Acquired>> {
+        let me = me();
+        // SAFETY: the caller's contract.
+        let w = unsafe { words(ptr) };
+        if w.state
+            .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            w.record(me);
+            return Ok(Some(Acquired::Clean));
+        }
+        // SAFETY: the caller's contract.
+        unsafe { lock_slow(ptr, Wait::No) }
+    }
+
+    unsafe fn lock_timeout(ptr: *mut u8, timeout: Duration) -> Result<Acquired> {
+        // SAFETY: the caller's contract.
+        if let Some(a) = unsafe { Self::try_lock(ptr) }? {
+            return Ok(a);
+        }
+        if timeout.is_zero() {
+            return Err(Error::Timeout);
+        }
+        let d = deadline(timeout)?;
+        // SAFETY: the caller's contract.
+        unsafe { lock_slow(ptr, Wait::Until(d)) }?.ok_or(Error::Timeout)
+    }
+
+    unsafe fn make_consistent(ptr: *mut u8) -> Result<()> {
+        // SAFETY: the caller's contract.
+        let w = unsafe { words(ptr) };
+        let s = w.state.load(Ordering::Relaxed);
+        if s & TID_MASK != me().tid {
+            return Err(os("futex_make_consistent", libc::EPERM));
+        }
+        if s & INCONSISTENT == 0 {
+            return Err(os("futex_make_consistent", libc::EINVAL));
+        }
+        // Relaxed: only the holder reads the flag; waiters only add WAITERS.
+        w.state.fetch_and(!INCONSISTENT, Ordering::Relaxed);
+        Ok(())
+    }
+
+    #[inline]
+    unsafe fn unlock(ptr: *mut u8) -> Result<()> {
+        let me = me();
+        // SAFETY: the caller's contract.
+        let w = unsafe { words(ptr) };
+        if w.state.load(Ordering::Relaxed) == me.tid {
+            w.tid.store(0, Ordering::Relaxed);
+            // Release: the next holder sees everything written under the lock.
+            if w.state
+                .compare_exchange(me.tid, 0, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
+        unlock_slow(&w, me)
+    }
+}
+
+// SAFETY: as for `PthreadCondvar`: a wait reads `seq` while holding the lock and sleeps only
+// while `seq` keeps that value, so a notifier that takes the lock after the waiter released it
+// either prevents the sleep or wakes it; the wait relocks before returning `Ok`. Two counters.
+unsafe impl RawCondvar for FutexCondvar {
+    type Lock = FutexLock;
+    const SIZE: usize = COND_BYTES;
+    const ALIGN: usize = COND_ALIGNMENT;
+
+    unsafe fn init(cond: *mut u8) -> Result<()> {
+        // SAFETY: the caller's contract is this function's.
+        unsafe { cond_init(cond) };
+        Ok(())
+    }
+
+    unsafe fn wait(cond: *mut u8, mutex: *mut u8) -> Result<Acquired> {
+        // SAFETY: the caller's contract is this function's.
+        unsafe { cond_wait_until::<FutexLock>(cond, mutex, None) }.map(|(a, _)| a)
+    }
+
+    unsafe fn wait_timeout(
+        cond: *mut u8,
+        mutex: *mut u8,
+        timeout: Duration,
+    ) -> Result<(Acquired, bool)> {
+        let deadline = deadline(timeout)?;
+        // SAFETY: the caller's contract is this function's.
+        unsafe { cond_wait_until::<FutexLock>(cond, mutex, Some(&deadline)) }
+    }
+
+    unsafe fn notify_one(cond: *mut u8) -> Result<()> {
+        // SAFETY: the caller's contract is this function's.
+        unsafe { cond_notify(cond, 1) }
+    }
+
+    unsafe fn notify_all(cond: *mut u8) -> Result<()> {
+        // SAFETY: the caller's contract is this function's.
+        unsafe { cond_notify(cond, c_int::MAX) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::sync::test_support::{fork_child, wait_child, Exit, Pipe, SharedPage};
+
+    const PATIENCE: Duration = Duration::from_secs(10);
+    const LOCK: usize = 0;
+    const COND: usize = 64;
+    const FLAG: usize = 128;
+
+    struct Shared {
+        page: SharedPage,
+    }
+
+    impl Shared {
+        fn new() -> Shared {
+            let page = SharedPage::new();
+            // SAFETY: the offsets are 64-aligned, far enough apart, inside the page, unused.
+            unsafe {
+                FutexLock::init(page.at(LOCK)).unwrap();
+                FutexCondvar::init(page.at(COND)).unwrap();
+            }
+            Shared { page }
+        }
+        fn p(&self) -> Ptrs {
+            Ptrs(self.page.at(LOCK), self.page.at(COND), self.page.at(FLAG))
+        }
+    }
+
+    /// The lock, the condition variable and a flag word, for scoped threads and children.
+    #[derive(Clone, Copy)]
+    struct Ptrs(*mut u8, *mut u8, *mut u8);
+    // SAFETY: they point at process-shared objects in a shared page, usable from any thread.
+    unsafe impl Send for Ptrs {}
+    impl Ptrs {
+        fn m(self) -> *mut u8 {
+            self.0
+        }
+        fn c(self) -> *mut u8 {
+            self.1
+        }
+        fn flag(self) -> &'static AtomicU32 {
+            // SAFETY: FLAG is 4-aligned, inside a page every test keeps alive while it uses
+            // the flag, and only ever accessed atomically.
+            unsafe { AtomicU32::from_ptr(self.2.cast()) }
+        }
+        fn words(self) -> Words<'static> {
+            // SAFETY: as for `flag`: an initialized lock in a page that outlives its use.
+            unsafe { words(self.m()) }
+        }
+    }
+
+    #[test]
+    fn sizes_are_pinned() {
+        assert_eq!((FutexLock::SIZE, FutexLock::ALIGN), (24, 8));
+        assert_eq!((FutexCondvar::SIZE, FutexCondvar::ALIGN), (8, 4));
+    }
+
+    #[test]
+    fn the_word_holds_the_owner_tid_and_the_record_its_process() {
+        let s = Shared::new();
+        let p = s.p();
+        let tid = crate::process::current_tid();
+        // SAFETY: the lock is initialized; this thread unlocks what it holds.
+        unsafe {
+            assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
+            let w = p.words();
+            assert_eq!(w.state.load(Ordering::Relaxed), tid);
+            assert_eq!(w.owner_process(tid), Some(ProcId::current()));
+            FutexLock::unlock(p.m()).unwrap();
+            assert_eq!(w.state.load(Ordering::Relaxed), 0);
+            assert_eq!(w.owner_process(tid), None);
+        }
+    }
+
+    #[test]
+    fn relocking_is_an_error_and_only_the_holder_may_unlock() {
+        let s = Shared::new();
+        let p = s.p();
+        let is = |r: Result<()>, e: c_int| matches!(r, Err(Error::Os { errno, .. }) if errno == e);
+        // SAFETY: the lock is initialized and outlives the test; this thread unlocks what it holds.
+        unsafe {
+            assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
+            assert!(is(FutexLock::lock(p.m()).map(|_| ()), libc::EDEADLK));
+            assert!(is(FutexLock::try_lock(p.m()).map(|_| ()), libc::EDEADLK));
+            assert!(is(
+                FutexLock::lock_timeout(p.m(), PATIENCE).map(|_| ()),
+                libc::EDEADLK
+            ));
+            let other = std::thread::scope(|sc| {
+                sc.spawn(move || (FutexLock::unlock(p.m()), FutexLock::make_consistent(p.m())))
+                    .join()
+                    .unwrap()
+            });
+            assert!(is(other.0, libc::EPERM));
+            assert!(is(other.1, libc::EPERM));
+            assert!(is(FutexLock::make_consistent(p.m()), libc::EINVAL));
+            FutexLock::unlock(p.m()).unwrap();
+            assert!(is(FutexLock::unlock(p.m()), libc::EPERM));
+        }
+    }
+
+    /// A live thread's tid in the word, with a record naming this process but another start
+    /// time: the tid was "reused" after the recorded owner died, so the lock is taken over. With
+    /// the right start time the owner is alive and the lock stays held.
+    #[test]
+    fn a_reused_tid_is_told_apart_by_the_record() {
+        let s = Shared::new();
+        let p = s.p();
+        let (tx, rx) = mpsc::channel::<()>();
+        let (tid_tx, tid_rx) = mpsc::channel();
+        std::thread::scope(|sc| {
+            sc.spawn(move || {
+                tid_tx.send(crate::process::current_tid()).unwrap();
+                let _ = rx.recv(); // lives until the test is done
+            });
+            let other = tid_rx.recv().unwrap();
+            let me = ProcId::current();
+            let w = p.words();
+            let fake = |start: u64| {
+                w.state.store(other, Ordering::Relaxed);
+                w.pid.store(me.pid, Ordering::Relaxed);
+                w.start.store(start, Ordering::Relaxed);
+                w.tid.store(other, Ordering::Release);
+            };
+            // SAFETY: the lock is initialized; this thread unlocks only what it holds.
+            unsafe {
+                fake(me.start);
+                assert_eq!(FutexLock::try_lock(p.m()), Ok(None));
+                assert_eq!(
+                    FutexLock::lock_timeout(p.m(), Duration::from_millis(1)),
+                    Err(Error::Timeout)
+                );
+                fake(me.start + 1);
+                assert_eq!(FutexLock::try_lock(p.m()), Ok(Some(Acquired::OwnerDied)));
+                FutexLock::make_consistent(p.m()).unwrap();
+                FutexLock::unlock(p.m()).unwrap();
+                assert_eq!(FutexLock::try_lock(p.m()), Ok(Some(Acquired::Clean)));
+                FutexLock::unlock(p.m()).unwrap();
+            }
+            tx.send(()).unwrap();
+        });
+    }
+
+    /// The tid cached by the forking thread is forgotten in the child: the child locks with its
+    /// own tid, so the parent sees the lock held by the child, not by itself.
+    #[test]
+    fn a_forked_child_locks_with_its_own_tid() {
+        let s = Shared::new();
+        let p = s.p();
+        let held = Pipe::new();
+        let release = Pipe::new();
+        // SAFETY: the lock is initialized; this thread unlocks what it holds. Filling the cache.
+        unsafe {
+            assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
+            FutexLock::unlock(p.m()).unwrap();
+        }
+        let child = fork_child(|| {
+            // SAFETY: the lock is in the shared page; the child unlocks what it holds.
+            unsafe {
+                if FutexLock::lock(p.m()) != Ok(Acquired::Clean) {
+                    return 1;
+                }
+                if p.words().state.load(Ordering::Relaxed) != libc::getpid() as u32 {
+                    return 2;
+                }
+                held.send(1);
+                release.recv();
+                if FutexLock::unlock(p.m()).is_err() {
+                    return 3;
+                }
+            }
+            0
+        });
+        assert_eq!(held.recv(), Some(1));
+        // SAFETY: as above.
+        unsafe {
+            assert_eq!(FutexLock::try_lock(p.m()), Ok(None));
+            release.send(1);
+            assert_eq!(
+                FutexLock::lock_timeout(p.m(), PATIENCE),
+                Ok(Acquired::Clean)
+            );
+            FutexLock::unlock(p.m()).unwrap();
+        }
+        assert_eq!(wait_child(child), Exit::Code(0));
+    }
+
+    /// A waiter sleeping on a lock is woken by the unlock, long before its slice runs out.
+    #[test]
+    fn a_sleeping_waiter_is_woken_by_unlock() {
+        let s = Shared::new();
+        let p = s.p();
+        // SAFETY: the lock is initialized; each thread unlocks what it holds.
+        unsafe {
+            assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
+            std::thread::scope(|sc| {
+                let t = sc.spawn(move || {
+                    let r = FutexLock::lock_timeout(p.m(), PATIENCE);
+                    r == Ok(Acquired::Clean) && FutexLock::unlock(p.m()).is_ok()
+                });
+                while p.words().state.load(Ordering::Relaxed) & WAITERS == 0 {
+                    std::thread::yield_now();
+                }
+                FutexLock::unlock(p.m()).unwrap();
+                assert!(t.join().unwrap());
+            });
+        }
+    }
+
+    /// A child waits on the condition variable; the parent sets the flag and notifies.
+    #[test]
+    fn condvar_notify_wakes_a_waiter_in_another_process() {
+        let s = Shared::new();
+        let p = s.p();
+        let waiting = Pipe::new();
+        let child = fork_child(|| {
+            // SAFETY: the objects are in the shared page; the child holds the lock around waits.
+            unsafe {
+                if FutexLock::lock(p.m()) != Ok(Acquired::Clean) {
+                    return 1;
+                }
+                waiting.send(1);
+                let deadline = Instant::now() + PATIENCE;
+                while p.flag().load(Ordering::Relaxed) == 0 {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match FutexCondvar::wait_timeout(p.c(), p.m(), left) {
+                        Ok((Acquired::Clean, false)) => {}
+                        _ => return 2,
+                    }
+                }
+                if FutexLock::unlock(p.m()).is_err() {
+                    return 3;
+                }
+            }
+            0
+        });
+        assert_eq!(waiting.recv(), Some(1));
+        // SAFETY: the objects are initialized; this thread unlocks what it holds.
+        unsafe {
+            assert_eq!(
+                FutexLock::lock_timeout(p.m(), PATIENCE),
+                Ok(Acquired::Clean)
+            );
+            p.flag().store(1, Ordering::Relaxed);
+            FutexCondvar::notify_one(p.c()).unwrap();
+            FutexLock::unlock(p.m()).unwrap();
+        }
+        assert_eq!(wait_child(child), Exit::Code(0));
+    }
+
+    /// A waiter's lock is taken by a process that exits holding it: the wait reports OwnerDied.
+    #[test]
+    fn condvar_wait_reports_owner_died() {
+        let s = Shared::new();
+        let p = s.p();
+        let waiting = Pipe::new();
+        let waiter = fork_child(|| {
+            // SAFETY: the objects are in the shared page; the child holds the lock around waits.
+            unsafe {
+                if FutexLock::lock(p.m()) != Ok(Acquired::Clean) {
+                    return 1;
+                }
+                waiting.send(1);
+                let deadline = Instant::now() + PATIENCE;
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match FutexCondvar::wait_timeout(p.c(), p.m(), left) {
+                        Ok((Acquired::Clean, false)) if p.flag().load(Ordering::Relaxed) == 0 => {}
+                        Ok((Acquired::OwnerDied, false)) => break,
+                        Ok(_) => return 2,
+                        Err(_) => return 3,
+                    }
+                }
+                if FutexLock::make_consistent(p.m()).is_err() || FutexLock::unlock(p.m()).is_err() {
+                    return 4;
+                }
+            }
+            0
+        });
+        assert_eq!(waiting.recv(), Some(1));
+        let killer = fork_child(|| {
+            // SAFETY: as above; this child exits holding the lock on purpose.
+            unsafe {
+                if FutexLock::lock(p.m()) != Ok(Acquired::Clean) {
+                    return 1;
+                }
+                p.flag().store(1, Ordering::Relaxed);
+                if FutexCondvar::notify_all(p.c()).is_err() {
+                    return 2;
+                }
+            }
+            0
+        });
+        // Reaped only after the waiter recovered: a zombie owner is dead too.
+        assert_eq!(wait_child(waiter), Exit::Code(0));
+        assert_eq!(wait_child(killer), Exit::Code(0));
+        // SAFETY: the lock is initialized; this thread unlocks what it holds.
+        unsafe {
+            assert_eq!(
+                FutexLock::lock_timeout(p.m(), PATIENCE),
+                Ok(Acquired::Clean)
+            );
+            FutexLock::unlock(p.m()).unwrap();
+        }
+    }
+}
