@@ -217,6 +217,30 @@ impl Arena {
         Ok(unsafe { AtomicU64::from_ptr(p.cast()) })
     }
 
+    /// Reads the `u64` at an 8-aligned offset with a `Relaxed` atomic load, for an optimistic
+    /// reader that holds no lock while a lock holder may be writing the word with plain stores.
+    ///
+    /// The value may be stale or belong to a half-finished update: the caller must validate it
+    /// (the slot's write sequence, read before and after) before using it. Across processes,
+    /// the case this serves, what counts is the hardware's memory model, under which an aligned
+    /// 8-byte load is single-copy atomic (x86-64, aarch64); within one process it is the usual
+    /// seqlock compromise of racing an atomic load with a plain store.
+    #[inline]
+    pub fn load_u64_racy(&self, off: u64) -> Result<u64> {
+        let p = self.ptr(off, 8, 8)?;
+        // SAFETY: 1. `p` is in bounds and 8-aligned (checked); 2. the arena lives as long as
+        // `&self`; 3. the load is atomic and its result is only used after validation (above).
+        Ok(unsafe { AtomicU64::from_ptr(p.cast()) }.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// As [`Arena::load_u64_racy`], for a `u32` at a 4-aligned offset.
+    #[inline]
+    pub fn load_u32_racy(&self, off: u64) -> Result<u32> {
+        let p = self.ptr(off, 4, 4)?;
+        // SAFETY: as for `load_u64_racy`, with 4-byte alignment checked.
+        Ok(unsafe { AtomicU32::from_ptr(p.cast()) }.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// A raw pointer to `size` bytes at `off` with alignment `align`, for the `sync` layer, which
     /// places process-shared pthread objects in the arena.
     #[inline]

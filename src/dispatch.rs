@@ -165,6 +165,51 @@ pub fn with_object_timeout<R>(
     out
 }
 
+/// Attempts of an optimistic read before it gives up and the caller takes the lock.
+const OPTIMISTIC_TRIES: u32 = 4;
+
+/// Reads the object `token` names without taking its lock: `read` gets the arena and the
+/// body's offset, reads with [`Arena::load_u64_racy`](crate::arena::Arena::load_u64_racy) and
+/// returns a plain copy (no references into the arena). The slot's write sequence is read
+/// before and after (see `table`); `read`'s result is returned only if no write was open or
+/// happened meanwhile, so it is exactly what a locked read would have returned at some instant.
+///
+/// `None` tells the caller to take the lock: a write kept the sequence odd or changing for
+/// every attempt (a writer that died mid-write keeps it odd until the lock's repair), the
+/// object is not the live one `token` names, or `read` itself gave up (`None` from a valid
+/// snapshot: a value it cannot copy without the lock, or data the locked path must report as
+/// corrupt). A torn read never surfaces: its result is dropped by the sequence check.
+#[inline]
+pub fn read_optimistic<R>(
+    core: &Core,
+    token: &Token,
+    read: impl Fn(&crate::arena::Arena, u64) -> Option<R>,
+) -> Option<R> {
+    use std::sync::atomic::{fence, Ordering};
+    let table = core.table();
+    let seq = table.seq(token.slot).ok()?;
+    let body = table.body(token.slot).ok()?;
+    for _ in 0..OPTIMISTIC_TRIES {
+        // Acquire: pairs with the Release store that closed the last write, so the body reads
+        // below see everything it wrote.
+        let s = seq.load(Ordering::Acquire);
+        if s & 1 == 0 {
+            if table.check_live(token.slot, token.generation).ok()? != token.type_id {
+                return None;
+            }
+            let r = read(core.arena(), body.load(Ordering::Relaxed));
+            // Acquire fence: if any load above saw a write made after a writer's Release fence
+            // (`write_begin`), the re-read below sees that writer's odd (or later) sequence.
+            fence(Ordering::Acquire);
+            if seq.load(Ordering::Relaxed) == s {
+                return r;
+            }
+        }
+        std::hint::spin_loop();
+    }
+    None
+}
+
 /// Takes the lock of the object `token` names and builds its context (repairing first what a
 /// dead holder left). The guard bounds the lock's life; the context's `released` references
 /// are the caller's to drop after the guard.

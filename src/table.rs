@@ -23,6 +23,14 @@
 //!
 //! All fields are reached as atomics, so a reader that holds no lock (attach, a seqlock read)
 //! never races a plain write.
+//!
+//! The write sequence (`seq`) is the slot's seqlock, for types with lock-free readers (list,
+//! value). Only the holder of the object's lock writes it: a mutation makes it odd before its
+//! first write to the body ([`Table::write_begin`]: store, then a Release fence) and even again
+//! after its last ([`SeqWrite`]'s drop: Release store). An optimistic reader reads it (Acquire),
+//! reads the body with atomic loads, fences (Acquire) and reads it again; an odd or changed value
+//! discards what it read. A writer that dies leaves it odd, so readers take the lock, whose
+//! `OwnerDied` repair makes it even again ([`Table::seq_repair`]).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -171,6 +179,25 @@ pub fn try_lock_at(arena: &Arena, off: u64) -> Result<Option<(LockGuard<'_>, Acq
     Ok(got.map(|a| (LockGuard { arena, off }, a)))
 }
 
+/// An open write on an object's seqlock (see the module notes); ends when dropped.
+#[must_use = "the write ends when the guard is dropped"]
+pub struct SeqWrite<'a> {
+    seq: &'a AtomicU32,
+    /// The even value to store at the end; `None` if an enclosing write already made the
+    /// sequence odd (it ends the write).
+    end: Option<u32>,
+}
+
+impl Drop for SeqWrite<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(v) = self.end {
+            // Release: a reader that sees this value sees every write made under it.
+            self.seq.store(v, Ordering::Release);
+        }
+    }
+}
+
 /// The object table of an arena.
 #[derive(Clone, Copy)]
 pub struct Table<'a> {
@@ -226,6 +253,43 @@ impl<'a> Table<'a> {
     #[inline]
     pub fn seq(&self, slot: u32) -> Result<&'a AtomicU32> {
         self.arena.atomic_u32(self.slot_off(slot)? + META + 12)
+    }
+
+    /// Opens a write on the slot's object, whose lock the caller holds: the write sequence
+    /// becomes odd until the returned guard is dropped. Nested writes share the outer one.
+    ///
+    /// # Errors
+    /// `Corrupt` for a slot out of range.
+    #[inline]
+    pub fn write_begin(&self, slot: u32) -> Result<SeqWrite<'a>> {
+        let seq = self.seq(slot)?;
+        // Relaxed: only the lock holder writes `seq`; the lock ordered us after the last writer.
+        let v = seq.load(Ordering::Relaxed);
+        if v & 1 != 0 {
+            return Ok(SeqWrite { seq, end: None });
+        }
+        seq.store(v.wrapping_add(1), Ordering::Relaxed);
+        // Release fence: a reader whose loads see any write after this point also sees the odd
+        // value when it re-reads `seq` (after its Acquire fence).
+        std::sync::atomic::fence(Ordering::Release);
+        Ok(SeqWrite {
+            seq,
+            end: Some(v.wrapping_add(2)),
+        })
+    }
+
+    /// After a dead holder's repair (the caller holds the lock): makes an odd write sequence,
+    /// the mark of a write the holder did not finish, even again (and new to every reader).
+    ///
+    /// # Errors
+    /// `Corrupt` for a slot out of range.
+    pub fn seq_repair(&self, slot: u32) -> Result<()> {
+        let seq = self.seq(slot)?;
+        let v = seq.load(Ordering::Relaxed);
+        if v & 1 != 0 {
+            seq.store(v.wrapping_add(1), Ordering::Release);
+        }
+        Ok(())
     }
 
     /// The slot's body offset.
@@ -306,7 +370,11 @@ impl<'a> Table<'a> {
         };
         failpoint!("table.take.mid");
         self.refcount(slot)?.store(1, Ordering::Relaxed);
-        self.seq(slot)?.store(0, Ordering::Relaxed);
+        // Even (no write open), and never back to a value a reader of the slot's previous
+        // object may have read.
+        let seq = self.seq(slot)?;
+        let v = seq.load(Ordering::Relaxed);
+        seq.store(v.wrapping_add(2 - (v & 1)), Ordering::Relaxed);
         self.body(slot)?.store(body, Ordering::Relaxed);
         // Publish last: Release orders the writes above before the slot reads as live.
         self.kind(slot)?

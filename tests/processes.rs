@@ -264,9 +264,13 @@ fn owner_died_mode_reports_the_takeover_once_then_goes_on() {
     assert!(wait_for_line(&mut out, "HOLDING"));
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(l.len(), Err(Error::OwnerDied));
-    // Repaired and consistent: the next call proceeds and sees the completed append.
+    // A call that takes the lock is told (typed reads like `len` may not take it at all).
+    assert_eq!(l.append(5), Err(Error::OwnerDied));
+    // Repaired and consistent: the next calls proceed; the child's completed append is there
+    // and the reported call did not run.
     assert_eq!(l.len().unwrap(), 4);
+    l.append(5).unwrap();
+    assert_eq!(l.len().unwrap(), 5);
     assert_eq!(store.stats().unwrap().repairs, 1);
 }
 

@@ -44,6 +44,10 @@ impl ListProxy {
     /// `Corrupt` if the list's memory fails a check.
     #[inline]
     pub fn len(&self) -> Result<usize> {
+        // Lock-free when no write is under way (see `dispatch::read_optimistic`).
+        if let Some(n) = dispatch::read_optimistic(&self.h.core, &self.h.token, list::len_racy) {
+            return Ok(n as usize);
+        }
         self.with(|c| list::len(c).map(|n| n as usize))
     }
 
@@ -62,6 +66,15 @@ impl ListProxy {
     /// `IndexError("list index out of range")`.
     #[inline]
     pub fn get(&self, index: i64) -> Result<Value> {
+        // A scalar is read lock-free when no write is under way; anything else takes the lock.
+        let h = &self.h;
+        if let Some(c) =
+            dispatch::read_optimistic(&h.core, &h.token, |a, b| list::get_racy(a, b, index))
+        {
+            if let Some(v) = list::scalar_of(&h.core, &c) {
+                return Ok(v);
+            }
+        }
         self.with(|c| list::get(c, index))
     }
 
@@ -310,5 +323,49 @@ impl Store {
         Ok(ListProxy {
             h: self.adopt(token),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    /// A holder that dies mid-write leaves the sequence odd: lock-free reads give up, the next
+    /// locked call repairs (closing the write), and reads are lock-free again.
+    #[test]
+    fn a_writer_dead_mid_write_sends_readers_to_the_lock_until_repaired() {
+        let name = format!("t{}-seq-dead-writer", std::process::id());
+        let store = Store::create(&name, 1 << 20).unwrap();
+        let l = store.list([1i64, 2, 3]).unwrap();
+        let core = &l.h.core;
+        let token = l.h.token;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let (guard, _) = core.table().lock(token.slot, None).unwrap();
+                std::mem::forget(core.table().write_begin(token.slot).unwrap());
+                std::mem::forget(guard); // the thread ends holding the lock, mid-write
+            })
+            .join()
+            .unwrap();
+        });
+        let seq = core.table().seq(token.slot).unwrap();
+        assert_eq!(seq.load(Ordering::Relaxed) & 1, 1);
+        assert_eq!(
+            dispatch::read_optimistic(core, &token, list::len_racy),
+            None
+        );
+        assert_eq!(l.len().unwrap(), 3); // the locked path: OwnerDied, repaired
+        assert_eq!(seq.load(Ordering::Relaxed) & 1, 0);
+        assert_eq!(
+            dispatch::read_optimistic(core, &token, list::len_racy),
+            Some(3)
+        );
+        l.append(4).unwrap();
+        assert_eq!(l.get(-1).unwrap(), Value::Int(4));
+        drop(l);
+        drop(store);
+        let _ = Store::remove(&name);
     }
 }

@@ -53,6 +53,13 @@ impl ValueProxy {
     /// `Corrupt` if the value's memory fails a check.
     #[inline]
     pub fn get(&self) -> Result<Value> {
+        // A scalar is read lock-free when no write is under way; anything else takes the lock.
+        let h = &self.h;
+        if let Some(c) = dispatch::read_optimistic(&h.core, &h.token, value::get_racy) {
+            if let Some(v) = crate::types::list::scalar_of(&h.core, &c) {
+                return Ok(v);
+            }
+        }
         self.with(value::get)
     }
 

@@ -19,11 +19,16 @@
 //!   back by `repair` (the old cell is restored; the new value's block leaks until a repair), so
 //!   a torn cell is never seen.
 //! - a replaced or removed cell's blocks are freed only after the new state is published.
+//!
+//! Lock-free readers ([`len_racy`], [`get_racy`]): every mutation runs inside a write on the
+//! slot's sequence (`Table::write_begin`, odd while it writes), so an optimistic reader sees
+//! either the state before it or after it, never one in between; a holder that dies leaves the
+//! sequence odd until [`repair`] (readers take the lock meanwhile).
 
 use bytemuck::{Pod, Zeroable};
 
 use super::{bind_args, index_arg, iter_arg, Ctx, Kwargs, Method, TypeDesc};
-use crate::arena::Offset;
+use crate::arena::{Arena, Offset};
 use crate::cell::{self, Cell, CELL_SIZE};
 use crate::core::Core;
 use crate::error::{Error, Result};
@@ -185,6 +190,12 @@ fn body(ctx: &Ctx<'_>) -> Result<ListBody> {
         ctx.core.arena().check(b.cells, bytes, 8)?;
     }
     Ok(b)
+}
+
+/// Opens a write on the list's sequence for the duration of one mutation (nested: shared).
+#[inline]
+fn writing<'a>(ctx: &Ctx<'a>) -> Result<crate::table::SeqWrite<'a>> {
+    ctx.core.table().write_begin(ctx.slot)
 }
 
 #[inline]
@@ -374,11 +385,9 @@ fn drop_body(ctx: &mut Ctx<'_>) -> Result<()> {
     ctx.core.free(ctx.body)
 }
 
-/// Every list mutation publishes with single stores, so the body a dead holder left is valid
-/// if it passes the ordinary checks.
 /// Every list mutation but one publishes with single stores, so the body a dead holder left is
 /// valid if it passes the ordinary checks; the one, an in-place cell replacement, is rolled back
-/// from the journal.
+/// from the journal. The write (sequence) it left open is closed.
 fn repair(ctx: &mut Ctx<'_>) -> Result<()> {
     let b = body(ctx)?;
     if b.journal != 0 {
@@ -387,7 +396,7 @@ fn repair(ctx: &mut Ctx<'_>) -> Result<()> {
         }
         ctx.core.arena().store_u64(ctx.body + JOURNAL_AT, 0)?;
     }
-    Ok(())
+    ctx.core.table().seq_repair(ctx.slot)
 }
 
 fn write_str(ctx: &mut Ctx<'_>, out: &mut String) -> Result<()> {
@@ -426,9 +435,52 @@ pub fn get(ctx: &mut Ctx<'_>, i: i64) -> Result<Value> {
     load(ctx, &b, i)
 }
 
+/// `len(l)` read without the lock, for [`dispatch::read_optimistic`](crate::dispatch::read_optimistic):
+/// `None` when the words read are not a valid list (a torn read, or damage the locked path
+/// reports).
+#[inline]
+pub fn len_racy(a: &Arena, body: u64) -> Option<u64> {
+    let len = a.load_u64_racy(body).ok()?;
+    let cap = a.load_u64_racy(body.checked_add(8)?).ok()?;
+    (len <= cap).then_some(len)
+}
+
+/// The cell of `l[i]` read without the lock, for
+/// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` for an index out of
+/// range or words that are not a valid list (the locked path then answers). Every offset is
+/// checked by the arena; the cell is a copy, to decode only once the read is validated
+/// ([`scalar_of`]).
+#[inline]
+pub fn get_racy(a: &Arena, body: u64, i: i64) -> Option<Cell> {
+    let len = a.load_u64_racy(body).ok()?;
+    let cap = a.load_u64_racy(body.checked_add(8)?).ok()?;
+    let cells = a.load_u64_racy(body.checked_add(16)?).ok()?;
+    if len > cap {
+        return None;
+    }
+    let i = normalize(i, len)?;
+    let at = cells.checked_add(i.checked_mul(CELL)?)?;
+    let w = [
+        a.load_u64_racy(at).ok()?,
+        a.load_u64_racy(at.checked_add(8)?).ok()?,
+    ];
+    Some(bytemuck::cast(w))
+}
+
+/// The value of a cell read by [`get_racy`] if it is a scalar stored inline (it owns no
+/// block, so decoding it reads nothing more from the arena); `None` otherwise.
+#[inline]
+pub fn scalar_of(core: &Core, c: &Cell) -> Option<Value> {
+    if c.owns_resources() {
+        return None;
+    }
+    cell::load(core, c, 0).ok()
+}
+
 /// `l[i] = v`.
 #[inline]
 pub fn set(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
+    let _w = writing(ctx)?;
     let b = body(ctx)?;
     let i = normalize(i, b.len)
         .ok_or_else(|| Error::IndexError("list assignment index out of range".into()))?;
@@ -448,6 +500,7 @@ pub fn set(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
 /// `l.append(v)`.
 #[inline]
 pub fn append(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
+    let _w = writing(ctx)?;
     let mut b = body(ctx)?;
     let c = cell::store(ctx.core, v)?;
     if b.len == b.cap {
@@ -463,6 +516,7 @@ pub fn append(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
 
 /// `l.extend(items)`.
 pub fn extend(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
+    let _w = writing(ctx)?;
     let mut b = body(ctx)?;
     let cs = store_all(ctx.core, items, &mut ctx.released)?;
     if let Err(e) = reserve(ctx, &mut b, cs.len() as u64) {
@@ -477,6 +531,7 @@ pub fn extend(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
 
 /// `l.insert(i, v)`, with Python's clamping of `i`.
 pub fn insert(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
+    let _w = writing(ctx)?;
     let b = body(ctx)?;
     let len = b.len as i64;
     let at = if i < 0 {
@@ -499,6 +554,7 @@ pub fn insert(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
 
 /// `l.pop(i)`.
 pub fn pop(ctx: &mut Ctx<'_>, i: i64) -> Result<Value> {
+    let _w = writing(ctx)?;
     let b = body(ctx)?;
     if b.len == 0 {
         return Err(Error::IndexError("pop from empty list".into()));
@@ -545,6 +601,7 @@ fn find(ctx: &Ctx<'_>, b: &ListBody, v: &Value, start: u64, stop: u64) -> Result
 
 /// `l.remove(v)`.
 pub fn remove(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
+    let _w = writing(ctx)?;
     let b = body(ctx)?;
     let at = find(ctx, &b, v, 0, b.len)?
         .ok_or_else(|| Error::ValueError("list.remove(x): x not in list".into()))?;
@@ -582,6 +639,7 @@ pub fn count(ctx: &mut Ctx<'_>, v: &Value) -> Result<u64> {
 
 /// `l.clear()`.
 pub fn clear(ctx: &mut Ctx<'_>) -> Result<()> {
+    let _w = writing(ctx)?;
     let b = body(ctx)?;
     let cs = cells(ctx, &b)?;
     replace_all(ctx, &b, &[])?;
@@ -590,6 +648,7 @@ pub fn clear(ctx: &mut Ctx<'_>) -> Result<()> {
 
 /// `l.reverse()`.
 pub fn reverse(ctx: &mut Ctx<'_>) -> Result<()> {
+    let _w = writing(ctx)?;
     let b = body(ctx)?;
     let mut cs = cells(ctx, &b)?;
     cs.reverse();
@@ -598,6 +657,7 @@ pub fn reverse(ctx: &mut Ctx<'_>) -> Result<()> {
 
 /// `l.sort(reverse=…)`: stable; a `TypeError` for incomparable items leaves the list unchanged.
 pub fn sort(ctx: &mut Ctx<'_>, descending: bool) -> Result<()> {
+    let _w = writing(ctx)?;
     let b = body(ctx)?;
     let cs = cells(ctx, &b)?;
     let vals = snapshot(ctx, &b)?;
@@ -641,6 +701,7 @@ pub fn sort(ctx: &mut Ctx<'_>, descending: bool) -> Result<()> {
 
 /// `l[slice] = items` (Python's slice assignment, extended slices included).
 pub fn set_slice(ctx: &mut Ctx<'_>, s: &Slice, items: &[Value]) -> Result<()> {
+    let _w = writing(ctx)?;
     let b = body(ctx)?;
     let ix = s.indices(b.len as usize)?;
     let mut cs = cells(ctx, &b)?;
@@ -676,6 +737,7 @@ pub fn set_slice(ctx: &mut Ctx<'_>, s: &Slice, items: &[Value]) -> Result<()> {
 
 /// `del l[slice]`.
 pub fn del_slice(ctx: &mut Ctx<'_>, s: &Slice) -> Result<()> {
+    let _w = writing(ctx)?;
     let b = body(ctx)?;
     let ix = s.indices(b.len as usize)?;
     if ix.len == 0 {
@@ -697,6 +759,7 @@ pub fn del_slice(ctx: &mut Ctx<'_>, s: &Slice) -> Result<()> {
 
 /// `del l[i]`.
 pub fn del_index(ctx: &mut Ctx<'_>, i: i64) -> Result<()> {
+    let _w = writing(ctx)?;
     let b = body(ctx)?;
     let at = normalize(i, b.len)
         .ok_or_else(|| Error::IndexError("list assignment index out of range".into()))?;
@@ -705,6 +768,7 @@ pub fn del_index(ctx: &mut Ctx<'_>, i: i64) -> Result<()> {
 
 /// `l *= n`.
 pub fn imul(ctx: &mut Ctx<'_>, n: i64) -> Result<()> {
+    let _w = writing(ctx)?;
     if n <= 0 {
         return clear(ctx);
     }

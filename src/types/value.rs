@@ -17,6 +17,10 @@
 //! cell owned. A crash before the store leaves the old value (and at worst a leaked block the
 //! new cell owned); a crash after it leaves the new value (and at worst the old cell's leaked
 //! block). A torn 16-byte cell or a half-copied `T` is never current.
+//!
+//! Lock-free reads ([`get_racy`]): each publication runs inside a write on the slot's sequence
+//! (`Table::write_begin`), so an optimistic reader never uses a cell read mid-write; a holder
+//! that dies leaves the sequence odd until [`repair`] (readers take the lock meanwhile).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -147,6 +151,7 @@ fn publish_pod(ctx: &Ctx<'_>, b: &ValueBody, bytes: &[u8]) -> Result<()> {
     if bytes.len() != b.elem.size as usize {
         return Err(Error::corrupt("value: element size changed", ctx.body));
     }
+    let _w = ctx.core.table().write_begin(ctx.slot)?;
     let next = 1 - b.current;
     ctx.core.arena().copy_in(pod_off(b, next), bytes)?;
     ctx.core.arena().store_u64(ctx.body + CURRENT_OFF, next)
@@ -157,10 +162,13 @@ fn publish_pod(ctx: &Ctx<'_>, b: &ValueBody, bytes: &[u8]) -> Result<()> {
 fn publish_cell(ctx: &mut Ctx<'_>, b: &ValueBody, v: &Value) -> Result<()> {
     let next = 1 - b.current;
     let new = cell::store(ctx.core, v)?;
-    ctx.core
-        .arena()
-        .write(Offset::new(cell_off(ctx, next)), new)?;
-    ctx.core.arena().store_u64(ctx.body + CURRENT_OFF, next)?;
+    {
+        let _w = ctx.core.table().write_begin(ctx.slot)?;
+        ctx.core
+            .arena()
+            .write(Offset::new(cell_off(ctx, next)), new)?;
+        ctx.core.arena().store_u64(ctx.body + CURRENT_OFF, next)?;
+    }
     let old = b.cells[b.current as usize & 1];
     if old.owns_resources() {
         cell::release(ctx.core, &old, &mut ctx.released)?;
@@ -266,9 +274,11 @@ fn drop_body(ctx: &mut Ctx<'_>) -> Result<()> {
     ctx.core.free(ctx.body)
 }
 
-/// Every write publishes with one store, so a body that passes the checks is valid.
+/// Every write publishes with one store, so a body that passes the checks is valid. The write
+/// a dead holder left open on the sequence is closed.
 fn repair(ctx: &mut Ctx<'_>) -> Result<()> {
-    body(ctx).map(|_| ())
+    body(ctx)?;
+    ctx.core.table().seq_repair(ctx.slot)
 }
 
 fn write_str(ctx: &mut Ctx<'_>, out: &mut String) -> Result<()> {
@@ -299,6 +309,27 @@ pub fn get(ctx: &mut Ctx<'_>) -> Result<Value> {
     }
     let i = b.current;
     cell::load(ctx.core, &b.cells[i as usize & 1], cell_off(ctx, i))
+}
+
+/// The current cell of a cells value, read without the lock for
+/// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic); `None` for a plain-data
+/// value or words that are not a valid body (the locked path then answers). Decode it, once
+/// validated, with [`list::scalar_of`](super::list::scalar_of).
+#[inline]
+pub fn get_racy(a: &crate::arena::Arena, body: u64) -> Option<Cell> {
+    if a.load_u32_racy(body).ok()? != REPR_CELLS {
+        return None;
+    }
+    let current = a.load_u64_racy(body.checked_add(CURRENT_OFF)?).ok()?;
+    if current > 1 {
+        return None;
+    }
+    let at = body.checked_add(CELLS_OFF + current * cell::CELL_SIZE as u64)?;
+    let w = [
+        a.load_u64_racy(at).ok()?,
+        a.load_u64_racy(at.checked_add(8)?).ok()?,
+    ];
+    Some(bytemuck::cast(w))
 }
 
 /// `v.set(x)`. A plain-data value converts `x` with `array.array`'s rules.

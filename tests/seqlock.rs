@@ -1,0 +1,151 @@
+//! Lock-free reads (list `len`/`get`, value `get`) against a writer in another process: every
+//! read is a value that was written, never a torn mix of two.
+//!
+//! The writer flips every item of a list, and a value, between two patterns whose cells differ
+//! in every byte (an int `0x5555…` and a 14-byte inline string of `z`s), and grows and shrinks
+//! the list by one item meanwhile. A torn cell would decode to neither pattern (another int,
+//! another string, or a bad cell), a torn length to neither length.
+
+mod common;
+
+use std::io::BufReader;
+
+use common::{expect_success, spawn, unique, wait_for_line, Cleanup};
+use shmstore::{Error, ListProxy, Store, Value, ValueProxy};
+
+const ITEMS: i64 = 8;
+const ROUNDS: u64 = 20_000;
+const P0: i64 = 0x5555_5555_5555_5555;
+const P1: &str = "zzzzzzzzzzzzzz";
+
+fn is_pattern(v: &Value) -> bool {
+    matches!(v, Value::Int(P0)) || matches!(v, Value::Str(s) if s == P1)
+}
+
+fn pattern(round: u64) -> Value {
+    if round % 2 == 0 {
+        Value::Int(P0)
+    } else {
+        Value::from(P1)
+    }
+}
+
+/// Entry point for child processes (run by the tests below, not on its own).
+#[test]
+#[ignore = "entry point for the child processes of this file's tests"]
+fn child_main() {
+    let Some((role, args)) = common::child_role() else {
+        return;
+    };
+    let store = Store::open(&args[0]).expect("child: open");
+    let l = ListProxy::try_from(store.lookup("items").unwrap()).unwrap();
+    let v = ValueProxy::try_from(store.lookup("value").unwrap()).unwrap();
+    let done = ValueProxy::try_from(store.lookup("done").unwrap()).unwrap();
+    match role.as_str() {
+        "writer" => {
+            common::signal("READY");
+            for round in 0..ROUNDS {
+                let p = pattern(round);
+                for i in 0..ITEMS {
+                    l.set(i, p.clone()).expect("set");
+                }
+                v.set(p.clone()).expect("value set");
+                l.append(p).expect("append");
+                l.pop(-1).expect("pop");
+            }
+            done.set(true).expect("done");
+        }
+        "reader" => {
+            common::signal("READY");
+            // Wait for the writer's first round, then read until it is done.
+            while v.get().expect("value get") != Value::from(P1) {
+                std::hint::spin_loop();
+            }
+            let mut n = 0u64;
+            while done.get().expect("done") == Value::Bool(false) {
+                n += 1;
+                let len = l.len().expect("len");
+                assert!(
+                    len == ITEMS as usize || len == ITEMS as usize + 1,
+                    "len {len}"
+                );
+                let i = (n % (ITEMS as u64 + 1)) as i64 - 1; // -1 (the last item) and 0..ITEMS
+                let x = l.get(i).expect("get");
+                assert!(is_pattern(&x), "torn list read: {x:?}");
+                let y = v.get().expect("value get");
+                assert!(is_pattern(&y), "torn value read: {y:?}");
+            }
+            common::signal(&format!("READS {n}"));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn lock_free_reads_in_other_processes_never_see_a_torn_write() {
+    let name = unique("seqlock");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 16 << 20).unwrap();
+    let l = store.list(vec![Value::Int(P0); ITEMS as usize]).unwrap();
+    let v = store.value(P0).unwrap();
+    store.bind("items", &l).unwrap();
+    store.bind("value", &v).unwrap();
+    let done = store.value(false).unwrap();
+    store.bind("done", &done).unwrap();
+
+    let mut readers: Vec<_> = (0..2).map(|_| spawn("reader", &[&name])).collect();
+    let mut writer = spawn("writer", &[&name]);
+    // Kept open until the children end: they print to them.
+    let mut outs = Vec::new();
+    for c in readers.iter_mut().chain(std::iter::once(&mut writer)) {
+        let mut out = BufReader::new(c.stdout.take().unwrap());
+        assert!(wait_for_line(&mut out, "READY"));
+        outs.push(out);
+    }
+    expect_success(writer, "writer");
+    for (r, out) in readers.into_iter().zip(&mut outs) {
+        let n: u64 = common::read_value(out, "READS ").unwrap().parse().unwrap();
+        assert!(n > 0, "a reader read nothing while the writer wrote");
+        expect_success(r, "reader");
+    }
+    // The writer finished on an odd round: the string pattern.
+    assert_eq!(l.len().unwrap(), ITEMS as usize);
+    assert_eq!(l.get(0).unwrap(), Value::from(P1));
+    assert_eq!(v.get().unwrap(), Value::from(P1));
+}
+
+/// Reads in this thread while it holds the list's lock: `len` and a scalar `get` succeed
+/// without the lock (so the lock-free path is really taken), a string that lives in a block
+/// takes the lock and reports the relock. (A writer that dies mid-write: `proxy::list`'s unit
+/// test.)
+#[test]
+fn reads_without_the_lock_do_not_wait_for_its_holder() {
+    let name = unique("seqlock-held");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 16 << 20).unwrap();
+    let long = "a string too long to be stored inline";
+    let l = store
+        .list(vec![Value::Int(1), Value::from(long), Value::from("short")])
+        .unwrap();
+    let v = store.value(2.5).unwrap();
+    l.with_lock(|view| {
+        assert_eq!(l.len().unwrap(), 3);
+        assert_eq!(l.get(0).unwrap(), Value::Int(1));
+        assert_eq!(l.get(-1).unwrap(), Value::from("short"));
+        assert!(matches!(l.get(1), Err(Error::Os { .. })), "{:?}", l.get(1));
+        // An index out of range is answered by the locked path, which is held here.
+        assert!(matches!(l.get(3), Err(Error::Os { .. })));
+        view.append(Value::Int(4))?;
+        assert_eq!(l.len().unwrap(), 4);
+        assert_eq!(l.get(3).unwrap(), Value::Int(4));
+        Ok(())
+    })
+    .unwrap();
+    v.with_lock(|_| {
+        assert_eq!(v.get().unwrap(), Value::Float(2.5));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(l.get(1).unwrap(), Value::from(long));
+    assert!(matches!(l.get(4), Err(Error::IndexError(_))));
+}
