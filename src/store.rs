@@ -245,7 +245,8 @@ impl Store {
     /// Opt in to being told: a call that finds its object's lock held by a process that died
     /// repairs the object as always, then returns `Error::OwnerDied` instead of going on (call
     /// again to proceed). Off by default, when recovery is silent and counted in
-    /// `stats().repairs`. Applies to every proxy of this attachment.
+    /// `stats().repairs`. Applies to every proxy of this attachment, on calls that take the
+    /// object's lock (lock-free reads of a consistent object, like `len`, are not told).
     pub fn report_owner_died(&self, on: bool) {
         self.core.set_report_owner_died(on);
     }
