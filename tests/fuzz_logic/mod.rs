@@ -184,6 +184,18 @@ fn unblock<'a>(
     mut args: Vec<Value>,
     mut kwargs: Vec<(&'a str, Value)>,
 ) -> Option<(Vec<Value>, Vec<(&'a str, Value)>)> {
+    if type_id == type_ids::LIST && (method == "__mul__" || method == "__rmul__") {
+        // `l * n` builds its result in this process's memory, as CPython does: a count in the
+        // billions exhausts it (MemoryError there; here `OutOfMemory` when malloc says no, but
+        // AddressSanitizer aborts on such a request instead), so counts are kept small.
+        let small = |v: &mut Value| {
+            if let Value::Int(n) = v {
+                *n %= 1000;
+            }
+        };
+        args.iter_mut().for_each(small);
+        kwargs.iter_mut().for_each(|(_, v)| small(v));
+    }
     let queue = type_id == type_ids::QUEUE || type_id == type_ids::JOINABLE_QUEUE;
     if !queue {
         return Some((args, kwargs));
@@ -336,8 +348,26 @@ impl<'a> Arbitrary<'a> for MV {
             6 => Value::Str((*u.choose(&["", "a", "b", "a string longer than sixteen"])?).into()),
             7 => Value::Tuple(vec![Value::Int(u.int_in_range(0..=2)?)]),
             8 => Value::List(vec![Value::Int(u.int_in_range(0..=2)?)]),
-            _ => gen.value(u, 1)?,
+            // Anything else, with dicts made valid (`Value::Dict` built by hand may have
+            // unhashable or repeated keys, which the store refuses: not what is modelled here).
+            _ => valid_dicts(gen.value(u, 1)?),
         }))
+    }
+}
+
+/// `v` with every dict rebuilt as `dict(pairs)` builds it, unhashable keys dropped.
+fn valid_dicts(v: Value) -> Value {
+    match v {
+        Value::List(xs) => Value::List(xs.into_iter().map(valid_dicts).collect()),
+        Value::Tuple(xs) => Value::Tuple(xs.into_iter().map(valid_dicts).collect()),
+        Value::Dict(pairs) => Value::dict_from_pairs(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (valid_dicts(k), valid_dicts(v)))
+                .filter(|(k, _)| k.py_hash().is_ok()),
+        )
+        .unwrap_or(Value::None),
+        v => v,
     }
 }
 
