@@ -34,6 +34,12 @@ impl Drop for Cleanup {
     }
 }
 
+/// Whether `FUZZ_TRACE` is set: the targets then print what they do (for a failing input).
+fn trace() -> bool {
+    static TRACE: OnceLock<bool> = OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some())
+}
+
 /// Errors a sound store may give for some input; anything else (`Corrupt`, `Os`, …) is a bug.
 fn expected_error(e: &Error) -> bool {
     !matches!(
@@ -173,6 +179,9 @@ impl ValueGen<'_> {
 // ---------------------------------------------------------------------------------------------
 // dispatch
 
+/// Owned keyword arguments.
+type Kwargs<'a> = Vec<(&'a str, Value)>;
+
 /// Rewrites a call that could block forever into its non-blocking form; `None` skips it.
 ///
 /// - `Queue.get`/`put`: `block=False` (positional extras beyond the item are dropped, as are
@@ -183,7 +192,7 @@ fn unblock<'a>(
     method: &str,
     mut args: Vec<Value>,
     mut kwargs: Vec<(&'a str, Value)>,
-) -> Option<(Vec<Value>, Vec<(&'a str, Value)>)> {
+) -> Option<(Vec<Value>, Kwargs<'a>)> {
     if type_id == type_ids::LIST && (method == "__mul__" || method == "__rmul__") {
         // `l * n` builds its result in this process's memory, as CPython does: a count in the
         // billions exhausts it (MemoryError there; here `OutOfMemory` when malloc says no, but
@@ -253,7 +262,10 @@ pub fn dispatch(data: &[u8]) {
         });
 
         let objects: Vec<Proxy> = vec![
-            store.list([Value::from(1), Value::from("a")]).expect("list").into(),
+            store
+                .list([Value::from(1), Value::from("a")])
+                .expect("list")
+                .into(),
             store.dict([("k", 1)]).expect("dict").into(),
             store.set([1, 2, 3]).expect("set").into(),
             store.value(3).expect("value").into(),
@@ -273,7 +285,9 @@ pub fn dispatch(data: &[u8]) {
             }
             let Ok(obj) = u.choose(&objects) else { break };
             let ty = obj.token().type_id;
-            let methods = shmstore::dispatch::type_desc(ty).expect("type desc").methods;
+            let methods = shmstore::dispatch::type_desc(ty)
+                .expect("type desc")
+                .methods;
             let method: String = match u.choose_index(8) {
                 Ok(0) => {
                     let n = u.int_in_range(0..=12).unwrap_or(0);
@@ -300,7 +314,15 @@ pub fn dispatch(data: &[u8]) {
             let Some((args, kwargs)) = unblock(ty, &method, args, kwargs) else {
                 continue;
             };
-            match obj.call_method_kw(&method, args.clone(), &kwargs) {
+            let r = obj.call_method_kw(&method, args.clone(), &kwargs);
+            if trace() {
+                eprintln!(
+                    "{}#{}.{method}({args:?}, {kwargs:?}) -> {r:?}",
+                    obj.typeid(),
+                    obj.token().slot
+                );
+            }
+            match r {
                 Ok(_) => {}
                 Err(e) => assert!(
                     expected_error(&e),
@@ -492,7 +514,7 @@ fn list_model(m: &mut Vec<Value>, op: &ListOp) -> Option<Result<Value, Error>> {
                 m.iter().filter(|x| **x == v.0).count() as i64
             )))
         }
-        ListOp::Contains(v) => return Some(Ok(Value::Bool(m.iter().any(|x| *x == v.0)))),
+        ListOp::Contains(v) => return Some(Ok(Value::Bool(m.contains(&v.0)))),
         ListOp::Len => return Some(Ok(Value::Int(m.len() as i64))),
         ListOp::GetSlice(a, b, c) => {
             return Some(
@@ -840,7 +862,6 @@ fn image() -> &'static Image {
     })
 }
 
-
 fn protected(img: &Image, off: usize) -> bool {
     img.protected.iter().any(|&(a, b)| (a..b).contains(&off))
 }
@@ -905,8 +926,8 @@ pub fn arena_bytes(data: &[u8]) {
     };
     let mut bytes = img.bytes.clone();
     for w in rest.chunks_exact(4).take(256) {
-        let off = (usize::from(w[0]) | usize::from(w[1]) << 8 | usize::from(w[2]) << 16)
-            % bytes.len();
+        let off =
+            (usize::from(w[0]) | usize::from(w[1]) << 8 | usize::from(w[2]) << 16) % bytes.len();
         if !protected(img, off) {
             bytes[off] = w[3];
         }
@@ -955,7 +976,6 @@ pub fn arena_bytes(data: &[u8]) {
     }
     poke(store.check());
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // alloc
@@ -1020,7 +1040,10 @@ pub fn alloc(data: &[u8]) {
                             assert!(buf.iter().all(|&b| b == 0), "alloc_zeroed not zeroed");
                         }
                         fill(off, usable, next_fill);
-                        assert!(live.insert(off, (usable, next_fill)).is_none(), "same block twice");
+                        assert!(
+                            live.insert(off, (usable, next_fill)).is_none(),
+                            "same block twice"
+                        );
                         next_fill = next_fill.wrapping_add(1).max(1);
                     }
                     Err(Error::OutOfMemory { .. }) => {}
@@ -1085,7 +1108,10 @@ pub fn alloc(data: &[u8]) {
             end = off + usable;
             let mut buf = vec![0u8; usable as usize];
             arena.copy_out(off, &mut buf).expect("copy_out");
-            assert!(buf.iter().all(|&x| x == b), "block at {off} was overwritten");
+            assert!(
+                buf.iter().all(|&x| x == b),
+                "block at {off} was overwritten"
+            );
         }
         let blocks = heap.blocks().expect("blocks");
         let used: BTreeMap<u64, u64> = blocks
@@ -1097,7 +1123,11 @@ pub fn alloc(data: &[u8]) {
         assert_eq!(used, want, "blocks in use differ from the model");
         let st = heap.stats().expect("stats");
         assert_eq!(st.blocks_in_use, live.len() as u64, "blocks_in_use");
-        assert_eq!(st.bytes_in_use + st.bytes_free, st.heap_bytes, "bytes add up");
+        assert_eq!(
+            st.bytes_in_use + st.bytes_free,
+            st.heap_bytes,
+            "bytes add up"
+        );
         assert_eq!(st.heap_bytes, empty.heap_bytes, "heap size changed");
         let payload: u64 = live.values().map(|v| v.0).sum();
         if let Some(per) = st.bytes_in_use.checked_sub(payload) {
@@ -1107,13 +1137,20 @@ pub fn alloc(data: &[u8]) {
                 assert_eq!(*header_bytes.get_or_insert(h), h, "block overhead varies");
             }
         } else {
-            panic!("bytes_in_use {} below the payload {payload}", st.bytes_in_use);
+            panic!(
+                "bytes_in_use {} below the payload {payload}",
+                st.bytes_in_use
+            );
         }
         let free_blocks = blocks.iter().filter(|b| !b.2).count() as u64;
         assert_eq!(st.free_blocks, free_blocks, "free_blocks");
         let largest = blocks.iter().filter(|b| !b.2).map(|b| b.1).max();
         if let Some(h) = header_bytes {
-            assert_eq!(st.largest_free, largest.map_or(0, |s| s + h), "largest_free");
+            assert_eq!(
+                st.largest_free,
+                largest.map_or(0, |s| s + h),
+                "largest_free"
+            );
         }
     }
     let report = heap.check().expect("check");
