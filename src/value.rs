@@ -1198,7 +1198,9 @@ impl Value {
     ///
     /// # Errors
     /// `ValueError` when containers nest more than [`MAX_DEPTH`] deep or a str, bytes or
-    /// container is longer than `u32::MAX`; `out` is then left as it was.
+    /// container is longer than `u32::MAX`; for a `Value::Dict` not built by
+    /// [`Value::dict_from_pairs`], `TypeError("unhashable type: 'list'")` for an unhashable key
+    /// and `ValueError` for a key that appears twice. `out` is then left as it was.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), Error> {
         let start = out.len();
         out.reserve(self.encoded_len());
@@ -1267,7 +1269,18 @@ impl Value {
                 check_level(level)?;
                 out.push(tag::DICT);
                 push_len(out, pairs.len(), "dict")?;
+                // A `Value::Dict` built by hand may break the invariant `decode` checks; it is
+                // refused here rather than stored and later read back as corrupt.
+                let mut index = KeyIndex::default();
                 for (key, value) in pairs {
+                    let hash = key.py_hash()?;
+                    if index.position(pairs, hash, key).is_some() {
+                        return Err(Error::ValueError(format!(
+                            "dict has the key {} twice",
+                            key.repr()
+                        )));
+                    }
+                    index.push(hash);
                     key.encode_at(out, level + 1)?;
                     value.encode_at(out, level + 1)?;
                 }
@@ -1918,6 +1931,27 @@ mod tests {
         assert_ne!(Value::from(Slice::new(1, 2)), Value::from(Slice::from(1..)));
         assert_eq!(Value::from(token()), Value::from(token()));
         assert_ne!(Value::None, Value::from(0));
+    }
+
+    /// Found by the `dispatch` fuzz target: a hand-built dict with an unhashable or repeated
+    /// key was stored, then read back as `Corrupt`. `encode` now refuses it.
+    #[test]
+    fn encode_refuses_a_dict_decode_would_call_corrupt() {
+        let mut out = vec![7];
+        let odd = Value::Dict(vec![(Value::List(vec![]), 1.into())]);
+        assert_eq!(
+            odd.encode(&mut out),
+            Err(Error::TypeError("unhashable type: 'list'".into()))
+        );
+        let twice = Value::List(vec![Value::Dict(vec![
+            (1.into(), 1.into()),
+            (Value::Float(1.0), 2.into()),
+        ])]);
+        assert!(matches!(twice.encode(&mut out), Err(Error::ValueError(_))));
+        assert_eq!(out, [7], "out left as it was");
+        let fine = Value::dict_from_pairs([(1, 1), (2, 2)]).unwrap();
+        fine.encode(&mut out).unwrap();
+        assert_eq!(Value::decode(&out[1..]).unwrap(), fine);
     }
 
     #[test]
