@@ -344,7 +344,23 @@ pub fn dispatch(data: &[u8]) {
     }
     let after = store.stats().expect("stats");
     assert_eq!(after.objects_live, base.objects_live, "objects leaked");
-    assert_eq!(after.bytes_in_use, base.bytes_in_use, "arena memory leaked");
+    assert_eq!(
+        after.blocks_in_use, base.blocks_in_use,
+        "arena blocks leaked"
+    );
+    // Bytes may differ by less than a minimum block: the process table's holdings block grows
+    // while many proxies live and is remade at its small size when they are gone, and the
+    // allocator hands out a whole free block when the rest would be under 32 bytes (found by
+    // this target: `tests/fuzz_regressions/dispatch/leak-16-bytes`, 288 against 272).
+    assert!(
+        after.bytes_in_use >= base.bytes_in_use && after.bytes_in_use - base.bytes_in_use < 32,
+        "arena memory leaked: {} bytes in use, {} at the start",
+        after.bytes_in_use,
+        base.bytes_in_use
+    );
+    // The definition of a leak: a block nothing reaches. Mark and sweep must find none.
+    let swept = store.repair().expect("repair");
+    assert_eq!(swept.freed_blocks, 0, "unreachable blocks: {swept:?}");
     let report = store.check().expect("check");
     assert!(report.is_ok(), "check after drop: {:?}", report.problems);
 }
