@@ -10,7 +10,16 @@ use crate::token::Token;
 use crate::types::{self, Ctx, Kwargs, TypeDesc};
 use crate::value::Value;
 
-static TYPES: &[&TypeDesc] = &[&types::list::DESC];
+static TYPES: &[&TypeDesc] = &[
+    &types::list::DESC,
+    &types::semaphore::LOCK_DESC,
+    &types::rlock::DESC,
+    &types::semaphore::SEMAPHORE_DESC,
+    &types::semaphore::BOUNDED_DESC,
+    &types::condition::DESC,
+    &types::event::DESC,
+    &types::barrier::DESC,
+];
 
 /// The descriptor of type `id`.
 ///

@@ -246,3 +246,8 @@ impl Proxy {
 
 mod list;
 pub use list::{ListProxy, ListView};
+mod sync;
+pub use sync::{
+    Acquire, AcquireGuard, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, EventProxy,
+    LockProxy, RLockProxy, SemaphoreProxy,
+};

@@ -11,7 +11,13 @@ use crate::table;
 use crate::token::Token;
 use crate::value::Value;
 
+pub mod barrier;
+pub mod condition;
+pub mod event;
 pub mod list;
+pub mod rlock;
+pub mod semaphore;
+pub mod sync_common;
 
 /// Keyword arguments, as Python's `**kwds`.
 pub type Kwargs<'a> = &'a [(&'a str, Value)];
