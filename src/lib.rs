@@ -54,11 +54,11 @@ mod value;
 
 pub use dispatch::MethodId;
 pub use error::{Error, Result};
-pub use proxy::{AsProxy, IntoArgs, ListProxy, ListView, Proxy};
 pub use proxy::{
     Acquire, AcquireGuard, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, EventProxy,
     LockProxy, RLockProxy, SemaphoreProxy,
 };
+pub use proxy::{AsProxy, IntoArgs, ListProxy, ListView, Proxy};
 pub use store::{Stats, Store, StoreBuilder};
 pub use token::{type_ids, Token};
 pub use value::{Slice, SliceIndices, SliceIter, Value, MAX_DEPTH};

@@ -194,7 +194,10 @@ fn str_and_repr_follow_cpython() {
         format!("{}ADDR{}", &s[..at], &s[end..])
     };
     let l = store.lock().unwrap();
-    assert_eq!(addr(&l.to_string()), "<unlocked _thread.lock object at ADDR>");
+    assert_eq!(
+        addr(&l.to_string()),
+        "<unlocked _thread.lock object at ADDR>"
+    );
     let _g = l.acquire_guard().unwrap();
     assert_eq!(addr(&l.to_string()), "<locked _thread.lock object at ADDR>");
     assert_eq!(
@@ -285,12 +288,16 @@ fn typed_lock_semaphore_and_guards() {
     let g = b.acquire_guard().unwrap();
     assert_eq!(
         b.release_n(2),
-        Err(Error::ValueError("Semaphore released too many times".into()))
+        Err(Error::ValueError(
+            "Semaphore released too many times".into()
+        ))
     );
     drop(g);
     assert_eq!(
         b.release(),
-        Err(Error::ValueError("Semaphore released too many times".into()))
+        Err(Error::ValueError(
+            "Semaphore released too many times".into()
+        ))
     );
     assert_eq!(b.value().unwrap(), 2);
 }
@@ -314,7 +321,9 @@ fn typed_rlock_condition_event_barrier() {
     let c = store.condition().unwrap();
     assert_eq!(
         c.wait(None),
-        Err(Error::RuntimeError("cannot wait on un-acquired lock".into()))
+        Err(Error::RuntimeError(
+            "cannot wait on un-acquired lock".into()
+        ))
     );
     {
         let g = c.acquire_guard().unwrap();
@@ -329,7 +338,10 @@ fn typed_rlock_condition_event_barrier() {
                 Some(Duration::from_millis(30))
             )
             .unwrap());
-        assert!(calls >= 2, "the predicate is checked before and after waiting");
+        assert!(
+            calls >= 2,
+            "the predicate is checked before and after waiting"
+        );
         // The recursion count is back after the waits.
         assert!(g.is_owned().unwrap());
         assert!(g.wait_for(|| true, None).unwrap());
@@ -356,7 +368,10 @@ fn typed_rlock_condition_event_barrier() {
     let b = store
         .barrier_with(2, Some(Duration::from_millis(20)))
         .unwrap();
-    assert_eq!(b.default_timeout().unwrap(), Some(Duration::from_millis(20)));
+    assert_eq!(
+        b.default_timeout().unwrap(),
+        Some(Duration::from_millis(20))
+    );
     // The default timeout breaks a barrier that never fills.
     assert_eq!(b.wait(None), Err(Error::BrokenBarrier));
     assert!(b.broken().unwrap());
@@ -421,12 +436,16 @@ fn rlock_and_condition_belong_to_a_thread_but_a_lock_to_nobody() {
         s.spawn(|| {
             assert_eq!(
                 r.release(),
-                Err(Error::RuntimeError("cannot release un-acquired lock".into()))
+                Err(Error::RuntimeError(
+                    "cannot release un-acquired lock".into()
+                ))
             );
             assert!(!r.acquire(true, Some(Duration::from_millis(10))).unwrap());
             assert_eq!(
                 c.notify(1),
-                Err(Error::RuntimeError("cannot notify on un-acquired lock".into()))
+                Err(Error::RuntimeError(
+                    "cannot notify on un-acquired lock".into()
+                ))
             );
             // A Lock has no owner: another thread releases it.
             l.release().unwrap();
@@ -603,7 +622,9 @@ fn a_semaphore_bounds_concurrency_across_processes() {
     let stats = store.list([0, 0]).unwrap();
     store.bind("sem", &s).unwrap();
     store.bind("stats", &stats).unwrap();
-    let children: Vec<_> = (0..4).map(|_| spawn("sem_worker", &[&name, "300"])).collect();
+    let children: Vec<_> = (0..4)
+        .map(|_| spawn("sem_worker", &[&name, "300"]))
+        .collect();
     for c in children {
         expect_success(c, "semaphore worker");
     }
@@ -614,19 +635,31 @@ fn a_semaphore_bounds_concurrency_across_processes() {
 }
 
 /// Spawns a child holding `what` (bound under that name) and waits until it holds it.
-/// A child holding an object, and its stdout (kept open while it lives).
-type Holder = (std::process::Child, BufReader<std::process::ChildStdout>);
+/// A child holding an object, and its stdout (kept open while it lives); killed when dropped,
+/// so that a failing test leaves no child behind.
+struct Holder {
+    child: std::process::Child,
+    _out: BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 fn spawn_holder(name: &str, what: &str) -> Holder {
     let mut child = spawn("hold", &[name, what]);
     let mut out = BufReader::new(child.stdout.take().unwrap());
     assert!(wait_for_line(&mut out, "HOLDING"), "child did not acquire");
-    (child, out)
+    Holder { child, _out: out }
 }
 
-fn kill((mut child, _out): Holder) {
-    child.kill().unwrap();
-    child.wait().unwrap();
+/// SIGKILLs the holder and reaps it.
+fn kill(mut h: Holder) {
+    h.child.kill().unwrap();
+    h.child.wait().unwrap();
 }
 
 #[test]
@@ -650,7 +683,9 @@ fn a_timeout_fires_on_a_lock_another_process_holds() {
     assert!(!r.acquire(true, Some(Duration::from_millis(300))).unwrap());
     assert_eq!(
         r.release(),
-        Err(Error::RuntimeError("cannot release un-acquired lock".into()))
+        Err(Error::RuntimeError(
+            "cannot release un-acquired lock".into()
+        ))
     );
     kill(a);
     kill(b);
@@ -668,7 +703,10 @@ fn a_lock_holder_killed_is_recovered_by_a_waiter_already_waiting() {
     std::thread::scope(|s| {
         let waiter = s.spawn(|| l.acquire(true, Some(LONG)).unwrap());
         kill(child);
-        assert!(waiter.join().unwrap(), "the waiter took the dead holder's lock");
+        assert!(
+            waiter.join().unwrap(),
+            "the waiter took the dead holder's lock"
+        );
     });
     assert!(store.stats().unwrap().repairs > repairs);
     // Exactly one unit: held now, and one release frees it.
@@ -723,12 +761,28 @@ fn a_semaphore_holder_killed_gives_back_its_unit_only() {
         let acquire = |timeout: f64| s.call_method("acquire", (true, timeout)).unwrap();
         assert_eq!(acquire(0.05), Value::Bool(false), "{kind}: both units held");
         kill(a);
-        assert_eq!(acquire(30.0), Value::Bool(true), "{kind}: a's unit recovered");
-        assert_eq!(acquire(0.3), Value::Bool(false), "{kind}: b still holds one");
+        assert_eq!(
+            acquire(30.0),
+            Value::Bool(true),
+            "{kind}: a's unit recovered"
+        );
+        assert_eq!(
+            acquire(0.3),
+            Value::Bool(false),
+            "{kind}: b still holds one"
+        );
         kill(b);
-        assert_eq!(acquire(30.0), Value::Bool(true), "{kind}: b's unit recovered");
+        assert_eq!(
+            acquire(30.0),
+            Value::Bool(true),
+            "{kind}: b's unit recovered"
+        );
         s.call_method("release", (2,)).unwrap();
-        assert_eq!(s.get_value().unwrap(), Value::Int(2), "{kind}: no unit twice");
+        assert_eq!(
+            s.get_value().unwrap(),
+            Value::Int(2),
+            "{kind}: no unit twice"
+        );
         store.unbind(kind).unwrap();
     }
 }

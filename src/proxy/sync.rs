@@ -151,10 +151,12 @@ macro_rules! guard_methods {
                 &self,
                 timeout: Option<Duration>,
             ) -> Result<Option<AcquireGuard<'_, $ty>>> {
-                Ok(Acquire::acquire(self, true, timeout)?.then_some(AcquireGuard {
-                    proxy: self,
-                    armed: true,
-                }))
+                Ok(
+                    Acquire::acquire(self, true, timeout)?.then_some(AcquireGuard {
+                        proxy: self,
+                        armed: true,
+                    }),
+                )
             }
 
             /// `acquire(blocking, timeout)`: true if acquired.

@@ -140,7 +140,10 @@ fn get_value(ctx: &mut Ctx<'_>) -> Result<Value> {
     let b = body(ctx)?;
     Ok(Value::Dict(vec![
         (Value::from("parties"), Value::Int(b.parties as i64)),
-        (Value::from("n_waiting"), Value::Int(n_waiting_of(&b) as i64)),
+        (
+            Value::from("n_waiting"),
+            Value::Int(n_waiting_of(&b) as i64),
+        ),
         (Value::from("broken"), Value::Bool(b.state == BROKEN)),
     ]))
 }

@@ -129,9 +129,7 @@ fn pending(b: &CondBody) -> u64 {
     let gone = live
         .iter()
         .enumerate()
-        .filter(|(i, t)| {
-            **t >= b.notified && **t < b.next_ticket && !live[..*i].contains(t)
-        })
+        .filter(|(i, t)| **t >= b.notified && **t < b.next_ticket && !live[..*i].contains(t))
         .count() as u64;
     (b.next_ticket - b.notified).saturating_sub(gone)
 }

@@ -333,8 +333,7 @@ pub fn create(core: &Core) -> Result<Token> {
     let size = size_of::<RLockBody>() as u64;
     let body = core.alloc(size)?;
     let built = (|| {
-        core.arena()
-            .write(Offset::new(body), RLockBody::zeroed())?;
+        core.arena().write(Offset::new(body), RLockBody::zeroed())?;
         table::init_cond(core.arena(), body + OFF_COND)?;
         core.create_object(type_ids::RLOCK, body)
     })();
@@ -411,6 +410,46 @@ fn m_exit(ctx: &mut Ctx<'_>, _a: &[Value], _k: Kwargs<'_>) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn a_dead_owner_is_taken_over_and_a_live_one_is_not() {
+        let name = format!("u{}-rlock-dead", std::process::id());
+        let _ = Store::remove(&name);
+        let store = Store::create(&name, 1 << 20).unwrap();
+        let r = store.rlock().unwrap();
+        let t = r.token();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let fake = |pid: u32| {
+            move |ctx: &mut Ctx<'_>| {
+                let me = ProcId {
+                    pid,
+                    pad: 0,
+                    start: 0,
+                };
+                take(ctx, ctx.body + OFF_OWNER, me, 7, 3)
+            }
+        };
+        // pid 1 lives: the lock stays its own.
+        crate::dispatch::with_object(store.core(), &t, fake(1)).unwrap();
+        assert!(!r.acquire(false, None).unwrap());
+        assert_eq!(
+            r.release(),
+            Err(Error::RuntimeError(
+                "cannot release un-acquired lock".into()
+            ))
+        );
+        // A dead owner's hold goes to the next acquirer.
+        crate::dispatch::with_object(store.core(), &t, fake(dead)).unwrap();
+        assert!(r.acquire(false, None).unwrap());
+        assert_eq!(r.count().unwrap(), 1);
+        r.release().unwrap();
+        assert_eq!(r.count().unwrap(), 0);
+        drop(r);
+        let _ = Store::remove(&name);
+    }
 
     #[test]
     fn method_table_is_sorted_for_binary_search() {

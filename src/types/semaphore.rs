@@ -284,12 +284,7 @@ pub fn create(core: &Core, type_id: u16, value: u64) -> Result<Token> {
     let (flavor, value, bound, cap) = match type_id {
         type_ids::LOCK => (FLAVOR_LOCK, 1, 1, 1),
         type_ids::SEMAPHORE => (FLAVOR_SEMAPHORE, value, u64::MAX, MAX_HOLDERS),
-        type_ids::BOUNDED_SEMAPHORE => (
-            FLAVOR_BOUNDED,
-            value,
-            value,
-            value.clamp(1, MAX_HOLDERS),
-        ),
+        type_ids::BOUNDED_SEMAPHORE => (FLAVOR_BOUNDED, value, value, value.clamp(1, MAX_HOLDERS)),
         _ => return Err(Error::ValueError("not a semaphore type".into())),
     };
     let size = HEAD + (cap + 1) * ENTRY;
@@ -338,7 +333,14 @@ pub fn holders(ctx: &mut Ctx<'_>) -> Result<Vec<(ProcId, u64)>> {
     for i in 0..=b.cap {
         let h = entry(ctx, i)?;
         if h.count > 0 {
-            out.push((if i == b.cap { ProcId::default() } else { h.proc }, h.count));
+            out.push((
+                if i == b.cap {
+                    ProcId::default()
+                } else {
+                    h.proc
+                },
+                h.count,
+            ));
         }
     }
     Ok(out)
@@ -627,6 +629,132 @@ fn m_bsem_release(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
+
+    /// A process id that is certainly dead: a child that ran and was reaped.
+    fn dead_proc() -> ProcId {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        ProcId {
+            pid,
+            pad: 0,
+            start: 1,
+        }
+    }
+
+    fn store(tag: &str) -> (Store, String) {
+        let name = format!("u{}-sem-{tag}", std::process::id());
+        let _ = Store::remove(&name);
+        (Store::create(&name, 1 << 20).unwrap(), name)
+    }
+
+    #[test]
+    fn an_abandoned_holder_is_settled_by_a_waiter_in_process() {
+        let (store, name) = store("abandoned");
+        let sem = store.semaphore(1).unwrap();
+        let t = sem.token();
+        let core = store.core();
+        // Simulate a holder that died holding the only unit.
+        crate::dispatch::with_object(core, &t, |ctx| {
+            let b = body(ctx)?;
+            let dead = Holder {
+                proc: dead_proc(),
+                count: 1,
+            };
+            commit(ctx, b.cap, 3, dead, 0)
+        })
+        .unwrap();
+        assert_eq!(sem.value().unwrap(), 0);
+        assert!(sem.acquire(false, None).unwrap(), "settled, then taken");
+        let held = crate::dispatch::with_object(core, &t, holders).unwrap();
+        assert_eq!(held, vec![(ProcId::current(), 1)]);
+        assert!(!sem.acquire(false, None).unwrap(), "only one unit");
+        drop(sem);
+        let _ = Store::remove(&name);
+    }
+
+    #[test]
+    fn a_release_settles_a_dead_holder_before_a_live_one() {
+        let (store, name) = store("settle");
+        let sem = store.bounded_semaphore(2).unwrap();
+        let t = sem.token();
+        let core = store.core();
+        let other_live = ProcId {
+            pid: 1,
+            pad: 0,
+            start: 0,
+        };
+        crate::dispatch::with_object(core, &t, |ctx| {
+            let b = body(ctx)?;
+            commit(
+                ctx,
+                b.cap,
+                0,
+                Holder {
+                    proc: other_live,
+                    count: 1,
+                },
+                1,
+            )?;
+            commit(
+                ctx,
+                b.cap,
+                1,
+                Holder {
+                    proc: dead_proc(),
+                    count: 1,
+                },
+                0,
+            )
+        })
+        .unwrap();
+        sem.release().unwrap();
+        let held = crate::dispatch::with_object(core, &t, holders).unwrap();
+        assert_eq!(
+            held,
+            vec![(other_live, 1)],
+            "the dead holder's unit came back"
+        );
+        sem.release().unwrap();
+        assert_eq!(sem.value().unwrap(), 2);
+        assert!(sem.release().is_err());
+        drop(sem);
+        let _ = Store::remove(&name);
+    }
+
+    #[test]
+    fn repair_finishes_a_half_applied_journal() {
+        let (store, name) = store("journal");
+        let lock = store.lock().unwrap();
+        let t = lock.token();
+        let core = store.core();
+        crate::dispatch::with_object(core, &t, |ctx| {
+            // A holder died after publishing the journal and writing the entry, before the
+            // value: the lock looks free and held at once.
+            let a = ctx.core.arena();
+            let h = Holder {
+                proc: ProcId::current(),
+                count: 1,
+            };
+            a.store_u64(ctx.body + OFF_J_IDX, 0)?;
+            a.store_u64(ctx.body + OFF_J_VALUE, 0)?;
+            a.write(Offset::new(ctx.body + OFF_J_HOLDER), h)?;
+            a.store_u64(ctx.body + OFF_J_STATE, J_PENDING)?;
+            a.write(Offset::new(entry_off(ctx, 0)), h)?;
+            repair(ctx)?;
+            let b = body(ctx)?;
+            assert_eq!((b.value, b.journal_state), (0, J_IDLE));
+            assert_eq!(holders(ctx)?, vec![(ProcId::current(), 1)]);
+            Ok(())
+        })
+        .unwrap();
+        assert!(lock.locked().unwrap());
+        lock.release().unwrap();
+        assert!(!lock.locked().unwrap());
+        drop(lock);
+        let _ = Store::remove(&name);
+    }
 
     #[test]
     fn method_tables_are_sorted_for_binary_search() {

@@ -262,7 +262,11 @@ pub fn py_bind<'v, const N: usize>(
         *slot = Some(a);
     }
     for (k, v) in kwargs {
-        match names.iter().position(|name| name == k).map(|i| out.get_mut(i)) {
+        match names
+            .iter()
+            .position(|name| name == k)
+            .map(|i| out.get_mut(i))
+        {
             Some(Some(s @ None)) => *s = Some(v),
             Some(_) => {
                 return Err(Error::TypeError(format!(
@@ -325,7 +329,13 @@ mod tests {
             )
         );
         assert_eq!(
-            py_bind("Event.wait", &a[..1], &[("timeout", Value::None)], ["timeout"]).unwrap_err(),
+            py_bind(
+                "Event.wait",
+                &a[..1],
+                &[("timeout", Value::None)],
+                ["timeout"]
+            )
+            .unwrap_err(),
             Error::TypeError("Event.wait() got multiple values for argument 'timeout'".into())
         );
     }

@@ -5,7 +5,12 @@
 use shmstore::Value;
 
 pub type Outcome = Result<&'static str, (&'static str, &'static str)>;
-pub type Step = (&'static str, Vec<Value>, Vec<(&'static str, Value)>, Outcome);
+pub type Step = (
+    &'static str,
+    Vec<Value>,
+    Vec<(&'static str, Value)>,
+    Outcome,
+);
 
 pub fn scenarios() -> Vec<(&'static str, usize, Vec<Step>)> {
     vec![
