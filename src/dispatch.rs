@@ -20,6 +20,13 @@ static TYPES: &[&TypeDesc] = &[
     &types::value::DESC,
     &types::array::DESC,
     &types::namespace::DESC,
+    &types::semaphore::LOCK_DESC,
+    &types::rlock::DESC,
+    &types::semaphore::SEMAPHORE_DESC,
+    &types::semaphore::BOUNDED_DESC,
+    &types::condition::DESC,
+    &types::event::DESC,
+    &types::barrier::DESC,
 ];
 
 /// The descriptor of type `id`. Every user-registered type (ids from

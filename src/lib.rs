@@ -67,9 +67,11 @@ pub use inspect::{ObjectInfo, SizeClass};
 pub use pool::{AsyncResult, IMapIterator, Pool, PoolBuilder, StartMethod};
 pub use procs::{ProcInfo, Reclaimed};
 pub use proxy::{
-    ArrayGuard, ArrayInit, ArrayProxy, AsProxy, DictProxy, DictView, IntoArgs, JoinableQueueProxy,
-    ListProxy, ListView, NamespaceProxy, NamespaceView, Proxy, QueueProxy, SetProxy, SetView,
-    TypedValueProxy, UserProxy, ValueProxy, ValueView,
+    Acquire, AcquireGuard, ArrayGuard, ArrayInit, ArrayProxy, AsProxy, BarrierProxy,
+    BoundedSemaphoreProxy, ConditionProxy, DictProxy, DictView, EventProxy, IntoArgs,
+    JoinableQueueProxy, ListProxy, ListView, LockProxy, NamespaceProxy, NamespaceView, Proxy,
+    QueueProxy, RLockProxy, SemaphoreProxy, SetProxy, SetView, TypedValueProxy, UserProxy,
+    ValueProxy, ValueView,
 };
 pub use store::{Stats, Store, StoreBuilder};
 pub use sync::LockHolder;

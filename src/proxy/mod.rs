@@ -264,3 +264,8 @@ pub use queue::{JoinableQueueProxy, QueueProxy};
 pub use set::{SetProxy, SetView};
 pub use user::UserProxy;
 pub use value::{TypedValueProxy, ValueProxy, ValueView};
+mod sync;
+pub use sync::{
+    Acquire, AcquireGuard, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, EventProxy,
+    LockProxy, RLockProxy, SemaphoreProxy,
+};

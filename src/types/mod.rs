@@ -12,14 +12,20 @@ use crate::token::Token;
 use crate::value::Value;
 
 pub mod array;
+pub mod barrier;
+pub mod condition;
 pub mod dict;
+pub mod event;
 pub mod htable;
 pub mod list;
 pub mod namespace;
 pub mod pod;
 pub mod pyargs;
 pub mod queue;
+pub mod rlock;
+pub mod semaphore;
 pub mod set;
+pub mod sync_common;
 pub mod user;
 pub mod value;
 

@@ -1,0 +1,707 @@
+//! Proxies of the synchronization types — `LockProxy`, `RLockProxy`, `SemaphoreProxy`,
+//! `BoundedSemaphoreProxy`, `ConditionProxy`, `EventProxy`, `BarrierProxy` — their RAII guards,
+//! and the `Store` factories.
+//!
+//! Every blocking call takes an `Option<Duration>` timeout (`None`: no limit) where Python takes
+//! float seconds; `call_method` takes Python's arguments.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Handle, Proxy};
+use crate::dispatch;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::token::type_ids;
+use crate::types::sync_common::deadline_of;
+use crate::types::{barrier, condition, event, rlock, semaphore, Ctx};
+
+/// Something with `acquire` and `release`: every lock-like proxy, so that
+/// [`AcquireGuard`] can release any of them.
+pub trait Acquire {
+    /// `acquire(blocking, timeout)`: true if acquired. `timeout` `None` waits without limit; a
+    /// non-blocking call must not give one.
+    ///
+    /// # Errors
+    /// `ValueError` for a timeout on a non-blocking call; `StaleHandle`, `Corrupt`, `Os`.
+    fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool>;
+
+    /// `release()`.
+    ///
+    /// # Errors
+    /// The type's Python error for a release without a matching acquire.
+    fn release(&self) -> Result<()>;
+}
+
+/// A held lock, semaphore unit or condition lock, released when dropped (errors on that
+/// release are ignored; [`AcquireGuard::release`] reports them). Derefs to the proxy, so a
+/// condition's guard can `wait` and `notify`.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct AcquireGuard<'a, P: Acquire> {
+    proxy: &'a P,
+    armed: bool,
+}
+
+impl<P: Acquire> AcquireGuard<'_, P> {
+    /// Releases now, reporting a failed release.
+    ///
+    /// # Errors
+    /// As the proxy's `release`.
+    pub fn release(mut self) -> Result<()> {
+        self.armed = false;
+        self.proxy.release()
+    }
+}
+
+impl<P: Acquire> Deref for AcquireGuard<'_, P> {
+    type Target = P;
+    fn deref(&self) -> &P {
+        self.proxy
+    }
+}
+
+impl<P: Acquire> Drop for AcquireGuard<'_, P> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.proxy.release();
+        }
+    }
+}
+
+impl<P: Acquire> std::fmt::Debug for AcquireGuard<'_, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AcquireGuard")
+    }
+}
+
+/// The check every typed `acquire` makes, as Python's.
+fn check_blocking(blocking: bool, timeout: Option<Duration>) -> Result<Option<Instant>> {
+    if !blocking && timeout.is_some() {
+        return Err(Error::ValueError(
+            "can't specify a timeout for a non-blocking call".into(),
+        ));
+    }
+    Ok(deadline_of(timeout))
+}
+
+/// The proxy boilerplate: struct, `proxy_common!`, conversions, `with`.
+macro_rules! sync_proxy {
+    ($(#[$m:meta])* $ty:ident, $id:expr) => {
+        $(#[$m])*
+        #[derive(Clone)]
+        pub struct $ty {
+            h: Arc<Handle>,
+        }
+        proxy_common!($ty);
+
+        impl From<$ty> for Proxy {
+            fn from(p: $ty) -> Proxy {
+                Proxy { h: p.h }
+            }
+        }
+
+        impl TryFrom<Proxy> for $ty {
+            type Error = Error;
+            fn try_from(p: Proxy) -> Result<$ty> {
+                Ok($ty {
+                    h: p.into_handle_of($id)?,
+                })
+            }
+        }
+
+        impl $ty {
+            #[inline]
+            fn with<R>(&self, f: impl FnOnce(&mut Ctx<'_>) -> Result<R>) -> Result<R> {
+                dispatch::with_object(&self.h.core, &self.h.token, f)
+            }
+        }
+    };
+}
+
+/// The guard methods every acquirer proxy has.
+macro_rules! guard_methods {
+    ($ty:ident) => {
+        impl $ty {
+            /// Acquires (waiting without limit) and returns a guard that releases on drop.
+            ///
+            /// # Errors
+            /// As [`Acquire::acquire`].
+            pub fn acquire_guard(&self) -> Result<AcquireGuard<'_, $ty>> {
+                Acquire::acquire(self, true, None)?;
+                Ok(AcquireGuard {
+                    proxy: self,
+                    armed: true,
+                })
+            }
+
+            /// Short for [`Self::acquire_guard`].
+            ///
+            /// # Errors
+            /// As [`Acquire::acquire`].
+            pub fn guard(&self) -> Result<AcquireGuard<'_, $ty>> {
+                self.acquire_guard()
+            }
+
+            /// Acquires, waiting at most `timeout` (`None`: without limit); a guard if acquired.
+            ///
+            /// # Errors
+            /// As [`Acquire::acquire`].
+            pub fn try_acquire_guard(
+                &self,
+                timeout: Option<Duration>,
+            ) -> Result<Option<AcquireGuard<'_, $ty>>> {
+                Ok(
+                    Acquire::acquire(self, true, timeout)?.then_some(AcquireGuard {
+                        proxy: self,
+                        armed: true,
+                    }),
+                )
+            }
+
+            /// `acquire(blocking, timeout)`: true if acquired.
+            ///
+            /// # Errors
+            /// `ValueError("can't specify a timeout for a non-blocking call")`; `StaleHandle`,
+            /// `Corrupt`, `Os`.
+            pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
+                Acquire::acquire(self, blocking, timeout)
+            }
+
+            /// `release()`.
+            ///
+            /// # Errors
+            /// The type's Python error for a release without a matching acquire.
+            pub fn release(&self) -> Result<()> {
+                Acquire::release(self)
+            }
+        }
+    };
+}
+
+sync_proxy!(
+    /// A proxy of a shared `Lock` (CPython's `AcquirerProxy` of a `threading.Lock`). Any
+    /// process may release it, whoever acquired it.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-lock-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::Duration;
+    /// let lock = store.lock()?;
+    /// {
+    ///     let _held = lock.acquire_guard()?;
+    ///     assert!(lock.locked()?);
+    ///     assert!(!lock.acquire(true, Some(Duration::from_millis(1)))?);
+    /// }
+    /// assert!(!lock.locked()?);
+    /// assert_eq!(
+    ///     lock.release(),
+    ///     Err(shmstore::Error::RuntimeError("release unlocked lock".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    LockProxy,
+    type_ids::LOCK
+);
+guard_methods!(LockProxy);
+
+impl Acquire for LockProxy {
+    fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = check_blocking(blocking, timeout)?;
+        self.with(|c| semaphore::acquire(c, blocking, deadline))
+    }
+    fn release(&self) -> Result<()> {
+        self.with(|c| semaphore::release(c, 1))
+    }
+}
+
+impl LockProxy {
+    /// True while the lock is held (by anyone).
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn locked(&self) -> Result<bool> {
+        self.with(semaphore::value).map(|v| v == 0)
+    }
+}
+
+sync_proxy!(
+    /// A proxy of a shared `Semaphore` (CPython's `AcquirerProxy` of a
+    /// `threading.Semaphore`). Any process may release a unit.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-sem-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let sem = store.semaphore(2)?;
+    /// let a = sem.acquire_guard()?;
+    /// let b = sem.acquire_guard()?;
+    /// assert!(!sem.acquire(false, None)?);
+    /// drop((a, b));
+    /// assert_eq!(sem.value()?, 2);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    SemaphoreProxy,
+    type_ids::SEMAPHORE
+);
+guard_methods!(SemaphoreProxy);
+
+impl Acquire for SemaphoreProxy {
+    fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = check_blocking(blocking, timeout)?;
+        self.with(|c| semaphore::acquire(c, blocking, deadline))
+    }
+    fn release(&self) -> Result<()> {
+        self.with(|c| semaphore::release(c, 1))
+    }
+}
+
+impl SemaphoreProxy {
+    /// `release(n)`: returns `n` units.
+    ///
+    /// # Errors
+    /// `ValueError("n must be one or more")` for 0.
+    pub fn release_n(&self, n: usize) -> Result<()> {
+        self.with(|c| semaphore::release(c, n as u64))
+    }
+
+    /// Free units now.
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn value(&self) -> Result<usize> {
+        self.with(semaphore::value).map(|v| v as usize)
+    }
+}
+
+sync_proxy!(
+    /// A proxy of a shared `BoundedSemaphore` (CPython's `AcquirerProxy` of a
+    /// `threading.BoundedSemaphore`): releasing above the initial value is a `ValueError`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-bsem-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let sem = store.bounded_semaphore(1)?;
+    /// assert_eq!(
+    ///     sem.release(),
+    ///     Err(shmstore::Error::ValueError("Semaphore released too many times".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    BoundedSemaphoreProxy,
+    type_ids::BOUNDED_SEMAPHORE
+);
+guard_methods!(BoundedSemaphoreProxy);
+
+impl Acquire for BoundedSemaphoreProxy {
+    fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = check_blocking(blocking, timeout)?;
+        self.with(|c| semaphore::acquire(c, blocking, deadline))
+    }
+    fn release(&self) -> Result<()> {
+        self.with(|c| semaphore::release(c, 1))
+    }
+}
+
+impl BoundedSemaphoreProxy {
+    /// `release(n)`: returns `n` units.
+    ///
+    /// # Errors
+    /// `ValueError("Semaphore released too many times")` above the initial value,
+    /// `ValueError("n must be one or more")` for 0.
+    pub fn release_n(&self, n: usize) -> Result<()> {
+        self.with(|c| semaphore::release(c, n as u64))
+    }
+
+    /// Free units now.
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn value(&self) -> Result<usize> {
+        self.with(semaphore::value).map(|v| v as usize)
+    }
+}
+
+sync_proxy!(
+    /// A proxy of a shared `RLock` (CPython's `AcquirerProxy` of a `threading.RLock`): owned by
+    /// a process and thread, which may acquire it again; only the owner releases it.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-rlock-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let r = store.rlock()?;
+    /// let outer = r.acquire_guard()?;
+    /// let inner = r.acquire_guard()?;
+    /// assert_eq!(r.count()?, 2);
+    /// drop((inner, outer));
+    /// assert_eq!(
+    ///     r.release(),
+    ///     Err(shmstore::Error::RuntimeError("cannot release un-acquired lock".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    RLockProxy,
+    type_ids::RLOCK
+);
+guard_methods!(RLockProxy);
+
+impl Acquire for RLockProxy {
+    fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = check_blocking(blocking, timeout)?;
+        self.with(|c| rlock::acquire(c, blocking, deadline))
+    }
+    fn release(&self) -> Result<()> {
+        self.with(rlock::release)
+    }
+}
+
+impl RLockProxy {
+    /// The recursion count (0 when free).
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn count(&self) -> Result<usize> {
+        self.with(rlock::count).map(|n| n as usize)
+    }
+
+    /// True when the calling thread owns it.
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn is_owned(&self) -> Result<bool> {
+        self.with(rlock::is_owned)
+    }
+}
+
+sync_proxy!(
+    /// A proxy of a shared `Condition` (CPython's `ConditionProxy`), whose lock is an RLock.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-cond-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::Duration;
+    /// let cond = store.condition()?;
+    /// let held = cond.acquire_guard()?;
+    /// assert!(!held.wait(Some(Duration::from_millis(1)))?); // nobody notifies: times out
+    /// assert_eq!(held.notify(1)?, 0);
+    /// drop(held);
+    /// assert_eq!(
+    ///     cond.notify_all(),
+    ///     Err(shmstore::Error::RuntimeError("cannot notify on un-acquired lock".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ConditionProxy,
+    type_ids::CONDITION
+);
+guard_methods!(ConditionProxy);
+
+impl Acquire for ConditionProxy {
+    fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = check_blocking(blocking, timeout)?;
+        self.with(|c| condition::acquire(c, blocking, deadline))
+    }
+    fn release(&self) -> Result<()> {
+        self.with(condition::release)
+    }
+}
+
+impl ConditionProxy {
+    /// `wait(timeout)`: releases the lock (which the calling thread must hold), waits to be
+    /// notified at most `timeout`, takes the lock back; true if notified.
+    ///
+    /// # Errors
+    /// `RuntimeError("cannot wait on un-acquired lock")`.
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = deadline_of(timeout);
+        self.with(|c| condition::wait(c, deadline))
+    }
+
+    /// `wait_for(predicate, timeout)`: waits until `predicate()` is true (checked with the lock
+    /// held, first before waiting), at most `timeout`; returns the predicate's last value.
+    ///
+    /// # Errors
+    /// As [`Self::wait`].
+    pub fn wait_for(
+        &self,
+        mut predicate: impl FnMut() -> bool,
+        timeout: Option<Duration>,
+    ) -> Result<bool> {
+        let deadline = deadline_of(timeout);
+        let mut result = predicate();
+        while !result {
+            let left = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            self.wait(left)?;
+            result = predicate();
+        }
+        Ok(result)
+    }
+
+    /// `notify(n)`: wakes up to `n` waiters, the longest waiting first; returns how many.
+    ///
+    /// # Errors
+    /// `RuntimeError("cannot notify on un-acquired lock")`.
+    pub fn notify(&self, n: usize) -> Result<usize> {
+        self.with(|c| condition::notify(c, n as u64))
+            .map(|k| k as usize)
+    }
+
+    /// `notify_all()`: wakes every waiter; returns how many.
+    ///
+    /// # Errors
+    /// `RuntimeError("cannot notify on un-acquired lock")`.
+    pub fn notify_all(&self) -> Result<usize> {
+        self.with(|c| condition::notify(c, u64::MAX))
+            .map(|k| k as usize)
+    }
+
+    /// Waiters not yet notified.
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn waiters(&self) -> Result<usize> {
+        self.with(condition::waiters).map(|k| k as usize)
+    }
+
+    /// True when the calling thread holds the condition's lock.
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn is_owned(&self) -> Result<bool> {
+        self.with(condition::is_owned)
+    }
+}
+
+sync_proxy!(
+    /// A proxy of a shared `Event` (CPython's `EventProxy`).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-event-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::Duration;
+    /// let ev = store.event()?;
+    /// assert!(!ev.wait(Some(Duration::ZERO))?);
+    /// ev.set()?;
+    /// assert!(ev.is_set()? && ev.wait(None)?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    EventProxy,
+    type_ids::EVENT
+);
+
+impl EventProxy {
+    /// `set()`: sets the flag and wakes every waiter, in every process.
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn set(&self) -> Result<()> {
+        self.with(event::set)
+    }
+
+    /// `clear()`.
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn clear(&self) -> Result<()> {
+        self.with(event::clear)
+    }
+
+    /// `is_set()`.
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn is_set(&self) -> Result<bool> {
+        self.with(event::is_set)
+    }
+
+    /// `wait(timeout)`: true once set, false if `timeout` ran out first.
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`, `Os`.
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = deadline_of(timeout);
+        self.with(|c| event::wait(c, deadline))
+    }
+}
+
+sync_proxy!(
+    /// A proxy of a shared `Barrier` (CPython's `BarrierProxy`).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-barrier-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::Duration;
+    /// let b = store.barrier(2)?;
+    /// assert_eq!(b.parties()?, 2);
+    /// // Alone at a barrier of two: the timeout breaks it.
+    /// assert_eq!(b.wait(Some(Duration::from_millis(1))), Err(shmstore::Error::BrokenBarrier));
+    /// assert!(b.broken()?);
+    /// b.reset()?;
+    /// assert!(!b.broken()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    BarrierProxy,
+    type_ids::BARRIER
+);
+
+impl BarrierProxy {
+    /// `wait(timeout)` (`None`: the barrier's default timeout, if it has one): returns this
+    /// party's arrival index, `0..parties`.
+    ///
+    /// # Errors
+    /// `BrokenBarrier` if the barrier is or gets broken (aborted, reset, or a timeout ran out).
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<usize> {
+        self.with(|c| barrier::wait(c, timeout)).map(|i| i as usize)
+    }
+
+    /// `abort()`: breaks the barrier.
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn abort(&self) -> Result<()> {
+        self.with(barrier::abort)
+    }
+
+    /// `reset()`: back to empty; waiters inside get `BrokenBarrier`.
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn reset(&self) -> Result<()> {
+        self.with(barrier::reset)
+    }
+
+    /// The `parties` attribute.
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn parties(&self) -> Result<usize> {
+        self.with(barrier::parties).map(|n| n as usize)
+    }
+
+    /// The `n_waiting` attribute.
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn n_waiting(&self) -> Result<usize> {
+        self.with(barrier::n_waiting).map(|n| n as usize)
+    }
+
+    /// The `broken` attribute.
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn broken(&self) -> Result<bool> {
+        self.with(barrier::broken)
+    }
+
+    /// The default timeout given to [`Store::barrier_with`].
+    ///
+    /// # Errors
+    /// `StaleHandle`, `Corrupt`.
+    pub fn default_timeout(&self) -> Result<Option<Duration>> {
+        self.with(barrier::default_timeout)
+    }
+}
+
+impl Store {
+    /// A new shared `Lock`, unlocked.
+    ///
+    /// # Errors
+    /// `OutOfMemory`, `TableFull`.
+    pub fn lock(&self) -> Result<LockProxy> {
+        let token = semaphore::create(self.core(), type_ids::LOCK, 1)?;
+        Ok(LockProxy {
+            h: self.adopt(token),
+        })
+    }
+
+    /// A new shared `RLock`, free.
+    ///
+    /// # Errors
+    /// `OutOfMemory`, `TableFull`.
+    pub fn rlock(&self) -> Result<RLockProxy> {
+        let token = rlock::create(self.core())?;
+        Ok(RLockProxy {
+            h: self.adopt(token),
+        })
+    }
+
+    /// A new shared `Semaphore` with `value` free units.
+    ///
+    /// # Errors
+    /// `OutOfMemory`, `TableFull`; `ValueError` above `i64::MAX`.
+    pub fn semaphore(&self, value: usize) -> Result<SemaphoreProxy> {
+        let token = semaphore::create(self.core(), type_ids::SEMAPHORE, value as u64)?;
+        Ok(SemaphoreProxy {
+            h: self.adopt(token),
+        })
+    }
+
+    /// A new shared `BoundedSemaphore` with `value` free units, never more.
+    ///
+    /// # Errors
+    /// `OutOfMemory`, `TableFull`; `ValueError` above `i64::MAX`.
+    pub fn bounded_semaphore(&self, value: usize) -> Result<BoundedSemaphoreProxy> {
+        let token = semaphore::create(self.core(), type_ids::BOUNDED_SEMAPHORE, value as u64)?;
+        Ok(BoundedSemaphoreProxy {
+            h: self.adopt(token),
+        })
+    }
+
+    /// A new shared `Condition` (its lock an RLock).
+    ///
+    /// # Errors
+    /// `OutOfMemory`, `TableFull`.
+    pub fn condition(&self) -> Result<ConditionProxy> {
+        let token = condition::create(self.core())?;
+        Ok(ConditionProxy {
+            h: self.adopt(token),
+        })
+    }
+
+    /// A new shared `Event`, clear.
+    ///
+    /// # Errors
+    /// `OutOfMemory`, `TableFull`.
+    pub fn event(&self) -> Result<EventProxy> {
+        let token = event::create(self.core())?;
+        Ok(EventProxy {
+            h: self.adopt(token),
+        })
+    }
+
+    /// A new shared `Barrier` for `parties` parties, without a default timeout.
+    ///
+    /// # Errors
+    /// `ValueError("parties must be >= 1")`, `OutOfMemory`, `TableFull`.
+    pub fn barrier(&self, parties: usize) -> Result<BarrierProxy> {
+        self.barrier_with(parties, None)
+    }
+
+    /// A new shared `Barrier` whose `wait` without a timeout uses `timeout`, as
+    /// `Barrier(parties, timeout=…)`.
+    ///
+    /// # Errors
+    /// `ValueError("parties must be >= 1")`, `OutOfMemory`, `TableFull`.
+    pub fn barrier_with(&self, parties: usize, timeout: Option<Duration>) -> Result<BarrierProxy> {
+        let token = barrier::create(self.core(), parties as u64, timeout)?;
+        Ok(BarrierProxy {
+            h: self.adopt(token),
+        })
+    }
+}

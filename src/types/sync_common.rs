@@ -1,0 +1,342 @@
+//! What the synchronization types share: holder records that name a process, waiting in slices
+//! so that a dead holder is noticed without busy waiting, and Python's argument rules for the
+//! methods of `threading`'s classes (the C ones of `_thread.lock`/`_thread.RLock` and the Python
+//! ones of `Semaphore`, `Condition`, `Event`, `Barrier`).
+
+use std::time::{Duration, Instant};
+
+use bytemuck::{Pod, Zeroable};
+
+use super::Ctx;
+use crate::error::{Error, Result};
+use crate::process::ProcId;
+use crate::value::Value;
+
+/// How long a blocked waiter sleeps before it checks whether the holder it waits for is still
+/// alive. A holder that dies is noticed within one slice; a live one costs each waiter one
+/// liveness check per slice.
+pub const SLICE: Duration = Duration::from_millis(200);
+
+/// Who holds units of a lock or semaphore: a process and how many units it holds.
+/// An entry with `count == 0` is free (its `proc` is stale and ignored).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Holder {
+    /// The holding process.
+    pub proc: ProcId,
+    /// Units it holds.
+    pub count: u64,
+}
+const _: () = assert!(size_of::<Holder>() == 24);
+
+/// How a slice of waiting ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// Notified (or spuriously woken): look again.
+    Woken,
+    /// The slice ran out before the deadline: look again, and check holders' liveness.
+    Slice,
+    /// The caller's deadline has passed.
+    Deadline,
+}
+
+/// Waits on the condvar at `cond` for at most one [`SLICE`], and not past `deadline`.
+///
+/// # Errors
+/// As [`Ctx::wait`].
+pub fn wait_slice(ctx: &mut Ctx<'_>, cond: u64, deadline: Option<Instant>) -> Result<Wake> {
+    let now = Instant::now();
+    if deadline.is_some_and(|d| d <= now) {
+        return Ok(Wake::Deadline);
+    }
+    let slice_end = now.checked_add(SLICE);
+    let until = match (deadline, slice_end) {
+        (Some(d), Some(s)) => Some(d.min(s)),
+        (d, s) => d.or(s),
+    };
+    ctx.wait_until(cond, until)?;
+    let now = Instant::now();
+    if deadline.is_some_and(|d| d <= now) {
+        Ok(Wake::Deadline)
+    } else if slice_end.is_some_and(|s| s <= now) {
+        Ok(Wake::Slice)
+    } else {
+        Ok(Wake::Woken)
+    }
+}
+
+/// Python's truth value of an argument (`bool(x)`).
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::None => false,
+        Value::Bool(b) => *b,
+        Value::Int(i) => *i != 0,
+        Value::Float(f) => *f != 0.0,
+        Value::Str(s) => !s.is_empty(),
+        Value::Bytes(b) => !b.is_empty(),
+        Value::List(xs) | Value::Tuple(xs) => !xs.is_empty(),
+        Value::Dict(kv) => !kv.is_empty(),
+        Value::Slice(_) | Value::Proxy(_) => true,
+    }
+}
+
+/// A number argument as float seconds; `None` for a non-number.
+pub fn seconds(v: &Value) -> Option<f64> {
+    match v {
+        Value::Int(i) => Some(*i as f64),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        Value::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
+/// The deadline `secs` seconds from now; a negative (or NaN) count is "now", a huge one none.
+pub fn deadline_in(secs: f64) -> Option<Instant> {
+    if secs.is_nan() || secs <= 0.0 {
+        return Some(Instant::now());
+    }
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .and_then(|d| Instant::now().checked_add(d))
+}
+
+/// The deadline of a typed timeout (`None`: no limit).
+pub fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|d| Instant::now().checked_add(d))
+}
+
+/// A Python timeout argument of a method written in Python (`Semaphore.acquire`,
+/// `Condition.wait`, `Event.wait`, `Barrier.wait`): `None` waits without limit, a number of
+/// seconds (negative: do not wait), anything else a `TypeError` — raised, as in Python, only
+/// when the method actually has to wait. `bad` builds that error from the argument's type name.
+#[derive(Clone, Copy, Debug)]
+pub enum PyTimeout {
+    /// No limit.
+    Forever,
+    /// Seconds from the call.
+    Secs(f64),
+    /// Not a number: the argument's type name.
+    Bad(&'static str),
+}
+
+impl PyTimeout {
+    /// Reads the argument (absent or `None`: no limit).
+    pub fn parse(v: Option<&Value>) -> PyTimeout {
+        match v {
+            None | Some(Value::None) => PyTimeout::Forever,
+            Some(v) => seconds(v).map_or(PyTimeout::Bad(v.type_name()), PyTimeout::Secs),
+        }
+    }
+
+    /// The deadline, computed when the method is about to wait.
+    ///
+    /// # Errors
+    /// `bad(type name)` for a non-number.
+    pub fn deadline(self, bad: fn(&str) -> Error) -> Result<Option<Instant>> {
+        match self {
+            PyTimeout::Forever => Ok(None),
+            PyTimeout::Secs(s) => Ok(deadline_in(s)),
+            PyTimeout::Bad(t) => Err(bad(t)),
+        }
+    }
+}
+
+/// `float + x`, as `Semaphore.acquire` and `Barrier.wait` compute `_time() + timeout`.
+pub fn bad_float_add(t: &str) -> Error {
+    Error::TypeError(format!(
+        "unsupported operand type(s) for +: 'float' and '{t}'"
+    ))
+}
+
+/// `x > 0`, as `Condition.wait` compares its timeout.
+pub fn bad_gt_int(t: &str) -> Error {
+    Error::TypeError(format!(
+        "'>' not supported between instances of '{t}' and 'int'"
+    ))
+}
+
+/// `'str' object cannot be interpreted as an integer`.
+pub fn not_an_integer(v: &Value) -> Error {
+    Error::TypeError(format!(
+        "'{}' object cannot be interpreted as an integer",
+        v.type_name()
+    ))
+}
+
+/// The arguments of `acquire(blocking=True, timeout=-1)` of CPython's C locks
+/// (`_thread.lock`, `_thread.RLock`, and so `Condition.acquire`), checked as CPython checks
+/// them. `None` as the timeout means no limit, as `AcquirerProxy.acquire(blocking=True,
+/// timeout=None)` means it (the proxy never passes `None` on; shmstore accepts it).
+/// Returns (blocking, deadline).
+///
+/// # Errors
+/// `TypeError`/`ValueError` with CPython's messages.
+pub fn c_acquire_args(args: &[Value], kwargs: &[(&str, Value)]) -> Result<(bool, Option<Instant>)> {
+    let given = args.len() + kwargs.len();
+    if given > 2 {
+        return Err(Error::TypeError(format!(
+            "acquire() takes at most 2 arguments ({given} given)"
+        )));
+    }
+    let mut slots: [Option<&Value>; 2] = [args.first(), args.get(1)];
+    for (k, v) in kwargs {
+        let i = match *k {
+            "blocking" => 0,
+            "timeout" => 1,
+            _ => {
+                return Err(Error::TypeError(format!(
+                    "'{k}' is an invalid keyword argument for acquire()"
+                )))
+            }
+        };
+        match slots.get_mut(i) {
+            Some(s @ None) => *s = Some(v),
+            _ => {
+                return Err(Error::TypeError(format!(
+                    "argument for acquire() given by name ('{k}') and position ({})",
+                    i + 1
+                )))
+            }
+        }
+    }
+    let [blocking, timeout] = slots;
+    let blocking = match blocking {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Int(i)) => *i != 0,
+        Some(other) => return Err(not_an_integer(other)),
+    };
+    let secs = match timeout {
+        None | Some(Value::None) => -1.0,
+        Some(v) => seconds(v).ok_or_else(|| not_an_integer(v))?,
+    };
+    if secs.is_nan() {
+        return Err(Error::ValueError("Invalid value NaN (not a number)".into()));
+    }
+    if !blocking && secs != -1.0 {
+        return Err(Error::ValueError(
+            "can't specify a timeout for a non-blocking call".into(),
+        ));
+    }
+    if secs < 0.0 && secs != -1.0 {
+        return Err(Error::ValueError("timeout value must be positive".into()));
+    }
+    let deadline = if !blocking {
+        Some(Instant::now())
+    } else if secs == -1.0 {
+        None
+    } else {
+        deadline_in(secs)
+    };
+    Ok((blocking, deadline))
+}
+
+/// Binds the arguments of a method written in Python whose parameters (after `self`) all have
+/// defaults, with Python's messages: `qualname` is `Semaphore.release` and the like.
+///
+/// # Errors
+/// `TypeError` for too many positional arguments, an unknown keyword or a repeated argument.
+pub fn py_bind<'v, const N: usize>(
+    qualname: &str,
+    args: &'v [Value],
+    kwargs: &'v [(&str, Value)],
+    names: [&str; N],
+) -> Result<[Option<&'v Value>; N]> {
+    let n = args.len();
+    if n > N {
+        return Err(Error::TypeError(if N == 0 {
+            format!(
+                "{qualname}() takes 1 positional argument but {} were given",
+                n + 1
+            )
+        } else {
+            format!(
+                "{qualname}() takes from 1 to {} positional arguments but {} were given",
+                N + 1,
+                n + 1
+            )
+        }));
+    }
+    let mut out: [Option<&Value>; N] = [None; N];
+    for (slot, a) in out.iter_mut().zip(args) {
+        *slot = Some(a);
+    }
+    for (k, v) in kwargs {
+        match names
+            .iter()
+            .position(|name| name == k)
+            .map(|i| out.get_mut(i))
+        {
+            Some(Some(s @ None)) => *s = Some(v),
+            Some(_) => {
+                return Err(Error::TypeError(format!(
+                    "{qualname}() got multiple values for argument '{k}'"
+                )))
+            }
+            None => {
+                return Err(Error::TypeError(format!(
+                    "{qualname}() got an unexpected keyword argument '{k}'"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_acquire_args_follow_cpython() {
+        let v = |x: i64| Value::Int(x);
+        assert!(matches!(c_acquire_args(&[], &[]), Ok((true, None))));
+        assert!(matches!(
+            c_acquire_args(&[v(1), v(-1)], &[]),
+            Ok((true, None))
+        ));
+        assert!(matches!(
+            c_acquire_args(&[Value::Bool(false)], &[]),
+            Ok((false, Some(_)))
+        ));
+        assert_eq!(
+            c_acquire_args(&[v(0), v(1)], &[]).unwrap_err(),
+            Error::ValueError("can't specify a timeout for a non-blocking call".into())
+        );
+        assert_eq!(
+            c_acquire_args(&[v(1), v(-2)], &[]).unwrap_err(),
+            Error::ValueError("timeout value must be positive".into())
+        );
+        assert_eq!(
+            c_acquire_args(&[v(1)], &[("blocking", v(1))]).unwrap_err(),
+            Error::TypeError(
+                "argument for acquire() given by name ('blocking') and position (1)".into()
+            )
+        );
+    }
+
+    #[test]
+    fn py_bind_messages() {
+        let a = [Value::Int(1), Value::Int(2)];
+        assert_eq!(
+            py_bind::<0>("Event.set", &a[..1], &[], []).unwrap_err(),
+            Error::TypeError("Event.set() takes 1 positional argument but 2 were given".into())
+        );
+        assert_eq!(
+            py_bind("Event.wait", &a, &[], ["timeout"]).unwrap_err(),
+            Error::TypeError(
+                "Event.wait() takes from 1 to 2 positional arguments but 3 were given".into()
+            )
+        );
+        assert_eq!(
+            py_bind(
+                "Event.wait",
+                &a[..1],
+                &[("timeout", Value::None)],
+                ["timeout"]
+            )
+            .unwrap_err(),
+            Error::TypeError("Event.wait() got multiple values for argument 'timeout'".into())
+        );
+    }
+}
