@@ -5,7 +5,8 @@
 //! dead process is never mistaken for a live one. Zombies (killed, not yet reaped) count as
 //! dead: they will never run again.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Once;
 
 use bytemuck::{Pod, Zeroable};
 
@@ -38,10 +39,39 @@ fn stat(pid: u32) -> Option<(u8, u64)> {
     Some((state, start))
 }
 
+/// This process's pid, cached: `getpid` is a system call (about 120 ns here) and lock paths ask
+/// for it on every acquire. A `pthread_atfork` child handler forgets it, so a forked child
+/// reads its own.
+static PID: AtomicU32 = AtomicU32::new(0);
+static FORGET_ON_FORK: Once = Once::new();
+
+extern "C" fn forget_pid() {
+    PID.store(0, Ordering::Relaxed);
+}
+
+/// This process's pid (cached; see [`PID`]).
+#[inline]
+pub fn current_pid() -> u32 {
+    let p = PID.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    FORGET_ON_FORK.call_once(|| {
+        // SAFETY: `forget_pid` is an `extern "C" fn()` that only stores to an atomic (safe in a
+        // forked child); it lives for the whole process.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(forget_pid));
+        }
+    });
+    let p = std::process::id();
+    PID.store(p, Ordering::Relaxed);
+    p
+}
+
 impl ProcId {
     /// This process.
     pub fn current() -> ProcId {
-        let pid = std::process::id();
+        let pid = current_pid();
         if CACHED_PID.load(Ordering::Acquire) != u64::from(pid) {
             let start = stat(pid).map_or(0, |(_, s)| s);
             CACHED_START.store(start, Ordering::Relaxed);

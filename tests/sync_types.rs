@@ -638,7 +638,7 @@ fn a_semaphore_bounds_concurrency_across_processes() {
 /// A child holding an object, and its stdout (kept open while it lives); killed when dropped,
 /// so that a failing test leaves no child behind.
 struct Holder {
-    child: std::process::Child,
+    child: common::ChildGuard,
     _out: BufReader<std::process::ChildStdout>,
 }
 
