@@ -4,8 +4,8 @@
 //! that the next caller takes over: the lock is retaken, `check` is clean, every operation the
 //! child completed is there, and once every object is dropped the memory in use is exactly what
 //! it was before, plus the one block the interrupted operation had allocated and not yet
-//! published (a leak only a mark-and-sweep rebuild could reclaim; each test names that block's
-//! size exactly).
+//! published, whose size each test names exactly — a leak that the mark and sweep,
+//! `Store::repair`, then gives back, which each test checks too.
 //!
 //! The child stops at a named failpoint (the `failpoints` feature, src/failpoint.rs): the parent
 //! passes its name in `SHMSTORE_FAILPOINT`; the child keeps the variable unset while it does its
@@ -243,6 +243,15 @@ impl Fixture {
         let leaked_bytes: u64 = leaked.iter().map(|u| u + 16).sum();
         assert_eq!(s.bytes_in_use, empty_bytes + leaked_bytes);
         assert_eq!(s.blocks_in_use, (self.empty.len() + leaked.len()) as u64);
+        let r = self.store.check().unwrap();
+        assert!(r.is_ok(), "{:?}", r.problems);
+        // Mark and sweep gives the leaked blocks back: memory returns to the empty store's.
+        let swept = self.store.repair().unwrap();
+        assert_eq!(swept.freed_blocks, leaked.len() as u64);
+        let s = self.store.stats().unwrap();
+        assert_eq!(s.bytes_in_use, empty_bytes);
+        assert_eq!(s.blocks_in_use, self.empty.len() as u64);
+        assert_eq!(blocks_in_use(&self.name), self.empty);
         let r = self.store.check().unwrap();
         assert!(r.is_ok(), "{:?}", r.problems);
     }
