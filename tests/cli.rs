@@ -327,8 +327,8 @@ fn a_missing_store_or_bad_usage_exits_2_with_one_line() {
     assert_eq!(code(&o), 2);
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("invalid name"));
-    // Usage errors: clap's message, status 2, no panic.
-    for args in [&["frobnicate"][..], &["stat"], &[]] {
+    // Usage errors: clap's message, status 2, no panic. (No arguments at all runs the demo.)
+    for args in [&["frobnicate"][..], &["stat"]] {
         let o = run(args);
         assert_eq!(code(&o), 2, "{args:?}");
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
@@ -351,4 +351,24 @@ fn check_repair_frees_a_leaked_block_and_then_reports_a_sound_store() {
     assert_eq!(j["repaired"]["blocks_freed"], 1);
     assert_eq!(store.stats().unwrap().bytes_in_use, base);
     assert_eq!(_l.get(0).unwrap(), Value::from("kept"));
+}
+
+#[test]
+fn the_demo_counts_words_across_processes_and_agrees_with_one_process() {
+    let o = run(&[
+        "demo",
+        "--workers",
+        "2",
+        "--lines",
+        "4000",
+        "--chunk",
+        "500",
+    ]);
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("counts identical to the single-process run"),
+        "{out}"
+    );
+    assert!(out.contains("top words of"), "{out}");
 }

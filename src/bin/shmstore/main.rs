@@ -1,4 +1,5 @@
-//! `shmstore`: list, inspect, check, reclaim and remove shmstore segments.
+//! `shmstore`: the demo (no arguments, or `shmstore demo`), and list, inspect, check, reclaim and
+//! remove shmstore segments.
 //!
 //! A thin client of the library's public API. Inspection (`ls`, `stat`, `check`) maps a store
 //! with [`Store::open_unattached`], so looking at a store never changes who is attached to it.
@@ -15,6 +16,8 @@ use serde::Serialize;
 use shmstore::procs::{FORKING, LIVE, RECLAIM};
 use shmstore::{Error, LockHolder, Store};
 
+mod demo;
+
 /// Where Linux keeps POSIX shared-memory segments.
 const SHM_DIR: &str = "/dev/shm";
 
@@ -28,12 +31,23 @@ struct Cli {
     /// Machine-readable output (JSON on stdout).
     #[arg(long, global = true)]
     json: bool,
+    /// What to do; without one, run the demo.
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The demo (also what `shmstore` with no arguments runs): worker processes count the words
+    /// of a generated corpus into one shared dict, then the same job runs in one process with no
+    /// store, and both are compared.
+    Demo(demo::DemoArgs),
+    /// Internal: one worker of the demo.
+    #[command(hide = true)]
+    DemoWorker {
+        /// The demo's store.
+        store: String,
+    },
     /// List the shmstore segments in /dev/shm: name, size, use, processes, objects.
     Ls,
     /// Show a store's header, allocator use, object table, processes and bound names.
@@ -91,7 +105,9 @@ type CmdResult = Result<(), Failure>;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    let r = match cli.cmd {
+    let r = match cli.cmd.unwrap_or(Cmd::Demo(demo::DemoArgs::default())) {
+        Cmd::Demo(args) => demo::run(&args).map_err(Failure::from),
+        Cmd::DemoWorker { store } => demo::worker(&store).map_err(Failure::from),
         Cmd::Ls => ls(json),
         Cmd::Stat { name } => stat(&name, json),
         Cmd::Reclaim { name } => reclaim(&name, json),
