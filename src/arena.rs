@@ -1,6 +1,6 @@
 //! The raw arena: a byte region shared between processes, reached only through checked offsets.
 //!
-//! This is the one place that turns an offset into a pointer ([`Arena::ptr`]). Every other module
+//! This is the one place that turns an offset into a pointer (`Arena::ptr`). Every other module
 //! reads and writes the arena through the checked accessors below, which refuse an offset that is
 //! out of bounds or misaligned with [`Error::Corrupt`] instead of touching memory.
 //!

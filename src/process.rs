@@ -49,7 +49,7 @@ extern "C" fn forget_pid() {
     PID.store(0, Ordering::Relaxed);
 }
 
-/// This process's pid (cached; see [`PID`]).
+/// This process's pid, cached (`getpid` is a system call) and forgotten in a fork child.
 #[inline]
 pub fn current_pid() -> u32 {
     let p = PID.load(Ordering::Relaxed);

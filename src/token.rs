@@ -118,7 +118,7 @@ impl Token {
         self.names().0
     }
 
-    /// CPython's typeid and proxy class name of the referent (see [`names_in`]).
+    /// CPython's typeid and proxy class name of the referent (see `names_in`).
     pub fn names(&self) -> (&'static str, &'static str) {
         names_in(self.store, self.type_id)
     }

@@ -3,7 +3,7 @@
 //! timeout), and takes the lock back with the recursion count it had.
 //!
 //! Body: a [`CondBody`]: the lock's [`Owner`] record and the condvar its acquirers wait on (see
-//! [`rlock`](super::rlock)), a second condvar for `wait`, and the waiters' tickets.
+//! [`super::rlock`]), a second condvar for `wait`, and the waiters' tickets.
 //!
 //! Tickets make `notify(n)` wake exactly the `n` longest waiting, as Python's FIFO of waiters
 //! does: a waiter takes ticket `next_ticket` (and increments it), a notify advances `notified`
@@ -14,7 +14,7 @@
 //! of a live waiter; a waiter whose process dies keeps its ticket the same way (as a Python
 //! manager's server thread keeps waiting for a client that died).
 //!
-//! Crash protocol: the owner record as in [`rlock`](super::rlock). `next_ticket`, `notified` and
+//! Crash protocol: the owner record as in [`super::rlock`]. `next_ticket`, `notified` and
 //! `ncancelled` change by single stores; a cancelled ticket is written before `ncancelled`
 //! counts it. Entries below `notified` are dead and ignored by everyone, duplicates are
 //! harmless, so a crash in the middle of a notify's rewrite of `cancelled` leaves a valid body.

@@ -23,7 +23,7 @@
 //! Lock-free readers ([`len_racy`], [`get_racy`]): every mutation runs inside a write on the
 //! slot's sequence (`Table::write_begin`, odd while it writes), so an optimistic reader sees
 //! either the state before it or after it, never one in between; a holder that dies leaves the
-//! sequence odd until [`repair`] (readers take the lock meanwhile).
+//! sequence odd until `repair` (readers take the lock meanwhile).
 
 use bytemuck::{Pod, Zeroable};
 

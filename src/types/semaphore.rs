@@ -26,7 +26,7 @@
 //! new entry, its index and the new value are written to the journal, `journal_state` is set to
 //! PENDING (the publishing store), the entry and `value` are written, and `journal_state` goes
 //! back to IDLE. A holder of the object's lock that dies before the publishing store leaves the
-//! old state; after it, [`DESC`]'s repair applies the journal again (the writes are idempotent).
+//! old state; after it, the type's repair applies the journal again (the writes are idempotent).
 //! Compiler fences keep the stores in this order.
 
 use std::sync::atomic::{compiler_fence, Ordering};

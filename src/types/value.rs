@@ -20,7 +20,7 @@
 //!
 //! Lock-free reads ([`get_racy`]): each publication runs inside a write on the slot's sequence
 //! (`Table::write_begin`), so an optimistic reader never uses a cell read mid-write; a holder
-//! that dies leaves the sequence odd until [`repair`] (readers take the lock meanwhile).
+//! that dies leaves the sequence odd until `repair` (readers take the lock meanwhile).
 
 use bytemuck::{Pod, Zeroable};
 
