@@ -63,11 +63,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
-use super::pthread::{
-    add_saturating, cond_init, cond_notify, cond_wait_until, deadline, futex_wait, futex_wake, now,
-    reached, COND_ALIGNMENT, COND_BYTES,
-};
-use super::{Acquired, LockHolder, RawCondvar, RawLock};
+use super::pthread::{add_saturating, deadline, futex_wait, futex_wake, now, reached};
+use super::{Acquired, LockHolder, RawLock};
 use crate::error::{Error, Result};
 use crate::process::ProcId;
 
@@ -556,45 +553,7 @@ unsafe impl RawLock for FutexLock {
     }
 }
 
-// SAFETY: as for `PthreadCondvar`: a wait reads `seq` while holding the lock and sleeps only
-// while `seq` keeps that value, so a notifier that takes the lock after the waiter released it
-// either prevents the sleep or wakes it; the wait relocks before returning `Ok`. Two counters.
-unsafe impl RawCondvar for FutexCondvar {
-    type Lock = FutexLock;
-    const SIZE: usize = COND_BYTES;
-    const ALIGN: usize = COND_ALIGNMENT;
-
-    unsafe fn init(cond: *mut u8) -> Result<()> {
-        // SAFETY: the caller's contract is this function's.
-        unsafe { cond_init(cond) };
-        Ok(())
-    }
-
-    unsafe fn wait(cond: *mut u8, mutex: *mut u8) -> Result<Acquired> {
-        // SAFETY: the caller's contract is this function's.
-        unsafe { cond_wait_until::<FutexLock>(cond, mutex, None) }.map(|(a, _)| a)
-    }
-
-    unsafe fn wait_timeout(
-        cond: *mut u8,
-        mutex: *mut u8,
-        timeout: Duration,
-    ) -> Result<(Acquired, bool)> {
-        let deadline = deadline(timeout)?;
-        // SAFETY: the caller's contract is this function's.
-        unsafe { cond_wait_until::<FutexLock>(cond, mutex, Some(&deadline)) }
-    }
-
-    unsafe fn notify_one(cond: *mut u8) -> Result<()> {
-        // SAFETY: the caller's contract is this function's.
-        unsafe { cond_notify(cond, 1) }
-    }
-
-    unsafe fn notify_all(cond: *mut u8) -> Result<()> {
-        // SAFETY: the caller's contract is this function's.
-        unsafe { cond_notify(cond, c_int::MAX) }
-    }
-}
+super::pthread::futex_condvar!(FutexCondvar, FutexLock);
 
 #[cfg(test)]
 mod tests {
@@ -603,6 +562,7 @@ mod tests {
 
     use super::*;
     use crate::sync::test_support::{fork_child, wait_child, Exit, Pipe, SharedPage};
+    use crate::sync::RawCondvar;
 
     const PATIENCE: Duration = Duration::from_secs(10);
     const LOCK: usize = 0;

@@ -43,7 +43,7 @@ use std::mem::{align_of, size_of, MaybeUninit};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::{Acquired, RawCondvar, RawLock};
+use super::{Acquired, RawLock};
 use crate::error::{Error, Result};
 
 /// A process-shared, robust, error-checking `pthread_mutex_t`, used through [`RawLock`].
@@ -674,46 +674,62 @@ pub(super) const COND_BYTES: usize = COND_SIZE;
 /// Alignment of a condition variable.
 pub(super) const COND_ALIGNMENT: usize = COND_ALIGN;
 
-// SAFETY: a wait reads `seq` while holding the mutex and sleeps only while `seq` keeps that
-// value, so a notifier that takes the mutex after the waiter released it (and so increments `seq`
-// after the read) either prevents the sleep or wakes it (see `CondWords`); the wait relocks the
-// mutex before returning `Ok`. The bytes are two counters.
-unsafe impl RawCondvar for PthreadCondvar {
-    type Lock = PthreadMutex;
-    const SIZE: usize = COND_SIZE;
-    const ALIGN: usize = COND_ALIGN;
+/// Implements [`RawCondvar`] for `$cv` over the lock `$lock`: the two-counter futex condition
+/// variable of this file (`cond_init`, `cond_wait_until`, `cond_notify`), which only needs the
+/// lock's own unlock and lock entry points. Both lock kinds use it.
+macro_rules! futex_condvar {
+    ($cv:ty, $lock:ty) => {
+        // SAFETY: a wait reads `seq` while holding the lock and sleeps only while `seq` keeps
+        // that value, so a notifier that takes the lock after the waiter released it (and so
+        // increments `seq` after the read) either prevents the sleep or wakes it (see
+        // `CondWords`); the wait relocks before returning `Ok`. The bytes are two counters.
+        unsafe impl $crate::sync::RawCondvar for $cv {
+            type Lock = $lock;
+            const SIZE: usize = $crate::sync::pthread::COND_BYTES;
+            const ALIGN: usize = $crate::sync::pthread::COND_ALIGNMENT;
 
-    unsafe fn init(cond: *mut u8) -> Result<()> {
-        // SAFETY: the caller's contract is this function's.
-        unsafe { cond_init(cond) };
-        Ok(())
-    }
+            unsafe fn init(cond: *mut u8) -> $crate::error::Result<()> {
+                // SAFETY: the caller's contract is this function's.
+                unsafe { $crate::sync::pthread::cond_init(cond) };
+                Ok(())
+            }
 
-    unsafe fn wait(cond: *mut u8, mutex: *mut u8) -> Result<Acquired> {
-        // SAFETY: the caller's contract is this function's.
-        unsafe { cond_wait_until::<PthreadMutex>(cond, mutex, None) }.map(|(a, _)| a)
-    }
+            unsafe fn wait(
+                cond: *mut u8,
+                mutex: *mut u8,
+            ) -> $crate::error::Result<$crate::sync::Acquired> {
+                // SAFETY: the caller's contract is this function's.
+                unsafe { $crate::sync::pthread::cond_wait_until::<$lock>(cond, mutex, None) }
+                    .map(|(a, _)| a)
+            }
 
-    unsafe fn wait_timeout(
-        cond: *mut u8,
-        mutex: *mut u8,
-        timeout: Duration,
-    ) -> Result<(Acquired, bool)> {
-        let deadline = deadline(timeout)?;
-        // SAFETY: the caller's contract is this function's.
-        unsafe { cond_wait_until::<PthreadMutex>(cond, mutex, Some(&deadline)) }
-    }
+            unsafe fn wait_timeout(
+                cond: *mut u8,
+                mutex: *mut u8,
+                timeout: ::std::time::Duration,
+            ) -> $crate::error::Result<($crate::sync::Acquired, bool)> {
+                let deadline = $crate::sync::pthread::deadline(timeout)?;
+                // SAFETY: the caller's contract is this function's.
+                unsafe {
+                    $crate::sync::pthread::cond_wait_until::<$lock>(cond, mutex, Some(&deadline))
+                }
+            }
 
-    unsafe fn notify_one(cond: *mut u8) -> Result<()> {
-        // SAFETY: the caller's contract is this function's.
-        unsafe { cond_notify(cond, 1) }
-    }
+            unsafe fn notify_one(cond: *mut u8) -> $crate::error::Result<()> {
+                // SAFETY: the caller's contract is this function's.
+                unsafe { $crate::sync::pthread::cond_notify(cond, 1) }
+            }
 
-    unsafe fn notify_all(cond: *mut u8) -> Result<()> {
-        // SAFETY: the caller's contract is this function's.
-        unsafe { cond_notify(cond, c_int::MAX) }
-    }
+            unsafe fn notify_all(cond: *mut u8) -> $crate::error::Result<()> {
+                // SAFETY: the caller's contract is this function's.
+                unsafe { $crate::sync::pthread::cond_notify(cond, ::std::ffi::c_int::MAX) }
+            }
+        }
+    };
 }
+pub(super) use futex_condvar;
+
+futex_condvar!(PthreadCondvar, PthreadMutex);
 
 #[cfg(test)]
 mod tests {
@@ -721,6 +737,7 @@ mod tests {
 
     use super::*;
     use crate::sync::test_support::{fork_child, kill_child, wait_child, Exit, Pipe, SharedPage};
+    use crate::sync::RawCondvar;
 
     /// Long enough that correct code never hits it; short enough that broken code fails instead of
     /// hanging.
