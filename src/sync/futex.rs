@@ -88,7 +88,7 @@ impl FutexLock {
     }
 }
 
-/// The interprocess condition variable paired with [`FutexLock`], used through [`RawCondvar`]
+/// The interprocess condition variable paired with [`FutexLock`], used through [`RawCondvar`](super::RawCondvar)
 /// (the same futex condition variable as [`PthreadCondvar`](super::PthreadCondvar); see its
 /// notes on waiters that die and spurious wake-ups).
 ///

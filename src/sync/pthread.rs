@@ -52,7 +52,7 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub enum PthreadMutex {}
 
-/// The interprocess condition variable paired with [`PthreadMutex`], used through [`RawCondvar`]:
+/// The interprocess condition variable paired with [`PthreadMutex`], used through [`RawCondvar`](super::RawCondvar):
 /// a notification counter and a waiter count, slept on with a process-shared futex, timed on
 /// `CLOCK_MONOTONIC`. Linux only.
 ///
