@@ -80,6 +80,14 @@ enum Backing {
     Heap(#[allow(dead_code)] Box<[u128]>),
 }
 
+/// A `repr(C)` struct made only of `AtomicU32`/`AtomicU64` fields (arrays of them included),
+/// which [`Arena::words`] may view in place.
+///
+/// # Safety
+/// Implementors must be `repr(C)` and contain nothing but atomic integers, with no padding: any
+/// bit pattern is then a valid value and every access is atomic.
+pub unsafe trait AtomicWords: Sized {}
+
 /// A shared byte region addressed by offsets.
 pub struct Arena {
     base: NonNull<u8>,
@@ -198,6 +206,17 @@ impl Arena {
     #[inline]
     pub fn store_u64(&self, off: u64, v: u64) -> Result<()> {
         self.write(Offset::<u64>::new(off), v)
+    }
+
+    /// The words of a `T` made only of atomics at an offset aligned for `T`: one bounds and
+    /// alignment check for every field, where the hot paths would otherwise check each field.
+    #[inline]
+    pub fn words<T: AtomicWords>(&self, off: u64) -> Result<&T> {
+        let p = self.ptr(off, size_of::<T>() as u64, align_of::<T>() as u64)?;
+        // SAFETY: 1. `p` is in bounds and aligned for `T` (checked); 2. the arena lives as long
+        // as `&self`; 3. `T` is made only of atomics (`AtomicWords`' contract), so every bit
+        // pattern is valid, and every access to these bytes is atomic.
+        Ok(unsafe { &*p.cast::<T>() })
     }
 
     /// The `AtomicU32` at a 4-aligned offset.

@@ -193,22 +193,20 @@ pub fn read_optimistic<R>(
     read: impl Fn(&crate::arena::Arena, u64) -> Option<R>,
 ) -> Option<R> {
     use std::sync::atomic::{fence, Ordering};
-    let table = core.table();
-    let seq = table.seq(token.slot).ok()?;
-    let body = table.body(token.slot).ok()?;
+    let words = core.table().slot(token.slot).ok()?;
     for _ in 0..OPTIMISTIC_TRIES {
         // Acquire: pairs with the Release store that closed the last write, so the body reads
         // below see everything it wrote.
-        let s = seq.load(Ordering::Acquire);
+        let s = words.seq.load(Ordering::Acquire);
         if s & 1 == 0 {
-            if table.check_live(token.slot, token.generation).ok()? != token.type_id {
+            if words.check_live(token.slot, token.generation).ok()? != token.type_id {
                 return None;
             }
-            let r = read(core.arena(), body.load(Ordering::Relaxed));
+            let r = read(core.arena(), words.body.load(Ordering::Relaxed));
             // Acquire fence: if any load above saw a write made after a writer's Release fence
             // (`write_begin`), the re-read below sees that writer's odd (or later) sequence.
             fence(Ordering::Acquire);
-            if seq.load(Ordering::Relaxed) == s {
+            if words.seq.load(Ordering::Relaxed) == s {
                 return r;
             }
         }
@@ -237,14 +235,13 @@ fn lock_ctx_died<'a>(
     timeout: Option<std::time::Duration>,
 ) -> Result<(LockGuard<'a>, Ctx<'a>, bool)> {
     let table = core.table();
-    let (guard, got) = table.lock(token.slot, timeout)?;
-    let ty = table.check_live(token.slot, token.generation)?;
+    let words = table.slot(token.slot)?;
+    let (guard, got) = words.lock(timeout)?;
+    let ty = words.check_live(token.slot, token.generation)?;
     if ty != token.type_id {
         return Err(Error::corrupt("object type changed", u64::from(token.slot)));
     }
-    let body = table
-        .body(token.slot)?
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let body = words.body.load(std::sync::atomic::Ordering::Relaxed);
     let desc = type_desc(ty)?;
     let mut ctx = Ctx {
         core,

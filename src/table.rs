@@ -32,10 +32,11 @@
 //! discards what it read. A writer that dies leaves it odd, so readers take the lock, whose
 //! `OwnerDied` repair makes it even again ([`Table::seq_repair`]).
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::arena::Arena;
+use crate::arena::{Arena, AtomicWords};
 use crate::error::{Error, Result};
 use crate::header::{SLOT_FREE_OFF, SLOT_UNUSED_OFF};
 use crate::sync::{Acquired, FutexCondvar, FutexLock, RawCondvar, RawLock};
@@ -61,35 +62,134 @@ pub const SLOT_SIZE: u64 = (META + META_SIZE).div_ceil(64) * 64;
 pub const LOCK_BYTES: usize = LOCK_SIZE as usize;
 const _: () = assert!(LOCK_ALIGN <= 64 && 64 % LOCK_ALIGN == 0);
 
+/// A slot's words, viewed in place with one bounds check (see the module's layout).
+#[repr(C)]
+pub struct SlotWords {
+    lock: [AtomicU32; (META / 4) as usize],
+    /// Proxies (and containers) holding the object.
+    pub refcount: AtomicU32,
+    /// Bumped when the slot is freed.
+    pub generation: AtomicU32,
+    /// Type id | state << 16.
+    pub kind: AtomicU32,
+    /// Write sequence, odd while a writer is inside.
+    pub seq: AtomicU32,
+    /// Offset of the body (free slot: next free slot + 1).
+    pub body: AtomicU64,
+}
+// SAFETY: `repr(C)`, only atomic integers; META is a multiple of 8, so no padding.
+unsafe impl AtomicWords for SlotWords {}
+const _: () = assert!(std::mem::size_of::<SlotWords>() as u64 == META + META_SIZE);
+const _: () = assert!(std::mem::offset_of!(SlotWords, body) as u64 == META + 16);
+
+impl SlotWords {
+    /// The slot's lock, for the `RawLock` functions.
+    #[inline]
+    fn lock_ptr(&self) -> *mut u8 {
+        self.lock.as_ptr().cast_mut().cast()
+    }
+
+    /// Type id and state.
+    #[inline]
+    pub fn type_and_state(&self) -> (u16, u32) {
+        let k = self.kind.load(Ordering::Acquire);
+        ((k & 0xffff) as u16, k >> 16)
+    }
+
+    /// Checks that the slot holds a live object of generation `generation`; returns its type.
+    ///
+    /// # Errors
+    /// `StaleHandle` if the slot was freed or reused.
+    #[inline]
+    pub fn check_live(&self, slot: u32, generation: u32) -> Result<u16> {
+        let (ty, state) = self.type_and_state();
+        let found = self.generation.load(Ordering::Acquire);
+        if state != STATE_LIVE || found != generation {
+            return Err(Error::StaleHandle {
+                slot,
+                expected: generation,
+                found,
+            });
+        }
+        Ok(ty)
+    }
+
+    /// Takes the slot's lock, waiting at most `timeout` (None: forever).
+    ///
+    /// # Errors
+    /// `Timeout`, `Corrupt` for an unrecoverable lock, `Os` (`EDEADLK`) when this thread holds it.
+    #[inline]
+    pub fn lock(&self, timeout: Option<Duration>) -> Result<(LockGuard<'_>, Acquired)> {
+        let p = self.lock_ptr();
+        // SAFETY: `p` is the slot's lock, in bounds and aligned (the view was checked), and was
+        // initialized by `init_lock` when the slot was first taken; a slot that was never taken
+        // is never named by a live token, and its zeroed lock is a free futex lock.
+        let got = unsafe {
+            match timeout {
+                None => <ObjLock as RawLock>::lock(p),
+                Some(t) => <ObjLock as RawLock>::lock_timeout(p, t),
+            }
+        }?;
+        Ok((
+            LockGuard {
+                lock: p,
+                _arena: PhantomData,
+            },
+            got,
+        ))
+    }
+
+    /// Opens a write on the object, whose lock the caller holds: the write sequence becomes
+    /// odd until the returned guard is dropped. Nested writes share the outer one.
+    #[inline]
+    pub fn write_begin(&self) -> SeqWrite<'_> {
+        let seq = &self.seq;
+        // Relaxed: only the lock holder writes `seq`; the lock ordered us after the last writer.
+        let v = seq.load(Ordering::Relaxed);
+        if v & 1 != 0 {
+            return SeqWrite { seq, end: None };
+        }
+        seq.store(v.wrapping_add(1), Ordering::Relaxed);
+        // Release fence: a reader whose loads see any write after this point also sees the odd
+        // value when it re-reads `seq` (after its Acquire fence).
+        std::sync::atomic::fence(Ordering::Release);
+        SeqWrite {
+            seq,
+            end: Some(v.wrapping_add(2)),
+        }
+    }
+}
+
 /// Slot state: not in use.
 pub const STATE_FREE: u32 = 0;
 /// Slot state: holds a live object.
 pub const STATE_LIVE: u32 = 1;
 
 /// A held robust lock in the arena; unlocks when dropped.
+///
+/// Not `Send`: the lock belongs to the thread that took it (its word names that thread).
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct LockGuard<'a> {
-    arena: &'a Arena,
-    off: u64,
+    /// The lock, checked in bounds and aligned when it was taken.
+    lock: *mut u8,
+    _arena: PhantomData<&'a Arena>,
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if let Ok(p) = self.arena.raw_ptr(self.off, LOCK_SIZE, LOCK_ALIGN) {
-            // SAFETY: 1. `p` points at an initialized lock in the mapped arena (it was locked
-            // through the same offset); 2. this guard's existence proves the calling thread
-            // holds it.
-            let _ = unsafe { <ObjLock as RawLock>::unlock(p) };
-        }
+        // SAFETY: 1. `lock` points at an initialized lock in the mapped arena, checked when it
+        // was taken, and the arena outlives `'a`; 2. this guard's existence proves the calling
+        // thread holds it.
+        let _ = unsafe { <ObjLock as RawLock>::unlock(self.lock) };
     }
 }
 
 impl LockGuard<'_> {
     /// Marks the lock consistent after repairing what a dead holder left.
     pub fn make_consistent(&self) -> Result<()> {
-        let p = self.arena.raw_ptr(self.off, LOCK_SIZE, LOCK_ALIGN)?;
         // SAFETY: as in `drop`: an initialized lock this thread holds.
-        unsafe { <ObjLock as RawLock>::make_consistent(p) }
+        unsafe { <ObjLock as RawLock>::make_consistent(self.lock) }
     }
 }
 
@@ -168,7 +268,13 @@ pub fn lock_at(
             Some(t) => <ObjLock as RawLock>::lock_timeout(p, t),
         }
     }?;
-    Ok((LockGuard { arena, off }, got))
+    Ok((
+        LockGuard {
+            lock: p,
+            _arena: PhantomData,
+        },
+        got,
+    ))
 }
 
 /// Tries to take the lock at `off` without waiting.
@@ -176,7 +282,15 @@ pub fn try_lock_at(arena: &Arena, off: u64) -> Result<Option<(LockGuard<'_>, Acq
     let p = arena.raw_ptr(off, LOCK_SIZE, LOCK_ALIGN)?;
     // SAFETY: as in `lock_at`.
     let got = unsafe { <ObjLock as RawLock>::try_lock(p) }?;
-    Ok(got.map(|a| (LockGuard { arena, off }, a)))
+    Ok(got.map(|a| {
+        (
+            LockGuard {
+                lock: p,
+                _arena: PhantomData,
+            },
+            a,
+        )
+    }))
 }
 
 /// An open write on an object's seqlock (see the module notes); ends when dropped.
@@ -231,28 +345,37 @@ impl<'a> Table<'a> {
         self.slot_off(slot)
     }
 
+    /// The slot's words, bounds-checked once.
+    ///
+    /// # Errors
+    /// `Corrupt` for a slot out of range (or a table outside the arena).
+    #[inline]
+    pub fn slot(&self, slot: u32) -> Result<&'a SlotWords> {
+        self.arena.words(self.slot_off(slot)?)
+    }
+
     /// The slot's refcount.
     #[inline]
     pub fn refcount(&self, slot: u32) -> Result<&'a AtomicU32> {
-        self.arena.atomic_u32(self.slot_off(slot)? + META)
+        Ok(&self.slot(slot)?.refcount)
     }
 
     /// The slot's generation.
     #[inline]
     pub fn generation(&self, slot: u32) -> Result<&'a AtomicU32> {
-        self.arena.atomic_u32(self.slot_off(slot)? + META + 4)
+        Ok(&self.slot(slot)?.generation)
     }
 
     /// The slot's kind word (type id | state << 16).
     #[inline]
     pub fn kind(&self, slot: u32) -> Result<&'a AtomicU32> {
-        self.arena.atomic_u32(self.slot_off(slot)? + META + 8)
+        Ok(&self.slot(slot)?.kind)
     }
 
     /// The slot's write sequence.
     #[inline]
     pub fn seq(&self, slot: u32) -> Result<&'a AtomicU32> {
-        self.arena.atomic_u32(self.slot_off(slot)? + META + 12)
+        Ok(&self.slot(slot)?.seq)
     }
 
     /// Opens a write on the slot's object, whose lock the caller holds: the write sequence
@@ -262,24 +385,11 @@ impl<'a> Table<'a> {
     /// `Corrupt` for a slot out of range.
     #[inline]
     pub fn write_begin(&self, slot: u32) -> Result<SeqWrite<'a>> {
-        let seq = self.seq(slot)?;
-        // Relaxed: only the lock holder writes `seq`; the lock ordered us after the last writer.
-        let v = seq.load(Ordering::Relaxed);
-        if v & 1 != 0 {
-            return Ok(SeqWrite { seq, end: None });
-        }
-        seq.store(v.wrapping_add(1), Ordering::Relaxed);
-        // Release fence: a reader whose loads see any write after this point also sees the odd
-        // value when it re-reads `seq` (after its Acquire fence).
-        std::sync::atomic::fence(Ordering::Release);
-        Ok(SeqWrite {
-            seq,
-            end: Some(v.wrapping_add(2)),
-        })
+        Ok(self.slot(slot)?.write_begin())
     }
 
-    /// After a dead holder's repair (the caller holds the lock): makes an odd write sequence,
-    /// the mark of a write the holder did not finish, even again (and new to every reader).
+    /// Closes a write that a holder died inside (the sequence is odd): the caller holds the lock,
+    /// taken with `OwnerDied`, and has repaired the object.
     ///
     /// # Errors
     /// `Corrupt` for a slot out of range.
@@ -295,14 +405,13 @@ impl<'a> Table<'a> {
     /// The slot's body offset.
     #[inline]
     pub fn body(&self, slot: u32) -> Result<&'a AtomicU64> {
-        self.arena.atomic_u64(self.slot_off(slot)? + META + 16)
+        Ok(&self.slot(slot)?.body)
     }
 
     /// Type id and state of a slot.
     #[inline]
     pub fn type_and_state(&self, slot: u32) -> Result<(u16, u32)> {
-        let k = self.kind(slot)?.load(Ordering::Acquire);
-        Ok(((k & 0xffff) as u16, k >> 16))
+        Ok(self.slot(slot)?.type_and_state())
     }
 
     /// Checks that `slot` holds a live object of generation `generation`; returns its type id.
@@ -311,22 +420,13 @@ impl<'a> Table<'a> {
     /// `StaleHandle` if the slot was freed or reused.
     #[inline]
     pub fn check_live(&self, slot: u32, generation: u32) -> Result<u16> {
-        let (ty, state) = self.type_and_state(slot)?;
-        let found = self.generation(slot)?.load(Ordering::Acquire);
-        if state != STATE_LIVE || found != generation {
-            return Err(Error::StaleHandle {
-                slot,
-                expected: generation,
-                found,
-            });
-        }
-        Ok(ty)
+        self.slot(slot)?.check_live(slot, generation)
     }
 
     /// Locks the slot's object.
     #[inline]
     pub fn lock(&self, slot: u32, timeout: Option<Duration>) -> Result<(LockGuard<'a>, Acquired)> {
-        lock_at(self.arena, self.slot_off(slot)?, timeout)
+        self.slot(slot)?.lock(timeout)
     }
 
     /// Takes a slot for a new object of type `type_id` with body `body` and refcount 1.
