@@ -252,6 +252,42 @@ impl Arena {
         Ok(unsafe { AtomicU64::from_ptr(p.cast()) }.load(std::sync::atomic::Ordering::Relaxed))
     }
 
+    /// A plain-data `T` of 1, 2, 4 or 8 bytes read with one `Relaxed` atomic load of its width,
+    /// for an optimistic reader (see [`Arena::load_u64_racy`]; the caller validates the result
+    /// before use). `None` for another size, or an offset not aligned to the size, or out of
+    /// bounds: the caller takes the lock instead.
+    #[inline]
+    pub fn load_pod_racy<T: Pod>(&self, off: u64) -> Option<T> {
+        use std::sync::atomic::{AtomicU16, AtomicU8, Ordering::Relaxed};
+        let n = size_of::<T>();
+        let p = self.ptr(off, n as u64, n.max(1) as u64).ok()?;
+        let mut x = T::zeroed();
+        let out = bytemuck::bytes_of_mut(&mut x);
+        // SAFETY (each arm): `p` is in bounds and aligned to the load's width (checked above,
+        // the width being `n`); the arena outlives the call; the load is atomic, and its result
+        // is only used after validation.
+        match n {
+            1 => out.copy_from_slice(&unsafe { AtomicU8::from_ptr(p) }.load(Relaxed).to_ne_bytes()),
+            2 => out.copy_from_slice(
+                &unsafe { AtomicU16::from_ptr(p.cast()) }
+                    .load(Relaxed)
+                    .to_ne_bytes(),
+            ),
+            4 => out.copy_from_slice(
+                &unsafe { AtomicU32::from_ptr(p.cast()) }
+                    .load(Relaxed)
+                    .to_ne_bytes(),
+            ),
+            8 => out.copy_from_slice(
+                &unsafe { AtomicU64::from_ptr(p.cast()) }
+                    .load(Relaxed)
+                    .to_ne_bytes(),
+            ),
+            _ => return None,
+        }
+        Some(x)
+    }
+
     /// As [`Arena::load_u64_racy`], for a `u32` at a 4-aligned offset.
     #[inline]
     pub fn load_u32_racy(&self, off: u64) -> Result<u32> {

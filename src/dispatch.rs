@@ -288,6 +288,9 @@ pub fn lock_object_timeout<'a>(
 #[cold]
 fn recover(ctx: &mut Ctx<'_>, desc: &TypeDesc, guard: &LockGuard<'_>) -> Result<()> {
     (desc.repair)(ctx)?;
+    // A write the holder left open (any type with lock-free readers) is over: the repair made
+    // the object consistent again.
+    ctx.core.table().seq_repair(ctx.slot)?;
     ctx.core.note_repair();
     guard.make_consistent()
 }

@@ -4,19 +4,32 @@
 //! The writer flips every item of a list, and a value, between two patterns whose cells differ
 //! in every byte (an int `0x5555…` and a 14-byte inline string of `z`s), and grows and shrinks
 //! the list by one item meanwhile. A torn cell would decode to neither pattern (another int,
-//! another string, or a bad cell), a torn length to neither length.
+//! another string, or a bad cell), a torn length to neither length. It also flips an element of
+//! a `u64` array (written through the zero-copy guard, one 32-bit half at a time) and a
+//! `value_of::<u64>` between two words that differ in every bit: a read that did not respect
+//! the write sequence would see a half of each.
 
 mod common;
 
 use std::io::BufReader;
 
 use common::{expect_success, spawn, unique, wait_for_line, Cleanup};
-use shmstore::{Error, ListProxy, Store, Value, ValueProxy};
+use shmstore::{ArrayProxy, Error, ListProxy, Store, TypedValueProxy, Value, ValueProxy};
 
 const ITEMS: i64 = 8;
 const ROUNDS: u64 = 20_000;
 const P0: i64 = 0x5555_5555_5555_5555;
 const P1: &str = "zzzzzzzzzzzzzz";
+const W0: u64 = 0x5555_5555_5555_5555;
+const W1: u64 = 0xAAAA_AAAA_AAAA_AAAA;
+
+fn word(round: u64) -> u64 {
+    if round % 2 == 0 {
+        W0
+    } else {
+        W1
+    }
+}
 
 fn is_pattern(v: &Value) -> bool {
     matches!(v, Value::Int(P0)) || matches!(v, Value::Str(s) if s == P1)
@@ -41,6 +54,8 @@ fn child_main() {
     let l = ListProxy::try_from(store.lookup("items").unwrap()).unwrap();
     let v = ValueProxy::try_from(store.lookup("value").unwrap()).unwrap();
     let done = ValueProxy::try_from(store.lookup("done").unwrap()).unwrap();
+    let arr = ArrayProxy::<u64>::try_from(store.lookup("array").unwrap()).unwrap();
+    let tv = TypedValueProxy::<u64>::try_from(store.lookup("word").unwrap()).unwrap();
     match role.as_str() {
         "writer" => {
             common::signal("READY");
@@ -50,6 +65,16 @@ fn child_main() {
                     l.set(i, p.clone()).expect("set");
                 }
                 v.set(p.clone()).expect("value set");
+                let w = word(round);
+                {
+                    let mut g = arr.lock().expect("array lock");
+                    let halves: &mut [u32] = bytemuck::cast_slice_mut(&mut g[..1]);
+                    halves[0] = w as u32;
+                    std::hint::black_box(&mut *halves);
+                    halves[1] = (w >> 32) as u32;
+                }
+                arr.set(1, w).expect("array set");
+                tv.set(w).expect("typed value set");
                 l.append(p).expect("append");
                 l.pop(-1).expect("pop");
             }
@@ -74,6 +99,12 @@ fn child_main() {
                 assert!(is_pattern(&x), "torn list read: {x:?}");
                 let y = v.get().expect("value get");
                 assert!(is_pattern(&y), "torn value read: {y:?}");
+                for i in 0..2 {
+                    let a = arr.get(i).expect("array get");
+                    assert!(a == W0 || a == W1, "torn array read: {a:#x}");
+                }
+                let t = tv.get().expect("typed value get");
+                assert!(t == W0 || t == W1, "torn typed value read: {t:#x}");
             }
             common::signal(&format!("READS {n}"));
         }
@@ -92,6 +123,10 @@ fn lock_free_reads_in_other_processes_never_see_a_torn_write() {
     store.bind("value", &v).unwrap();
     let done = store.value(false).unwrap();
     store.bind("done", &done).unwrap();
+    let arr = store.array::<u64>(vec![W0; 2]).unwrap();
+    store.bind("array", &arr).unwrap();
+    let tv = store.value_of::<u64>(W0).unwrap();
+    store.bind("word", &tv).unwrap();
 
     let mut readers: Vec<_> = (0..2).map(|_| spawn("reader", &[&name])).collect();
     let mut writer = spawn("writer", &[&name]);
@@ -112,6 +147,8 @@ fn lock_free_reads_in_other_processes_never_see_a_torn_write() {
     assert_eq!(l.len().unwrap(), ITEMS as usize);
     assert_eq!(l.get(0).unwrap(), Value::from(P1));
     assert_eq!(v.get().unwrap(), Value::from(P1));
+    assert_eq!(arr.to_vec().unwrap(), [W1, W1]);
+    assert_eq!(tv.get().unwrap(), W1);
 }
 
 /// Reads in this thread while it holds the list's lock: `len` and a scalar `get` succeed
@@ -148,4 +185,20 @@ fn reads_without_the_lock_do_not_wait_for_its_holder() {
     .unwrap();
     assert_eq!(l.get(1).unwrap(), Value::from(long));
     assert!(matches!(l.get(4), Err(Error::IndexError(_))));
+
+    // A typed value is read lock-free while its lock is held; an array whose zero-copy guard is
+    // out (a write may be under way) is read through the lock, which this thread holds.
+    let tv = store.value_of::<i64>(7).unwrap();
+    tv.with_lock(|_| assert_eq!(tv.get().unwrap(), 7)).unwrap();
+    let arr = store.array::<i64>(vec![1, 2, 3]).unwrap();
+    {
+        let _g = arr.lock().unwrap();
+        assert!(
+            matches!(arr.get(0), Err(Error::Os { .. })),
+            "{:?}",
+            arr.get(0)
+        );
+    }
+    assert_eq!(arr.get(-1).unwrap(), 3);
+    assert!(matches!(arr.get(3), Err(Error::IndexError(_))));
 }

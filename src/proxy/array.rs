@@ -11,7 +11,7 @@ use super::{Handle, Proxy};
 use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::table::LockGuard;
+use crate::table::{LockGuard, SeqWrite};
 use crate::token::type_ids;
 use crate::types::pod::{self, ElemType};
 use crate::types::{array, Ctx};
@@ -28,6 +28,8 @@ use crate::value::Slice;
 pub struct ArrayProxy<T> {
     h: Arc<Handle>,
     _t: PhantomData<fn() -> T>,
+    /// `T`'s record, computed once (its fingerprint hashes `T`'s name).
+    elem: ElemType,
 }
 proxy_common!(impl[T: ::bytemuck::Pod] ArrayProxy<T>);
 
@@ -42,6 +44,7 @@ impl<T: ::bytemuck::Pod> Clone for ArrayProxy<T> {
         ArrayProxy {
             h: self.h.clone(),
             _t: ::std::marker::PhantomData,
+            elem: self.elem,
         }
     }
 }
@@ -54,7 +57,11 @@ impl<T: Pod> TryFrom<Proxy> for ArrayProxy<T> {
         let h = p.into_handle_of(type_ids::ARRAY)?;
         let want = ElemType::of::<T>();
         dispatch::with_object(&h.core, &h.token, |c| array::data(c, &want))?;
-        Ok(ArrayProxy { h, _t: PhantomData })
+        Ok(ArrayProxy {
+            h,
+            _t: PhantomData,
+            elem: want,
+        })
     }
 }
 
@@ -67,9 +74,21 @@ impl<T: Pod> ArrayProxy<T> {
     /// Runs `f` on the elements in place, under the lock.
     #[inline]
     fn with_slice<R>(&self, f: impl FnOnce(&mut [T]) -> Result<R>) -> Result<R> {
-        let want = ElemType::of::<T>();
+        let want = self.elem;
         dispatch::with_object(&self.h.core, &self.h.token, |c: &mut Ctx<'_>| {
             let (data, len) = array::data(c, &want)?;
+            f(c.core.arena().slice_mut::<T>(data, len)?)
+        })
+    }
+
+    /// [`Self::with_slice`] for a closure that writes: the write is marked on the array's
+    /// sequence, so lock-free readers discard what they read meanwhile.
+    #[inline]
+    fn with_slice_mut<R>(&self, f: impl FnOnce(&mut [T]) -> Result<R>) -> Result<R> {
+        let want = self.elem;
+        dispatch::with_object(&self.h.core, &self.h.token, |c: &mut Ctx<'_>| {
+            let (data, len) = array::data(c, &want)?;
+            let _w = array::writing(c)?;
             f(c.core.arena().slice_mut::<T>(data, len)?)
         })
     }
@@ -98,6 +117,13 @@ impl<T: Pod> ArrayProxy<T> {
     /// `IndexError("array index out of range")`.
     #[inline]
     pub fn get(&self, index: i64) -> Result<T> {
+        // Lock-free when no write is under way (see `dispatch::read_optimistic`).
+        let want = self.elem;
+        if let Some(x) = dispatch::read_optimistic(&self.h.core, &self.h.token, |a, b| {
+            array::get_racy::<T>(a, b, &want, index)
+        }) {
+            return Ok(x);
+        }
         self.with_slice(|s| {
             normalize(index, s.len())
                 .and_then(|i| s.get(i).copied())
@@ -111,7 +137,7 @@ impl<T: Pod> ArrayProxy<T> {
     /// `IndexError("array assignment index out of range")`.
     #[inline]
     pub fn set(&self, index: i64, x: T) -> Result<()> {
-        self.with_slice(|s| {
+        self.with_slice_mut(|s| {
             let len = s.len();
             match normalize(index, len).and_then(|i| s.get_mut(i)) {
                 Some(e) => {
@@ -150,7 +176,7 @@ impl<T: Pod> ArrayProxy<T> {
     /// # Errors
     /// `ValueError("Can only assign sequence of same size")`.
     pub fn copy_from_slice(&self, src: &[T]) -> Result<()> {
-        self.with_slice(|a| {
+        self.with_slice_mut(|a| {
             if a.len() != src.len() {
                 return Err(Error::ValueError(
                     "Can only assign sequence of same size".into(),
@@ -167,7 +193,7 @@ impl<T: Pod> ArrayProxy<T> {
     /// # Errors
     /// What `f` returns.
     pub fn with_lock<R>(&self, f: impl FnOnce(&mut [T]) -> Result<R>) -> Result<R> {
-        self.with_slice(f)
+        self.with_slice_mut(f)
     }
 
     /// Takes the array's lock and returns a guard that derefs to the elements in the arena —
@@ -199,10 +225,13 @@ impl<T: Pod> ArrayProxy<T> {
     pub fn lock(&self) -> Result<ArrayGuard<'_, T>> {
         let core = &*self.h.core;
         let (lock, body) = dispatch::lock_object(core, &self.h.token)?;
-        let (data, len) = array::locate(core, body, &ElemType::of::<T>())?;
+        let (data, len) = array::locate(core, body, &self.elem)?;
         let elems = core.arena().slice_mut::<T>(data, len)?;
+        // The guard may write at any time while it lives: its write stays open until then.
+        let write = core.table().write_begin(self.h.token.slot)?;
         Ok(ArrayGuard {
             elems,
+            _write: write,
             _lock: lock,
             _not_send: PhantomData,
         })
@@ -215,6 +244,8 @@ impl<T: Pod> ArrayProxy<T> {
 pub struct ArrayGuard<'a, T> {
     // Declared before the lock: the slice is gone before the lock is let go.
     elems: &'a mut [T],
+    // Closes the write on the array's sequence, before the lock is let go.
+    _write: SeqWrite<'a>,
     _lock: LockGuard<'a>,
     // The lock belongs to the thread that took it.
     _not_send: PhantomData<*const ()>,
@@ -304,6 +335,7 @@ impl Store {
         Ok(ArrayProxy {
             h: self.adopt(token),
             _t: PhantomData,
+            elem: ElemType::of::<T>(),
         })
     }
 

@@ -168,6 +168,8 @@ impl ValueView<'_, '_> {
 pub struct TypedValueProxy<T> {
     h: Arc<Handle>,
     _t: PhantomData<fn() -> T>,
+    /// `T`'s record, computed once (its fingerprint hashes `T`'s name).
+    elem: ElemType,
 }
 proxy_common!(impl[T: ::bytemuck::Pod] TypedValueProxy<T>);
 
@@ -182,6 +184,7 @@ impl<T: ::bytemuck::Pod> Clone for TypedValueProxy<T> {
         TypedValueProxy {
             h: self.h.clone(),
             _t: ::std::marker::PhantomData,
+            elem: self.elem,
         }
     }
 }
@@ -194,7 +197,11 @@ impl<T: Pod> TryFrom<Proxy> for TypedValueProxy<T> {
         let h = p.into_handle_of(type_ids::VALUE)?;
         let want = ElemType::of::<T>();
         dispatch::with_object(&h.core, &h.token, |c| value::check_pod(c, &want))?;
-        Ok(TypedValueProxy { h, _t: PhantomData })
+        Ok(TypedValueProxy {
+            h,
+            _t: PhantomData,
+            elem: want,
+        })
     }
 }
 
@@ -210,7 +217,13 @@ impl<T: Pod> TypedValueProxy<T> {
     /// `Corrupt` if the value's memory fails a check.
     #[inline]
     pub fn get(&self) -> Result<T> {
-        let want = ElemType::of::<T>();
+        let want = self.elem;
+        // Lock-free when no write is under way (see `dispatch::read_optimistic`).
+        if let Some(x) = dispatch::read_optimistic(&self.h.core, &self.h.token, |a, b| {
+            value::get_pod_racy::<T>(a, b, &want)
+        }) {
+            return Ok(x);
+        }
         let mut x = T::zeroed();
         self.with(|c| value::get_pod(c, &want, bytemuck::bytes_of_mut(&mut x)))?;
         Ok(x)
@@ -222,7 +235,7 @@ impl<T: Pod> TypedValueProxy<T> {
     /// `Corrupt` only.
     #[inline]
     pub fn set(&self, x: T) -> Result<()> {
-        let want = ElemType::of::<T>();
+        let want = self.elem;
         self.with(|c| value::set_pod(c, &want, bytemuck::bytes_of(&x)))
     }
 
@@ -242,7 +255,7 @@ impl<T: Pod> TypedValueProxy<T> {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn with_lock<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
-        let want = ElemType::of::<T>();
+        let want = self.elem;
         self.with(|c| {
             let mut x = T::zeroed();
             value::get_pod(c, &want, bytemuck::bytes_of_mut(&mut x))?;
@@ -321,6 +334,7 @@ impl Store {
         Ok(TypedValueProxy {
             h: self.adopt(token),
             _t: PhantomData,
+            elem: ElemType::of::<T>(),
         })
     }
 }

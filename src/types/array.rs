@@ -27,7 +27,7 @@ use bytemuck::{Pod, Zeroable};
 use super::pod::{self, ElemType};
 use super::pyargs;
 use super::{iter_arg, Ctx, Kwargs, Method, TypeDesc};
-use crate::arena::Offset;
+use crate::arena::{Arena, Offset};
 use crate::cell::{self, Cell};
 use crate::core::Core;
 use crate::error::{Error, Result};
@@ -114,6 +114,25 @@ pub fn locate(core: &Core, body: u64, want: &ElemType) -> Result<(u64, u64)> {
         return Err(mismatch(core, body, &b, want));
     }
     Ok((b.data, b.len))
+}
+
+/// `a[i]` of an array of `T` (whose record is `want`) read without the lock, for
+/// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` for an index out of
+/// range, another element type, an element that is not 1, 2, 4 or 8 bytes, or words that fail a
+/// check (the locked path then answers). The header never changes after creation; the element is
+/// one atomic load.
+#[inline]
+pub fn get_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType, i: i64) -> Option<T> {
+    let len = a.load_u64_racy(body).ok()?;
+    let data = a.load_u64_racy(body.checked_add(8)?).ok()?;
+    let fingerprint = a.load_u64_racy(body.checked_add(16)?).ok()?;
+    let size_align = a.load_u64_racy(body.checked_add(24)?).ok()?;
+    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    if fingerprint != want.fingerprint || size_align != want_sa {
+        return None;
+    }
+    let i = normalize(i, len)?;
+    a.load_pod_racy::<T>(data.checked_add(i.checked_mul(want.stride())?)?)
 }
 
 #[cold]
@@ -301,9 +320,18 @@ pub fn set(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
     let b = body(ctx)?;
     let i = normalize(i, b.len)
         .ok_or_else(|| Error::IndexError("array assignment index out of range".into()))?;
-    let mut buf = vec![0u8; b.elem.size as usize];
-    pod::from_value(&b.elem, v, &mut buf)?;
-    ctx.core.arena().copy_in(elem_off(&b, i), &buf)
+    let mut small = [0u8; 16];
+    let mut big = Vec::new();
+    let buf = match small.get_mut(..b.elem.size as usize) {
+        Some(s) => s,
+        None => {
+            big.resize(b.elem.size as usize, 0);
+            &mut big[..]
+        }
+    };
+    pod::from_value(&b.elem, v, buf)?;
+    let _w = writing(ctx)?;
+    ctx.core.arena().copy_in(elem_off(&b, i), buf)
 }
 
 /// `a[s]` as values.
@@ -356,6 +384,7 @@ pub fn set_slice(ctx: &mut Ctx<'_>, s: &Slice, items: &[Value]) -> Result<()> {
     for (v, dst) in items.iter().zip(buf.chunks_exact_mut(size.max(1))) {
         pod::from_value(&b.elem, v, dst)?;
     }
+    let _w = writing(ctx)?;
     if ix.step == 1 {
         return ctx
             .core
@@ -376,6 +405,16 @@ pub fn set_slice(ctx: &mut Ctx<'_>, s: &Slice, items: &[Value]) -> Result<()> {
 #[inline]
 pub fn data(ctx: &mut Ctx<'_>, want: &ElemType) -> Result<(u64, u64)> {
     locate(ctx.core, ctx.body, want)
+}
+
+/// Opens a write on the array's sequence (see `Table::write_begin`): optimistic readers
+/// ([`get_racy`]) discard what they read meanwhile. Every writer of the elements holds one.
+///
+/// # Errors
+/// `Corrupt` for a bad slot.
+#[inline]
+pub fn writing<'a>(ctx: &Ctx<'a>) -> Result<crate::table::SeqWrite<'a>> {
+    ctx.core.table().write_begin(ctx.slot)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -332,6 +332,30 @@ pub fn get_racy(a: &crate::arena::Arena, body: u64) -> Option<Cell> {
     Some(bytemuck::cast(w))
 }
 
+/// The plain-data value (of type `T`, whose record is `want`) read without the lock, for
+/// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` for another
+/// representation or type, a `T` that is not 1, 2, 4 or 8 bytes, or words that fail a check (the
+/// locked path then answers).
+#[inline]
+pub fn get_pod_racy<T: bytemuck::Pod>(
+    a: &crate::arena::Arena,
+    body: u64,
+    want: &ElemType,
+) -> Option<T> {
+    if a.load_u32_racy(body).ok()? != REPR_POD {
+        return None;
+    }
+    let current = a.load_u64_racy(body.checked_add(CURRENT_OFF)?).ok()?;
+    let data = a.load_u64_racy(body.checked_add(16)?).ok()?;
+    let fingerprint = a.load_u64_racy(body.checked_add(24)?).ok()?;
+    let size_align = a.load_u64_racy(body.checked_add(32)?).ok()?;
+    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    if current > 1 || fingerprint != want.fingerprint || size_align != want_sa {
+        return None;
+    }
+    a.load_pod_racy::<T>(data.checked_add(current * want.stride())?)
+}
+
 /// `v.set(x)`. A plain-data value converts `x` with `array.array`'s rules.
 ///
 /// # Errors
