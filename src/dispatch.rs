@@ -20,7 +20,7 @@ static TYPES: &[&TypeDesc] = &[
     &types::value::DESC,
     &types::array::DESC,
     &types::namespace::DESC,
-    &types::semaphore::LOCK_DESC,
+    &types::lock::DESC,
     &types::rlock::DESC,
     &types::semaphore::SEMAPHORE_DESC,
     &types::semaphore::BOUNDED_DESC,
@@ -168,6 +168,55 @@ pub fn with_object_timeout<R>(
     }
     if core.take_reclaim_request() {
         let _ = crate::procs::reclaim(core, &release);
+    }
+    out
+}
+
+/// The body offset of the live object `token` names, read without its lock, for the typed
+/// proxies of `lockless` types (which then touch only atomics in the body). The proxy's
+/// reference keeps the object, and so the body, alive.
+///
+/// # Errors
+/// `StaleHandle` for a freed object; `Corrupt` for a slot of another type.
+#[inline]
+pub fn body_unlocked(core: &Core, token: &Token) -> Result<u64> {
+    let words = core.table().slot(token.slot)?;
+    if words.check_live(token.slot, token.generation)? != token.type_id {
+        return Err(Error::corrupt("object type changed", u64::from(token.slot)));
+    }
+    Ok(words.body.load(std::sync::atomic::Ordering::Acquire))
+}
+
+/// Runs `f` on the object `token` names without taking its lock, for `lockless` types, whose
+/// handlers touch only atomics in the body (a `Lock`'s futex word). The proxy's reference keeps
+/// the object alive; its liveness and type are checked as for a locked call.
+///
+/// # Errors
+/// `StaleHandle` for a freed object; `Corrupt` for a slot of another type; otherwise as `f`.
+#[inline]
+pub fn with_object_lockless<R>(
+    core: &Core,
+    token: &Token,
+    f: impl FnOnce(&mut Ctx<'_>) -> Result<R>,
+) -> Result<R> {
+    let table = core.table();
+    let words = table.slot(token.slot)?;
+    let ty = words.check_live(token.slot, token.generation)?;
+    let desc = type_desc(ty)?;
+    if ty != token.type_id || !desc.lockless {
+        return Err(Error::corrupt("object type changed", u64::from(token.slot)));
+    }
+    let mut ctx = Ctx {
+        core,
+        slot: token.slot,
+        body: words.body.load(std::sync::atomic::Ordering::Acquire),
+        lock_off: table.lock_off(token.slot)?,
+        repair: desc.repair,
+        released: Vec::new(),
+    };
+    let out = f(&mut ctx);
+    if !ctx.released.is_empty() {
+        release_all(core, std::mem::take(&mut ctx.released));
     }
     out
 }
@@ -321,10 +370,14 @@ pub fn call(
         }
         return with_object(core, token, |ctx| reg.call(ctx, mid.index, args, kwargs));
     }
-    let m = type_desc(token.type_id)?
+    let desc = type_desc(token.type_id)?;
+    let m = desc
         .methods
         .get(usize::from(mid.index))
         .ok_or(Error::corrupt("method index out of range", 0))?;
+    if desc.lockless {
+        return with_object_lockless(core, token, |ctx| (m.call)(ctx, args, kwargs));
+    }
     with_object(core, token, |ctx| (m.call)(ctx, args, kwargs))
 }
 

@@ -721,6 +721,33 @@ fn a_lock_holder_killed_is_recovered_by_a_waiter_already_waiting() {
     );
 }
 
+/// The lock word names the holder *process*: a dead one is taken over even by a call that does
+/// not wait, while a thread that acquired and ended leaves the lock held (its process lives),
+/// as Python's ownerless `Lock` does.
+#[test]
+fn a_dead_lock_holder_is_taken_over_without_waiting_but_a_finished_thread_still_holds() {
+    let name = unique("deadlock2");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 1 << 20).unwrap();
+    let l = store.lock().unwrap();
+    store.bind("lock", &l).unwrap();
+    kill(spawn_holder(&name, "lock"));
+    assert!(l.locked().unwrap());
+    let repairs = store.stats().unwrap().repairs;
+    assert!(l.acquire(false, None).unwrap(), "the dead holder's lock");
+    assert_eq!(store.stats().unwrap().repairs, repairs + 1);
+    assert!(!l.acquire(false, None).unwrap());
+    l.release().unwrap();
+
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(l.acquire(false, None).unwrap()));
+    });
+    assert!(l.locked().unwrap());
+    assert!(!l.acquire(true, Some(Duration::from_millis(250))).unwrap());
+    l.release().unwrap();
+    assert!(!l.locked().unwrap());
+}
+
 #[test]
 fn an_rlock_owner_killed_is_recovered() {
     let name = unique("killrlock");

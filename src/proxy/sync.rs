@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::token::type_ids;
 use crate::types::sync_common::deadline_of;
-use crate::types::{barrier, condition, event, rlock, semaphore, Ctx};
+use crate::types::{barrier, condition, event, lock, rlock, semaphore, Ctx};
 
 /// Something with `acquire` and `release`: every lock-like proxy, so that
 /// [`AcquireGuard`] can release any of them.
@@ -111,6 +111,8 @@ macro_rules! sync_proxy {
         }
 
         impl $ty {
+            // (A `Lock` never takes its object's lock: its proxy does not use this.)
+            #[allow(dead_code)]
             #[inline]
             fn with<R>(&self, f: impl FnOnce(&mut Ctx<'_>) -> Result<R>) -> Result<R> {
                 dispatch::with_object(&self.h.core, &self.h.token, f)
@@ -207,12 +209,16 @@ sync_proxy!(
 guard_methods!(LockProxy);
 
 impl Acquire for LockProxy {
+    #[inline]
     fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         let deadline = check_blocking(blocking, timeout)?;
-        self.with(|c| semaphore::acquire(c, blocking, deadline))
+        let body = dispatch::body_unlocked(&self.h.core, &self.h.token)?;
+        lock::acquire_at(&self.h.core, body, blocking, deadline)
     }
+    #[inline]
     fn release(&self) -> Result<()> {
-        self.with(|c| semaphore::release(c, 1))
+        let body = dispatch::body_unlocked(&self.h.core, &self.h.token)?;
+        lock::release_at(&self.h.core, body)
     }
 }
 
@@ -222,7 +228,7 @@ impl LockProxy {
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
     pub fn locked(&self) -> Result<bool> {
-        self.with(semaphore::value).map(|v| v == 0)
+        dispatch::with_object_lockless(&self.h.core, &self.h.token, lock::locked)
     }
 }
 
@@ -624,7 +630,7 @@ impl Store {
     /// # Errors
     /// `OutOfMemory`, `TableFull`.
     pub fn lock(&self) -> Result<LockProxy> {
-        let token = semaphore::create(self.core(), type_ids::LOCK, 1)?;
+        let token = lock::create(self.core())?;
         Ok(LockProxy {
             h: self.adopt(token),
         })

@@ -47,6 +47,7 @@ use crate::error::Result;
 
 pub mod futex;
 pub mod pthread;
+pub mod word;
 
 pub use futex::{FutexCondvar, FutexLock};
 pub use pthread::{LockHolder, PthreadCondvar, PthreadMutex};

@@ -89,6 +89,7 @@ pub static DESC: TypeDesc = TypeDesc {
     repair,
     str: write_str,
     get_value,
+    lockless: false,
 };
 
 /// Reads and checks the body.

@@ -112,6 +112,7 @@ pub static DESC: TypeDesc = TypeDesc {
     repair,
     str: write_str,
     get_value,
+    lockless: false,
 };
 
 /// Reads and checks the body (`notified <= next_ticket`, `ncancelled` in range).

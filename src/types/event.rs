@@ -75,6 +75,7 @@ pub static DESC: TypeDesc = TypeDesc {
     repair,
     str: write_str,
     get_value,
+    lockless: false,
 };
 
 fn body(ctx: &Ctx<'_>) -> Result<EventBody> {

@@ -18,6 +18,7 @@ pub mod dict;
 pub mod event;
 pub mod htable;
 pub mod list;
+pub mod lock;
 pub mod namespace;
 pub mod pod;
 pub mod pyargs;
@@ -61,6 +62,9 @@ pub struct TypeDesc {
     pub str: fn(&mut Ctx<'_>, &mut String) -> Result<()>,
     /// A deep copy of the referent as a `Value`.
     pub get_value: fn(&mut Ctx<'_>) -> Result<Value>,
+    /// The methods run without the object's lock: the type keeps its state in atomics (a
+    /// `Lock` is its futex word). `str`, `get_value` and checks still take the lock.
+    pub lockless: bool,
 }
 
 impl TypeDesc {

@@ -96,6 +96,7 @@ pub static QUEUE_DESC: TypeDesc = TypeDesc {
     repair,
     str: write_str,
     get_value: snapshot_value,
+    lockless: false,
 };
 
 /// `JoinableQueue` (CPython's `manager.JoinableQueue()`, also a `queue.Queue`).
@@ -108,6 +109,7 @@ pub static JOINABLE_DESC: TypeDesc = TypeDesc {
     repair,
     str: write_str,
     get_value: snapshot_value,
+    lockless: false,
 };
 
 /// The public methods of `queue.Queue`, which CPython's `AutoProxy` exposes; sorted.

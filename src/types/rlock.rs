@@ -121,6 +121,7 @@ pub static DESC: TypeDesc = TypeDesc {
     repair,
     str: write_str,
     get_value,
+    lockless: false,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -34,9 +34,7 @@ use std::time::Instant;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::sync_common::{
-    bad_float_add, c_acquire_args, py_bind, truthy, wait_slice, Holder, PyTimeout, Wake,
-};
+use super::sync_common::{bad_float_add, py_bind, truthy, wait_slice, Holder, PyTimeout, Wake};
 use super::{bind_args, Ctx, Kwargs, Method, TypeDesc};
 use crate::arena::Offset;
 use crate::core::Core;
@@ -127,18 +125,6 @@ macro_rules! sem_methods {
     };
 }
 
-/// The `Lock` type.
-pub static LOCK_DESC: TypeDesc = TypeDesc {
-    id: type_ids::LOCK,
-    typeid: "Lock",
-    proxy: "AcquirerProxy",
-    methods: sem_methods!(m_lock_acquire, m_lock_release, m_lock_acquire, m_exit),
-    drop_body,
-    repair,
-    str: write_str,
-    get_value,
-};
-
 /// The `Semaphore` type.
 pub static SEMAPHORE_DESC: TypeDesc = TypeDesc {
     id: type_ids::SEMAPHORE,
@@ -149,6 +135,7 @@ pub static SEMAPHORE_DESC: TypeDesc = TypeDesc {
     repair,
     str: write_str,
     get_value,
+    lockless: false,
 };
 
 /// The `BoundedSemaphore` type.
@@ -161,6 +148,7 @@ pub static BOUNDED_DESC: TypeDesc = TypeDesc {
     repair,
     str: write_str,
     get_value,
+    lockless: false,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -282,7 +270,6 @@ pub fn create(core: &Core, type_id: u16, value: u64) -> Result<Token> {
         return Err(Error::ValueError("semaphore value too large".into()));
     }
     let (flavor, value, bound, cap) = match type_id {
-        type_ids::LOCK => (FLAVOR_LOCK, 1, 1, 1),
         type_ids::SEMAPHORE => (FLAVOR_SEMAPHORE, value, u64::MAX, MAX_HOLDERS),
         type_ids::BOUNDED_SEMAPHORE => (FLAVOR_BOUNDED, value, value, value.clamp(1, MAX_HOLDERS)),
         _ => return Err(Error::ValueError("not a semaphore type".into())),
@@ -562,18 +549,6 @@ fn m_repr(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
     Ok(Value::Str(s))
 }
 
-/// `Lock.acquire(blocking=True, timeout=-1)` (and `__enter__`, which takes the same).
-fn m_lock_acquire(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
-    let (blocking, deadline) = c_acquire_args(a, k)?;
-    acquire(ctx, blocking, deadline).map(Value::Bool)
-}
-
-fn m_lock_release(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
-    bind_args::<0>("lock.release", a, k, [], 0)?;
-    release(ctx, 1)?;
-    Ok(Value::None)
-}
-
 /// `__exit__(*exc_info)`: a release (as `AcquirerProxy.__exit__` calls `release()`).
 fn m_exit(ctx: &mut Ctx<'_>, _a: &[Value], _k: Kwargs<'_>) -> Result<Value> {
     release(ctx, 1)?;
@@ -726,7 +701,7 @@ mod tests {
     #[test]
     fn repair_finishes_a_half_applied_journal() {
         let (store, name) = store("journal");
-        let lock = store.lock().unwrap();
+        let lock = store.bounded_semaphore(1).unwrap();
         let t = lock.token();
         let core = store.core();
         crate::dispatch::with_object(core, &t, |ctx| {
@@ -749,16 +724,16 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert!(lock.locked().unwrap());
+        assert_eq!(lock.value().unwrap(), 0);
         lock.release().unwrap();
-        assert!(!lock.locked().unwrap());
+        assert_eq!(lock.value().unwrap(), 1);
         drop(lock);
         let _ = Store::remove(&name);
     }
 
     #[test]
     fn method_tables_are_sorted_for_binary_search() {
-        for d in [&LOCK_DESC, &SEMAPHORE_DESC, &BOUNDED_DESC] {
+        for d in [&SEMAPHORE_DESC, &BOUNDED_DESC] {
             for w in d.methods.windows(2) {
                 assert!(w[0].name < w[1].name, "{} !< {}", w[0].name, w[1].name);
             }

@@ -73,6 +73,7 @@ pub static DESC: TypeDesc = TypeDesc {
     repair,
     str: write_str,
     get_value: snapshot_value,
+    lockless: false,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -799,6 +799,7 @@ pub static DESC: TypeDesc = TypeDesc {
     repair,
     str: write_str,
     get_value,
+    lockless: false,
 };
 
 fn reg_of(ctx: &Ctx<'_>) -> Result<&'static Registration> {

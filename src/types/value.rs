@@ -103,6 +103,7 @@ pub static DESC: TypeDesc = TypeDesc {
     repair,
     str: write_str,
     get_value: get,
+    lockless: false,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,216 @@
+//! `Lock`: Python's `threading.Lock` as `SyncManager.Lock()` serves it — no owner: any process
+//! may release it, whoever acquired it (CPython's own tests acquire in a child that exits and
+//! release in the parent).
+//!
+//! Body: one [`WordLock`] (16 bytes): the lock is the futex word itself, so `acquire` is one
+//! compare-and-swap and `release` one exchange, and neither takes the object's lock — the type
+//! is `lockless` in the dispatch table (its handlers only touch the word's atomics). A holder
+//! process that dies holding it is found by a waiter (once per slice of waiting, and once
+//! before a non-blocking or timed acquire gives up) and its lock taken over; see
+//! [`crate::sync::word`].
+//!
+//! Crash protocol: every change is one atomic instruction on the word; a process killed at any
+//! point leaves it locked by that process (taken over later) or not locked.
+
+use std::time::Instant;
+
+use super::sync_common::c_acquire_args;
+use super::{bind_args, Ctx, Kwargs, Method, TypeDesc};
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::sync::word::{Got, WordLock};
+use crate::token::{type_ids, Token};
+use crate::value::Value;
+
+/// Bytes of the body.
+const BODY: u64 = std::mem::size_of::<WordLock>() as u64;
+
+/// The `Lock` type.
+pub static DESC: TypeDesc = TypeDesc {
+    id: type_ids::LOCK,
+    typeid: "Lock",
+    proxy: "AcquirerProxy",
+    methods: &[
+        Method {
+            name: "__enter__",
+            call: m_acquire,
+        },
+        Method {
+            name: "__exit__",
+            call: m_exit,
+        },
+        Method {
+            name: "__repr__",
+            call: m_repr,
+        },
+        Method {
+            name: "__str__",
+            call: m_repr,
+        },
+        Method {
+            name: "acquire",
+            call: m_acquire,
+        },
+        Method {
+            name: "release",
+            call: m_release,
+        },
+    ],
+    drop_body,
+    repair,
+    str: write_str,
+    get_value,
+    lockless: true,
+};
+
+/// The lock word in the body.
+#[inline]
+fn word<'a>(ctx: &Ctx<'a>) -> Result<&'a WordLock> {
+    ctx.core.arena().words(ctx.body)
+}
+
+/// Creates an unlocked lock.
+///
+/// # Errors
+/// `OutOfMemory`, `TableFull`.
+pub fn create(core: &Core) -> Result<Token> {
+    let body = core.alloc(BODY)?;
+    let built = core
+        .arena()
+        .fill(body, BODY, 0)
+        .and_then(|()| core.create_object(type_ids::LOCK, body));
+    if built.is_err() {
+        let _ = core.free(body);
+    }
+    built
+}
+
+fn drop_body(ctx: &mut Ctx<'_>) -> Result<()> {
+    ctx.core.free(ctx.body)
+}
+
+/// Nothing to repair: no handler runs under the object's lock, and each change is atomic.
+fn repair(ctx: &mut Ctx<'_>) -> Result<()> {
+    word(ctx).map(|_| ())
+}
+
+fn write_str(ctx: &mut Ctx<'_>, out: &mut String) -> Result<()> {
+    use std::fmt::Write;
+    let locked = word(ctx)?.locked();
+    let _ = write!(
+        out,
+        "<{} _thread.lock object at {:#x}>",
+        if locked { "locked" } else { "unlocked" },
+        ctx.body
+    );
+    Ok(())
+}
+
+/// Whether the lock is held.
+fn get_value(ctx: &mut Ctx<'_>) -> Result<Value> {
+    Ok(Value::Bool(word(ctx)?.locked()))
+}
+
+/// True while the lock is held (by anyone).
+///
+/// # Errors
+/// `Corrupt` for a bad body offset.
+#[inline]
+pub fn locked(ctx: &mut Ctx<'_>) -> Result<bool> {
+    Ok(word(ctx)?.locked())
+}
+
+/// `acquire(blocking, timeout)` on the lock whose body is at `body`: takes the lock, waiting
+/// for it at most until `deadline` (None: without limit; a non-blocking call does not wait).
+/// True if taken.
+///
+/// # Errors
+/// `Corrupt` for a bad body offset; `Os` for a failed wait.
+#[inline]
+pub fn acquire_at(
+    core: &Core,
+    body: u64,
+    blocking: bool,
+    deadline: Option<Instant>,
+) -> Result<bool> {
+    match core
+        .arena()
+        .words::<WordLock>(body)?
+        .acquire(blocking, deadline)?
+    {
+        Got::Taken => Ok(true),
+        Got::FromDead => {
+            core.note_repair();
+            Ok(true)
+        }
+        Got::Busy => Ok(false),
+    }
+}
+
+/// `release()` of the lock whose body is at `body`, by anyone.
+///
+/// # Errors
+/// `RuntimeError("release unlocked lock")`.
+#[inline]
+pub fn release_at(core: &Core, body: u64) -> Result<()> {
+    if core.arena().words::<WordLock>(body)?.release()? {
+        Ok(())
+    } else {
+        Err(Error::RuntimeError("release unlocked lock".into()))
+    }
+}
+
+/// [`acquire_at`] in a handler's context.
+///
+/// # Errors
+/// As [`acquire_at`].
+#[inline]
+pub fn acquire(ctx: &mut Ctx<'_>, blocking: bool, deadline: Option<Instant>) -> Result<bool> {
+    acquire_at(ctx.core, ctx.body, blocking, deadline)
+}
+
+/// [`release_at`] in a handler's context.
+///
+/// # Errors
+/// As [`release_at`].
+#[inline]
+pub fn release(ctx: &mut Ctx<'_>) -> Result<()> {
+    release_at(ctx.core, ctx.body)
+}
+
+fn m_repr(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    bind_args::<0>("__repr__", a, k, [], 0)?;
+    let mut s = String::new();
+    write_str(ctx, &mut s)?;
+    Ok(Value::Str(s))
+}
+
+/// `Lock.acquire(blocking=True, timeout=-1)` (and `__enter__`, which takes the same).
+fn m_acquire(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    let (blocking, deadline) = c_acquire_args(a, k)?;
+    acquire(ctx, blocking, deadline).map(Value::Bool)
+}
+
+fn m_release(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
+    bind_args::<0>("lock.release", a, k, [], 0)?;
+    release(ctx)?;
+    Ok(Value::None)
+}
+
+/// `__exit__(*exc_info)`: a release (as `AcquirerProxy.__exit__` calls `release()`).
+fn m_exit(ctx: &mut Ctx<'_>, _a: &[Value], _k: Kwargs<'_>) -> Result<Value> {
+    release(ctx)?;
+    Ok(Value::None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_table_is_sorted_for_binary_search() {
+        for w in DESC.methods.windows(2) {
+            assert!(w[0].name < w[1].name, "{} !< {}", w[0].name, w[1].name);
+        }
+    }
+}
