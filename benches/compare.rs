@@ -152,6 +152,7 @@ fn main() {
         .expect("dict str");
     let v = store.value_with_typecode("q", 0i64).expect("value");
     let tv = store.value_of(0i64).expect("value_of");
+    let lk = store.lock().expect("lock");
     let a = store.array_zeroed::<i64>(N).expect("array");
 
     let j = |i: u64| (i & MASK) as usize;
@@ -181,12 +182,18 @@ fn main() {
     run(
         "lock",
         "lock acquire+release",
-        "no `lock` type in this tree yet: shmstore columns skipped",
+        "shmstore: `store.lock()` (Python's Lock); floors: the mutex alone",
         Cols {
             plain: Some(looped(|_| plain.lock_unlock())),
             robust: Some(looped(|_| robust.lock_unlock())),
-            typed: None,
-            call: None,
+            typed: Some(looped(|_| {
+                black_box(lk.acquire(true, None).expect("acquire"));
+                lk.release().expect("release");
+            })),
+            call: Some(looped(|_| {
+                black_box(lk.call_method("acquire", ()).expect("acquire"));
+                black_box(lk.call_method("release", ()).expect("release"));
+            })),
         },
     );
     run(

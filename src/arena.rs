@@ -252,28 +252,28 @@ impl Arena {
         Ok(unsafe { AtomicU64::from_ptr(p.cast()) }.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    /// A plain-data `T` of 1, 2, 4 or 8 bytes read with one `Relaxed` atomic load of its width,
+    /// The `n` bytes (1, 2, 4 or 8) at an offset aligned to `n`, read with one `Relaxed` atomic
+    /// load of that width and returned in the low bytes of a native-endian `u64`'s byte array,
     /// for an optimistic reader (see [`Arena::load_u64_racy`]; the caller validates the result
-    /// before use). `None` for another size, or an offset not aligned to the size, or out of
-    /// bounds: the caller takes the lock instead.
+    /// before use). `None` for another width, a misaligned offset or one out of bounds: the
+    /// caller takes the lock instead.
     #[inline]
-    pub fn load_pod_racy<T: Pod>(&self, off: u64) -> Option<T> {
+    pub fn load_bits_racy(&self, off: u64, n: usize) -> Option<[u8; 8]> {
         use std::sync::atomic::{AtomicU16, AtomicU8, Ordering::Relaxed};
-        let n = size_of::<T>();
         let p = self.ptr(off, n as u64, n.max(1) as u64).ok()?;
-        let mut x = T::zeroed();
-        let out = bytemuck::bytes_of_mut(&mut x);
+        let mut out = [0u8; 8];
         // SAFETY (each arm): `p` is in bounds and aligned to the load's width (checked above,
         // the width being `n`); the arena outlives the call; the load is atomic, and its result
         // is only used after validation.
         match n {
-            1 => out.copy_from_slice(&unsafe { AtomicU8::from_ptr(p) }.load(Relaxed).to_ne_bytes()),
-            2 => out.copy_from_slice(
+            1 => out[..1]
+                .copy_from_slice(&unsafe { AtomicU8::from_ptr(p) }.load(Relaxed).to_ne_bytes()),
+            2 => out[..2].copy_from_slice(
                 &unsafe { AtomicU16::from_ptr(p.cast()) }
                     .load(Relaxed)
                     .to_ne_bytes(),
             ),
-            4 => out.copy_from_slice(
+            4 => out[..4].copy_from_slice(
                 &unsafe { AtomicU32::from_ptr(p.cast()) }
                     .load(Relaxed)
                     .to_ne_bytes(),
@@ -285,6 +285,16 @@ impl Arena {
             ),
             _ => return None,
         }
+        Some(out)
+    }
+
+    /// A plain-data `T` of 1, 2, 4 or 8 bytes read with [`Arena::load_bits_racy`] (same rules).
+    #[inline]
+    pub fn load_pod_racy<T: Pod>(&self, off: u64) -> Option<T> {
+        let n = size_of::<T>();
+        let bits = self.load_bits_racy(off, n)?;
+        let mut x = T::zeroed();
+        bytemuck::bytes_of_mut(&mut x).copy_from_slice(bits.get(..n)?);
         Some(x)
     }
 

@@ -103,6 +103,33 @@ impl Cell {
         }
     }
 
+    /// The value of a cell that is stored whole inline (None, bool, int, float, short string or
+    /// bytes): decoding it reads nothing more from the arena. `None` for any other cell, or an
+    /// inline cell that fails a check (the caller's locked path reports it).
+    #[inline]
+    pub fn inline_value(&self) -> Option<Value> {
+        Some(match self.tag() {
+            NONE => Value::None,
+            BOOL => match self.w[1] {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                _ => return None,
+            },
+            INT => Value::Int(self.w[1] as i64),
+            FLOAT => Value::Float(f64::from_bits(self.w[1])),
+            tag @ (SSTR | SBYTES) => {
+                let b: [u8; 16] = bytemuck::cast(*self);
+                let data = b.get(2..2 + b[1] as usize)?;
+                if tag == SSTR {
+                    Value::Str(std::str::from_utf8(data).ok()?.to_owned())
+                } else {
+                    Value::Bytes(data.to_vec())
+                }
+            }
+            _ => return None,
+        })
+    }
+
     /// True if the cell owns a block or a reference (so releasing it does work).
     #[inline]
     pub fn owns_resources(&self) -> bool {

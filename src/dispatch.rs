@@ -375,6 +375,11 @@ pub fn call(
         .methods
         .get(usize::from(mid.index))
         .ok_or(Error::corrupt("method index out of range", 0))?;
+    if let Some(fast) = desc.fast_read {
+        if let Some(v) = fast(core, token, m.name, args, kwargs) {
+            return Ok(v);
+        }
+    }
     if desc.lockless {
         return with_object_lockless(core, token, |ctx| (m.call)(ctx, args, kwargs));
     }

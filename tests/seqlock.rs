@@ -172,6 +172,13 @@ fn reads_without_the_lock_do_not_wait_for_its_holder() {
         assert!(matches!(l.get(1), Err(Error::Os { .. })), "{:?}", l.get(1));
         // An index out of range is answered by the locked path, which is held here.
         assert!(matches!(l.get(3), Err(Error::Os { .. })));
+        // `call_method`'s read-only methods take the same lock-free path.
+        assert_eq!(l.call_method("__len__", ()).unwrap(), Value::Int(3));
+        assert_eq!(l.call_method("__getitem__", (0,)).unwrap(), Value::Int(1));
+        assert!(matches!(
+            l.call_method("__getitem__", (1,)),
+            Err(Error::Os { .. })
+        ));
         view.append(Value::Int(4))?;
         assert_eq!(l.len().unwrap(), 4);
         assert_eq!(l.get(3).unwrap(), Value::Int(4));
@@ -180,6 +187,18 @@ fn reads_without_the_lock_do_not_wait_for_its_holder() {
     .unwrap();
     v.with_lock(|_| {
         assert_eq!(v.get().unwrap(), Value::Float(2.5));
+        assert_eq!(v.call_method("get", ()).unwrap(), Value::Float(2.5));
+        Ok(())
+    })
+    .unwrap();
+    // A plain-data value (typecode 'q') too.
+    let q = store.value_with_typecode("q", 41i64).unwrap();
+    q.with_lock(|_| {
+        assert_eq!(q.get().unwrap(), Value::Int(41));
+        assert_eq!(
+            q.call_method("__getattribute__", ("value",)).unwrap(),
+            Value::Int(41)
+        );
         Ok(())
     })
     .unwrap();

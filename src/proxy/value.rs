@@ -55,10 +55,8 @@ impl ValueProxy {
     pub fn get(&self) -> Result<Value> {
         // A scalar is read lock-free when no write is under way; anything else takes the lock.
         let h = &self.h;
-        if let Some(c) = dispatch::read_optimistic(&h.core, &h.token, value::get_racy) {
-            if let Some(v) = crate::types::list::scalar_of(&h.core, &c) {
-                return Ok(v);
-            }
+        if let Some(v) = dispatch::read_optimistic(&h.core, &h.token, value::value_racy) {
+            return Ok(v);
         }
         self.with(value::get)
     }

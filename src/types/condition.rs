@@ -113,6 +113,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value,
     lockless: false,
+    fast_read: None,
 };
 
 /// Reads and checks the body (`notified <= next_ticket`, `ncancelled` in range).

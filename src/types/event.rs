@@ -76,6 +76,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value,
     lockless: false,
+    fast_read: None,
 };
 
 fn body(ctx: &Ctx<'_>) -> Result<EventBody> {

@@ -31,6 +31,7 @@ use super::{bind_args, index_arg, iter_arg, Ctx, Kwargs, Method, TypeDesc};
 use crate::arena::{Arena, Offset};
 use crate::cell::{self, Cell, CELL_SIZE};
 use crate::core::Core;
+use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::token::{type_ids, Token};
 use crate::value::{Slice, Value};
@@ -171,6 +172,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: snapshot_value,
     lockless: false,
+    fast_read: Some(fast_read),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -472,10 +474,32 @@ pub fn get_racy(a: &Arena, body: u64, i: i64) -> Option<Cell> {
 /// block, so decoding it reads nothing more from the arena); `None` otherwise.
 #[inline]
 pub fn scalar_of(core: &Core, c: &Cell) -> Option<Value> {
-    if c.owns_resources() {
+    let _ = core;
+    c.inline_value()
+}
+
+/// `call_method`'s lock-free reads (see `TypeDesc::fast_read`): `__len__()`, and
+/// `__getitem__(i)` of an item stored inline.
+pub fn fast_read(
+    core: &Core,
+    token: &Token,
+    name: &'static str,
+    args: &[Value],
+    kwargs: Kwargs<'_>,
+) -> Option<Value> {
+    if !kwargs.is_empty() {
         return None;
     }
-    cell::load(core, c, 0).ok()
+    match (name, args) {
+        ("__len__", []) => {
+            let n = dispatch::read_optimistic(core, token, len_racy)?;
+            Some(Value::Int(i64::try_from(n).ok()?))
+        }
+        ("__getitem__", [Value::Int(i)]) => {
+            dispatch::read_optimistic(core, token, |a, b| get_racy(a, b, *i))?.inline_value()
+        }
+        _ => None,
+    }
 }
 
 /// `l[i] = v`.

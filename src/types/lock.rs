@@ -61,6 +61,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value,
     lockless: true,
+    fast_read: None,
 };
 
 /// The lock word in the body.

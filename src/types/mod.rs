@@ -65,7 +65,15 @@ pub struct TypeDesc {
     /// The methods run without the object's lock: the type keeps its state in atomics (a
     /// `Lock` is its futex word). `str`, `get_value` and checks still take the lock.
     pub lockless: bool,
+    /// A lock-free answer to a read-only method call (`call_method`'s counterpart of the typed
+    /// proxies' optimistic reads): given the method's name and arguments, `Some(result)` when
+    /// it could answer without the lock, `None` to take the locked path (which also reports
+    /// every error).
+    pub fast_read: Option<FastRead>,
 }
+
+/// See [`TypeDesc::fast_read`].
+pub type FastRead = fn(&Core, &Token, &'static str, &[Value], Kwargs<'_>) -> Option<Value>;
 
 impl TypeDesc {
     /// The index of method `name`.

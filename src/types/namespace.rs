@@ -93,6 +93,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: snapshot_value,
     lockless: false,
+    fast_read: None,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -137,6 +137,38 @@ pub const fn fingerprint(s: &str) -> u64 {
     h
 }
 
+/// The element record at `off` (24 bytes, 8-aligned) read without the lock, for optimistic
+/// readers: `None` for words that fail a check. (Records never change after their object is
+/// created; the loads are atomic only because the reader holds no lock.)
+#[inline]
+pub fn elem_racy(a: &crate::arena::Arena, off: u64) -> Option<ElemType> {
+    let fingerprint = a.load_u64_racy(off).ok()?;
+    let sa: [u32; 2] = bytemuck::cast(a.load_u64_racy(off.checked_add(8)?).ok()?);
+    let kr: [u32; 2] = bytemuck::cast(a.load_u64_racy(off.checked_add(16)?).ok()?);
+    let e = ElemType {
+        fingerprint,
+        size: sa[0],
+        align: sa[1],
+        kind: kr[0],
+        reserved: kr[1],
+    };
+    e.validate(off).ok()?;
+    Some(e)
+}
+
+/// A primitive element (1, 2, 4 or 8 bytes, of a known kind) at `off` read without the lock as
+/// a [`Value`], for `call_method`'s lock-free reads: `None` for any other element, a read that
+/// fails a check, or a value the conversion refuses (the locked path reports it).
+#[inline]
+pub fn value_racy(a: &crate::arena::Arena, e: &ElemType, off: u64) -> Option<Value> {
+    if matches!(e.kind(), Kind::Other) {
+        return None;
+    }
+    let n = e.size as usize;
+    let bits = a.load_bits_racy(off, n)?;
+    to_value(e, bits.get(..n)?).ok()
+}
+
 impl ElemType {
     /// The record of `T`.
     pub fn of<T: Pod>() -> ElemType {

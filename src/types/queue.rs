@@ -97,6 +97,7 @@ pub static QUEUE_DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: snapshot_value,
     lockless: false,
+    fast_read: None,
 };
 
 /// `JoinableQueue` (CPython's `manager.JoinableQueue()`, also a `queue.Queue`).
@@ -110,6 +111,7 @@ pub static JOINABLE_DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: snapshot_value,
     lockless: false,
+    fast_read: None,
 };
 
 /// The public methods of `queue.Queue`, which CPython's `AutoProxy` exposes; sorted.

@@ -122,6 +122,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value,
     lockless: false,
+    fast_read: None,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -136,6 +136,7 @@ pub static SEMAPHORE_DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value,
     lockless: false,
+    fast_read: None,
 };
 
 /// The `BoundedSemaphore` type.
@@ -149,6 +150,7 @@ pub static BOUNDED_DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value,
     lockless: false,
+    fast_read: None,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -800,6 +800,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value,
     lockless: false,
+    fast_read: None,
 };
 
 fn reg_of(ctx: &Ctx<'_>) -> Result<&'static Registration> {

@@ -104,6 +104,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: get,
     lockless: false,
+    fast_read: Some(fast_read),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -355,6 +356,46 @@ pub fn get_pod_racy<T: bytemuck::Pod>(
         return None;
     }
     a.load_pod_racy::<T>(data.checked_add(current * want.stride())?)
+}
+
+/// The value read without the lock, for
+/// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): a cell stored whole inline,
+/// or a primitive plain-data value; `None` otherwise (the locked path answers).
+#[inline]
+pub fn value_racy(a: &crate::arena::Arena, body: u64) -> Option<Value> {
+    match a.load_u32_racy(body).ok()? {
+        REPR_CELLS => get_racy(a, body)?.inline_value(),
+        REPR_POD => {
+            let current = a.load_u64_racy(body.checked_add(CURRENT_OFF)?).ok()?;
+            let data = a.load_u64_racy(body.checked_add(16)?).ok()?;
+            let e = pod::elem_racy(a, body.checked_add(24)?)?;
+            if current > 1 {
+                return None;
+            }
+            pod::value_racy(a, &e, data.checked_add(current * e.stride())?)
+        }
+        _ => None,
+    }
+}
+
+/// `call_method`'s lock-free reads (see `TypeDesc::fast_read`): `get()` and the `value`
+/// attribute.
+pub fn fast_read(
+    core: &Core,
+    token: &Token,
+    name: &'static str,
+    args: &[Value],
+    kwargs: Kwargs<'_>,
+) -> Option<Value> {
+    if !kwargs.is_empty() {
+        return None;
+    }
+    match (name, args) {
+        ("get", []) => {}
+        ("__getattribute__", [Value::Str(a)]) if a == "value" || a == "_value" => {}
+        _ => return None,
+    }
+    crate::dispatch::read_optimistic(core, token, value_racy)
 }
 
 /// `v.set(x)`. A plain-data value converts `x` with `array.array`'s rules.
