@@ -47,6 +47,33 @@ pub fn type_desc(id: u16) -> Result<&'static TypeDesc> {
         .ok_or(Error::corrupt("unknown type id", u64::from(id)))
 }
 
+/// `a == b` for method names, without a call to `memcmp` for the usual lengths (8 to 16
+/// bytes: two overlapping 8-byte words).
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&n) {
+        let word = |s: &[u8], at: usize| {
+            s.get(at..at + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                .map(u64::from_ne_bytes)
+        };
+        return word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8);
+    }
+    a == b
+}
+
+const RESOLVED_WAYS: usize = 8;
+
+thread_local! {
+    /// Recently resolved method names: (name address, name length, type id, method index).
+    static RESOLVED: [std::cell::Cell<(usize, usize, u16, u16)>; RESOLVED_WAYS] =
+        const { [const { std::cell::Cell::new((0, 0, 0, 0)) }; RESOLVED_WAYS] };
+}
+
 /// `TYPES` indexed by type id, built once: every call looks its type up, so this is one load
 /// and one index rather than a search.
 #[inline]
@@ -88,12 +115,38 @@ impl MethodId {
             ));
         }
         let desc = type_desc(type_id)?;
+        // A name resolved before (a string literal in a loop, most often) is found in a small
+        // per-thread cache keyed by its address, length and type — and verified against the
+        // table, since another string may live at that address now.
+        let key = (name.as_ptr() as usize, name.len(), type_id);
+        let way = ((key.0 >> 3) ^ usize::from(type_id)) % RESOLVED_WAYS;
+        let cached = RESOLVED
+            .try_with(|c| c[way].get())
+            .ok()
+            .filter(|e| (e.0, e.1, e.2) == key)
+            .map(|e| e.3);
+        if let Some(i) = cached {
+            if desc
+                .methods
+                .get(usize::from(i))
+                .is_some_and(|m| same_name(m.name.as_bytes(), name.as_bytes()))
+            {
+                return Ok(MethodId {
+                    type_id,
+                    index: i,
+                    user: 0,
+                });
+            }
+        }
         match desc.method_index(name) {
-            Some(i) => Ok(MethodId {
-                type_id,
-                index: i as u16,
-                user: 0,
-            }),
+            Some(i) => {
+                let _ = RESOLVED.try_with(|c| c[way].set((key.0, key.1, key.2, i as u16)));
+                Ok(MethodId {
+                    type_id,
+                    index: i as u16,
+                    user: 0,
+                })
+            }
             None => Err(Error::AttributeError(format!(
                 "'{}' object has no attribute '{name}'",
                 desc.typeid
@@ -291,21 +344,27 @@ fn lock_ctx_died<'a>(
         return Err(Error::corrupt("object type changed", u64::from(token.slot)));
     }
     let body = words.body.load(std::sync::atomic::Ordering::Relaxed);
-    let desc = type_desc(ty)?;
     let mut ctx = Ctx {
         core,
         slot: token.slot,
         body,
         lock_off: table.lock_off(token.slot)?,
-        repair: desc.repair,
+        repair: repair_by_type,
         released: Vec::new(),
     };
     let died = got == Acquired::OwnerDied;
     if died {
         core.want_reclaim();
-        recover(&mut ctx, desc, &guard)?;
+        recover(&mut ctx, type_desc(ty)?, &guard)?;
     }
     Ok((guard, ctx, died))
+}
+
+/// The repair hook of the type in the context's slot, looked up when a repair is needed (rare)
+/// rather than when every context is built.
+fn repair_by_type(ctx: &mut Ctx<'_>) -> Result<()> {
+    let (ty, _) = ctx.core.table().type_and_state(ctx.slot)?;
+    (type_desc(ty)?.repair)(ctx)
 }
 
 /// Takes the lock of the object `token` names and keeps it for as long as the returned guard
@@ -376,7 +435,7 @@ pub fn call(
         .get(usize::from(mid.index))
         .ok_or(Error::corrupt("method index out of range", 0))?;
     if let Some(fast) = desc.fast_read {
-        if let Some(v) = fast(core, token, m.name, args, kwargs) {
+        if let Some(v) = fast(core, token, usize::from(mid.index), args, kwargs) {
             return Ok(v);
         }
     }
@@ -460,6 +519,33 @@ fn destroy(core: &Core, token: &Token, released: &mut Vec<Token>) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_name_compares_whole_names_of_every_length() {
+        for (a, b, eq) in [
+            ("get", "get", true),
+            ("get", "set", false),
+            ("__getitem__", "__getitem__", true),
+            ("__getitem__", "__setitem__", false),
+            ("__getitem__", "__getitem_x", false),
+            ("__getattribute__", "__getattribute__", true),
+            ("__getattribute__", "__getattributx__", false),
+            (
+                "a_long_method_name_indeed",
+                "a_long_method_name_indeed",
+                true,
+            ),
+            (
+                "a_long_method_name_indeed",
+                "a_long_method_nome_indeed",
+                false,
+            ),
+            ("12345678", "12345679", false),
+            ("abc", "abcd", false),
+        ] {
+            assert_eq!(same_name(a.as_bytes(), b.as_bytes()), eq, "{a} vs {b}");
+        }
+    }
 
     #[test]
     fn every_type_is_found_by_its_id_and_ids_are_unique() {

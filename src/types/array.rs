@@ -137,31 +137,32 @@ pub fn get_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType, i: i64) -> Option
     a.load_pod_racy::<T>(data.checked_add(i.checked_mul(want.stride())?)?)
 }
 
+const M_LEN: usize = super::method_idx(DESC.methods, "__len__");
+const M_GETITEM: usize = super::method_idx(DESC.methods, "__getitem__");
+
 /// `call_method`'s lock-free reads (see `TypeDesc::fast_read`): `__len__()` (the length never
 /// changes), and `__getitem__(i)` of a primitive element.
 pub fn fast_read(
     core: &Core,
     token: &Token,
-    name: &'static str,
+    method: usize,
     args: &[Value],
     kwargs: Kwargs<'_>,
 ) -> Option<Value> {
     if !kwargs.is_empty() {
         return None;
     }
-    match (name, args) {
-        ("__len__", []) => crate::dispatch::read_optimistic(core, token, |a, body| {
+    match (method, args) {
+        (M_LEN, []) => crate::dispatch::read_optimistic(core, token, |a, body| {
             Some(Value::Int(i64::try_from(a.load_u64_racy(body).ok()?).ok()?))
         }),
-        ("__getitem__", [Value::Int(i)]) => {
-            crate::dispatch::read_optimistic(core, token, |a, body| {
-                let len = a.load_u64_racy(body).ok()?;
-                let data = a.load_u64_racy(body.checked_add(8)?).ok()?;
-                let e = pod::elem_racy(a, body.checked_add(16)?)?;
-                let i = normalize(*i, len)?;
-                pod::value_racy(a, &e, data.checked_add(i.checked_mul(e.stride())?)?)
-            })
-        }
+        (M_GETITEM, [Value::Int(i)]) => crate::dispatch::read_optimistic(core, token, |a, body| {
+            let len = a.load_u64_racy(body).ok()?;
+            let data = a.load_u64_racy(body.checked_add(8)?).ok()?;
+            let e = pod::elem_racy(a, body.checked_add(16)?)?;
+            let i = normalize(*i, len)?;
+            pod::value_racy(a, &e, data.checked_add(i.checked_mul(e.stride())?)?)
+        }),
         _ => None,
     }
 }

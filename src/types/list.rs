@@ -478,24 +478,27 @@ pub fn scalar_of(core: &Core, c: &Cell) -> Option<Value> {
     c.inline_value()
 }
 
+const M_LEN: usize = super::method_idx(DESC.methods, "__len__");
+const M_GETITEM: usize = super::method_idx(DESC.methods, "__getitem__");
+
 /// `call_method`'s lock-free reads (see `TypeDesc::fast_read`): `__len__()`, and
 /// `__getitem__(i)` of an item stored inline.
 pub fn fast_read(
     core: &Core,
     token: &Token,
-    name: &'static str,
+    method: usize,
     args: &[Value],
     kwargs: Kwargs<'_>,
 ) -> Option<Value> {
     if !kwargs.is_empty() {
         return None;
     }
-    match (name, args) {
-        ("__len__", []) => {
+    match (method, args) {
+        (M_LEN, []) => {
             let n = dispatch::read_optimistic(core, token, len_racy)?;
             Some(Value::Int(i64::try_from(n).ok()?))
         }
-        ("__getitem__", [Value::Int(i)]) => {
+        (M_GETITEM, [Value::Int(i)]) => {
             dispatch::read_optimistic(core, token, |a, b| get_racy(a, b, *i))?.inline_value()
         }
         _ => None,

@@ -66,14 +66,35 @@ pub struct TypeDesc {
     /// `Lock` is its futex word). `str`, `get_value` and checks still take the lock.
     pub lockless: bool,
     /// A lock-free answer to a read-only method call (`call_method`'s counterpart of the typed
-    /// proxies' optimistic reads): given the method's name and arguments, `Some(result)` when
+    /// proxies' optimistic reads): given the method's index in `methods` and the arguments, `Some(result)` when
     /// it could answer without the lock, `None` to take the locked path (which also reports
     /// every error).
     pub fast_read: Option<FastRead>,
 }
 
+/// The index of method `name` in `methods`, evaluated at compile time by the types' fast paths
+/// (a name missing from the table fails the build).
+pub const fn method_idx(methods: &[Method], name: &str) -> usize {
+    let mut i = 0;
+    while i < methods.len() {
+        let m = methods[i].name.as_bytes();
+        let n = name.as_bytes();
+        if m.len() == n.len() {
+            let mut j = 0;
+            while j < n.len() && m[j] == n[j] {
+                j += 1;
+            }
+            if j == n.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("method not in the table")
+}
+
 /// See [`TypeDesc::fast_read`].
-pub type FastRead = fn(&Core, &Token, &'static str, &[Value], Kwargs<'_>) -> Option<Value>;
+pub type FastRead = fn(&Core, &Token, usize, &[Value], Kwargs<'_>) -> Option<Value>;
 
 impl TypeDesc {
     /// The index of method `name`.

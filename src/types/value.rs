@@ -378,21 +378,24 @@ pub fn value_racy(a: &crate::arena::Arena, body: u64) -> Option<Value> {
     }
 }
 
+const M_GET: usize = super::method_idx(DESC.methods, "get");
+const M_GETATTRIBUTE: usize = super::method_idx(DESC.methods, "__getattribute__");
+
 /// `call_method`'s lock-free reads (see `TypeDesc::fast_read`): `get()` and the `value`
 /// attribute.
 pub fn fast_read(
     core: &Core,
     token: &Token,
-    name: &'static str,
+    method: usize,
     args: &[Value],
     kwargs: Kwargs<'_>,
 ) -> Option<Value> {
     if !kwargs.is_empty() {
         return None;
     }
-    match (name, args) {
-        ("get", []) => {}
-        ("__getattribute__", [Value::Str(a)]) if a == "value" || a == "_value" => {}
+    match (method, args) {
+        (M_GET, []) => {}
+        (M_GETATTRIBUTE, [Value::Str(a)]) if a == "value" || a == "_value" => {}
         _ => return None,
     }
     crate::dispatch::read_optimistic(core, token, value_racy)
