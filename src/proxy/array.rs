@@ -29,7 +29,18 @@ pub struct ArrayProxy<T> {
     h: Arc<Handle>,
     _t: PhantomData<fn() -> T>,
 }
-proxy_common!(impl[T: ::bytemuck::Pod] ArrayProxy<T>);
+proxy_common!(impl[T: ::bytemuck::Pod] ArrayProxy<T> {
+    tag: "array",
+    new: "store.array([1i32, 2, 3])?",
+    call: ("__getitem__", "(-1,)", "[Value::Int(-1)]" => "Value::Int(3)"),
+    kw: r#"assert_eq!(
+    p.call_method_kw("__getitem__", (0,), &[("x", Value::Int(1))]),
+    Err(shmstore::Error::TypeError("wrapper __getitem__() takes no keyword arguments".into()))
+);"#,
+    value: "Value::from(vec![1, 2, 3])",
+    str: r#"assert_eq!(p.to_str()?, "array('i', [1, 2, 3])");"#,
+    typeid: "Array",
+});
 
 impl<T: ::bytemuck::Pod> From<ArrayProxy<T>> for super::Proxy {
     fn from(p: ArrayProxy<T>) -> super::Proxy {

@@ -29,7 +29,16 @@ use crate::value::Value;
 pub struct DictProxy {
     h: Arc<Handle>,
 }
-proxy_common!(DictProxy);
+proxy_common!(DictProxy {
+    tag: "dict",
+    new: r#"store.dict([("a", 1)])?"#,
+    call: ("get", r#"("a",)"#, r#"[Value::from("a")]"# => "Value::Int(1)"),
+    kw: r#"assert_eq!(p.call_method_kw("update", (), &[("b", Value::Int(2))])?, Value::None);
+assert_eq!(p.to_str()?, "{'a': 1, 'b': 2}");"#,
+    value: r#"Value::dict_from_pairs([("a", 1)])?"#,
+    str: r#"assert_eq!(p.to_str()?, "{'a': 1}");"#,
+    typeid: "dict",
+});
 
 impl From<DictProxy> for Proxy {
     fn from(p: DictProxy) -> Proxy {
@@ -229,7 +238,6 @@ impl DictProxy {
     /// ```
     /// # let name = format!("doc-dictlock-{}", std::process::id());
     /// # let store = shmstore::Store::create(&name, 1 << 20)?;
-    /// use shmstore::Value;
     /// let d = store.dict([("balance_a", 10), ("balance_b", 0)])?;
     /// d.with_lock(|v| {
     ///     let a = i64::try_from(v.get_item("balance_a")?)?;

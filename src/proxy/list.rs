@@ -15,7 +15,16 @@ use crate::value::{Slice, Value};
 pub struct ListProxy {
     h: Arc<Handle>,
 }
-proxy_common!(ListProxy);
+proxy_common!(ListProxy {
+    tag: "list",
+    new: "store.list([3, 1, 2])?",
+    call: ("index", "(2,)", "[Value::Int(2)]" => "Value::Int(2)"),
+    kw: r#"assert_eq!(p.call_method_kw("sort", (), &[("reverse", Value::Bool(true))])?, Value::None);
+assert_eq!(p.to_str()?, "[3, 2, 1]");"#,
+    value: "Value::from(vec![3, 1, 2])",
+    str: r#"assert_eq!(p.to_str()?, "[3, 1, 2]");"#,
+    typeid: "list",
+});
 
 impl From<ListProxy> for Proxy {
     fn from(p: ListProxy) -> Proxy {

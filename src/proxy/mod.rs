@@ -95,12 +95,27 @@ pub trait AsProxy {
 /// Implements what every proxy type has: `AsProxy`, `call_method`, `call_method_kw`,
 /// `method_id`, `call_id`, `get_value`, `token`, `to_str`, `Display`, `Debug`, `From<&P> for
 /// Value`. The type must have a field `h: Arc<Handle>`. A generic proxy names its parameters:
-/// `proxy_common!(impl[T: Pod] UserProxy<T>)`.
+/// `proxy_common!(impl[T: Pod] UserProxy<T> { … })`.
+///
+/// The braces hold what the methods' doc examples need, as string literals: `tag` (the store
+/// name's suffix), optional `setup` lines, `new` (an expression making the proxy `p` from
+/// `store`), `call` (a method, its arguments as a tuple and as a `Value` array, and what it
+/// returns), `kw` (lines calling `call_method_kw`), `value` (what `get_value` returns), `str`
+/// (lines checking `to_str`) and `typeid`.
 macro_rules! proxy_common {
-    ($ty:ident) => {
-        proxy_common!(impl[] $ty);
+    ($ty:ident $doc:tt) => {
+        proxy_common!(impl[] $ty $doc);
     };
-    (impl[$($g:tt)*] $ty:ty) => {
+    (impl[$($g:tt)*] $ty:ty {
+        tag: $tag:literal,
+        $(setup: $setup:literal,)?
+        new: $new:literal,
+        call: ($m:literal, $args:literal, $vals:literal => $ret:literal),
+        kw: $kw:literal,
+        value: $value:literal,
+        str: $str:literal,
+        typeid: $typeid:literal $(,)?
+    }) => {
         impl<$($g)*> $crate::AsProxy for $ty {
             #[inline]
             fn token(&self) -> $crate::Token {
@@ -115,6 +130,18 @@ macro_rules! proxy_common {
             /// # Errors
             /// `AttributeError` for an unknown method, `TypeError` for bad arguments, and the
             /// method's own errors (`IndexError`, `KeyError`, …).
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-cm-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::{Error, Value};
+            $(#[doc = $setup])?
+            #[doc = concat!("let p = ", $new, ";")]
+            #[doc = concat!("assert_eq!(p.call_method(\"", $m, "\", ", $args, ")?, ", $ret, ");")]
+            /// assert!(matches!(p.call_method("no_such_method", ()), Err(Error::AttributeError(_))));
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn call_method(
                 &self,
                 name: &str,
@@ -128,6 +155,17 @@ macro_rules! proxy_common {
             ///
             /// # Errors
             /// As [`Self::call_method`].
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-kw-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::Value;
+            $(#[doc = $setup])?
+            #[doc = concat!("let p = ", $new, ";")]
+            #[doc = $kw]
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn call_method_kw(
                 &self,
                 name: &str,
@@ -142,6 +180,19 @@ macro_rules! proxy_common {
             ///
             /// # Errors
             /// `AttributeError` for an unknown method.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-mid-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::Error;
+            $(#[doc = $setup])?
+            #[doc = concat!("let p = ", $new, ";")]
+            #[doc = concat!("let mid = p.method_id(\"", $m, "\")?;")]
+            #[doc = concat!("assert_eq!(mid.name(), \"", $m, "\");")]
+            /// assert!(matches!(p.method_id("no_such_method"), Err(Error::AttributeError(_))));
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn method_id(&self, name: &str) -> $crate::Result<$crate::dispatch::MethodId> {
                 $crate::dispatch::MethodId::resolve_in(&self.h.core, &self.h.token, name)
             }
@@ -150,6 +201,18 @@ macro_rules! proxy_common {
             ///
             /// # Errors
             /// As [`Self::call_method`].
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-cid-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::Value;
+            $(#[doc = $setup])?
+            #[doc = concat!("let p = ", $new, ";")]
+            #[doc = concat!("let mid = p.method_id(\"", $m, "\")?; // resolved once")]
+            #[doc = concat!("assert_eq!(p.call_id(mid, &", $vals, ", &[])?, ", $ret, ");")]
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn call_id(
                 &self,
                 mid: $crate::dispatch::MethodId,
@@ -163,11 +226,37 @@ macro_rules! proxy_common {
             ///
             /// # Errors
             /// `Corrupt` if the referent's memory fails a check.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-gv-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::Value;
+            $(#[doc = $setup])?
+            #[doc = concat!("let p = ", $new, ";")]
+            #[doc = concat!("assert_eq!(p.get_value()?, ", $value, ");")]
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn get_value(&self) -> $crate::Result<$crate::Value> {
                 $crate::dispatch::value_of(&self.h.core, &self.h.token)
             }
 
             /// The referent's token: plain data to hand to another process.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-tok-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::{Store, Token};
+            $(#[doc = $setup])?
+            #[doc = concat!("let p = ", $new, ";")]
+            /// let text = p.token().to_string(); // what another process receives
+            /// let other = Store::open(&name)?; // that process's attachment
+            /// let again = other.attach(&text.parse::<Token>()?)?;
+            #[doc = concat!("assert_eq!(again.typeid(), \"", $typeid, "\");")]
+            /// assert_eq!(again.token(), p.token());
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             #[inline]
             pub fn token(&self) -> $crate::Token {
                 self.h.token
@@ -177,6 +266,16 @@ macro_rules! proxy_common {
             ///
             /// # Errors
             /// `Corrupt` if the referent's memory fails a check.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-str-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            $(#[doc = $setup])?
+            #[doc = concat!("let p = ", $new, ";")]
+            #[doc = $str]
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn to_str(&self) -> $crate::Result<String> {
                 $crate::dispatch::str_of(&self.h.core, &self.h.token)
             }
@@ -227,7 +326,16 @@ impl Proxy {
     }
 }
 
-proxy_common!(Proxy);
+proxy_common!(Proxy {
+    tag: "proxy",
+    new: "shmstore::Proxy::from(store.list([3, 1, 2])?)",
+    call: ("index", "(2,)", "[Value::Int(2)]" => "Value::Int(2)"),
+    kw: r#"assert_eq!(p.call_method_kw("sort", (), &[("reverse", Value::Bool(true))])?, Value::None);
+assert_eq!(p.to_str()?, "[3, 2, 1]");"#,
+    value: "Value::from(vec![3, 1, 2])",
+    str: r#"assert_eq!(p.to_str()?, "[3, 1, 2]");"#,
+    typeid: "list",
+});
 
 /// A typed conversion from the dynamic proxy failed: the referent is of another type.
 pub(crate) fn wrong_type(p: &Proxy, want: u16) -> Error {

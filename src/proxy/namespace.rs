@@ -17,7 +17,18 @@ use crate::value::Value;
 pub struct NamespaceProxy {
     h: Arc<Handle>,
 }
-proxy_common!(NamespaceProxy);
+proxy_common!(NamespaceProxy {
+    tag: "ns",
+    new: r#"store.namespace_with([("x", 1)])?"#,
+    call: ("__getattribute__", r#"("x",)"#, r#"[Value::from("x")]"# => "Value::Int(1)"),
+    kw: r#"assert_eq!(
+    p.call_method_kw("__setattr__", ("y", 2), &[("z", Value::Int(3))]),
+    Err(shmstore::Error::TypeError("wrapper __setattr__() takes no keyword arguments".into()))
+);"#,
+    value: r#"Value::dict_from_pairs([("x", 1)])?"#,
+    str: r#"assert_eq!(p.to_str()?, "Namespace(x=1)");"#,
+    typeid: "Namespace",
+});
 
 impl From<NamespaceProxy> for Proxy {
     fn from(p: NamespaceProxy) -> Proxy {

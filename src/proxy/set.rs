@@ -32,7 +32,18 @@ use crate::value::Value;
 pub struct SetProxy {
     h: Arc<Handle>,
 }
-proxy_common!(SetProxy);
+proxy_common!(SetProxy {
+    tag: "set",
+    new: "store.set([1, 2])?",
+    call: ("__contains__", "(2,)", "[Value::Int(2)]" => "Value::Bool(true)"),
+    kw: r#"assert_eq!(
+    p.call_method_kw("add", (3,), &[("x", Value::Int(1))]),
+    Err(shmstore::Error::TypeError("set.add() takes no keyword arguments".into()))
+);"#,
+    value: "Value::from(vec![1, 2])",
+    str: r#"assert_eq!(p.to_str()?, "{1, 2}");"#,
+    typeid: "set",
+});
 
 impl From<SetProxy> for Proxy {
     fn from(p: SetProxy) -> Proxy {

@@ -85,15 +85,16 @@ fn check_blocking(blocking: bool, timeout: Option<Duration>) -> Result<Option<In
     Ok(deadline_of(timeout))
 }
 
-/// The proxy boilerplate: struct, `proxy_common!`, conversions, `with`.
+/// The proxy boilerplate: struct, `proxy_common!` (the braces are its doc-example table),
+/// conversions, `with`.
 macro_rules! sync_proxy {
-    ($(#[$m:meta])* $ty:ident, $id:expr) => {
+    ($(#[$m:meta])* $ty:ident, $id:expr, $doc:tt) => {
         $(#[$m])*
         #[derive(Clone)]
         pub struct $ty {
             h: Arc<Handle>,
         }
-        proxy_common!($ty);
+        proxy_common!($ty $doc);
 
         impl From<$ty> for Proxy {
             fn from(p: $ty) -> Proxy {
@@ -119,14 +120,35 @@ macro_rules! sync_proxy {
     };
 }
 
-/// The guard methods every acquirer proxy has.
+/// The guard methods every acquirer proxy has. `$tag` and `$new` are for the doc examples: the
+/// store name's suffix, and an expression making a proxy with one unit free from `store`.
 macro_rules! guard_methods {
-    ($ty:ident) => {
+    ($ty:ident, $tag:literal, $new:literal) => {
         impl $ty {
             /// Acquires (waiting without limit) and returns a guard that releases on drop.
             ///
             /// # Errors
             /// As [`Acquire::acquire`].
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-ag-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// # // True when another thread's non-blocking acquire fails.
+            /// # fn busy(p: &(impl shmstore::Acquire + Sync)) -> bool {
+            /// #     std::thread::scope(|s| s.spawn(|| match p.acquire(false, None) {
+            /// #         Ok(true) => p.release().map(|()| false).unwrap(),
+            /// #         _ => true,
+            /// #     }).join().unwrap())
+            /// # }
+            #[doc = concat!("let p = ", $new, ";")]
+            /// {
+            ///     let _held = p.acquire_guard()?;
+            ///     assert!(busy(&p)); // another thread cannot take it now
+            /// }
+            /// assert!(!busy(&p)); // the guard released it when dropped
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn acquire_guard(&self) -> Result<AcquireGuard<'_, $ty>> {
                 Acquire::acquire(self, true, None)?;
                 Ok(AcquireGuard {
@@ -139,6 +161,25 @@ macro_rules! guard_methods {
             ///
             /// # Errors
             /// As [`Acquire::acquire`].
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-g-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// # // True when another thread's non-blocking acquire fails.
+            /// # fn busy(p: &(impl shmstore::Acquire + Sync)) -> bool {
+            /// #     std::thread::scope(|s| s.spawn(|| match p.acquire(false, None) {
+            /// #         Ok(true) => p.release().map(|()| false).unwrap(),
+            /// #         _ => true,
+            /// #     }).join().unwrap())
+            /// # }
+            #[doc = concat!("let p = ", $new, ";")]
+            /// let held = p.guard()?;
+            /// assert!(busy(&p));
+            /// drop(held);
+            /// assert!(!busy(&p));
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn guard(&self) -> Result<AcquireGuard<'_, $ty>> {
                 self.acquire_guard()
             }
@@ -147,6 +188,24 @@ macro_rules! guard_methods {
             ///
             /// # Errors
             /// As [`Acquire::acquire`].
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-tg-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use std::time::Duration;
+            #[doc = concat!("let p = ", $new, ";")]
+            /// let held = p.try_acquire_guard(Some(Duration::from_secs(1)))?;
+            /// assert!(held.is_some());
+            /// // Another thread gives up after 10 ms: this one holds it.
+            /// let other = std::thread::scope(|s| {
+            ///     s.spawn(|| p.try_acquire_guard(Some(Duration::from_millis(10))).map(|g| g.is_some()))
+            ///         .join()
+            ///         .unwrap()
+            /// })?;
+            /// assert!(!other);
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn try_acquire_guard(
                 &self,
                 timeout: Option<Duration>,
@@ -164,6 +223,25 @@ macro_rules! guard_methods {
             /// # Errors
             /// `ValueError("can't specify a timeout for a non-blocking call")`; `StaleHandle`,
             /// `Corrupt`, `Os`.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-acq-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use std::time::Duration;
+            /// use shmstore::Error;
+            #[doc = concat!("let p = ", $new, ";")]
+            /// assert!(p.acquire(true, None)?); // waits as long as it takes
+            /// // Another thread, not blocking, does not get it.
+            /// let other = std::thread::scope(|s| s.spawn(|| p.acquire(false, None)).join().unwrap())?;
+            /// assert!(!other);
+            /// p.release()?;
+            /// assert_eq!(
+            ///     p.acquire(false, Some(Duration::from_secs(1))),
+            ///     Err(Error::ValueError("can't specify a timeout for a non-blocking call".into()))
+            /// );
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
                 Acquire::acquire(self, blocking, timeout)
             }
@@ -172,6 +250,23 @@ macro_rules! guard_methods {
             ///
             /// # Errors
             /// The type's Python error for a release without a matching acquire.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-rel-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            #[doc = concat!("let p = ", $new, ";")]
+            /// p.acquire(true, None)?;
+            /// p.release()?;
+            /// // Free again: another thread takes it at once (and gives it back).
+            /// let other = std::thread::scope(|s| {
+            ///     s.spawn(|| Ok::<_, shmstore::Error>(p.acquire(false, None)? && p.release().is_ok()))
+            ///         .join()
+            ///         .unwrap()
+            /// })?;
+            /// assert!(other);
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn release(&self) -> Result<()> {
                 Acquire::release(self)
             }
@@ -202,9 +297,20 @@ sync_proxy!(
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     LockProxy,
-    type_ids::LOCK
+    type_ids::LOCK,
+    {
+        tag: "lock",
+        new: "store.lock()?",
+        call: ("acquire", "(false,)", "[Value::Bool(false)]" => "Value::Bool(true)"),
+        kw: r#"assert_eq!(p.call_method_kw("acquire", (), &[("timeout", Value::Float(0.01))])?, Value::Bool(true));
+// Held now: a non-blocking acquire fails.
+assert_eq!(p.call_method_kw("acquire", (), &[("blocking", Value::Bool(false))])?, Value::Bool(false));"#,
+        value: "Value::Bool(false)",
+        str: r#"assert!(p.to_str()?.starts_with("<unlocked _thread.lock object at 0x"));"#,
+        typeid: "Lock",
+    }
 );
-guard_methods!(LockProxy);
+guard_methods!(LockProxy, "lock", "store.lock()?");
 
 impl Acquire for LockProxy {
     fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
@@ -243,9 +349,21 @@ sync_proxy!(
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     SemaphoreProxy,
-    type_ids::SEMAPHORE
+    type_ids::SEMAPHORE,
+    {
+        tag: "sem",
+        new: "store.semaphore(1)?",
+        call: ("acquire", "(false,)", "[Value::Bool(false)]" => "Value::Bool(true)"),
+        kw: r#"assert_eq!(p.call_method_kw("acquire", (), &[("timeout", Value::Float(0.01))])?, Value::Bool(true));
+// No unit left: a non-blocking acquire fails.
+assert_eq!(p.call_method_kw("acquire", (), &[("blocking", Value::Bool(false))])?, Value::Bool(false));"#,
+        value: "Value::Int(1)",
+        str: r#"let s = p.to_str()?;
+assert!(s.starts_with("<threading.Semaphore at 0x") && s.ends_with(": value=1>"));"#,
+        typeid: "Semaphore",
+    }
 );
-guard_methods!(SemaphoreProxy);
+guard_methods!(SemaphoreProxy, "sem", "store.semaphore(1)?");
 
 impl Acquire for SemaphoreProxy {
     fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
@@ -291,9 +409,21 @@ sync_proxy!(
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     BoundedSemaphoreProxy,
-    type_ids::BOUNDED_SEMAPHORE
+    type_ids::BOUNDED_SEMAPHORE,
+    {
+        tag: "bsem",
+        new: "store.bounded_semaphore(1)?",
+        call: ("acquire", "(false,)", "[Value::Bool(false)]" => "Value::Bool(true)"),
+        kw: r#"assert_eq!(p.call_method_kw("acquire", (), &[("timeout", Value::Float(0.01))])?, Value::Bool(true));
+// No unit left: a non-blocking acquire fails.
+assert_eq!(p.call_method_kw("acquire", (), &[("blocking", Value::Bool(false))])?, Value::Bool(false));"#,
+        value: "Value::Int(1)",
+        str: r#"let s = p.to_str()?;
+assert!(s.starts_with("<threading.BoundedSemaphore at 0x") && s.ends_with(": value=1/1>"));"#,
+        typeid: "BoundedSemaphore",
+    }
 );
-guard_methods!(BoundedSemaphoreProxy);
+guard_methods!(BoundedSemaphoreProxy, "bsem", "store.bounded_semaphore(1)?");
 
 impl Acquire for BoundedSemaphoreProxy {
     fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
@@ -344,9 +474,22 @@ sync_proxy!(
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     RLockProxy,
-    type_ids::RLOCK
+    type_ids::RLOCK,
+    {
+        tag: "rlock",
+        new: "store.rlock()?",
+        call: ("acquire", "(false,)", "[Value::Bool(false)]" => "Value::Bool(true)"),
+        kw: r#"assert_eq!(p.call_method_kw("acquire", (), &[("timeout", Value::Float(0.01))])?, Value::Bool(true));
+// The owner may take it again.
+assert_eq!(p.call_method_kw("acquire", (), &[("blocking", Value::Bool(false))])?, Value::Bool(true));
+assert_eq!(p.count()?, 2);"#,
+        value: "Value::Int(0)",
+        str: r#"let s = p.to_str()?;
+assert!(s.starts_with("<unlocked _thread.RLock object owner=0 count=0 at 0x"));"#,
+        typeid: "RLock",
+    }
 );
-guard_methods!(RLockProxy);
+guard_methods!(RLockProxy, "rlock", "store.rlock()?");
 
 impl Acquire for RLockProxy {
     fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
@@ -396,9 +539,23 @@ sync_proxy!(
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     ConditionProxy,
-    type_ids::CONDITION
+    type_ids::CONDITION,
+    {
+        tag: "cond",
+        new: "store.condition()?",
+        call: ("acquire", "(false,)", "[Value::Bool(false)]" => "Value::Bool(true)"),
+        kw: r#"assert_eq!(p.call_method("acquire", ())?, Value::Bool(true));
+// Nobody notifies: the wait times out.
+assert_eq!(p.call_method_kw("wait", (), &[("timeout", Value::Float(0.01))])?, Value::Bool(false));
+assert_eq!(p.call_method_kw("notify", (), &[("n", Value::Int(2))])?, Value::None);"#,
+        value: "Value::Int(0)",
+        str: r#"let s = p.to_str()?;
+assert!(s.starts_with("<Condition(<unlocked _thread.RLock object owner=0 count=0 at 0x"));
+assert!(s.ends_with(">, 0)>")); // no waiters"#,
+        typeid: "Condition",
+    }
 );
-guard_methods!(ConditionProxy);
+guard_methods!(ConditionProxy, "cond", "store.condition()?");
 
 impl Acquire for ConditionProxy {
     fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
@@ -500,7 +657,18 @@ sync_proxy!(
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     EventProxy,
-    type_ids::EVENT
+    type_ids::EVENT,
+    {
+        tag: "event",
+        new: "store.event()?",
+        call: ("wait", "(0,)", "[Value::Int(0)]" => "Value::Bool(false)"),
+        kw: r#"p.set()?;
+assert_eq!(p.call_method_kw("wait", (), &[("timeout", Value::Float(1.0))])?, Value::Bool(true));"#,
+        value: "Value::Bool(false)",
+        str: r#"let s = p.to_str()?;
+assert!(s.starts_with("<threading.Event at 0x") && s.ends_with(": unset>"));"#,
+        typeid: "Event",
+    }
 );
 
 impl EventProxy {
@@ -556,7 +724,22 @@ sync_proxy!(
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     BarrierProxy,
-    type_ids::BARRIER
+    type_ids::BARRIER,
+    {
+        tag: "barrier",
+        new: "store.barrier(1)?",
+        call: ("wait", "()", "[]" => "Value::Int(0)"),
+        kw: r#"// One party: the wait returns at once, with arrival index 0.
+assert_eq!(p.call_method_kw("wait", (), &[("timeout", Value::Float(1.0))])?, Value::Int(0));"#,
+        value: r#"Value::dict_from_pairs([
+    ("parties", Value::Int(1)),
+    ("n_waiting", Value::Int(0)),
+    ("broken", Value::Bool(false)),
+])?"#,
+        str: r#"let s = p.to_str()?;
+assert!(s.starts_with("<threading.Barrier at 0x") && s.ends_with(": waiters=0/1>"));"#,
+        typeid: "Barrier",
+    }
 );
 
 impl BarrierProxy {

@@ -21,7 +21,22 @@ pub struct UserProxy<T: Pod> {
     h: Arc<Handle>,
     _t: PhantomData<fn() -> T>,
 }
-proxy_common!(impl[T: Pod] UserProxy<T>);
+proxy_common!(impl[T: Pod] UserProxy<T> {
+    tag: "user",
+    setup: r#"shmstore::register(shmstore::UserType::<u64>::new("DocTally").method("bump", |n, _| {
+    *n += 1;
+    Ok(shmstore::Value::from(*n))
+}))?;"#,
+    new: r#"store.user("DocTally", 41u64)?"#,
+    call: ("bump", "()", "[]" => "Value::Int(42)"),
+    kw: r#"assert_eq!(
+    p.call_method_kw("bump", (), &[("by", Value::Int(2))]),
+    Err(shmstore::Error::TypeError("DocTally.bump() takes no keyword arguments".into()))
+);"#,
+    value: "Value::bytes(41u64.to_ne_bytes())",
+    str: r#"assert_eq!(p.to_str()?, "<DocTally object>");"#,
+    typeid: "DocTally",
+});
 
 impl<T: Pod> Clone for UserProxy<T> {
     fn clone(&self) -> Self {

@@ -24,7 +24,16 @@ use crate::value::Value;
 pub struct ValueProxy {
     h: Arc<Handle>,
 }
-proxy_common!(ValueProxy);
+proxy_common!(ValueProxy {
+    tag: "value",
+    new: "store.value(5)?",
+    call: ("__getattribute__", r#"("value",)"#, r#"[Value::from("value")]"# => "Value::Int(5)"),
+    kw: r#"assert_eq!(p.call_method_kw("set", (), &[("value", Value::Int(6))])?, Value::None);
+assert_eq!(p.get()?, Value::Int(6));"#,
+    value: "Value::Int(5)",
+    str: r#"assert_eq!(p.to_str()?, "Value(None, 5)");"#,
+    typeid: "Value",
+});
 
 impl From<ValueProxy> for Proxy {
     fn from(p: ValueProxy) -> Proxy {
@@ -169,7 +178,16 @@ pub struct TypedValueProxy<T> {
     h: Arc<Handle>,
     _t: PhantomData<fn() -> T>,
 }
-proxy_common!(impl[T: ::bytemuck::Pod] TypedValueProxy<T>);
+proxy_common!(impl[T: ::bytemuck::Pod] TypedValueProxy<T> {
+    tag: "tvalue",
+    new: "store.value_of(7i32)?",
+    call: ("get", "()", "[]" => "Value::Int(7)"),
+    kw: r#"assert_eq!(p.call_method_kw("set", (), &[("value", Value::Int(8))])?, Value::None);
+assert_eq!(p.get()?, 8);"#,
+    value: "Value::Int(7)",
+    str: r#"assert_eq!(p.to_str()?, "Value('i', 7)");"#,
+    typeid: "Value",
+});
 
 impl<T: ::bytemuck::Pod> From<TypedValueProxy<T>> for super::Proxy {
     fn from(p: TypedValueProxy<T>) -> super::Proxy {
