@@ -485,7 +485,12 @@ assert_eq!(p.call_method_kw("get", (), &[("timeout", Value::Float(0.01))]), Err(
     str: r#"assert!(p.to_str()?.starts_with("<queue.Queue object at 0x"));"#,
     typeid: "JoinableQueue",
 });
-queue_proxy!(JoinableQueueProxy, type_ids::JOINABLE_QUEUE, "joinable_queue", "jq");
+queue_proxy!(
+    JoinableQueueProxy,
+    type_ids::JOINABLE_QUEUE,
+    "joinable_queue",
+    "jq"
+);
 
 impl Store {
     /// A new shared `Queue` holding at most `maxsize` items (0: unbounded), as CPython's
