@@ -36,10 +36,30 @@ impl Drop for Handle {
 }
 
 /// Positional arguments for `call_method`: `()` or a tuple of up to six `Into<Value>` items.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-intoargs-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::Value;
+/// let l = store.list(Vec::<i64>::new())?;
+/// l.call_method("append", (1,))?; // a tuple of Into<Value> items
+/// l.call_method("insert", (0, "a"))?;
+/// l.call_method("extend", vec![Value::from(vec![2, 3])])?; // a Vec<Value>
+/// assert_eq!(l.call_method("__len__", ())?, Value::Int(4)); // no arguments
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub trait IntoArgs {
     /// The argument array.
     type Args: AsRef<[Value]>;
     /// Converts to the argument array.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{IntoArgs, Value};
+    /// assert_eq!((1, "a").into_args(), [Value::Int(1), Value::from("a")]);
+    /// assert_eq!(().into_args(), [] as [Value; 0]);
+    /// ```
     fn into_args(self) -> Self::Args;
 }
 
@@ -87,8 +107,37 @@ tuple_args!(6: A a, B b, C c, D d, E e, F f);
 
 /// What every proxy type has in common; lets `Store::bind` and `Value::from(&proxy)` take any
 /// proxy.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-asproxy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::AsProxy;
+/// // Any proxy type will do.
+/// fn describe(p: &impl AsProxy) -> String {
+///     format!("{} #{}", p.token().typeid(), p.token().slot)
+/// }
+/// let l = store.list([1])?;
+/// let q = store.queue(0)?;
+/// assert!(describe(&l).starts_with("list #"));
+/// assert!(describe(&q).starts_with("Queue #"));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub trait AsProxy {
     /// The referent's token.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-token-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::AsProxy;
+    /// let d = store.dict([("a", 1)])?;
+    /// let t = AsProxy::token(&d);
+    /// assert_eq!(t, d.token());
+    /// store.bind("settings", &d)?; // what bind takes
+    /// assert_eq!(store.lookup("settings")?.token(), t);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     fn token(&self) -> Token;
 }
 
@@ -314,6 +363,21 @@ macro_rules! proxy_common {
 
 /// A proxy of any type, as `Store::lookup` and `Store::attach` return it. Converts to the typed
 /// proxy with `TryFrom` when the type matches.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-proxy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::{DictProxy, ListProxy, Value};
+/// store.bind("jobs", &store.list([1, 2])?)?;
+/// let p = store.lookup("jobs")?; // a Proxy: its type is known at run time
+/// assert_eq!(p.typeid(), "list");
+/// assert_eq!(p.call_method("__len__", ())?, Value::Int(2));
+/// let l = ListProxy::try_from(p.clone())?; // typed, when the type matches
+/// assert_eq!(l.len()?, 2);
+/// assert!(DictProxy::try_from(p).is_err());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Proxy {
     pub(crate) h: Arc<Handle>,
@@ -321,6 +385,15 @@ pub struct Proxy {
 
 impl Proxy {
     /// CPython's typeid of the referent (`"list"`, `"dict"`, `"Queue"`, …).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-typeid-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let p = store.attach(&store.queue(0)?.token())?;
+    /// assert_eq!(p.typeid(), "Queue");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn typeid(&self) -> &'static str {
         self.h.token.typeid()
     }

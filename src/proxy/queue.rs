@@ -498,6 +498,16 @@ impl Store {
     ///
     /// # Errors
     /// `OutOfMemory`, `TableFull`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-queue-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let q = store.queue(2)?;
+    /// q.put("a")?;
+    /// assert_eq!((q.qsize()?, q.maxsize()?), (1, 2));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn queue(&self, maxsize: usize) -> Result<QueueProxy> {
         let token = queue::create(self.core(), type_ids::QUEUE, maxsize as u64)?;
         Ok(QueueProxy {
@@ -510,6 +520,18 @@ impl Store {
     ///
     /// # Errors
     /// `OutOfMemory`, `TableFull`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-joinablequeu-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let q = store.joinable_queue(0)?;
+    /// q.put("job")?;
+    /// q.get()?;
+    /// q.task_done()?;
+    /// q.join()?; // every item put was marked done
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn joinable_queue(&self, maxsize: usize) -> Result<JoinableQueueProxy> {
         let token = queue::create(self.core(), type_ids::JOINABLE_QUEUE, maxsize as u64)?;
         Ok(JoinableQueueProxy {
