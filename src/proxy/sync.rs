@@ -19,24 +19,84 @@ use crate::types::{barrier, condition, event, rlock, semaphore, Ctx};
 
 /// Something with `acquire` and `release`: every lock-like proxy, so that
 /// [`AcquireGuard`] can release any of them.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-acquire-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::{Acquire, AcquireGuard};
+/// // One function for every lock-like proxy.
+/// fn try_once<P: Acquire>(p: &P) -> shmstore::Result<bool> {
+///     let got = p.acquire(false, None)?;
+///     if got {
+///         p.release()?;
+///     }
+///     Ok(got)
+/// }
+/// assert!(try_once(&store.lock()?)?);
+/// assert!(try_once(&store.rlock()?)?);
+/// assert!(!try_once(&store.semaphore(0)?)?);
+/// let _unused: Option<AcquireGuard<'_, shmstore::LockProxy>> = None;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub trait Acquire {
     /// `acquire(blocking, timeout)`: true if acquired. `timeout` `None` waits without limit; a
     /// non-blocking call must not give one.
     ///
     /// # Errors
     /// `ValueError` for a timeout on a non-blocking call; `StaleHandle`, `Corrupt`, `Os`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-acquire-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::Duration;
+    /// use shmstore::Acquire;
+    /// let sem = store.semaphore(1)?;
+    /// assert!(Acquire::acquire(&sem, true, Some(Duration::from_millis(10)))?);
+    /// assert!(!Acquire::acquire(&sem, true, Some(Duration::from_millis(10)))?); // timed out
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool>;
 
     /// `release()`.
     ///
     /// # Errors
     /// The type's Python error for a release without a matching acquire.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-release-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Acquire, Error};
+    /// let lock = store.lock()?;
+    /// assert!(Acquire::acquire(&lock, true, None)?);
+    /// Acquire::release(&lock)?;
+    /// assert_eq!(
+    ///     Acquire::release(&lock),
+    ///     Err(Error::RuntimeError("release unlocked lock".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     fn release(&self) -> Result<()>;
 }
 
 /// A held lock, semaphore unit or condition lock, released when dropped (errors on that
 /// release are ignored; [`AcquireGuard::release`] reports them). Derefs to the proxy, so a
 /// condition's guard can `wait` and `notify`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-acquireguard-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let cond = store.condition()?;
+/// let held = cond.acquire_guard()?; // derefs to the proxy
+/// assert!(held.is_owned()?);
+/// assert_eq!(held.notify(1)?, 0); // nobody waits
+/// drop(held);
+/// assert!(!cond.is_owned()?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct AcquireGuard<'a, P: Acquire> {
     proxy: &'a P,
@@ -48,6 +108,17 @@ impl<P: Acquire> AcquireGuard<'_, P> {
     ///
     /// # Errors
     /// As the proxy's `release`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-release-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let lock = store.lock()?;
+    /// let held = lock.acquire_guard()?;
+    /// held.release()?; // released now, errors reported
+    /// assert!(!lock.locked()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn release(mut self) -> Result<()> {
         self.armed = false;
         self.proxy.release()
@@ -327,6 +398,17 @@ impl LockProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-locked-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let lock = store.lock()?;
+    /// assert!(!lock.locked()?);
+    /// let _held = lock.acquire_guard()?;
+    /// assert!(lock.locked()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn locked(&self) -> Result<bool> {
         self.with(semaphore::value).map(|v| v == 0)
     }
@@ -380,6 +462,18 @@ impl SemaphoreProxy {
     ///
     /// # Errors
     /// `ValueError("n must be one or more")` for 0.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-releasen-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let sem = store.semaphore(0)?;
+    /// sem.release_n(3)?;
+    /// assert_eq!(sem.value()?, 3);
+    /// assert_eq!(sem.release_n(0), Err(Error::ValueError("n must be one or more".into())));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn release_n(&self, n: usize) -> Result<()> {
         self.with(|c| semaphore::release(c, n as u64))
     }
@@ -388,6 +482,16 @@ impl SemaphoreProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-value-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let sem = store.semaphore(2)?;
+    /// let _one = sem.acquire_guard()?;
+    /// assert_eq!(sem.value()?, 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn value(&self) -> Result<usize> {
         self.with(semaphore::value).map(|v| v as usize)
     }
@@ -441,6 +545,22 @@ impl BoundedSemaphoreProxy {
     /// # Errors
     /// `ValueError("Semaphore released too many times")` above the initial value,
     /// `ValueError("n must be one or more")` for 0.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-releasen-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let sem = store.bounded_semaphore(2)?;
+    /// sem.acquire(true, None)?;
+    /// sem.acquire(true, None)?;
+    /// sem.release_n(2)?;
+    /// assert_eq!(
+    ///     sem.release_n(1),
+    ///     Err(Error::ValueError("Semaphore released too many times".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn release_n(&self, n: usize) -> Result<()> {
         self.with(|c| semaphore::release(c, n as u64))
     }
@@ -449,6 +569,16 @@ impl BoundedSemaphoreProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-value-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let sem = store.bounded_semaphore(3)?;
+    /// let _g = sem.acquire_guard()?;
+    /// assert_eq!(sem.value()?, 2);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn value(&self) -> Result<usize> {
         self.with(semaphore::value).map(|v| v as usize)
     }
@@ -506,6 +636,20 @@ impl RLockProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-count-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let r = store.rlock()?;
+    /// assert_eq!(r.count()?, 0);
+    /// let a = r.acquire_guard()?;
+    /// let b = r.acquire_guard()?;
+    /// assert_eq!(r.count()?, 2);
+    /// drop((b, a));
+    /// assert_eq!(r.count()?, 0);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn count(&self) -> Result<usize> {
         self.with(rlock::count).map(|n| n as usize)
     }
@@ -514,6 +658,19 @@ impl RLockProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-isowned-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let r = store.rlock()?;
+    /// let _held = r.acquire_guard()?;
+    /// assert!(r.is_owned()?);
+    /// // Another thread does not own it.
+    /// let there = std::thread::scope(|s| s.spawn(|| r.is_owned()).join().unwrap())?;
+    /// assert!(!there);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn is_owned(&self) -> Result<bool> {
         self.with(rlock::is_owned)
     }
@@ -573,6 +730,28 @@ impl ConditionProxy {
     ///
     /// # Errors
     /// `RuntimeError("cannot wait on un-acquired lock")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-wait-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::Duration;
+    /// let cond = store.condition()?;
+    /// let ready = store.value(false)?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| -> shmstore::Result<()> {
+    ///         let _g = cond.acquire_guard()?;
+    ///         ready.set(true)?;
+    ///         cond.notify(1).map(|_| ())
+    ///     });
+    ///     let _g = cond.acquire_guard()?;
+    ///     while ready.get()? != true.into() {
+    ///         cond.wait(Some(Duration::from_secs(5)))?; // lets go of the lock while it waits
+    ///     }
+    ///     Ok::<(), shmstore::Error>(())
+    /// })?;
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         let deadline = deadline_of(timeout);
         self.with(|c| condition::wait(c, deadline))
@@ -583,6 +762,27 @@ impl ConditionProxy {
     ///
     /// # Errors
     /// As [`Self::wait`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-waitfor-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::Duration;
+    /// let cond = store.condition()?;
+    /// let items = store.list(Vec::<i64>::new())?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| -> shmstore::Result<()> {
+    ///         let _g = cond.acquire_guard()?;
+    ///         items.append(1)?;
+    ///         cond.notify_all().map(|_| ())
+    ///     });
+    ///     let _g = cond.acquire_guard()?;
+    ///     let got = cond.wait_for(|| items.len().is_ok_and(|n| n > 0), Some(Duration::from_secs(5)))?;
+    ///     assert!(got);
+    ///     Ok::<(), shmstore::Error>(())
+    /// })?;
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn wait_for(
         &self,
         mut predicate: impl FnMut() -> bool,
@@ -611,6 +811,22 @@ impl ConditionProxy {
     ///
     /// # Errors
     /// `RuntimeError("cannot notify on un-acquired lock")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-notify-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let cond = store.condition()?;
+    /// let held = cond.acquire_guard()?;
+    /// assert_eq!(held.notify(1)?, 0); // no waiter to wake
+    /// drop(held);
+    /// assert_eq!(
+    ///     cond.notify(1),
+    ///     Err(Error::RuntimeError("cannot notify on un-acquired lock".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn notify(&self, n: usize) -> Result<usize> {
         self.with(|c| condition::notify(c, n as u64))
             .map(|k| k as usize)
@@ -620,6 +836,30 @@ impl ConditionProxy {
     ///
     /// # Errors
     /// `RuntimeError("cannot notify on un-acquired lock")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-notifyall-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::Duration;
+    /// let cond = store.condition()?;
+    /// let woken = std::thread::scope(|s| {
+    ///     let waiter = s.spawn(|| -> shmstore::Result<bool> {
+    ///         let _g = cond.acquire_guard()?;
+    ///         cond.wait(Some(Duration::from_secs(5)))
+    ///     });
+    ///     // Wait until the other thread waits, then wake it.
+    ///     while cond.waiters()? == 0 {
+    ///         std::thread::yield_now();
+    ///     }
+    ///     let _g = cond.acquire_guard()?;
+    ///     assert_eq!(cond.notify_all()?, 1);
+    ///     drop(_g);
+    ///     waiter.join().unwrap()
+    /// })?;
+    /// assert!(woken);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn notify_all(&self) -> Result<usize> {
         self.with(|c| condition::notify(c, u64::MAX))
             .map(|k| k as usize)
@@ -629,6 +869,15 @@ impl ConditionProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-waiters-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let cond = store.condition()?;
+    /// assert_eq!(cond.waiters()?, 0);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn waiters(&self) -> Result<usize> {
         self.with(condition::waiters).map(|k| k as usize)
     }
@@ -637,6 +886,17 @@ impl ConditionProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-isowned-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let cond = store.condition()?;
+    /// assert!(!cond.is_owned()?);
+    /// let _held = cond.acquire_guard()?;
+    /// assert!(cond.is_owned()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn is_owned(&self) -> Result<bool> {
         self.with(condition::is_owned)
     }
@@ -676,6 +936,18 @@ impl EventProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-set-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let ev = store.event()?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| ev.set());
+    ///     assert_eq!(ev.wait(None), Ok(true)); // woken by the other thread's set
+    /// });
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn set(&self) -> Result<()> {
         self.with(event::set)
     }
@@ -684,6 +956,17 @@ impl EventProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-clear-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let ev = store.event()?;
+    /// ev.set()?;
+    /// ev.clear()?;
+    /// assert!(!ev.is_set()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn clear(&self) -> Result<()> {
         self.with(event::clear)
     }
@@ -692,6 +975,17 @@ impl EventProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-isset-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let ev = store.event()?;
+    /// assert!(!ev.is_set()?);
+    /// ev.set()?;
+    /// assert!(ev.is_set()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn is_set(&self) -> Result<bool> {
         self.with(event::is_set)
     }
@@ -700,6 +994,18 @@ impl EventProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`, `Os`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-wait-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::Duration;
+    /// let ev = store.event()?;
+    /// assert!(!ev.wait(Some(Duration::from_millis(10)))?); // timed out
+    /// ev.set()?;
+    /// assert!(ev.wait(Some(Duration::from_millis(10)))?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         let deadline = deadline_of(timeout);
         self.with(|c| event::wait(c, deadline))
@@ -748,6 +1054,21 @@ impl BarrierProxy {
     ///
     /// # Errors
     /// `BrokenBarrier` if the barrier is or gets broken (aborted, reset, or a timeout ran out).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-wait-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let b = store.barrier(2)?;
+    /// let mut arrivals = std::thread::scope(|s| {
+    ///     let other = s.spawn(|| b.wait(None));
+    ///     let mine = b.wait(None)?; // returns once both parties have arrived
+    ///     Ok::<_, shmstore::Error>(vec![mine, other.join().unwrap()?])
+    /// })?;
+    /// arrivals.sort();
+    /// assert_eq!(arrivals, [0, 1]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn wait(&self, timeout: Option<Duration>) -> Result<usize> {
         self.with(|c| barrier::wait(c, timeout)).map(|i| i as usize)
     }
@@ -756,6 +1077,18 @@ impl BarrierProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-abort-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let b = store.barrier(2)?;
+    /// b.abort()?;
+    /// assert!(b.broken()?);
+    /// assert_eq!(b.wait(None), Err(Error::BrokenBarrier));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn abort(&self) -> Result<()> {
         self.with(barrier::abort)
     }
@@ -764,6 +1097,17 @@ impl BarrierProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-reset-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let b = store.barrier(2)?;
+    /// b.abort()?;
+    /// b.reset()?;
+    /// assert!(!b.broken()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn reset(&self) -> Result<()> {
         self.with(barrier::reset)
     }
@@ -772,6 +1116,14 @@ impl BarrierProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-parties-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// assert_eq!(store.barrier(3)?.parties()?, 3);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn parties(&self) -> Result<usize> {
         self.with(barrier::parties).map(|n| n as usize)
     }
@@ -780,6 +1132,24 @@ impl BarrierProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-nwaiting-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let b = store.barrier(2)?;
+    /// assert_eq!(b.n_waiting()?, 0);
+    /// std::thread::scope(|s| {
+    ///     let other = s.spawn(|| b.wait(None));
+    ///     while b.n_waiting()? == 0 {
+    ///         std::thread::yield_now(); // until the other thread waits
+    ///     }
+    ///     assert_eq!(b.n_waiting()?, 1);
+    ///     b.wait(None)?;
+    ///     other.join().unwrap().map(|_| ())
+    /// })?;
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn n_waiting(&self) -> Result<usize> {
         self.with(barrier::n_waiting).map(|n| n as usize)
     }
@@ -788,6 +1158,18 @@ impl BarrierProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-broken-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::Duration;
+    /// let b = store.barrier(2)?;
+    /// assert!(!b.broken()?);
+    /// let _ = b.wait(Some(Duration::from_millis(1))); // alone: times out, breaking it
+    /// assert!(b.broken()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn broken(&self) -> Result<bool> {
         self.with(barrier::broken)
     }
@@ -796,6 +1178,17 @@ impl BarrierProxy {
     ///
     /// # Errors
     /// `StaleHandle`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-defaulttimeo-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::Duration;
+    /// assert_eq!(store.barrier(2)?.default_timeout()?, None);
+    /// let b = store.barrier_with(2, Some(Duration::from_millis(5)))?;
+    /// assert_eq!(b.default_timeout()?, Some(Duration::from_millis(5)));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn default_timeout(&self) -> Result<Option<Duration>> {
         self.with(barrier::default_timeout)
     }
@@ -806,6 +1199,17 @@ impl Store {
     ///
     /// # Errors
     /// `OutOfMemory`, `TableFull`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-lock-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let lock = store.lock()?;
+    /// let held = lock.acquire_guard()?;
+    /// assert!(lock.locked()?);
+    /// drop(held);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn lock(&self) -> Result<LockProxy> {
         let token = semaphore::create(self.core(), type_ids::LOCK, 1)?;
         Ok(LockProxy {
@@ -817,6 +1221,17 @@ impl Store {
     ///
     /// # Errors
     /// `OutOfMemory`, `TableFull`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-rlock-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let r = store.rlock()?;
+    /// let _a = r.acquire_guard()?;
+    /// let _b = r.acquire_guard()?; // the owner again
+    /// assert_eq!(r.count()?, 2);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn rlock(&self) -> Result<RLockProxy> {
         let token = rlock::create(self.core())?;
         Ok(RLockProxy {
@@ -828,6 +1243,16 @@ impl Store {
     ///
     /// # Errors
     /// `OutOfMemory`, `TableFull`; `ValueError` above `i64::MAX`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-semaphore-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let sem = store.semaphore(3)?;
+    /// let _g = sem.acquire_guard()?;
+    /// assert_eq!(sem.value()?, 2);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn semaphore(&self, value: usize) -> Result<SemaphoreProxy> {
         let token = semaphore::create(self.core(), type_ids::SEMAPHORE, value as u64)?;
         Ok(SemaphoreProxy {
@@ -839,6 +1264,15 @@ impl Store {
     ///
     /// # Errors
     /// `OutOfMemory`, `TableFull`; `ValueError` above `i64::MAX`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-boundedsemap-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let sem = store.bounded_semaphore(1)?;
+    /// assert!(sem.release().is_err()); // never above 1
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn bounded_semaphore(&self, value: usize) -> Result<BoundedSemaphoreProxy> {
         let token = semaphore::create(self.core(), type_ids::BOUNDED_SEMAPHORE, value as u64)?;
         Ok(BoundedSemaphoreProxy {
@@ -850,6 +1284,16 @@ impl Store {
     ///
     /// # Errors
     /// `OutOfMemory`, `TableFull`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-condition-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let cond = store.condition()?;
+    /// let _held = cond.acquire_guard()?;
+    /// assert!(cond.is_owned()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn condition(&self) -> Result<ConditionProxy> {
         let token = condition::create(self.core())?;
         Ok(ConditionProxy {
@@ -861,6 +1305,15 @@ impl Store {
     ///
     /// # Errors
     /// `OutOfMemory`, `TableFull`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-event-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let ev = store.event()?;
+    /// assert!(!ev.is_set()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn event(&self) -> Result<EventProxy> {
         let token = event::create(self.core())?;
         Ok(EventProxy {
@@ -872,6 +1325,19 @@ impl Store {
     ///
     /// # Errors
     /// `ValueError("parties must be >= 1")`, `OutOfMemory`, `TableFull`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-barrier-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// assert_eq!(store.barrier(1)?.wait(None)?, 0); // one party: no waiting
+    /// assert_eq!(
+    ///     store.barrier(0).map(|_| ()),
+    ///     Err(Error::ValueError("parties must be >= 1".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn barrier(&self, parties: usize) -> Result<BarrierProxy> {
         self.barrier_with(parties, None)
     }
@@ -881,6 +1347,17 @@ impl Store {
     ///
     /// # Errors
     /// `ValueError("parties must be >= 1")`, `OutOfMemory`, `TableFull`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-barrierwith-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::Duration;
+    /// use shmstore::Error;
+    /// let b = store.barrier_with(2, Some(Duration::from_millis(5)))?;
+    /// assert_eq!(b.wait(None), Err(Error::BrokenBarrier)); // the default timeout ran out
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn barrier_with(&self, parties: usize, timeout: Option<Duration>) -> Result<BarrierProxy> {
         let token = barrier::create(self.core(), parties as u64, timeout)?;
         Ok(BarrierProxy {
