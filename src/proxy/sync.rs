@@ -24,7 +24,7 @@ use crate::types::{barrier, condition, event, rlock, semaphore, Ctx};
 /// ```
 /// # let name = format!("doc-acquire-{}", std::process::id());
 /// # let store = shmstore::Store::create(&name, 1 << 20)?;
-/// use shmstore::{Acquire, AcquireGuard};
+/// use shmstore::Acquire;
 /// // One function for every lock-like proxy.
 /// fn try_once<P: Acquire>(p: &P) -> shmstore::Result<bool> {
 ///     let got = p.acquire(false, None)?;
@@ -36,7 +36,6 @@ use crate::types::{barrier, condition, event, rlock, semaphore, Ctx};
 /// assert!(try_once(&store.lock()?)?);
 /// assert!(try_once(&store.rlock()?)?);
 /// assert!(!try_once(&store.semaphore(0)?)?);
-/// let _unused: Option<AcquireGuard<'_, shmstore::LockProxy>> = None;
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub trait Acquire {
@@ -736,6 +735,7 @@ impl ConditionProxy {
     /// # let name = format!("doc-wait-{}", std::process::id());
     /// # let store = shmstore::Store::create(&name, 1 << 20)?;
     /// use std::time::Duration;
+    /// use shmstore::Value;
     /// let cond = store.condition()?;
     /// let ready = store.value(false)?;
     /// std::thread::scope(|s| {
@@ -745,7 +745,7 @@ impl ConditionProxy {
     ///         cond.notify(1).map(|_| ())
     ///     });
     ///     let _g = cond.acquire_guard()?;
-    ///     while ready.get()? != true.into() {
+    ///     while ready.get()? != Value::Bool(true) {
     ///         cond.wait(Some(Duration::from_secs(5)))?; // lets go of the lock while it waits
     ///     }
     ///     Ok::<(), shmstore::Error>(())
