@@ -49,6 +49,14 @@ pub const FORKING: u32 = 2;
 pub const RECLAIM: u32 = 3;
 
 /// One process-table entry.
+///
+/// # Examples
+/// ```
+/// use shmstore::procs::{ProcEntry, FREE};
+/// let e = ProcEntry::default();
+/// assert_eq!(e.state, FREE);
+/// assert_eq!(std::mem::size_of::<ProcEntry>(), 64);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct ProcEntry {
@@ -77,6 +85,15 @@ const MIN_ROWS_LOG2: u64 = 4;
 const MAX_ROWS_LOG2: u64 = 30;
 
 /// What a process-table entry says, for tools and stats.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-procinfo-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let me = &store.processes()?[0];
+/// assert_eq!((me.pid, me.state, me.alive), (std::process::id(), shmstore::procs::LIVE, true));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcInfo {
     /// Entry index.
@@ -92,6 +109,15 @@ pub struct ProcInfo {
 }
 
 /// What a reclaim gave back.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-reclaimed-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let r: shmstore::Reclaimed = store.reclaim()?;
+/// assert_eq!(r, shmstore::Reclaimed::default()); // no dead process
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reclaimed {
     /// Dead attachments removed.
