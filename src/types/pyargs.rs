@@ -7,7 +7,8 @@
 //! use shmstore::types::pyargs::{function, wrapper};
 //! use shmstore::Value;
 //! // ns.__getattribute__('x'): a slot wrapper of one argument.
-//! let [name] = wrapper::<1>("__getattribute__", &[Value::from("x")], &[])?;
+//! let args = [Value::from("x")];
+//! let [name] = wrapper::<1>("__getattribute__", &args, &[])?;
 //! assert_eq!(name, &Value::from("x"));
 //! // def set(self, value): a method written in Python.
 //! let kwargs = [("value", Value::Int(1))];
