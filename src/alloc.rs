@@ -59,6 +59,22 @@
 //! chain; only a chain that no longer leads from `start` to the epilogue stays an error until
 //! someone repairs the arena. [`Heap::check`] reports everything it finds without changing
 //! anything.
+//!
+//! # Examples
+//! ```
+//! use shmstore::alloc::Heap;
+//! use shmstore::arena::Arena;
+//! let arena = Arena::heap(1 << 16);
+//! let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+//! let a = heap.alloc(100)?;
+//! let b = heap.alloc(100)?;
+//! heap.free(a)?;
+//! heap.free(b)?; // coalesces with `a` and the rest: one free block again
+//! let s = heap.stats()?;
+//! assert_eq!((s.blocks_in_use, s.free_blocks), (0, 1));
+//! assert!(heap.check()?.is_ok());
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::mem::{offset_of, size_of};
 

@@ -16,6 +16,19 @@
 //!
 //! A cell is written whole before the container publishes it (a length or an index store), so a
 //! crash leaves at worst a block the cell would have owned: a leak that a rebuild reclaims.
+//!
+//! # Examples
+//! ```
+//! use shmstore::cell::{Cell, CELL_SIZE};
+//! use shmstore::Value;
+//! assert_eq!(CELL_SIZE, 16);
+//! // Scalars and short strings fit in the cell itself: storing them allocates nothing.
+//! for v in [Value::None, Value::Int(-1), Value::Float(0.5), Value::from("fourteen bytes")] {
+//!     assert!(Cell::scalar(&v).is_some_and(|c| !c.owns_resources()));
+//! }
+//! // A longer string or a container needs a block the cell owns.
+//! assert!(Cell::scalar(&Value::from("fifteen bytes..")).is_none());
+//! ```
 
 use bytemuck::{Pod, Zeroable};
 

@@ -21,6 +21,18 @@
 //! removed with `shmstore rm`. `state` becomes CLOSED, under the arena lock, when the last process
 //! detaches and unlinks the name; an opener that maps a CLOSED segment (it raced the unlink) gets
 //! `NotFound`.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-header-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::header::{read_checked, MAGIC, NAMES_OFF};
+//! let raw = shmstore::segment::open(&name)?;
+//! let h = read_checked(&raw, store.header().format)?;
+//! assert_eq!(h.magic, MAGIC);
+//! assert!(h.names_off == NAMES_OFF && h.names_off < h.procs_off && h.table_off < h.heap_start);
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use bytemuck::{Pod, Zeroable};
 

@@ -28,6 +28,22 @@
 //! per held reference), which the child claims by writing its own identity and LIVE. A failed
 //! fork leaves the FORKING entry, owned by the parent's identity, to be reclaimed when the parent
 //! is gone.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-procs-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::procs::LIVE;
+//! let _l = store.list([1])?;
+//! let other = shmstore::Store::open(&name)?; // a second attachment, as another process's
+//! let procs = store.processes()?;
+//! assert_eq!(procs.len(), 2);
+//! assert!(procs.iter().all(|p| p.state == LIVE && p.alive));
+//! assert_eq!(procs.iter().map(|p| p.references).sum::<u64>(), 1); // the list proxy's
+//! drop(other);
+//! assert_eq!(store.processes()?.len(), 1);
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -31,6 +31,21 @@
 //! reads the body with atomic loads, fences (Acquire) and reads it again; an odd or changed value
 //! discards what it read. A writer that dies leaves it odd, so readers take the lock, whose
 //! `OwnerDied` repair makes it even again ([`Table::seq_repair`]).
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-table-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::table::{Table, STATE_LIVE};
+//! let l = store.list([1])?;
+//! let h = store.header();
+//! let raw = shmstore::segment::open(&name)?;
+//! let table = Table::new(&raw, h.table_off, h.table_slots as u32);
+//! let t = l.token();
+//! assert_eq!(table.type_and_state(t.slot)?, (shmstore::type_ids::LIST, STATE_LIVE));
+//! assert_eq!(table.check_live(t.slot, t.generation)?, shmstore::type_ids::LIST);
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;

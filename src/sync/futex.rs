@@ -55,6 +55,25 @@
 //! The tid is cached per thread and forgotten in a child after `fork` (a `pthread_atfork`
 //! handler); a process made by a raw `clone` that skips atfork handlers and then takes locks
 //! without `exec` would use its parent's tid.
+//!
+//! # Examples
+//! ```
+//! use shmstore::arena::Arena;
+//! use shmstore::sync::{Acquired, FutexLock, LockHolder, RawLock};
+//! let mem = Arena::heap(64);
+//! let l = mem.raw_ptr(0, FutexLock::SIZE as u64, FutexLock::ALIGN as u64)?;
+//! // SAFETY: `l` is SIZE aligned bytes of `mem`, formatted once by `init`; this thread unlocks
+//! // only what it holds.
+//! unsafe {
+//!     FutexLock::init(l)?;
+//!     assert_eq!(FutexLock::lock(l)?, Acquired::Clean); // one compare-and-swap
+//! }
+//! let word = mem.atomic_u32(0)?.load(std::sync::atomic::Ordering::Relaxed);
+//! assert_eq!(FutexLock::holder(word), LockHolder::Thread(shmstore::process::current_tid()));
+//! // SAFETY: as above.
+//! unsafe { FutexLock::unlock(l)? };
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::cell::Cell;
 use std::ffi::c_int;

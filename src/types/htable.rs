@@ -35,6 +35,25 @@
 //!   bitwise: ownership passes with the publishing store.
 //! - clear: `body.table` is set to 0 first, then the cells are released and the block freed.
 //!   A crash leaks, never corrupts.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-htable-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::arena::Offset;
+//! use shmstore::types::htable::{HashBody, TableHdr};
+//! let d = store.dict((0..10).map(|i| (i, i * i)))?;
+//! let body = store.objects()?[0].body;
+//! let raw = shmstore::segment::open(&name)?;
+//! let b: HashBody = raw.read(Offset::new(body))?;
+//! let t: TableHdr = raw.read(Offset::new(b.table))?;
+//! assert_eq!(t.live, 10);
+//! assert!(t.filled <= 1 << t.log2_size);
+//! d.remove(3)?;
+//! let t: TableHdr = raw.read(Offset::new(b.table))?;
+//! assert_eq!((t.live, t.nentries), (9, 10)); // a deleted entry keeps its place in the order
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use bytemuck::{Pod, Zeroable};
 

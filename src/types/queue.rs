@@ -33,6 +33,21 @@
 //!
 //! Waits release the object's lock ([`Ctx::wait_until`]) and loop on their condition, so
 //! spurious wake-ups and waiters whose deadline passes as they are woken lose nothing.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-queue-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::Value;
+//! let q = store.joinable_queue(2)?;
+//! q.call_method("put", ("a",))?;
+//! q.call_method("put_nowait", ("b",))?;
+//! assert_eq!(q.call_method("full", ())?, Value::Bool(true));
+//! assert_eq!(q.call_method("get", ())?, Value::from("a")); // first in, first out
+//! q.call_method("task_done", ())?;
+//! assert_eq!(q.call_method("qsize", ())?, Value::Int(1));
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::time::Instant;
 

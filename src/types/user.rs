@@ -253,6 +253,18 @@ impl<T: Pod> UserType<T> {
     /// }
     /// let _ = shmstore::UserType::<Wide>::new("Wide");
     /// ```
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-new-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::UserType;
+    /// let t = UserType::<[u8; 16]>::new("DocId"); // no methods yet
+    /// assert_eq!(t.typeid(), "DocId");
+    /// shmstore::register(t)?;
+    /// assert_eq!(store.user("DocId", [7u8; 16])?.get()?, [7; 16]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn new(typeid: &'static str) -> UserType<T> {
         const {
             assert!(
