@@ -59,6 +59,22 @@
 //! chain; only a chain that no longer leads from `start` to the epilogue stays an error until
 //! someone repairs the arena. [`Heap::check`] reports everything it finds without changing
 //! anything.
+//!
+//! # Examples
+//! ```
+//! use shmstore::alloc::Heap;
+//! use shmstore::arena::Arena;
+//! let arena = Arena::heap(1 << 16);
+//! let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+//! let a = heap.alloc(100)?;
+//! let b = heap.alloc(100)?;
+//! heap.free(a)?;
+//! heap.free(b)?; // coalesces with `a` and the rest: one free block again
+//! let s = heap.stats()?;
+//! assert_eq!((s.blocks_in_use, s.free_blocks), (0, 1));
+//! assert!(heap.check()?.is_ok());
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::mem::{offset_of, size_of};
 
@@ -145,6 +161,19 @@ const MAGIC: u64 = u64::from_le_bytes(*b"shmalloc")
 /// `start` to the epilogue; a block's `IN_USE` store comes after it left its list and a freed
 /// block goes on a list only after its `IN_USE` bit is clear. Whatever the crash, the repair sees
 /// every block in use that anyone may hold as in use, so no block is handed out twice.
+///
+/// # Examples
+/// ```
+/// use shmstore::alloc::{AllocHeader, Heap, ALLOC_HEADER_SIZE};
+/// use shmstore::arena::{Arena, Offset};
+/// let arena = Arena::heap(1 << 16);
+/// Heap::init(&arena, 0, 2048, 1 << 16)?;
+/// let h: AllocHeader = arena.read(Offset::new(0))?;
+/// assert_eq!((h.start, h.end, h.dirty), (2048, 1 << 16, 0));
+/// assert_eq!(h.free_blocks, 1);
+/// assert_eq!(std::mem::size_of::<AllocHeader>() as u64, ALLOC_HEADER_SIZE);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 pub struct AllocHeader {
@@ -240,6 +269,19 @@ fn geometry_problem(len: u64, hdr: u64, start: u64, end: u64) -> Option<&'static
 }
 
 /// Exact allocation statistics, as kept in the header.
+///
+/// # Examples
+/// ```
+/// use shmstore::alloc::Heap;
+/// use shmstore::arena::Arena;
+/// let arena = Arena::heap(1 << 16);
+/// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+/// heap.alloc(100)?;
+/// let s = heap.stats()?;
+/// assert_eq!((s.blocks_in_use, s.bytes_in_use), (1, 128)); // 100 + header, rounded to 16
+/// assert_eq!(s.bytes_in_use + s.bytes_free, s.heap_bytes);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AllocStats {
     /// Bytes of all blocks (the heap region less the 16-byte epilogue).
@@ -257,6 +299,19 @@ pub struct AllocStats {
 }
 
 /// What [`Heap::check`] found.
+///
+/// # Examples
+/// ```
+/// use shmstore::alloc::Heap;
+/// use shmstore::arena::Arena;
+/// let arena = Arena::heap(1 << 16);
+/// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+/// heap.alloc(10)?;
+/// let report = heap.check()?;
+/// assert!(report.is_ok());
+/// assert_eq!((report.blocks, report.free_blocks), (2, 1));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CheckReport {
     /// One line per problem found (at most [`CheckReport::MAX_PROBLEMS`], then a count of the
@@ -273,6 +328,18 @@ impl CheckReport {
     pub const MAX_PROBLEMS: usize = 64;
 
     /// True when no problem was found.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::alloc::Heap;
+    /// use shmstore::arena::Arena;
+    /// let arena = Arena::heap(1 << 16);
+    /// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+    /// let a = heap.alloc(64)?;
+    /// arena.store_u64(a - 16, 0xbad0)?; // scribble over the block's header
+    /// assert!(!heap.check()?.is_ok());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }
@@ -301,6 +368,19 @@ impl Problems {
 }
 
 /// What [`Heap::rebuild`] reclaimed.
+///
+/// # Examples
+/// ```
+/// use shmstore::alloc::Heap;
+/// use shmstore::arena::Arena;
+/// let arena = Arena::heap(1 << 16);
+/// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+/// let keep = heap.alloc(32)?;
+/// heap.alloc(32)?; // leaked: nothing reaches it
+/// let r = heap.rebuild(&mut |off| off == keep)?;
+/// assert_eq!((r.freed_blocks, r.freed_bytes), (1, 48));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RebuildReport {
     /// Blocks that were in use and are free now.
@@ -313,6 +393,23 @@ pub struct RebuildReport {
 ///
 /// Cheap to make ([`Heap::open`] reads three words) and to drop; it caches only the heap bounds,
 /// which never change after [`Heap::init`]. The caller holds the arena lock while it uses it.
+///
+/// # Examples
+/// ```
+/// use shmstore::alloc::Heap;
+/// use shmstore::arena::Arena;
+/// let arena = Arena::heap(1 << 16);
+/// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?; // header at 0, blocks in [2048, 64 KiB)
+/// let a = heap.alloc(100)?;
+/// arena.copy_in(a, b"payload")?;
+/// let a = heap.realloc(a, 5000)?; // contents kept
+/// let mut out = [0u8; 7];
+/// arena.copy_out(a, &mut out)?;
+/// assert_eq!(&out, b"payload");
+/// heap.free(a)?;
+/// assert_eq!(heap.stats()?.blocks_in_use, 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct Heap<'a> {
     arena: &'a Arena,
     hdr: u64,
@@ -352,6 +449,18 @@ impl<'a> Heap<'a> {
     /// # Errors
     /// [`Error::ValueError`] when `hdr`, `start` or `end` is not 16-byte aligned, a region lies
     /// outside the arena, the two overlap, or the heap is too small for one block.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::alloc::Heap;
+    /// use shmstore::arena::Arena;
+    /// use shmstore::Error;
+    /// let arena = Arena::heap(1 << 16);
+    /// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+    /// assert_eq!(heap.stats()?.free_blocks, 1);
+    /// assert!(matches!(Heap::init(&arena, 0, 1000, 4096), Err(Error::ValueError(_)))); // overlaps
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn init(arena: &'a Arena, hdr: u64, start: u64, end: u64) -> Result<Heap<'a>> {
         if let Some(why) = geometry_problem(arena.len(), hdr, start, end) {
             return Err(Error::ValueError(why.to_owned()));
@@ -383,6 +492,19 @@ impl<'a> Heap<'a> {
     /// # Errors
     /// [`Error::Corrupt`] when the header is out of the arena, its magic word is wrong (no heap, or
     /// one of another layout), or its bounds do not describe a heap inside the arena.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::alloc::Heap;
+    /// use shmstore::arena::Arena;
+    /// let arena = Arena::heap(1 << 16);
+    /// let a = Heap::init(&arena, 0, 2048, 1 << 16)?.alloc(8)?;
+    /// // Later, or in another process mapping the same bytes:
+    /// let heap = Heap::open(&arena, 0)?;
+    /// assert_eq!(heap.usable_size(a)?, 16);
+    /// assert!(Heap::open(&arena, 4096).is_err()); // no heap header there
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn open(arena: &'a Arena, hdr: u64) -> Result<Heap<'a>> {
         arena.check(hdr, ALLOC_HEADER_SIZE, ALIGN)?;
         if arena.load_u64(hdr + H_MAGIC)? != MAGIC {
@@ -403,6 +525,19 @@ impl<'a> Heap<'a> {
     /// [`Error::OutOfMemory`] when no free block is large enough (`requested` is `size`,
     /// `available` the free bytes, possibly fragmented); [`Error::Corrupt`] when the heap's
     /// structures fail a check (the next call then repairs what it can).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::alloc::Heap;
+    /// use shmstore::arena::Arena;
+    /// use shmstore::Error;
+    /// let arena = Arena::heap(4096);
+    /// let heap = Heap::init(&arena, 0, 2048, 4096)?;
+    /// let a = heap.alloc(24)?;
+    /// assert_eq!(a % 16, 0);
+    /// assert!(matches!(heap.alloc(10_000), Err(Error::OutOfMemory { .. })));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn alloc(&self, size: u64) -> Result<u64> {
         self.repair_if_dirty()?;
@@ -424,6 +559,20 @@ impl<'a> Heap<'a> {
     ///
     /// # Errors
     /// As [`Heap::alloc`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::alloc::Heap;
+    /// use shmstore::arena::Arena;
+    /// let arena = Arena::heap(1 << 16);
+    /// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+    /// let a = heap.alloc(64)?;
+    /// arena.fill(a, 64, 0xff)?;
+    /// heap.free(a)?;
+    /// let b = heap.alloc_zeroed(64)?; // the same block again, cleared
+    /// assert_eq!(arena.slice::<u8>(b, 64)?, [0u8; 64]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn alloc_zeroed(&self, size: u64) -> Result<u64> {
         let off = self.alloc(size)?;
         let usable = self.usable_size(off)?;
@@ -437,6 +586,20 @@ impl<'a> Heap<'a> {
     /// [`Error::Corrupt`] when `off` is not the payload of a block in use (a double free, an
     /// interior or stray offset), found before anything is written; or when the heap's structures
     /// fail a check while freeing.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::alloc::Heap;
+    /// use shmstore::arena::Arena;
+    /// use shmstore::Error;
+    /// let arena = Arena::heap(1 << 16);
+    /// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+    /// let a = heap.alloc(40)?;
+    /// heap.free(a)?;
+    /// assert!(matches!(heap.free(a), Err(Error::Corrupt { .. }))); // a double free is refused
+    /// assert!(heap.check()?.is_ok());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn free(&self, off: u64) -> Result<()> {
         self.repair_if_dirty()?;
         let (b, size) = self.live_block(off)?;
@@ -455,6 +618,20 @@ impl<'a> Heap<'a> {
     /// # Errors
     /// [`Error::Corrupt`] as [`Heap::free`] for `off`; [`Error::OutOfMemory`] when no block fits
     /// `new_size`, in which case the old block is untouched and still in use.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::alloc::Heap;
+    /// use shmstore::arena::Arena;
+    /// let arena = Arena::heap(1 << 16);
+    /// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+    /// let a = heap.alloc(16)?;
+    /// arena.store_u64(a, 77)?;
+    /// let b = heap.realloc(a, 1024)?;
+    /// assert!(heap.usable_size(b)? >= 1024);
+    /// assert_eq!(arena.load_u64(b)?, 77);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn realloc(&self, off: u64, new_size: u64) -> Result<u64> {
         self.repair_if_dirty()?;
         let (b, cur) = self.live_block(off)?;
@@ -501,6 +678,17 @@ impl<'a> Heap<'a> {
     /// # Errors
     /// [`Error::Corrupt`] when `off` is not the payload of a block in use, or when an interrupted
     /// operation needs a repair that fails.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::alloc::Heap;
+    /// use shmstore::arena::Arena;
+    /// let arena = Arena::heap(1 << 16);
+    /// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+    /// let a = heap.alloc(20)?;
+    /// assert_eq!(heap.usable_size(a)?, 32); // 20 rounded up to a 48-byte block, less its header
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn usable_size(&self, off: u64) -> Result<u64> {
         self.repair_if_dirty()?;
         let (_, size) = self.live_block(off)?;
@@ -512,6 +700,18 @@ impl<'a> Heap<'a> {
     /// # Errors
     /// [`Error::Corrupt`] when an interrupted operation needs a repair that fails, or a free list
     /// walked for the largest block is broken.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::alloc::Heap;
+    /// use shmstore::arena::Arena;
+    /// let arena = Arena::heap(1 << 16);
+    /// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+    /// let s = heap.stats()?;
+    /// assert_eq!((s.blocks_in_use, s.free_blocks), (0, 1));
+    /// assert_eq!(s.largest_free, s.bytes_free);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn stats(&self) -> Result<AllocStats> {
         self.repair_if_dirty()?;
         Ok(AllocStats {
@@ -528,6 +728,19 @@ impl<'a> Heap<'a> {
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the block sizes do not chain from the start of the heap to its end.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::alloc::Heap;
+    /// use shmstore::arena::Arena;
+    /// let arena = Arena::heap(1 << 16);
+    /// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+    /// let a = heap.alloc(16)?;
+    /// let blocks = heap.blocks()?;
+    /// assert_eq!(blocks[0], (a, 16, true));
+    /// assert!(!blocks[1].2); // the rest of the heap, free
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn blocks(&self) -> Result<Vec<(u64, u64, bool)>> {
         let mut out = Vec::new();
         self.walk(|b, w| {
@@ -547,6 +760,19 @@ impl<'a> Heap<'a> {
     /// # Errors
     /// [`Error::Corrupt`] only when the header itself is unusable (bad magic, or bounds that differ
     /// from the ones this heap was opened with); every other finding is a line of the report.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::alloc::Heap;
+    /// use shmstore::arena::Arena;
+    /// let arena = Arena::heap(1 << 16);
+    /// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+    /// for n in [10, 200, 3000] {
+    ///     heap.alloc(n)?;
+    /// }
+    /// assert!(heap.check()?.is_ok(), "{:?}", heap.check()?.problems);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn check(&self) -> Result<CheckReport> {
         self.check_header()?;
         let mut p = Problems {
@@ -672,6 +898,20 @@ impl<'a> Heap<'a> {
     /// # Errors
     /// [`Error::Corrupt`] when the block sizes do not chain from start to end; nothing is changed
     /// then.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::alloc::Heap;
+    /// use shmstore::arena::Arena;
+    /// let arena = Arena::heap(1 << 16);
+    /// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+    /// let live: Vec<u64> = (0..3).map(|_| heap.alloc(64)).collect::<Result<_, _>>()?;
+    /// // Only the first is reachable: the sweep frees the other two.
+    /// let r = heap.rebuild(&mut |off| off == live[0])?;
+    /// assert_eq!(r.freed_blocks, 2);
+    /// assert_eq!(heap.stats()?.blocks_in_use, 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn rebuild(&self, live: &mut dyn FnMut(u64) -> bool) -> Result<RebuildReport> {
         self.check_header()?;
         self.walk(|_, _| ())?;
@@ -746,6 +986,18 @@ impl<'a> Heap<'a> {
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the block sizes no longer chain from start to end.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::alloc::Heap;
+    /// use shmstore::arena::Arena;
+    /// let arena = Arena::heap(1 << 16);
+    /// let heap = Heap::init(&arena, 0, 2048, 1 << 16)?;
+    /// heap.alloc(64)?;
+    /// heap.repair_if_dirty()?; // nothing was interrupted: nothing to do
+    /// assert!(heap.check()?.is_ok());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn repair_if_dirty(&self) -> Result<()> {
         if self.h(H_DIRTY)? != 0 {

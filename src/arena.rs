@@ -11,6 +11,18 @@
 //!
 //! An arena is backed either by a mapped segment or by a heap buffer (for unit tests, fuzzing and
 //! Miri), and behaves the same over both.
+//!
+//! # Examples
+//! ```
+//! use shmstore::arena::{Arena, Offset};
+//! let a = Arena::heap(64); // or over a mapped segment: shmstore::segment::create
+//! a.write(Offset::<u32>::new(8), 7)?;
+//! assert_eq!(a.read(Offset::<u32>::new(8))?, 7);
+//! // Out of bounds or misaligned: an error, never a stray access.
+//! assert!(a.read(Offset::<u32>::new(62)).is_err());
+//! assert!(a.read(Offset::<u32>::new(9)).is_err());
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -21,6 +33,16 @@ use bytemuck::{AnyBitPattern, NoUninit, Pod};
 use crate::error::{Error, Result};
 
 /// A typed offset into the arena. Plain data: it is what shared memory stores instead of pointers.
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::Offset;
+/// let words: Offset<u64> = Offset::new(64);
+/// let second: Offset<u64> = words.byte_add(8)?;
+/// assert_eq!(second.raw(), 72);
+/// assert_eq!(format!("{second:?}"), "Offset(0x48)");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(transparent)]
 pub struct Offset<T> {
     raw: u64,
@@ -29,6 +51,15 @@ pub struct Offset<T> {
 
 impl<T> Offset<T> {
     /// The offset `raw` bytes from the start of the arena.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::{Arena, Offset};
+    /// let a = Arena::heap(32);
+    /// a.write(Offset::new(16), 1.5f64)?;
+    /// assert_eq!(a.read(Offset::<f64>::new(16))?, 1.5);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub const fn new(raw: u64) -> Self {
         Offset {
@@ -37,16 +68,41 @@ impl<T> Offset<T> {
         }
     }
     /// The number of bytes from the start of the arena.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Offset;
+    /// assert_eq!(Offset::<u8>::new(4096).raw(), 4096);
+    /// ```
     #[inline]
     pub const fn raw(self) -> u64 {
         self.raw
     }
     /// The same offset, seen as another type.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::{Arena, Offset};
+    /// let a = Arena::heap(16);
+    /// let as_u64: Offset<u64> = Offset::new(8);
+    /// a.write(as_u64, u64::MAX)?;
+    /// assert_eq!(a.read(as_u64.cast::<u32>())?, u32::MAX); // the same bytes, read as a u32
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub const fn cast<U>(self) -> Offset<U> {
         Offset::new(self.raw)
     }
     /// `bytes` further on, as another type; `Corrupt` on overflow.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Offset;
+    /// let o: Offset<u8> = Offset::new(100);
+    /// assert_eq!(o.byte_add::<u32>(28)?.raw(), 128);
+    /// assert!(o.byte_add::<u8>(u64::MAX).is_err()); // Corrupt: overflows
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn byte_add<U>(self, bytes: u64) -> Result<Offset<U>> {
         match self.raw.checked_add(bytes) {
@@ -89,6 +145,16 @@ enum Backing {
 pub unsafe trait AtomicWords: Sized {}
 
 /// A shared byte region addressed by offsets.
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::Arena;
+/// let a = Arena::heap(100);
+/// assert_eq!(a.len(), 112); // rounded up to 16
+/// a.store_u64(0, 42)?;
+/// assert_eq!(a.load_u64(0)?, 42);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct Arena {
     base: NonNull<u8>,
     len: u64,
@@ -104,6 +170,16 @@ unsafe impl Sync for Arena {}
 
 impl Arena {
     /// An arena over a mapped segment.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let map = memmap2::MmapOptions::new().len(4096).map_anon()?;
+    /// let a = Arena::from_map(memmap2::MmapRaw::from(map))?;
+    /// a.store_u64(4088, 1)?;
+    /// assert_eq!(a.len(), 4096);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_map(map: memmap2::MmapRaw) -> Result<Arena> {
         let len = map.len() as u64;
         let base = NonNull::new(map.as_mut_ptr()).ok_or(Error::corrupt("null mapping", 0))?;
@@ -118,6 +194,14 @@ impl Arena {
     }
 
     /// A zeroed arena of `len` bytes on the heap (rounded up to 16), for tests and fuzzing.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(64);
+    /// assert_eq!(a.load_u64(56)?, 0); // zeroed
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn heap(len: usize) -> Arena {
         let words = len.div_ceil(16);
         let mut buf = vec![0u128; words].into_boxed_slice();
@@ -130,18 +214,38 @@ impl Arena {
     }
 
     /// Size in bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// assert_eq!(Arena::heap(4096).len(), 4096);
+    /// ```
     #[inline]
     pub fn len(&self) -> u64 {
         self.len
     }
 
     /// True when the arena has no bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// assert!(Arena::heap(0).is_empty());
+    /// assert!(!Arena::heap(1).is_empty());
+    /// ```
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The address of the first byte, for display only (the `at 0x…` of a proxy's repr).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(16);
+    /// assert_eq!(a.base_addr() % 16, 0); // 16-byte aligned
+    /// ```
     pub fn base_addr(&self) -> usize {
         self.base.as_ptr() as usize
     }
@@ -172,12 +276,37 @@ impl Arena {
     }
 
     /// Checks that `[off, off + size)` is inside the arena and `off` is aligned to `align`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(64);
+    /// assert!(a.check(56, 8, 8).is_ok());
+    /// assert!(a.check(60, 8, 4).is_err()); // runs past the end
+    /// assert!(a.check(4, 8, 8).is_err()); // misaligned
+    /// ```
     #[inline]
     pub fn check(&self, off: u64, size: u64, align: u64) -> Result<()> {
         self.ptr(off, size, align).map(|_| ())
     }
 
     /// Reads a plain value. The caller holds the lock that guards it.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::{Arena, Offset};
+    /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    /// #[repr(C)]
+    /// struct Pair {
+    ///     a: u32,
+    ///     b: u32,
+    /// }
+    /// let arena = Arena::heap(64);
+    /// arena.write(Offset::new(8), Pair { a: 1, b: 2 })?;
+    /// let p: Pair = arena.read(Offset::new(8))?;
+    /// assert_eq!((p.a, p.b), (1, 2));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn read<T: AnyBitPattern>(&self, off: Offset<T>) -> Result<T> {
         let p = self.ptr(off.raw, size_of::<T>() as u64, align_of::<T>() as u64)?;
@@ -187,6 +316,16 @@ impl Arena {
     }
 
     /// Writes a plain value. The caller holds the lock that guards it.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::{Arena, Offset};
+    /// let a = Arena::heap(32);
+    /// a.write(Offset::new(0), [1u16, 2, 3, 4])?;
+    /// assert_eq!(a.read(Offset::<[u16; 4]>::new(0))?, [1, 2, 3, 4]);
+    /// assert!(a.write(Offset::new(30), 0u32).is_err());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn write<T: NoUninit>(&self, off: Offset<T>, v: T) -> Result<()> {
         let p = self.ptr(off.raw, size_of::<T>() as u64, align_of::<T>() as u64)?;
@@ -197,12 +336,30 @@ impl Arena {
     }
 
     /// Reads a `u64` at an 8-aligned offset.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(16);
+    /// a.store_u64(8, 0xfeed)?;
+    /// assert_eq!(a.load_u64(8)?, 0xfeed);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn load_u64(&self, off: u64) -> Result<u64> {
         self.read(Offset::<u64>::new(off))
     }
 
     /// Writes a `u64` at an 8-aligned offset.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(16);
+    /// a.store_u64(0, 5)?;
+    /// assert!(a.store_u64(12, 5).is_err()); // not 8-aligned
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn store_u64(&self, off: u64, v: u64) -> Result<()> {
         self.write(Offset::<u64>::new(off), v)
@@ -220,6 +377,17 @@ impl Arena {
     }
 
     /// The `AtomicU32` at a 4-aligned offset.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(16);
+    /// let counter = a.atomic_u32(4)?;
+    /// counter.fetch_add(3, Ordering::Relaxed);
+    /// assert_eq!(a.atomic_u32(4)?.load(Ordering::Relaxed), 3);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn atomic_u32(&self, off: u64) -> Result<&AtomicU32> {
         let p = self.ptr(off, 4, 4)?;
@@ -229,6 +397,16 @@ impl Arena {
     }
 
     /// The `AtomicU64` at an 8-aligned offset.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(16);
+    /// assert_eq!(a.atomic_u64(8)?.compare_exchange(0, 9, Ordering::AcqRel, Ordering::Acquire), Ok(0));
+    /// assert_eq!(a.load_u64(8)?, 9);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn atomic_u64(&self, off: u64) -> Result<&AtomicU64> {
         let p = self.ptr(off, 8, 8)?;
@@ -244,6 +422,16 @@ impl Arena {
     /// the case this serves, what counts is the hardware's memory model, under which an aligned
     /// 8-byte load is single-copy atomic (x86-64, aarch64); within one process it is the usual
     /// seqlock compromise of racing an atomic load with a plain store.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(16);
+    /// a.store_u64(8, 11)?;
+    /// // A seqlock reader would read the sequence before and after, and retry on a change.
+    /// assert_eq!(a.load_u64_racy(8)?, 11);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn load_u64_racy(&self, off: u64) -> Result<u64> {
         let p = self.ptr(off, 8, 8)?;
@@ -299,6 +487,15 @@ impl Arena {
     }
 
     /// As [`Arena::load_u64_racy`], for a `u32` at a 4-aligned offset.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(16);
+    /// a.atomic_u32(12)?.store(5, std::sync::atomic::Ordering::Release);
+    /// assert_eq!(a.load_u32_racy(12)?, 5);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn load_u32_racy(&self, off: u64) -> Result<u32> {
         let p = self.ptr(off, 4, 4)?;
@@ -308,12 +505,33 @@ impl Arena {
 
     /// A raw pointer to `size` bytes at `off` with alignment `align`, for the `sync` layer, which
     /// places process-shared pthread objects in the arena.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(64);
+    /// let p = a.raw_ptr(16, 8, 8)?;
+    /// assert_eq!(p as usize, a.base_addr() + 16);
+    /// assert!(a.raw_ptr(60, 8, 8).is_err());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn raw_ptr(&self, off: u64, size: u64, align: u64) -> Result<*mut u8> {
         self.ptr(off, size, align)
     }
 
     /// Copies `dst.len()` bytes out of the arena. The caller holds the guarding lock.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(16);
+    /// a.copy_in(2, b"abc")?;
+    /// let mut out = [0u8; 3];
+    /// a.copy_out(2, &mut out)?;
+    /// assert_eq!(&out, b"abc");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn copy_out(&self, off: u64, dst: &mut [u8]) -> Result<()> {
         let p = self.ptr(off, dst.len() as u64, 1)?;
@@ -324,6 +542,16 @@ impl Arena {
     }
 
     /// Copies `src` into the arena. The caller holds the guarding lock.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(16);
+    /// a.copy_in(0, &7u64.to_le_bytes())?;
+    /// assert_eq!(a.load_u64(0)?, 7);
+    /// assert!(a.copy_in(14, b"xyz").is_err());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn copy_in(&self, off: u64, src: &[u8]) -> Result<()> {
         let p = self.ptr(off, src.len() as u64, 1)?;
@@ -333,6 +561,18 @@ impl Arena {
     }
 
     /// Moves `len` bytes from `src` to `dst` inside the arena (the ranges may overlap).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(16);
+    /// a.copy_in(0, b"hello")?;
+    /// a.copy_within(0, 2, 5)?; // overlapping ranges are fine
+    /// let mut out = [0u8; 7];
+    /// a.copy_out(0, &mut out)?;
+    /// assert_eq!(&out, b"hehello");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn copy_within(&self, src: u64, dst: u64, len: u64) -> Result<()> {
         let s = self.ptr(src, len, 1)?;
@@ -343,6 +583,15 @@ impl Arena {
     }
 
     /// Sets `len` bytes at `off` to `byte`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(16);
+    /// a.fill(0, 8, 0xff)?;
+    /// assert_eq!(a.load_u64(0)?, u64::MAX);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn fill(&self, off: u64, len: u64, byte: u8) -> Result<()> {
         let p = self.ptr(off, len, 1)?;
@@ -353,6 +602,15 @@ impl Arena {
 
     /// A shared slice of `n` plain values at `off`, valid while the caller holds the lock that
     /// guards them (the borrow of `self` bounds its life; the lock guard must bound it further).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(32);
+    /// a.copy_in(0, bytemuck::cast_slice(&[1u32, 2, 3]))?;
+    /// assert_eq!(a.slice::<u32>(0, 3)?, [1, 2, 3]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn slice<T: Pod>(&self, off: u64, n: u64) -> Result<&[T]> {
         let size = n
@@ -365,6 +623,15 @@ impl Arena {
     }
 
     /// A mutable slice of `n` plain values at `off`, for the holder of the guarding lock.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(32);
+    /// a.slice_mut::<u16>(0, 4)?.copy_from_slice(&[9, 8, 7, 6]);
+    /// assert_eq!(a.slice::<u16>(0, 4)?, [9, 8, 7, 6]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     #[allow(clippy::mut_from_ref)]
     pub fn slice_mut<T: Pod>(&self, off: u64, n: u64) -> Result<&mut [T]> {

@@ -16,6 +16,19 @@
 //!
 //! A cell is written whole before the container publishes it (a length or an index store), so a
 //! crash leaves at worst a block the cell would have owned: a leak that a rebuild reclaims.
+//!
+//! # Examples
+//! ```
+//! use shmstore::cell::{Cell, CELL_SIZE};
+//! use shmstore::Value;
+//! assert_eq!(CELL_SIZE, 16);
+//! // Scalars and short strings fit in the cell itself: storing them allocates nothing.
+//! for v in [Value::None, Value::Int(-1), Value::Float(0.5), Value::from("fourteen bytes")] {
+//!     assert!(Cell::scalar(&v).is_some_and(|c| !c.owns_resources()));
+//! }
+//! // A longer string or a container needs a block the cell owns.
+//! assert!(Cell::scalar(&Value::from("fifteen bytes..")).is_none());
+//! ```
 
 use bytemuck::{Pod, Zeroable};
 
@@ -25,6 +38,16 @@ use crate::token::Token;
 use crate::value::Value;
 
 /// One stored value.
+///
+/// # Examples
+/// ```
+/// use shmstore::cell::{Cell, CELL_SIZE};
+/// use shmstore::Value;
+/// assert_eq!(CELL_SIZE, 16);
+/// let c = Cell::scalar(&Value::from("short")).expect("14 bytes or less: inline");
+/// assert!(!c.owns_resources());
+/// assert!(Cell::scalar(&Value::from("a string longer than 14 bytes")).is_none());
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable, PartialEq, Eq)]
 pub struct Cell {
@@ -80,6 +103,15 @@ impl Cell {
     }
 
     /// The cell for a scalar that needs no block, or None.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::cell::Cell;
+    /// use shmstore::Value;
+    /// assert!(Cell::scalar(&Value::Int(5)).is_some());
+    /// assert!(Cell::scalar(&Value::None).is_some());
+    /// assert!(Cell::scalar(&Value::from(vec![1])).is_none()); // a list needs a block
+    /// ```
     #[inline]
     pub fn scalar(v: &Value) -> Option<Cell> {
         Some(match v {
@@ -94,6 +126,15 @@ impl Cell {
     }
 
     /// The int this cell holds, if it is an int or a bool.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::cell::Cell;
+    /// use shmstore::Value;
+    /// assert_eq!(Cell::scalar(&Value::Int(-3)).and_then(|c| c.as_int()), Some(-3));
+    /// assert_eq!(Cell::scalar(&Value::Bool(true)).and_then(|c| c.as_int()), Some(1));
+    /// assert_eq!(Cell::scalar(&Value::Float(1.0)).and_then(|c| c.as_int()), None);
+    /// ```
     #[inline]
     pub fn as_int(&self) -> Option<i64> {
         match self.tag() {
@@ -131,6 +172,15 @@ impl Cell {
     }
 
     /// True if the cell owns a block or a reference (so releasing it does work).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::cell::Cell;
+    /// use shmstore::Value;
+    /// let inline = Cell::scalar(&Value::bytes(*b"abc")).unwrap();
+    /// assert!(!inline.owns_resources()); // nothing to free when it is overwritten
+    /// assert!(!Cell::default().owns_resources()); // zeroed: None
+    /// ```
     #[inline]
     pub fn owns_resources(&self) -> bool {
         matches!(self.tag(), STR | BYTES | ENC | ENCP | PROXY)

@@ -20,6 +20,16 @@ use crate::token::Token;
 const LOCK_WAIT: Duration = Duration::from_millis(500);
 
 /// What [`crate::Store::check`] found.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-checkreport-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let report = store.check()?;
+/// assert!(report.is_ok());
+/// assert_eq!((report.objects, report.busy), (0, 0));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckReport {
     /// Every problem found, in words (empty when the store is sound).
@@ -34,6 +44,14 @@ pub struct CheckReport {
 
 impl CheckReport {
     /// True when nothing is wrong.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::CheckReport;
+    /// assert!(CheckReport::default().is_ok());
+    /// let bad = CheckReport { problems: vec!["slot 3: bad refcount".into()], ..CheckReport::default() };
+    /// assert!(!bad.is_ok());
+    /// ```
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }
@@ -188,6 +206,15 @@ pub fn check(core: &Core) -> Result<CheckReport> {
 }
 
 /// What [`crate::Store::repair`] did.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-repairreport-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let r = store.repair()?;
+/// assert_eq!(r, shmstore::RepairReport::default()); // nothing to do on a sound store
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RepairReport {
     /// Allocated blocks no object, process entry or table reached, now free.

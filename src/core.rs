@@ -5,6 +5,21 @@
 //! Lock order: an object's lock may be held while the arena lock is taken (a method that
 //! allocates); the arena lock is a leaf — nothing else is locked while it is held. Two object
 //! locks are only ever taken in slot order.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-core-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! // What this layer keeps for the store: refcounts, object slots, the allocator.
+//! let before = store.stats()?;
+//! let l = store.list(["a"; 3])?;
+//! let again = store.attach(&l.token())?; // a second reference
+//! assert_eq!(store.stats()?.objects_live, before.objects_live + 1);
+//! drop(l);
+//! drop(again); // the last reference: slot and blocks are given back
+//! assert_eq!(store.stats()?, before);
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
 

@@ -2,6 +2,18 @@
 //! links this crate. A method name resolves to a [`MethodId`] once; calls by id do no string
 //! work. Also the two paths every call shares: locking an object (with recovery when its last
 //! holder died) and releasing references (freeing objects whose last reference went).
+//!
+//! # Examples
+//! ```
+//! use shmstore::dispatch::{type_desc, MethodId};
+//! use shmstore::type_ids;
+//! let list = type_desc(type_ids::LIST)?;
+//! assert_eq!((list.typeid, list.proxy), ("list", "ListProxy"));
+//! let append = MethodId::resolve(type_ids::LIST, "append")?; // once
+//! assert_eq!(append.name(), "append");
+//! assert!(MethodId::resolve(type_ids::LIST, "push").is_err());
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use crate::core::Core;
 use crate::error::{Error, Result};
@@ -35,6 +47,17 @@ static TYPES: &[&TypeDesc] = &[
 ///
 /// # Errors
 /// `Corrupt` for a type id this build does not know.
+///
+/// # Examples
+/// ```
+/// use shmstore::dispatch::type_desc;
+/// use shmstore::type_ids;
+/// let q = type_desc(type_ids::QUEUE)?;
+/// assert_eq!(q.typeid, "Queue");
+/// assert!(q.method_index("put").is_some());
+/// assert!(type_desc(200).is_err()); // Corrupt: no such type id
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn type_desc(id: u16) -> Result<&'static TypeDesc> {
     if id >= type_ids::FIRST_USER {
@@ -92,6 +115,21 @@ fn by_id() -> &'static [Option<&'static TypeDesc>; type_ids::FIRST_USER as usize
 }
 
 /// A resolved method: calls through it skip the name lookup.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-methodid-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::MethodId;
+/// use shmstore::{type_ids, Value};
+/// let l = store.list(Vec::<i64>::new())?;
+/// let append = MethodId::resolve(type_ids::LIST, "append")?;
+/// for i in 0..3 {
+///     l.call_id(append, &[Value::Int(i)], &[])?; // no name lookup per call
+/// }
+/// assert_eq!(l.len()?, 3);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MethodId {
     type_id: u16,
@@ -108,6 +146,18 @@ impl MethodId {
     /// `AttributeError("'list' object has no attribute 'x'")` for an unknown name.
     /// `TypeError` for a user-registered type, whose methods depend on the store: use
     /// [`MethodId::resolve_in`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::dispatch::MethodId;
+    /// use shmstore::{type_ids, Error};
+    /// assert_eq!(MethodId::resolve(type_ids::DICT, "keys")?.name(), "keys");
+    /// assert_eq!(
+    ///     MethodId::resolve(type_ids::DICT, "push"),
+    ///     Err(Error::AttributeError("'dict' object has no attribute 'push'".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn resolve(type_id: u16, name: &str) -> Result<MethodId> {
         if type_id >= type_ids::FIRST_USER {
             return Err(Error::type_error(
@@ -175,6 +225,14 @@ impl MethodId {
     }
 
     /// The method's name.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::dispatch::MethodId;
+    /// let m = MethodId::resolve(shmstore::type_ids::EVENT, "is_set")?;
+    /// assert_eq!(m.name(), "is_set");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn name(&self) -> &'static str {
         if self.user != 0 {
             return types::user::method_name(self.user, self.index);

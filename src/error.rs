@@ -8,6 +8,22 @@
 use crate::value::Value;
 
 /// Everything that can go wrong in shmstore.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-error-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::{Error, Value};
+/// let d = store.dict([("a", 1)])?;
+/// match d.get_item("b") {
+///     Err(Error::KeyError(key)) => assert_eq!(key, Value::from("b")),
+///     other => panic!("{other:?}"),
+/// }
+/// // Python's exceptions display as Python's str(exc) does.
+/// assert_eq!(d.get_item("b").unwrap_err().to_string(), "'b'");
+/// assert_eq!(Error::Full.to_string(), "queue is full");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -140,6 +156,14 @@ impl Error {
 
     /// The Python exception name of this error (`"IndexError"`, `"KeyError"`, …), or the Rust
     /// variant name for shmstore's own errors.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{Error, Value};
+    /// assert_eq!(Error::KeyError(Value::from("k")).kind(), "KeyError");
+    /// assert_eq!(Error::BrokenBarrier.kind(), "BrokenBarrierError");
+    /// assert_eq!(Error::Full.kind(), "Full");
+    /// ```
     pub fn kind(&self) -> &'static str {
         match self {
             Error::IndexError(_) => "IndexError",
@@ -169,4 +193,16 @@ impl Error {
 }
 
 /// Shorthand for results with [`Error`].
+///
+/// # Examples
+/// ```
+/// fn first(l: &shmstore::ListProxy) -> shmstore::Result<shmstore::Value> {
+///     l.get(0)
+/// }
+/// # let name = format!("doc-result-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// assert_eq!(first(&store.list(["a"])?)?, shmstore::Value::from("a"));
+/// assert!(first(&store.list(Vec::<i64>::new())?).is_err());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -11,6 +11,17 @@
 //!
 //! The points: `list.append.before_publish`, `list.grow.after_alloc`,
 //! `list.rebuild.before_publish`, `htable.grow.before_publish`, `alloc.mid`, `table.take.mid`.
+//!
+//! # Examples
+//! ```
+//! // A crash test runs a child with the variable naming the step to stop at; built with the
+//! // `failpoints` feature, the child prints `FAILPOINT <name>` there and blocks until killed.
+//! let mut child = std::process::Command::new("true");
+//! child.env(shmstore::failpoint::ENV, "list.append.before_publish");
+//! assert_eq!(shmstore::failpoint::ENV, "SHMSTORE_FAILPOINT");
+//! assert!(child.status()?.success());
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 /// The environment variable naming the failpoint to stop at.
 pub const ENV: &str = "SHMSTORE_FAILPOINT";

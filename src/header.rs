@@ -21,6 +21,18 @@
 //! removed with `shmstore rm`. `state` becomes CLOSED, under the arena lock, when the last process
 //! detaches and unlinks the name; an opener that maps a CLOSED segment (it raced the unlink) gets
 //! `NotFound`.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-header-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::header::{read_checked, MAGIC, NAMES_OFF};
+//! let raw = shmstore::segment::open(&name)?;
+//! let h = read_checked(&raw, store.header().format)?;
+//! assert_eq!(h.magic, MAGIC);
+//! assert!(h.names_off == NAMES_OFF && h.names_off < h.procs_off && h.table_off < h.heap_start);
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use bytemuck::{Pod, Zeroable};
 
@@ -33,6 +45,21 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMSTORE");
 pub const LAYOUT_VERSION: u64 = 3;
 
 /// Fixed part of the header, immutable after initialization.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-header-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::header::{Header, MAGIC};
+/// // The same header, read from the raw segment as any process maps it.
+/// let raw = shmstore::segment::open(&name)?;
+/// let h: Header = raw.read(Offset::new(0))?;
+/// assert_eq!(h, store.header());
+/// assert_eq!(h.magic, MAGIC);
+/// assert_eq!(h.size, raw.len());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq, Eq)]
 pub struct Header {
@@ -115,6 +142,21 @@ pub const NAMES_OFF: u64 = 4096;
 
 /// One entry of the name directory (64 bytes). Written under the arena lock: the name and
 /// handle first, `used` last, so a crash leaves either no entry or a whole one.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-nameentry-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::header::NameEntry;
+/// let l = store.list([1])?;
+/// store.bind("jobs", &l)?;
+/// let raw = shmstore::segment::open(&name)?;
+/// let e: NameEntry = raw.read(Offset::new(store.header().names_off))?; // the first entry
+/// assert_eq!(&e.name[..e.name_len as usize], b"jobs");
+/// assert_eq!((e.used, e.slot, e.generation), (1, l.token().slot, l.token().generation));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct NameEntry {
@@ -138,6 +180,20 @@ pub const MAX_BOUND_NAME: usize = 48;
 
 /// The format word: layout version and the sizes this build gives to the structures in the
 /// segment.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-formatword-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell::CELL_SIZE;
+/// use shmstore::header::format_word;
+/// use shmstore::table::{LOCK_BYTES, SLOT_SIZE};
+/// // What this build writes in every segment it creates.
+/// assert_eq!(format_word(LOCK_BYTES, SLOT_SIZE as usize, CELL_SIZE), store.header().format);
+/// // Another lock size: another format word, so the two builds refuse each other's segments.
+/// assert_ne!(format_word(LOCK_BYTES + 8, SLOT_SIZE as usize, CELL_SIZE), store.header().format);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub const fn format_word(lock_size: usize, slot_size: usize, cell_size: usize) -> u64 {
     (LAYOUT_VERSION << 48)
         | ((lock_size as u64 & 0xff) << 40)
@@ -148,6 +204,16 @@ pub const fn format_word(lock_size: usize, slot_size: usize, cell_size: usize) -
 }
 
 /// How a segment of a given size is laid out.
+///
+/// # Examples
+/// ```
+/// use shmstore::header::{Layout, NAMES_OFF};
+/// let l = Layout::for_size(1 << 20, None, 64)?;
+/// assert_eq!(l.table_slots, 1024); // one per KiB
+/// assert!(NAMES_OFF < l.procs_off && l.procs_off < l.table_off && l.table_off < l.heap_start);
+/// assert_eq!(l.heap_end, 1 << 20);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     /// Entries in the name directory.
@@ -182,6 +248,16 @@ impl Layout {
     ///
     /// # Errors
     /// `ValueError` when the size is below [`MIN_SIZE`] or the tables leave too little heap.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::header::{Layout, MIN_SIZE};
+    /// let l = Layout::for_size(1 << 20, Some(100), 64)?;
+    /// assert_eq!(l.table_slots, 100);
+    /// assert_eq!(l.heap_start, l.table_off + 100 * 64);
+    /// assert!(Layout::for_size(MIN_SIZE - 1, None, 64).is_err());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn for_size(size: usize, slots: Option<u64>, slot_size: u64) -> Result<Layout> {
         if size < MIN_SIZE {
             return Err(Error::ValueError(format!(
@@ -222,6 +298,19 @@ impl Layout {
 /// # Errors
 /// `Corrupt` if it is not a shmstore arena or its table offsets do not fit the mapping,
 /// `Incompatible` if it was made by a build with another format word.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-readchecked-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::header::read_checked;
+/// use shmstore::Error;
+/// let raw = shmstore::segment::open(&name)?;
+/// let format = store.header().format;
+/// assert_eq!(read_checked(&raw, format)?, store.header());
+/// assert!(matches!(read_checked(&raw, format ^ 1), Err(Error::Incompatible { .. })));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn read_checked(arena: &Arena, format: u64) -> Result<Header> {
     if arena.len() < MIN_SIZE as u64 {
         return Err(Error::corrupt("segment smaller than a header", 0));

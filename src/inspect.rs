@@ -19,6 +19,18 @@ use crate::table::ObjLock;
 use crate::table::STATE_LIVE;
 
 /// One live object of the object table, from [`Store::objects`].
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-objectinfo-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let d = store.dict([("a", 1)])?;
+/// let info = &store.objects()?[0];
+/// assert_eq!(info.type_id, shmstore::type_ids::DICT);
+/// assert_eq!(info.generation, d.token().generation);
+/// assert!(info.body_size.is_some());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {
     /// Object-table slot.
@@ -43,6 +55,17 @@ pub struct ObjectInfo {
 }
 
 /// Allocator blocks of one size class, from [`Store::size_classes`].
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-sizeclass-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// for c in store.size_classes()? {
+///     assert!(c.max_block.is_power_of_two());
+///     assert!(c.blocks_in_use > 0 || c.free_blocks > 0);
+/// }
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SizeClass {
     /// Largest block size in the class (headers included): classes are powers of two, a class
@@ -64,6 +87,18 @@ const BLOCK_HEADER: u64 = 16;
 impl Store {
     /// The segment header as read when the store was opened: size, format word, store id,
     /// creator, creation time and where each table lies.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-header-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let h = store.header();
+    /// assert_eq!(h.size, 1 << 20);
+    /// assert_eq!(h.store_id, store.id());
+    /// assert_eq!(h.creator_pid, std::process::id());
+    /// assert_eq!(&h.magic.to_le_bytes(), b"SHMSTORE");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn header(&self) -> Header {
         *self.core().header()
     }
@@ -73,6 +108,17 @@ impl Store {
     ///
     /// # Errors
     /// `Corrupt` if the allocator's header or a free list fails a check.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-allocstats-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let _l = store.list(0..10)?;
+    /// let a = store.alloc_stats()?;
+    /// assert!(a.blocks_in_use >= 1);
+    /// assert!(a.largest_free <= a.bytes_free);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn alloc_stats(&self) -> Result<AllocStats> {
         self.core().alloc_stats()
     }
@@ -83,6 +129,18 @@ impl Store {
     ///
     /// # Errors
     /// `Corrupt` if the block chain does not walk from the start of the heap to its end.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-sizeclasses-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let _s = store.value("x".repeat(100))?; // a string too long for a cell: a block of its own
+    /// let classes = store.size_classes()?;
+    /// assert!(classes.windows(2).all(|w| w[0].max_block < w[1].max_block));
+    /// let used: u64 = classes.iter().map(|c| c.bytes_in_use).sum();
+    /// assert_eq!(used, store.stats()?.bytes_in_use);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn size_classes(&self) -> Result<Vec<SizeClass>> {
         let blocks = self.core().with_heap(|h| h.blocks())?;
         let mut classes: BTreeMap<u64, SizeClass> = BTreeMap::new();
@@ -109,6 +167,19 @@ impl Store {
     ///
     /// # Errors
     /// `Corrupt` if the block chain or a table offset fails a check.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-objects-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::LockHolder;
+    /// let l = store.list([1, 2])?;
+    /// let objs = store.objects()?;
+    /// assert_eq!(objs.len(), 1);
+    /// assert_eq!((objs[0].slot, objs[0].typeid, objs[0].refcount), (l.token().slot, "list", 1));
+    /// assert_eq!(objs[0].lock, LockHolder::Free);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn objects(&self) -> Result<Vec<ObjectInfo>> {
         let core = self.core();
         let _g = core.lock_arena()?;

@@ -30,6 +30,8 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+// Doc examples compile without warnings, as the crate does.
+#![doc(test(attr(deny(warnings))))]
 
 // Test-only crash points (`failpoint!`), declared first so every module can use the macro.
 #[macro_use]

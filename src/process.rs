@@ -4,6 +4,20 @@
 //! since boot): a pid reused by a later process has another start time, so a record left by a
 //! dead process is never mistaken for a live one. Zombies (killed, not yet reaped) count as
 //! dead: they will never run again.
+//!
+//! # Examples
+//! ```
+//! use shmstore::process::{current_pid, ProcId};
+//! let me = ProcId::current();
+//! assert_eq!(me.pid, current_pid());
+//! assert!(me.is_alive());
+//! // A record of a process that has exited never passes for a live one.
+//! let mut child = std::process::Command::new("true").spawn()?;
+//! let pid = child.id();
+//! child.wait()?;
+//! assert!(!ProcId { pid, pad: 0, start: 0 }.is_alive());
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Once;
@@ -11,6 +25,15 @@ use std::sync::Once;
 use bytemuck::{Pod, Zeroable};
 
 /// A process, as recorded in the arena.
+///
+/// # Examples
+/// ```
+/// use shmstore::process::ProcId;
+/// let me = ProcId::current();
+/// assert_eq!(me.pid, std::process::id());
+/// assert!(me.start > 0); // clock ticks since boot, from /proc
+/// assert!(ProcId::default().is_none());
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct ProcId {
@@ -50,6 +73,11 @@ extern "C" fn forget_pid() {
 }
 
 /// This process's pid, cached (`getpid` is a system call) and forgotten in a fork child.
+///
+/// # Examples
+/// ```
+/// assert_eq!(shmstore::process::current_pid(), std::process::id());
+/// ```
 #[inline]
 pub fn current_pid() -> u32 {
     let p = PID.load(Ordering::Relaxed);
@@ -70,6 +98,12 @@ pub fn current_pid() -> u32 {
 
 impl ProcId {
     /// This process.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::process::ProcId;
+    /// assert_eq!(ProcId::current(), ProcId::current()); // the same start time each time
+    /// ```
     pub fn current() -> ProcId {
         let pid = current_pid();
         if CACHED_PID.load(Ordering::Acquire) != u64::from(pid) {
@@ -85,11 +119,28 @@ impl ProcId {
     }
 
     /// True for the "nobody" value.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::process::ProcId;
+    /// assert!(ProcId::default().is_none());
+    /// assert!(!ProcId::current().is_none());
+    /// ```
     pub fn is_none(&self) -> bool {
         self.pid == 0
     }
 
     /// True while the process runs: it exists, is not a zombie, and started when recorded.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::process::ProcId;
+    /// let me = ProcId::current();
+    /// assert!(me.is_alive());
+    /// // The same pid with another start time is another (earlier) process: not alive.
+    /// assert!(!ProcId { start: me.start - 1, ..me }.is_alive());
+    /// assert!(!ProcId::default().is_alive());
+    /// ```
     pub fn is_alive(&self) -> bool {
         if self.pid == 0 || self.pid > i32::MAX as u32 {
             return false;
@@ -110,6 +161,15 @@ impl ProcId {
 }
 
 /// The calling thread's kernel id.
+///
+/// # Examples
+/// ```
+/// use shmstore::process::current_tid;
+/// let main = current_tid();
+/// assert_eq!(main, std::process::id()); // the main thread's id is the pid
+/// let other = std::thread::spawn(current_tid).join().unwrap();
+/// assert_ne!(other, main);
+/// ```
 pub fn current_tid() -> u32 {
     // SAFETY: gettid has no preconditions and cannot fail.
     (unsafe { libc::gettid() }) as u32

@@ -28,6 +28,22 @@
 //! per held reference), which the child claims by writing its own identity and LIVE. A failed
 //! fork leaves the FORKING entry, owned by the parent's identity, to be reclaimed when the parent
 //! is gone.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-procs-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::procs::LIVE;
+//! let _l = store.list([1])?;
+//! let other = shmstore::Store::open(&name)?; // a second attachment, as another process's
+//! let procs = store.processes()?;
+//! assert_eq!(procs.len(), 2);
+//! assert!(procs.iter().all(|p| p.state == LIVE && p.alive));
+//! assert_eq!(procs.iter().map(|p| p.references).sum::<u64>(), 1); // the list proxy's
+//! drop(other);
+//! assert_eq!(store.processes()?.len(), 1);
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -49,6 +65,14 @@ pub const FORKING: u32 = 2;
 pub const RECLAIM: u32 = 3;
 
 /// One process-table entry.
+///
+/// # Examples
+/// ```
+/// use shmstore::procs::{ProcEntry, FREE};
+/// let e = ProcEntry::default();
+/// assert_eq!(e.state, FREE);
+/// assert_eq!(std::mem::size_of::<ProcEntry>(), 64);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct ProcEntry {
@@ -77,6 +101,15 @@ const MIN_ROWS_LOG2: u64 = 4;
 const MAX_ROWS_LOG2: u64 = 30;
 
 /// What a process-table entry says, for tools and stats.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-procinfo-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let me = &store.processes()?[0];
+/// assert_eq!((me.pid, me.state, me.alive), (std::process::id(), shmstore::procs::LIVE, true));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcInfo {
     /// Entry index.
@@ -92,6 +125,15 @@ pub struct ProcInfo {
 }
 
 /// What a reclaim gave back.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-reclaimed-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let r: shmstore::Reclaimed = store.reclaim()?;
+/// assert_eq!(r, shmstore::Reclaimed::default()); // no dead process
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reclaimed {
     /// Dead attachments removed.

@@ -7,6 +7,18 @@
 //!
 //! Names are checked to fit every POSIX system: 1 to 30 bytes of `[A-Za-z0-9._-]`, not starting
 //! with a dot (macOS allows 31 bytes including the leading `/`).
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-segment-{}", std::process::id());
+//! use shmstore::segment;
+//! let a = segment::create(&name, 4096, 0o600)?; // zero-filled, mapped
+//! a.store_u64(0, 7)?;
+//! let b = segment::open(&name)?; // another mapping of the same memory
+//! assert_eq!(b.load_u64(0)?, 7);
+//! segment::unlink(&name)?;
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::ffi::CString;
 use std::fs::File;
@@ -22,6 +34,16 @@ pub const MAX_NAME_LEN: usize = 30;
 ///
 /// # Errors
 /// `InvalidName` for an empty or too-long name, a `/`, or any byte outside `[A-Za-z0-9._-]`.
+///
+/// # Examples
+/// ```
+/// use shmstore::segment::shm_path;
+/// assert_eq!(shm_path("jobs-1")?.to_str(), Ok("/jobs-1"));
+/// assert!(shm_path("a/b").is_err());
+/// assert!(shm_path(".hidden").is_err());
+/// assert!(shm_path(&"x".repeat(31)).is_err());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn shm_path(name: &str) -> Result<CString> {
     let reason = if name.is_empty() {
         Some("empty")
@@ -96,6 +118,17 @@ fn map(fd: OwnedFd) -> Result<Arena> {
 /// # Errors
 /// `InvalidName`, `AlreadyExists` if the name is taken, `PermissionDenied`, or `Os` (for
 /// instance `ENOSPC` when /dev/shm is full).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-segcreate-{}", std::process::id());
+/// use shmstore::{segment, Error};
+/// let a = segment::create(&name, 8192, 0o600)?;
+/// assert_eq!(a.len(), 8192);
+/// assert!(matches!(segment::create(&name, 8192, 0o600), Err(Error::AlreadyExists(_))));
+/// segment::unlink(&name)?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(name: &str, size: usize, mode: u32) -> Result<Arena> {
     let path = shm_path(name)?;
     let fd = shm_open(&path, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, mode)
@@ -126,6 +159,17 @@ pub fn create(name: &str, size: usize, mode: u32) -> Result<Arena> {
 ///
 /// # Errors
 /// `InvalidName`, `NotFound`, `PermissionDenied`, or `Os`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-open-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::{segment, Error};
+/// let raw = segment::open(&name)?; // the store's segment, mapped again
+/// assert_eq!(raw.len(), store.stats()?.size);
+/// assert!(matches!(segment::open("doc-no-such-segment"), Err(Error::NotFound(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn open(name: &str) -> Result<Arena> {
     let path = shm_path(name)?;
     let fd = shm_open(&path, libc::O_RDWR, 0).map_err(|e| map_open_error(name, "shm_open", e))?;
@@ -136,6 +180,17 @@ pub fn open(name: &str) -> Result<Arena> {
 ///
 /// # Errors
 /// `InvalidName`, `NotFound`, `PermissionDenied`, or `Os`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-segunlink-{}", std::process::id());
+/// use shmstore::{segment, Error};
+/// let a = segment::create(&name, 4096, 0o600)?;
+/// segment::unlink(&name)?;
+/// a.store_u64(0, 1)?; // the mapping stays valid
+/// assert!(matches!(segment::unlink(&name), Err(Error::NotFound(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn unlink(name: &str) -> Result<()> {
     let path = shm_path(name)?;
     // SAFETY: `path` is a valid NUL-terminated string.

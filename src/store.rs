@@ -27,6 +27,20 @@ pub(crate) const FORMAT: u64 = header::format_word(LOCK_BYTES, SLOT_SIZE as usiz
 const INIT_WAIT: Duration = Duration::from_secs(2);
 
 /// Figures about a store, from [`Store::stats`].
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-stats-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let before = store.stats()?;
+/// let l = store.list(0..100)?;
+/// let after = store.stats()?;
+/// assert_eq!(after.objects_live, before.objects_live + 1);
+/// assert!(after.bytes_in_use > before.bytes_in_use);
+/// drop(l); // the last reference: the list is freed
+/// assert_eq!(store.stats()?, before);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Stats {
     /// Segment size in bytes.
@@ -50,6 +64,15 @@ pub struct Stats {
 }
 
 /// Options for creating a store; see [`Store::builder`].
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-builder-{}", std::process::id());
+/// use shmstore::Store;
+/// let store = Store::builder().mode(0o600).max_objects(128).create(&name, 1 << 20)?;
+/// assert_eq!(store.stats()?.object_slots, 128);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct StoreBuilder {
     mode: u32,
@@ -69,18 +92,53 @@ impl Default for StoreBuilder {
 
 impl StoreBuilder {
     /// Permission bits of the segment (default 0o600).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-mode-{}", std::process::id());
+    /// use std::os::unix::fs::PermissionsExt;
+    /// let store = shmstore::Store::builder().mode(0o640).create(&name, 1 << 20)?;
+    /// let perms = std::fs::metadata(format!("/dev/shm/{}", store.name()))?.permissions();
+    /// assert_eq!(perms.mode() & 0o777, 0o640);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode & 0o777;
         self
     }
 
     /// Keep the segment when the last process detaches (remove it with [`Store::remove`]).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-keep-{}", std::process::id());
+    /// use shmstore::Store;
+    /// let store = Store::builder().keep(true).create(&name, 1 << 20)?;
+    /// store.bind("answer", &store.value(42)?)?;
+    /// drop(store); // the last process detaches: the segment stays
+    /// let again = Store::open(&name)?;
+    /// assert_eq!(again.lookup("answer")?.get_value()?, shmstore::Value::Int(42));
+    /// drop(again);
+    /// Store::remove(&name)?; // gone only now
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn keep(mut self, keep: bool) -> Self {
         self.keep = keep;
         self
     }
 
     /// Number of object slots (default: one per KiB of segment, at least 64).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-maxobj-{}", std::process::id());
+    /// use shmstore::Error;
+    /// let store = shmstore::Store::builder().max_objects(2).create(&name, 1 << 20)?;
+    /// let _a = store.list([1])?;
+    /// let _b = store.list([2])?;
+    /// assert_eq!(store.list([3]).map(|_| ()), Err(Error::TableFull { capacity: 2 }));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn max_objects(mut self, n: u64) -> Self {
         self.max_objects = Some(n.max(1));
         self
@@ -90,6 +148,16 @@ impl StoreBuilder {
     ///
     /// # Errors
     /// `AlreadyExists`, `InvalidName`, `ValueError` for a size too small, `Os`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-bcreate-{}", std::process::id());
+    /// use shmstore::{Error, Store};
+    /// let store = Store::builder().create(&name, 1 << 20)?;
+    /// assert_eq!(store.stats()?.size, 1 << 20);
+    /// assert!(matches!(Store::builder().create(&name, 1 << 20), Err(Error::AlreadyExists(_))));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn create(self, name: &str, size: usize) -> Result<Store> {
         let layout = Layout::for_size(size, self.max_objects, SLOT_SIZE)?;
         let arena = segment::create(name, size, self.mode)?;
@@ -168,6 +236,21 @@ fn init(arena: &Arena, layout: &Layout, keep: bool) -> Result<Header> {
 ///
 /// `Store` is cheap to clone (an `Arc`), `Send` and `Sync`. The process stays attached while any
 /// `Store` or proxy of it is alive; the last process to detach removes the segment.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-store-{}", std::process::id());
+/// use shmstore::{Store, Value};
+/// let store = Store::create(&name, 1 << 20)?; // this process creates it
+/// let counts = store.dict([("a", 0)])?;
+/// store.bind("counts", &counts)?;
+/// // Another process (or thread) opens it by name and finds the dict by its bound name.
+/// let other = Store::open(&name)?;
+/// let seen = other.lookup("counts")?;
+/// seen.call_method("__setitem__", ("a", 5))?;
+/// assert_eq!(counts.get("a")?, Some(Value::Int(5)));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Store {
     core: Arc<Core>,
@@ -190,6 +273,14 @@ impl Store {
     }
 
     /// Options for [`StoreBuilder::create`]: mode, keep, number of object slots.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-sbuilder-{}", std::process::id());
+    /// let store = shmstore::Store::builder().max_objects(64).create(&name, 1 << 20)?;
+    /// assert_eq!(store.stats()?.object_slots, 64);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn builder() -> StoreBuilder {
         StoreBuilder::default()
     }
@@ -216,6 +307,19 @@ impl Store {
     /// # Errors
     /// `NotFound` if there is none (or it is closing), `PermissionDenied`, `Corrupt` for a
     /// segment that is not a shmstore arena, `Incompatible` for one of another format.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-open-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, Store};
+    /// let l = store.list(["shared"])?;
+    /// let other = Store::open(&name)?; // as another process would
+    /// assert_eq!(other.stats()?.processes_attached, 2);
+    /// assert_eq!(other.attach(&l.token())?.to_string(), "['shared']");
+    /// assert!(matches!(Store::open("doc-no-such-store"), Err(Error::NotFound(_))));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn open(name: &str) -> Result<Store> {
         // A segment that closes under us was unlinked; a new one of that name may exist, so
         // the open is retried a few times before reporting NotFound.
@@ -238,6 +342,18 @@ impl Store {
     ///
     /// # Errors
     /// `NotFound`, `InvalidName`, `PermissionDenied`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-remove-{}", std::process::id());
+    /// use shmstore::{Error, Store};
+    /// let store = Store::builder().keep(true).create(&name, 1 << 20)?;
+    /// Store::remove(&name)?;
+    /// assert!(matches!(Store::open(&name), Err(Error::NotFound(_))));
+    /// let l = store.list([1])?; // this process's mapping still works
+    /// assert_eq!(l.len()?, 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn remove(name: &str) -> Result<()> {
         segment::unlink(name)
     }
@@ -247,16 +363,50 @@ impl Store {
     /// again to proceed). Off by default, when recovery is silent and counted in
     /// `stats().repairs`. Applies to every proxy of this attachment, on calls that take the
     /// object's lock (lock-free reads of a consistent object, like `len`, are not told).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-reportownerd-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, Value};
+    /// store.report_owner_died(true);
+    /// let a = store.array([1u32, 2])?;
+    /// // A thread takes the array's lock and ends without letting go: the holder is dead.
+    /// std::thread::scope(|s| s.spawn(|| a.lock().map(std::mem::forget)).join().unwrap())?;
+    /// assert_eq!(a.call_method("__len__", ()), Err(Error::OwnerDied)); // told once
+    /// assert_eq!(a.call_method("__len__", ())?, Value::Int(2)); // then the call proceeds
+    /// assert_eq!(store.stats()?.repairs, 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn report_owner_died(&self, on: bool) {
         self.core.set_report_owner_died(on);
     }
 
     /// The store's name.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-name-{}", std::process::id());
+    /// let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// assert_eq!(store.name(), name);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         self.core.name()
     }
 
     /// The store's random id, the first part of every token.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-id-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let other = shmstore::Store::open(&name)?;
+    /// assert_eq!(store.id(), other.id()); // the same store
+    /// let l = store.list([1])?;
+    /// assert_eq!(l.token().store, store.id());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn id(&self) -> u64 {
         self.core.store_id()
     }
@@ -276,6 +426,21 @@ impl Store {
     /// # Errors
     /// `NotFound` for a token of another store, `StaleHandle` if the object was freed;
     /// `TypeError` for a user-registered type this process registered differently.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-attach-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, ListProxy, Token};
+    /// let l = store.list([1, 2])?;
+    /// let text = l.token().to_string(); // sent to another process, say
+    /// let p = store.attach(&text.parse::<Token>()?)?;
+    /// assert_eq!(ListProxy::try_from(p)?.len()?, 2);
+    /// let t = l.token();
+    /// drop(l); // the last reference: the list is freed
+    /// assert!(matches!(store.attach(&t), Err(Error::StaleHandle { .. })));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn attach(&self, token: &Token) -> Result<Proxy> {
         self.core.incref_token(token)?;
         let p = Proxy {
@@ -314,6 +479,20 @@ impl Store {
     /// # Errors
     /// `AlreadyExists` if the name is bound, `InvalidName`, `TableFull` when the directory is
     /// full.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-bind-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// store.bind("results", &store.dict([("n", 1)])?)?; // the name keeps it alive
+    /// assert_eq!(store.lookup("results")?.to_string(), "{'n': 1}");
+    /// assert_eq!(
+    ///     store.bind("results", &store.list([0])?),
+    ///     Err(Error::AlreadyExists("results".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn bind<P: AsProxy>(&self, name: &str, proxy: &P) -> Result<()> {
         Self::check_bound_name(name)?;
         let token = proxy.token();
@@ -352,6 +531,19 @@ impl Store {
     ///
     /// # Errors
     /// `NotFound` if the name is not bound.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-unbind-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let before = store.stats()?.objects_live;
+    /// store.bind("tmp", &store.list([1])?)?;
+    /// store.unbind("tmp")?; // the binding held the last reference: the list is freed
+    /// assert_eq!(store.stats()?.objects_live, before);
+    /// assert_eq!(store.unbind("tmp"), Err(Error::NotFound("tmp".into())));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn unbind(&self, name: &str) -> Result<()> {
         Self::check_bound_name(name)?;
         let token = {
@@ -383,6 +575,18 @@ impl Store {
     /// # Errors
     /// `NotFound` if the name is not bound; `TypeError` for a user-registered type this process
     /// registered differently.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-lookup-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, QueueProxy};
+    /// store.bind("jobs", &store.queue(0)?)?;
+    /// let jobs = QueueProxy::try_from(store.lookup("jobs")?)?;
+    /// jobs.put("work")?;
+    /// assert_eq!(store.lookup("nope").map(|_| ()), Err(Error::NotFound("nope".into())));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn lookup(&self, name: &str) -> Result<Proxy> {
         Self::check_bound_name(name)?;
         let token = {
@@ -416,6 +620,18 @@ impl Store {
     ///
     /// # Errors
     /// `Corrupt` if the directory fails a check.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-names-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// store.bind("b", &store.list([1])?)?;
+    /// store.bind("a", &store.list([2])?)?;
+    /// let mut names = store.names()?;
+    /// names.sort();
+    /// assert_eq!(names, ["a", "b"]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn names(&self) -> Result<Vec<String>> {
         let _g = self.core.lock_arena()?;
         let mut out = Vec::new();
@@ -441,6 +657,16 @@ impl Store {
     ///
     /// # Errors
     /// `Corrupt` if the process table fails a check.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-reclaim-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// // Nothing to give back while every attached process is alive.
+    /// let r = store.reclaim()?;
+    /// assert_eq!((r.processes, r.references), (0, 0));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn reclaim(&self) -> Result<Reclaimed> {
         crate::procs::reclaim(&self.core, &crate::dispatch::release)
     }
@@ -450,6 +676,17 @@ impl Store {
     ///
     /// # Errors
     /// Only when the allocator's header itself is unusable.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-check-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let _l = store.list(["x"; 10])?;
+    /// let report = store.check()?;
+    /// assert!(report.is_ok(), "{:?}", report.problems);
+    /// assert_eq!(report.objects, 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn check(&self) -> Result<CheckReport> {
         crate::check::check(&self.core)
     }
@@ -463,6 +700,17 @@ impl Store {
     /// # Errors
     /// `Timeout` if an object stays locked by a live process (nothing is changed), `Corrupt` if
     /// the allocator's block chain is broken.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-repair-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let _d = store.dict([("k", "v")])?;
+    /// let r = store.repair()?; // a sound store: nothing leaked, nothing to relink
+    /// assert_eq!((r.freed_blocks, r.slots_relinked), (0, 0));
+    /// assert!(store.check()?.is_ok());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn repair(&self) -> Result<RepairReport> {
         crate::check::repair(&self.core)
     }
@@ -474,6 +722,18 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::open`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-openunattach-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Store;
+    /// let _l = store.list([1])?;
+    /// let view = Store::open_unattached(&name)?;
+    /// assert_eq!(view.stats()?.processes_attached, 1); // only `store` counts
+    /// assert_eq!(view.objects()?.len(), 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn open_unattached(name: &str) -> Result<Store> {
         let arena = segment::open(name)?;
         if arena.len() < header::MIN_SIZE as u64 {
@@ -496,6 +756,19 @@ impl Store {
     ///
     /// # Errors
     /// `Corrupt` if the process table fails a check.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-processes-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let _l = store.list([1])?;
+    /// let procs = store.processes()?;
+    /// assert_eq!(procs.len(), 1);
+    /// assert_eq!(procs[0].pid, std::process::id());
+    /// assert!(procs[0].alive);
+    /// assert_eq!(procs[0].references, 1); // the list proxy's
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn processes(&self) -> Result<Vec<ProcInfo>> {
         crate::procs::list(&self.core)
     }
@@ -504,6 +777,18 @@ impl Store {
     ///
     /// # Errors
     /// `Corrupt` if the allocator's header fails a check.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-stats-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.stats()?;
+    /// assert_eq!(s.size, 1 << 20);
+    /// assert_eq!(s.objects_live, 0);
+    /// assert_eq!(s.processes_attached, 1);
+    /// assert_eq!(s.bytes_in_use + s.bytes_free, s.heap_bytes);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn stats(&self) -> Result<Stats> {
         let a = self.core.alloc_stats()?;
         Ok(Stats {

@@ -31,6 +31,21 @@
 //! reads the body with atomic loads, fences (Acquire) and reads it again; an odd or changed value
 //! discards what it read. A writer that dies leaves it odd, so readers take the lock, whose
 //! `OwnerDied` repair makes it even again ([`Table::seq_repair`]).
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-table-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::table::{Table, STATE_LIVE};
+//! let l = store.list([1])?;
+//! let h = store.header();
+//! let raw = shmstore::segment::open(&name)?;
+//! let table = Table::new(&raw, h.table_off, h.table_slots as u32);
+//! let t = l.token();
+//! assert_eq!(table.type_and_state(t.slot)?, (shmstore::type_ids::LIST, STATE_LIVE));
+//! assert_eq!(table.check_live(t.slot, t.generation)?, shmstore::type_ids::LIST);
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -45,8 +60,22 @@ use crate::sync::{Acquired, FutexCondvar, FutexLock, RawCondvar, RawLock};
 /// twice as fast uncontended as glibc's robust mutex (`cargo bench --bench ops -- lock`) and
 /// passes the same conformance and crash tests. `PthreadMutex`/`PthreadCondvar` are drop-in
 /// replacements (the format word then refuses arenas of the other kind).
+///
+/// # Examples
+/// ```
+/// use shmstore::sync::RawLock;
+/// use shmstore::table::{ObjLock, LOCK_BYTES};
+/// assert_eq!(<ObjLock as RawLock>::SIZE, LOCK_BYTES);
+/// ```
 pub type ObjLock = FutexLock;
 /// The condition variable that blocking types keep in their bodies.
+///
+/// # Examples
+/// ```
+/// use shmstore::sync::RawCondvar;
+/// use shmstore::table::{ObjCondvar, COND_BYTES};
+/// assert_eq!(<ObjCondvar as RawCondvar>::SIZE as u64, COND_BYTES);
+/// ```
 pub type ObjCondvar = FutexCondvar;
 /// Bytes of a condition variable (align 4; types keep them 8-aligned).
 pub const COND_BYTES: u64 = <ObjCondvar as RawCondvar>::SIZE as u64;
@@ -168,6 +197,20 @@ pub const STATE_LIVE: u32 = 1;
 /// A held robust lock in the arena; unlocks when dropped.
 ///
 /// Not `Send`: the lock belongs to the thread that took it (its word names that thread).
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::Arena;
+/// use shmstore::table::{init_lock, lock_at, try_lock_at};
+/// let arena = Arena::heap(64);
+/// init_lock(&arena, 0)?;
+/// let (guard, _) = lock_at(&arena, 0, None)?;
+/// let other = std::thread::scope(|s| s.spawn(|| try_lock_at(&arena, 0).map(|g| g.is_some())).join().unwrap())?;
+/// assert!(!other); // held
+/// drop(guard); // unlocks
+/// assert!(try_lock_at(&arena, 0)?.is_some());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct LockGuard<'a> {
     /// The lock, checked in bounds and aligned when it was taken.
@@ -187,6 +230,24 @@ impl Drop for LockGuard<'_> {
 
 impl LockGuard<'_> {
     /// Marks the lock consistent after repairing what a dead holder left.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::Acquired;
+    /// use shmstore::table::{init_lock, lock_at};
+    /// let arena = Arena::heap(64);
+    /// init_lock(&arena, 0)?;
+    /// // A thread takes the lock and ends without letting go.
+    /// std::thread::scope(|s| s.spawn(|| lock_at(&arena, 0, None).map(std::mem::forget)).join().unwrap())?;
+    /// let (guard, got) = lock_at(&arena, 0, None)?;
+    /// assert_eq!(got, Acquired::OwnerDied);
+    /// // ... repair what the lock guards, then:
+    /// guard.make_consistent()?;
+    /// drop(guard);
+    /// assert_eq!(lock_at(&arena, 0, None)?.1, Acquired::Clean);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn make_consistent(&self) -> Result<()> {
         // SAFETY: as in `drop`: an initialized lock this thread holds.
         unsafe { <ObjLock as RawLock>::make_consistent(self.lock) }
@@ -194,6 +255,20 @@ impl LockGuard<'_> {
 }
 
 /// Marks the lock at `off`, which the caller holds, consistent after a dead holder's repair.
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::Arena;
+/// use shmstore::table::{init_lock, lock_at, make_consistent_at};
+/// let arena = Arena::heap(64);
+/// init_lock(&arena, 0)?;
+/// std::thread::scope(|s| s.spawn(|| lock_at(&arena, 0, None).map(std::mem::forget)).join().unwrap())?;
+/// let (guard, got) = lock_at(&arena, 0, None)?;
+/// assert!(got.owner_died());
+/// make_consistent_at(&arena, 0)?; // the same, by offset
+/// drop(guard);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn make_consistent_at(arena: &Arena, off: u64) -> Result<()> {
     let p = arena.raw_ptr(off, LOCK_SIZE, LOCK_ALIGN)?;
     // SAFETY: an initialized lock the calling thread holds (taken with OwnerDied).
@@ -201,6 +276,16 @@ pub fn make_consistent_at(arena: &Arena, off: u64) -> Result<()> {
 }
 
 /// Formats the condition variable at `off` (its object is not yet published).
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::Arena;
+/// use shmstore::table::{cond_notify, init_cond};
+/// let arena = Arena::heap(64);
+/// init_cond(&arena, 8)?;
+/// cond_notify(&arena, 8, true)?; // nobody waits: nothing happens
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn init_cond(arena: &Arena, off: u64) -> Result<()> {
     let p = arena.raw_ptr(off, COND_BYTES, COND_ALIGN)?;
     // SAFETY: in bounds and aligned (checked); nobody can wait on it yet, as the object that
@@ -211,6 +296,31 @@ pub fn init_cond(arena: &Arena, off: u64) -> Result<()> {
 /// Waits on the condvar at `cond_off`, releasing the lock at `lock_off` (which the caller holds)
 /// meanwhile and holding it again on return. Returns how the lock was retaken and whether the
 /// wait timed out. Wake-ups may be spurious: callers loop on their condition.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use shmstore::arena::Arena;
+/// use shmstore::table::{cond_notify, cond_wait, init_cond, init_lock, lock_at};
+/// let arena = Arena::heap(128);
+/// init_lock(&arena, 0)?;
+/// init_cond(&arena, 64)?;
+/// let ready = arena.atomic_u32(96)?;
+/// std::thread::scope(|s| {
+///     let (guard, _) = lock_at(&arena, 0, None)?;
+///     s.spawn(|| -> shmstore::Result<()> {
+///         let _g = lock_at(&arena, 0, None)?; // waits until the wait below lets go
+///         ready.store(1, std::sync::atomic::Ordering::Relaxed);
+///         cond_notify(&arena, 64, false)
+///     });
+///     while ready.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+///         let _ = cond_wait(&arena, 64, 0, Some(Duration::from_secs(5)))?;
+///     }
+///     drop(guard);
+///     Ok::<(), shmstore::Error>(())
+/// })?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn cond_wait(
     arena: &Arena,
     cond_off: u64,
@@ -231,6 +341,22 @@ pub fn cond_wait(
 }
 
 /// Wakes one waiter (or all) of the condvar at `off`.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use shmstore::arena::Arena;
+/// use shmstore::table::{cond_notify, cond_wait, init_cond, init_lock, lock_at};
+/// let arena = Arena::heap(128);
+/// init_lock(&arena, 0)?;
+/// init_cond(&arena, 64)?;
+/// let (guard, _) = lock_at(&arena, 0, None)?;
+/// cond_notify(&arena, 64, true)?; // before the wait: not remembered
+/// let (_, timed_out) = cond_wait(&arena, 64, 0, Some(Duration::from_millis(5)))?;
+/// assert!(timed_out);
+/// drop(guard);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn cond_notify(arena: &Arena, off: u64, all: bool) -> Result<()> {
     let c = arena.raw_ptr(off, COND_BYTES, COND_ALIGN)?;
     // SAFETY: an initialized condvar in the mapped arena (checked offset).
@@ -244,6 +370,17 @@ pub fn cond_notify(arena: &Arena, off: u64, all: bool) -> Result<()> {
 }
 
 /// Formats the lock at `off` (the creator does this once per lock, before anyone can see it).
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::Arena;
+/// use shmstore::sync::Acquired;
+/// use shmstore::table::{init_lock, lock_at};
+/// let arena = Arena::heap(64);
+/// init_lock(&arena, 0)?;
+/// assert_eq!(lock_at(&arena, 0, None)?.1, Acquired::Clean);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn init_lock(arena: &Arena, off: u64) -> Result<()> {
     let p = arena.raw_ptr(off, LOCK_SIZE, LOCK_ALIGN)?;
     // SAFETY: 1. `p` is in bounds and aligned (checked); 2. no other thread or process uses this
@@ -253,6 +390,22 @@ pub fn init_lock(arena: &Arena, off: u64) -> Result<()> {
 }
 
 /// Takes the lock at `off`, waiting at most `timeout` (None: forever).
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use shmstore::arena::Arena;
+/// use shmstore::table::{init_lock, lock_at};
+/// use shmstore::Error;
+/// let arena = Arena::heap(64);
+/// init_lock(&arena, 0)?;
+/// let _held = lock_at(&arena, 0, None)?;
+/// let other = std::thread::scope(|s| {
+///     s.spawn(|| lock_at(&arena, 0, Some(Duration::from_millis(10))).map(|_| ())).join().unwrap()
+/// });
+/// assert_eq!(other, Err(Error::Timeout));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn lock_at(
     arena: &Arena,
     off: u64,
@@ -278,6 +431,19 @@ pub fn lock_at(
 }
 
 /// Tries to take the lock at `off` without waiting.
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::Arena;
+/// use shmstore::table::{init_lock, try_lock_at};
+/// let arena = Arena::heap(64);
+/// init_lock(&arena, 0)?;
+/// let first = try_lock_at(&arena, 0)?;
+/// assert!(first.is_some());
+/// let second = std::thread::scope(|s| s.spawn(|| try_lock_at(&arena, 0).map(|g| g.is_some())).join().unwrap())?;
+/// assert!(!second);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn try_lock_at(arena: &Arena, off: u64) -> Result<Option<(LockGuard<'_>, Acquired)>> {
     let p = arena.raw_ptr(off, LOCK_SIZE, LOCK_ALIGN)?;
     // SAFETY: as in `lock_at`.
@@ -294,6 +460,27 @@ pub fn try_lock_at(arena: &Arena, off: u64) -> Result<Option<(LockGuard<'_>, Acq
 }
 
 /// An open write on an object's seqlock (see the module notes); ends when dropped.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-seqwrite-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::table::Table;
+/// let l = store.list([1, 2])?;
+/// let h = store.header();
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let table = Table::new(&raw, h.table_off, h.table_slots as u32);
+/// let slot = l.token().slot;
+/// let seq = table.seq(slot)?;
+/// let before = seq.load(std::sync::atomic::Ordering::Acquire);
+/// {
+///     let (_lock, _) = table.lock(slot, None)?;
+///     let _w = table.write_begin(slot)?;
+///     assert_eq!(seq.load(std::sync::atomic::Ordering::Relaxed) & 1, 1); // odd: a write is open
+/// }
+/// assert_eq!(seq.load(std::sync::atomic::Ordering::Acquire), before + 2); // even, and new
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[must_use = "the write ends when the guard is dropped"]
 pub struct SeqWrite<'a> {
     seq: &'a AtomicU32,
@@ -313,6 +500,21 @@ impl Drop for SeqWrite<'_> {
 }
 
 /// The object table of an arena.
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::Arena;
+/// use shmstore::table::{Table, SLOT_SIZE};
+/// // A zeroed page (the header's slot counters live there), then a table of 4 slots.
+/// let arena = Arena::heap(4096 + 4 * SLOT_SIZE as usize);
+/// let table = Table::new(&arena, 4096, 4);
+/// let (slot, generation) = table.take(1, 0x1000)?;
+/// assert_eq!((slot, generation), (0, 1));
+/// assert_eq!(table.check_live(slot, 1)?, 1);
+/// table.give_back(slot)?;
+/// assert!(table.check_live(slot, 1).is_err()); // a token of the old generation is stale
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct Table<'a> {
     arena: &'a Arena,
@@ -322,11 +524,37 @@ pub struct Table<'a> {
 
 impl<'a> Table<'a> {
     /// The table of `slots` slots at `off`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-new-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::table::Table;
+    /// let l = store.list([1, 2])?;
+    /// let h = store.header();
+    /// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+    /// let table = Table::new(&raw, h.table_off, h.table_slots as u32);
+    /// let slot = l.token().slot;
+    /// assert_eq!(table.capacity(), h.table_slots as u32);
+    /// assert_eq!(table.refcount(slot)?.load(std::sync::atomic::Ordering::Relaxed), 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn new(arena: &'a Arena, off: u64, slots: u32) -> Table<'a> {
         Table { arena, off, slots }
     }
 
     /// Number of slots.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::table::{Table, SLOT_SIZE};
+    /// // A zeroed page (the header's slot counters live there), then a table of 4 slots.
+    /// let arena = Arena::heap(4096 + 4 * SLOT_SIZE as usize);
+    /// let table = Table::new(&arena, 4096, 4);
+    /// assert_eq!(table.capacity(), 4);
+    /// assert!(table.refcount(4).is_err()); // out of range
+    /// ```
     pub fn capacity(&self) -> u32 {
         self.slots
     }
@@ -340,6 +568,17 @@ impl<'a> Table<'a> {
     }
 
     /// Offset of the slot's lock.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::table::{Table, SLOT_SIZE};
+    /// // A zeroed page (the header's slot counters live there), then a table of 4 slots.
+    /// let arena = Arena::heap(4096 + 4 * SLOT_SIZE as usize);
+    /// let table = Table::new(&arena, 4096, 4);
+    /// assert_eq!(table.lock_off(2)?, 4096 + 2 * SLOT_SIZE); // the lock leads the slot
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn lock_off(&self, slot: u32) -> Result<u64> {
         self.slot_off(slot)
@@ -355,24 +594,91 @@ impl<'a> Table<'a> {
     }
 
     /// The slot's refcount.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-refcount-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::table::Table;
+    /// let l = store.list([1, 2])?;
+    /// let h = store.header();
+    /// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+    /// let table = Table::new(&raw, h.table_off, h.table_slots as u32);
+    /// let slot = l.token().slot;
+    /// use std::sync::atomic::Ordering;
+    /// let rc = table.refcount(slot)?;
+    /// assert_eq!(rc.load(Ordering::Relaxed), 1);
+    /// let again = l.clone(); // a clone shares this process's reference
+    /// assert_eq!(rc.load(Ordering::Relaxed), 1);
+    /// store.bind("l", &again)?; // a binding holds its own
+    /// assert_eq!(rc.load(Ordering::Relaxed), 2);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn refcount(&self, slot: u32) -> Result<&'a AtomicU32> {
         Ok(&self.slot(slot)?.refcount)
     }
 
     /// The slot's generation.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-generation-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::table::Table;
+    /// let l = store.list([1, 2])?;
+    /// let h = store.header();
+    /// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+    /// let table = Table::new(&raw, h.table_off, h.table_slots as u32);
+    /// let slot = l.token().slot;
+    /// let g = table.generation(slot)?.load(std::sync::atomic::Ordering::Acquire);
+    /// assert_eq!(g, l.token().generation);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn generation(&self, slot: u32) -> Result<&'a AtomicU32> {
         Ok(&self.slot(slot)?.generation)
     }
 
     /// The slot's kind word (type id | state << 16).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-kind-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::table::Table;
+    /// let l = store.list([1, 2])?;
+    /// let h = store.header();
+    /// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+    /// let table = Table::new(&raw, h.table_off, h.table_slots as u32);
+    /// let slot = l.token().slot;
+    /// use shmstore::table::STATE_LIVE;
+    /// let k = table.kind(slot)?.load(std::sync::atomic::Ordering::Acquire);
+    /// assert_eq!(k, u32::from(shmstore::type_ids::LIST) | (STATE_LIVE << 16));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn kind(&self, slot: u32) -> Result<&'a AtomicU32> {
         Ok(&self.slot(slot)?.kind)
     }
 
     /// The slot's write sequence.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-seq-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::table::Table;
+    /// let l = store.list([1, 2])?;
+    /// let h = store.header();
+    /// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+    /// let table = Table::new(&raw, h.table_off, h.table_slots as u32);
+    /// let slot = l.token().slot;
+    /// let before = table.seq(slot)?.load(std::sync::atomic::Ordering::Acquire);
+    /// l.append(3)?; // a write: the sequence moves on by two
+    /// assert_eq!(table.seq(slot)?.load(std::sync::atomic::Ordering::Acquire), before + 2);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn seq(&self, slot: u32) -> Result<&'a AtomicU32> {
         Ok(&self.slot(slot)?.seq)
@@ -383,6 +689,26 @@ impl<'a> Table<'a> {
     ///
     /// # Errors
     /// `Corrupt` for a slot out of range.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::table::{Table, SLOT_SIZE};
+    /// // A zeroed page (the header's slot counters live there), then a table of 4 slots.
+    /// let arena = Arena::heap(4096 + 4 * SLOT_SIZE as usize);
+    /// let table = Table::new(&arena, 4096, 4);
+    /// use std::sync::atomic::Ordering;
+    /// let (slot, _) = table.take(1, 0)?;
+    /// let (_lock, _) = table.lock(slot, None)?;
+    /// let w = table.write_begin(slot)?;
+    /// assert_eq!(table.seq(slot)?.load(Ordering::Relaxed) & 1, 1);
+    /// let inner = table.write_begin(slot)?; // nested: shares the open write
+    /// drop(inner);
+    /// assert_eq!(table.seq(slot)?.load(Ordering::Relaxed) & 1, 1);
+    /// drop(w);
+    /// assert_eq!(table.seq(slot)?.load(Ordering::Relaxed) & 1, 0);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn write_begin(&self, slot: u32) -> Result<SeqWrite<'a>> {
         Ok(self.slot(slot)?.write_begin())
@@ -393,6 +719,23 @@ impl<'a> Table<'a> {
     ///
     /// # Errors
     /// `Corrupt` for a slot out of range.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::table::{Table, SLOT_SIZE};
+    /// // A zeroed page (the header's slot counters live there), then a table of 4 slots.
+    /// let arena = Arena::heap(4096 + 4 * SLOT_SIZE as usize);
+    /// let table = Table::new(&arena, 4096, 4);
+    /// use std::sync::atomic::Ordering;
+    /// let (slot, _) = table.take(1, 0)?;
+    /// let (_lock, _) = table.lock(slot, None)?;
+    /// std::mem::forget(table.write_begin(slot)?); // as a writer that died mid-write leaves it
+    /// assert_eq!(table.seq(slot)?.load(Ordering::Relaxed) & 1, 1);
+    /// table.seq_repair(slot)?;
+    /// assert_eq!(table.seq(slot)?.load(Ordering::Relaxed) & 1, 0);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn seq_repair(&self, slot: u32) -> Result<()> {
         let seq = self.seq(slot)?;
         let v = seq.load(Ordering::Relaxed);
@@ -403,12 +746,42 @@ impl<'a> Table<'a> {
     }
 
     /// The slot's body offset.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-body-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::table::Table;
+    /// let l = store.list([1, 2])?;
+    /// let h = store.header();
+    /// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+    /// let table = Table::new(&raw, h.table_off, h.table_slots as u32);
+    /// let slot = l.token().slot;
+    /// let body = table.body(slot)?.load(std::sync::atomic::Ordering::Acquire);
+    /// assert_eq!(Some(body), store.objects()?.iter().find(|o| o.slot == slot).map(|o| o.body));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn body(&self, slot: u32) -> Result<&'a AtomicU64> {
         Ok(&self.slot(slot)?.body)
     }
 
     /// Type id and state of a slot.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::table::{Table, SLOT_SIZE};
+    /// // A zeroed page (the header's slot counters live there), then a table of 4 slots.
+    /// let arena = Arena::heap(4096 + 4 * SLOT_SIZE as usize);
+    /// let table = Table::new(&arena, 4096, 4);
+    /// use shmstore::table::{STATE_FREE, STATE_LIVE};
+    /// let (slot, _) = table.take(7, 0)?;
+    /// assert_eq!(table.type_and_state(slot)?, (7, STATE_LIVE));
+    /// table.give_back(slot)?;
+    /// assert_eq!(table.type_and_state(slot)?.1, STATE_FREE);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn type_and_state(&self, slot: u32) -> Result<(u16, u32)> {
         Ok(self.slot(slot)?.type_and_state())
@@ -418,12 +791,46 @@ impl<'a> Table<'a> {
     ///
     /// # Errors
     /// `StaleHandle` if the slot was freed or reused.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-checklive-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::table::Table;
+    /// let l = store.list([1, 2])?;
+    /// let h = store.header();
+    /// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+    /// let table = Table::new(&raw, h.table_off, h.table_slots as u32);
+    /// let slot = l.token().slot;
+    /// use shmstore::Error;
+    /// assert_eq!(table.check_live(slot, l.token().generation)?, shmstore::type_ids::LIST);
+    /// assert!(matches!(table.check_live(slot, 99), Err(Error::StaleHandle { .. })));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn check_live(&self, slot: u32, generation: u32) -> Result<u16> {
         self.slot(slot)?.check_live(slot, generation)
     }
 
     /// Locks the slot's object.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::table::{Table, SLOT_SIZE};
+    /// // A zeroed page (the header's slot counters live there), then a table of 4 slots.
+    /// let arena = Arena::heap(4096 + 4 * SLOT_SIZE as usize);
+    /// let table = Table::new(&arena, 4096, 4);
+    /// use std::time::Duration;
+    /// use shmstore::Error;
+    /// let (slot, _) = table.take(1, 0)?;
+    /// let (_guard, _) = table.lock(slot, None)?;
+    /// let other = std::thread::scope(|s| {
+    ///     s.spawn(|| table.lock(slot, Some(Duration::from_millis(10))).map(|_| ())).join().unwrap()
+    /// });
+    /// assert_eq!(other, Err(Error::Timeout));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn lock(&self, slot: u32, timeout: Option<Duration>) -> Result<(LockGuard<'a>, Acquired)> {
         self.slot(slot)?.lock(timeout)
@@ -434,6 +841,23 @@ impl<'a> Table<'a> {
     ///
     /// # Errors
     /// `TableFull` when every slot is in use; `Corrupt` if the free list is damaged.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::table::{Table, SLOT_SIZE};
+    /// // A zeroed page (the header's slot counters live there), then a table of 4 slots.
+    /// let arena = Arena::heap(4096 + 4 * SLOT_SIZE as usize);
+    /// let table = Table::new(&arena, 4096, 4);
+    /// use shmstore::Error;
+    /// for expected in 0..4 {
+    ///     assert_eq!(table.take(1, 0)?.0, expected);
+    /// }
+    /// assert_eq!(table.take(1, 0), Err(Error::TableFull { capacity: 4 }));
+    /// table.give_back(2)?;
+    /// assert_eq!(table.take(1, 0)?, (2, 2)); // reused, with the next generation
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn take(&self, type_id: u16, body: u64) -> Result<(u32, u32)> {
         let head = self.arena.atomic_u32(SLOT_FREE_OFF)?;
         let unused = self.arena.atomic_u32(SLOT_UNUSED_OFF)?;
@@ -485,6 +909,20 @@ impl<'a> Table<'a> {
 
     /// Gives a slot back: marks it free, bumps its generation, links it into the free list.
     /// The caller holds the arena lock and has freed the body.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::table::{Table, SLOT_SIZE};
+    /// // A zeroed page (the header's slot counters live there), then a table of 4 slots.
+    /// let arena = Arena::heap(4096 + 4 * SLOT_SIZE as usize);
+    /// let table = Table::new(&arena, 4096, 4);
+    /// let (a, _) = table.take(1, 0)?;
+    /// table.give_back(a)?;
+    /// assert_eq!(table.generation(a)?.load(std::sync::atomic::Ordering::Relaxed), 2);
+    /// assert_eq!(table.take(1, 0)?.0, a); // first on the free list
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn give_back(&self, slot: u32) -> Result<()> {
         let head = self.arena.atomic_u32(SLOT_FREE_OFF)?;
         self.kind(slot)?.store(STATE_FREE << 16, Ordering::Release);
@@ -509,6 +947,23 @@ impl<'a> Table<'a> {
     /// # Errors
     /// `Corrupt` when the list links to a slot that is not free, out of range, or twice (a
     /// cycle); nothing is changed then.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::table::{Table, SLOT_SIZE};
+    /// // A zeroed page (the header's slot counters live there), then a table of 4 slots.
+    /// let arena = Arena::heap(4096 + 4 * SLOT_SIZE as usize);
+    /// let table = Table::new(&arena, 4096, 4);
+    /// use std::sync::atomic::Ordering;
+    /// use shmstore::header::SLOT_FREE_OFF;
+    /// let (a, _) = table.take(1, 0)?;
+    /// table.give_back(a)?;
+    /// arena.atomic_u32(SLOT_FREE_OFF)?.store(0, Ordering::Relaxed); // as a crash mid-link leaves it
+    /// assert_eq!(table.relink_lost_slots()?, 1);
+    /// assert_eq!(table.take(1, 0)?.0, a);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn relink_lost_slots(&self) -> Result<u32> {
         let used = self.used_slots()?;
         let head = self.arena.atomic_u32(SLOT_FREE_OFF)?;
@@ -543,6 +998,20 @@ impl<'a> Table<'a> {
     }
 
     /// Slots ever used (the others are untouched zeroes).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::table::{Table, SLOT_SIZE};
+    /// // A zeroed page (the header's slot counters live there), then a table of 4 slots.
+    /// let arena = Arena::heap(4096 + 4 * SLOT_SIZE as usize);
+    /// let table = Table::new(&arena, 4096, 4);
+    /// assert_eq!(table.used_slots()?, 0);
+    /// table.take(1, 0)?;
+    /// table.take(1, 0)?;
+    /// assert_eq!(table.used_slots()?, 2);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn used_slots(&self) -> Result<u32> {
         Ok(self
             .arena

@@ -11,6 +11,16 @@ use std::str::FromStr;
 use crate::error::Error;
 
 /// Type ids of the built-in referent types. Stable: they are stored in the arena.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-typeids-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::type_ids;
+/// assert_eq!(store.list([1])?.token().type_id, type_ids::LIST);
+/// assert_eq!(store.event()?.token().type_id, type_ids::EVENT);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub mod type_ids {
     /// `list`
     pub const LIST: u16 = 1;
@@ -100,6 +110,21 @@ pub fn names_in(store: u64, type_id: u16) -> (&'static str, &'static str) {
 
 /// The name of a referent in a store: plain data, printable and parsable, so it can be handed to
 /// another process as text (`token.to_string()` / `s.parse::<Token>()`).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-token-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::{Token, type_ids};
+/// let l = store.list([1])?;
+/// let t: Token = l.token();
+/// assert_eq!((t.store, t.type_id), (store.id(), type_ids::LIST));
+/// let text = t.to_string(); // "shm:<store id>:1:<slot>:<generation>"
+/// assert!(text.starts_with("shm:"));
+/// assert_eq!(text.parse::<Token>()?, t);
+/// assert!("shm:nonsense".parse::<Token>().is_err());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Token {
     /// Random id of the store the referent lives in (drawn when the segment is created).
@@ -114,17 +139,47 @@ pub struct Token {
 
 impl Token {
     /// CPython's typeid of the referent (`'list'`, `'dict'`, `'Queue'`, …).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-typeid-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// assert_eq!(store.dict([(1, 2)])?.token().typeid(), "dict");
+    /// assert_eq!(store.joinable_queue(0)?.token().typeid(), "JoinableQueue");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn typeid(&self) -> &'static str {
         self.names().0
     }
 
     /// CPython's typeid and proxy class name of the referent (see `names_in`).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-names-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// assert_eq!(store.array([1u8])?.token().names(), ("Array", "ArrayProxy"));
+    /// assert_eq!(store.lock()?.token().names(), ("Lock", "AcquirerProxy"));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn names(&self) -> (&'static str, &'static str) {
         names_in(self.store, self.type_id)
     }
 
     /// The repr CPython gives a proxy: `<ListProxy object, typeid 'list' at 0x…>`; the address is
     /// the referent's slot and generation, the same in every process.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-proxyrepr-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let t = store.list([1])?.token();
+    /// assert_eq!(
+    ///     t.proxy_repr(),
+    ///     format!("<ListProxy object, typeid 'list' at {:#x}>", (u64::from(t.slot) << 32) | u64::from(t.generation))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn proxy_repr(&self) -> String {
         let (typeid, class) = self.names();
         format!(

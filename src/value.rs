@@ -52,6 +52,18 @@ pub const MAX_DEPTH: usize = 200;
 /// Equality is Python's `==` (see [`PartialEq`](#impl-PartialEq-for-Value)); ordering and hashing
 /// are fallible, as in Python, and live in [`Value::py_lt`], [`Value::py_cmp`] and
 /// [`Value::py_hash`].
+///
+/// # Examples
+/// ```
+/// use shmstore::Value;
+/// let v = Value::from(vec![Value::None, Value::from(true), Value::from(1), Value::from("a")]);
+/// assert_eq!(v.repr(), "[None, True, 1, 'a']");
+/// assert_eq!(Value::from(1), Value::from(1.0)); // Python's ==
+/// assert_eq!(Value::from((1, "x")), Value::Tuple(vec![Value::Int(1), Value::from("x")]));
+/// assert_eq!(i64::try_from(Value::from(7))?, 7);
+/// assert!(String::try_from(Value::from(7)).is_err());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub enum Value {
     /// `None`.
@@ -80,6 +92,15 @@ pub enum Value {
 }
 
 /// Python's `slice(start, stop, step)`; a missing part is `None`.
+///
+/// # Examples
+/// ```
+/// use shmstore::Slice;
+/// let s = Slice::from(1..);
+/// assert_eq!((s.start, s.stop, s.step), (Some(1), None, None));
+/// assert_eq!(Slice::from(..), Slice::from_options(None, None, None));
+/// assert_eq!(Slice::from(2..=4), Slice::new(2, 5));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Slice {
     /// First index, or `None` for the start of the sequence (its end when stepping backwards).
@@ -93,6 +114,14 @@ pub struct Slice {
 
 /// The concrete indices a [`Slice`] selects in a sequence of a given length, as CPython's
 /// `PySlice_AdjustIndices` computes them.
+///
+/// # Examples
+/// ```
+/// use shmstore::{Slice, SliceIndices};
+/// let ix: SliceIndices = Slice::with_step(-1, 0, -2).indices(5)?;
+/// assert_eq!((ix.start, ix.stop, ix.step, ix.len), (4, 0, -2, 2));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SliceIndices {
     /// First index selected (meaningful only when `len > 0`).
@@ -106,6 +135,15 @@ pub struct SliceIndices {
 }
 
 /// The positions selected by a [`SliceIndices`], in slice order.
+///
+/// # Examples
+/// ```
+/// use shmstore::Slice;
+/// let mut it = Slice::new(1, 10).indices(4)?.iter(); // clamped to the length
+/// assert_eq!(it.len(), 3);
+/// assert_eq!((it.next(), it.next(), it.next(), it.next()), (Some(1), Some(2), Some(3), None));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct SliceIter {
     next: i64,
@@ -115,16 +153,40 @@ pub struct SliceIter {
 
 impl Slice {
     /// `slice(start, stop)`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{Slice, Value};
+    /// assert_eq!(Value::from(Slice::new(1, 3)).repr(), "slice(1, 3, None)");
+    /// assert_eq!(Slice::new(-2, 10).indices(4)?.iter().collect::<Vec<_>>(), [2, 3]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn new(start: i64, stop: i64) -> Slice {
         Slice::from_options(Some(start), Some(stop), None)
     }
 
     /// `slice(start, stop, step)`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::Slice;
+    /// let evens: Vec<usize> = Slice::with_step(0, 10, 2).indices(7)?.iter().collect();
+    /// assert_eq!(evens, [0, 2, 4, 6]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn with_step(start: i64, stop: i64, step: i64) -> Slice {
         Slice::from_options(Some(start), Some(stop), Some(step))
     }
 
     /// A slice with any of its parts `None`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::Slice;
+    /// let reversed = Slice::from_options(None, None, Some(-1)); // [::-1]
+    /// assert_eq!(reversed.indices(3)?.iter().collect::<Vec<_>>(), [2, 1, 0]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn from_options(start: Option<i64>, stop: Option<i64>, step: Option<i64>) -> Slice {
         Slice { start, stop, step }
     }
@@ -239,6 +301,14 @@ impl From<RangeInclusive<i64>> for Slice {
 
 impl SliceIndices {
     /// The selected positions, in slice order (descending for a negative step).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::Slice;
+    /// let ix = Slice::with_step(5, 0, -2).indices(6)?;
+    /// assert_eq!(ix.iter().collect::<Vec<_>>(), [5, 3, 1]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn iter(&self) -> SliceIter {
         SliceIter {
             next: self.start,
@@ -271,6 +341,14 @@ impl ExactSizeIterator for SliceIter {}
 
 impl Value {
     /// A `bytes` value.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::Value;
+    /// let b = Value::bytes(*b"ab\x00");
+    /// assert_eq!(b.repr(), r"b'ab\x00'");
+    /// assert_eq!(b.type_name(), "bytes");
+    /// ```
     pub fn bytes(bytes: impl Into<Vec<u8>>) -> Value {
         Value::Bytes(bytes.into())
     }
@@ -318,6 +396,14 @@ impl Value {
     /// Python's `type(v).__name__`: `'NoneType'`, `'bool'`, `'int'`, `'float'`, `'str'`,
     /// `'bytes'`, `'list'`, `'tuple'`, `'dict'`, `'slice'`, or a proxy's typeid (`'list'`,
     /// `'Queue'`, …).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::Value;
+    /// assert_eq!(Value::None.type_name(), "NoneType");
+    /// assert_eq!(Value::from(1.5).type_name(), "float");
+    /// assert_eq!(Value::from(vec![1]).type_name(), "list");
+    /// ```
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::None => "NoneType",
@@ -335,11 +421,27 @@ impl Value {
     }
 
     /// Whether this is `None`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::Value;
+    /// assert!(Value::None.is_none());
+    /// assert!(Value::from(None::<i64>).is_none());
+    /// assert!(!Value::from(0).is_none());
+    /// ```
     pub fn is_none(&self) -> bool {
         matches!(self, Value::None)
     }
 
     /// The integer, for an `int` or a `bool` (which Python counts as an int).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::Value;
+    /// assert_eq!(Value::from(7).as_int(), Some(7));
+    /// assert_eq!(Value::from(true).as_int(), Some(1));
+    /// assert_eq!(Value::from(7.0).as_int(), None);
+    /// ```
     pub fn as_int(&self) -> Option<i64> {
         match *self {
             Value::Int(i) => Some(i),
@@ -350,6 +452,14 @@ impl Value {
 
     /// The number as a float, for a `float`, `int` or `bool` (an int rounds to the nearest
     /// float, as Python's `float(i)` does).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::Value;
+    /// assert_eq!(Value::from(2.5).as_float(), Some(2.5));
+    /// assert_eq!(Value::from(2).as_float(), Some(2.0));
+    /// assert_eq!(Value::from("2").as_float(), None);
+    /// ```
     pub fn as_float(&self) -> Option<f64> {
         match *self {
             Value::Float(f) => Some(f),
@@ -360,6 +470,13 @@ impl Value {
     }
 
     /// The text of a `str`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::Value;
+    /// assert_eq!(Value::from("hi").as_str(), Some("hi"));
+    /// assert_eq!(Value::bytes(*b"hi").as_str(), None);
+    /// ```
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
@@ -614,6 +731,14 @@ impl Value {
     }
 
     /// Appends Python's `repr(v)` to `out`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::Value;
+    /// let mut out = String::from("got ");
+    /// Value::from(vec!["a", "b"]).write_repr(&mut out);
+    /// assert_eq!(out, "got ['a', 'b']");
+    /// ```
     pub fn write_repr(&self, out: &mut String) {
         match self {
             Value::None => out.push_str("None"),
@@ -966,6 +1091,19 @@ impl Value {
     /// # Errors
     /// `TypeError("'<' not supported between instances of 'str' and 'int'")` for values that do
     /// not order, with the two type names in that order (also from items inside sequences).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{Error, Value};
+    /// assert!(Value::from(1).py_lt(&Value::from(1.5))?);
+    /// assert!(Value::from("abc").py_lt(&Value::from("abd"))?);
+    /// assert!(Value::from(vec![1, 2]).py_lt(&Value::from(vec![1, 2, 0]))?);
+    /// assert_eq!(
+    ///     Value::from("a").py_lt(&Value::from(1)),
+    ///     Err(Error::TypeError("'<' not supported between instances of 'str' and 'int'".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn py_lt(&self, other: &Value) -> Result<bool, Error> {
         if let (Some(a), Some(b)) = (self.as_num(), other.as_num()) {
             return Ok(num_cmp(a, b) == Some(Ordering::Less));
@@ -992,6 +1130,20 @@ impl Value {
     ///
     /// # Errors
     /// The `TypeError` of [`Value::py_lt`] for values that do not order.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::cmp::Ordering;
+    /// use shmstore::Value;
+    /// let mut xs = vec![Value::from(3), Value::from(1.5), Value::from(true)];
+    /// let mut err = None;
+    /// xs.sort_by(|a, b| a.py_cmp(b).unwrap_or_else(|e| {
+    ///     err = Some(e);
+    ///     Ordering::Equal
+    /// }));
+    /// assert!(err.is_none());
+    /// assert_eq!(xs, [Value::from(true), Value::from(1.5), Value::from(3)]);
+    /// ```
     pub fn py_cmp(&self, other: &Value) -> Result<Ordering, Error> {
         if self.py_lt(other)? {
             Ok(Ordering::Less)
@@ -1070,6 +1222,15 @@ impl Value {
     ///
     /// # Errors
     /// `TypeError("unhashable type: 'list'")` for a list, dict or slice, or a tuple holding one.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::Value;
+    /// assert_eq!(Value::from(1).py_hash()?, Value::from(1.0).py_hash()?);
+    /// assert_eq!(Value::from(1).py_hash()?, Value::from(true).py_hash()?);
+    /// assert!(Value::from(vec![1]).py_hash().is_err()); // unhashable type: 'list'
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn py_hash(&self) -> Result<u64, Error> {
         self.hash_with_key(0)
     }
@@ -1078,6 +1239,16 @@ impl Value {
     ///
     /// # Errors
     /// `TypeError("unhashable type: 'list'")` for a list, dict or slice, or a tuple holding one.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::Value;
+    /// let v = Value::from(("a", 1));
+    /// assert_eq!(v.hash_with_key(0)?, v.py_hash()?);
+    /// assert_ne!(v.hash_with_key(42)?, v.hash_with_key(43)?);
+    /// assert_eq!(Value::from(2).hash_with_key(42)?, Value::from(2.0).hash_with_key(42)?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn hash_with_key(&self, key: u64) -> Result<u64, Error> {
         let mut mixer = Mixer::new(key);
         self.hash_into(&mut mixer)?;
@@ -1201,6 +1372,17 @@ impl Value {
     /// container is longer than `u32::MAX`; for a `Value::Dict` not built by
     /// [`Value::dict_from_pairs`], `TypeError("unhashable type: 'list'")` for an unhashable key
     /// and `ValueError` for a key that appears twice. `out` is then left as it was.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::Value;
+    /// let v = Value::dict_from_pairs([("k", vec![1, 2])])?;
+    /// let mut buf = Vec::new();
+    /// v.encode(&mut buf)?;
+    /// assert_eq!(buf.len(), v.encoded_len());
+    /// assert_eq!(Value::decode(&buf)?, v);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), Error> {
         let start = out.len();
         out.reserve(self.encoded_len());
@@ -1212,6 +1394,14 @@ impl Value {
     }
 
     /// The number of bytes [`Value::encode`] appends.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::Value;
+    /// assert_eq!(Value::None.encoded_len(), 1); // the tag alone
+    /// assert_eq!(Value::from(5).encoded_len(), 9); // tag and 8 bytes
+    /// assert_eq!(Value::from("abc").encoded_len(), 8); // tag, u32 length, 3 bytes
+    /// ```
     pub fn encoded_len(&self) -> usize {
         1 + match self {
             Value::None => 0,
@@ -1318,6 +1508,17 @@ impl Value {
     /// count running past the end, invalid UTF-8, a bool byte other than 0 or 1, bad slice flags,
     /// containers nested more than [`MAX_DEPTH`] deep, an unhashable or repeated dict key, or
     /// bytes left over after the value.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{Error, Value};
+    /// let mut buf = Vec::new();
+    /// Value::from("hi").encode(&mut buf)?;
+    /// assert_eq!(Value::decode(&buf)?, Value::from("hi"));
+    /// buf.push(0); // one byte too many
+    /// assert!(matches!(Value::decode(&buf), Err(Error::Corrupt { .. })));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn decode(bytes: &[u8]) -> Result<Value, Error> {
         let mut reader = Reader { bytes, pos: 0 };
         let value = reader.value(0)?;

@@ -107,6 +107,21 @@ const DEFAULT_STORE_SIZE: usize = 32 << 20;
 static POOLS: AtomicU32 = AtomicU32::new(0);
 
 /// How workers are started; see the [module documentation](self#start-methods).
+///
+/// # Examples
+/// ```
+/// use shmstore::{pool, Pool, StartMethod, Value};
+/// # fn main() -> shmstore::Result<()> {
+/// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+/// # pool::worker_main_if_requested();
+/// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+/// assert_eq!(StartMethod::default(), StartMethod::Spawn);
+/// // Fork: for a program that is single-threaded when it creates the pool, as this one is.
+/// assert_eq!(pool.apply("square", (3,))?, Value::Int(9));
+/// # pool.close()?;
+/// # pool.join()
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum StartMethod {
     /// Run the program again in worker mode (the default).
@@ -118,6 +133,25 @@ pub enum StartMethod {
 }
 
 /// Options for a [`Pool`]; see [`Pool::builder`].
+///
+/// # Examples
+/// ```
+/// use shmstore::{pool, Pool, StartMethod, Value};
+/// # fn main() -> shmstore::Result<()> {
+/// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+/// # pool::worker_main_if_requested();
+/// let pool = Pool::builder()
+///     .processes(2)
+///     .start_method(StartMethod::Fork)
+///     .chunksize(4)
+///     .maxtasksperchild(100)
+///     .store_size(4 << 20)
+///     .build()?;
+/// assert_eq!(pool.map("square", 1..=3)?, [1, 4, 9].map(Value::Int));
+/// # pool.close()?;
+/// # pool.join()
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct PoolBuilder {
     processes: Option<usize>,
@@ -145,12 +179,40 @@ impl Default for PoolBuilder {
 
 impl PoolBuilder {
     /// Number of worker processes (default: the number of cores; at least 1).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(3).start_method(StartMethod::Fork).build()?;
+    /// assert_eq!(pool.processes(), 3);
+    /// assert_eq!(pool.worker_pids().len(), 3);
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn processes(mut self, n: usize) -> Self {
         self.processes = Some(n.max(1));
         self
     }
 
     /// How workers are started (default [`StartMethod::Spawn`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(1).start_method(StartMethod::Fork).build()?;
+    /// // A forked worker is a child of this process.
+    /// assert_eq!(pool.apply("square", (5,))?, Value::Int(25));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.start_method = method;
         self
@@ -159,6 +221,22 @@ impl PoolBuilder {
     /// Default number of calls sent to a worker at once by `map`, `starmap` and the `imap`s
     /// (at least 1). Without it, `map` and `starmap` use Python's rule — the length divided by
     /// four times the number of workers, rounded up — and the `imap`s send one at a time.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// // Each worker takes five calls at a time.
+    /// let pool = Pool::builder().processes(2).chunksize(5).start_method(StartMethod::Fork).build()?;
+    /// let squares = pool.map("square", 0..20)?;
+    /// assert_eq!(squares.len(), 20);
+    /// assert_eq!(squares[19], Value::Int(361));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn chunksize(mut self, n: usize) -> Self {
         self.chunksize = Some(n.max(1));
         self
@@ -166,6 +244,27 @@ impl PoolBuilder {
 
     /// A worker exits after running this many chunks, and a fresh one replaces it (0, the
     /// default: workers live as long as the pool). As Python's, it counts chunks, not calls.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// pool::register("pid", |_| Ok(Value::from(std::process::id())));
+    /// // A worker retires after each chunk: every call runs in a fresh process.
+    /// let pool = Pool::builder()
+    ///     .processes(1)
+    ///     .maxtasksperchild(1)
+    ///     .start_method(StartMethod::Fork)
+    ///     .build()?;
+    /// let a = pool.apply("pid", ((),))?;
+    /// let b = pool.apply("pid", ((),))?;
+    /// assert_ne!(a, b);
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn maxtasksperchild(mut self, n: u64) -> Self {
         self.maxtasksperchild = n;
         self
@@ -174,6 +273,31 @@ impl PoolBuilder {
     /// The registered task `name` runs once in each worker, with `initargs`, before the worker
     /// takes any work — to set up per-worker state the tasks use. If it fails, the pool is
     /// broken: every pending and later call fails with its error.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// static BASE: AtomicI64 = AtomicI64::new(0);
+    /// pool::register("set_base", |v: Value| {
+    ///     BASE.store(i64::try_from(&v)?, Relaxed); // per-worker state
+    ///     Ok(Value::None)
+    /// });
+    /// pool::register("add_base", |v: Value| Ok(Value::Int(BASE.load(Relaxed) + i64::try_from(&v)?)));
+    /// let pool = Pool::builder()
+    ///     .processes(2)
+    ///     .initializer("set_base", (100,))
+    ///     .start_method(StartMethod::Fork)
+    ///     .build()?;
+    /// assert_eq!(pool.map("add_base", [1, 2])?, [101, 102].map(Value::Int));
+    /// assert_eq!(BASE.load(Relaxed), 0); // the parent never ran it
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn initializer(mut self, name: &str, initargs: impl IntoArgs) -> Self {
         let args = initargs.into_args().as_ref().to_vec();
         self.initializer = Some((name.to_owned(), args));
@@ -182,6 +306,25 @@ impl PoolBuilder {
 
     /// Size in bytes of the pool's private store, which holds the queued chunks and the
     /// results not yet collected (default 32 MiB; the memory is used only as it fills).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// pool::register("len", |v: Value| Ok(Value::from(v.as_str().map_or(0, str::len))));
+    /// // Big arguments and results need room in the pool's store.
+    /// let pool = Pool::builder()
+    ///     .processes(1)
+    ///     .store_size(64 << 20)
+    ///     .start_method(StartMethod::Fork)
+    ///     .build()?;
+    /// assert_eq!(pool.apply("len", ("x".repeat(1 << 20),))?, Value::Int(1 << 20));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn store_size(mut self, bytes: usize) -> Self {
         self.store_size = bytes;
         self
@@ -191,6 +334,23 @@ impl PoolBuilder {
     /// arguments). The program must register the tasks and call
     /// [`worker_main_if_requested`] when started this way; a test binary, for instance, runs
     /// itself with `--exact child_main --ignored` and calls it from that test.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// // Spawned workers run this program again: here, explicitly, the running executable.
+    /// let pool = Pool::builder()
+    ///     .processes(1)
+    ///     .worker_command(std::env::current_exe().expect("current_exe"), Vec::<String>::new())
+    ///     .build()?;
+    /// assert_eq!(pool.apply("square", (6,))?, Value::Int(36));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn worker_command<I, S>(mut self, program: impl Into<PathBuf>, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -208,6 +368,26 @@ impl PoolBuilder {
     /// [`worker_main_if_requested`] first in `main`); `NotFound` for an initializer that is
     /// not registered; the store's errors creating it (`OutOfMemory`, `ValueError` for a
     /// store size too small); `Os` when a worker cannot be started.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// use shmstore::Error;
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// assert_eq!(
+    ///     Pool::builder().initializer("nope", ()).build().map(|_| ()),
+    ///     Err(Error::NotFound(
+    ///         "pool task 'nope' (register it with shmstore::pool::register)".into()
+    ///     ))
+    /// );
+    /// let pool = Pool::builder().processes(1).start_method(StartMethod::Fork).build()?;
+    /// assert!(pool.store_name().starts_with("pool-"));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn build(self) -> Result<Pool> {
         if worker::requested().is_some() {
             return Err(Error::RuntimeError(
@@ -369,27 +549,96 @@ impl Pool {
     ///
     /// # Errors
     /// As [`PoolBuilder::build`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// // Two workers, spawned: each runs this program again and stops at worker_main_if_requested.
+    /// let pool = Pool::new(2)?;
+    /// assert_eq!(pool.map("square", [2, 3])?, [4, 9].map(Value::Int));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn new(processes: usize) -> Result<Pool> {
         Pool::builder().processes(processes).build()
     }
 
     /// Options: number of processes, start method, chunk size, `maxtasksperchild`,
     /// initializer, store size, worker command.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(1).start_method(StartMethod::Fork).build()?;
+    /// assert_eq!(pool.processes(), 1);
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn builder() -> PoolBuilder {
         PoolBuilder::default()
     }
 
     /// The number of workers the pool keeps running.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// assert_eq!(pool.processes(), 2);
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn processes(&self) -> usize {
         self.shared.processes
     }
 
     /// The name of the pool's private store.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// // A private store, named after this process.
+    /// assert!(pool.store_name().starts_with(&format!("pool-{}-", std::process::id())));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn store_name(&self) -> &str {
         self.shared.store.name()
     }
 
     /// The pids of the workers running now.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let pids = pool.worker_pids();
+    /// assert_eq!(pids.len(), 2);
+    /// assert!(!pids.contains(&std::process::id()));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn worker_pids(&self) -> Vec<u32> {
         self.shared
             .inner
@@ -407,6 +656,26 @@ impl Pool {
     /// The task's own error (a panic as `RuntimeError`); `NotFound` for a task not registered
     /// in this process; `ValueError("Pool not running")` after `close` or `terminate`;
     /// `RuntimeError` when the worker running it died or the pool was terminated or broken.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// use shmstore::Error;
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// assert_eq!(pool.apply("square", (12,))?, Value::Int(144));
+    /// // The task's own error comes back; the worker goes on.
+    /// assert_eq!(
+    ///     pool.apply("square", ("x",)),
+    ///     Err(Error::TypeError("'str' object cannot be interpreted as an integer".into()))
+    /// );
+    /// assert!(matches!(pool.apply("nope", (1,)), Err(Error::NotFound(_))));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn apply(&self, func: &str, args: impl IntoArgs) -> Result<Value> {
         self.apply_async(func, args)?.get(None)
     }
@@ -417,6 +686,21 @@ impl Pool {
     /// # Errors
     /// `NotFound` for a task not registered in this process; `ValueError("Pool not running")`
     /// after `close` or `terminate` (or the pool's error, once broken).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let a = pool.apply_async("square", (3,))?;
+    /// let b = pool.apply_async("square", (4,))?; // both run at once
+    /// assert_eq!((a.get(None)?, b.get(None)?), (Value::Int(9), Value::Int(16)));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn apply_async(&self, func: &str, args: impl IntoArgs) -> Result<AsyncResult> {
         let args = args.into_args().as_ref().to_vec();
         let job = self.shared.submit(func, vec![args], 1)?;
@@ -432,6 +716,21 @@ impl Pool {
     ///
     /// # Errors
     /// The error of the first item (in order) whose call failed; as [`Pool::apply`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// assert_eq!(pool.map("square", 0..5)?, [0, 1, 4, 9, 16].map(Value::Int));
+    /// // The first failed item's error, in order.
+    /// assert!(pool.map("square", vec![Value::from(1), Value::from("x")]).is_err());
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn map<I>(&self, func: &str, iterable: I) -> Result<Vec<Value>>
     where
         I: IntoIterator,
@@ -445,6 +744,21 @@ impl Pool {
     ///
     /// # Errors
     /// As [`Pool::map`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let squares = pool.map_with("square", 0..100, 25)?; // four chunks
+    /// assert_eq!(squares.len(), 100);
+    /// assert_eq!(squares[99], Value::Int(9801));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn map_with<I>(&self, func: &str, iterable: I, chunksize: usize) -> Result<Vec<Value>>
     where
         I: IntoIterator,
@@ -459,6 +773,21 @@ impl Pool {
     ///
     /// # Errors
     /// As [`Pool::apply_async`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let r = pool.map_async("square", [1, 2, 3], None)?;
+    /// // ... other work meanwhile ...
+    /// assert_eq!(r.get(None)?, Value::from(vec![1, 4, 9]));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn map_async<I>(
         &self,
         func: &str,
@@ -479,6 +808,23 @@ impl Pool {
     ///
     /// # Errors
     /// `TypeError` for an item that is not a tuple or list; as [`Pool::map`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// pool::register_args("pow", |args: &[Value]| match args {
+    ///     [b, e] => Ok(Value::Int(i64::try_from(b)?.pow(u32::try_from(i64::try_from(e)?).unwrap_or(0)))),
+    ///     _ => Err(shmstore::Error::TypeError("pow() takes 2 arguments".into())),
+    /// });
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// assert_eq!(pool.starmap("pow", [(2, 3), (3, 2)])?, [Value::Int(8), Value::Int(9)]);
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn starmap<I>(&self, func: &str, iterable: I) -> Result<Vec<Value>>
     where
         I: IntoIterator,
@@ -491,6 +837,22 @@ impl Pool {
     ///
     /// # Errors
     /// As [`Pool::starmap`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// pool::register_args("add", |args: &[Value]| Ok(Value::Int(args.iter().filter_map(Value::as_int).sum())));
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let pairs: Vec<(i64, i64)> = (0..10).map(|i| (i, i)).collect();
+    /// let sums = pool.starmap_with("add", pairs, 5)?;
+    /// assert_eq!(sums[9], Value::Int(18));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn starmap_with<I>(&self, func: &str, iterable: I, chunksize: usize) -> Result<Vec<Value>>
     where
         I: IntoIterator,
@@ -504,6 +866,21 @@ impl Pool {
     ///
     /// # Errors
     /// As [`Pool::starmap`], without the calls' own errors (those come from the result).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// pool::register_args("add", |args: &[Value]| Ok(Value::Int(args.iter().filter_map(Value::as_int).sum())));
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let r = pool.starmap_async("add", [(1, 2, 3), (4, 5, 6)], None)?;
+    /// assert_eq!(r.get(None)?, Value::from(vec![6, 15]));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn starmap_async<I>(
         &self,
         func: &str,
@@ -553,6 +930,22 @@ impl Pool {
     ///
     /// # Errors
     /// As [`Pool::apply_async`]; each call's own error comes from the iterator.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let mut results = pool.imap("square", 1..=3)?;
+    /// assert_eq!(results.next(), Some(Ok(Value::Int(1)))); // as soon as it is ready
+    /// let rest: Vec<Value> = results.collect::<shmstore::Result<_>>()?;
+    /// assert_eq!(rest, [Value::Int(4), Value::Int(9)]);
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn imap<I>(&self, func: &str, iterable: I) -> Result<IMapIterator>
     where
         I: IntoIterator,
@@ -565,6 +958,23 @@ impl Pool {
     ///
     /// # Errors
     /// As [`Pool::imap`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let total: i64 = pool
+    ///     .imap_with("square", 1..=10, 5)?
+    ///     .map(|r| r.map(|v| v.as_int().unwrap_or(0)))
+    ///     .sum::<shmstore::Result<i64>>()?;
+    /// assert_eq!(total, 385);
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn imap_with<I>(&self, func: &str, iterable: I, chunksize: usize) -> Result<IMapIterator>
     where
         I: IntoIterator,
@@ -578,6 +988,24 @@ impl Pool {
     ///
     /// # Errors
     /// As [`Pool::imap`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let mut got: Vec<i64> = pool
+    ///     .imap_unordered("square", [3, 1, 2])?
+    ///     .map(|r| r.map(|v| v.as_int().unwrap_or(0)))
+    ///     .collect::<shmstore::Result<_>>()?;
+    /// got.sort(); // in the order they were ready
+    /// assert_eq!(got, [1, 4, 9]);
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn imap_unordered<I>(&self, func: &str, iterable: I) -> Result<IMapIterator>
     where
         I: IntoIterator,
@@ -590,6 +1018,20 @@ impl Pool {
     ///
     /// # Errors
     /// As [`Pool::imap`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let n = pool.imap_unordered_with("square", 0..30, 10)?.count();
+    /// assert_eq!(n, 30);
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn imap_unordered_with<I>(
         &self,
         func: &str,
@@ -632,6 +1074,23 @@ impl Pool {
     ///
     /// # Errors
     /// The store's errors queueing the stop messages (`OutOfMemory`).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// use shmstore::Error;
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let pending = pool.apply_async("square", (7,))?;
+    /// pool.close()?; // no more work; what was submitted still runs
+    /// assert_eq!(pool.apply("square", (1,)), Err(Error::ValueError("Pool not running".into())));
+    /// pool.join()?;
+    /// assert_eq!(pending.get(None)?, Value::Int(49));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close(&self) -> Result<()> {
         let mut inner = self.shared.inner.lock();
         if !matches!(inner.state, State::Running) {
@@ -651,6 +1110,26 @@ impl Pool {
     ///
     /// # Errors
     /// `RuntimeError` if the supervisor thread panicked.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// use shmstore::Error;
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// pool::register("sleep", |_| {
+    ///     std::thread::sleep(std::time::Duration::from_secs(60));
+    ///     Ok(Value::None)
+    /// });
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let stuck = pool.apply_async("sleep", ((),))?;
+    /// pool.terminate()?; // kills the workers now
+    /// assert_eq!(stuck.get(None), Err(Error::RuntimeError("pool terminated".into())));
+    /// pool.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn terminate(&self) -> Result<()> {
         {
             let mut inner = self.shared.inner.lock();
@@ -675,6 +1154,21 @@ impl Pool {
     /// # Errors
     /// `ValueError("Pool is still running")` before `close` or `terminate`, as Python's;
     /// `RuntimeError` if the supervisor thread panicked.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// use shmstore::Error;
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// assert_eq!(pool.join(), Err(Error::ValueError("Pool is still running".into())));
+    /// pool.close()?;
+    /// pool.join()?; // the workers have exited
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn join(&self) -> Result<()> {
         if matches!(self.shared.inner.lock().state, State::Running) {
             return Err(Error::ValueError("Pool is still running".into()));
@@ -703,16 +1197,18 @@ impl Drop for Pool {
 /// Python's `AsyncResult`.
 ///
 /// # Examples
-/// ```no_run
-/// # use shmstore::{Pool, Value};
+/// ```
+/// # use shmstore::{pool, Pool, StartMethod, Value};
 /// # fn main() -> shmstore::Result<()> {
-/// # let pool = Pool::new(2)?;
+/// # pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+/// # let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
 /// let r = pool.apply_async("square", (7,))?;
-/// if r.wait(Some(std::time::Duration::from_secs(1))) {
+/// if r.wait(Some(std::time::Duration::from_secs(30))) {
 ///     assert!(r.successful()?);
 ///     assert_eq!(r.get(None)?, Value::Int(49));
 /// }
-/// # Ok(())
+/// # pool.close()?;
+/// # pool.join()
 /// # }
 /// ```
 pub struct AsyncResult {
@@ -732,6 +1228,21 @@ impl std::fmt::Debug for AsyncResult {
 
 impl AsyncResult {
     /// True once every call has finished (successfully or not).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let r = pool.apply_async("square", (2,))?;
+    /// r.wait(None);
+    /// assert!(r.ready());
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn ready(&self) -> bool {
         let inner = self.shared.inner.lock();
         inner.jobs.get(&self.job).map_or(true, |j| j.remaining == 0)
@@ -739,6 +1250,22 @@ impl AsyncResult {
 
     /// Waits until the result is ready, at most `timeout` (None: without limit); true if it
     /// is.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// use std::time::Duration;
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let r = pool.apply_async("square", (2,))?;
+    /// assert!(r.wait(Some(Duration::from_secs(30))));
+    /// assert_eq!(r.get(Some(Duration::ZERO))?, Value::Int(4));
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
         self.shared
             .wait_job(self.job, deadline(timeout), |j| j.remaining == 0)
@@ -749,6 +1276,24 @@ impl AsyncResult {
     ///
     /// # Errors
     /// `ValueError("result is not ready")` before it is, as Python's.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let ok = pool.apply_async("square", (2,))?;
+    /// let bad = pool.apply_async("square", ("two",))?;
+    /// ok.wait(None);
+    /// bad.wait(None);
+    /// assert!(ok.successful()?);
+    /// assert!(!bad.successful()?);
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn successful(&self) -> Result<bool> {
         let inner = self.shared.inner.lock();
         let job = inner.jobs.get(&self.job).ok_or_else(vanished)?;
@@ -765,6 +1310,28 @@ impl AsyncResult {
     /// `Timeout` when the timeout runs out first; the call's error (for a map, the first
     /// failed item's); `RuntimeError` when a worker died running it or the pool was
     /// terminated.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// use std::time::Duration;
+    /// use shmstore::Error;
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// pool::register("slow", |v: Value| {
+    ///     std::thread::sleep(Duration::from_millis(200));
+    ///     Ok(v)
+    /// });
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let r = pool.apply_async("slow", ("done",))?;
+    /// assert_eq!(r.get(Some(Duration::from_millis(1))), Err(Error::Timeout));
+    /// assert_eq!(r.get(None)?, Value::from("done"));
+    /// assert_eq!(r.get(None)?, Value::from("done")); // again
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn get(&self, timeout: Option<Duration>) -> Result<Value> {
         let values = self.collect(timeout)?;
         if self.single {
@@ -801,6 +1368,22 @@ impl Drop for AsyncResult {
 
 /// The results of [`Pool::imap`] (in order) or [`Pool::imap_unordered`] (as they come), as
 /// they are ready. Each item is the result of one call.
+///
+/// # Examples
+/// ```
+/// use shmstore::{pool, Pool, StartMethod, Value};
+/// # fn main() -> shmstore::Result<()> {
+/// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+/// # pool::worker_main_if_requested();
+/// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+/// let mut it = pool.imap("square", [1, 2])?;
+/// assert_eq!(it.next(), Some(Ok(Value::Int(1))));
+/// assert_eq!(it.next(), Some(Ok(Value::Int(4))));
+/// assert_eq!(it.next(), None);
+/// # pool.close()?;
+/// # pool.join()
+/// # }
+/// ```
 pub struct IMapIterator {
     shared: Arc<Shared>,
     job: u64,
@@ -824,6 +1407,28 @@ impl IMapIterator {
     /// The next result, waiting at most `timeout` (None: without limit), as Python's
     /// `next(timeout)`: `None` after the last, `Some(Err(Error::Timeout))` when the timeout ran
     /// out (the iterator does not advance).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{pool, Pool, StartMethod, Value};
+    /// use std::time::Duration;
+    /// use shmstore::Error;
+    /// # fn main() -> shmstore::Result<()> {
+    /// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+    /// # pool::worker_main_if_requested();
+    /// pool::register("slow", |v: Value| {
+    ///     std::thread::sleep(Duration::from_millis(200));
+    ///     Ok(v)
+    /// });
+    /// let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).build()?;
+    /// let mut it = pool.imap("slow", [1])?;
+    /// assert_eq!(it.next_timeout(Some(Duration::from_millis(1))), Some(Err(Error::Timeout)));
+    /// assert_eq!(it.next_timeout(None), Some(Ok(Value::Int(1)))); // it did not advance
+    /// assert_eq!(it.next_timeout(None), None);
+    /// # pool.close()?;
+    /// # pool.join()
+    /// # }
+    /// ```
     pub fn next_timeout(&mut self, timeout: Option<Duration>) -> Option<Result<Value>> {
         if self.next >= self.len {
             return None;

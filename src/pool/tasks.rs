@@ -77,6 +77,18 @@ where
 }
 
 /// True when a task of that name is registered in this process.
+///
+/// # Examples
+/// ```
+/// use shmstore::{pool, Value};
+/// # fn main() -> shmstore::Result<()> {
+/// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+/// # pool::worker_main_if_requested();
+/// assert!(pool::is_registered("square"));
+/// assert!(!pool::is_registered("cube"));
+/// # Ok(())
+/// # }
+/// ```
 pub fn is_registered(name: &str) -> bool {
     TASKS.read().contains_key(name)
 }

@@ -114,6 +114,20 @@ impl Config {
 /// A process is a worker when `SHMSTORE_POOL_WORKER` names a store and a parent that is this
 /// process's parent, so a program started by a worker (which inherits the variable) is not
 /// mistaken for one.
+///
+/// # Examples
+/// ```
+/// use shmstore::{pool, Pool, Value};
+/// # fn main() -> shmstore::Result<()> {
+/// pool::register("square", |v: Value| Ok(Value::Int(i64::try_from(&v)?.pow(2))));
+/// pool::worker_main_if_requested(); // first thing in main, after the registrations
+/// // Not a worker: it returns at once, and the program goes on.
+/// let pool = Pool::new(1)?; // spawns this program again; that run stops in the call above
+/// assert_eq!(pool.apply("square", (8,))?, Value::Int(64));
+/// # pool.close()?;
+/// # pool.join()
+/// # }
+/// ```
 pub fn worker_main_if_requested() {
     let Some(spec) = requested() else {
         return;

@@ -25,13 +25,40 @@ use crate::value::Slice;
 ///
 /// The arena records `T`'s size, alignment and type name fingerprint: converting a proxy of an
 /// array of another type is a `TypeError`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arrayproxy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let a = store.array([1.0f64, 2.0, 3.0])?;
+/// a.set(0, 10.0)?;
+/// assert_eq!(a.get(-1)?, 3.0);
+/// assert_eq!(a.to_vec()?, [10.0, 2.0, 3.0]);
+/// {
+///     let mut g = a.lock()?; // the elements in place, no copy
+///     g.iter_mut().for_each(|x| *x *= 2.0);
+/// }
+/// assert_eq!(a.to_string(), "array('d', [20.0, 4.0, 6.0])");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct ArrayProxy<T> {
     h: Arc<Handle>,
     _t: PhantomData<fn() -> T>,
     /// `T`'s record, computed once (its fingerprint hashes `T`'s name).
     elem: ElemType,
 }
-proxy_common!(impl[T: ::bytemuck::Pod] ArrayProxy<T>);
+proxy_common!(impl[T: ::bytemuck::Pod] ArrayProxy<T> {
+    tag: "array",
+    new: "store.array([1i32, 2, 3])?",
+    call: ("__getitem__", "(-1,)", "[Value::Int(-1)]" => "Value::Int(3)"),
+    kw: r#"assert_eq!(
+    p.call_method_kw("__getitem__", (0,), &[("x", Value::Int(1))]),
+    Err(shmstore::Error::TypeError("wrapper __getitem__() takes no keyword arguments".into()))
+);"#,
+    value: "Value::from(vec![1, 2, 3])",
+    str: r#"assert_eq!(p.to_str()?, "array('i', [1, 2, 3])");"#,
+    typeid: "Array",
+});
 
 impl<T: ::bytemuck::Pod> From<ArrayProxy<T>> for super::Proxy {
     fn from(p: ArrayProxy<T>) -> super::Proxy {
@@ -97,6 +124,15 @@ impl<T: Pod> ArrayProxy<T> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-len-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let a = store.array::<u8>(16)?;
+    /// assert_eq!(a.len()?, 16);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn len(&self) -> Result<usize> {
         self.with_slice(|s| Ok(s.len()))
@@ -106,6 +142,15 @@ impl<T: Pod> ArrayProxy<T> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-isempty-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// assert!(store.array::<u8>(0)?.is_empty()?);
+    /// assert!(!store.array([1u8])?.is_empty()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn is_empty(&self) -> Result<bool> {
         self.len().map(|n| n == 0)
@@ -115,6 +160,18 @@ impl<T: Pod> ArrayProxy<T> {
     ///
     /// # Errors
     /// `IndexError("array index out of range")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-get-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let a = store.array([5i64, 6, 7])?;
+    /// assert_eq!(a.get(0)?, 5);
+    /// assert_eq!(a.get(-1)?, 7);
+    /// assert_eq!(a.get(3), Err(Error::IndexError("array index out of range".into())));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn get(&self, index: i64) -> Result<T> {
         // Lock-free when no write is under way (see `dispatch::read_optimistic`).
@@ -135,6 +192,21 @@ impl<T: Pod> ArrayProxy<T> {
     ///
     /// # Errors
     /// `IndexError("array assignment index out of range")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-set-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let a = store.array::<i32>(3)?;
+    /// a.set(1, 9)?;
+    /// assert_eq!(a.to_vec()?, [0, 9, 0]);
+    /// assert_eq!(
+    ///     a.set(-4, 1),
+    ///     Err(Error::IndexError("array assignment index out of range".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn set(&self, index: i64, x: T) -> Result<()> {
         self.with_slice_mut(|s| {
@@ -155,6 +227,17 @@ impl<T: Pod> ArrayProxy<T> {
     ///
     /// # Errors
     /// `ValueError("slice step cannot be zero")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-slice-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Slice;
+    /// let a = store.array_from_iter(0..10u16)?;
+    /// assert_eq!(a.slice(2..5)?, [2, 3, 4]);
+    /// assert_eq!(a.slice(Slice::with_step(9, 0, -3))?, [9, 6, 3]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn slice(&self, s: impl Into<Slice>) -> Result<Vec<T>> {
         let s = s.into();
         self.with_slice(|a| {
@@ -167,6 +250,15 @@ impl<T: Pod> ArrayProxy<T> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-tovec-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let a = store.array([1u32, 2])?;
+    /// assert_eq!(a.to_vec()?, vec![1, 2]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn to_vec(&self) -> Result<Vec<T>> {
         self.with_slice(|a| Ok(a.to_vec()))
     }
@@ -175,6 +267,21 @@ impl<T: Pod> ArrayProxy<T> {
     ///
     /// # Errors
     /// `ValueError("Can only assign sequence of same size")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-copyfromslic-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let a = store.array::<i16>(3)?;
+    /// a.copy_from_slice(&[1, 2, 3])?;
+    /// assert_eq!(a.to_vec()?, [1, 2, 3]);
+    /// assert_eq!(
+    ///     a.copy_from_slice(&[1]),
+    ///     Err(Error::ValueError("Can only assign sequence of same size".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn copy_from_slice(&self, src: &[T]) -> Result<()> {
         self.with_slice_mut(|a| {
             if a.len() != src.len() {
@@ -192,6 +299,19 @@ impl<T: Pod> ArrayProxy<T> {
     ///
     /// # Errors
     /// What `f` returns.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-withlock-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let a = store.array([3u32, 1, 2])?;
+    /// let max = a.with_lock(|xs| {
+    ///     xs.sort_unstable(); // in place, in the arena
+    ///     Ok(xs[xs.len() - 1])
+    /// })?;
+    /// assert_eq!((max, a.to_vec()?), (3, vec![1, 2, 3]));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn with_lock<R>(&self, f: impl FnOnce(&mut [T]) -> Result<R>) -> Result<R> {
         self.with_slice_mut(f)
     }
@@ -240,6 +360,19 @@ impl<T: Pod> ArrayProxy<T> {
 
 /// The elements of a shared array in place, with the array's lock held
 /// ([`ArrayProxy::lock`]); the lock is released when the guard is dropped.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arrayguard-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let a = store.array::<u64>(3)?;
+/// let mut g = a.lock()?;
+/// g.copy_from_slice(&[1, 2, 3]);
+/// assert_eq!(g.iter().sum::<u64>(), 6);
+/// drop(g); // the lock is released here
+/// assert_eq!(a.to_vec()?, [1, 2, 3]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct ArrayGuard<'a, T> {
     // Declared before the lock: the slice is gone before the lock is let go.
@@ -267,8 +400,27 @@ impl<T> DerefMut for ArrayGuard<'_, T> {
 }
 
 /// What [`Store::array`] accepts: a length (zeroed elements) or the elements themselves.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arrayinit-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// // A length (zeroed elements) or the elements, owned or borrowed:
+/// assert_eq!(store.array::<f32>(2)?.to_vec()?, [0.0, 0.0]);
+/// assert_eq!(store.array(vec![1u8, 2])?.to_vec()?, [1, 2]);
+/// assert_eq!(store.array(&[1i64, 2][..])?.to_vec()?, [1, 2]);
+/// assert_eq!(store.array([7u16; 3])?.to_vec()?, [7, 7, 7]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub trait ArrayInit<T: Pod> {
     /// The length and, unless zeroed, the elements.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::ArrayInit;
+    /// assert_eq!(ArrayInit::<u8>::into_init(3usize), (3, None));
+    /// assert_eq!(vec![1u8, 2].into_init(), (2, Some(vec![1, 2])));
+    /// ```
     fn into_init(self) -> (usize, Option<Vec<T>>);
 }
 
@@ -343,6 +495,15 @@ impl Store {
     ///
     /// # Errors
     /// `OutOfMemory`, `TableFull`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-arrayzeroed-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let a = store.array_zeroed::<i32>(4)?;
+    /// assert_eq!(a.to_vec()?, [0; 4]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn array_zeroed<T: Pod>(&self, len: usize) -> Result<ArrayProxy<T>> {
         self.array::<T>(len)
     }
@@ -351,6 +512,15 @@ impl Store {
     ///
     /// # Errors
     /// `OutOfMemory`, `TableFull`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-arrayfromite-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let a = store.array_from_iter((1..=4).map(|i: u32| i * i))?;
+    /// assert_eq!(a.to_vec()?, [1, 4, 9, 16]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn array_from_iter<T: Pod>(
         &self,
         items: impl IntoIterator<Item = T>,

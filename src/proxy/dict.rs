@@ -29,7 +29,16 @@ use crate::value::Value;
 pub struct DictProxy {
     h: Arc<Handle>,
 }
-proxy_common!(DictProxy);
+proxy_common!(DictProxy {
+    tag: "dict",
+    new: r#"store.dict([("a", 1)])?"#,
+    call: ("get", r#"("a",)"#, r#"[Value::from("a")]"# => "Value::Int(1)"),
+    kw: r#"assert_eq!(p.call_method_kw("update", (), &[("b", Value::Int(2))])?, Value::None);
+assert_eq!(p.to_str()?, "{'a': 1, 'b': 2}");"#,
+    value: r#"Value::dict_from_pairs([("a", 1)])?"#,
+    str: r#"assert_eq!(p.to_str()?, "{'a': 1}");"#,
+    typeid: "dict",
+});
 
 impl From<DictProxy> for Proxy {
     fn from(p: DictProxy) -> Proxy {
@@ -56,6 +65,15 @@ impl DictProxy {
     ///
     /// # Errors
     /// `Corrupt` if the dict's memory fails a check.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-len-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let d = store.dict([("a", 1), ("b", 2)])?;
+    /// assert_eq!(d.len()?, 2);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn len(&self) -> Result<usize> {
         self.with(|c| dict::len(c).map(|n| n as usize))
@@ -65,6 +83,18 @@ impl DictProxy {
     ///
     /// # Errors
     /// As [`Self::len`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-isempty-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let d = store.dict(Vec::<(Value, Value)>::new())?;
+    /// assert!(d.is_empty()?);
+    /// d.insert("k", "v")?;
+    /// assert!(!d.is_empty()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn is_empty(&self) -> Result<bool> {
         self.len().map(|n| n == 0)
@@ -74,6 +104,21 @@ impl DictProxy {
     ///
     /// # Errors
     /// `TypeError("unhashable type: 'list'")` for an unhashable key.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-get-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, Value};
+    /// let d = store.dict([("a", 1)])?;
+    /// assert_eq!(d.get("a")?, Some(Value::Int(1)));
+    /// assert_eq!(d.get("zz")?, None);
+    /// assert_eq!(
+    ///     d.get(vec![1, 2]),
+    ///     Err(Error::TypeError("unhashable type: 'list'".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn get(&self, key: impl Into<Value>) -> Result<Option<Value>> {
         let key = key.into();
@@ -84,6 +129,18 @@ impl DictProxy {
     ///
     /// # Errors
     /// `KeyError(key)` when missing; `TypeError` for an unhashable key.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-getitem-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, Value};
+    /// let d = store.dict([(1, "one")])?;
+    /// assert_eq!(d.get_item(1)?, Value::from("one"));
+    /// assert_eq!(d.get_item(1.0)?, Value::from("one")); // 1.0 == 1 and hashes alike
+    /// assert_eq!(d.get_item(2), Err(Error::KeyError(Value::Int(2))));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn get_item(&self, key: impl Into<Value>) -> Result<Value> {
         let key = key.into();
@@ -94,6 +151,17 @@ impl DictProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable key; `OutOfMemory` (the dict is unchanged).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-insert-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let d = store.dict([("a", 1)])?;
+    /// d.insert("b", vec![1, 2])?;
+    /// d.insert("a", "replaced")?; // keeps its place
+    /// assert_eq!(d.to_string(), "{'a': 'replaced', 'b': [1, 2]}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn insert(&self, key: impl Into<Value>, value: impl Into<Value>) -> Result<()> {
         let (key, value) = (key.into(), value.into());
@@ -104,6 +172,17 @@ impl DictProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable key.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-remove-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let d = store.dict([("a", 1)])?;
+    /// assert_eq!(d.remove("a")?, Some(Value::Int(1)));
+    /// assert_eq!(d.remove("a")?, None);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn remove(&self, key: impl Into<Value>) -> Result<Option<Value>> {
         let key = key.into();
         self.with(|c| dict::remove(c, &key))
@@ -113,6 +192,17 @@ impl DictProxy {
     ///
     /// # Errors
     /// `KeyError(key)` when missing; `TypeError` for an unhashable key.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-pop-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, Value};
+    /// let d = store.dict([("a", 1)])?;
+    /// assert_eq!(d.pop("a")?, Value::Int(1));
+    /// assert_eq!(d.pop("a"), Err(Error::KeyError(Value::from("a"))));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn pop(&self, key: impl Into<Value>) -> Result<Value> {
         let key = key.into();
         self.with(|c| dict::pop(c, &key))
@@ -122,6 +212,21 @@ impl DictProxy {
     ///
     /// # Errors
     /// `KeyError('popitem(): dictionary is empty')`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-popitem-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, Value};
+    /// let d = store.dict([("a", 1), ("b", 2)])?;
+    /// assert_eq!(d.popitem()?, (Value::from("b"), Value::Int(2))); // the last inserted
+    /// d.popitem()?;
+    /// assert_eq!(
+    ///     d.popitem(),
+    ///     Err(Error::KeyError(Value::from("popitem(): dictionary is empty")))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn popitem(&self) -> Result<(Value, Value)> {
         self.with(dict::popitem)
     }
@@ -130,6 +235,16 @@ impl DictProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable key.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-contains-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let d = store.dict([("a", 1)])?;
+    /// assert!(d.contains("a")?);
+    /// assert!(!d.contains("b")?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn contains(&self, key: impl Into<Value>) -> Result<bool> {
         let key = key.into();
@@ -140,6 +255,16 @@ impl DictProxy {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-keys-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let d = store.dict([("b", 1), ("a", 2)])?;
+    /// assert_eq!(d.keys()?, [Value::from("b"), Value::from("a")]); // insertion order
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn keys(&self) -> Result<Vec<Value>> {
         self.with(dict::keys)
     }
@@ -148,6 +273,16 @@ impl DictProxy {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-values-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let d = store.dict([("b", 1), ("a", 2)])?;
+    /// assert_eq!(d.values()?, [Value::Int(1), Value::Int(2)]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn values(&self) -> Result<Vec<Value>> {
         self.with(dict::values)
     }
@@ -156,6 +291,16 @@ impl DictProxy {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-items-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let d = store.dict([("x", 1)])?;
+    /// assert_eq!(d.items()?, [(Value::from("x"), Value::Int(1))]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn items(&self) -> Result<Vec<(Value, Value)>> {
         self.with(dict::items)
     }
@@ -165,6 +310,16 @@ impl DictProxy {
     /// # Errors
     /// `TypeError` for an unhashable key (the pairs before it stay set, as in Python);
     /// `OutOfMemory`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-update-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let d = store.dict([("a", 1)])?;
+    /// d.update([("a", 10), ("b", 2)])?;
+    /// assert_eq!(d.to_string(), "{'a': 10, 'b': 2}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn update<I, K, V>(&self, pairs: I) -> Result<()>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -182,6 +337,16 @@ impl DictProxy {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-clear-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let d = store.dict([("a", 1)])?;
+    /// d.clear()?;
+    /// assert_eq!(d.len()?, 0);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn clear(&self) -> Result<()> {
         self.with(dict::clear)
     }
@@ -190,6 +355,18 @@ impl DictProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable key; `OutOfMemory`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-setdefault-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let d = store.dict([("a", 1)])?;
+    /// assert_eq!(d.setdefault("a", 0)?, Value::Int(1)); // there: unchanged
+    /// assert_eq!(d.setdefault("b", 0)?, Value::Int(0)); // missing: set
+    /// assert_eq!(d.to_string(), "{'a': 1, 'b': 0}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn setdefault(&self, key: impl Into<Value>, default: impl Into<Value>) -> Result<Value> {
         let (key, default) = (key.into(), default.into());
         self.with(|c| dict::setdefault(c, &key, &default))
@@ -229,7 +406,6 @@ impl DictProxy {
     /// ```
     /// # let name = format!("doc-dictlock-{}", std::process::id());
     /// # let store = shmstore::Store::create(&name, 1 << 20)?;
-    /// use shmstore::Value;
     /// let d = store.dict([("balance_a", 10), ("balance_b", 0)])?;
     /// d.with_lock(|v| {
     ///     let a = i64::try_from(v.get_item("balance_a")?)?;
@@ -246,6 +422,24 @@ impl DictProxy {
 
 /// A dict seen under its lock, for several operations in one critical section
 /// ([`DictProxy::with_lock`]).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictview-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let d = store.dict([("stock", 3)])?;
+/// // Take one unit if there is any, with no other process in between.
+/// let took = d.with_lock(|v| {
+///     let n = i64::try_from(v.get_item("stock")?)?;
+///     if n > 0 {
+///         v.insert("stock", n - 1)?;
+///     }
+///     Ok(n > 0)
+/// })?;
+/// assert!(took);
+/// assert_eq!(d.to_string(), "{'stock': 2}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct DictView<'a, 'c> {
     ctx: &'a mut Ctx<'c>,
 }
@@ -255,6 +449,15 @@ impl DictView<'_, '_> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-len-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let d = store.dict([("a", 1)])?;
+    /// assert_eq!(d.with_lock(|v| v.len())?, 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn len(&mut self) -> Result<usize> {
         dict::len(self.ctx).map(|n| n as usize)
     }
@@ -262,6 +465,18 @@ impl DictView<'_, '_> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-isempty-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let d = store.dict(Vec::<(Value, Value)>::new())?;
+    /// // Seed the dict only if nobody has yet.
+    /// d.with_lock(|v| if v.is_empty()? { v.insert("seed", 1) } else { Ok(()) })?;
+    /// assert_eq!(d.len()?, 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn is_empty(&mut self) -> Result<bool> {
         self.len().map(|n| n == 0)
     }
@@ -269,6 +484,23 @@ impl DictView<'_, '_> {
     ///
     /// # Errors
     /// `TypeError` for an unhashable key.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-get-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let d = store.dict([("a", 1)])?;
+    /// // Copy "a" to "b" if "b" is missing.
+    /// d.with_lock(|v| match v.get("b")? {
+    ///     Some(_) => Ok(()),
+    ///     None => {
+    ///         let a = v.get_item("a")?;
+    ///         v.insert("b", a)
+    ///     }
+    /// })?;
+    /// assert_eq!(d.to_string(), "{'a': 1, 'b': 1}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn get(&mut self, key: impl Into<Value>) -> Result<Option<Value>> {
         dict::get(self.ctx, &key.into())
     }
@@ -276,6 +508,17 @@ impl DictView<'_, '_> {
     ///
     /// # Errors
     /// `KeyError(key)`; `TypeError` for an unhashable key.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-getitem-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, Value};
+    /// let d = store.dict([("a", 1)])?;
+    /// assert_eq!(d.with_lock(|v| v.get_item("a"))?, Value::Int(1));
+    /// assert_eq!(d.with_lock(|v| v.get_item("b")), Err(Error::KeyError(Value::from("b"))));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn get_item(&mut self, key: impl Into<Value>) -> Result<Value> {
         dict::get_item(self.ctx, &key.into())
     }
@@ -283,6 +526,21 @@ impl DictView<'_, '_> {
     ///
     /// # Errors
     /// `TypeError` for an unhashable key; `OutOfMemory`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-insert-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let d = store.dict([("owner", "nobody")])?;
+    /// // Rename a key in one step.
+    /// d.with_lock(|v| {
+    ///     let owner = v.get_item("owner")?;
+    ///     v.remove("owner")?;
+    ///     v.insert("holder", owner)
+    /// })?;
+    /// assert_eq!(d.to_string(), "{'holder': 'nobody'}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn insert(&mut self, key: impl Into<Value>, value: impl Into<Value>) -> Result<()> {
         dict::insert(self.ctx, &key.into(), &value.into())
     }
@@ -290,6 +548,19 @@ impl DictView<'_, '_> {
     ///
     /// # Errors
     /// `TypeError` for an unhashable key.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-remove-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let d = store.dict([("job", 7)])?;
+    /// // Claim the job: read and remove it together.
+    /// let job = d.with_lock(|v| v.remove("job"))?;
+    /// assert_eq!(job, Some(Value::Int(7)));
+    /// assert!(d.is_empty()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn remove(&mut self, key: impl Into<Value>) -> Result<Option<Value>> {
         dict::remove(self.ctx, &key.into())
     }
@@ -297,6 +568,22 @@ impl DictView<'_, '_> {
     ///
     /// # Errors
     /// `TypeError` for an unhashable key.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-contains-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let d = store.dict([("a", 1)])?;
+    /// let fresh = d.with_lock(|v| {
+    ///     let had = v.contains("b")?;
+    ///     if !had {
+    ///         v.insert("b", 2)?;
+    ///     }
+    ///     Ok(!had)
+    /// })?;
+    /// assert!(fresh);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn contains(&mut self, key: impl Into<Value>) -> Result<bool> {
         dict::contains(self.ctx, &key.into())
     }
@@ -304,6 +591,22 @@ impl DictView<'_, '_> {
     ///
     /// # Errors
     /// As [`DictProxy::add`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-add-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let d = store.dict([("a", 1)])?;
+    /// // Two counters moved together.
+    /// d.with_lock(|v| {
+    ///     v.add("a", -1)?;
+    ///     v.add("b", 1)
+    /// })?;
+    /// assert_eq!(d.get("b")?, Some(Value::Int(1)));
+    /// assert_eq!(d.to_string(), "{'a': 0, 'b': 1}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn add(&mut self, key: impl Into<Value>, n: impl Into<Value>) -> Result<Value> {
         dict::add(self.ctx, &key.into(), &n.into())
     }
@@ -311,6 +614,26 @@ impl DictView<'_, '_> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-items-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let d = store.dict([("a", 1), ("b", 2)])?;
+    /// // Take everything out at once.
+    /// let all = d.with_lock(|v| {
+    ///     let items = v.items()?;
+    ///     for (k, _) in &items {
+    ///         v.remove(k.clone())?;
+    ///     }
+    ///     Ok(items)
+    /// })?;
+    /// assert_eq!(all.len(), 2);
+    /// assert_eq!(all[0], (Value::from("a"), Value::Int(1)));
+    /// assert!(d.is_empty()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn items(&mut self) -> Result<Vec<(Value, Value)>> {
         dict::items(self.ctx)
     }

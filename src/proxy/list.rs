@@ -11,11 +11,35 @@ use crate::types::{list, Ctx};
 use crate::value::{Slice, Value};
 
 /// A proxy of a shared `list`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listproxy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::{Error, Value};
+/// let l = store.list(["a", "b"])?;
+/// l.append(3)?;
+/// assert_eq!(l.len()?, 3);
+/// assert_eq!(l.get(-1)?, Value::Int(3));
+/// assert_eq!(l.pop(0)?, Value::from("a"));
+/// assert_eq!(l.get(5), Err(Error::IndexError("list index out of range".into())));
+/// assert_eq!(l.to_string(), "['b', 3]");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct ListProxy {
     h: Arc<Handle>,
 }
-proxy_common!(ListProxy);
+proxy_common!(ListProxy {
+    tag: "list",
+    new: "store.list([3, 1, 2])?",
+    call: ("index", "(2,)", "[Value::Int(2)]" => "Value::Int(2)"),
+    kw: r#"assert_eq!(p.call_method_kw("sort", (), &[("reverse", Value::Bool(true))])?, Value::None);
+assert_eq!(p.to_str()?, "[3, 2, 1]");"#,
+    value: "Value::from(vec![3, 1, 2])",
+    str: r#"assert_eq!(p.to_str()?, "[3, 1, 2]");"#,
+    typeid: "list",
+});
 
 impl From<ListProxy> for Proxy {
     fn from(p: ListProxy) -> Proxy {
@@ -42,6 +66,15 @@ impl ListProxy {
     ///
     /// # Errors
     /// `Corrupt` if the list's memory fails a check.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-len-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list(0..5)?;
+    /// assert_eq!(l.len()?, 5);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn len(&self) -> Result<usize> {
         // Lock-free when no write is under way (see `dispatch::read_optimistic`).
@@ -55,6 +88,17 @@ impl ListProxy {
     ///
     /// # Errors
     /// As [`Self::len`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-isempty-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list(Vec::<i64>::new())?;
+    /// assert!(l.is_empty()?);
+    /// l.append(1)?;
+    /// assert!(!l.is_empty()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn is_empty(&self) -> Result<bool> {
         self.len().map(|n| n == 0)
@@ -64,6 +108,18 @@ impl ListProxy {
     ///
     /// # Errors
     /// `IndexError("list index out of range")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-get-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, Value};
+    /// let l = store.list([10, 20, 30])?;
+    /// assert_eq!(l.get(0)?, Value::Int(10));
+    /// assert_eq!(l.get(-1)?, Value::Int(30));
+    /// assert_eq!(l.get(3), Err(Error::IndexError("list index out of range".into())));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn get(&self, index: i64) -> Result<Value> {
         // A scalar is read lock-free when no write is under way; anything else takes the lock.
@@ -82,6 +138,21 @@ impl ListProxy {
     ///
     /// # Errors
     /// `IndexError("list assignment index out of range")`, `OutOfMemory`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-set-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let l = store.list([1, 2, 3])?;
+    /// l.set(-1, "last")?;
+    /// assert_eq!(l.to_string(), "[1, 2, 'last']");
+    /// assert_eq!(
+    ///     l.set(3, 0),
+    ///     Err(Error::IndexError("list assignment index out of range".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn set(&self, index: i64, v: impl Into<Value>) -> Result<()> {
         let v = v.into();
@@ -92,6 +163,17 @@ impl ListProxy {
     ///
     /// # Errors
     /// `OutOfMemory` when the arena is full (the list is unchanged).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-append-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list([1])?;
+    /// l.append("two")?;
+    /// l.append(vec![3, 4])?; // a nested list, stored by value
+    /// assert_eq!(l.to_string(), "[1, 'two', [3, 4]]");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn append(&self, v: impl Into<Value>) -> Result<()> {
         let v = v.into();
@@ -102,6 +184,17 @@ impl ListProxy {
     ///
     /// # Errors
     /// `OutOfMemory` (the list is unchanged).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-extend-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list([1])?;
+    /// l.extend([2, 3])?;
+    /// l.extend(vec!["x"])?;
+    /// assert_eq!(l.to_string(), "[1, 2, 3, 'x']");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn extend<I: IntoIterator<Item = V>, V: Into<Value>>(&self, items: I) -> Result<()> {
         let items: Vec<Value> = items.into_iter().map(Into::into).collect();
         self.with(|c| list::extend(c, &items))
@@ -111,6 +204,17 @@ impl ListProxy {
     ///
     /// # Errors
     /// `OutOfMemory`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-insert-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list(["a", "c"])?;
+    /// l.insert(1, "b")?;
+    /// l.insert(-100, "start")?; // clamped, as in Python
+    /// assert_eq!(l.to_string(), "['start', 'a', 'b', 'c']");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn insert(&self, index: i64, v: impl Into<Value>) -> Result<()> {
         let v = v.into();
         self.with(|c| list::insert(c, index, &v))
@@ -120,6 +224,20 @@ impl ListProxy {
     ///
     /// # Errors
     /// `IndexError("pop from empty list")`, `IndexError("pop index out of range")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-pop-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, Value};
+    /// let l = store.list([1, 2, 3])?;
+    /// assert_eq!(l.pop(-1)?, Value::Int(3));
+    /// assert_eq!(l.pop(0)?, Value::Int(1));
+    /// assert_eq!(l.pop(5), Err(Error::IndexError("pop index out of range".into())));
+    /// l.pop(-1)?;
+    /// assert_eq!(l.pop(-1), Err(Error::IndexError("pop from empty list".into())));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn pop(&self, index: i64) -> Result<Value> {
         self.with(|c| list::pop(c, index))
     }
@@ -128,6 +246,21 @@ impl ListProxy {
     ///
     /// # Errors
     /// `ValueError("list.remove(x): x not in list")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-remove-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let l = store.list([1, 2, 1])?;
+    /// l.remove(1)?; // the first 1 only
+    /// assert_eq!(l.to_string(), "[2, 1]");
+    /// assert_eq!(
+    ///     l.remove(9),
+    ///     Err(Error::ValueError("list.remove(x): x not in list".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn remove(&self, v: impl Into<Value>) -> Result<()> {
         let v = v.into();
         self.with(|c| list::remove(c, &v))
@@ -137,6 +270,17 @@ impl ListProxy {
     ///
     /// # Errors
     /// `ValueError("5 is not in list")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-index-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let l = store.list(["a", "b", "a"])?;
+    /// assert_eq!(l.index("b")?, 1);
+    /// assert_eq!(l.index("z"), Err(Error::ValueError("'z' is not in list".into())));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn index(&self, v: impl Into<Value>) -> Result<usize> {
         let v = v.into();
         self.with(|c| list::index(c, &v, None, None).map(|i| i as usize))
@@ -146,6 +290,17 @@ impl ListProxy {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-count-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list([1, 2, 1, 1])?;
+    /// assert_eq!(l.count(1)?, 3);
+    /// assert_eq!(l.count(1.0)?, 3); // 1 == 1.0, as in Python
+    /// assert_eq!(l.count("1")?, 0);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn count(&self, v: impl Into<Value>) -> Result<usize> {
         let v = v.into();
         self.with(|c| list::count(c, &v).map(|i| i as usize))
@@ -155,6 +310,16 @@ impl ListProxy {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-contains-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list(["a", "b"])?;
+    /// assert!(l.contains("a")?);
+    /// assert!(!l.contains("z")?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn contains(&self, v: impl Into<Value>) -> Result<bool> {
         let v = v.into();
         self.with(|c| list::index(c, &v, None, None).map(|_| true))
@@ -168,6 +333,18 @@ impl ListProxy {
     ///
     /// # Errors
     /// `ValueError("slice step cannot be zero")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-slice-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Slice, Value};
+    /// let l = store.list(0..6)?;
+    /// assert_eq!(l.slice(1..3)?, [Value::Int(1), Value::Int(2)]);
+    /// assert_eq!(l.slice(-2..)?, [Value::Int(4), Value::Int(5)]);
+    /// assert_eq!(l.slice(Slice::with_step(0, 6, 2))?, [0, 2, 4].map(Value::Int));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn slice(&self, s: impl Into<Slice>) -> Result<Vec<Value>> {
         let s = s.into();
         self.with(|c| list::slice(c, &s))
@@ -178,6 +355,16 @@ impl ListProxy {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-iter-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list([1, 2, 3])?;
+    /// let total: i64 = l.iter()?.map(|v| v.as_int().unwrap_or(0)).sum();
+    /// assert_eq!(total, 6);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn iter(&self) -> Result<std::vec::IntoIter<Value>> {
         self.with(list::items).map(Vec::into_iter)
     }
@@ -186,6 +373,16 @@ impl ListProxy {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-clear-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list([1, 2])?;
+    /// l.clear()?;
+    /// assert!(l.is_empty()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn clear(&self) -> Result<()> {
         self.with(list::clear)
     }
@@ -194,6 +391,16 @@ impl ListProxy {
     ///
     /// # Errors
     /// `OutOfMemory`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-reverse-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list([1, 2, 3])?;
+    /// l.reverse()?;
+    /// assert_eq!(l.to_string(), "[3, 2, 1]");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn reverse(&self) -> Result<()> {
         self.with(list::reverse)
     }
@@ -202,6 +409,25 @@ impl ListProxy {
     ///
     /// # Errors
     /// `TypeError` for items Python cannot order (the list is unchanged).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-sort-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let l = store.list([3, 1, 2])?;
+    /// l.sort(false)?;
+    /// assert_eq!(l.to_string(), "[1, 2, 3]");
+    /// l.sort(true)?;
+    /// assert_eq!(l.to_string(), "[3, 2, 1]");
+    /// l.append("x")?;
+    /// assert_eq!(
+    ///     l.sort(false),
+    ///     Err(Error::TypeError("'<' not supported between instances of 'str' and 'int'".into()))
+    /// );
+    /// assert_eq!(l.to_string(), "[3, 2, 1, 'x']"); // unchanged
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn sort(&self, descending: bool) -> Result<()> {
         self.with(|c| list::sort(c, descending))
     }
@@ -209,6 +435,20 @@ impl ListProxy {
 
 /// A list seen under its lock, for several operations in one critical section
 /// ([`ListProxy::with_lock`]).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listview-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let l = store.list([1, 2])?;
+/// // Move the last item to the front, with no other process seeing the list in between.
+/// l.with_lock(|v| {
+///     let last = v.pop(-1)?;
+///     v.insert(0, last)
+/// })?;
+/// assert_eq!(l.to_string(), "[2, 1]");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct ListView<'a, 'c> {
     ctx: &'a mut Ctx<'c>,
 }
@@ -218,6 +458,15 @@ impl ListView<'_, '_> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-len-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list([1, 2, 3])?;
+    /// assert_eq!(l.with_lock(|v| v.len())?, 3);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn len(&mut self) -> Result<usize> {
         list::len(self.ctx).map(|n| n as usize)
     }
@@ -225,6 +474,23 @@ impl ListView<'_, '_> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-isempty-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list(Vec::<i64>::new())?;
+    /// // Append a first item only if the list is still empty.
+    /// let added = l.with_lock(|v| {
+    ///     let empty = v.is_empty()?;
+    ///     if empty {
+    ///         v.append("first")?;
+    ///     }
+    ///     Ok(empty)
+    /// })?;
+    /// assert!(added);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn is_empty(&mut self) -> Result<bool> {
         self.len().map(|n| n == 0)
     }
@@ -232,6 +498,16 @@ impl ListView<'_, '_> {
     ///
     /// # Errors
     /// `IndexError`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-get-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let l = store.list([10, 20])?;
+    /// assert_eq!(l.with_lock(|v| v.get(-1))?, Value::Int(20));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn get(&mut self, index: i64) -> Result<Value> {
         list::get(self.ctx, index)
     }
@@ -239,6 +515,21 @@ impl ListView<'_, '_> {
     ///
     /// # Errors
     /// `IndexError`, `OutOfMemory`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-set-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list([1, 2])?;
+    /// // Swap the two items in one step.
+    /// l.with_lock(|v| {
+    ///     let (a, b) = (v.get(0)?, v.get(1)?);
+    ///     v.set(0, b)?;
+    ///     v.set(1, a)
+    /// })?;
+    /// assert_eq!(l.to_string(), "[2, 1]");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn set(&mut self, index: i64, v: impl Into<Value>) -> Result<()> {
         list::set(self.ctx, index, &v.into())
     }
@@ -246,6 +537,20 @@ impl ListView<'_, '_> {
     ///
     /// # Errors
     /// `OutOfMemory`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-append-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list([1])?;
+    /// // Append the next number after the last.
+    /// l.with_lock(|v| {
+    ///     let last = i64::try_from(v.get(-1)?)?;
+    ///     v.append(last + 1)
+    /// })?;
+    /// assert_eq!(l.to_string(), "[1, 2]");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn append(&mut self, v: impl Into<Value>) -> Result<()> {
         list::append(self.ctx, &v.into())
     }
@@ -253,6 +558,18 @@ impl ListView<'_, '_> {
     ///
     /// # Errors
     /// `IndexError`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-pop-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let l = store.list(["a", "b", "c"])?;
+    /// // Take two items at once.
+    /// let two = l.with_lock(|v| Ok((v.pop(0)?, v.pop(0)?)))?;
+    /// assert_eq!(two, (Value::from("a"), Value::from("b")));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn pop(&mut self, index: i64) -> Result<Value> {
         list::pop(self.ctx, index)
     }
@@ -260,6 +577,16 @@ impl ListView<'_, '_> {
     ///
     /// # Errors
     /// `OutOfMemory`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-insert-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list([2, 3])?;
+    /// l.with_lock(|v| v.insert(0, 1))?;
+    /// assert_eq!(l.to_string(), "[1, 2, 3]");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn insert(&mut self, index: i64, v: impl Into<Value>) -> Result<()> {
         list::insert(self.ctx, index, &v.into())
     }
@@ -267,6 +594,25 @@ impl ListView<'_, '_> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-items-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let l = store.list([1, 2])?;
+    /// // Read everything and clear the list, as one step.
+    /// let drained = l.with_lock(|v| {
+    ///     let items = v.items()?;
+    ///     while !v.is_empty()? {
+    ///         v.pop(-1)?;
+    ///     }
+    ///     Ok(items)
+    /// })?;
+    /// assert_eq!(drained, [Value::Int(1), Value::Int(2)]);
+    /// assert!(l.is_empty()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn items(&mut self) -> Result<Vec<Value>> {
         list::items(self.ctx)
     }

@@ -36,10 +36,30 @@ impl Drop for Handle {
 }
 
 /// Positional arguments for `call_method`: `()` or a tuple of up to six `Into<Value>` items.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-intoargs-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::Value;
+/// let l = store.list(Vec::<i64>::new())?;
+/// l.call_method("append", (1,))?; // a tuple of Into<Value> items
+/// l.call_method("insert", (0, "a"))?;
+/// l.call_method("extend", vec![Value::from(vec![2, 3])])?; // a Vec<Value>
+/// assert_eq!(l.call_method("__len__", ())?, Value::Int(4)); // no arguments
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub trait IntoArgs {
     /// The argument array.
     type Args: AsRef<[Value]>;
     /// Converts to the argument array.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{IntoArgs, Value};
+    /// assert_eq!((1, "a").into_args(), [Value::Int(1), Value::from("a")]);
+    /// assert_eq!(().into_args(), [] as [Value; 0]);
+    /// ```
     fn into_args(self) -> Self::Args;
 }
 
@@ -87,20 +107,64 @@ tuple_args!(6: A a, B b, C c, D d, E e, F f);
 
 /// What every proxy type has in common; lets `Store::bind` and `Value::from(&proxy)` take any
 /// proxy.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-asproxy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::AsProxy;
+/// // Any proxy type will do.
+/// fn describe(p: &impl AsProxy) -> String {
+///     format!("{} #{}", p.token().typeid(), p.token().slot)
+/// }
+/// let l = store.list([1])?;
+/// let q = store.queue(0)?;
+/// assert!(describe(&l).starts_with("list #"));
+/// assert!(describe(&q).starts_with("Queue #"));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub trait AsProxy {
     /// The referent's token.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-token-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::AsProxy;
+    /// let d = store.dict([("a", 1)])?;
+    /// let t = AsProxy::token(&d);
+    /// assert_eq!(t, d.token());
+    /// store.bind("settings", &d)?; // what bind takes
+    /// assert_eq!(store.lookup("settings")?.token(), t);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     fn token(&self) -> Token;
 }
 
 /// Implements what every proxy type has: `AsProxy`, `call_method`, `call_method_kw`,
 /// `method_id`, `call_id`, `get_value`, `token`, `to_str`, `Display`, `Debug`, `From<&P> for
 /// Value`. The type must have a field `h: Arc<Handle>`. A generic proxy names its parameters:
-/// `proxy_common!(impl[T: Pod] UserProxy<T>)`.
+/// `proxy_common!(impl[T: Pod] UserProxy<T> { … })`.
+///
+/// The braces hold what the methods' doc examples need, as string literals: `tag` (the store
+/// name's suffix), optional `setup` lines, `new` (an expression making the proxy `p` from
+/// `store`), `call` (a method, its arguments as a tuple and as a `Value` array, and what it
+/// returns), `kw` (lines calling `call_method_kw`), `value` (what `get_value` returns), `str`
+/// (lines checking `to_str`) and `typeid`.
 macro_rules! proxy_common {
-    ($ty:ident) => {
-        proxy_common!(impl[] $ty);
+    ($ty:ident $doc:tt) => {
+        proxy_common!(impl[] $ty $doc);
     };
-    (impl[$($g:tt)*] $ty:ty) => {
+    (impl[$($g:tt)*] $ty:ty {
+        tag: $tag:literal,
+        $(setup: $setup:literal,)?
+        new: $new:literal,
+        call: ($m:literal, $args:literal, $vals:literal => $ret:literal),
+        kw: $kw:literal,
+        value: $value:literal,
+        str: $str:literal,
+        typeid: $typeid:literal $(,)?
+    }) => {
         impl<$($g)*> $crate::AsProxy for $ty {
             #[inline]
             fn token(&self) -> $crate::Token {
@@ -115,6 +179,18 @@ macro_rules! proxy_common {
             /// # Errors
             /// `AttributeError` for an unknown method, `TypeError` for bad arguments, and the
             /// method's own errors (`IndexError`, `KeyError`, …).
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-cm-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::{Error, Value};
+            $(#[doc = $setup])?
+            #[doc = concat!("let p = ", $new, ";")]
+            #[doc = concat!("assert_eq!(p.call_method(\"", $m, "\", ", $args, ")?, ", $ret, ");")]
+            /// assert!(matches!(p.call_method("no_such_method", ()), Err(Error::AttributeError(_))));
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn call_method(
                 &self,
                 name: &str,
@@ -128,6 +204,17 @@ macro_rules! proxy_common {
             ///
             /// # Errors
             /// As [`Self::call_method`].
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-kw-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::Value;
+            $(#[doc = $setup])?
+            #[doc = concat!("let p = ", $new, ";")]
+            #[doc = $kw]
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn call_method_kw(
                 &self,
                 name: &str,
@@ -142,6 +229,19 @@ macro_rules! proxy_common {
             ///
             /// # Errors
             /// `AttributeError` for an unknown method.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-mid-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::Error;
+            $(#[doc = $setup])?
+            #[doc = concat!("let p = ", $new, ";")]
+            #[doc = concat!("let mid = p.method_id(\"", $m, "\")?;")]
+            #[doc = concat!("assert_eq!(mid.name(), \"", $m, "\");")]
+            /// assert!(matches!(p.method_id("no_such_method"), Err(Error::AttributeError(_))));
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn method_id(&self, name: &str) -> $crate::Result<$crate::dispatch::MethodId> {
                 $crate::dispatch::MethodId::resolve_in(&self.h.core, &self.h.token, name)
             }
@@ -150,6 +250,18 @@ macro_rules! proxy_common {
             ///
             /// # Errors
             /// As [`Self::call_method`].
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-cid-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::Value;
+            $(#[doc = $setup])?
+            #[doc = concat!("let p = ", $new, ";")]
+            #[doc = concat!("let mid = p.method_id(\"", $m, "\")?; // resolved once")]
+            #[doc = concat!("assert_eq!(p.call_id(mid, &", $vals, ", &[])?, ", $ret, ");")]
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn call_id(
                 &self,
                 mid: $crate::dispatch::MethodId,
@@ -163,11 +275,37 @@ macro_rules! proxy_common {
             ///
             /// # Errors
             /// `Corrupt` if the referent's memory fails a check.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-gv-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::Value;
+            $(#[doc = $setup])?
+            #[doc = concat!("let p = ", $new, ";")]
+            #[doc = concat!("assert_eq!(p.get_value()?, ", $value, ");")]
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn get_value(&self) -> $crate::Result<$crate::Value> {
                 $crate::dispatch::value_of(&self.h.core, &self.h.token)
             }
 
             /// The referent's token: plain data to hand to another process.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-tok-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::{Store, Token};
+            $(#[doc = $setup])?
+            #[doc = concat!("let p = ", $new, ";")]
+            /// let text = p.token().to_string(); // what another process receives
+            /// let other = Store::open(&name)?; // that process's attachment
+            /// let again = other.attach(&text.parse::<Token>()?)?;
+            #[doc = concat!("assert_eq!(again.typeid(), \"", $typeid, "\");")]
+            /// assert_eq!(again.token(), p.token());
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             #[inline]
             pub fn token(&self) -> $crate::Token {
                 self.h.token
@@ -177,6 +315,16 @@ macro_rules! proxy_common {
             ///
             /// # Errors
             /// `Corrupt` if the referent's memory fails a check.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-str-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            $(#[doc = $setup])?
+            #[doc = concat!("let p = ", $new, ";")]
+            #[doc = $str]
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn to_str(&self) -> $crate::Result<String> {
                 $crate::dispatch::str_of(&self.h.core, &self.h.token)
             }
@@ -215,6 +363,21 @@ macro_rules! proxy_common {
 
 /// A proxy of any type, as `Store::lookup` and `Store::attach` return it. Converts to the typed
 /// proxy with `TryFrom` when the type matches.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-proxy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::{DictProxy, ListProxy, Value};
+/// store.bind("jobs", &store.list([1, 2])?)?;
+/// let p = store.lookup("jobs")?; // a Proxy: its type is known at run time
+/// assert_eq!(p.typeid(), "list");
+/// assert_eq!(p.call_method("__len__", ())?, Value::Int(2));
+/// let l = ListProxy::try_from(p.clone())?; // typed, when the type matches
+/// assert_eq!(l.len()?, 2);
+/// assert!(DictProxy::try_from(p).is_err());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Proxy {
     pub(crate) h: Arc<Handle>,
@@ -222,12 +385,30 @@ pub struct Proxy {
 
 impl Proxy {
     /// CPython's typeid of the referent (`"list"`, `"dict"`, `"Queue"`, …).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-typeid-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let p = store.attach(&store.queue(0)?.token())?;
+    /// assert_eq!(p.typeid(), "Queue");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn typeid(&self) -> &'static str {
         self.h.token.typeid()
     }
 }
 
-proxy_common!(Proxy);
+proxy_common!(Proxy {
+    tag: "proxy",
+    new: "shmstore::Proxy::from(store.list([3, 1, 2])?)",
+    call: ("index", "(2,)", "[Value::Int(2)]" => "Value::Int(2)"),
+    kw: r#"assert_eq!(p.call_method_kw("sort", (), &[("reverse", Value::Bool(true))])?, Value::None);
+assert_eq!(p.to_str()?, "[3, 2, 1]");"#,
+    value: "Value::from(vec![3, 1, 2])",
+    str: r#"assert_eq!(p.to_str()?, "[3, 1, 2]");"#,
+    typeid: "list",
+});
 
 /// A typed conversion from the dynamic proxy failed: the referent is of another type.
 pub(crate) fn wrong_type(p: &Proxy, want: u16) -> Error {

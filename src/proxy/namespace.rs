@@ -13,11 +13,35 @@ use crate::value::Value;
 /// A proxy of a shared `Namespace` (CPython's `NamespaceProxy`): attributes set, read and
 /// deleted by name — typed [`get`](Self::get), [`set`](Self::set), [`del`](Self::del), or
 /// `call_method("__getattribute__", ("x",))` and friends as CPython's proxy calls them.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-namespacepro-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let ns = store.namespace()?;
+/// ns.set("status", "running")?;
+/// ns.set("done", 0)?;
+/// assert_eq!(ns.to_string(), "Namespace(done=0, status='running')");
+/// ns.del("status")?;
+/// assert!(!ns.contains("status")?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct NamespaceProxy {
     h: Arc<Handle>,
 }
-proxy_common!(NamespaceProxy);
+proxy_common!(NamespaceProxy {
+    tag: "ns",
+    new: r#"store.namespace_with([("x", 1)])?"#,
+    call: ("__getattribute__", r#"("x",)"#, r#"[Value::from("x")]"# => "Value::Int(1)"),
+    kw: r#"assert_eq!(
+    p.call_method_kw("__setattr__", ("y", 2), &[("z", Value::Int(3))]),
+    Err(shmstore::Error::TypeError("wrapper __setattr__() takes no keyword arguments".into()))
+);"#,
+    value: r#"Value::dict_from_pairs([("x", 1)])?"#,
+    str: r#"assert_eq!(p.to_str()?, "Namespace(x=1)");"#,
+    typeid: "Namespace",
+});
 
 impl From<NamespaceProxy> for Proxy {
     fn from(p: NamespaceProxy) -> Proxy {
@@ -44,6 +68,20 @@ impl NamespaceProxy {
     ///
     /// # Errors
     /// `AttributeError("'Namespace' object has no attribute 'x'")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-get-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, Value};
+    /// let ns = store.namespace_with([("x", 1)])?;
+    /// assert_eq!(ns.get("x")?, Value::Int(1));
+    /// assert_eq!(
+    ///     ns.get("y"),
+    ///     Err(Error::AttributeError("'Namespace' object has no attribute 'y'".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn get(&self, name: &str) -> Result<Value> {
         self.with(|c| namespace::get(c, name))
@@ -53,6 +91,18 @@ impl NamespaceProxy {
     ///
     /// # Errors
     /// `OutOfMemory` (the namespace is unchanged).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-set-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let ns = store.namespace()?;
+    /// ns.set("x", 1)?;
+    /// ns.set("x", "one")?;
+    /// assert_eq!(ns.get("x")?, Value::from("one"));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn set(&self, name: &str, v: impl Into<Value>) -> Result<()> {
         let v = v.into();
@@ -63,6 +113,20 @@ impl NamespaceProxy {
     ///
     /// # Errors
     /// `AttributeError("'Namespace' object has no attribute 'x'")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-del-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let ns = store.namespace_with([("x", 1)])?;
+    /// ns.del("x")?;
+    /// assert_eq!(
+    ///     ns.del("x"),
+    ///     Err(Error::AttributeError("'Namespace' object has no attribute 'x'".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn del(&self, name: &str) -> Result<()> {
         self.with(|c| namespace::del(c, name))
     }
@@ -71,6 +135,16 @@ impl NamespaceProxy {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-contains-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let ns = store.namespace_with([("x", 1)])?;
+    /// assert!(ns.contains("x")?);
+    /// assert!(!ns.contains("y")?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn contains(&self, name: &str) -> Result<bool> {
         self.with(|c| namespace::contains(c, name))
     }
@@ -79,6 +153,21 @@ impl NamespaceProxy {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-attrs-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let ns = store.namespace()?;
+    /// ns.set("b", 2)?;
+    /// ns.set("a", 1)?;
+    /// assert_eq!(
+    ///     ns.attrs()?,
+    ///     [("b".to_string(), Value::Int(2)), ("a".to_string(), Value::Int(1))]
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn attrs(&self) -> Result<Vec<(String, Value)>> {
         self.with(namespace::get_all)
     }
@@ -110,6 +199,21 @@ impl NamespaceProxy {
 }
 
 /// A namespace seen under its lock ([`NamespaceProxy::with_lock`]).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-namespacevie-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let ns = store.namespace_with([("lo", 1), ("hi", 9)])?;
+/// // Read two attributes consistently and narrow the range, as one step.
+/// ns.with_lock(|n| {
+///     let lo = i64::try_from(n.get("lo")?)?;
+///     let hi = i64::try_from(n.get("hi")?)?;
+///     n.set("lo", (lo + hi) / 2)
+/// })?;
+/// assert_eq!(ns.to_string(), "Namespace(hi=9, lo=5)");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct NamespaceView<'a, 'c> {
     ctx: &'a mut Ctx<'c>,
 }
@@ -119,6 +223,16 @@ impl NamespaceView<'_, '_> {
     ///
     /// # Errors
     /// `AttributeError`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-get-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let ns = store.namespace_with([("x", 1)])?;
+    /// assert_eq!(ns.with_lock(|n| n.get("x"))?, Value::Int(1));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn get(&mut self, name: &str) -> Result<Value> {
         namespace::get(self.ctx, name)
     }
@@ -126,6 +240,19 @@ impl NamespaceView<'_, '_> {
     ///
     /// # Errors
     /// `OutOfMemory`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-set-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let ns = store.namespace()?;
+    /// ns.with_lock(|n| {
+    ///     n.set("a", 1)?;
+    ///     n.set("b", 2)
+    /// })?;
+    /// assert_eq!(ns.to_string(), "Namespace(a=1, b=2)");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn set(&mut self, name: &str, v: impl Into<Value>) -> Result<()> {
         namespace::set(self.ctx, name, &v.into())
     }
@@ -133,6 +260,23 @@ impl NamespaceView<'_, '_> {
     ///
     /// # Errors
     /// `AttributeError`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-del-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let ns = store.namespace_with([("lease", "worker-1")])?;
+    /// // Give up the lease only if it is ours.
+    /// let released = ns.with_lock(|n| {
+    ///     let ours = n.get("lease")? == "worker-1".into();
+    ///     if ours {
+    ///         n.del("lease")?;
+    ///     }
+    ///     Ok(ours)
+    /// })?;
+    /// assert!(released && !ns.contains("lease")?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn del(&mut self, name: &str) -> Result<()> {
         namespace::del(self.ctx, name)
     }
@@ -140,6 +284,17 @@ impl NamespaceView<'_, '_> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-contains-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let ns = store.namespace()?;
+    /// // Initialize once, whoever comes first.
+    /// ns.with_lock(|n| if n.contains("config")? { Ok(()) } else { n.set("config", "default") })?;
+    /// assert!(ns.contains("config")?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn contains(&mut self, name: &str) -> Result<bool> {
         namespace::contains(self.ctx, name)
     }
@@ -175,6 +330,16 @@ impl Store {
     ///
     /// # Errors
     /// `OutOfMemory`, `TableFull`; `StaleHandle`/`NotFound` for a dead or foreign proxy value.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-namespacewit-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let ns = store.namespace_with([("a", Value::Int(1)), ("b", Value::from("x"))])?;
+    /// assert_eq!(ns.to_string(), "Namespace(a=1, b='x')");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn namespace_with<I, K, V>(&self, attrs: I) -> Result<NamespaceProxy>
     where
         I: IntoIterator<Item = (K, V)>,

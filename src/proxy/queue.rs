@@ -21,8 +21,10 @@ fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|d| Instant::now().checked_add(d))
 }
 
+/// The conversions and queue methods of both queue proxies. `$ctor` and `$tag` are for the doc
+/// examples: the `Store` factory's name and the store name's suffix.
 macro_rules! queue_proxy {
-    ($ty:ident, $type_id:expr) => {
+    ($ty:ident, $type_id:expr, $ctor:literal, $tag:literal) => {
         impl From<$ty> for Proxy {
             fn from(p: $ty) -> Proxy {
                 Proxy { h: p.h }
@@ -50,6 +52,20 @@ macro_rules! queue_proxy {
             /// # Errors
             /// `OutOfMemory` (the queue is unchanged); `StaleHandle`/`NotFound` for a dead or
             /// foreign proxy in `v`.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-put-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::Value;
+            #[doc = concat!("let q = store.", $ctor, "(0)?;")]
+            /// q.put("job")?;
+            /// q.put(vec![1, 2])?;
+            /// assert_eq!(q.qsize()?, 2);
+            /// assert_eq!(q.get()?, Value::from("job"));
+            /// assert_eq!(q.get()?, Value::from(vec![1, 2]));
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             #[inline]
             pub fn put(&self, v: impl Into<Value>) -> Result<()> {
                 self.put_with(v, true, None)
@@ -59,6 +75,18 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Full` when the timeout runs out first; as [`Self::put`].
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-putt-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use std::time::Duration;
+            /// use shmstore::Error;
+            #[doc = concat!("let q = store.", $ctor, "(1)?; // room for one item")]
+            /// q.put_timeout("a", Some(Duration::from_millis(10)))?;
+            /// assert_eq!(q.put_timeout("b", Some(Duration::from_millis(10))), Err(Error::Full));
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn put_timeout(
                 &self,
                 v: impl Into<Value>,
@@ -72,6 +100,17 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Full`; as [`Self::put`].
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-putw-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::Error;
+            #[doc = concat!("let q = store.", $ctor, "(1)?;")]
+            /// q.put_with("a", true, None)?;
+            /// assert_eq!(q.put_with("b", false, None), Err(Error::Full)); // full: fails at once
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn put_with(
                 &self,
                 v: impl Into<Value>,
@@ -87,6 +126,17 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Full` when the queue is full; as [`Self::put`].
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-putn-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::Error;
+            #[doc = concat!("let q = store.", $ctor, "(1)?;")]
+            /// q.put_nowait("a")?;
+            /// assert_eq!(q.put_nowait("b"), Err(Error::Full));
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             #[inline]
             pub fn put_nowait(&self, v: impl Into<Value>) -> Result<()> {
                 self.put_with(v, false, None)
@@ -98,6 +148,20 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Corrupt` only.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-get-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::Value;
+            #[doc = concat!("let q = store.", $ctor, "(0)?;")]
+            /// std::thread::scope(|s| {
+            ///     s.spawn(|| q.put("done"));
+            ///     // Waits until the other thread has put the item.
+            ///     assert_eq!(q.get(), Ok(Value::from("done")));
+            /// });
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             #[inline]
             pub fn get(&self) -> Result<Value> {
                 self.get_with(true, None)
@@ -107,6 +171,19 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Empty` when the timeout runs out first.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-gett-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use std::time::Duration;
+            /// use shmstore::{Error, Value};
+            #[doc = concat!("let q = store.", $ctor, "(0)?;")]
+            /// q.put(1)?;
+            /// assert_eq!(q.get_timeout(Some(Duration::from_millis(10)))?, Value::Int(1));
+            /// assert_eq!(q.get_timeout(Some(Duration::from_millis(10))), Err(Error::Empty));
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn get_timeout(&self, timeout: Option<Duration>) -> Result<Value> {
                 self.get_with(true, timeout)
             }
@@ -116,6 +193,18 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Empty`.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-getw-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::{Error, Value};
+            #[doc = concat!("let q = store.", $ctor, "(0)?;")]
+            /// q.put(1)?;
+            /// assert_eq!(q.get_with(true, None)?, Value::Int(1));
+            /// assert_eq!(q.get_with(false, None), Err(Error::Empty)); // empty: fails at once
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<Value> {
                 let d = deadline(timeout);
                 self.with(|c| queue::get(c, block, d))
@@ -125,6 +214,18 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Empty` when the queue is empty.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-getn-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::{Error, Value};
+            #[doc = concat!("let q = store.", $ctor, "(0)?;")]
+            /// q.put("x")?;
+            /// assert_eq!(q.get_nowait()?, Value::from("x"));
+            /// assert_eq!(q.get_nowait(), Err(Error::Empty));
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             #[inline]
             pub fn get_nowait(&self) -> Result<Value> {
                 self.get_with(false, None)
@@ -136,6 +237,20 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Empty`.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-gwp-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::{ListProxy, Value};
+            #[doc = concat!("let q = store.", $ctor, "(0)?;")]
+            /// q.put(Value::from(&store.list([1, 2])?))?; // the list's only proxy is gone after this line
+            /// let (item, proxies) = q.get_with_proxies(true, None)?;
+            /// assert_eq!(item.type_name(), "list"); // a proxy value
+            /// let l = ListProxy::try_from(proxies.into_iter().next().unwrap())?;
+            /// assert_eq!(l.len()?, 2); // still alive: the queue's reference was handed over
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn get_with_proxies(
                 &self,
                 block: bool,
@@ -156,6 +271,17 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Corrupt` only.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-qs-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            #[doc = concat!("let q = store.", $ctor, "(0)?;")]
+            /// q.put(1)?;
+            /// q.put(2)?;
+            /// assert_eq!(q.qsize()?, 2);
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             #[inline]
             pub fn qsize(&self) -> Result<usize> {
                 self.with(|c| queue::qsize(c).map(|n| n as usize))
@@ -165,6 +291,17 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Corrupt` only.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-em-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            #[doc = concat!("let q = store.", $ctor, "(0)?;")]
+            /// assert!(q.empty()?);
+            /// q.put(1)?;
+            /// assert!(!q.empty()?);
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             #[inline]
             pub fn empty(&self) -> Result<bool> {
                 self.with(queue::empty)
@@ -174,6 +311,18 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Corrupt` only.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-fu-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            #[doc = concat!("let q = store.", $ctor, "(1)?;")]
+            /// assert!(!q.full()?);
+            /// q.put(1)?;
+            /// assert!(q.full()?);
+            /// assert!(!store.queue(0)?.full()?); // an unbounded queue is never full
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             #[inline]
             pub fn full(&self) -> Result<bool> {
                 self.with(queue::full)
@@ -183,6 +332,15 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Corrupt` only.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-ms-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            #[doc = concat!("assert_eq!(store.", $ctor, "(5)?.maxsize()?, 5);")]
+            #[doc = concat!("assert_eq!(store.", $ctor, "(0)?.maxsize()?, 0); // unbounded")]
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn maxsize(&self) -> Result<usize> {
                 self.with(|c| queue::maxsize(c).map(|n| n as usize))
             }
@@ -191,6 +349,22 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `ValueError("task_done() called too many times")`.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-td-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use shmstore::Error;
+            #[doc = concat!("let q = store.", $ctor, "(0)?;")]
+            /// q.put("job")?;
+            /// q.get()?;
+            /// q.task_done()?; // the job is processed
+            /// assert_eq!(
+            ///     q.task_done(),
+            ///     Err(Error::ValueError("task_done() called too many times".into()))
+            /// );
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn task_done(&self) -> Result<()> {
                 self.with(queue::task_done)
             }
@@ -199,6 +373,23 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Corrupt` only.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-jn-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            #[doc = concat!("let q = store.", $ctor, "(0)?;")]
+            /// q.put("job")?;
+            /// std::thread::scope(|s| {
+            ///     s.spawn(|| {
+            ///         let _job = q.get()?;
+            ///         q.task_done()
+            ///     });
+            ///     q.join() // returns once the worker marked the job done
+            /// })?;
+            /// assert_eq!(q.qsize()?, 0);
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn join(&self) -> Result<()> {
                 self.with(|c| queue::join(c, None)).map(|_| ())
             }
@@ -208,6 +399,20 @@ macro_rules! queue_proxy {
             ///
             /// # Errors
             /// `Corrupt` only.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("# let name = format!(\"doc-jt-", $tag, "-{}\", std::process::id());")]
+            /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+            /// use std::time::Duration;
+            #[doc = concat!("let q = store.", $ctor, "(0)?;")]
+            /// q.put("job")?;
+            /// assert!(!q.join_timeout(Some(Duration::from_millis(10)))?); // not done yet
+            /// q.get()?;
+            /// q.task_done()?;
+            /// assert!(q.join_timeout(Some(Duration::ZERO))?);
+            /// # Ok::<(), shmstore::Error>(())
+            /// ```
             pub fn join_timeout(&self, timeout: Option<Duration>) -> Result<bool> {
                 let d = deadline(timeout);
                 self.with(|c| queue::join(c, d))
@@ -236,8 +441,18 @@ macro_rules! queue_proxy {
 pub struct QueueProxy {
     h: Arc<Handle>,
 }
-proxy_common!(QueueProxy);
-queue_proxy!(QueueProxy, type_ids::QUEUE);
+proxy_common!(QueueProxy {
+    tag: "queue",
+    new: "store.queue(0)?",
+    call: ("put", r#"("job",)"#, r#"[Value::from("job")]"# => "Value::None"),
+    kw: r#"assert_eq!(p.call_method_kw("put", ("job",), &[("block", Value::Bool(false))])?, Value::None);
+assert_eq!(p.call_method_kw("get", (), &[("timeout", Value::Float(1.0))])?, Value::from("job"));
+assert_eq!(p.call_method_kw("get", (), &[("timeout", Value::Float(0.01))]), Err(shmstore::Error::Empty));"#,
+    value: "Value::List(vec![])",
+    str: r#"assert!(p.to_str()?.starts_with("<queue.Queue object at 0x"));"#,
+    typeid: "Queue",
+});
+queue_proxy!(QueueProxy, type_ids::QUEUE, "queue", "q");
 
 /// A proxy of a shared `JoinableQueue` (CPython's `manager.JoinableQueue()`): a queue whose
 /// `join` waits until every item put was marked done with `task_done`.
@@ -259,8 +474,23 @@ queue_proxy!(QueueProxy, type_ids::QUEUE);
 pub struct JoinableQueueProxy {
     h: Arc<Handle>,
 }
-proxy_common!(JoinableQueueProxy);
-queue_proxy!(JoinableQueueProxy, type_ids::JOINABLE_QUEUE);
+proxy_common!(JoinableQueueProxy {
+    tag: "jqueue",
+    new: "store.joinable_queue(0)?",
+    call: ("put", r#"("job",)"#, r#"[Value::from("job")]"# => "Value::None"),
+    kw: r#"assert_eq!(p.call_method_kw("put", ("job",), &[("block", Value::Bool(false))])?, Value::None);
+assert_eq!(p.call_method_kw("get", (), &[("timeout", Value::Float(1.0))])?, Value::from("job"));
+assert_eq!(p.call_method_kw("get", (), &[("timeout", Value::Float(0.01))]), Err(shmstore::Error::Empty));"#,
+    value: "Value::List(vec![])",
+    str: r#"assert!(p.to_str()?.starts_with("<queue.Queue object at 0x"));"#,
+    typeid: "JoinableQueue",
+});
+queue_proxy!(
+    JoinableQueueProxy,
+    type_ids::JOINABLE_QUEUE,
+    "joinable_queue",
+    "jq"
+);
 
 impl Store {
     /// A new shared `Queue` holding at most `maxsize` items (0: unbounded), as CPython's
@@ -268,6 +498,16 @@ impl Store {
     ///
     /// # Errors
     /// `OutOfMemory`, `TableFull`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-queue-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let q = store.queue(2)?;
+    /// q.put("a")?;
+    /// assert_eq!((q.qsize()?, q.maxsize()?), (1, 2));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn queue(&self, maxsize: usize) -> Result<QueueProxy> {
         let token = queue::create(self.core(), type_ids::QUEUE, maxsize as u64)?;
         Ok(QueueProxy {
@@ -280,6 +520,18 @@ impl Store {
     ///
     /// # Errors
     /// `OutOfMemory`, `TableFull`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-joinablequeu-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let q = store.joinable_queue(0)?;
+    /// q.put("job")?;
+    /// q.get()?;
+    /// q.task_done()?;
+    /// q.join()?; // every item put was marked done
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn joinable_queue(&self, maxsize: usize) -> Result<JoinableQueueProxy> {
         let token = queue::create(self.core(), type_ids::JOINABLE_QUEUE, maxsize as u64)?;
         Ok(JoinableQueueProxy {

@@ -32,7 +32,18 @@ use crate::value::Value;
 pub struct SetProxy {
     h: Arc<Handle>,
 }
-proxy_common!(SetProxy);
+proxy_common!(SetProxy {
+    tag: "set",
+    new: "store.set([1, 2])?",
+    call: ("__contains__", "(2,)", "[Value::Int(2)]" => "Value::Bool(true)"),
+    kw: r#"assert_eq!(
+    p.call_method_kw("add", (3,), &[("x", Value::Int(1))]),
+    Err(shmstore::Error::TypeError("set.add() takes no keyword arguments".into()))
+);"#,
+    value: "Value::from(vec![1, 2])",
+    str: r#"assert_eq!(p.to_str()?, "{1, 2}");"#,
+    typeid: "set",
+});
 
 impl From<SetProxy> for Proxy {
     fn from(p: SetProxy) -> Proxy {
@@ -63,6 +74,15 @@ impl SetProxy {
     ///
     /// # Errors
     /// `Corrupt` if the set's memory fails a check.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-len-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set([1, 2, 2, 3])?;
+    /// assert_eq!(s.len()?, 3);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn len(&self) -> Result<usize> {
         self.with(|c| set::len(c).map(|n| n as usize))
@@ -72,6 +92,17 @@ impl SetProxy {
     ///
     /// # Errors
     /// As [`Self::len`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-isempty-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set([1])?;
+    /// assert!(!s.is_empty()?);
+    /// s.clear()?;
+    /// assert!(s.is_empty()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn is_empty(&self) -> Result<bool> {
         self.len().map(|n| n == 0)
@@ -81,6 +112,21 @@ impl SetProxy {
     ///
     /// # Errors
     /// `TypeError("unhashable type: 'list'")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-contains-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let s = store.set(["a", "b"])?;
+    /// assert!(s.contains("a")?);
+    /// assert!(!s.contains("z")?);
+    /// assert_eq!(
+    ///     s.contains(vec![1]),
+    ///     Err(Error::TypeError("unhashable type: 'list'".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn contains(&self, v: impl Into<Value>) -> Result<bool> {
         let v = v.into();
@@ -91,6 +137,18 @@ impl SetProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable value; `OutOfMemory`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-add-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set([1])?;
+    /// assert!(s.add(2)?); // new
+    /// assert!(!s.add(1)?); // there already
+    /// assert!(!s.add(1.0)?); // 1.0 == 1
+    /// assert_eq!(s.to_string(), "{1, 2}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn add(&self, v: impl Into<Value>) -> Result<bool> {
         let v = v.into();
@@ -101,6 +159,17 @@ impl SetProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable value.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-discard-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set([1, 2])?;
+    /// assert!(s.discard(1)?);
+    /// assert!(!s.discard(1)?); // no error when missing
+    /// assert_eq!(s.to_string(), "{2}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn discard(&self, v: impl Into<Value>) -> Result<bool> {
         let v = v.into();
         self.with(|c| set::discard(c, &v))
@@ -110,6 +179,17 @@ impl SetProxy {
     ///
     /// # Errors
     /// `KeyError(v)` when missing; `TypeError` for an unhashable value.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-remove-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, Value};
+    /// let s = store.set(["a"])?;
+    /// s.remove("a")?;
+    /// assert_eq!(s.remove("a"), Err(Error::KeyError(Value::from("a"))));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn remove(&self, v: impl Into<Value>) -> Result<()> {
         let v = v.into();
         self.with(|c| set::remove(c, &v))
@@ -119,6 +199,18 @@ impl SetProxy {
     ///
     /// # Errors
     /// `KeyError('pop from an empty set')`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-pop-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, Value};
+    /// let s = store.set([1, 2])?;
+    /// assert_eq!(s.pop()?, Value::Int(2)); // the most recently added
+    /// assert_eq!(s.pop()?, Value::Int(1));
+    /// assert_eq!(s.pop(), Err(Error::KeyError(Value::from("pop from an empty set"))));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn pop(&self) -> Result<Value> {
         self.with(set::pop)
     }
@@ -127,6 +219,16 @@ impl SetProxy {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-clear-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set([1, 2])?;
+    /// s.clear()?;
+    /// assert_eq!(s.to_string(), "set()");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn clear(&self) -> Result<()> {
         self.with(set::clear)
     }
@@ -135,6 +237,16 @@ impl SetProxy {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-items-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let s = store.set(["b", "a", "b"])?;
+    /// assert_eq!(s.items()?, [Value::from("b"), Value::from("a")]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn items(&self) -> Result<Vec<Value>> {
         self.with(set::items)
     }
@@ -143,6 +255,17 @@ impl SetProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable item.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-union-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let s = store.set([1, 2])?;
+    /// assert_eq!(s.union([2, 3])?, [1, 2, 3].map(Value::Int));
+    /// assert_eq!(s.len()?, 2); // unchanged
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn union<I: IntoIterator<Item = V>, V: Into<Value>>(&self, items: I) -> Result<Vec<Value>> {
         let o = values(items);
         self.with(|c| set::union(c, &o))
@@ -152,6 +275,16 @@ impl SetProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable item.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-intersection-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let s = store.set([1, 2, 3])?;
+    /// assert_eq!(s.intersection([2, 3, 9])?, [Value::Int(2), Value::Int(3)]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn intersection<I: IntoIterator<Item = V>, V: Into<Value>>(
         &self,
         items: I,
@@ -164,6 +297,16 @@ impl SetProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable item.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-difference-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let s = store.set([1, 2, 3])?;
+    /// assert_eq!(s.difference([2])?, [Value::Int(1), Value::Int(3)]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn difference<I: IntoIterator<Item = V>, V: Into<Value>>(
         &self,
         items: I,
@@ -176,6 +319,16 @@ impl SetProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable item.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-symmetricdif-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let s = store.set([1, 2])?;
+    /// assert_eq!(s.symmetric_difference([2, 3])?, [Value::Int(1), Value::Int(3)]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn symmetric_difference<I: IntoIterator<Item = V>, V: Into<Value>>(
         &self,
         items: I,
@@ -188,6 +341,16 @@ impl SetProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable item (the items before it stay added); `OutOfMemory`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-update-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set([1])?;
+    /// s.update([2, 3, 1])?;
+    /// assert_eq!(s.to_string(), "{1, 2, 3}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn update<I: IntoIterator<Item = V>, V: Into<Value>>(&self, items: I) -> Result<()> {
         let o = values(items);
         self.with(|c| set::update(c, &o))
@@ -197,6 +360,16 @@ impl SetProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable item (the set is unchanged).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-intersection-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set([1, 2, 3])?;
+    /// s.intersection_update([2, 3, 4])?;
+    /// assert_eq!(s.to_string(), "{2, 3}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn intersection_update<I: IntoIterator<Item = V>, V: Into<Value>>(
         &self,
         items: I,
@@ -209,6 +382,16 @@ impl SetProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable item.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-differenceup-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set([1, 2, 3])?;
+    /// s.difference_update([1, 3])?;
+    /// assert_eq!(s.to_string(), "{2}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn difference_update<I: IntoIterator<Item = V>, V: Into<Value>>(
         &self,
         items: I,
@@ -221,6 +404,16 @@ impl SetProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable item (the set is unchanged); `OutOfMemory`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-symmetricdif-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set([1, 2])?;
+    /// s.symmetric_difference_update([2, 3])?;
+    /// assert_eq!(s.to_string(), "{1, 3}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn symmetric_difference_update<I: IntoIterator<Item = V>, V: Into<Value>>(
         &self,
         items: I,
@@ -233,6 +426,16 @@ impl SetProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable item.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-issubset-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set([1, 2])?;
+    /// assert!(s.issubset([1, 2, 3])?);
+    /// assert!(!s.issubset([1])?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn issubset<I: IntoIterator<Item = V>, V: Into<Value>>(&self, items: I) -> Result<bool> {
         let o = values(items);
         self.with(|c| set::issubset(c, &o))
@@ -242,6 +445,16 @@ impl SetProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable item.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-issuperset-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set([1, 2, 3])?;
+    /// assert!(s.issuperset([1, 3])?);
+    /// assert!(!s.issuperset([4])?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn issuperset<I: IntoIterator<Item = V>, V: Into<Value>>(&self, items: I) -> Result<bool> {
         let o = values(items);
         self.with(|c| set::issuperset(c, &o))
@@ -251,6 +464,16 @@ impl SetProxy {
     ///
     /// # Errors
     /// `TypeError` for an unhashable item.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-isdisjoint-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set([1, 2])?;
+    /// assert!(s.isdisjoint([3, 4])?);
+    /// assert!(!s.isdisjoint([2])?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn isdisjoint<I: IntoIterator<Item = V>, V: Into<Value>>(&self, items: I) -> Result<bool> {
         let o = values(items);
         self.with(|c| set::isdisjoint(c, &o))
@@ -277,6 +500,18 @@ impl SetProxy {
 }
 
 /// A set seen under its lock ([`SetProxy::with_lock`]).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setview-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let seen = store.set(["a"])?;
+/// // Add "b" and report whether the set was new to both, in one step.
+/// let both_new = seen.with_lock(|v| Ok(!v.contains("a")? && v.add("b")?))?;
+/// assert!(!both_new);
+/// assert_eq!(seen.len()?, 1); // "b" was not added: && stopped at "a"
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct SetView<'a, 'c> {
     ctx: &'a mut Ctx<'c>,
 }
@@ -286,6 +521,15 @@ impl SetView<'_, '_> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-len-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set([1, 2])?;
+    /// assert_eq!(s.with_lock(|v| v.len())?, 2);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn len(&mut self) -> Result<usize> {
         set::len(self.ctx).map(|n| n as usize)
     }
@@ -293,6 +537,20 @@ impl SetView<'_, '_> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-isempty-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set(Vec::<i64>::new())?;
+    /// let was_empty = s.with_lock(|v| {
+    ///     let e = v.is_empty()?;
+    ///     v.add(1)?;
+    ///     Ok(e)
+    /// })?;
+    /// assert!(was_empty);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn is_empty(&mut self) -> Result<bool> {
         self.len().map(|n| n == 0)
     }
@@ -300,6 +558,15 @@ impl SetView<'_, '_> {
     ///
     /// # Errors
     /// `TypeError` for an unhashable value.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-contains-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set([7])?;
+    /// assert!(s.with_lock(|v| v.contains(7))?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn contains(&mut self, v: impl Into<Value>) -> Result<bool> {
         set::contains(self.ctx, &v.into())
     }
@@ -307,6 +574,24 @@ impl SetView<'_, '_> {
     ///
     /// # Errors
     /// `TypeError` for an unhashable value; `OutOfMemory`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-add-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let claimed = store.set(Vec::<i64>::new())?;
+    /// // Claim the first free job number of 1..=3.
+    /// let job = claimed.with_lock(|v| {
+    ///     for j in 1..=3 {
+    ///         if v.add(j)? {
+    ///             return Ok(Some(j));
+    ///         }
+    ///     }
+    ///     Ok(None)
+    /// })?;
+    /// assert_eq!(job, Some(1));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn add(&mut self, v: impl Into<Value>) -> Result<bool> {
         set::add(self.ctx, &v.into())
     }
@@ -314,6 +599,18 @@ impl SetView<'_, '_> {
     ///
     /// # Errors
     /// `TypeError` for an unhashable value.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-discard-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set(["a", "b"])?;
+    /// // Move "a" out only if "b" is there too.
+    /// let moved = s.with_lock(|v| Ok(v.contains("b")? && v.discard("a")?))?;
+    /// assert!(moved);
+    /// assert_eq!(s.to_string(), "{'b'}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn discard(&mut self, v: impl Into<Value>) -> Result<bool> {
         set::discard(self.ctx, &v.into())
     }
@@ -321,6 +618,24 @@ impl SetView<'_, '_> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-items-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let s = store.set([1, 2])?;
+    /// let drained = s.with_lock(|v| {
+    ///     let all = v.items()?;
+    ///     for x in &all {
+    ///         v.discard(x.clone())?;
+    ///     }
+    ///     Ok(all)
+    /// })?;
+    /// assert_eq!(drained, [Value::Int(1), Value::Int(2)]);
+    /// assert!(s.is_empty()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn items(&mut self) -> Result<Vec<Value>> {
         set::items(self.ctx)
     }

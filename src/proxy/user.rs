@@ -17,11 +17,50 @@ use crate::types::user;
 /// Besides what every proxy has (`call_method` by name, `get_value`, `token`, `Display`,
 /// `Debug`), it reads and writes the `T` itself: [`Self::get`], [`Self::set`] and
 /// [`Self::with_lock`], which hands the closure the `T` in place in the arena.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-userproxy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::{UserProxy, UserType, Value};
+/// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+/// #[repr(C)]
+/// struct Stats {
+///     count: u64,
+///     total: f64,
+/// }
+/// shmstore::register(UserType::<Stats>::new("DocStats").method("record", |s, args| {
+///     s.count += 1;
+///     s.total += f64::try_from(args.first().cloned().unwrap_or(Value::None))?;
+///     Ok(Value::None)
+/// }))?;
+/// let p: UserProxy<Stats> = store.user("DocStats", Stats { count: 0, total: 0.0 })?;
+/// p.call_method("record", (2.5,))?;
+/// p.call_method("record", (1.5,))?;
+/// let s = p.get()?;
+/// assert_eq!((s.count, s.total), (2, 4.0));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct UserProxy<T: Pod> {
     h: Arc<Handle>,
     _t: PhantomData<fn() -> T>,
 }
-proxy_common!(impl[T: Pod] UserProxy<T>);
+proxy_common!(impl[T: Pod] UserProxy<T> {
+    tag: "user",
+    setup: r#"shmstore::register(shmstore::UserType::<u64>::new("DocTally").method("bump", |n, _| {
+    *n += 1;
+    Ok(shmstore::Value::from(*n))
+}))?;"#,
+    new: r#"store.user("DocTally", 41u64)?"#,
+    call: ("bump", "()", "[]" => "Value::Int(42)"),
+    kw: r#"assert_eq!(
+    p.call_method_kw("bump", (), &[("by", Value::Int(2))]),
+    Err(shmstore::Error::TypeError("DocTally.bump() takes no keyword arguments".into()))
+);"#,
+    value: "Value::bytes(41u64.to_ne_bytes())",
+    str: r#"assert_eq!(p.to_str()?, "<DocTally object>");"#,
+    typeid: "DocTally",
+});
 
 impl<T: Pod> Clone for UserProxy<T> {
     fn clone(&self) -> Self {
@@ -67,6 +106,16 @@ impl<T: Pod> TryFrom<Proxy> for UserProxy<T> {
 
 impl<T: Pod> UserProxy<T> {
     /// The typeid the type was registered under (`"Counter"`).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-typeid-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// shmstore::register(shmstore::UserType::<u32>::new("DocFlag"))?;
+    /// let p = store.user("DocFlag", 0u32)?;
+    /// assert_eq!(p.typeid(), "DocFlag");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn typeid(&self) -> &'static str {
         self.h.token.typeid()
     }
@@ -75,6 +124,16 @@ impl<T: Pod> UserProxy<T> {
     ///
     /// # Errors
     /// `StaleHandle`/`Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-get-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// shmstore::register(shmstore::UserType::<[i32; 2]>::new("DocXY"))?;
+    /// let p = store.user("DocXY", [3, 4])?;
+    /// assert_eq!(p.get()?, [3, 4]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn get(&self) -> Result<T> {
         self.with_lock(|t| *t)
@@ -84,6 +143,17 @@ impl<T: Pod> UserProxy<T> {
     ///
     /// # Errors
     /// `StaleHandle`/`Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-set-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// shmstore::register(shmstore::UserType::<[i32; 2]>::new("DocXY"))?;
+    /// let p = store.user("DocXY", [0, 0])?;
+    /// p.set([5, 6])?;
+    /// assert_eq!(p.get()?, [5, 6]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn set(&self, value: T) -> Result<()> {
         self.with_lock(|t| *t = value)

@@ -20,11 +20,33 @@ use crate::value::Value;
 ///
 /// It also reaches a value made by [`Store::value_of`], converting its primitive number to and
 /// from [`Value`] (any other plain-data type reads as `bytes`).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valueproxy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::Value;
+/// let v = store.value(0)?;
+/// v.set(41)?;
+/// assert_eq!(v.add(1)?, Value::Int(42)); // one atomic step
+/// assert_eq!(v.get()?, Value::Int(42));
+/// assert_eq!(v.to_string(), "Value(None, 42)");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct ValueProxy {
     h: Arc<Handle>,
 }
-proxy_common!(ValueProxy);
+proxy_common!(ValueProxy {
+    tag: "value",
+    new: "store.value(5)?",
+    call: ("__getattribute__", r#"("value",)"#, r#"[Value::from("value")]"# => "Value::Int(5)"),
+    kw: r#"assert_eq!(p.call_method_kw("set", (), &[("value", Value::Int(6))])?, Value::None);
+assert_eq!(p.get()?, Value::Int(6));"#,
+    value: "Value::Int(5)",
+    str: r#"assert_eq!(p.to_str()?, "Value(None, 5)");"#,
+    typeid: "Value",
+});
 
 impl From<ValueProxy> for Proxy {
     fn from(p: ValueProxy) -> Proxy {
@@ -51,6 +73,16 @@ impl ValueProxy {
     ///
     /// # Errors
     /// `Corrupt` if the value's memory fails a check.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-get-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let v = store.value("hello")?;
+    /// assert_eq!(v.get()?, Value::from("hello"));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn get(&self) -> Result<Value> {
         // A scalar is read lock-free when no write is under way; anything else takes the lock.
@@ -66,6 +98,17 @@ impl ValueProxy {
     /// # Errors
     /// `OutOfMemory` (the value is unchanged); for a plain-data value the conversion errors of
     /// `array.array` (`TypeError`, `OverflowError`).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-set-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let v = store.value(1)?;
+    /// v.set(vec![1, 2])?; // any value, whatever it held before
+    /// assert_eq!(v.get()?, Value::from(vec![1, 2]));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn set(&self, x: impl Into<Value>) -> Result<()> {
         let x = x.into();
@@ -99,6 +142,16 @@ impl ValueProxy {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-typecode-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// assert_eq!(store.value(1)?.typecode()?, Value::None);
+    /// assert_eq!(store.value_with_typecode("i", 1)?.typecode()?, Value::from("i"));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn typecode(&self) -> Result<Value> {
         self.with(value::typecode)
     }
@@ -127,6 +180,25 @@ impl ValueProxy {
 }
 
 /// A shared value seen under its lock ([`ValueProxy::with_lock`]).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valueview-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::Value;
+/// let v = store.value(5)?;
+/// // Decrement only while positive: a check and a set as one step.
+/// let ok = v.with_lock(|x| {
+///     let n = i64::try_from(x.get()?)?;
+///     if n > 0 {
+///         x.set(n - 1)?;
+///     }
+///     Ok(n > 0)
+/// })?;
+/// assert!(ok);
+/// assert_eq!(v.get()?, Value::Int(4));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct ValueView<'a, 'c> {
     ctx: &'a mut Ctx<'c>,
 }
@@ -136,6 +208,16 @@ impl ValueView<'_, '_> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-get-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let v = store.value("x")?;
+    /// assert_eq!(v.with_lock(|x| x.get())?, Value::from("x"));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn get(&mut self) -> Result<Value> {
         value::get(self.ctx)
     }
@@ -143,6 +225,22 @@ impl ValueView<'_, '_> {
     ///
     /// # Errors
     /// `OutOfMemory`, conversion errors for plain data.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-set-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let v = store.value(1)?;
+    /// // Swap in a new value and return the old one.
+    /// let old = v.with_lock(|x| {
+    ///     let old = x.get()?;
+    ///     x.set("new")?;
+    ///     Ok(old)
+    /// })?;
+    /// assert_eq!((old, v.get()?), (Value::Int(1), Value::from("new")));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn set(&mut self, x: impl Into<Value>) -> Result<()> {
         value::set(self.ctx, &x.into())
     }
@@ -150,6 +248,16 @@ impl ValueView<'_, '_> {
     ///
     /// # Errors
     /// As [`ValueProxy::add`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-add-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let v = store.value("ab")?;
+    /// assert_eq!(v.with_lock(|x| x.add("c"))?, Value::from("abc")); // strings concatenate
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn add(&mut self, n: impl Into<Value>) -> Result<Value> {
         value::add(self.ctx, &n.into())
     }
@@ -163,13 +271,35 @@ impl ValueView<'_, '_> {
 /// The arena records `T`'s size, alignment and type name fingerprint: converting a proxy of a
 /// value of another type (`TypedValueProxy::<u32>::try_from(proxy_of_an_i32)`) is a
 /// `TypeError`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-typedvaluepr-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let counter = store.value_of(0u64)?;
+/// counter.with_lock(|n| *n += 5)?;
+/// assert_eq!(counter.get()?, 5);
+/// // Any process can attach it by token and get the same type back.
+/// let again: shmstore::TypedValueProxy<u64> = store.attach(&counter.token())?.try_into()?;
+/// assert_eq!(again.get()?, 5);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct TypedValueProxy<T> {
     h: Arc<Handle>,
     _t: PhantomData<fn() -> T>,
     /// `T`'s record, computed once (its fingerprint hashes `T`'s name).
     elem: ElemType,
 }
-proxy_common!(impl[T: ::bytemuck::Pod] TypedValueProxy<T>);
+proxy_common!(impl[T: ::bytemuck::Pod] TypedValueProxy<T> {
+    tag: "tvalue",
+    new: "store.value_of(7i32)?",
+    call: ("get", "()", "[]" => "Value::Int(7)"),
+    kw: r#"assert_eq!(p.call_method_kw("set", (), &[("value", Value::Int(8))])?, Value::None);
+assert_eq!(p.get()?, 8);"#,
+    value: "Value::Int(7)",
+    str: r#"assert_eq!(p.to_str()?, "Value('i', 7)");"#,
+    typeid: "Value",
+});
 
 impl<T: ::bytemuck::Pod> From<TypedValueProxy<T>> for super::Proxy {
     fn from(p: TypedValueProxy<T>) -> super::Proxy {
@@ -213,6 +343,15 @@ impl<T: Pod> TypedValueProxy<T> {
     ///
     /// # Errors
     /// `Corrupt` if the value's memory fails a check.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-get-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let v = store.value_of(1.5f64)?;
+    /// assert_eq!(v.get()?, 1.5);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn get(&self) -> Result<T> {
         let want = self.elem;
@@ -231,6 +370,16 @@ impl<T: Pod> TypedValueProxy<T> {
     ///
     /// # Errors
     /// `Corrupt` only.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-set-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let v = store.value_of([0u8; 4])?;
+    /// v.set(*b"abcd")?;
+    /// assert_eq!(&v.get()?, b"abcd");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn set(&self, x: T) -> Result<()> {
         let want = self.elem;
@@ -292,6 +441,15 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::value`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-valuewithtyp-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let v = store.value_with_typecode("i", 5)?;
+    /// assert_eq!(v.to_string(), "Value('i', 5)");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn value_with_typecode(
         &self,
         typecode: impl Into<Value>,

@@ -55,6 +55,25 @@
 //! The tid is cached per thread and forgotten in a child after `fork` (a `pthread_atfork`
 //! handler); a process made by a raw `clone` that skips atfork handlers and then takes locks
 //! without `exec` would use its parent's tid.
+//!
+//! # Examples
+//! ```
+//! use shmstore::arena::Arena;
+//! use shmstore::sync::{Acquired, FutexLock, LockHolder, RawLock};
+//! let mem = Arena::heap(64);
+//! let l = mem.raw_ptr(0, FutexLock::SIZE as u64, FutexLock::ALIGN as u64)?;
+//! // SAFETY: `l` is SIZE aligned bytes of `mem`, formatted once by `init`; this thread unlocks
+//! // only what it holds.
+//! unsafe {
+//!     FutexLock::init(l)?;
+//!     assert_eq!(FutexLock::lock(l)?, Acquired::Clean); // one compare-and-swap
+//! }
+//! let word = mem.atomic_u32(0)?.load(std::sync::atomic::Ordering::Relaxed);
+//! assert_eq!(FutexLock::holder(word), LockHolder::Thread(shmstore::process::current_tid()));
+//! // SAFETY: as above.
+//! unsafe { FutexLock::unlock(l)? };
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::cell::Cell;
 use std::ffi::c_int;
@@ -72,6 +91,25 @@ use crate::process::ProcId;
 /// [`RawLock`].
 ///
 /// Never constructed: the lock is the `SIZE` bytes in shared memory that its functions point at.
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::Arena;
+/// use shmstore::sync::{FutexLock, LockHolder, RawLock};
+/// let mem = Arena::heap(64);
+/// let l = mem.raw_ptr(0, FutexLock::SIZE as u64, FutexLock::ALIGN as u64)?;
+/// // SAFETY: aligned bytes of `mem`, formatted once; this thread unlocks what it holds.
+/// unsafe {
+///     FutexLock::init(l)?;
+///     let _ = FutexLock::lock(l)?;
+/// }
+/// // The first word names the holder: this thread.
+/// let word = mem.atomic_u32(0)?.load(std::sync::atomic::Ordering::Relaxed);
+/// assert_eq!(FutexLock::holder(word), LockHolder::Thread(shmstore::process::current_tid()));
+/// // SAFETY: as above.
+/// unsafe { FutexLock::unlock(l)? };
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Debug)]
 pub enum FutexLock {}
 
@@ -79,6 +117,14 @@ impl FutexLock {
     /// Who holds the lock, from its `state` word read without taking it (for tools): the
     /// owner's tid, as in a glibc robust mutex's word (same bit layout: WAITERS bit 31,
     /// INCONSISTENT bit 30).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::sync::{FutexLock, LockHolder};
+    /// assert_eq!(FutexLock::holder(0), LockHolder::Free);
+    /// assert_eq!(FutexLock::holder(1234), LockHolder::Thread(1234));
+    /// assert_eq!(FutexLock::holder(0x4000_0000), LockHolder::OwnerDied); // dead, not yet repaired
+    /// ```
     pub fn holder(word: u32) -> LockHolder {
         match (word & TID_MASK, word & INCONSISTENT != 0) {
             (0, false) => LockHolder::Free,
@@ -94,6 +140,17 @@ impl FutexLock {
 ///
 /// Never constructed: the condition variable is the `SIZE` bytes in shared memory that its
 /// functions point at.
+///
+/// # Examples
+/// ```
+/// use shmstore::sync::{FutexCondvar, FutexLock, RawCondvar};
+/// // It waits on FutexLocks; its bytes are laid out in the arena beside them.
+/// fn lock_size<C: RawCondvar>() -> usize {
+///     <C::Lock as shmstore::sync::RawLock>::SIZE
+/// }
+/// assert_eq!(lock_size::<FutexCondvar>(), <FutexLock as shmstore::sync::RawLock>::SIZE);
+/// assert!(FutexCondvar::SIZE > 0 && FutexCondvar::ALIGN.is_power_of_two());
+/// ```
 #[derive(Debug)]
 pub enum FutexCondvar {}
 

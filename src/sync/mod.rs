@@ -40,6 +40,28 @@
 //!   variable can block `notify_all` forever after a waiter is killed mid-wait.
 //! - **Platforms**: Linux (glibc or musl). Timed waits measure time on `CLOCK_MONOTONIC`, so
 //!   setting the wall clock neither shortens nor lengthens them.
+//!
+//! # Examples
+//! ```
+//! use shmstore::arena::Arena;
+//! use shmstore::sync::{Acquired, FutexLock, RawLock};
+//! let mem = Arena::heap(64); // in real use, bytes of a mapped segment
+//! let lock = mem.raw_ptr(0, FutexLock::SIZE as u64, FutexLock::ALIGN as u64)?;
+//! // SAFETY (each block below): `lock` points at SIZE aligned bytes of `mem`, which outlives
+//! // every use; `init` formats them once, before any other use; nothing else writes them.
+//! unsafe { FutexLock::init(lock)? };
+//! // A thread takes the lock and ends without releasing it: its holder is dead.
+//! let addr = lock as usize;
+//! let taken = std::thread::spawn(move || unsafe { FutexLock::lock(addr as *mut u8) });
+//! assert_eq!(taken.join().unwrap()?, Acquired::Clean);
+//! // The next locker is told, and holds the lock: repair, mark consistent, unlock.
+//! assert_eq!(unsafe { FutexLock::lock(lock)? }, Acquired::OwnerDied);
+//! unsafe { FutexLock::make_consistent(lock)? };
+//! unsafe { FutexLock::unlock(lock)? };
+//! assert_eq!(unsafe { FutexLock::lock(lock)? }, Acquired::Clean);
+//! unsafe { FutexLock::unlock(lock)? };
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::time::Duration;
 
@@ -53,6 +75,22 @@ pub use futex::{FutexCondvar, FutexLock};
 pub use pthread::{LockHolder, PthreadCondvar, PthreadMutex};
 
 /// What taking a robust lock found.
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::Arena;
+/// use shmstore::sync::{Acquired, PthreadMutex, RawLock};
+/// let mem = Arena::heap(64);
+/// let m = mem.raw_ptr(0, PthreadMutex::SIZE as u64, PthreadMutex::ALIGN as u64)?;
+/// // SAFETY: `m` is SIZE aligned bytes of `mem`, formatted once here and used only below,
+/// // by this thread, which holds the lock when it unlocks.
+/// unsafe {
+///     PthreadMutex::init(m)?;
+///     assert_eq!(PthreadMutex::lock(m)?, Acquired::Clean);
+///     PthreadMutex::unlock(m)?;
+/// }
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[must_use = "OwnerDied means the guarded data must be repaired and make_consistent called"]
 pub enum Acquired {
@@ -65,6 +103,13 @@ pub enum Acquired {
 
 impl Acquired {
     /// Whether the previous holder died holding the lock.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::sync::Acquired;
+    /// assert!(Acquired::OwnerDied.owner_died());
+    /// assert!(!Acquired::Clean.owner_died());
+    /// ```
     #[inline]
     pub fn owner_died(self) -> bool {
         self == Acquired::OwnerDied
@@ -98,6 +143,41 @@ impl Acquired {
 ///   while they may be in use).
 ///
 /// Individual functions add their own conditions (holding the lock, for instance).
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::Arena;
+/// use shmstore::sync::{Acquired, FutexLock, PthreadMutex, RawLock};
+/// // Code over the trait works with either lock.
+/// fn count_to<L: RawLock>(n: u64) -> shmstore::Result<u64> {
+///     let mem = Arena::heap(64);
+///     let lock = mem.raw_ptr(0, L::SIZE as u64, L::ALIGN as u64)?;
+///     // SAFETY: `lock` is SIZE aligned bytes of `mem`, which outlives the scope below (every
+///     // thread is joined in it); formatted once, then used only through `L`.
+///     unsafe { L::init(lock)? };
+///     let (addr, total) = (lock as usize, std::sync::atomic::AtomicU64::new(0));
+///     std::thread::scope(|s| {
+///         for _ in 0..4 {
+///             s.spawn(|| -> shmstore::Result<()> {
+///                 for _ in 0..n {
+///                     // SAFETY: as above; this thread holds the lock when it unlocks.
+///                     unsafe {
+///                         assert_eq!(L::lock(addr as *mut u8)?, Acquired::Clean);
+///                         let v = total.load(std::sync::atomic::Ordering::Relaxed);
+///                         total.store(v + 1, std::sync::atomic::Ordering::Relaxed);
+///                         L::unlock(addr as *mut u8)?;
+///                     }
+///                 }
+///                 Ok(())
+///             });
+///         }
+///     });
+///     Ok(total.into_inner())
+/// }
+/// assert_eq!(count_to::<FutexLock>(1000)?, 4000);
+/// assert_eq!(count_to::<PthreadMutex>(1000)?, 4000);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub unsafe trait RawLock {
     /// Number of bytes the lock occupies.
     const SIZE: usize;
@@ -119,6 +199,17 @@ pub unsafe trait RawLock {
     /// - `ptr` is non-null, aligned to `ALIGN` and valid for writes of `SIZE` bytes;
     /// - no thread of any process uses the lock at `ptr` during or before this call (it is called
     ///   exactly once, by the creator, before the lock is published).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::{PthreadMutex, RawLock};
+    /// let mem = Arena::heap(64);
+    /// let m = mem.raw_ptr(0, PthreadMutex::SIZE as u64, PthreadMutex::ALIGN as u64)?;
+    /// // SAFETY: fresh, aligned bytes of `mem`, formatted once before any use.
+    /// unsafe { PthreadMutex::init(m)? };
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     unsafe fn init(ptr: *mut u8) -> Result<()>;
 
     /// Blocks until the calling thread holds the lock.
@@ -133,6 +224,25 @@ pub unsafe trait RawLock {
     /// # Safety
     ///
     /// - the pointer contract of [`RawLock`] holds.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::{Acquired, PthreadMutex, RawLock};
+    /// use shmstore::Error;
+    /// let mem = Arena::heap(64);
+    /// let m = mem.raw_ptr(0, PthreadMutex::SIZE as u64, PthreadMutex::ALIGN as u64)?;
+    /// // SAFETY: `m` is SIZE aligned bytes of `mem`, formatted once by `init`; this thread holds
+    /// // the lock when it unlocks.
+    /// unsafe {
+    ///     PthreadMutex::init(m)?;
+    ///     assert_eq!(PthreadMutex::lock(m)?, Acquired::Clean);
+    ///     // The error-checking mutex refuses to be taken twice by its holder.
+    ///     assert!(matches!(PthreadMutex::lock(m), Err(Error::Os { .. })));
+    ///     PthreadMutex::unlock(m)?;
+    /// }
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     unsafe fn lock(ptr: *mut u8) -> Result<Acquired>;
 
     /// Takes the lock if it is free, without blocking; `Ok(None)` if another thread holds it.
@@ -144,6 +254,25 @@ pub unsafe trait RawLock {
     /// # Safety
     ///
     /// - the pointer contract of [`RawLock`] holds.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::{Acquired, FutexLock, RawLock};
+    /// let mem = Arena::heap(64);
+    /// let l = mem.raw_ptr(0, FutexLock::SIZE as u64, FutexLock::ALIGN as u64)?;
+    /// let addr = l as usize;
+    /// // SAFETY: `l` is SIZE aligned bytes of `mem` (which outlives the other thread), formatted
+    /// // once by `init`; each thread unlocks only what it holds.
+    /// unsafe {
+    ///     FutexLock::init(l)?;
+    ///     assert_eq!(FutexLock::try_lock(l)?, Some(Acquired::Clean));
+    ///     let other = std::thread::spawn(move || FutexLock::try_lock(addr as *mut u8)).join().unwrap();
+    ///     assert_eq!(other?, None); // held here: the other thread does not wait
+    ///     FutexLock::unlock(l)?;
+    /// }
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     unsafe fn try_lock(ptr: *mut u8) -> Result<Option<Acquired>>;
 
     /// Blocks until the calling thread holds the lock, or for at most `timeout`.
@@ -159,6 +288,29 @@ pub unsafe trait RawLock {
     /// # Safety
     ///
     /// - the pointer contract of [`RawLock`] holds.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::{FutexLock, RawLock};
+    /// use shmstore::Error;
+    /// let mem = Arena::heap(64);
+    /// let l = mem.raw_ptr(0, FutexLock::SIZE as u64, FutexLock::ALIGN as u64)?;
+    /// let addr = l as usize;
+    /// // SAFETY: as for `try_lock`: formatted once, `mem` outlives the other thread, each thread
+    /// // unlocks only what it holds.
+    /// unsafe {
+    ///     FutexLock::init(l)?;
+    ///     let _ = FutexLock::lock_timeout(l, Duration::from_secs(1))?;
+    ///     let other = std::thread::spawn(move || {
+    ///         FutexLock::lock_timeout(addr as *mut u8, Duration::from_millis(10))
+    ///     });
+    ///     assert_eq!(other.join().unwrap(), Err(Error::Timeout));
+    ///     FutexLock::unlock(l)?;
+    /// }
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     unsafe fn lock_timeout(ptr: *mut u8, timeout: Duration) -> Result<Acquired>;
 
     /// Marks a lock taken with [`Acquired::OwnerDied`] as consistent again, after its guarded data
@@ -172,6 +324,29 @@ pub unsafe trait RawLock {
     ///
     /// - the pointer contract of [`RawLock`] holds;
     /// - the calling thread holds the lock, taken with `Acquired::OwnerDied`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::{Acquired, PthreadMutex, RawLock};
+    /// let mem = Arena::heap(64);
+    /// let m = mem.raw_ptr(0, PthreadMutex::SIZE as u64, PthreadMutex::ALIGN as u64)?;
+    /// let addr = m as usize;
+    /// // SAFETY: `m` is SIZE aligned bytes of `mem`, formatted once; the thread that dies holding
+    /// // the lock never unlocks it, and this thread unlocks only after it took it.
+    /// unsafe {
+    ///     PthreadMutex::init(m)?;
+    ///     let taken = std::thread::spawn(move || PthreadMutex::lock(addr as *mut u8));
+    ///     assert_eq!(taken.join().unwrap()?, Acquired::Clean);
+    ///     assert_eq!(PthreadMutex::lock(m)?, Acquired::OwnerDied); // its holder's thread ended
+    ///     // ... repair what the lock guards, then:
+    ///     PthreadMutex::make_consistent(m)?;
+    ///     PthreadMutex::unlock(m)?;
+    ///     assert_eq!(PthreadMutex::lock(m)?, Acquired::Clean);
+    ///     PthreadMutex::unlock(m)?;
+    /// }
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     unsafe fn make_consistent(ptr: *mut u8) -> Result<()>;
 
     /// Releases the lock.
@@ -186,6 +361,24 @@ pub unsafe trait RawLock {
     /// - the pointer contract of [`RawLock`] holds;
     /// - the calling thread holds the lock (an implementation that cannot detect a violation may
     ///   release another thread's lock and so break mutual exclusion).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::{PthreadMutex, RawLock};
+    /// use shmstore::Error;
+    /// let mem = Arena::heap(64);
+    /// let m = mem.raw_ptr(0, PthreadMutex::SIZE as u64, PthreadMutex::ALIGN as u64)?;
+    /// // SAFETY: `m` is SIZE aligned bytes of `mem`, formatted once; the second unlock is the
+    /// // misuse the error-checking mutex detects (EPERM), not one that breaks exclusion.
+    /// unsafe {
+    ///     PthreadMutex::init(m)?;
+    ///     let _ = PthreadMutex::lock(m)?;
+    ///     PthreadMutex::unlock(m)?;
+    ///     assert!(matches!(PthreadMutex::unlock(m), Err(Error::Os { .. })));
+    /// }
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     unsafe fn unlock(ptr: *mut u8) -> Result<()>;
 }
 
@@ -200,6 +393,37 @@ pub unsafe trait RawLock {
 ///
 /// **For callers: the pointer contract.** `cond` satisfies the pointer contract of [`RawLock`] with this trait's `SIZE`, `ALIGN` and
 /// `init`; where a function also takes `mutex`, it satisfies the contract of `Self::Lock`.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use shmstore::arena::Arena;
+/// use shmstore::sync::{FutexCondvar, FutexLock, RawCondvar, RawLock};
+/// let mem = Arena::heap(256);
+/// let (l, c) = (mem.raw_ptr(0, 64, 8)?, mem.raw_ptr(64, FutexCondvar::SIZE as u64, FutexCondvar::ALIGN as u64)?);
+/// let flag = mem.atomic_u32(128)?; // the predicate, guarded by the lock
+/// let (la, ca) = (l as usize, c as usize);
+/// // SAFETY: `l` and `c` are disjoint, aligned byte ranges of `mem` (which outlives the scope),
+/// // each formatted once; every wait holds the lock, and the same lock for every waiter.
+/// unsafe {
+///     FutexLock::init(l)?;
+///     FutexCondvar::init(c)?;
+///     std::thread::scope(|s| {
+///         s.spawn(move || -> shmstore::Result<()> {
+///             let _ = FutexLock::lock(la as *mut u8)?;
+///             flag.store(1, std::sync::atomic::Ordering::Relaxed);
+///             FutexCondvar::notify_all(ca as *mut u8)?;
+///             FutexLock::unlock(la as *mut u8)
+///         });
+///         let _ = FutexLock::lock(l)?;
+///         while flag.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+///             let _ = FutexCondvar::wait_timeout(c, l, Duration::from_secs(5))?;
+///         }
+///         FutexLock::unlock(l)
+///     })?;
+/// }
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub unsafe trait RawCondvar {
     /// The kind of lock this condition variable waits on.
     type Lock: RawLock;
@@ -217,6 +441,17 @@ pub unsafe trait RawCondvar {
     /// # Safety
     ///
     /// As [`RawLock::init`], with this trait's `SIZE` and `ALIGN`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::{PthreadCondvar, RawCondvar};
+    /// let mem = Arena::heap(64);
+    /// let c = mem.raw_ptr(0, PthreadCondvar::SIZE as u64, PthreadCondvar::ALIGN as u64)?;
+    /// // SAFETY: fresh, aligned bytes of `mem`, formatted once before any use.
+    /// unsafe { PthreadCondvar::init(c)? };
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     unsafe fn init(cond: *mut u8) -> Result<()>;
 
     /// Releases `mutex`, waits for a notification, and takes `mutex` again. May also wake
@@ -237,6 +472,37 @@ pub unsafe trait RawCondvar {
     /// - the pointer contracts hold for `cond` and `mutex`;
     /// - the calling thread holds `mutex`;
     /// - every thread waiting on `cond` at the same time waits with the same `mutex`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::{Acquired, FutexCondvar, FutexLock, RawCondvar, RawLock};
+    /// let mem = Arena::heap(256);
+    /// let l = mem.raw_ptr(0, FutexLock::SIZE as u64, FutexLock::ALIGN as u64)?;
+    /// let c = mem.raw_ptr(64, FutexCondvar::SIZE as u64, FutexCondvar::ALIGN as u64)?;
+    /// let ready = mem.atomic_u32(128)?;
+    /// let (la, ca) = (l as usize, c as usize);
+    /// // SAFETY: disjoint, aligned ranges of `mem` (which outlives the scope), formatted once; the
+    /// // waiter holds the lock, and the notifier takes the same lock.
+    /// unsafe {
+    ///     FutexLock::init(l)?;
+    ///     FutexCondvar::init(c)?;
+    ///     std::thread::scope(|s| {
+    ///         let _ = FutexLock::lock(l)?;
+    ///         s.spawn(move || -> shmstore::Result<()> {
+    ///             let _ = FutexLock::lock(la as *mut u8)?; // waits until the wait below lets go
+    ///             ready.store(1, std::sync::atomic::Ordering::Relaxed);
+    ///             FutexCondvar::notify_one(ca as *mut u8)?;
+    ///             FutexLock::unlock(la as *mut u8)
+    ///         });
+    ///         while ready.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+    ///             assert_eq!(FutexCondvar::wait(c, l)?, Acquired::Clean);
+    ///         }
+    ///         FutexLock::unlock(l)
+    ///     })?;
+    /// }
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     unsafe fn wait(cond: *mut u8, mutex: *mut u8) -> Result<Acquired>;
 
     /// As [`wait`](Self::wait), but waits at most `timeout` (any `Duration`, up to
@@ -250,6 +516,28 @@ pub unsafe trait RawCondvar {
     /// # Safety
     ///
     /// As [`wait`](Self::wait).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::{Acquired, FutexCondvar, FutexLock, RawCondvar, RawLock};
+    /// let mem = Arena::heap(128);
+    /// let l = mem.raw_ptr(0, FutexLock::SIZE as u64, FutexLock::ALIGN as u64)?;
+    /// let c = mem.raw_ptr(64, FutexCondvar::SIZE as u64, FutexCondvar::ALIGN as u64)?;
+    /// // SAFETY: disjoint, aligned ranges of `mem`, formatted once; this thread holds the lock
+    /// // while it waits and when it unlocks.
+    /// unsafe {
+    ///     FutexLock::init(l)?;
+    ///     FutexCondvar::init(c)?;
+    ///     let _ = FutexLock::lock(l)?;
+    ///     // Nobody notifies: the wait times out, holding the lock again.
+    ///     let got = FutexCondvar::wait_timeout(c, l, Duration::from_millis(10))?;
+    ///     assert_eq!(got, (Acquired::Clean, true));
+    ///     FutexLock::unlock(l)?;
+    /// }
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     unsafe fn wait_timeout(
         cond: *mut u8,
         mutex: *mut u8,
@@ -265,6 +553,20 @@ pub unsafe trait RawCondvar {
     /// # Safety
     ///
     /// - the pointer contract holds for `cond`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::{FutexCondvar, RawCondvar};
+    /// let mem = Arena::heap(64);
+    /// let c = mem.raw_ptr(0, FutexCondvar::SIZE as u64, FutexCondvar::ALIGN as u64)?;
+    /// // SAFETY: aligned bytes of `mem`, formatted once.
+    /// unsafe {
+    ///     FutexCondvar::init(c)?;
+    ///     FutexCondvar::notify_one(c)?; // no waiter: nothing happens
+    /// }
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     unsafe fn notify_one(cond: *mut u8) -> Result<()>;
 
     /// Wakes every thread waiting on `cond`.
@@ -276,6 +578,20 @@ pub unsafe trait RawCondvar {
     /// # Safety
     ///
     /// - the pointer contract holds for `cond`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::{PthreadCondvar, RawCondvar};
+    /// let mem = Arena::heap(64);
+    /// let c = mem.raw_ptr(0, PthreadCondvar::SIZE as u64, PthreadCondvar::ALIGN as u64)?;
+    /// // SAFETY: aligned bytes of `mem`, formatted once.
+    /// unsafe {
+    ///     PthreadCondvar::init(c)?;
+    ///     PthreadCondvar::notify_all(c)?; // no waiter: nothing happens
+    /// }
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     unsafe fn notify_all(cond: *mut u8) -> Result<()>;
 }
 

@@ -37,6 +37,24 @@
 //! glibc's `pthread_mutex_trylock` leaves a not-recoverable robust mutex's lock word taken when
 //! it reports `ENOTRECOVERABLE` (so every later `lock` would hang); `try_lock` undoes that (see
 //! `undo_notrecoverable_trylock`).
+//!
+//! # Examples
+//! ```
+//! use shmstore::arena::Arena;
+//! use shmstore::sync::{LockHolder, PthreadMutex, RawLock};
+//! let mem = Arena::heap(64);
+//! let m = mem.raw_ptr(0, PthreadMutex::SIZE as u64, PthreadMutex::ALIGN as u64)?;
+//! // SAFETY: aligned bytes of `mem`, formatted once; this thread unlocks what it holds.
+//! unsafe {
+//!     PthreadMutex::init(m)?;
+//!     let _ = PthreadMutex::lock(m)?;
+//! }
+//! let word = mem.atomic_u32(0)?.load(std::sync::atomic::Ordering::Relaxed);
+//! assert_eq!(PthreadMutex::holder(word), LockHolder::Thread(shmstore::process::current_tid()));
+//! // SAFETY: as above.
+//! unsafe { PthreadMutex::unlock(m)? };
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::ffi::{c_int, c_void};
 use std::mem::{align_of, size_of, MaybeUninit};
@@ -49,6 +67,21 @@ use crate::error::{Error, Result};
 /// A process-shared, robust, error-checking `pthread_mutex_t`, used through [`RawLock`].
 ///
 /// Never constructed: the lock is the `SIZE` bytes in shared memory that its functions point at.
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::Arena;
+/// use shmstore::sync::{Acquired, PthreadMutex, RawLock};
+/// let mem = Arena::heap(64);
+/// let m = mem.raw_ptr(0, PthreadMutex::SIZE as u64, PthreadMutex::ALIGN as u64)?;
+/// // SAFETY: aligned bytes of `mem`, formatted once; this thread unlocks what it holds.
+/// unsafe {
+///     PthreadMutex::init(m)?;
+///     assert_eq!(PthreadMutex::try_lock(m)?, Some(Acquired::Clean));
+///     PthreadMutex::unlock(m)?;
+/// }
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Debug)]
 pub enum PthreadMutex {}
 
@@ -67,6 +100,27 @@ pub enum PthreadMutex {}
 /// [`Acquired::OwnerDied`] from its wait. Waits may wake spuriously (in particular, a
 /// `notify_one` can wake a waiter whose wait began after the notification was sent): wait in a
 /// loop that rechecks the predicate.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use shmstore::arena::Arena;
+/// use shmstore::sync::{Acquired, PthreadCondvar, PthreadMutex, RawCondvar, RawLock};
+/// let mem = Arena::heap(128);
+/// let m = mem.raw_ptr(0, PthreadMutex::SIZE as u64, PthreadMutex::ALIGN as u64)?;
+/// let c = mem.raw_ptr(64, PthreadCondvar::SIZE as u64, PthreadCondvar::ALIGN as u64)?;
+/// // SAFETY: disjoint, aligned ranges of `mem`, formatted once; this thread holds the mutex
+/// // while it waits and when it unlocks.
+/// unsafe {
+///     PthreadMutex::init(m)?;
+///     PthreadCondvar::init(c)?;
+///     let _ = PthreadMutex::lock(m)?;
+///     let got = PthreadCondvar::wait_timeout(c, m, Duration::from_millis(5))?;
+///     assert_eq!(got, (Acquired::Clean, true)); // timed out
+///     PthreadMutex::unlock(m)?;
+/// }
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Debug)]
 pub enum PthreadCondvar {}
 
@@ -218,6 +272,13 @@ const ABSENT: usize = 1;
 /// from a multithreaded process, where `dlsym` could deadlock) need no lookup. Idempotent and
 /// cheap; [`PthreadMutex::init`] calls it, and a process that only opens an arena should call it
 /// once before it forks.
+///
+/// # Examples
+/// ```
+/// // Before forking from a multithreaded process that only opened an arena:
+/// shmstore::sync::pthread::resolve_symbols();
+/// shmstore::sync::pthread::resolve_symbols(); // idempotent
+/// ```
 pub fn resolve_symbols() {
     let _ = clocklock();
 }
@@ -388,6 +449,14 @@ impl PthreadMutex {
     /// once the kernel has found the holder dead. `word` is that word, loaded atomically.
     /// Elsewhere (musl keeps its type word first) the holder is not known and this gives
     /// [`LockHolder::Unknown`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::sync::{LockHolder, PthreadMutex};
+    /// assert_eq!(PthreadMutex::holder(0), LockHolder::Free);
+    /// assert_eq!(PthreadMutex::holder(42), LockHolder::Thread(42));
+    /// assert_eq!(PthreadMutex::holder(0x4000_0000), LockHolder::OwnerDied);
+    /// ```
     pub fn holder(word: u32) -> LockHolder {
         if !cfg!(all(target_os = "linux", target_env = "gnu")) {
             return LockHolder::Unknown;
@@ -403,6 +472,20 @@ impl PthreadMutex {
 }
 
 /// What [`PthreadMutex::holder`] read.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-lockholder-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::LockHolder;
+/// let a = store.array([0u8; 4])?;
+/// let held = a.lock()?;
+/// let info = store.objects()?;
+/// assert_eq!(info[0].lock, LockHolder::Thread(shmstore::process::current_tid()));
+/// drop(held);
+/// assert_eq!(store.objects()?[0].lock, LockHolder::Free);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockHolder {
     /// Nobody holds the lock.

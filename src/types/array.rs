@@ -21,6 +21,18 @@
 //! a prefix of its items: like a C array, an array write is not atomic against a crash.
 //! Conversion errors are found before the first element is written, so an error leaves the
 //! array unchanged.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-array-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::Value;
+//! let a = store.array([1i32, 2, 3])?;
+//! a.call_method("__setitem__", (shmstore::Slice::new(0, 2), vec![7, 8]))?;
+//! assert_eq!(a.call_method("__len__", ())?, Value::Int(3));
+//! assert_eq!(a.to_string(), "array('i', [7, 8, 3])");
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use bytemuck::{Pod, Zeroable};
 
@@ -35,6 +47,23 @@ use crate::token::{type_ids, Token};
 use crate::value::{Slice, Value};
 
 /// The fixed part of an array's body.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arraybody-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::types::array::ArrayBody;
+/// use shmstore::types::pod::ElemType;
+/// let p = store.array([1i32, 2, 3])?;
+/// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let b: ArrayBody = raw.read(Offset::new(body))?;
+/// assert_eq!(b.len, 3);
+/// assert_eq!(b.elem, ElemType::of::<i32>());
+/// assert_eq!(raw.slice::<i32>(b.data, b.len)?, [1, 2, 3]); // the elements, in place
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct ArrayBody {

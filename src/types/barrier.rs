@@ -10,6 +10,19 @@
 //! Crash protocol: every change is a single store of `count` or `state`. A waiter whose process
 //! dies inside `wait` stays counted: the others wait until their timeout breaks the barrier
 //! (`abort`/`reset` mend it), as they would wait for a party that never came.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-barrier-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::Value;
+//! let b = store.barrier(1)?;
+//! assert_eq!(b.call_method("wait", ())?, Value::Int(0));
+//! assert_eq!(b.call_method("__getattribute__", ("parties",))?, Value::Int(1));
+//! b.call_method("abort", ())?;
+//! assert_eq!(b.call_method("__getattribute__", ("broken",))?, Value::Bool(true));
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +46,21 @@ const BROKEN: i64 = -2;
 const NO_TIMEOUT: u64 = u64::MAX;
 
 /// The body of a Barrier.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-barrierbody-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::types::barrier::BarrierBody;
+/// let p = store.barrier(3)?;
+/// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let b: BarrierBody = raw.read(Offset::new(body))?;
+/// assert_eq!((b.parties, b.count, b.state), (3, 0, 0)); // filling, nobody waiting
+/// assert_eq!(b.timeout_ns, u64::MAX); // no default timeout
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct BarrierBody {

@@ -18,6 +18,19 @@
 //! `ncancelled` change by single stores; a cancelled ticket is written before `ncancelled`
 //! counts it. Entries below `notified` are dead and ignored by everyone, duplicates are
 //! harmless, so a crash in the middle of a notify's rewrite of `cancelled` leaves a valid body.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-condition-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::Value;
+//! let c = store.condition()?;
+//! assert_eq!(c.call_method("acquire", ())?, Value::Bool(true));
+//! assert_eq!(c.call_method("wait", (0.01,))?, Value::Bool(false)); // nobody notified
+//! assert_eq!(c.call_method("notify", ())?, Value::None);
+//! c.call_method("release", ())?;
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::sync::atomic::{compiler_fence, Ordering};
 use std::time::Instant;
@@ -38,6 +51,23 @@ use crate::value::Value;
 const MAX_CANCELLED: usize = 8;
 
 /// The body of a Condition.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-condbody-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::types::condition::CondBody;
+/// let p = store.condition()?;
+/// let _held = p.acquire_guard()?;
+/// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let b: CondBody = raw.read(Offset::new(body))?;
+/// assert!(b.owner.held());
+/// assert_eq!(b.owner.proc().pid, std::process::id());
+/// assert_eq!((b.owner.count, b.next_ticket, b.notified), (1, 0, 0));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct CondBody {

@@ -2,6 +2,19 @@
 //!
 //! Body and crash protocol: see [`super::htable`], the compact hash table this type shares with
 //! `set` (entries carry a key cell and a value cell).
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-dict-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::Value;
+//! let d = store.dict([("a", 1)])?;
+//! d.call_method("__setitem__", ("b", 2))?;
+//! assert_eq!(d.call_method("get", ("z", 0))?, Value::Int(0));
+//! assert_eq!(d.call_method("pop", ("a",))?, Value::Int(1));
+//! assert_eq!(d.call_method("__len__", ())?, Value::Int(1));
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use super::htable::{self, DICT};
 use super::{iter_arg, Ctx, Kwargs, Method, TypeDesc};
@@ -360,6 +373,17 @@ pub fn clear(ctx: &mut Ctx<'_>) -> Result<()> {
 ///
 /// # Errors
 /// `TypeError` for a non-number; `ValueError` when an int sum overflows 64 bits.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::dict::num_add;
+/// use shmstore::{Error, Value};
+/// assert_eq!(num_add(&Value::Int(1), &Value::Float(0.5))?, Value::Float(1.5));
+/// assert_eq!(num_add(&Value::Bool(true), &Value::Int(1))?, Value::Int(2));
+/// assert!(matches!(num_add(&Value::Int(i64::MAX), &Value::Int(1)), Err(Error::ValueError(_))));
+/// assert!(matches!(num_add(&Value::from("a"), &Value::Int(1)), Err(Error::TypeError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn num_add(a: &Value, b: &Value) -> Result<Value> {
     match (a, b) {
         (Value::Int(_) | Value::Bool(_), Value::Int(_) | Value::Bool(_)) => {

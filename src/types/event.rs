@@ -7,6 +7,18 @@
 //!
 //! Crash protocol: `set` stores the generation, then the flag; `clear` stores the flag. Each is
 //! one store a waiter can act on, so any crash leaves a valid event.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-event-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::Value;
+//! let e = store.event()?;
+//! assert_eq!(e.call_method("is_set", ())?, Value::Bool(false));
+//! e.call_method("set", ())?;
+//! assert_eq!(e.call_method("wait", (0,))?, Value::Bool(true));
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::sync::atomic::{compiler_fence, Ordering};
 use std::time::Instant;
@@ -23,6 +35,21 @@ use crate::token::{type_ids, Token};
 use crate::value::Value;
 
 /// The body of an Event.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-eventbody-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::types::event::EventBody;
+/// let p = store.event()?;
+/// p.set()?;
+/// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let b: EventBody = raw.read(Offset::new(body))?;
+/// assert_eq!((b.flag, b.generation), (1, 1));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct EventBody {

@@ -35,6 +35,25 @@
 //!   bitwise: ownership passes with the publishing store.
 //! - clear: `body.table` is set to 0 first, then the cells are released and the block freed.
 //!   A crash leaks, never corrupts.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-htable-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::arena::Offset;
+//! use shmstore::types::htable::{HashBody, TableHdr};
+//! let d = store.dict((0..10).map(|i| (i, i * i)))?;
+//! let body = store.objects()?[0].body;
+//! let raw = shmstore::segment::open(&name)?;
+//! let b: HashBody = raw.read(Offset::new(body))?;
+//! let t: TableHdr = raw.read(Offset::new(b.table))?;
+//! assert_eq!(t.live, 10);
+//! assert!(t.filled <= 1 << t.log2_size);
+//! d.remove(3)?;
+//! let t: TableHdr = raw.read(Offset::new(b.table))?;
+//! assert_eq!((t.live, t.nentries), (9, 10)); // a deleted entry keeps its place in the order
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use bytemuck::{Pod, Zeroable};
 
@@ -47,6 +66,21 @@ use crate::token::Token;
 use crate::value::Value;
 
 /// The body of a dict or set.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-hashbody-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::types::htable::{HashBody, TableHdr};
+/// let p = store.dict([("a", 1), ("b", 2)])?;
+/// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let b: HashBody = raw.read(Offset::new(body))?;
+/// let t: TableHdr = raw.read(Offset::new(b.table))?;
+/// assert_eq!(t.live, 2);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct HashBody {
@@ -58,6 +92,23 @@ pub struct HashBody {
 const _: () = assert!(size_of::<HashBody>() == 16);
 
 /// The header of a table block.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-tablehdr-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::types::htable::{HashBody, TableHdr};
+/// let p = store.set([1, 2, 3])?;
+/// p.discard(2)?;
+/// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let b: HashBody = raw.read(Offset::new(body))?;
+/// let t: TableHdr = raw.read(Offset::new(b.table))?;
+/// assert_eq!((t.nentries, t.live), (3, 2)); // the deleted entry stays until a rebuild
+/// assert!(t.cap <= (1 << t.log2_size) * 2 / 3);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct TableHdr {
@@ -103,6 +154,13 @@ const MIN_LOG2: u64 = 3;
 const MAX_LOG2: u64 = 30;
 
 /// What an entry holds: a dict's entries carry a value cell, a set's do not.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::htable::{Shape, DICT, SET};
+/// assert_eq!(DICT, Shape { values: true }); // key and value cells
+/// assert!(!SET.values); // key cells only
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shape {
     /// True for a dict.

@@ -24,6 +24,19 @@
 //! slot's sequence (`Table::write_begin`, odd while it writes), so an optimistic reader sees
 //! either the state before it or after it, never one in between; a holder that dies leaves the
 //! sequence odd until `repair` (readers take the lock meanwhile).
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-list-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::Value;
+//! let l = store.list([3, 1, 2])?;
+//! l.call_method("sort", ())?;
+//! l.call_method("__iadd__", (vec![4],))?;
+//! assert_eq!(l.call_method("__getitem__", (-1,))?, Value::Int(4));
+//! assert_eq!(l.to_string(), "[1, 2, 3, 4]");
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use bytemuck::{Pod, Zeroable};
 
@@ -37,6 +50,25 @@ use crate::token::{type_ids, Token};
 use crate::value::{Slice, Value};
 
 /// The fixed part of a list's body.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listbody-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::cell::Cell;
+/// use shmstore::types::list::ListBody;
+/// use shmstore::Value;
+/// let p = store.list([7, 8])?;
+/// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let b: ListBody = raw.read(Offset::new(body))?;
+/// assert_eq!(b.len, 2);
+/// assert!(b.cap >= 2);
+/// let cells = raw.slice::<Cell>(b.cells, b.len)?;
+/// assert_eq!(cells[1], Cell::scalar(&Value::Int(8)).unwrap()); // an int lives in its cell
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct ListBody {
@@ -441,6 +473,21 @@ pub fn get(ctx: &mut Ctx<'_>, i: i64) -> Result<Value> {
 /// `len(l)` read without the lock, for [`dispatch::read_optimistic`](crate::dispatch::read_optimistic):
 /// `None` when the words read are not a valid list (a torn read, or damage the locked path
 /// reports).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-lenracy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::list::len_racy;
+/// let l = store.list([10, 20])?;
+/// let body = store.objects()?[0].body;
+/// let raw = shmstore::segment::open(&name)?;
+/// // No lock taken: a reader checks the slot's write sequence before and after.
+/// assert_eq!(len_racy(&raw, body), Some(2));
+/// l.append(30)?;
+/// assert_eq!(len_racy(&raw, body), Some(3));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn len_racy(a: &Arena, body: u64) -> Option<u64> {
     let len = a.load_u64_racy(body).ok()?;
@@ -453,6 +500,22 @@ pub fn len_racy(a: &Arena, body: u64) -> Option<u64> {
 /// range or words that are not a valid list (the locked path then answers). Every offset is
 /// checked by the arena; the cell is a copy, to decode only once the read is validated
 /// ([`scalar_of`]).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-getracy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::list::get_racy;
+/// let l = store.list([10, 20])?;
+/// let body = store.objects()?[0].body;
+/// let raw = shmstore::segment::open(&name)?;
+/// use shmstore::cell::Cell;
+/// use shmstore::Value;
+/// assert_eq!(get_racy(&raw, body, -1), Cell::scalar(&Value::Int(20)));
+/// assert_eq!(get_racy(&raw, body, 5), None); // out of range: the locked path answers
+/// assert_eq!(l.len()?, 2);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn get_racy(a: &Arena, body: u64, i: i64) -> Option<Cell> {
     let len = a.load_u64_racy(body).ok()?;

@@ -1,6 +1,19 @@
 //! Referent types. Each file declares one type: its body layout in the arena, its methods as a
 //! table of (name, handler), and how to free, repair, print and copy it. The dispatcher knows
 //! types only through [`TypeDesc`].
+//!
+//! # Examples
+//! ```
+//! use shmstore::dispatch::type_desc;
+//! use shmstore::type_ids;
+//! // What the dispatcher knows of each type: its names and its method table.
+//! for id in [type_ids::LIST, type_ids::DICT, type_ids::SET, type_ids::BARRIER] {
+//!     let d = type_desc(id)?;
+//!     assert_eq!(d.id, id);
+//!     assert!(d.methods.windows(2).all(|w| w[0].name < w[1].name)); // sorted by name
+//! }
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::time::{Duration, Instant};
 
@@ -31,12 +44,39 @@ pub mod user;
 pub mod value;
 
 /// Keyword arguments, as Python's `**kwds`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-kwargs-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::Kwargs;
+/// use shmstore::{UserType, Value};
+/// // A user method that takes keyword arguments receives them as a Kwargs slice.
+/// fn scale(x: &mut f64, args: &[Value], kwargs: Kwargs<'_>) -> shmstore::Result<Value> {
+///     let by = kwargs.iter().find(|(k, _)| *k == "by").map(|(_, v)| v).or(args.first());
+///     *x *= by.and_then(Value::as_float).unwrap_or(1.0);
+///     Ok(Value::Float(*x))
+/// }
+/// shmstore::register(UserType::<f64>::new("DocScaled").method_kw("scale", scale))?;
+/// let p = store.user("DocScaled", 2.0f64)?;
+/// assert_eq!(p.call_method_kw("scale", (), &[("by", Value::Float(1.5))])?, Value::Float(3.0));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub type Kwargs<'a> = &'a [(&'a str, Value)];
 
 /// A method handler: runs on the referent in place, with the object's lock held.
 pub type Handler = fn(&mut Ctx<'_>, &[Value], Kwargs<'_>) -> Result<Value>;
 
 /// One exposed method.
+///
+/// # Examples
+/// ```
+/// use shmstore::dispatch::type_desc;
+/// let set = type_desc(shmstore::type_ids::SET)?;
+/// let names: Vec<&str> = set.methods.iter().map(|m| m.name).collect();
+/// assert!(names.contains(&"add") && names.contains(&"issubset"));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct Method {
     /// Python's method name.
     pub name: &'static str,
@@ -45,6 +85,14 @@ pub struct Method {
 }
 
 /// What the dispatcher knows of a type.
+///
+/// # Examples
+/// ```
+/// use shmstore::dispatch::type_desc;
+/// let d = type_desc(shmstore::type_ids::NAMESPACE)?;
+/// assert_eq!((d.typeid, d.proxy), ("Namespace", "NamespaceProxy"));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct TypeDesc {
     /// Stable type id (stored in the arena).
     pub id: u16,
@@ -98,6 +146,16 @@ pub type FastRead = fn(&Core, &Token, usize, &[Value], Kwargs<'_>) -> Option<Val
 
 impl TypeDesc {
     /// The index of method `name`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::dispatch::type_desc;
+    /// let d = type_desc(shmstore::type_ids::LIST)?;
+    /// let i = d.method_index("sort").expect("list has sort");
+    /// assert_eq!(d.methods[i].name, "sort");
+    /// assert_eq!(d.method_index("push"), None);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn method_index(&self, name: &str) -> Option<usize> {
         self.methods.binary_search_by(|m| m.name.cmp(name)).ok()
@@ -172,6 +230,21 @@ impl Ctx<'_> {
 /// # Errors
 /// `ValueError("timeout value must be a non-negative number")` for a negative one, `TypeError`
 /// for a non-number.
+///
+/// # Examples
+/// ```
+/// use std::time::Instant;
+/// use shmstore::types::deadline_arg;
+/// use shmstore::{Error, Value};
+/// assert_eq!(deadline_arg(None)?, None); // no timeout: no deadline
+/// assert_eq!(deadline_arg(Some(&Value::None))?, None);
+/// assert!(deadline_arg(Some(&Value::Float(0.5)))?.is_some_and(|d| d > Instant::now()));
+/// assert_eq!(
+///     deadline_arg(Some(&Value::Int(-1))),
+///     Err(Error::ValueError("timeout value must be a non-negative number".into()))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn deadline_arg(v: Option<&Value>) -> Result<Option<Instant>> {
     match v {
         None | Some(Value::None) => Ok(None),
@@ -203,6 +276,23 @@ pub fn deadline_arg(v: Option<&Value>) -> Result<Option<Instant>> {
 ///
 /// # Errors
 /// `TypeError` with Python's wording for too many, too few, unknown or repeated arguments.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::bind_args;
+/// use shmstore::{Error, Value};
+/// // pop(index=-1): one optional parameter.
+/// let args = [Value::Int(0)];
+/// let [index] = bind_args("pop", &args, &[], ["index"], 0)?;
+/// assert_eq!(index, Some(&Value::Int(0)));
+/// let kwargs = [("index", Value::Int(2))];
+/// assert_eq!(bind_args("pop", &[], &kwargs, ["index"], 0)?, [Some(&Value::Int(2))]);
+/// assert_eq!(
+///     bind_args("pop", &[], &[("i", Value::Int(2))], ["index"], 0),
+///     Err(Error::TypeError("'i' is an invalid keyword argument for pop()".into()))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn bind_args<'v, const N: usize>(
     method: &str,
     args: &'v [Value],
@@ -275,6 +365,19 @@ pub fn bind_args<'v, const N: usize>(
 ///
 /// # Errors
 /// `TypeError("'str' object cannot be interpreted as an integer")`.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::index_arg;
+/// use shmstore::{Error, Value};
+/// assert_eq!(index_arg(&Value::Int(-2))?, -2);
+/// assert_eq!(index_arg(&Value::Bool(true))?, 1);
+/// assert_eq!(
+///     index_arg(&Value::from("1")),
+///     Err(Error::TypeError("'str' object cannot be interpreted as an integer".into()))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn index_arg(v: &Value) -> Result<i64> {
     match v {
@@ -291,6 +394,16 @@ pub fn index_arg(v: &Value) -> Result<i64> {
 ///
 /// # Errors
 /// `TypeError("'int' object is not iterable")`.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::iter_arg;
+/// use shmstore::Value;
+/// assert_eq!(iter_arg(&Value::from("ab"))?, [Value::from("a"), Value::from("b")]);
+/// assert_eq!(iter_arg(&Value::dict_from_pairs([(1, 2)])?)?, [Value::Int(1)]); // the keys
+/// assert!(iter_arg(&Value::Int(3)).is_err()); // 'int' object is not iterable
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn iter_arg(v: &Value) -> Result<Vec<Value>> {
     match v {
         Value::List(xs) | Value::Tuple(xs) => Ok(xs.clone()),

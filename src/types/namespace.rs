@@ -15,6 +15,19 @@
 //!   capacity, then length), then frees the old array.
 //! - deleting an attribute builds the new array in a fresh block and publishes it the same way,
 //!   then releases the removed name and value.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-namespace-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::Value;
+//! let ns = store.namespace()?;
+//! ns.call_method("__setattr__", ("_hidden", 1))?;
+//! ns.call_method("__setattr__", ("shown", 2))?;
+//! assert_eq!(ns.to_string(), "Namespace(shown=2)"); // names starting with _ are left out
+//! assert_eq!(ns.call_method("__getattribute__", ("_hidden",))?, Value::Int(1));
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use bytemuck::{Pod, Zeroable};
 
@@ -28,6 +41,21 @@ use crate::token::{type_ids, Token};
 use crate::value::Value;
 
 /// The fixed part of a namespace's body.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-namespacebod-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::types::namespace::NamespaceBody;
+/// let p = store.namespace_with([("a", 1), ("b", 2)])?;
+/// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let b: NamespaceBody = raw.read(Offset::new(body))?;
+/// assert_eq!(b.len, 2);
+/// assert!(b.cap >= 2 && b.attrs != 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct NamespaceBody {
@@ -43,6 +71,24 @@ pub struct NamespaceBody {
 const _: () = assert!(size_of::<NamespaceBody>() == 32);
 
 /// One attribute.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-attr-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::cell::Cell;
+/// use shmstore::types::namespace::{Attr, NamespaceBody};
+/// use shmstore::Value;
+/// let p = store.namespace_with([("x", 5)])?;
+/// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let b: NamespaceBody = raw.read(Offset::new(body))?;
+/// let a: Attr = raw.read(Offset::new(b.attrs))?;
+/// assert_eq!(a.name, Cell::scalar(&Value::from("x")).unwrap());
+/// assert_eq!(a.values[a.current as usize].as_int(), Some(5));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct Attr {

@@ -6,6 +6,14 @@
 //! size, alignment and a fingerprint of `std::any::type_name::<T>()`. Type names are stable for
 //! one build of a program; processes built by different compilers may disagree on them (and are
 //! refused, never misread).
+//!
+//! # Examples
+//! ```
+//! use shmstore::types::pod::{typecode_of, ElemType, Kind};
+//! assert_eq!(typecode_of::<i32>(), "i");
+//! assert_eq!(ElemType::of::<f64>().kind(), Kind::F64);
+//! assert_eq!(ElemType::of::<[u8; 3]>().kind(), Kind::Other); // read as bytes
+//! ```
 
 use bytemuck::{Pod, Zeroable};
 
@@ -13,6 +21,14 @@ use crate::error::{Error, Result};
 use crate::value::Value;
 
 /// The element type of a typed value or array, as recorded in the arena.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::pod::{fingerprint, ElemType, Kind};
+/// let e = ElemType::of::<u16>();
+/// assert_eq!((e.size, e.align, e.kind), (2, 2, Kind::U16 as u32));
+/// assert_eq!(e.fingerprint, fingerprint("u16"));
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct ElemType {
@@ -30,6 +46,14 @@ pub struct ElemType {
 const _: () = assert!(size_of::<ElemType>() == 24);
 
 /// The primitive numeric kinds that convert to and from [`Value`].
+///
+/// # Examples
+/// ```
+/// use shmstore::types::pod::Kind;
+/// let k = Kind::of_name("u8");
+/// assert_eq!((k, k.size(), k.typecode()), (Kind::U8, 1, Some("B")));
+/// assert_eq!(Kind::from_u32(k as u32), k);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Kind {
@@ -63,6 +87,13 @@ pub enum Kind {
 
 impl Kind {
     /// The kind of the type named `name` (`std::any::type_name`).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::types::pod::Kind;
+    /// assert_eq!(Kind::of_name(std::any::type_name::<f32>()), Kind::F32);
+    /// assert_eq!(Kind::of_name("my_crate::Point"), Kind::Other);
+    /// ```
     pub fn of_name(name: &str) -> Kind {
         match name {
             "i8" => Kind::I8,
@@ -82,6 +113,13 @@ impl Kind {
     }
 
     /// The kind stored as `k`; an unknown number reads as `Other` (bytes).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::types::pod::Kind;
+    /// assert_eq!(Kind::from_u32(5), Kind::I32);
+    /// assert_eq!(Kind::from_u32(999), Kind::Other); // a scribbled number reads as bytes
+    /// ```
     pub fn from_u32(k: u32) -> Kind {
         use Kind::*;
         [
@@ -93,6 +131,13 @@ impl Kind {
     }
 
     /// The element size this kind implies (0 for `Other`).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::types::pod::Kind;
+    /// assert_eq!(Kind::I16.size(), 2);
+    /// assert_eq!(Kind::Other.size(), 0);
+    /// ```
     pub fn size(self) -> u32 {
         match self {
             Kind::Other => 0,
@@ -104,6 +149,14 @@ impl Kind {
     }
 
     /// `array.array`'s typecode (`struct`'s for `isize`/`usize`), or None for `Other`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::types::pod::Kind;
+    /// assert_eq!(Kind::F64.typecode(), Some("d"));
+    /// assert_eq!(Kind::Usize.typecode(), Some("N"));
+    /// assert_eq!(Kind::Other.typecode(), None);
+    /// ```
     pub fn typecode(self) -> Option<&'static str> {
         Some(match self {
             Kind::Other => return None,
@@ -125,6 +178,15 @@ impl Kind {
 
 /// FNV-1a, 64 bits: a fingerprint of a type name (not a defence against forgery, a guard
 /// against mistakes).
+///
+/// # Examples
+/// ```
+/// use shmstore::types::pod::fingerprint;
+/// const F: u64 = fingerprint("u32"); // usable in constants
+/// assert_eq!(F, fingerprint("u32"));
+/// assert_ne!(fingerprint("u32"), fingerprint("i32"));
+/// assert_eq!(fingerprint(""), 0xcbf2_9ce4_8422_2325); // FNV-1a's offset basis
+/// ```
 pub const fn fingerprint(s: &str) -> u64 {
     let b = s.as_bytes();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -171,6 +233,20 @@ pub fn value_racy(a: &crate::arena::Arena, e: &ElemType, off: u64) -> Option<Val
 
 impl ElemType {
     /// The record of `T`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::types::pod::ElemType;
+    /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    /// #[repr(C)]
+    /// struct Point {
+    ///     x: f32,
+    ///     y: f32,
+    /// }
+    /// let e = ElemType::of::<Point>();
+    /// assert_eq!((e.size, e.align), (8, 4));
+    /// assert_ne!(e, ElemType::of::<[f32; 2]>()); // same layout, another type
+    /// ```
     pub fn of<T: Pod>() -> ElemType {
         let name = std::any::type_name::<T>();
         ElemType {
@@ -184,6 +260,15 @@ impl ElemType {
 
     /// The kind, checked against the size: a primitive kind whose size disagrees reads as
     /// `Other`, so a scribbled kind can never make a conversion read past an element.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::types::pod::{ElemType, Kind};
+    /// let mut e = ElemType::of::<i64>();
+    /// assert_eq!(e.kind(), Kind::I64);
+    /// e.kind = Kind::I8 as u32; // a kind that disagrees with the size...
+    /// assert_eq!(e.kind(), Kind::Other); // ...reads as Other, never past an element
+    /// ```
     pub fn kind(&self) -> Kind {
         let k = Kind::from_u32(self.kind);
         if k.size() == self.size {
@@ -197,6 +282,15 @@ impl ElemType {
     ///
     /// # Errors
     /// `Corrupt` when they fail.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::types::pod::ElemType;
+    /// assert!(ElemType::of::<u64>().validate(0).is_ok());
+    /// let mut bad = ElemType::of::<u64>();
+    /// bad.align = 3;
+    /// assert!(bad.validate(0).is_err()); // Corrupt: not a power of two
+    /// ```
     pub fn validate(&self, at: u64) -> Result<()> {
         if !self.align.is_power_of_two() || self.align > 4096 || self.size % self.align != 0 {
             return Err(Error::corrupt("bad element type record", at));
@@ -206,6 +300,13 @@ impl ElemType {
 
     /// Elements of this type a stride apart (size rounded up to the alignment; at least 1 so
     /// offsets stay distinct for zero-sized types).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::types::pod::ElemType;
+    /// assert_eq!(ElemType::of::<[u8; 3]>().stride(), 3);
+    /// assert_eq!(ElemType::of::<()>().stride(), 1); // at least 1
+    /// ```
     pub fn stride(&self) -> u64 {
         u64::from(self.size.max(1))
     }
@@ -213,6 +314,13 @@ impl ElemType {
 
 /// Python's typecode for `T` (`"i"` for `i32`, as `array.array` names it), or for a type with
 /// no typecode its Rust name (`"my_crate::Point"`).
+///
+/// # Examples
+/// ```
+/// use shmstore::types::pod::typecode_of;
+/// assert_eq!(typecode_of::<u8>(), "B");
+/// assert_eq!(typecode_of::<[u8; 4]>(), "[u8; 4]"); // no typecode: the Rust name
+/// ```
 pub fn typecode_of<T: Pod>() -> &'static str {
     let name = std::any::type_name::<T>();
     Kind::of_name(name).typecode().unwrap_or(name)
@@ -223,6 +331,16 @@ pub fn typecode_of<T: Pod>() -> &'static str {
 ///
 /// # Errors
 /// `OverflowError` for a `u64`/`usize` beyond `i64::MAX` (a [`Value::Int`] is 64-bit signed).
+///
+/// # Examples
+/// ```
+/// use shmstore::types::pod::{to_value, ElemType};
+/// use shmstore::Value;
+/// assert_eq!(to_value(&ElemType::of::<i16>(), &(-5i16).to_ne_bytes())?, Value::Int(-5));
+/// assert_eq!(to_value(&ElemType::of::<[u8; 2]>(), b"hi")?, Value::bytes(*b"hi"));
+/// assert!(to_value(&ElemType::of::<u64>(), &u64::MAX.to_ne_bytes()).is_err()); // OverflowError
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn to_value(e: &ElemType, bytes: &[u8]) -> Result<Value> {
     macro_rules! rd {
         ($t:ty) => {{
@@ -256,6 +374,14 @@ pub fn to_value(e: &ElemType, bytes: &[u8]) -> Result<Value> {
 }
 
 /// Writes Python's repr of the element at `bytes` (as `array.array` prints it).
+///
+/// # Examples
+/// ```
+/// use shmstore::types::pod::{write_repr, ElemType};
+/// let mut out = String::new();
+/// write_repr(&ElemType::of::<f64>(), &2.0f64.to_ne_bytes(), &mut out);
+/// assert_eq!(out, "2.0");
+/// ```
 pub fn write_repr(e: &ElemType, bytes: &[u8], out: &mut String) {
     use std::fmt::Write;
     match (e.kind(), to_value(e, bytes)) {
@@ -273,6 +399,19 @@ pub fn write_repr(e: &ElemType, bytes: &[u8], out: &mut String) {
 ///
 /// # Errors
 /// `TypeError("a bytes object of 12 bytes is required, not 'int'")` (or "not one of 3 bytes").
+///
+/// # Examples
+/// ```
+/// use shmstore::types::pod::{bytes_arg, ElemType};
+/// use shmstore::{Error, Value};
+/// let e = ElemType::of::<[u8; 3]>();
+/// assert_eq!(bytes_arg(&e, &Value::bytes(*b"abc"))?, b"abc");
+/// assert_eq!(
+///     bytes_arg(&e, &Value::Int(1)),
+///     Err(Error::TypeError("a bytes object of 3 bytes is required, not 'int'".into()))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn bytes_arg<'v>(e: &ElemType, v: &'v Value) -> Result<&'v [u8]> {
     match v {
         Value::Bytes(b) if b.len() == e.size as usize => Ok(b),
@@ -329,6 +468,20 @@ fn range<T: TryFrom<i64>>(x: i64, what: &str, low: &str) -> Result<T> {
 /// `TypeError("must be real number, not str")`,
 /// `OverflowError("signed char is greater than maximum")` and the like; for other types
 /// `TypeError("a bytes object of 12 bytes is required, not 'int'")`.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::pod::{from_value, ElemType};
+/// use shmstore::{Error, Value};
+/// let mut out = [0u8; 1];
+/// from_value(&ElemType::of::<i8>(), &Value::Int(-3), &mut out)?;
+/// assert_eq!(out, (-3i8).to_ne_bytes());
+/// assert_eq!(
+///     from_value(&ElemType::of::<i8>(), &Value::Int(200), &mut out),
+///     Err(Error::OverflowError("signed char is greater than maximum".into()))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn from_value(e: &ElemType, v: &Value, out: &mut [u8]) -> Result<()> {
     macro_rules! put {
         ($x:expr) => {{

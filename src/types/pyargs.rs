@@ -1,6 +1,21 @@
 //! Argument checks with the wording of the two other kinds of Python callables the manager
 //! types expose: slot wrappers (`ns.__getattribute__`, `a.__getitem__`) and methods written in
 //! Python (`Value.get`, `Namespace.__repr__`). [`super::bind_args`] covers builtin methods.
+//!
+//! # Examples
+//! ```
+//! use shmstore::types::pyargs::{function, wrapper};
+//! use shmstore::Value;
+//! // ns.__getattribute__('x'): a slot wrapper of one argument.
+//! let args = [Value::from("x")];
+//! let [name] = wrapper::<1>("__getattribute__", &args, &[])?;
+//! assert_eq!(name, &Value::from("x"));
+//! // def set(self, value): a method written in Python.
+//! let kwargs = [("value", Value::Int(1))];
+//! let [value] = function("Value.set", &[], &kwargs, ["value"])?;
+//! assert_eq!(value, &Value::Int(1));
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use crate::error::{Error, Result};
 use crate::value::Value;
@@ -11,6 +26,23 @@ use crate::value::Value;
 /// `TypeError("wrapper __getitem__() takes no keyword arguments")`,
 /// `TypeError("expected 1 argument, got 0")` (CPython words the two-argument wrappers
 /// `" expected 2 arguments, got 1"`, with a leading space, and so do we).
+///
+/// # Examples
+/// ```
+/// use shmstore::types::pyargs::wrapper;
+/// use shmstore::{Error, Value};
+/// let args = [Value::Int(0)];
+/// assert_eq!(wrapper::<1>("__getitem__", &args, &[])?, &[Value::Int(0)]);
+/// assert_eq!(
+///     wrapper::<1>("__getitem__", &args, &[("i", Value::Int(0))]).map(|_| ()),
+///     Err(Error::TypeError("wrapper __getitem__() takes no keyword arguments".into()))
+/// );
+/// assert_eq!(
+///     wrapper::<1>("__getitem__", &[], &[]).map(|_| ()),
+///     Err(Error::TypeError("expected 1 argument, got 0".into()))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn wrapper<'v, const N: usize>(
     name: &str,
     args: &'v [Value],
@@ -41,6 +73,20 @@ pub fn wrapper<'v, const N: usize>(
 /// `TypeError` with Python's wording: "Value.get() takes 1 positional argument but 2 were
 /// given", "Value.set() missing 1 required positional argument: 'value'", "… got an
 /// unexpected keyword argument 'x'", "… got multiple values for argument 'value'".
+///
+/// # Examples
+/// ```
+/// use shmstore::types::pyargs::function;
+/// use shmstore::{Error, Value};
+/// assert_eq!(
+///     function("Value.set", &[], &[], ["value"]).map(|_| ()),
+///     Err(Error::TypeError("Value.set() missing 1 required positional argument: 'value'".into()))
+/// );
+/// assert_eq!(
+///     function("Value.get", &[Value::Int(1)], &[], []).map(|_| ()),
+///     Err(Error::TypeError("Value.get() takes 1 positional argument but 2 were given".into()))
+/// );
+/// ```
 pub fn function<'v, const N: usize>(
     qualname: &str,
     args: &'v [Value],
@@ -104,6 +150,18 @@ pub fn function<'v, const N: usize>(
 ///
 /// # Errors
 /// `TypeError("attribute name must be string, not 'int'")`.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::pyargs::attr_name;
+/// use shmstore::{Error, Value};
+/// assert_eq!(attr_name(&Value::from("x"))?, "x");
+/// assert_eq!(
+///     attr_name(&Value::Int(1)),
+///     Err(Error::TypeError("attribute name must be string, not 'int'".into()))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn attr_name(v: &Value) -> Result<&str> {
     match v {
         Value::Str(s) => Ok(s),

@@ -33,6 +33,21 @@
 //!
 //! Waits release the object's lock ([`Ctx::wait_until`]) and loop on their condition, so
 //! spurious wake-ups and waiters whose deadline passes as they are woken lose nothing.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-queue-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::Value;
+//! let q = store.joinable_queue(2)?;
+//! q.call_method("put", ("a",))?;
+//! q.call_method("put_nowait", ("b",))?;
+//! assert_eq!(q.call_method("full", ())?, Value::Bool(true));
+//! assert_eq!(q.call_method("get", ())?, Value::from("a")); // first in, first out
+//! q.call_method("task_done", ())?;
+//! assert_eq!(q.call_method("qsize", ())?, Value::Int(1));
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::time::Instant;
 
@@ -48,6 +63,24 @@ use crate::token::{type_ids, Token};
 use crate::value::Value;
 
 /// The plain fields at the start of a queue's body.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-queuestate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::types::queue::QueueState;
+/// let p = store.joinable_queue(5)?;
+/// p.put("a")?;
+/// p.put("b")?;
+/// p.get()?;
+/// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let b: QueueState = raw.read(Offset::new(body))?;
+/// assert_eq!((b.tail - b.head, b.maxsize), (1, 5)); // one item queued
+/// assert_eq!(b.tail - b.done, 2); // two tasks not yet marked done
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct QueueState {

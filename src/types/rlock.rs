@@ -15,6 +15,20 @@
 //! Waiters sleep in slices ([`SLICE`](super::sync_common::SLICE)) and check the owner's
 //! liveness when a slice ends, so a dead owner is noticed without busy waiting. A thread that
 //! exits while it owns the lock, in a process that lives on, is not detected (as in Python).
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-rlock-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::Value;
+//! let r = store.rlock()?;
+//! assert_eq!(r.call_method("acquire", ())?, Value::Bool(true));
+//! assert_eq!(r.call_method("acquire", ())?, Value::Bool(true)); // the owner again
+//! r.call_method("release", ())?;
+//! r.call_method("release", ())?;
+//! assert!(r.call_method("release", ()).is_err()); // RuntimeError: un-acquired
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::sync::atomic::{compiler_fence, Ordering};
 use std::time::Instant;
@@ -32,6 +46,24 @@ use crate::token::{type_ids, Token};
 use crate::value::Value;
 
 /// Who owns an RLock (or a Condition's lock), and how many times.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-owner-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::process::ProcId;
+/// use shmstore::types::rlock::RLockBody;
+/// let p = store.rlock()?;
+/// let _held = p.acquire_guard()?;
+/// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let b: RLockBody = raw.read(Offset::new(body))?;
+/// let o = b.owner;
+/// assert!(o.held());
+/// assert_eq!(o.proc(), ProcId::current());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct Owner {
@@ -52,11 +84,40 @@ const OWN_COUNT: u64 = std::mem::offset_of!(Owner, count) as u64;
 
 impl Owner {
     /// True when the lock is held.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-held-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::arena::Offset;
+    /// use shmstore::types::rlock::RLockBody;
+    /// let p = store.rlock()?;
+    /// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+    /// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+    /// let b: RLockBody = raw.read(Offset::new(body))?;
+    /// assert!(!b.owner.held()); // nobody took it yet
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn held(&self) -> bool {
         self.pid != 0
     }
 
     /// The owning process.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-proc-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::arena::Offset;
+    /// use shmstore::types::rlock::RLockBody;
+    /// let p = store.rlock()?;
+    /// let _held = p.acquire_guard()?;
+    /// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+    /// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+    /// let b: RLockBody = raw.read(Offset::new(body))?;
+    /// assert!(b.owner.proc().is_alive()); // what a waiter checks when its slice runs out
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn proc(&self) -> ProcId {
         ProcId {
             pid: self.pid,
@@ -72,6 +133,23 @@ impl Owner {
 }
 
 /// The body of an RLock.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-rlockbody-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::types::rlock::RLockBody;
+/// let p = store.rlock()?;
+/// let _a = p.acquire_guard()?;
+/// let _b = p.acquire_guard()?;
+/// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let b: RLockBody = raw.read(Offset::new(body))?;
+/// assert_eq!(b.owner.tid, shmstore::process::current_tid());
+/// assert_eq!(b.owner.count, 2);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct RLockBody {
@@ -291,6 +369,14 @@ pub fn owner_release_all(ctx: &mut Ctx<'_>, off: u64, cond: u64) -> Result<u64> 
 }
 
 /// Python's repr of an RLock with this owner record.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::rlock::{write_owner_repr, Owner};
+/// let mut out = String::new();
+/// write_owner_repr(&Owner { pid: 0, tid: 0, start: 0, count: 0 }, 0x40, &mut out);
+/// assert_eq!(out, "<unlocked _thread.RLock object owner=0 count=0 at 0x40>");
+/// ```
 pub fn write_owner_repr(o: &Owner, at: u64, out: &mut String) {
     use std::fmt::Write;
     let (state, tid, count) = if o.held() {

@@ -28,6 +28,20 @@
 //! back to IDLE. A holder of the object's lock that dies before the publishing store leaves the
 //! old state; after it, the type's repair applies the journal again (the writes are idempotent).
 //! Compiler fences keep the stores in this order.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-semaphore-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::Value;
+//! let s = store.semaphore(1)?;
+//! assert_eq!(s.call_method("acquire", (false,))?, Value::Bool(true));
+//! assert_eq!(s.call_method("acquire", (false,))?, Value::Bool(false));
+//! s.call_method("release", ())?;
+//! let lock = store.lock()?;
+//! assert!(lock.call_method("release", ()).is_err()); // a Lock's extra release
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::sync::atomic::{compiler_fence, Ordering};
 use std::time::Instant;
@@ -59,6 +73,21 @@ const J_IDLE: u64 = 0;
 const J_PENDING: u64 = 1;
 
 /// The fixed part of the body.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-sembody-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::types::semaphore::SemBody;
+/// let p = store.bounded_semaphore(3)?;
+/// let _one = p.acquire_guard()?;
+/// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let b: SemBody = raw.read(Offset::new(body))?;
+/// assert_eq!((b.value, b.bound), (2, 3));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct SemBody {

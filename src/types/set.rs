@@ -7,6 +7,19 @@
 //! order (`copy`, `union`, `__iter__`, `get_value`, …), and wherever CPython wants a set operand
 //! (`s | other`, `s <= other`) any iterable `Value` stands for one. Iteration order is insertion
 //! order (CPython's is its hash order), and `pop` removes the most recently added element.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-set-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::Value;
+//! let s = store.set([1, 2])?;
+//! s.call_method("add", (3,))?;
+//! assert_eq!(s.call_method("__contains__", (3,))?, Value::Bool(true));
+//! assert_eq!(s.call_method("issubset", (vec![1, 2, 3, 4],))?, Value::Bool(true));
+//! assert_eq!(s.get_value()?, Value::from(vec![1, 2, 3])); // a list of the elements
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::collections::HashMap;
 

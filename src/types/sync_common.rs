@@ -2,6 +2,16 @@
 //! so that a dead holder is noticed without busy waiting, and Python's argument rules for the
 //! methods of `threading`'s classes (the C ones of `_thread.lock`/`_thread.RLock` and the Python
 //! ones of `Semaphore`, `Condition`, `Event`, `Barrier`).
+//!
+//! # Examples
+//! ```
+//! use std::time::{Duration, Instant};
+//! use shmstore::types::sync_common::{deadline_of, seconds, truthy};
+//! use shmstore::Value;
+//! assert!(truthy(&Value::from(vec![0]))); // a non-empty list, as bool([0])
+//! assert_eq!(seconds(&Value::Int(2)), Some(2.0));
+//! assert!(deadline_of(Some(Duration::from_secs(1))).is_some_and(|d| d > Instant::now()));
+//! ```
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +29,17 @@ pub const SLICE: Duration = Duration::from_millis(200);
 
 /// Who holds units of a lock or semaphore: a process and how many units it holds.
 /// An entry with `count == 0` is free (its `proc` is stale and ignored).
+///
+/// # Examples
+/// ```
+/// use shmstore::process::ProcId;
+/// use shmstore::types::sync_common::Holder;
+/// let free = Holder::default();
+/// assert_eq!(free.count, 0); // a free entry
+/// let mine = Holder { proc: ProcId::current(), count: 2 };
+/// assert!(mine.proc.is_alive());
+/// assert_eq!(std::mem::size_of::<Holder>(), 24);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct Holder {
@@ -30,6 +51,19 @@ pub struct Holder {
 const _: () = assert!(size_of::<Holder>() == 24);
 
 /// How a slice of waiting ended.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::sync_common::Wake;
+/// // What a waiting loop does after each slice.
+/// fn go_on(w: Wake) -> bool {
+///     match w {
+///         Wake::Woken | Wake::Slice => true, // look again (and after a slice, check holders)
+///         Wake::Deadline => false,           // give up: timed out
+///     }
+/// }
+/// assert!(go_on(Wake::Slice) && !go_on(Wake::Deadline));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {
     /// Notified (or spuriously woken): look again.
@@ -66,6 +100,16 @@ pub fn wait_slice(ctx: &mut Ctx<'_>, cond: u64, deadline: Option<Instant>) -> Re
 }
 
 /// Python's truth value of an argument (`bool(x)`).
+///
+/// # Examples
+/// ```
+/// use shmstore::types::sync_common::truthy;
+/// use shmstore::Value;
+/// assert!(!truthy(&Value::None));
+/// assert!(!truthy(&Value::Int(0)));
+/// assert!(!truthy(&Value::from("")));
+/// assert!(truthy(&Value::Float(0.5)));
+/// ```
 pub fn truthy(v: &Value) -> bool {
     match v {
         Value::None => false,
@@ -81,6 +125,15 @@ pub fn truthy(v: &Value) -> bool {
 }
 
 /// A number argument as float seconds; `None` for a non-number.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::sync_common::seconds;
+/// use shmstore::Value;
+/// assert_eq!(seconds(&Value::Float(0.25)), Some(0.25));
+/// assert_eq!(seconds(&Value::Bool(true)), Some(1.0));
+/// assert_eq!(seconds(&Value::from("1")), None);
+/// ```
 pub fn seconds(v: &Value) -> Option<f64> {
     match v {
         Value::Int(i) => Some(*i as f64),
@@ -91,6 +144,16 @@ pub fn seconds(v: &Value) -> Option<f64> {
 }
 
 /// The deadline `secs` seconds from now; a negative (or NaN) count is "now", a huge one none.
+///
+/// # Examples
+/// ```
+/// use std::time::Instant;
+/// use shmstore::types::sync_common::deadline_in;
+/// let now = Instant::now();
+/// assert!(deadline_in(0.5).is_some_and(|d| d > now));
+/// assert!(deadline_in(-1.0).is_some_and(|d| d <= Instant::now())); // negative: now
+/// assert_eq!(deadline_in(f64::INFINITY), None); // too far to represent: no limit
+/// ```
 pub fn deadline_in(secs: f64) -> Option<Instant> {
     if secs.is_nan() || secs <= 0.0 {
         return Some(Instant::now());
@@ -101,6 +164,14 @@ pub fn deadline_in(secs: f64) -> Option<Instant> {
 }
 
 /// The deadline of a typed timeout (`None`: no limit).
+///
+/// # Examples
+/// ```
+/// use std::time::{Duration, Instant};
+/// use shmstore::types::sync_common::deadline_of;
+/// assert_eq!(deadline_of(None), None);
+/// assert!(deadline_of(Some(Duration::ZERO)).is_some_and(|d| d <= Instant::now()));
+/// ```
 pub fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|d| Instant::now().checked_add(d))
 }
@@ -109,6 +180,19 @@ pub fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
 /// `Condition.wait`, `Event.wait`, `Barrier.wait`): `None` waits without limit, a number of
 /// seconds (negative: do not wait), anything else a `TypeError` — raised, as in Python, only
 /// when the method actually has to wait. `bad` builds that error from the argument's type name.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::sync_common::{bad_float_add, PyTimeout};
+/// use shmstore::{Error, Value};
+/// assert!(matches!(PyTimeout::parse(None), PyTimeout::Forever));
+/// let bad = PyTimeout::parse(Some(&Value::from("soon")));
+/// // The error comes only when the method is about to wait, as in Python.
+/// assert_eq!(
+///     bad.deadline(bad_float_add),
+///     Err(Error::TypeError("unsupported operand type(s) for +: 'float' and 'str'".into()))
+/// );
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub enum PyTimeout {
     /// No limit.
@@ -121,6 +205,15 @@ pub enum PyTimeout {
 
 impl PyTimeout {
     /// Reads the argument (absent or `None`: no limit).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::types::sync_common::PyTimeout;
+    /// use shmstore::Value;
+    /// assert!(matches!(PyTimeout::parse(Some(&Value::None)), PyTimeout::Forever));
+    /// assert!(matches!(PyTimeout::parse(Some(&Value::Int(2))), PyTimeout::Secs(s) if s == 2.0));
+    /// assert!(matches!(PyTimeout::parse(Some(&Value::from("x"))), PyTimeout::Bad("str")));
+    /// ```
     pub fn parse(v: Option<&Value>) -> PyTimeout {
         match v {
             None | Some(Value::None) => PyTimeout::Forever,
@@ -132,6 +225,16 @@ impl PyTimeout {
     ///
     /// # Errors
     /// `bad(type name)` for a non-number.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Instant;
+    /// use shmstore::types::sync_common::{bad_gt_int, PyTimeout};
+    /// assert_eq!(PyTimeout::Forever.deadline(bad_gt_int)?, None);
+    /// assert!(PyTimeout::Secs(1.0).deadline(bad_gt_int)?.is_some_and(|d| d > Instant::now()));
+    /// assert!(PyTimeout::Bad("list").deadline(bad_gt_int).is_err());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn deadline(self, bad: fn(&str) -> Error) -> Result<Option<Instant>> {
         match self {
             PyTimeout::Forever => Ok(None),
@@ -142,6 +245,15 @@ impl PyTimeout {
 }
 
 /// `float + x`, as `Semaphore.acquire` and `Barrier.wait` compute `_time() + timeout`.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::sync_common::bad_float_add;
+/// assert_eq!(
+///     bad_float_add("list").to_string(),
+///     "unsupported operand type(s) for +: 'float' and 'list'"
+/// );
+/// ```
 pub fn bad_float_add(t: &str) -> Error {
     Error::TypeError(format!(
         "unsupported operand type(s) for +: 'float' and '{t}'"
@@ -149,6 +261,12 @@ pub fn bad_float_add(t: &str) -> Error {
 }
 
 /// `x > 0`, as `Condition.wait` compares its timeout.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::sync_common::bad_gt_int;
+/// assert_eq!(bad_gt_int("str").to_string(), "'>' not supported between instances of 'str' and 'int'");
+/// ```
 pub fn bad_gt_int(t: &str) -> Error {
     Error::TypeError(format!(
         "'>' not supported between instances of '{t}' and 'int'"
@@ -156,6 +274,16 @@ pub fn bad_gt_int(t: &str) -> Error {
 }
 
 /// `'str' object cannot be interpreted as an integer`.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::sync_common::not_an_integer;
+/// use shmstore::Value;
+/// assert_eq!(
+///     not_an_integer(&Value::Float(1.5)).to_string(),
+///     "'float' object cannot be interpreted as an integer"
+/// );
+/// ```
 pub fn not_an_integer(v: &Value) -> Error {
     Error::TypeError(format!(
         "'{}' object cannot be interpreted as an integer",
@@ -171,6 +299,20 @@ pub fn not_an_integer(v: &Value) -> Error {
 ///
 /// # Errors
 /// `TypeError`/`ValueError` with CPython's messages.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::sync_common::c_acquire_args;
+/// use shmstore::{Error, Value};
+/// assert_eq!(c_acquire_args(&[], &[])?, (true, None)); // acquire(): block without limit
+/// let (blocking, deadline) = c_acquire_args(&[Value::Bool(true), Value::Float(0.5)], &[])?;
+/// assert!(blocking && deadline.is_some());
+/// assert_eq!(
+///     c_acquire_args(&[Value::Bool(false)], &[("timeout", Value::Int(1))]),
+///     Err(Error::ValueError("can't specify a timeout for a non-blocking call".into()))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn c_acquire_args(args: &[Value], kwargs: &[(&str, Value)]) -> Result<(bool, Option<Instant>)> {
     let given = args.len() + kwargs.len();
     if given > 2 {
@@ -236,6 +378,23 @@ pub fn c_acquire_args(args: &[Value], kwargs: &[(&str, Value)]) -> Result<(bool,
 ///
 /// # Errors
 /// `TypeError` for too many positional arguments, an unknown keyword or a repeated argument.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::sync_common::py_bind;
+/// use shmstore::{Error, Value};
+/// // def release(self, n=1)
+/// let kwargs = [("n", Value::Int(3))];
+/// assert_eq!(py_bind("Semaphore.release", &[], &kwargs, ["n"])?, [Some(&Value::Int(3))]);
+/// assert_eq!(py_bind("Semaphore.release", &[], &[], ["n"])?, [None]); // the default
+/// assert_eq!(
+///     py_bind("Semaphore.release", &[Value::Int(1), Value::Int(2)], &[], ["n"]).map(|_| ()),
+///     Err(Error::TypeError(
+///         "Semaphore.release() takes from 1 to 2 positional arguments but 3 were given".into()
+///     ))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn py_bind<'v, const N: usize>(
     qualname: &str,
     args: &'v [Value],

@@ -38,6 +38,27 @@
 //!   follows; a type with invariants across fields gives a repair hook ([`UserType::repair`]),
 //!   which the next locker runs. User methods are opaque to the library, so the lock-free read
 //!   path planned for built-in types does not apply to them.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-user-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::{UserType, Value};
+//! // Declared the same way in every process that uses it:
+//! shmstore::register(UserType::<[u32; 2]>::new("DocMinMax").method("see", |mm, args| {
+//!     let x = u32::try_from(i64::try_from(args.first().cloned().unwrap_or(Value::None))?)
+//!         .map_err(|_| shmstore::Error::ValueError("out of range".into()))?;
+//!     mm[0] = mm[0].min(x);
+//!     mm[1] = mm[1].max(x);
+//!     Ok(Value::None)
+//! }))?;
+//! let mm = store.user("DocMinMax", [u32::MAX, 0])?;
+//! for x in [5, 2, 9] {
+//!     mm.call_method("see", (x,))?;
+//! }
+//! assert_eq!(mm.get()?, [2, 9]);
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::any::TypeId;
 use std::collections::{HashMap, HashSet};
@@ -55,9 +76,43 @@ use crate::token::{self, type_ids, Token};
 use crate::value::Value;
 
 /// A method of a user type: the referent in place, and Python's positional arguments.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-usermethod-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::{UserMethod, UserType, Value};
+/// let double: UserMethod<i64> = |n, _args| {
+///     *n *= 2;
+///     Ok(Value::Int(*n))
+/// };
+/// shmstore::register(UserType::<i64>::new("DocDoubler").method("double", double))?;
+/// assert_eq!(store.user("DocDoubler", 21i64)?.call_method("double", ())?, Value::Int(42));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub type UserMethod<T> = fn(&mut T, &[Value]) -> Result<Value>;
 
 /// A method of a user type that also takes keyword arguments.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-usermethodkw-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::bind_args;
+/// use shmstore::{UserMethodKw, UserType, Value};
+/// // add(n, times=1)
+/// let add: UserMethodKw<i64> = |total, args, kwargs| {
+///     let [n, times] = bind_args("add", args, kwargs, ["n", "times"], 1)?;
+///     let n = n.map_or(Ok(0), i64::try_from)?;
+///     let times = times.map_or(Ok(1), i64::try_from)?;
+///     *total += n * times;
+///     Ok(Value::Int(*total))
+/// };
+/// shmstore::register(UserType::<i64>::new("DocTotal").method_kw("add", add))?;
+/// let t = store.user("DocTotal", 0i64)?;
+/// assert_eq!(t.call_method_kw("add", (5,), &[("times", Value::Int(3))])?, Value::Int(15));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub type UserMethodKw<T> = fn(&mut T, &[Value], Kwargs<'_>) -> Result<Value>;
 
 /// Longest typeid of a user type, in bytes.
@@ -67,6 +122,22 @@ pub const MAX_TYPEID: usize = 48;
 pub const USER_TYPES_CAP: u64 = 64;
 
 /// One entry of a store's user-type table (64 bytes). See the module's crash protocol.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-usertypeentr-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::types::user::{UserTypeEntry, USER_TYPES_OFF};
+/// shmstore::register(shmstore::UserType::<u8>::new("DocByte"))?;
+/// let _b = store.user("DocByte", 1u8)?; // the store records the type in its table
+/// let raw = shmstore::segment::open(&name)?;
+/// let table = raw.load_u64(USER_TYPES_OFF)?; // where the table lies
+/// let e: UserTypeEntry = raw.read(Offset::new(table))?;
+/// assert_eq!((e.used, &e.name[..e.name_len as usize]), (1, &b"DocByte"[..]));
+/// assert_eq!(e.size, 1);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct UserTypeEntry {
@@ -182,6 +253,18 @@ impl<T: Pod> UserType<T> {
     /// }
     /// let _ = shmstore::UserType::<Wide>::new("Wide");
     /// ```
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-new-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::UserType;
+    /// let t = UserType::<[u8; 16]>::new("DocId"); // no methods yet
+    /// assert_eq!(t.typeid(), "DocId");
+    /// shmstore::register(t)?;
+    /// assert_eq!(store.user("DocId", [7u8; 16])?.get()?, [7; 16]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn new(typeid: &'static str) -> UserType<T> {
         const {
             assert!(
@@ -200,6 +283,24 @@ impl<T: Pod> UserType<T> {
 
     /// Exposes method `name`, taking positional arguments (keyword arguments are refused with
     /// CPython's `TypeError: Counter.incr() takes no keyword arguments`).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-method-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, UserType, Value};
+    /// shmstore::register(UserType::<u32>::new("DocHits").method("hit", |n, _| {
+    ///     *n += 1;
+    ///     Ok(Value::from(*n))
+    /// }))?;
+    /// let h = store.user("DocHits", 0u32)?;
+    /// assert_eq!(h.call_method("hit", ())?, Value::Int(1));
+    /// assert_eq!(
+    ///     h.call_method_kw("hit", (), &[("x", Value::Int(1))]),
+    ///     Err(Error::TypeError("DocHits.hit() takes no keyword arguments".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn method(mut self, name: &'static str, f: UserMethod<T>) -> Self {
         self.methods.push((name, UserFn::Args(f)));
         self
@@ -207,6 +308,22 @@ impl<T: Pod> UserType<T> {
 
     /// Exposes method `name`, taking positional and keyword arguments (see
     /// [`crate::types::bind_args`] for Python's binding rules).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-methodkw-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{UserType, Value};
+    /// shmstore::register(UserType::<u64>::new("DocSet").method_kw("set", |x, args, kwargs| {
+    ///     let v = kwargs.iter().find(|(k, _)| *k == "value").map(|(_, v)| v).or(args.first());
+    ///     *x = v.and_then(Value::as_int).unwrap_or(0) as u64;
+    ///     Ok(Value::None)
+    /// }))?;
+    /// let p = store.user("DocSet", 0u64)?;
+    /// p.call_method_kw("set", (), &[("value", Value::Int(7))])?;
+    /// assert_eq!(p.get()?, 7);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn method_kw(mut self, name: &'static str, f: UserMethodKw<T>) -> Self {
         self.methods.push((name, UserFn::Kwargs(f)));
         self
@@ -214,12 +331,34 @@ impl<T: Pod> UserType<T> {
 
     /// Python's `str()` of the referent. Default: the repr of [`Self::to_value`]'s value if
     /// given, else `<Counter object>`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-display-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::UserType;
+    /// shmstore::register(UserType::<[i32; 2]>::new("DocPoint").display(|p| format!("Point({}, {})", p[0], p[1])))?;
+    /// assert_eq!(store.user("DocPoint", [1, -2])?.to_string(), "Point(1, -2)");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn display(mut self, f: fn(&T) -> String) -> Self {
         self.display = Some(f);
         self
     }
 
     /// The referent as a [`Value`], for `get_value`. Default: `Value::Bytes` of `T`'s bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-tovalue-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{UserType, Value};
+    /// shmstore::register(UserType::<[i32; 2]>::new("DocVec2").to_value(|p| Value::from((p[0], p[1]))))?;
+    /// let p = store.user("DocVec2", [3, 4])?;
+    /// assert_eq!(p.get_value()?, Value::from((3, 4)));
+    /// assert_eq!(p.to_string(), "(3, 4)"); // the default display follows
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn to_value(mut self, f: fn(&T) -> Value) -> Self {
         self.to_value = Some(f);
         self
@@ -228,17 +367,64 @@ impl<T: Pod> UserType<T> {
     /// Brings a referent back to a valid state after a process died inside one of its
     /// methods (run by the next process to take its lock). Default: nothing — every bit
     /// pattern of `T` is valid.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-repair-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::UserType;
+    /// // A range whose invariant, lo <= hi, a holder killed mid-update can leave broken.
+    /// shmstore::register(UserType::<[i64; 2]>::new("DocRange").repair(|r| r[1] = r[1].max(r[0])))?;
+    /// let r = store.user("DocRange", [0i64, 10])?;
+    /// // A child process takes the lock, moves `lo` past `hi`, and is killed before it moves `hi`.
+    /// // SAFETY: this program is single-threaded when it forks; the child only uses the store,
+    /// // then dies.
+    /// match unsafe { libc::fork() } {
+    ///     0 => {
+    ///         let _ = r.with_lock(|x| {
+    ///             x[0] = 20;
+    ///             // SAFETY: raise has no preconditions.
+    ///             unsafe { libc::raise(libc::SIGKILL) };
+    ///         });
+    ///         unreachable!("killed while holding the lock");
+    ///     }
+    ///     child => {
+    ///         let mut status = 0;
+    ///         // SAFETY: `child` is this process's child; `status` is a valid out-pointer.
+    ///         assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    ///     }
+    /// }
+    /// // The next locker found the holder dead and ran the repair before its own call.
+    /// assert_eq!(r.get()?, [20, 20]);
+    /// assert_eq!(store.stats()?.repairs, 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn repair(mut self, f: fn(&mut T)) -> Self {
         self.repair = Some(f);
         self
     }
 
     /// The typeid.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::UserType;
+    /// assert_eq!(UserType::<u8>::new("Flag").typeid(), "Flag");
+    /// ```
     pub fn typeid(&self) -> &'static str {
         self.typeid
     }
 
     /// The method names, sorted.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{UserType, Value};
+    /// let t = UserType::<u8>::new("Flag")
+    ///     .method("set", |f, _| { *f = 1; Ok(Value::None) })
+    ///     .method("clear", |f, _| { *f = 0; Ok(Value::None) });
+    /// assert_eq!(t.method_names(), ["clear", "set"]);
+    /// ```
     pub fn method_names(&self) -> Vec<&'static str> {
         let mut names: Vec<_> = self.methods.iter().map(|m| m.0).collect();
         names.sort_unstable();
@@ -247,6 +433,15 @@ impl<T: Pod> UserType<T> {
 
     /// The fingerprint the store compares between processes: typeid, size and alignment of
     /// `T`, `std::any::type_name::<T>()` and the sorted method names.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{UserType, Value};
+    /// let a = UserType::<u32>::new("Counter").method("incr", |n, _| { *n += 1; Ok(Value::None) });
+    /// let b = UserType::<u64>::new("Counter").method("incr", |n, _| { *n += 1; Ok(Value::None) });
+    /// assert_ne!(a.fingerprint(), b.fingerprint()); // another T: another fingerprint
+    /// assert_eq!(a.fingerprint(), a.clone().fingerprint());
+    /// ```
     pub fn fingerprint(&self) -> u64 {
         let mut h = Fnv::new();
         h.bytes(b"shmstore user type v1");
@@ -475,6 +670,21 @@ fn class_name(typeid: &str) -> &'static str {
 /// `InvalidName` for a typeid that is empty or longer than 48 bytes, `ValueError` for a method
 /// name given twice, `AlreadyExists` if the typeid is registered already with another
 /// declaration.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-register-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::{Error, UserType};
+/// shmstore::register(UserType::<u16>::new("DocPort"))?;
+/// shmstore::register(UserType::<u16>::new("DocPort"))?; // the same declaration again: fine
+/// assert!(matches!(
+///     shmstore::register(UserType::<u32>::new("DocPort")), // another declaration
+///     Err(Error::AlreadyExists(_))
+/// ));
+/// assert_eq!(store.user("DocPort", 8080u16)?.get()?, 8080);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn register<T: Pod>(user_type: UserType<T>) -> Result<()> {
     let typeid = user_type.typeid;
     if typeid.is_empty() || typeid.len() > MAX_TYPEID {

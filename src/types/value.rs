@@ -21,6 +21,20 @@
 //! Lock-free reads ([`get_racy`]): each publication runs inside a write on the slot's sequence
 //! (`Table::write_begin`), so an optimistic reader never uses a cell read mid-write; a holder
 //! that dies leaves the sequence odd until `repair` (readers take the lock meanwhile).
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-value-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! use shmstore::Value;
+//! let cells = store.value("any value")?; // cells
+//! let plain = store.value_of(1.5f64)?; // plain data
+//! assert_eq!(cells.call_method("get", ())?, Value::from("any value"));
+//! assert_eq!(plain.call_method("get", ())?, Value::Float(1.5));
+//! plain.call_method("set", (2.5,))?;
+//! assert_eq!(plain.get()?, 2.5);
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use bytemuck::{Pod, Zeroable};
 
@@ -40,6 +54,21 @@ pub const REPR_CELLS: u32 = 1;
 pub const REPR_POD: u32 = 2;
 
 /// The body of a shared value.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valuebody-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::types::value::{ValueBody, REPR_CELLS};
+/// let p = store.value(42)?;
+/// let body = store.objects()?.iter().find(|o| o.slot == p.token().slot).map_or(0, |o| o.body);
+/// let raw = shmstore::segment::open(&name)?; // the store's segment, mapped raw
+/// let b: ValueBody = raw.read(Offset::new(body))?;
+/// assert_eq!(b.repr, REPR_CELLS);
+/// assert_eq!(b.cells[b.current as usize].as_int(), Some(42));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct ValueBody {
@@ -317,6 +346,22 @@ pub fn get(ctx: &mut Ctx<'_>) -> Result<Value> {
 /// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic); `None` for a plain-data
 /// value or words that are not a valid body (the locked path then answers). Decode it, once
 /// validated, with [`list::scalar_of`](super::list::scalar_of).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-getracy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell::Cell;
+/// use shmstore::types::value::get_racy;
+/// use shmstore::Value;
+/// let v = store.value(7)?;
+/// let body = store.objects()?[0].body;
+/// let raw = shmstore::segment::open(&name)?;
+/// assert_eq!(get_racy(&raw, body), Cell::scalar(&Value::Int(7)));
+/// v.set(8)?;
+/// assert_eq!(get_racy(&raw, body), Cell::scalar(&Value::Int(8)));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn get_racy(a: &crate::arena::Arena, body: u64) -> Option<Cell> {
     if a.load_u32_racy(body).ok()? != REPR_CELLS {
@@ -525,6 +570,17 @@ pub fn set_pod(ctx: &mut Ctx<'_>, want: &ElemType, bytes: &[u8]) -> Result<()> {
 ///
 /// # Errors
 /// As [`add`].
+///
+/// # Examples
+/// ```
+/// use shmstore::types::value::py_iadd;
+/// use shmstore::Value;
+/// assert_eq!(py_iadd(&Value::Int(2), &Value::Int(3))?, Value::Int(5));
+/// assert_eq!(py_iadd(&Value::from("ab"), &Value::from("c"))?, Value::from("abc"));
+/// assert_eq!(py_iadd(&Value::from(vec![1]), &Value::from(vec![2]))?, Value::from(vec![1, 2]));
+/// assert!(py_iadd(&Value::None, &Value::Int(1)).is_err()); // TypeError, as Python's
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn py_iadd(a: &Value, b: &Value) -> Result<Value> {
     use Value::*;
     let overflow = || Error::OverflowError("int too large to convert to a 64-bit int".into());
