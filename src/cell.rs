@@ -209,10 +209,17 @@ fn collect_proxies(v: &Value, out: &mut Vec<Token>) {
 /// # Errors
 /// `OutOfMemory`; `NotFound`/`StaleHandle` for a proxy of another store or a dead object;
 /// `ValueError` for a value too large or too deeply nested.
+#[inline]
 pub fn store(core: &Core, v: &Value) -> Result<Cell> {
     if let Some(c) = Cell::scalar(v) {
         return Ok(c);
     }
+    store_block(core, v)
+}
+
+/// [`store`] of a value that needs a block (or a reference).
+#[inline(never)]
+fn store_block(core: &Core, v: &Value) -> Result<Cell> {
     match v {
         Value::Str(s) => store_blob(core, STR, s.as_bytes()),
         Value::Bytes(b) => store_blob(core, BYTES, b),
