@@ -1,0 +1,89 @@
+//! One hot-path operation in a loop, for counting instructions per call with callgrind:
+//!
+//! ```text
+//! cargo build --release --example hotpath
+//! valgrind --tool=callgrind target/release/examples/hotpath set 100000
+//! valgrind --tool=callgrind target/release/examples/hotpath set 0      # setup only
+//! ```
+//!
+//! (instructions of the first run minus the second, divided by 100,000). Operations: `len`,
+//! `get`, `set`, `append` (+pop), `dget`/`dset` (int keys), `sget`/`sset` (8-byte str keys),
+//! `vget`/`vset`, `tget`/`tset` (`value_of::<i64>`), `aget`/`aset` (`array::<i64>`), `lock`
+//! (acquire+release), `cm` (`call_method("__getitem__")`), `wl` (an empty `with_lock`).
+//! Instruction counts are repeatable whatever else the machine runs, unlike timings.
+use shmstore::*;
+use std::hint::black_box;
+#[inline(never)]
+fn run(n: i64, f: impl Fn(i64, i64)) {
+    for i in 0..n {
+        f(i, i & 1023);
+    }
+}
+fn main() {
+    let op = std::env::args().nth(1).unwrap_or("set".into());
+    let n: i64 = std::env::args()
+        .nth(2)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(200000);
+    let name = format!("hotpath{}", std::process::id());
+    let store = Store::create(&name, 64 << 20).unwrap();
+    let l = store.list((0..1024i64).collect::<Vec<_>>()).unwrap();
+    let d = store.dict((0..1024i64).map(|i| (i, i))).unwrap();
+    let ds = store
+        .dict((0..1024i64).map(|i| (format!("k{i:07}"), i)))
+        .unwrap();
+    let keys: Vec<Value> = (0..1024i64)
+        .map(|i| Value::from(format!("k{i:07}")))
+        .collect();
+    let v = store.value(5).unwrap();
+    let a = store.array::<i64>(vec![0; 1024]).unwrap();
+    let lk = store.lock().unwrap();
+    let tv = store.value_of::<i64>(0).unwrap();
+    match op.as_str() {
+        "set" => run(n, |i, k| l.set(k, i).unwrap()),
+        "get" => run(n, |_, k| {
+            black_box(l.get(k).unwrap());
+        }),
+        "len" => run(n, |_, _| {
+            black_box(l.len().unwrap());
+        }),
+        "append" => run(n, |i, _| {
+            l.append(i).unwrap();
+            black_box(l.pop(-1).unwrap());
+        }),
+        "dget" => run(n, |_, k| {
+            black_box(d.get(k).unwrap());
+        }),
+        "dset" => run(n, |i, k| d.insert(k, i).unwrap()),
+        "sget" => run(n, |_, k| {
+            black_box(ds.get(keys[k as usize].clone()).unwrap());
+        }),
+        "sset" => run(n, |i, k| ds.insert(keys[k as usize].clone(), i).unwrap()),
+        "vget" => run(n, |_, _| {
+            black_box(v.get().unwrap());
+        }),
+        "vset" => run(n, |i, _| v.set(i).unwrap()),
+        "tget" => run(n, |_, _| {
+            black_box(tv.get().unwrap());
+        }),
+        "tset" => run(n, |i, _| tv.set(i).unwrap()),
+        "aget" => run(n, |_, k| {
+            black_box(a.get(k).unwrap());
+        }),
+        "aset" => run(n, |i, k| a.set(k, i).unwrap()),
+        "lock" => run(n, |_, _| {
+            lk.acquire(true, None).unwrap();
+            lk.release().unwrap();
+        }),
+        "cm" => run(n, |_, k| {
+            black_box(l.call_method("__getitem__", (k,)).unwrap());
+        }),
+        "wl" => run(n, |_, _| {
+            l.with_lock(|_| Ok(())).unwrap();
+        }),
+        "none" => run(n, |_, k| {
+            black_box(k);
+        }),
+        _ => panic!(),
+    }
+}
