@@ -84,6 +84,11 @@ fn main() {
         "none" => run(n, |_, k| {
             black_box(k);
         }),
-        _ => panic!(),
+        other => {
+            eprintln!(
+                "unknown operation {other:?}: see the comment at the top of examples/hotpath.rs"
+            );
+            std::process::exit(2);
+        }
     }
 }
