@@ -509,7 +509,7 @@ pub fn get(ctx: &mut Ctx<'_>, i: i64) -> Result<Value> {
     load(ctx, &b, i)
 }
 
-/// `len(l)` read without the lock, for [`dispatch::read_optimistic`](crate::dispatch::read_optimistic):
+/// `len(l)` read without the lock, for [`dispatch::read_optimistic`]:
 /// `None` when the words read are not a valid list (a torn read, or damage the locked path
 /// reports).
 ///
@@ -535,7 +535,7 @@ pub fn len_racy(a: &Arena, body: u64) -> Option<u64> {
 }
 
 /// The cell of `l[i]` read without the lock, for
-/// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` for an index out of
+/// [`dispatch::read_optimistic`]: `None` for an index out of
 /// range or words that are not a valid list (the locked path then answers). Every offset is
 /// checked by the arena; the cell is a copy, to decode only once the read is validated
 /// ([`scalar_of`]).
