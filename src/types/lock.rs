@@ -11,6 +11,19 @@
 //!
 //! Crash protocol: every change is one atomic instruction on the word; a process killed at any
 //! point leaves it locked by that process (taken over later) or not locked.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-lockmod-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! let lk = store.lock()?;
+//! assert!(lk.acquire(true, None)?);
+//! assert!(!lk.acquire(false, None)?); // not reentrant: a second acquire fails
+//! // Ownerless: another thread (or process) may release it.
+//! std::thread::scope(|s| s.spawn(|| lk.release()).join().unwrap())?;
+//! assert!(!lk.locked()?);
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::time::Instant;
 
