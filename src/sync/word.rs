@@ -31,6 +31,22 @@
 //! `Lock` does; the lock is taken over only when the whole process is gone. A pid is below 2^22
 //! on Linux (`PID_MAX_LIMIT`); a word whose pid bits name no process (a scribble) reads as a dead
 //! holder.
+//!
+//! # Examples
+//! ```
+//! use std::sync::atomic::Ordering;
+//! use shmstore::arena::Arena;
+//! use shmstore::sync::word::{Got, WordLock};
+//! let a = Arena::heap(16);
+//! let lock = a.words::<WordLock>(0)?;
+//! assert_eq!(lock.acquire(true, None)?, Got::Taken);
+//! // The state word holds the acquiring process's pid; the record beside it names the same one.
+//! assert_eq!(a.atomic_u32(0)?.load(Ordering::Relaxed), std::process::id());
+//! assert_eq!(a.atomic_u32(4)?.load(Ordering::Relaxed), std::process::id());
+//! assert!(lock.release()?);
+//! assert_eq!(a.load_u64(0)?, 0); // state and rec_pid cleared
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
