@@ -188,6 +188,23 @@ impl Cell {
         })
     }
 
+    /// The value of a None, bool, int or float cell (no allocation); `None` for any other cell
+    /// and for a bad bool.
+    #[inline]
+    fn scalar_value(&self) -> Option<Value> {
+        Some(match self.tag() {
+            NONE => Value::None,
+            BOOL => match self.w[1] {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                _ => return None,
+            },
+            INT => Value::Int(self.w[1] as i64),
+            FLOAT => Value::Float(f64::from_bits(self.w[1])),
+            _ => return None,
+        })
+    }
+
     /// True if the cell owns a block or a reference (so releasing it does work).
     ///
     /// # Examples
@@ -244,10 +261,17 @@ fn collect_proxies(v: &Value, out: &mut Vec<Token>) {
 /// assert_eq!(core.alloc_stats()?.blocks_in_use, before);
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+#[inline]
 pub fn store(core: &Core, v: &Value) -> Result<Cell> {
     if let Some(c) = Cell::scalar(v) {
         return Ok(c);
     }
+    store_block(core, v)
+}
+
+/// [`store`] of a value that needs a block (or a reference).
+#[inline(never)]
+fn store_block(core: &Core, v: &Value) -> Result<Cell> {
     match v {
         Value::Str(s) => store_blob(core, STR, s.as_bytes()),
         Value::Bytes(b) => store_blob(core, BYTES, b),
@@ -329,7 +353,17 @@ fn token_of(core: &Core, c: &Cell) -> Token {
 /// # cell::release(core, &c, &mut Vec::new())?;
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+#[inline]
 pub fn load(core: &Core, c: &Cell, at: u64) -> Result<Value> {
+    if let Some(v) = c.scalar_value() {
+        return Ok(v);
+    }
+    load_other(core, c, at)
+}
+
+/// [`load`] of a cell that is not a plain scalar (and of a bad cell, to report it).
+#[inline(never)]
+fn load_other(core: &Core, c: &Cell, at: u64) -> Result<Value> {
     Ok(match c.tag() {
         NONE => Value::None,
         BOOL => match c.w[1] {

@@ -68,12 +68,16 @@ pub struct Core {
     reclaim_pending: AtomicBool,
     /// Report a lock taken over from a dead holder as `Error::OwnerDied`.
     report_owner_died: AtomicBool,
+    /// The hash mixer's state seeded with this segment's key, computed once.
+    hash_seed: u64,
 }
 
 impl Core {
     /// Wraps a validated arena not yet counted as attached (dropping it detaches nothing).
     pub(crate) fn new_unattached(arena: Arena, hdr: Header, name: String) -> Core {
+        let [a, b] = hdr.hash_key;
         Core {
+            hash_seed: crate::value::hash_seed(a ^ b.rotate_left(32)),
             arena,
             hdr,
             name,
@@ -636,6 +640,12 @@ impl Core {
     /// The segment's state word.
     pub(crate) fn state(&self) -> Result<&AtomicU32> {
         self.arena.atomic_u32(STATE_OFF)
+    }
+
+    /// The hash mixer's state seeded with this segment's key (see
+    /// [`Value::hash_with_seed`](crate::Value::hash_with_seed)), computed once per attachment.
+    pub fn hash_seed(&self) -> u64 {
+        self.hash_seed
     }
 
     /// The keyed-hash key drawn at creation.

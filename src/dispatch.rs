@@ -492,7 +492,7 @@ fn lock_ctx<'a>(
 }
 
 /// [`lock_ctx`], also telling whether the lock was taken over from a dead holder.
-#[inline]
+#[inline(always)]
 fn lock_ctx_died<'a>(
     core: &'a Core,
     token: &Token,

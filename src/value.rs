@@ -1174,10 +1174,12 @@ const MIX_A: u64 = 0x9E37_79B9_7F4A_7C15;
 const MIX_B: u64 = 0xD6E8_FEB8_6659_FD93;
 
 impl Mixer {
+    #[inline]
     fn new(key: u64) -> Mixer {
         Mixer(splitmix64(key ^ MIX_B))
     }
 
+    #[inline]
     fn word(&mut self, w: u64) {
         let product = u128::from(self.0 ^ w) * u128::from(MIX_A);
         // Fold the high half onto the low half: the truncation is the point.
@@ -1193,11 +1195,19 @@ impl Mixer {
         }
     }
 
+    #[inline]
     fn finish(&self) -> u64 {
         splitmix64(self.0)
     }
 }
 
+/// The hash mixer's state seeded with `key`, for [`Value::hash_with_seed`]: computing it once
+/// per key saves a mixing round per hash.
+pub fn hash_seed(key: u64) -> u64 {
+    Mixer::new(key).0
+}
+
+#[inline]
 fn splitmix64(x: u64) -> u64 {
     let x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     let x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -1250,8 +1260,21 @@ impl Value {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn hash_with_key(&self, key: u64) -> Result<u64, Error> {
-        let mut mixer = Mixer::new(key);
-        self.hash_into(&mut mixer)?;
+        self.hash_with_seed(hash_seed(key))
+    }
+
+    /// [`Value::hash_with_key`] from the mixer state [`hash_seed`] made of the key: the same
+    /// result, one mixing round cheaper (an int's hash is then a few multiplications, inline).
+    ///
+    /// # Errors
+    /// As [`Value::hash_with_key`].
+    #[inline]
+    pub fn hash_with_seed(&self, seed: u64) -> Result<u64, Error> {
+        let mut mixer = Mixer(seed);
+        match self {
+            Value::Int(i) => hash_int(*i, &mut mixer),
+            _ => self.hash_into(&mut mixer)?,
+        }
         Ok(mixer.finish())
     }
 
@@ -1293,6 +1316,7 @@ impl Value {
     }
 }
 
+#[inline]
 fn hash_int(i: i64, mixer: &mut Mixer) {
     mixer.word(hash_kind::INT);
     mixer.word(i as u64);

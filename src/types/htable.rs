@@ -284,7 +284,7 @@ pub fn seg_key(core: &Core) -> u64 {
 /// ```
 #[inline]
 pub fn hash(core: &Core, key: &Value) -> Result<u64> {
-    key.hash_with_key(seg_key(core))
+    key.hash_with_seed(core.hash_seed())
 }
 
 /// Reads and validates the table of the body at `ctx.body`.
