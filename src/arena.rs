@@ -142,6 +142,27 @@ enum Backing {
 /// # Safety
 /// Implementors must be `repr(C)` and contain nothing but atomic integers, with no padding: any
 /// bit pattern is then a valid value and every access is atomic.
+///
+/// # Examples
+/// ```
+/// use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+/// use shmstore::arena::{Arena, AtomicWords};
+/// #[repr(C)]
+/// struct Counters {
+///     hits: AtomicU64,
+///     misses: AtomicU32,
+///     spare: AtomicU32,
+/// }
+/// // SAFETY: `repr(C)`, atomic integers only, no padding (8 + 4 + 4).
+/// unsafe impl AtomicWords for Counters {}
+/// let a = Arena::heap(64);
+/// let c = a.words::<Counters>(16)?;
+/// c.hits.fetch_add(2, Ordering::Relaxed);
+/// c.misses.fetch_add(1, Ordering::Relaxed);
+/// assert_eq!(a.load_u64(16)?, 2);
+/// assert_eq!(a.atomic_u32(24)?.load(Ordering::Relaxed), 1);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub unsafe trait AtomicWords: Sized {}
 
 /// A shared byte region addressed by offsets.
@@ -367,6 +388,18 @@ impl Arena {
 
     /// The words of a `T` made only of atomics at an offset aligned for `T`: one bounds and
     /// alignment check for every field, where the hot paths would otherwise check each field.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::word::WordLock;
+    /// let a = Arena::heap(64);
+    /// let lock = a.words::<WordLock>(16)?; // all zero: unlocked
+    /// assert!(!lock.locked());
+    /// assert!(a.words::<WordLock>(12).is_err()); // misaligned
+    /// assert!(a.words::<WordLock>(56).is_err()); // runs past the end
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn words<T: AtomicWords>(&self, off: u64) -> Result<&T> {
         let p = self.ptr(off, size_of::<T>() as u64, align_of::<T>() as u64)?;
@@ -445,6 +478,19 @@ impl Arena {
     /// for an optimistic reader (see [`Arena::load_u64_racy`]; the caller validates the result
     /// before use). `None` for another width, a misaligned offset or one out of bounds: the
     /// caller takes the lock instead.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(16);
+    /// a.copy_in(4, &7u16.to_ne_bytes())?;
+    /// let bits = a.load_bits_racy(4, 2).expect("aligned, in bounds");
+    /// assert_eq!(u16::from_ne_bytes([bits[0], bits[1]]), 7);
+    /// assert_eq!(a.load_bits_racy(5, 2), None); // misaligned
+    /// assert_eq!(a.load_bits_racy(0, 3), None); // no 3-byte load
+    /// assert_eq!(a.load_bits_racy(16, 1), None); // out of bounds
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn load_bits_racy(&self, off: u64, n: usize) -> Option<[u8; 8]> {
         use std::sync::atomic::{AtomicU16, AtomicU8, Ordering::Relaxed};
@@ -477,6 +523,17 @@ impl Arena {
     }
 
     /// A plain-data `T` of 1, 2, 4 or 8 bytes read with [`Arena::load_bits_racy`] (same rules).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(16);
+    /// a.copy_in(8, &1.5f64.to_ne_bytes())?;
+    /// assert_eq!(a.load_pod_racy::<f64>(8), Some(1.5));
+    /// assert_eq!(a.load_pod_racy::<i32>(8), Some(0)); // the low half of 1.5's bits
+    /// assert_eq!(a.load_pod_racy::<[u8; 3]>(0), None); // not 1, 2, 4 or 8 bytes
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn load_pod_racy<T: Pod>(&self, off: u64) -> Option<T> {
         let n = size_of::<T>();

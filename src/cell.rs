@@ -147,6 +147,23 @@ impl Cell {
     /// The value of a cell that is stored whole inline (None, bool, int, float, short string or
     /// bytes): decoding it reads nothing more from the arena. `None` for any other cell, or an
     /// inline cell that fails a check (the caller's locked path reports it).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-cellinline-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::cell::{self, Cell};
+    /// use shmstore::Value;
+    /// let c = Cell::scalar(&Value::from("hi")).expect("short: inline");
+    /// assert_eq!(c.inline_value(), Some(Value::from("hi")));
+    /// assert_eq!(Cell::default().inline_value(), Some(Value::None)); // zeroed: None
+    /// // A long string lives in a block the cell owns: not readable from the cell alone.
+    /// let core = store.core();
+    /// let long = cell::store(core, &Value::from("x".repeat(40)))?;
+    /// assert_eq!(long.inline_value(), None);
+    /// cell::release(core, &long, &mut Vec::new())?;
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn inline_value(&self) -> Option<Value> {
         Some(match self.tag() {
@@ -226,6 +243,24 @@ fn collect_proxies(v: &Value, out: &mut Vec<Token>) {
 /// # Errors
 /// `OutOfMemory`; `NotFound`/`StaleHandle` for a proxy of another store or a dead object;
 /// `ValueError` for a value too large or too deeply nested.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-cellstore-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell;
+/// use shmstore::Value;
+/// let core = store.core();
+/// let before = core.alloc_stats()?.blocks_in_use;
+/// let v = Value::List(vec![Value::Int(1), Value::from("two")]);
+/// let c = cell::store(core, &v)?; // encoded into a block the cell owns
+/// assert!(c.owns_resources());
+/// assert_eq!(core.alloc_stats()?.blocks_in_use, before + 1);
+/// assert_eq!(cell::load(core, &c, 0)?, v);
+/// cell::release(core, &c, &mut Vec::new())?;
+/// assert_eq!(core.alloc_stats()?.blocks_in_use, before);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn store(core: &Core, v: &Value) -> Result<Cell> {
     if let Some(c) = Cell::scalar(v) {
@@ -301,6 +336,23 @@ fn token_of(core: &Core, c: &Cell) -> Token {
 ///
 /// # Errors
 /// `Corrupt` for a bad tag, length, offset or encoding.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-cellload-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell::{self, Cell};
+/// use shmstore::Value;
+/// let core = store.core();
+/// let c = cell::store(core, &Value::from("longer than fourteen bytes"))?;
+/// assert_eq!(cell::load(core, &c, 0)?, Value::from("longer than fourteen bytes"));
+/// assert_eq!(cell::load(core, &Cell::default(), 0)?, Value::None);
+/// // A cell with an unknown tag is reported as corrupt, at the offset given.
+/// let bad: Cell = bytemuck::cast([0xffu64, 0]);
+/// assert!(matches!(cell::load(core, &bad, 4096), Err(shmstore::Error::Corrupt { .. })));
+/// # cell::release(core, &c, &mut Vec::new())?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn load(core: &Core, c: &Cell, at: u64) -> Result<Value> {
     if let Some(v) = c.scalar_value() {
@@ -350,6 +402,23 @@ fn load_other(core: &Core, c: &Cell, at: u64) -> Result<Value> {
 
 /// Releases what a cell owns: frees its block; the references it held are pushed on
 /// `released`, for the caller to drop once it has let go of the container's lock.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-cellrelease-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell;
+/// use shmstore::Value;
+/// let core = store.core();
+/// let l = store.list([1])?;
+/// let c = cell::store(core, &Value::Proxy(l.token()))?; // the cell holds a reference
+/// let mut released = Vec::new();
+/// cell::release(core, &c, &mut released)?;
+/// assert_eq!(released, vec![l.token()]); // for the caller to drop after unlocking
+/// shmstore::dispatch::release_all(core, released);
+/// assert_eq!(store.objects()?[0].refcount, 1); // the proxy's own
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn release(core: &Core, c: &Cell, released: &mut Vec<Token>) -> Result<()> {
     match c.tag() {
         STR | BYTES | ENC => core.free(c.w[1]),
@@ -367,6 +436,22 @@ pub fn release(core: &Core, c: &Cell, released: &mut Vec<Token>) -> Result<()> {
 }
 
 /// The cell's value == `v` (Python's `==`), without a copy for scalars.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-celleq-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell::{self, Cell};
+/// use shmstore::Value;
+/// let core = store.core();
+/// let one = Cell::scalar(&Value::Int(1)).unwrap();
+/// assert!(cell::eq(core, &one, 0, &Value::Float(1.0))?); // Python: 1 == 1.0
+/// assert!(cell::eq(core, &one, 0, &Value::Bool(true))?);
+/// assert!(!cell::eq(core, &one, 0, &Value::from("1"))?);
+/// let nan = Cell::scalar(&Value::Float(f64::NAN)).unwrap();
+/// assert!(!cell::eq(core, &nan, 0, &Value::Float(f64::NAN))?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn eq(core: &Core, c: &Cell, at: u64, v: &Value) -> Result<bool> {
     if let Some(s) = Cell::scalar(v) {
         if s == *c {
@@ -384,6 +469,23 @@ pub fn eq(core: &Core, c: &Cell, at: u64, v: &Value) -> Result<bool> {
 
 /// The cell holds the `str` `s` (Python's `==`), without a copy for inline strings: what a
 /// lookup by name (a namespace's attributes) compares on its hot path.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-celleqstr-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell::{self, Cell};
+/// use shmstore::Value;
+/// let core = store.core();
+/// let short = Cell::scalar(&Value::from("name")).unwrap();
+/// assert!(cell::eq_str(core, &short, 0, "name")?);
+/// assert!(!cell::eq_str(core, &short, 0, "names")?);
+/// let long = cell::store(core, &Value::from("a_long_attribute_name"))?;
+/// assert!(cell::eq_str(core, &long, 0, "a_long_attribute_name")?);
+/// assert!(!cell::eq_str(core, &Cell::default(), 0, "None")?); // not a str
+/// # cell::release(core, &long, &mut Vec::new())?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn eq_str(core: &Core, c: &Cell, at: u64, s: &str) -> Result<bool> {
     match c.tag() {
         SSTR => {

@@ -36,6 +36,20 @@ use crate::token::Token;
 const MAX_REFCOUNT: u32 = u32::MAX / 2;
 
 /// An attached arena.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-core-struct-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// let core: &shmstore::core::Core = store.core();
+/// let l = store.list([1, 2])?;
+/// let t = l.token();
+/// // The object table names the list's type; the allocator counts its blocks.
+/// assert_eq!(core.table().check_live(t.slot, t.generation)?, shmstore::type_ids::LIST);
+/// assert!(core.alloc_stats()?.blocks_in_use >= 2); // the body and its cell array
+/// assert_eq!(core.objects_live(), 1);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct Core {
     arena: Arena,
     hdr: Header,
@@ -159,29 +173,79 @@ impl Core {
     }
 
     /// The arena.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-arena-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let arena = store.core().arena();
+    /// assert_eq!(arena.len(), store.stats()?.size);
+    /// assert_eq!(arena.load_u64(0)?, shmstore::header::MAGIC); // the header starts the segment
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn arena(&self) -> &Arena {
         &self.arena
     }
 
     /// The header as read when attaching.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-header-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let h = store.core().header();
+    /// assert_eq!(h.magic, shmstore::header::MAGIC);
+    /// assert_eq!(h.store_id, store.id());
+    /// assert_eq!(h.table_slots, store.stats()?.object_slots);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn header(&self) -> &Header {
         &self.hdr
     }
 
     /// The segment name.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-name-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// assert_eq!(store.core().name(), name);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The store's random id (part of every token).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-storeid-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list([1])?;
+    /// assert_eq!(store.core().store_id(), l.token().store);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn store_id(&self) -> u64 {
         self.hdr.store_id
     }
 
     /// The object table.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-table-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let core = store.core();
+    /// assert_eq!(u64::from(core.table().capacity()), store.stats()?.object_slots);
+    /// let l = store.list([1])?;
+    /// assert_eq!(core.table().used_slots()?, 1);
+    /// # drop(l);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn table(&self) -> Table<'_> {
         Table::new(&self.arena, self.hdr.table_off, self.hdr.table_slots as u32)
@@ -195,6 +259,25 @@ impl Core {
     /// Takes the arena lock. What a dead holder left half done is repaired before going on:
     /// the allocator's derived state (if it died inside an operation) and free slots it took
     /// off the free-slot list without publishing them.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-lockarena-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::table::try_lock_at;
+    /// let core = store.core();
+    /// let guard = core.lock_arena()?;
+    /// // Another thread finds the arena lock held (a non-blocking try fails).
+    /// let busy = std::thread::scope(|s| {
+    ///     s.spawn(|| try_lock_at(core.arena(), core.header().lock_off).map(|g| g.is_none()))
+    ///         .join()
+    ///         .unwrap()
+    /// })?;
+    /// assert!(busy);
+    /// drop(guard);
+    /// assert!(try_lock_at(core.arena(), core.header().lock_off)?.is_some());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn lock_arena(&self) -> Result<LockGuard<'_>> {
         let (guard, got) = table::lock_at(&self.arena, self.hdr.lock_off, None)?;
         if got == Acquired::OwnerDied {
@@ -218,6 +301,18 @@ impl Core {
     }
 
     /// Counts a lock recovered from a dead holder.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-noterep-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let core = store.core();
+    /// assert_eq!(core.repairs(), 0);
+    /// core.note_repair();
+    /// assert_eq!(core.repairs(), 1);
+    /// assert_eq!(store.stats()?.repairs, 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn note_repair(&self) {
         if let Ok(c) = self.arena.atomic_u64(REPAIRS_OFF) {
             c.fetch_add(1, Ordering::Relaxed);
@@ -225,6 +320,19 @@ impl Core {
     }
 
     /// Runs `f` on the allocator under the arena lock.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-withheap-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let core = store.core();
+    /// let off = core.alloc(100)?;
+    /// // Several allocator calls under one take of the arena lock.
+    /// let usable = core.with_heap(|heap| heap.usable_size(off))?;
+    /// assert!(usable >= 100);
+    /// core.free(off)?;
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn with_heap<R>(&self, f: impl FnOnce(&Heap<'_>) -> Result<R>) -> Result<R> {
         let _g = self.lock_arena()?;
         let heap = Heap::open(&self.arena, self.hdr.alloc_off)?;
@@ -232,21 +340,80 @@ impl Core {
     }
 
     /// Allocates `size` bytes; returns the block's offset (16-aligned).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-alloc-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let core = store.core();
+    /// let off = core.alloc(100)?;
+    /// assert_eq!(off % 16, 0);
+    /// core.arena().copy_in(off, b"hello")?;
+    /// let mut back = [0u8; 5];
+    /// core.arena().copy_out(off, &mut back)?;
+    /// assert_eq!(&back, b"hello");
+    /// core.free(off)?;
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn alloc(&self, size: u64) -> Result<u64> {
         self.with_heap(|h| h.alloc(size))
     }
 
     /// Frees a block.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-free-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let core = store.core();
+    /// let before = core.alloc_stats()?;
+    /// let off = core.alloc(1000)?;
+    /// assert_eq!(core.alloc_stats()?.blocks_in_use, before.blocks_in_use + 1);
+    /// core.free(off)?;
+    /// assert_eq!(core.alloc_stats()?.blocks_in_use, before.blocks_in_use);
+    /// assert!(core.free(off).is_err()); // a double free is refused
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn free(&self, off: u64) -> Result<()> {
         self.with_heap(|h| h.free(off))
     }
 
     /// Allocator statistics.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-allocstats-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.core().alloc_stats()?;
+    /// assert_eq!(s.bytes_in_use + s.bytes_free, s.heap_bytes);
+    /// assert_eq!(s.heap_bytes, store.stats()?.heap_bytes);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn alloc_stats(&self) -> Result<AllocStats> {
         self.with_heap(|h| h.stats())
     }
 
     /// Creates a table entry for an object of `type_id` whose body is at `body`; refcount 1.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-createobj-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::types::list::ListBody;
+    /// use shmstore::{type_ids, ListProxy};
+    /// let core = store.core();
+    /// // An all-zero list body is an empty list.
+    /// let size = std::mem::size_of::<ListBody>() as u64;
+    /// let body = core.alloc(size)?;
+    /// core.arena().fill(body, size, 0)?;
+    /// let t = core.create_object(type_ids::LIST, body)?; // refcount 1: ours
+    /// let l = ListProxy::try_from(store.attach(&t)?)?;
+    /// l.append("x")?;
+    /// assert_eq!(l.to_string(), "['x']");
+    /// shmstore::dispatch::release(core, &t); // our reference back; the proxy keeps the list alive
+    /// assert_eq!(l.len()?, 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn create_object(&self, type_id: u16, body: u64) -> Result<Token> {
         let _g = self.lock_arena()?;
         let (slot, generation) = self.table().take(type_id, body)?;
@@ -262,6 +429,23 @@ impl Core {
     }
 
     /// Gives the slot of a dead object back (its body already freed).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-destroy-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{type_ids, Error};
+    /// let core = store.core();
+    /// let body = core.alloc(64)?;
+    /// let t = core.create_object(type_ids::LIST, body)?;
+    /// assert_eq!(core.objects_live(), 1);
+    /// assert!(core.decref(t.slot)?); // the last reference: ours to free
+    /// core.free(body)?;
+    /// core.destroy_slot(t.slot)?;
+    /// assert_eq!(core.objects_live(), 0);
+    /// assert!(matches!(store.attach(&t), Err(Error::StaleHandle { .. })));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn destroy_slot(&self, slot: u32) -> Result<()> {
         let _g = self.lock_arena()?;
         self.table().give_back(slot)?;
@@ -272,6 +456,20 @@ impl Core {
     }
 
     /// Adds a reference to an object the caller already holds a reference to.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-incref-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::sync::atomic::Ordering;
+    /// let core = store.core();
+    /// let l = store.list([1])?;
+    /// let slot = l.token().slot;
+    /// core.incref(slot)?;
+    /// assert_eq!(core.table().refcount(slot)?.load(Ordering::Relaxed), 2);
+    /// assert!(!core.decref(slot)?); // not the last: the proxy's remains
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn incref(&self, slot: u32) -> Result<()> {
         // Relaxed: the caller's own reference keeps the object alive, so no other memory needs
@@ -291,6 +489,22 @@ impl Core {
     ///
     /// # Errors
     /// `NotFound` for a token of another store, `StaleHandle` if the object is gone.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-increftok-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let core = store.core();
+    /// let l = store.list([1])?;
+    /// let t = l.token();
+    /// core.incref_token(&t)?; // a reference of our own
+    /// drop(l);
+    /// assert_eq!(store.attach(&t)?.to_str()?, "[1]"); // still alive: we hold it
+    /// shmstore::dispatch::release(core, &t); // the last reference: freed
+    /// assert!(matches!(core.incref_token(&t), Err(Error::StaleHandle { .. })));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn incref_token(&self, token: &Token) -> Result<()> {
         if token.store != self.hdr.store_id {
             return Err(Error::NotFound(format!(
@@ -336,6 +550,19 @@ impl Core {
     }
 
     /// Drops a reference; true when it was the last one and the caller must free the object.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-decref-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let core = store.core();
+    /// let l = store.list([1])?;
+    /// let slot = l.token().slot;
+    /// core.incref(slot)?;
+    /// assert!(!core.decref(slot)?); // the proxy still holds one
+    /// assert_eq!(store.objects()?[0].refcount, 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn decref(&self, slot: u32) -> Result<bool> {
         // Release: our writes to the object happen before whoever frees it reads it.
@@ -352,6 +579,18 @@ impl Core {
     }
 
     /// Processes attached now.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-attachcnt-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// assert_eq!(store.core().attach_count(), 1);
+    /// let other = shmstore::Store::open(&name)?;
+    /// assert_eq!(store.core().attach_count(), 2);
+    /// drop(other);
+    /// assert_eq!(store.core().attach_count(), 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn attach_count(&self) -> u32 {
         self.arena
             .atomic_u32(ATTACH_OFF)
@@ -360,6 +599,19 @@ impl Core {
     }
 
     /// Objects live now.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-objlive-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let core = store.core();
+    /// assert_eq!(core.objects_live(), 0);
+    /// let (a, b) = (store.list([1])?, store.dict([("k", 1)])?);
+    /// assert_eq!(core.objects_live(), 2);
+    /// drop((a, b));
+    /// assert_eq!(core.objects_live(), 0);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn objects_live(&self) -> u64 {
         self.arena
             .atomic_u64(LIVE_OFF)
@@ -368,6 +620,16 @@ impl Core {
     }
 
     /// Locks recovered from dead holders so far.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-repairs-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let core = store.core();
+    /// assert_eq!(core.repairs(), 0); // no lock holder has died yet
+    /// assert_eq!(store.stats()?.repairs, core.repairs());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn repairs(&self) -> u64 {
         self.arena
             .atomic_u64(REPAIRS_OFF)
@@ -382,11 +644,36 @@ impl Core {
 
     /// The hash mixer's state seeded with this segment's key (see
     /// [`Value::hash_with_seed`](crate::Value::hash_with_seed)), computed once per attachment.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-hashseed-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::types::htable::{self, seg_key};
+    /// use shmstore::Value;
+    /// let core = store.core();
+    /// let k = Value::from("key");
+    /// // The hash a dict or set uses for `k`: as from the folded key, one mixing round cheaper.
+    /// assert_eq!(k.hash_with_seed(core.hash_seed())?, k.hash_with_key(seg_key(core))?);
+    /// assert_eq!(htable::hash(core, &k)?, k.hash_with_seed(core.hash_seed())?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn hash_seed(&self) -> u64 {
         self.hash_seed
     }
 
     /// The keyed-hash key drawn at creation.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-core-hashkey-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let key = store.core().hash_key();
+    /// assert_eq!(key, store.core().header().hash_key);
+    /// // Every process attached to the store hashes with the same key.
+    /// assert_eq!(shmstore::Store::open(&name)?.core().hash_key(), key);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn hash_key(&self) -> [u64; 2] {
         self.hdr.hash_key
     }

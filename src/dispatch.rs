@@ -212,6 +212,21 @@ impl MethodId {
     /// `AttributeError("'Counter' object has no attribute 'x'")` for an unknown name;
     /// `NotFound` for a user type this process has not registered, `TypeError` for one it
     /// registered differently from the store.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-resolvein-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::dispatch::MethodId;
+    /// let l = store.list([1])?;
+    /// let m = MethodId::resolve_in(store.core(), &l.token(), "append")?;
+    /// assert_eq!(m.name(), "append");
+    /// assert!(matches!(
+    ///     MethodId::resolve_in(store.core(), &l.token(), "push"),
+    ///     Err(shmstore::Error::AttributeError(_))
+    /// ));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn resolve_in(core: &Core, token: &Token, name: &str) -> Result<MethodId> {
         if token.type_id < type_ids::FIRST_USER {
             return MethodId::resolve(token.type_id, name);
@@ -246,6 +261,24 @@ impl MethodId {
 
 /// Runs `f` on the object `token` names, with its lock held. A dead holder's state is repaired
 /// first (and counted). References `f` released are dropped after the lock is let go.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-withobject-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::Value;
+/// let l = store.list([1, 2])?;
+/// // Several typed operations under one take of the list's lock.
+/// let last = with_object(store.core(), &l.token(), |ctx| {
+///     list::append(ctx, &Value::Int(3))?;
+///     list::get(ctx, -1)
+/// })?;
+/// assert_eq!(last, Value::Int(3));
+/// assert_eq!(l.len()?, 3);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn with_object<R>(
     core: &Core,
@@ -259,6 +292,28 @@ pub fn with_object<R>(
 ///
 /// # Errors
 /// `Timeout` when the lock stays held; otherwise as `f`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-withobjtimeout-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::Duration;
+/// use shmstore::dispatch::{lock_object, with_object_timeout};
+/// use shmstore::types::list;
+/// use shmstore::Error;
+/// let l = store.list([1, 2])?;
+/// let (core, t) = (store.core(), l.token());
+/// let wait = Some(Duration::from_millis(20));
+/// assert_eq!(with_object_timeout(core, &t, wait, |ctx| list::len(ctx))?, 2);
+/// // While this thread holds the list's lock, another one gives up after the timeout.
+/// let held = lock_object(core, &t)?;
+/// let other = std::thread::scope(|s| {
+///     s.spawn(|| with_object_timeout(core, &t, wait, |ctx| list::len(ctx))).join().unwrap()
+/// });
+/// assert_eq!(other, Err(Error::Timeout));
+/// drop(held);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn with_object_timeout<R>(
     core: &Core,
     token: &Token,
@@ -289,6 +344,23 @@ pub fn with_object_timeout<R>(
 ///
 /// # Errors
 /// `StaleHandle` for a freed object; `Corrupt` for a slot of another type.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-bodyunlocked-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::body_unlocked;
+/// use shmstore::sync::word::WordLock;
+/// let lk = store.lock()?;
+/// let core = store.core();
+/// // A Lock's body is its lock word, read here without the object's lock.
+/// let word = core.arena().words::<WordLock>(body_unlocked(core, &lk.token())?)?;
+/// assert!(!word.locked());
+/// assert!(lk.acquire(true, None)?);
+/// assert_eq!(word.holder(), std::process::id());
+/// lk.release()?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn body_unlocked(core: &Core, token: &Token) -> Result<u64> {
     let words = core.table().slot(token.slot)?;
@@ -304,6 +376,24 @@ pub fn body_unlocked(core: &Core, token: &Token) -> Result<u64> {
 ///
 /// # Errors
 /// `StaleHandle` for a freed object; `Corrupt` for a slot of another type; otherwise as `f`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-withlockless-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object_lockless;
+/// use shmstore::types::lock;
+/// let lk = store.lock()?;
+/// let core = store.core();
+/// let got = with_object_lockless(core, &lk.token(), |ctx| lock::acquire(ctx, false, None))?;
+/// assert!(got);
+/// assert!(lk.locked()?);
+/// // A type that keeps its state under the object's lock is refused.
+/// let l = store.list([1])?;
+/// assert!(with_object_lockless(core, &l.token(), |_| Ok(())).is_err());
+/// # lk.release()?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn with_object_lockless<R>(
     core: &Core,
@@ -346,6 +436,20 @@ const OPTIMISTIC_TRIES: u32 = 4;
 /// object is not the live one `token` names, or `read` itself gave up (`None` from a valid
 /// snapshot: a value it cannot copy without the lock, or data the locked path must report as
 /// corrupt). A torn read never surfaces: its result is dropped by the sequence check.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-readoptimistic-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::read_optimistic;
+/// use shmstore::types::list;
+/// let l = store.list([1, 2, 3])?;
+/// let t = l.token();
+/// assert_eq!(read_optimistic(store.core(), &t, list::len_racy), Some(3));
+/// drop(l); // freed: the slot no longer holds the object the token names
+/// assert_eq!(read_optimistic(store.core(), &t, list::len_racy), None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn read_optimistic<R>(
     core: &Core,
@@ -433,6 +537,23 @@ fn repair_by_type(ctx: &mut Ctx<'_>) -> Result<()> {
 ///
 /// # Errors
 /// `StaleHandle` for a freed object; `Os` (`EDEADLK`) if this thread holds the lock already.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-lockobject-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::lock_object;
+/// use shmstore::types::array;
+/// let a = store.array([1u32, 2, 3])?;
+/// let core = store.core();
+/// let (guard, body) = lock_object(core, &a.token())?;
+/// // The body stays put (and unchanged) while the guard is held.
+/// assert_eq!(array::header(core, body)?.len, 3);
+/// drop(guard);
+/// a.set(0, 7)?;
+/// assert_eq!(a.get(0)?, 7);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn lock_object<'a>(core: &'a Core, token: &Token) -> Result<(LockGuard<'a>, u64)> {
     lock_object_timeout(core, token, None)
 }
@@ -441,6 +562,27 @@ pub fn lock_object<'a>(core: &'a Core, token: &Token) -> Result<(LockGuard<'a>, 
 ///
 /// # Errors
 /// As [`lock_object`], and `Timeout`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-lockobjtimeout-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::Duration;
+/// use shmstore::dispatch::{lock_object, lock_object_timeout};
+/// use shmstore::Error;
+/// let a = store.array([0u8; 4])?;
+/// let (core, t) = (store.core(), a.token());
+/// let held = lock_object(core, &t)?;
+/// let other = std::thread::scope(|s| {
+///     s.spawn(|| lock_object_timeout(core, &t, Some(Duration::from_millis(20))).map(|(_, b)| b))
+///         .join()
+///         .unwrap()
+/// });
+/// assert_eq!(other, Err(Error::Timeout));
+/// drop(held);
+/// assert!(lock_object_timeout(core, &t, Some(Duration::from_millis(20))).is_ok());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn lock_object_timeout<'a>(
     core: &'a Core,
     token: &Token,
@@ -462,6 +604,21 @@ fn recover(ctx: &mut Ctx<'_>, desc: &TypeDesc, guard: &LockGuard<'_>) -> Result<
 }
 
 /// Calls method `mid` on the object with Python's positional and keyword arguments.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dispatchcall-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::{call, MethodId};
+/// use shmstore::Value;
+/// let l = store.list([3, 1, 2])?;
+/// let (core, t) = (store.core(), l.token());
+/// let sort = MethodId::resolve(t.type_id, "sort")?;
+/// call(core, &t, sort, &[], &[("reverse", Value::Bool(true))])?;
+/// let getitem = MethodId::resolve(t.type_id, "__getitem__")?;
+/// assert_eq!(call(core, &t, getitem, &[Value::Int(0)], &[])?, Value::Int(3));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn call(
     core: &Core,
     token: &Token,
@@ -508,6 +665,20 @@ pub fn call(
 ///
 /// # Errors
 /// `Timeout` if the lock stays held, `Corrupt` for what fails a check.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-validate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::Duration;
+/// use shmstore::dispatch::validate;
+/// let d = store.dict([("a", vec![1, 2]), ("b", vec![3])])?;
+/// validate(store.core(), &d.token(), Duration::from_secs(1))?; // every offset and tag checks out
+/// let t = d.token();
+/// drop(d);
+/// assert!(validate(store.core(), &t, Duration::from_secs(1)).is_err()); // freed
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn validate(core: &Core, token: &Token, wait: std::time::Duration) -> Result<()> {
     let desc = type_desc(token.type_id)?;
     with_object_timeout(core, token, Some(wait), |ctx| {
@@ -516,6 +687,16 @@ pub fn validate(core: &Core, token: &Token, wait: std::time::Duration) -> Result
 }
 
 /// Python's `str()` of the referent.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-strof-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::str_of;
+/// let d = store.dict([("a", 1)])?;
+/// assert_eq!(str_of(store.core(), &d.token())?, "{'a': 1}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn str_of(core: &Core, token: &Token) -> Result<String> {
     let desc = type_desc(token.type_id)?;
     with_object(core, token, |ctx| {
@@ -526,6 +707,17 @@ pub fn str_of(core: &Core, token: &Token) -> Result<String> {
 }
 
 /// A deep copy of the referent.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dispvalueof-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::value_of;
+/// use shmstore::Value;
+/// let l = store.list([1, 2])?;
+/// assert_eq!(value_of(store.core(), &l.token())?, Value::List(vec![Value::Int(1), Value::Int(2)]));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn value_of(core: &Core, token: &Token) -> Result<Value> {
     let desc = type_desc(token.type_id)?;
     with_object(core, token, |ctx| (desc.get_value)(ctx))
@@ -535,6 +727,24 @@ pub fn value_of(core: &Core, token: &Token) -> Result<Value> {
 /// this was — and, in turn, what those held (iteratively, so deep nesting cannot overflow the
 /// stack). Errors are ignored: a reference that cannot be dropped is at worst a leak that
 /// `reclaim` recovers.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-releaseall-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::release_all;
+/// let core = store.core();
+/// let (a, b) = (store.list([1])?, store.dict([("k", 2)])?);
+/// let tokens = vec![a.token(), b.token()];
+/// for t in &tokens {
+///     core.incref_token(t)?; // a reference of our own on each
+/// }
+/// drop((a, b));
+/// assert_eq!(core.objects_live(), 2); // kept alive by our references
+/// release_all(core, tokens);
+/// assert_eq!(core.objects_live(), 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn release_all(core: &Core, mut tokens: Vec<Token>) {
     while let Some(t) = tokens.pop() {
         if let Ok(true) = core.decref(t.slot) {
@@ -544,6 +754,22 @@ pub fn release_all(core: &Core, mut tokens: Vec<Token>) {
 }
 
 /// Drops one reference (a proxy's); frees the object if it was the last.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-disprelease-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::release;
+/// let core = store.core();
+/// let l = store.list([1])?;
+/// let t = l.token();
+/// core.incref_token(&t)?;
+/// release(core, &t); // not the last reference: nothing is freed
+/// assert_eq!(l.len()?, 1);
+/// drop(l); // the last: freed
+/// assert_eq!(core.objects_live(), 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn release(core: &Core, token: &Token) {
     if let Ok(true) = core.decref(token.slot) {
         let mut more = Vec::new();

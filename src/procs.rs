@@ -459,6 +459,18 @@ pub(crate) fn claim(core: &Core, i: u32) -> Result<()> {
 }
 
 /// Every entry in use.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-procslist-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::procs;
+/// let ps = procs::list(store.core())?;
+/// assert_eq!(ps.len(), 1);
+/// assert_eq!((ps[0].pid, ps[0].state, ps[0].alive), (std::process::id(), procs::LIVE, true));
+/// assert_eq!(ps, store.processes()?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn list(core: &Core) -> Result<Vec<ProcInfo>> {
     let mut out = Vec::new();
     for i in 0..core.header().procs_cap as u32 {

@@ -416,8 +416,28 @@ impl Store {
         Handle::adopt(self.core.clone(), token)
     }
 
-    /// The attached arena.
-    pub(crate) fn core(&self) -> &Core {
+    /// The attached arena: the entry point to the store's internal layers (the object table,
+    /// the allocator, the dispatcher's `with_object` and the types' typed operations), for tools
+    /// and advanced users. Every [`Core`] method is safe and checked: a bad offset or slot is an
+    /// error (`Corrupt`, `StaleHandle`), never undefined behaviour. Reference counts taken
+    /// through it (`incref`, `create_object`) are the caller's to give back.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-storecore-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::dispatch::with_object;
+    /// use shmstore::types::list;
+    /// let l = store.list([1, 2, 3])?;
+    /// let core = store.core();
+    /// assert_eq!(core.name(), name);
+    /// assert_eq!(core.store_id(), store.id());
+    /// // A typed operation run on the list in place, under its lock.
+    /// let n = with_object(core, &l.token(), |ctx| list::len(ctx))?;
+    /// assert_eq!(n, 3);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn core(&self) -> &Core {
         &self.core
     }
 

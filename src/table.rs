@@ -92,6 +92,22 @@ pub const LOCK_BYTES: usize = LOCK_SIZE as usize;
 const _: () = assert!(LOCK_ALIGN <= 64 && 64 % LOCK_ALIGN == 0);
 
 /// A slot's words, viewed in place with one bounds check (see the module's layout).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-slotwords-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::sync::atomic::Ordering;
+/// use shmstore::table::SlotWords;
+/// let l = store.list([1])?;
+/// let t = l.token();
+/// let w: &SlotWords = store.core().table().slot(t.slot)?;
+/// assert_eq!(w.refcount.load(Ordering::Relaxed), 1);
+/// assert_eq!(w.generation.load(Ordering::Relaxed), t.generation);
+/// assert_eq!(w.seq.load(Ordering::Relaxed) & 1, 0); // no write open
+/// assert_eq!(w.body.load(Ordering::Relaxed), store.objects()?[0].body);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 pub struct SlotWords {
     lock: [AtomicU32; (META / 4) as usize],
@@ -119,6 +135,20 @@ impl SlotWords {
     }
 
     /// Type id and state.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-slottypestate-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::table::{STATE_FREE, STATE_LIVE};
+    /// use shmstore::type_ids;
+    /// let s = store.set([1])?;
+    /// let w = store.core().table().slot(s.token().slot)?;
+    /// assert_eq!(w.type_and_state(), (type_ids::SET, STATE_LIVE));
+    /// drop(s);
+    /// assert_eq!(w.type_and_state().1, STATE_FREE);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn type_and_state(&self) -> (u16, u32) {
         let k = self.kind.load(Ordering::Acquire);
@@ -129,6 +159,20 @@ impl SlotWords {
     ///
     /// # Errors
     /// `StaleHandle` if the slot was freed or reused.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-slotchecklive-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{type_ids, Error};
+    /// let d = store.dict([("k", 1)])?;
+    /// let t = d.token();
+    /// let w = store.core().table().slot(t.slot)?;
+    /// assert_eq!(w.check_live(t.slot, t.generation)?, type_ids::DICT);
+    /// drop(d);
+    /// assert!(matches!(w.check_live(t.slot, t.generation), Err(Error::StaleHandle { .. })));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn check_live(&self, slot: u32, generation: u32) -> Result<u16> {
         let (ty, state) = self.type_and_state();
@@ -147,6 +191,26 @@ impl SlotWords {
     ///
     /// # Errors
     /// `Timeout`, `Corrupt` for an unrecoverable lock, `Os` (`EDEADLK`) when this thread holds it.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-slotlock-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::Duration;
+    /// use shmstore::sync::Acquired;
+    /// use shmstore::Error;
+    /// let l = store.list([1])?;
+    /// let w = store.core().table().slot(l.token().slot)?;
+    /// let (guard, got) = w.lock(None)?;
+    /// assert_eq!(got, Acquired::Clean);
+    /// let other = std::thread::scope(|s| {
+    ///     s.spawn(|| w.lock(Some(Duration::from_millis(20))).map(|_| ())).join().unwrap()
+    /// });
+    /// assert_eq!(other, Err(Error::Timeout)); // held by this thread
+    /// drop(guard);
+    /// assert_eq!(l.len()?, 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn lock(&self, timeout: Option<Duration>) -> Result<(LockGuard<'_>, Acquired)> {
         let p = self.lock_ptr();
@@ -170,6 +234,25 @@ impl SlotWords {
 
     /// Opens a write on the object, whose lock the caller holds: the write sequence becomes
     /// odd until the returned guard is dropped. Nested writes share the outer one.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-slotwritebegin-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::sync::atomic::Ordering;
+    /// let l = store.list([1])?;
+    /// let w = store.core().table().slot(l.token().slot)?;
+    /// let before = w.seq.load(Ordering::Acquire);
+    /// {
+    ///     let (_lock, _) = w.lock(None)?;
+    ///     let _outer = w.write_begin();
+    ///     let inner = w.write_begin(); // nested: shares the outer write
+    ///     drop(inner);
+    ///     assert_eq!(w.seq.load(Ordering::Relaxed), before + 1); // still odd
+    /// }
+    /// assert_eq!(w.seq.load(Ordering::Acquire), before + 2);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn write_begin(&self) -> SeqWrite<'_> {
         let seq = &self.seq;
@@ -588,6 +671,19 @@ impl<'a> Table<'a> {
     ///
     /// # Errors
     /// `Corrupt` for a slot out of range (or a table outside the arena).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-tableslot-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::sync::atomic::Ordering;
+    /// let table = store.core().table();
+    /// let l = store.list([1])?;
+    /// let w = table.slot(l.token().slot)?;
+    /// assert_eq!(w.refcount.load(Ordering::Relaxed), 1);
+    /// assert!(table.slot(table.capacity()).is_err()); // out of range
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn slot(&self, slot: u32) -> Result<&'a SlotWords> {
         self.arena.words(self.slot_off(slot)?)

@@ -1263,11 +1263,26 @@ impl Value {
         self.hash_with_seed(hash_seed(key))
     }
 
-    /// [`Value::hash_with_key`] from the mixer state [`hash_seed`] made of the key: the same
-    /// result, one mixing round cheaper (an int's hash is then a few multiplications, inline).
+    /// [`Value::hash_with_key`] from the mixer state made of the key (a segment's is
+    /// [`Core::hash_seed`](crate::core::Core::hash_seed)): the same result, one mixing round
+    /// cheaper (an int's hash is then a few multiplications, inline).
     ///
     /// # Errors
     /// As [`Value::hash_with_key`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-hashwithseed-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Value;
+    /// let seed = store.core().hash_seed(); // this segment's key, mixed once
+    /// for v in [Value::Int(7), Value::from("seven"), Value::Tuple(vec![Value::Int(7)])] {
+    ///     assert_eq!(v.hash_with_seed(seed)?, shmstore::types::htable::hash(store.core(), &v)?);
+    /// }
+    /// assert_eq!(Value::Int(1).hash_with_seed(seed)?, Value::Float(1.0).hash_with_seed(seed)?);
+    /// assert!(Value::List(vec![]).hash_with_seed(seed).is_err()); // unhashable
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn hash_with_seed(&self, seed: u64) -> Result<u64, Error> {
         let mut mixer = Mixer(seed);

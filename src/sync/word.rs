@@ -31,6 +31,22 @@
 //! `Lock` does; the lock is taken over only when the whole process is gone. A pid is below 2^22
 //! on Linux (`PID_MAX_LIMIT`); a word whose pid bits name no process (a scribble) reads as a dead
 //! holder.
+//!
+//! # Examples
+//! ```
+//! use std::sync::atomic::Ordering;
+//! use shmstore::arena::Arena;
+//! use shmstore::sync::word::{Got, WordLock};
+//! let a = Arena::heap(16);
+//! let lock = a.words::<WordLock>(0)?;
+//! assert_eq!(lock.acquire(true, None)?, Got::Taken);
+//! // The state word holds the acquiring process's pid; the record beside it names the same one.
+//! assert_eq!(a.atomic_u32(0)?.load(Ordering::Relaxed), std::process::id());
+//! assert_eq!(a.atomic_u32(4)?.load(Ordering::Relaxed), std::process::id());
+//! assert!(lock.release()?);
+//! assert_eq!(a.load_u64(0)?, 0); // state and rec_pid cleared
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -48,6 +64,19 @@ const PID_MASK: u32 = 0x3fff_ffff;
 
 /// The words of an ownerless process-shared lock (see the module notes), viewed in place in the
 /// arena with [`Arena::words`](crate::arena::Arena::words). All zero is an unlocked lock.
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::Arena;
+/// use shmstore::sync::word::{Got, WordLock};
+/// let a = Arena::heap(16);
+/// let lock = a.words::<WordLock>(0)?;
+/// assert_eq!(lock.acquire(true, None)?, Got::Taken);
+/// assert_eq!(lock.acquire(false, None)?, Got::Busy); // not reentrant
+/// assert!(lock.release()?);
+/// assert!(!lock.locked());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[repr(C)]
 #[derive(Debug)]
 pub struct WordLock {
@@ -60,6 +89,21 @@ unsafe impl AtomicWords for WordLock {}
 const _: () = assert!(std::mem::size_of::<WordLock>() == 16);
 
 /// How [`WordLock::acquire`] got the lock, or that it did not.
+///
+/// # Examples
+/// ```
+/// use std::sync::atomic::Ordering;
+/// use shmstore::arena::Arena;
+/// use shmstore::sync::word::{Got, WordLock};
+/// let a = Arena::heap(16);
+/// let lock = a.words::<WordLock>(0)?;
+/// // A word naming a pid no process can have: its holder is dead, and the lock is taken over.
+/// a.atomic_u32(0)?.store(0x3fff_0000, Ordering::Relaxed);
+/// assert_eq!(lock.acquire(false, None)?, Got::FromDead);
+/// assert_eq!(lock.holder(), std::process::id());
+/// assert_eq!(lock.acquire(false, None)?, Got::Busy);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Got {
     /// Taken.
@@ -72,12 +116,36 @@ pub enum Got {
 
 impl WordLock {
     /// True while someone holds the lock.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::word::WordLock;
+    /// let a = Arena::heap(16);
+    /// let lock = a.words::<WordLock>(0)?;
+    /// assert!(!lock.locked());
+    /// lock.acquire(true, None)?;
+    /// assert!(lock.locked());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn locked(&self) -> bool {
         self.state.load(Ordering::Relaxed) & PID_MASK != 0
     }
 
     /// The pid of the process holding the lock (0: unlocked).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::word::WordLock;
+    /// let a = Arena::heap(16);
+    /// let lock = a.words::<WordLock>(0)?;
+    /// assert_eq!(lock.holder(), 0);
+    /// lock.acquire(true, None)?;
+    /// assert_eq!(lock.holder(), std::process::id());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn holder(&self) -> u32 {
         self.state.load(Ordering::Relaxed) & PID_MASK
@@ -110,6 +178,22 @@ impl WordLock {
     ///
     /// # Errors
     /// `Os` for a failed wait; `Corrupt` for a pid that cannot be stored in the word.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::word::{Got, WordLock};
+    /// let a = Arena::heap(16);
+    /// let lock = a.words::<WordLock>(0)?;
+    /// assert_eq!(lock.acquire(true, None)?, Got::Taken);
+    /// // Held (by this process): a timed acquire gives up at its deadline.
+    /// let start = Instant::now();
+    /// let deadline = Some(start + Duration::from_millis(20));
+    /// assert_eq!(lock.acquire(true, deadline)?, Got::Busy);
+    /// assert!(start.elapsed() >= Duration::from_millis(20));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn acquire(&self, blocking: bool, deadline: Option<Instant>) -> Result<Got> {
         let me = ProcId::current();
@@ -227,6 +311,21 @@ impl WordLock {
     ///
     /// # Errors
     /// `Os` for a failed wake-up.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::word::{Got, WordLock};
+    /// let a = Arena::heap(16);
+    /// let lock = a.words::<WordLock>(0)?;
+    /// lock.acquire(true, None)?;
+    /// // Any thread may release it, not only the one that took it.
+    /// let released = std::thread::scope(|s| s.spawn(|| lock.release()).join().unwrap())?;
+    /// assert!(released);
+    /// assert!(!lock.release()?); // not locked: nothing to do
+    /// assert_eq!(lock.acquire(false, None)?, Got::Taken);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn release(&self) -> Result<bool> {
         if self.state.load(Ordering::Relaxed) & PID_MASK == 0 {

@@ -122,6 +122,21 @@ pub static DESC: TypeDesc = TypeDesc {
 
 /// Reads and checks the body at `off`: a valid element record and every element inside the
 /// arena, aligned for `T`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arrayheader-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::array;
+/// use shmstore::types::pod::ElemType;
+/// let a = store.array([1u16, 2, 3])?;
+/// let body = store.objects()?[0].body;
+/// let h = array::header(store.core(), body)?;
+/// assert_eq!((h.len, h.elem), (3, ElemType::of::<u16>()));
+/// assert!(array::header(store.core(), 8).is_err()); // not an array body: fails a check
+/// # drop(a);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn header(core: &Core, off: u64) -> Result<ArrayBody> {
     let b: ArrayBody = core.arena().read(Offset::new(off))?;
@@ -138,6 +153,24 @@ pub fn header(core: &Core, off: u64) -> Result<ArrayBody> {
 ///
 /// # Errors
 /// `TypeError` if the array holds another type; `Corrupt` for a bad body.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arraylocate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::array;
+/// use shmstore::types::pod::ElemType;
+/// use shmstore::Error;
+/// let a = store.array([10u32, 20])?;
+/// let core = store.core();
+/// let body = store.objects()?[0].body;
+/// let (data, len) = array::locate(core, body, &ElemType::of::<u32>())?;
+/// assert_eq!(len, 2);
+/// assert_eq!(core.arena().slice::<u32>(data, len)?, &[10, 20]);
+/// assert!(matches!(array::locate(core, body, &ElemType::of::<i32>()), Err(Error::TypeError(_))));
+/// # drop(a);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn locate(core: &Core, body: u64, want: &ElemType) -> Result<(u64, u64)> {
     let b = header(core, body)?;
@@ -152,6 +185,21 @@ pub fn locate(core: &Core, body: u64, want: &ElemType) -> Result<(u64, u64)> {
 /// range, another element type, an element that is not 1, 2, 4 or 8 bytes, or words that fail a
 /// check (the locked path then answers). The header never changes after creation; the element is
 /// one atomic load.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arraygetracy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::read_optimistic;
+/// use shmstore::types::array::get_racy;
+/// use shmstore::types::pod::ElemType;
+/// let a = store.array([1.5f64, 2.5])?;
+/// let (core, t) = (store.core(), a.token());
+/// let want = ElemType::of::<f64>();
+/// assert_eq!(read_optimistic(core, &t, |ar, body| get_racy::<f64>(ar, body, &want, -1)), Some(2.5));
+/// assert_eq!(read_optimistic(core, &t, |ar, body| get_racy::<f64>(ar, body, &want, 2)), None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn get_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType, i: i64) -> Option<T> {
     let len = a.load_u64_racy(body).ok()?;
@@ -171,6 +219,21 @@ const M_GETITEM: usize = super::method_idx(DESC.methods, "__getitem__");
 
 /// `call_method`'s lock-free reads (see `TypeDesc::fast_read`): `__len__()` (the length never
 /// changes), and `__getitem__(i)` of a primitive element.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arrayfastread-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::array::{fast_read, DESC};
+/// use shmstore::Value;
+/// let a = store.array([5i32, 6, 7])?;
+/// let (core, t) = (store.core(), a.token());
+/// let len = DESC.method_index("__len__").unwrap();
+/// assert_eq!(fast_read(core, &t, len, &[], &[]), Some(Value::Int(3)));
+/// let getitem = DESC.method_index("__getitem__").unwrap();
+/// assert_eq!(fast_read(core, &t, getitem, &[Value::Int(1)], &[]), Some(Value::Int(6)));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn fast_read(
     core: &Core,
     token: &Token,
@@ -254,6 +317,25 @@ fn elements(b: &ArrayBody, bytes: &[u8]) -> Result<Vec<Value>> {
 ///
 /// # Errors
 /// `OutOfMemory`, `TableFull`; `ValueError` if `bytes` has the wrong length.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arraycreate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::array;
+/// use shmstore::types::pod::{typecode_of, ElemType};
+/// use shmstore::ArrayProxy;
+/// let core = store.core();
+/// let bytes: Vec<u8> = [1u32, 2, 3].iter().flat_map(|x| x.to_ne_bytes()).collect();
+/// let t = array::create(core, ElemType::of::<u32>(), typecode_of::<u32>(), 3, Some(&bytes))?;
+/// let a = ArrayProxy::<u32>::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert_eq!(a.to_vec()?, vec![1, 2, 3]);
+/// let zeroed = array::create(core, ElemType::of::<u8>(), "B", 4, None)?;
+/// assert_eq!(shmstore::dispatch::str_of(core, &zeroed)?, "array('B', [0, 0, 0, 0])");
+/// shmstore::dispatch::release(core, &zeroed);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(
     core: &Core,
     elem: ElemType,
@@ -350,6 +432,17 @@ fn snapshot_value(ctx: &mut Ctx<'_>) -> Result<Value> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arraylen-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::array;
+/// let a = store.array_zeroed::<u64>(8)?;
+/// assert_eq!(with_object(store.core(), &a.token(), |ctx| array::len(ctx))?, 8);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn len(ctx: &mut Ctx<'_>) -> Result<u64> {
     Ok(body(ctx)?.len)
@@ -359,6 +452,20 @@ pub fn len(ctx: &mut Ctx<'_>) -> Result<u64> {
 ///
 /// # Errors
 /// `IndexError("array index out of range")`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arrayget-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::array;
+/// use shmstore::{Error, Value};
+/// let a = store.array([1.5f32, 2.5])?;
+/// let (core, t) = (store.core(), a.token());
+/// assert_eq!(with_object(core, &t, |ctx| array::get(ctx, -1))?, Value::Float(2.5));
+/// assert!(matches!(with_object(core, &t, |ctx| array::get(ctx, 2)), Err(Error::IndexError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn get(ctx: &mut Ctx<'_>, i: i64) -> Result<Value> {
     let b = body(ctx)?;
     let i =
@@ -377,6 +484,21 @@ pub fn get(ctx: &mut Ctx<'_>, i: i64) -> Result<Value> {
 ///
 /// # Errors
 /// `IndexError("array assignment index out of range")`, `TypeError`, `OverflowError`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arrayset-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::array;
+/// use shmstore::{Error, Value};
+/// let a = store.array([0u8; 2])?;
+/// let (core, t) = (store.core(), a.token());
+/// with_object(core, &t, |ctx| array::set(ctx, 0, &Value::Int(255)))?;
+/// assert_eq!(a.get(0)?, 255);
+/// assert!(matches!(with_object(core, &t, |ctx| array::set(ctx, 1, &Value::Int(256))), Err(Error::OverflowError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn set(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
     let b = body(ctx)?;
     let i = normalize(i, b.len)
@@ -399,6 +521,19 @@ pub fn set(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
 ///
 /// # Errors
 /// `ValueError("slice step cannot be zero")`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arrayslice-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::array;
+/// use shmstore::{Slice, Value};
+/// let a = store.array([1i64, 2, 3, 4])?;
+/// let got = with_object(store.core(), &a.token(), |ctx| array::slice(ctx, &Slice::new(1, 3)))?;
+/// assert_eq!(got, vec![Value::Int(2), Value::Int(3)]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn slice(ctx: &mut Ctx<'_>, s: &Slice) -> Result<Vec<Value>> {
     let b = body(ctx)?;
     let ix = s.indices(b.len as usize)?;
@@ -415,6 +550,19 @@ pub fn slice(ctx: &mut Ctx<'_>, s: &Slice) -> Result<Vec<Value>> {
 ///
 /// # Errors
 /// `Corrupt`; `OverflowError` for a `u64` beyond `i64::MAX`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arrayitems-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::array;
+/// use shmstore::Value;
+/// let a = store.array([7u16, 8])?;
+/// let all = with_object(store.core(), &a.token(), |ctx| array::items(ctx))?;
+/// assert_eq!(all, vec![Value::Int(7), Value::Int(8)]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn items(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
     let b = body(ctx)?;
     elements(&b, &all_bytes(ctx, &b)?)
@@ -426,6 +574,23 @@ pub fn items(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
 /// `ValueError("Can only assign sequence of same size")`,
 /// `ValueError("attempt to assign array of size 1 to extended slice of size 3")`, conversion
 /// errors (the array is unchanged).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arraysetslice-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::array;
+/// use shmstore::{Error, Slice, Value};
+/// let a = store.array([0i32; 4])?;
+/// let (core, t) = (store.core(), a.token());
+/// with_object(core, &t, |ctx| array::set_slice(ctx, &Slice::new(1, 3), &[Value::Int(5), Value::Int(6)]))?;
+/// assert_eq!(a.to_vec()?, vec![0, 5, 6, 0]);
+/// // The array cannot resize: the counts must match.
+/// let short = with_object(core, &t, |ctx| array::set_slice(ctx, &Slice::new(0, 2), &[Value::Int(1)]));
+/// assert!(matches!(short, Err(Error::ValueError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn set_slice(ctx: &mut Ctx<'_>, s: &Slice, items: &[Value]) -> Result<()> {
     let b = body(ctx)?;
     let ix = s.indices(b.len as usize)?;
@@ -463,6 +628,20 @@ pub fn set_slice(ctx: &mut Ctx<'_>, s: &Slice, items: &[Value]) -> Result<()> {
 ///
 /// # Errors
 /// `TypeError` for another element type.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arraydata-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::array;
+/// use shmstore::types::pod::ElemType;
+/// let a = store.array([3u8, 4, 5])?;
+/// let core = store.core();
+/// let (data, len) = with_object(core, &a.token(), |ctx| array::data(ctx, &ElemType::of::<u8>()))?;
+/// assert_eq!(core.arena().slice::<u8>(data, len)?, &[3, 4, 5]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn data(ctx: &mut Ctx<'_>, want: &ElemType) -> Result<(u64, u64)> {
     locate(ctx.core, ctx.body, want)
@@ -473,6 +652,28 @@ pub fn data(ctx: &mut Ctx<'_>, want: &ElemType) -> Result<(u64, u64)> {
 ///
 /// # Errors
 /// `Corrupt` for a bad slot.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arraywriting-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::sync::atomic::Ordering;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::array;
+/// let a = store.array([1u32, 2])?;
+/// let (core, t) = (store.core(), a.token());
+/// let seq = core.table().seq(t.slot)?;
+/// let before = seq.load(Ordering::Acquire);
+/// with_object(core, &t, |ctx| {
+///     let (data, _) = array::data(ctx, &shmstore::types::pod::ElemType::of::<u32>())?;
+///     let _w = array::writing(ctx)?; // optimistic readers now retry or take the lock
+///     assert_eq!(seq.load(Ordering::Relaxed) & 1, 1);
+///     ctx.core.arena().copy_in(data, &9u32.to_ne_bytes())
+/// })?;
+/// assert_eq!(seq.load(Ordering::Acquire), before + 2);
+/// assert_eq!(a.get(0)?, 9);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn writing<'a>(ctx: &Ctx<'a>) -> Result<crate::table::SeqWrite<'a>> {
     ctx.core.table().write_begin(ctx.slot)

@@ -191,6 +191,22 @@ fn n_waiting_of(b: &BarrierBody) -> u64 {
 /// # Errors
 /// `ValueError("parties must be >= 1")` (as CPython 3.14 says; 3.11 accepted a barrier that
 /// could never fill), `OutOfMemory`, `TableFull`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-barriercreate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::Duration;
+/// use shmstore::types::barrier;
+/// use shmstore::{BarrierProxy, Error};
+/// let core = store.core();
+/// let t = barrier::create(core, 3, Some(Duration::from_secs(5)))?; // one reference: ours
+/// let b = BarrierProxy::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert_eq!((b.parties()?, b.default_timeout()?), (3, Some(Duration::from_secs(5))));
+/// assert!(matches!(barrier::create(core, 0, None), Err(Error::ValueError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(core: &Core, parties: u64, timeout: Option<Duration>) -> Result<Token> {
     if parties == 0 || parties > i64::MAX as u64 {
         return Err(Error::ValueError("parties must be >= 1".into()));
@@ -227,6 +243,17 @@ pub fn create(core: &Core, parties: u64, timeout: Option<Duration>) -> Result<To
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-barrierparties-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::barrier;
+/// let b = store.barrier(4)?;
+/// assert_eq!(with_object(store.core(), &b.token(), |ctx| barrier::parties(ctx))?, 4);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn parties(ctx: &mut Ctx<'_>) -> Result<u64> {
     body(ctx).map(|b| b.parties)
 }
@@ -235,6 +262,28 @@ pub fn parties(ctx: &mut Ctx<'_>) -> Result<u64> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-barriernwaiting-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::Duration;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::barrier;
+/// let b = store.barrier(2)?;
+/// let (core, t) = (store.core(), b.token());
+/// assert_eq!(with_object(core, &t, |ctx| barrier::n_waiting(ctx))?, 0);
+/// std::thread::scope(|s| {
+///     let first = s.spawn(|| b.wait(Some(Duration::from_secs(10))));
+///     while with_object(core, &t, |ctx| barrier::n_waiting(ctx))? == 0 {
+///         std::thread::sleep(Duration::from_millis(1));
+///     }
+///     b.wait(None)?; // the second party: both pass
+///     first.join().unwrap()?;
+///     Ok::<(), shmstore::Error>(())
+/// })?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn n_waiting(ctx: &mut Ctx<'_>) -> Result<u64> {
     body(ctx).map(|b| n_waiting_of(&b))
 }
@@ -243,6 +292,20 @@ pub fn n_waiting(ctx: &mut Ctx<'_>) -> Result<u64> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-barrierbroken-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::barrier;
+/// let b = store.barrier(2)?;
+/// let (core, t) = (store.core(), b.token());
+/// assert!(!with_object(core, &t, |ctx| barrier::broken(ctx))?);
+/// b.abort()?;
+/// assert!(with_object(core, &t, |ctx| barrier::broken(ctx))?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn broken(ctx: &mut Ctx<'_>) -> Result<bool> {
     body(ctx).map(|b| b.state == BROKEN)
 }
@@ -251,6 +314,22 @@ pub fn broken(ctx: &mut Ctx<'_>) -> Result<bool> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-barrierdeftimeout-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::Duration;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::barrier;
+/// let core = store.core();
+/// let b = store.barrier_with(2, Some(Duration::from_millis(1500)))?;
+/// let t = with_object(core, &b.token(), |ctx| barrier::default_timeout(ctx))?;
+/// assert_eq!(t, Some(Duration::from_millis(1500)));
+/// let forever = store.barrier(2)?;
+/// assert_eq!(with_object(core, &forever.token(), |ctx| barrier::default_timeout(ctx))?, None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn default_timeout(ctx: &mut Ctx<'_>) -> Result<Option<Duration>> {
     body(ctx).map(|b| (b.timeout_ns != NO_TIMEOUT).then(|| Duration::from_nanos(b.timeout_ns)))
 }
@@ -259,6 +338,19 @@ pub fn default_timeout(ctx: &mut Ctx<'_>) -> Result<Option<Duration>> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-barrierabort-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::barrier;
+/// use shmstore::Error;
+/// let b = store.barrier(2)?;
+/// with_object(store.core(), &b.token(), |ctx| barrier::abort(ctx))?;
+/// assert_eq!(b.wait(None), Err(Error::BrokenBarrier));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn abort(ctx: &mut Ctx<'_>) -> Result<()> {
     store_state(ctx, BROKEN)?;
     ctx.notify(ctx.body + OFF_COND, true)
@@ -268,6 +360,21 @@ pub fn abort(ctx: &mut Ctx<'_>) -> Result<()> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-barrierreset-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::barrier;
+/// let b = store.barrier(1)?;
+/// b.abort()?;
+/// assert!(b.broken()?);
+/// with_object(store.core(), &b.token(), |ctx| barrier::reset(ctx))?;
+/// assert!(!b.broken()?);
+/// assert_eq!(b.wait(None)?, 0); // usable again
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn reset(ctx: &mut Ctx<'_>) -> Result<()> {
     let b = body(ctx)?;
     if b.count > 0 {
@@ -353,6 +460,25 @@ fn wait_filled(
 /// # Errors
 /// `BrokenBarrier` if the barrier is broken or resets while waiting, or the timeout runs out
 /// (which breaks it for the others too).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-barrierwait-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::Duration;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::barrier;
+/// use shmstore::Error;
+/// let core = store.core();
+/// let one = store.barrier(1)?;
+/// assert_eq!(with_object(core, &one.token(), |ctx| barrier::wait(ctx, None))?, 0);
+/// // Alone at a barrier for two: the timeout runs out and breaks it.
+/// let two = store.barrier(2)?;
+/// let short = Some(Duration::from_millis(10));
+/// assert_eq!(with_object(core, &two.token(), |ctx| barrier::wait(ctx, short)), Err(Error::BrokenBarrier));
+/// assert!(two.broken()?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn wait(ctx: &mut Ctx<'_>, timeout: Option<Duration>) -> Result<u64> {
     wait_with(ctx, || Ok(timeout.map(|t| deadline_of(Some(t)))))
 }

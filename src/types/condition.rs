@@ -193,6 +193,20 @@ fn get_value(ctx: &mut Ctx<'_>) -> Result<Value> {
 ///
 /// # Errors
 /// `OutOfMemory`, `TableFull`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-condcreate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::condition;
+/// use shmstore::ConditionProxy;
+/// let core = store.core();
+/// let t = condition::create(core)?; // one reference: ours
+/// let c = ConditionProxy::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert_eq!(c.waiters()?, 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(core: &Core) -> Result<Token> {
     let size = size_of::<CondBody>() as u64;
     let body = core.alloc(size)?;
@@ -215,6 +229,25 @@ pub fn create(core: &Core) -> Result<Token> {
 ///
 /// # Errors
 /// `Corrupt`, `Os`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-condacquire-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::condition;
+/// let c = store.condition()?;
+/// let (core, t) = (store.core(), c.token());
+/// assert!(with_object(core, &t, |ctx| condition::acquire(ctx, true, None))?);
+/// assert!(c.is_owned()?); // by this thread
+/// // Another thread finds it held.
+/// let other = std::thread::scope(|s| {
+///     s.spawn(|| with_object(core, &t, |ctx| condition::acquire(ctx, false, None))).join().unwrap()
+/// })?;
+/// assert!(!other);
+/// # c.release()?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn acquire(ctx: &mut Ctx<'_>, blocking: bool, deadline: Option<Instant>) -> Result<bool> {
     rlock::owner_acquire(
         ctx,
@@ -229,6 +262,25 @@ pub fn acquire(ctx: &mut Ctx<'_>, blocking: bool, deadline: Option<Instant>) -> 
 ///
 /// # Errors
 /// `RuntimeError("cannot release un-acquired lock")` unless the calling thread owns it.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-condrelease-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::condition;
+/// use shmstore::Error;
+/// let c = store.condition()?;
+/// let (core, t) = (store.core(), c.token());
+/// c.acquire(true, None)?;
+/// with_object(core, &t, |ctx| condition::release(ctx))?;
+/// assert!(!c.is_owned()?);
+/// assert_eq!(
+///     with_object(core, &t, |ctx| condition::release(ctx)),
+///     Err(Error::RuntimeError("cannot release un-acquired lock".into()))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn release(ctx: &mut Ctx<'_>) -> Result<()> {
     rlock::owner_release(ctx, ctx.body + OFF_OWNER, ctx.body + OFF_LOCK_COND)
 }
@@ -237,6 +289,26 @@ pub fn release(ctx: &mut Ctx<'_>) -> Result<()> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-condisowned-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::condition;
+/// let c = store.condition()?;
+/// let (core, t) = (store.core(), c.token());
+/// assert!(!with_object(core, &t, |ctx| condition::is_owned(ctx))?);
+/// c.acquire(true, None)?;
+/// assert!(with_object(core, &t, |ctx| condition::is_owned(ctx))?);
+/// // Owned by this thread, not by another one.
+/// let elsewhere = std::thread::scope(|s| {
+///     s.spawn(|| with_object(core, &t, |ctx| condition::is_owned(ctx))).join().unwrap()
+/// })?;
+/// assert!(!elsewhere);
+/// # c.release()?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn is_owned(ctx: &mut Ctx<'_>) -> Result<bool> {
     rlock::owner_is_me(ctx, ctx.body + OFF_OWNER)
 }
@@ -245,6 +317,36 @@ pub fn is_owned(ctx: &mut Ctx<'_>) -> Result<bool> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-condwaiters-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::Duration;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::condition;
+/// let c = store.condition()?;
+/// let (core, t) = (store.core(), c.token());
+/// assert_eq!(with_object(core, &t, |ctx| condition::waiters(ctx))?, 0);
+/// std::thread::scope(|s| {
+///     let waiter = s.spawn(|| {
+///         c.acquire(true, None)?;
+///         let notified = c.wait(Some(Duration::from_secs(10)));
+///         c.release()?;
+///         notified
+///     });
+///     while with_object(core, &t, |ctx| condition::waiters(ctx))? == 0 {
+///         std::thread::sleep(Duration::from_millis(1));
+///     }
+///     c.acquire(true, None)?;
+///     c.notify(1)?;
+///     c.release()?;
+///     assert!(waiter.join().unwrap()?);
+///     Ok::<(), shmstore::Error>(())
+/// })?;
+/// assert_eq!(with_object(core, &t, |ctx| condition::waiters(ctx))?, 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn waiters(ctx: &mut Ctx<'_>) -> Result<u64> {
     body(ctx).map(|b| pending(&b))
 }
@@ -309,6 +411,24 @@ fn give_back(ctx: &Ctx<'_>, b: &CondBody, ticket: u64) -> Result<()> {
 ///
 /// # Errors
 /// `RuntimeError("cannot wait on un-acquired lock")` unless the calling thread owns the lock.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-condwait-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::{Duration, Instant};
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::condition;
+/// let c = store.condition()?;
+/// let notified = with_object(store.core(), &c.token(), |ctx| {
+///     condition::acquire(ctx, true, None)?;
+///     let notified = condition::wait(ctx, Some(Instant::now() + Duration::from_millis(10)));
+///     condition::release(ctx)?;
+///     notified
+/// })?;
+/// assert!(!notified); // nobody notified: the deadline passed
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn wait(ctx: &mut Ctx<'_>, deadline: Option<Instant>) -> Result<bool> {
     wait_with(ctx, || Ok(deadline))
 }
@@ -318,6 +438,38 @@ pub fn wait(ctx: &mut Ctx<'_>, deadline: Option<Instant>) -> Result<bool> {
 ///
 /// # Errors
 /// `RuntimeError("cannot notify on un-acquired lock")` unless the calling thread owns the lock.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-condnotify-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::Duration;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::condition;
+/// let c = store.condition()?;
+/// let (core, t) = (store.core(), c.token());
+/// std::thread::scope(|s| {
+///     let waiter = s.spawn(|| {
+///         c.acquire(true, None)?;
+///         let notified = c.wait(Some(Duration::from_secs(10)));
+///         c.release()?;
+///         notified
+///     });
+///     while c.waiters()? == 0 {
+///         std::thread::sleep(Duration::from_millis(1));
+///     }
+///     let woken = with_object(core, &t, |ctx| {
+///         condition::acquire(ctx, true, None)?;
+///         let n = condition::notify(ctx, u64::MAX); // all of them
+///         condition::release(ctx)?;
+///         n
+///     })?;
+///     assert_eq!(woken, 1);
+///     assert!(waiter.join().unwrap()?);
+///     Ok::<(), shmstore::Error>(())
+/// })?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn notify(ctx: &mut Ctx<'_>, n: u64) -> Result<u64> {
     if !is_owned(ctx)? {
         return Err(Error::RuntimeError(

@@ -139,6 +139,21 @@ pub static DESC: TypeDesc = TypeDesc {
 /// # Errors
 /// `TypeError` for an unhashable key; `OutOfMemory`, `TableFull`; `StaleHandle`/`NotFound` for
 /// a proxy of another store or a dead object.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictcreate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::dict;
+/// use shmstore::{DictProxy, Value};
+/// let core = store.core();
+/// let pairs = [(Value::from("a"), Value::Int(1)), (Value::from("a"), Value::Int(2))];
+/// let t = dict::create(core, &pairs)?; // one reference: ours
+/// let d = DictProxy::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert_eq!(d.to_string(), "{'a': 2}"); // the later duplicate wins
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(core: &Core, pairs: &[(Value, Value)]) -> Result<Token> {
     htable::create(core, DICT, type_ids::DICT, repair, |ctx| {
         update_pairs(ctx, pairs.iter().map(|(k, v)| (k, v)), pairs.len())
@@ -185,6 +200,17 @@ fn snapshot_value(ctx: &mut Ctx<'_>) -> Result<Value> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictlen-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// let d = store.dict([("a", 1), ("b", 2)])?;
+/// assert_eq!(with_object(store.core(), &d.token(), |ctx| dict::len(ctx))?, 2);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn len(ctx: &mut Ctx<'_>) -> Result<u64> {
     htable::len(ctx, DICT)
@@ -194,6 +220,20 @@ pub fn len(ctx: &mut Ctx<'_>) -> Result<u64> {
 ///
 /// # Errors
 /// `TypeError("unhashable type: 'list'")`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictget-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::Value;
+/// let d = store.dict([("a", 1)])?;
+/// let (core, t) = (store.core(), d.token());
+/// assert_eq!(with_object(core, &t, |ctx| dict::get(ctx, &Value::from("a")))?, Some(Value::Int(1)));
+/// assert_eq!(with_object(core, &t, |ctx| dict::get(ctx, &Value::from("z")))?, None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn get(ctx: &mut Ctx<'_>, key: &Value) -> Result<Option<Value>> {
     let f = htable::find(ctx, DICT, key)?;
@@ -204,6 +244,23 @@ pub fn get(ctx: &mut Ctx<'_>, key: &Value) -> Result<Option<Value>> {
 ///
 /// # Errors
 /// `KeyError(key)`; `TypeError` for an unhashable key.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictgetitem-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::{Error, Value};
+/// let d = store.dict([("a", 1)])?;
+/// let (core, t) = (store.core(), d.token());
+/// assert_eq!(with_object(core, &t, |ctx| dict::get_item(ctx, &Value::from("a")))?, Value::Int(1));
+/// assert_eq!(
+///     with_object(core, &t, |ctx| dict::get_item(ctx, &Value::from("z"))),
+///     Err(Error::KeyError(Value::from("z")))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn get_item(ctx: &mut Ctx<'_>, key: &Value) -> Result<Value> {
     get(ctx, key)?.ok_or_else(|| Error::KeyError(key.clone()))
@@ -213,6 +270,20 @@ pub fn get_item(ctx: &mut Ctx<'_>, key: &Value) -> Result<Value> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable key.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictcontains-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::Value;
+/// let d = store.dict([(1, "one")])?;
+/// let (core, t) = (store.core(), d.token());
+/// assert!(with_object(core, &t, |ctx| dict::contains(ctx, &Value::Float(1.0)))?); // 1.0 == 1
+/// assert!(!with_object(core, &t, |ctx| dict::contains(ctx, &Value::Int(2)))?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn contains(ctx: &mut Ctx<'_>, key: &Value) -> Result<bool> {
     Ok(htable::find(ctx, DICT, key)?.found())
@@ -222,6 +293,22 @@ pub fn contains(ctx: &mut Ctx<'_>, key: &Value) -> Result<bool> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable key; `OutOfMemory` (the dict is unchanged).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictinsert-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::Value;
+/// let d = store.dict([("a", 1)])?;
+/// with_object(store.core(), &d.token(), |ctx| {
+///     dict::insert(ctx, &Value::from("a"), &Value::Int(10))?; // replaces
+///     dict::insert(ctx, &Value::from("b"), &Value::Int(2)) // adds
+/// })?;
+/// assert_eq!(d.to_string(), "{'a': 10, 'b': 2}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn insert(ctx: &mut Ctx<'_>, key: &Value, value: &Value) -> Result<()> {
     htable::set_item(ctx, DICT, key, Some(value)).map(|_| ())
@@ -231,6 +318,20 @@ pub fn insert(ctx: &mut Ctx<'_>, key: &Value, value: &Value) -> Result<()> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable key.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictremove-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::Value;
+/// let d = store.dict([("a", 1)])?;
+/// let (core, t) = (store.core(), d.token());
+/// assert_eq!(with_object(core, &t, |ctx| dict::remove(ctx, &Value::from("a")))?, Some(Value::Int(1)));
+/// assert_eq!(with_object(core, &t, |ctx| dict::remove(ctx, &Value::from("a")))?, None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn remove(ctx: &mut Ctx<'_>, key: &Value) -> Result<Option<Value>> {
     let f = htable::find(ctx, DICT, key)?;
     Ok(htable::take(ctx, DICT, &f)?.and_then(|(_, v)| v))
@@ -240,6 +341,20 @@ pub fn remove(ctx: &mut Ctx<'_>, key: &Value) -> Result<Option<Value>> {
 ///
 /// # Errors
 /// `KeyError(key)`; `TypeError` for an unhashable key.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictpop-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::{Error, Value};
+/// let d = store.dict([("a", 1)])?;
+/// let (core, t) = (store.core(), d.token());
+/// assert_eq!(with_object(core, &t, |ctx| dict::pop(ctx, &Value::from("a")))?, Value::Int(1));
+/// assert!(matches!(with_object(core, &t, |ctx| dict::pop(ctx, &Value::from("a"))), Err(Error::KeyError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn pop(ctx: &mut Ctx<'_>, key: &Value) -> Result<Value> {
     remove(ctx, key)?.ok_or_else(|| Error::KeyError(key.clone()))
 }
@@ -248,6 +363,19 @@ pub fn pop(ctx: &mut Ctx<'_>, key: &Value) -> Result<Value> {
 ///
 /// # Errors
 /// `KeyError(key)`; `TypeError` for an unhashable key.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictdelitem-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::Value;
+/// let d = store.dict([("a", 1), ("b", 2)])?;
+/// with_object(store.core(), &d.token(), |ctx| dict::del_item(ctx, &Value::from("a")))?;
+/// assert_eq!(d.to_string(), "{'b': 2}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn del_item(ctx: &mut Ctx<'_>, key: &Value) -> Result<()> {
     let f = htable::find(ctx, DICT, key)?;
     if htable::remove(ctx, DICT, &f)? {
@@ -261,6 +389,21 @@ pub fn del_item(ctx: &mut Ctx<'_>, key: &Value) -> Result<()> {
 ///
 /// # Errors
 /// `KeyError('popitem(): dictionary is empty')`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictpopitem-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::{Error, Value};
+/// let d = store.dict([("a", 1), ("b", 2)])?;
+/// let (core, t) = (store.core(), d.token());
+/// assert_eq!(with_object(core, &t, |ctx| dict::popitem(ctx))?, (Value::from("b"), Value::Int(2)));
+/// with_object(core, &t, |ctx| dict::popitem(ctx))?;
+/// assert!(matches!(with_object(core, &t, |ctx| dict::popitem(ctx)), Err(Error::KeyError(_)))); // empty
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn popitem(ctx: &mut Ctx<'_>) -> Result<(Value, Value)> {
     match htable::pop_last(ctx, DICT)? {
         Some((k, v)) => Ok((k, v.unwrap_or(Value::None))),
@@ -274,6 +417,22 @@ pub fn popitem(ctx: &mut Ctx<'_>) -> Result<(Value, Value)> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable key; `OutOfMemory`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictsetdefault-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::Value;
+/// let d = store.dict([("a", 1)])?;
+/// let (core, t) = (store.core(), d.token());
+/// let (a, b, zero) = (Value::from("a"), Value::from("b"), Value::Int(0));
+/// assert_eq!(with_object(core, &t, |ctx| dict::setdefault(ctx, &a, &zero))?, Value::Int(1));
+/// assert_eq!(with_object(core, &t, |ctx| dict::setdefault(ctx, &b, &zero))?, Value::Int(0));
+/// assert_eq!(d.to_string(), "{'a': 1, 'b': 0}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn setdefault(ctx: &mut Ctx<'_>, key: &Value, default: &Value) -> Result<Value> {
     let f = htable::find(ctx, DICT, key)?;
     if let Some(v) = htable::value(ctx, &f)? {
@@ -287,6 +446,24 @@ pub fn setdefault(ctx: &mut Ctx<'_>, key: &Value, default: &Value) -> Result<Val
 ///
 /// # Errors
 /// `TypeError` for an unhashable key (pairs before it stay set, as in Python); `OutOfMemory`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictupdatepairs-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::Value;
+/// let d = store.dict::<_, i64, i64>([])?;
+/// let keys: Vec<Value> = (0..100).map(Value::Int).collect();
+/// let squares: Vec<Value> = (0..100).map(|i| Value::Int(i * i)).collect();
+/// with_object(store.core(), &d.token(), |ctx| {
+///     dict::update_pairs(ctx, keys.iter().zip(&squares), keys.len()) // one resize up front
+/// })?;
+/// assert_eq!(d.len()?, 100);
+/// assert_eq!(d.get(9)?, Some(Value::Int(81)));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn update_pairs<'v>(
     ctx: &mut Ctx<'_>,
     pairs: impl IntoIterator<Item = (&'v Value, &'v Value)>,
@@ -324,6 +501,25 @@ fn pair_of(i: usize, item: &Value) -> Result<(Value, Value)> {
 /// # Errors
 /// Python's `TypeError`/`ValueError` for a non-iterable or an element of the wrong length;
 /// `TypeError` for an unhashable key; `OutOfMemory`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictupdatefrom-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::Value;
+/// let d = store.dict([("a", 1)])?;
+/// let (core, t) = (store.core(), d.token());
+/// let pairs = Value::List(vec![Value::Tuple(vec![Value::from("b"), Value::Int(2)])]);
+/// with_object(core, &t, |ctx| dict::update_from(ctx, &pairs))?;
+/// assert_eq!(d.to_string(), "{'a': 1, 'b': 2}");
+/// // An element that is not a pair: those before it stay set.
+/// let bad = Value::List(vec![Value::Tuple(vec![Value::from("c"), Value::Int(3)]), Value::Int(4)]);
+/// assert!(with_object(core, &t, |ctx| dict::update_from(ctx, &bad)).is_err());
+/// assert_eq!(d.len()?, 3);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn update_from(ctx: &mut Ctx<'_>, other: &Value) -> Result<()> {
     if let Value::Dict(kv) = other {
         return update_pairs(ctx, kv.iter().map(|(k, v)| (k, v)), kv.len());
@@ -341,6 +537,19 @@ pub fn update_from(ctx: &mut Ctx<'_>, other: &Value) -> Result<()> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictkeys-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::Value;
+/// let d = store.dict([("b", 1), ("a", 2)])?;
+/// let keys = with_object(store.core(), &d.token(), |ctx| dict::keys(ctx))?;
+/// assert_eq!(keys, vec![Value::from("b"), Value::from("a")]); // insertion order
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn keys(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
     htable::keys(ctx, DICT)
 }
@@ -349,6 +558,19 @@ pub fn keys(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictvalues-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::Value;
+/// let d = store.dict([("b", 1), ("a", 2)])?;
+/// let values = with_object(store.core(), &d.token(), |ctx| dict::values(ctx))?;
+/// assert_eq!(values, vec![Value::Int(1), Value::Int(2)]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn values(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
     htable::values(ctx)
 }
@@ -357,6 +579,19 @@ pub fn values(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictitems-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::Value;
+/// let d = store.dict([("k", 1)])?;
+/// let items = with_object(store.core(), &d.token(), |ctx| dict::items(ctx))?;
+/// assert_eq!(items, vec![(Value::from("k"), Value::Int(1))]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn items(ctx: &mut Ctx<'_>) -> Result<Vec<(Value, Value)>> {
     htable::items(ctx)
 }
@@ -365,6 +600,18 @@ pub fn items(ctx: &mut Ctx<'_>) -> Result<Vec<(Value, Value)>> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictclear-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// let d = store.dict([("a", 1), ("b", 2)])?;
+/// with_object(store.core(), &d.token(), |ctx| dict::clear(ctx))?;
+/// assert!(d.is_empty()?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn clear(ctx: &mut Ctx<'_>) -> Result<()> {
     htable::clear(ctx, DICT)
 }
@@ -413,6 +660,21 @@ pub fn num_add(a: &Value, b: &Value) -> Result<Value> {
 /// # Errors
 /// `TypeError` for an unhashable key or a value that is not a number; `ValueError` on int
 /// overflow (the dict is unchanged).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dicttypedadd-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::dict;
+/// use shmstore::Value;
+/// let d = store.dict::<_, &str, i64>([])?;
+/// let (core, t) = (store.core(), d.token());
+/// let word = Value::from("the");
+/// with_object(core, &t, |ctx| dict::add(ctx, &word, &Value::Int(1)))?; // missing: starts at 0
+/// assert_eq!(with_object(core, &t, |ctx| dict::add(ctx, &word, &Value::Int(1)))?, Value::Int(2));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn add(ctx: &mut Ctx<'_>, key: &Value, n: &Value) -> Result<Value> {
     let f = htable::find(ctx, DICT, key)?;

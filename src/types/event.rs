@@ -135,6 +135,20 @@ fn get_value(ctx: &mut Ctx<'_>) -> Result<Value> {
 ///
 /// # Errors
 /// `OutOfMemory`, `TableFull`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-eventcreate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::event;
+/// use shmstore::EventProxy;
+/// let core = store.core();
+/// let t = event::create(core)?; // one reference: ours
+/// let e = EventProxy::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert!(!e.is_set()?); // created clear
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(core: &Core) -> Result<Token> {
     let size = size_of::<EventBody>() as u64;
     let body = core.alloc(size)?;
@@ -153,6 +167,19 @@ pub fn create(core: &Core) -> Result<Token> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-eventisset-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::event;
+/// let e = store.event()?;
+/// assert!(!with_object(store.core(), &e.token(), |ctx| event::is_set(ctx))?);
+/// e.set()?;
+/// assert!(with_object(store.core(), &e.token(), |ctx| event::is_set(ctx))?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn is_set(ctx: &mut Ctx<'_>) -> Result<bool> {
     body(ctx).map(|b| b.flag != 0)
 }
@@ -161,6 +188,24 @@ pub fn is_set(ctx: &mut Ctx<'_>) -> Result<bool> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-eventset-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::Duration;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::event;
+/// let e = store.event()?;
+/// let woke = std::thread::scope(|s| {
+///     let waiter = s.spawn(|| e.wait(Some(Duration::from_secs(10))));
+///     std::thread::sleep(Duration::from_millis(20));
+///     with_object(store.core(), &e.token(), |ctx| event::set(ctx))?;
+///     waiter.join().unwrap()
+/// })?;
+/// assert!(woke);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn set(ctx: &mut Ctx<'_>) -> Result<()> {
     let b = body(ctx)?;
     if b.flag == 0 {
@@ -176,6 +221,19 @@ pub fn set(ctx: &mut Ctx<'_>) -> Result<()> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-eventclear-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::event;
+/// let e = store.event()?;
+/// e.set()?;
+/// with_object(store.core(), &e.token(), |ctx| event::clear(ctx))?;
+/// assert!(!e.is_set()?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn clear(ctx: &mut Ctx<'_>) -> Result<()> {
     ctx.core.arena().store_u64(ctx.body + OFF_FLAG, 0)
 }
@@ -207,6 +265,22 @@ fn wait_with(
 ///
 /// # Errors
 /// `Corrupt`, `Os`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-eventwait-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::{Duration, Instant};
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::event;
+/// let e = store.event()?;
+/// let (core, t) = (store.core(), e.token());
+/// let soon = || Some(Instant::now() + Duration::from_millis(10));
+/// assert!(!with_object(core, &t, |ctx| event::wait(ctx, soon()))?); // not set in time
+/// e.set()?;
+/// assert!(with_object(core, &t, |ctx| event::wait(ctx, soon()))?); // set: no wait
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn wait(ctx: &mut Ctx<'_>, deadline: Option<Instant>) -> Result<bool> {
     wait_with(ctx, || Ok(deadline))
 }

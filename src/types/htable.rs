@@ -201,6 +201,20 @@ fn block_size(shape: Shape, log2: u64) -> u64 {
 }
 
 /// A validated table block.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htabletable-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, DICT};
+/// let core = store.core();
+/// let empty = store.dict::<_, i64, i64>([])?;
+/// assert!(with_object(core, &empty.token(), |ctx| htable::open(ctx, DICT))?.is_none()); // no block yet
+/// let d = store.dict([(1, 2)])?;
+/// assert!(with_object(core, &d.token(), |ctx| htable::open(ctx, DICT))?.is_some());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Table {
     off: u64,
@@ -231,6 +245,19 @@ impl Table {
 }
 
 /// The segment's hash key, folded to the mixer's 64 bits.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-segkey-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::htable::seg_key;
+/// let core = store.core();
+/// let [a, b] = core.hash_key();
+/// assert_eq!(seg_key(core), a ^ b.rotate_left(32));
+/// // Every process attached to the store folds the same key.
+/// assert_eq!(seg_key(shmstore::Store::open(&name)?.core()), seg_key(core));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn seg_key(core: &Core) -> u64 {
     let [a, b] = core.hash_key();
@@ -241,12 +268,40 @@ pub fn seg_key(core: &Core) -> u64 {
 ///
 /// # Errors
 /// `TypeError("unhashable type: 'list'")`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablehash-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::htable::{hash, seg_key};
+/// use shmstore::{Error, Value};
+/// let core = store.core();
+/// let k = Value::from("key");
+/// assert_eq!(hash(core, &k)?, k.hash_with_key(seg_key(core))?);
+/// assert_eq!(hash(core, &Value::Int(1))?, hash(core, &Value::Float(1.0))?); // 1 == 1.0
+/// assert!(matches!(hash(core, &Value::List(vec![])), Err(Error::TypeError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn hash(core: &Core, key: &Value) -> Result<u64> {
     key.hash_with_seed(core.hash_seed())
 }
 
 /// Reads and validates the table of the body at `ctx.body`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htableopen-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, SET};
+/// let s = store.set([1, 2])?;
+/// let (core, t) = (store.core(), s.token());
+/// assert!(with_object(core, &t, |ctx| htable::open(ctx, SET))?.is_some());
+/// s.clear()?; // clearing frees the block
+/// assert!(with_object(core, &t, |ctx| htable::open(ctx, SET))?.is_none());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn open(ctx: &Ctx<'_>, shape: Shape) -> Result<Option<Table>> {
     let off = ctx.core.arena().load_u64(ctx.body)?;
@@ -308,6 +363,19 @@ fn store_hdr(core: &Core, t: &Table, field: u64, v: u64) -> Result<()> {
 }
 
 /// Where a key is, or where it would go.
+///
+/// # Examples
+/// ```
+/// use shmstore::types::htable::Probe;
+/// // What a lookup records: the entry it found and the index slot that led there, or the free
+/// // slot a new key would take.
+/// let hit = Probe::Found { slot: 5, ix: 0 };
+/// let miss = Probe::Missing { slot: 2 };
+/// let slot = |p: Probe| match p {
+///     Probe::Found { slot, .. } | Probe::Missing { slot } => slot,
+/// };
+/// assert_eq!((slot(hit), slot(miss)), (5, 2));
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub enum Probe {
     /// The key is entry `ix`, indexed from slot `slot`.
@@ -391,6 +459,22 @@ fn slot_of(core: &Core, t: &Table, hash: u64, ix: u64) -> Result<u64> {
 }
 
 /// The result of a lookup: the key's hash, the table (if any) and where the key is.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablefind-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, DICT};
+/// use shmstore::Value;
+/// let d = store.dict([("a", 1)])?;
+/// let core = store.core();
+/// let key = Value::from("a");
+/// let f = with_object(core, &d.token(), |ctx| htable::find(ctx, DICT, &key))?;
+/// assert!(f.found());
+/// assert_eq!(f.hash, htable::hash(core, &key)?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Find {
     /// The key's hash.
@@ -401,6 +485,20 @@ pub struct Find {
 
 impl Find {
     /// True if the key was found.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-htablefound-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::dispatch::with_object;
+    /// use shmstore::types::htable::{self, SET};
+    /// use shmstore::Value;
+    /// let s = store.set([1])?;
+    /// let (core, t) = (store.core(), s.token());
+    /// assert!(with_object(core, &t, |ctx| htable::find(ctx, SET, &Value::Int(1)))?.found());
+    /// assert!(!with_object(core, &t, |ctx| htable::find(ctx, SET, &Value::Int(2)))?.found());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn found(&self) -> bool {
         matches!(self.probe, Some(Probe::Found { .. }))
@@ -419,6 +517,25 @@ impl Find {
 ///
 /// # Errors
 /// `TypeError` for an unhashable key; `Corrupt`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablefindfn-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, DICT};
+/// use shmstore::{Error, Value};
+/// let d = store.dict([("k", "v")])?;
+/// let (core, t) = (store.core(), d.token());
+/// let v = with_object(core, &t, |ctx| {
+///     let f = htable::find(ctx, DICT, &Value::from("k"))?;
+///     htable::value(ctx, &f)
+/// })?;
+/// assert_eq!(v, Some(Value::from("v")));
+/// let unhashable = with_object(core, &t, |ctx| htable::find(ctx, DICT, &Value::List(vec![])));
+/// assert!(matches!(unhashable, Err(Error::TypeError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn find(ctx: &Ctx<'_>, shape: Shape, key: &Value) -> Result<Find> {
     let hash = hash(ctx.core, key)?;
@@ -431,12 +548,42 @@ pub fn find(ctx: &Ctx<'_>, shape: Shape, key: &Value) -> Result<Find> {
 }
 
 /// Live entries.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablelen-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, SET};
+/// let s = store.set(["a", "b", "a"])?;
+/// assert_eq!(with_object(store.core(), &s.token(), |ctx| htable::len(ctx, SET))?, 2);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn len(ctx: &Ctx<'_>, shape: Shape) -> Result<u64> {
     Ok(open(ctx, shape)?.map_or(0, |t| t.h.live))
 }
 
 /// The value cell of a found key (dicts only), with its offset.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablevaluecell-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell::{self, Cell};
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, DICT};
+/// use shmstore::Value;
+/// let d = store.dict([("n", 5)])?;
+/// let (c, v) = with_object(store.core(), &d.token(), |ctx| {
+///     let f = htable::find(ctx, DICT, &Value::from("n"))?;
+///     let (c, at) = htable::value_cell(ctx, &f)?.expect("found");
+///     Ok((c, cell::load(ctx.core, &c, at)?))
+/// })?;
+/// assert_eq!(c, Cell::scalar(&Value::Int(5)).unwrap()); // an int lives in its cell
+/// assert_eq!(v, Value::Int(5));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn value_cell(ctx: &Ctx<'_>, f: &Find) -> Result<Option<(Cell, u64)>> {
     match f.hit() {
@@ -449,6 +596,27 @@ pub fn value_cell(ctx: &Ctx<'_>, f: &Find) -> Result<Option<(Cell, u64)>> {
 }
 
 /// The value of a found key (dicts only).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablevalue-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, DICT};
+/// use shmstore::Value;
+/// let d = store.dict([("a", vec![1, 2])])?;
+/// let (core, t) = (store.core(), d.token());
+/// let lookup = |k: &str| {
+///     let k = Value::from(k);
+///     with_object(core, &t, |ctx| {
+///         let f = htable::find(ctx, DICT, &k)?;
+///         htable::value(ctx, &f)
+///     })
+/// };
+/// assert_eq!(lookup("a")?, Some(Value::List(vec![Value::Int(1), Value::Int(2)])));
+/// assert_eq!(lookup("b")?, None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn value(ctx: &Ctx<'_>, f: &Find) -> Result<Option<Value>> {
     match value_cell(ctx, f)? {
@@ -458,6 +626,28 @@ pub fn value(ctx: &Ctx<'_>, f: &Find) -> Result<Option<Value>> {
 }
 
 /// Replaces the value of a found key (dicts only); false if the key was not found.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablereplace-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, DICT};
+/// use shmstore::Value;
+/// let d = store.dict([("a", 1)])?;
+/// let (core, t) = (store.core(), d.token());
+/// let replace = |k: &str| {
+///     let k = Value::from(k);
+///     with_object(core, &t, |ctx| {
+///         let f = htable::find(ctx, DICT, &k)?;
+///         htable::replace_value(ctx, &f, &Value::Int(10))
+///     })
+/// };
+/// assert!(replace("a")?);
+/// assert!(!replace("b")?); // not found: nothing inserted
+/// assert_eq!(d.to_string(), "{'a': 10}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn replace_value(ctx: &mut Ctx<'_>, f: &Find, v: &Value) -> Result<bool> {
     let Some((t, _, ix)) = f.hit() else {
@@ -548,6 +738,25 @@ fn resize(ctx: &Ctx<'_>, shape: Shape, old: Option<&Table>, need: u64) -> Result
 ///
 /// # Errors
 /// `OutOfMemory`; `Corrupt`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablereserve-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, TableHdr, DICT};
+/// let d = store.dict([(0, 0)])?;
+/// let cap = with_object(store.core(), &d.token(), |ctx| {
+///     htable::reserve(ctx, DICT, 1000)?;
+///     let a = ctx.core.arena();
+///     let hdr: TableHdr = a.read(Offset::new(a.load_u64(ctx.body)?))?;
+///     Ok(hdr.cap)
+/// })?;
+/// assert!(cap >= 1001);
+/// assert_eq!(d.len()?, 1); // the entries are unchanged
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn reserve(ctx: &Ctx<'_>, shape: Shape, extra: u64) -> Result<()> {
     let t = open(ctx, shape)?;
     let (live, room) = t.map_or((0, 0), |t| {
@@ -563,6 +772,28 @@ pub fn reserve(ctx: &Ctx<'_>, shape: Shape, extra: u64) -> Result<()> {
 ///
 /// # Errors
 /// `OutOfMemory` (nothing changed); `Corrupt`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htableinsert-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, DICT};
+/// use shmstore::Value;
+/// let d = store.dict([("a", 1)])?;
+/// let (k, v) = (Value::from("b"), Value::Int(2));
+/// let inserted = with_object(store.core(), &d.token(), |ctx| {
+///     let f = htable::find(ctx, DICT, &k)?;
+///     if f.found() {
+///         return Ok(false);
+///     }
+///     htable::insert(ctx, DICT, &f, &k, Some(&v))?; // reuses the lookup's probe
+///     Ok(true)
+/// })?;
+/// assert!(inserted);
+/// assert_eq!(d.to_string(), "{'a': 1, 'b': 2}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn insert(
     ctx: &mut Ctx<'_>,
     shape: Shape,
@@ -633,6 +864,24 @@ fn slot_is(core: &Core, t: &Table, i: u64, what: u32) -> Result<bool> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable key; `OutOfMemory`; `Corrupt`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablesetitem-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, DICT, SET};
+/// use shmstore::Value;
+/// let core = store.core();
+/// let d = store.dict([("a", 1)])?;
+/// let new = with_object(core, &d.token(), |ctx| htable::set_item(ctx, DICT, &Value::from("a"), Some(&Value::Int(2))))?;
+/// assert!(!new); // replaced
+/// assert_eq!(d.get("a")?, Some(Value::Int(2)));
+/// let s = store.set::<_, i64>([])?;
+/// assert!(with_object(core, &s.token(), |ctx| htable::set_item(ctx, SET, &Value::Int(7), None))?);
+/// assert!(s.contains(7)?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn set_item(
     ctx: &mut Ctx<'_>,
@@ -703,6 +952,27 @@ fn delete(
 ///
 /// # Errors
 /// `Corrupt`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htableremove-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, SET};
+/// use shmstore::Value;
+/// let s = store.set([1, 2])?;
+/// let (core, t) = (store.core(), s.token());
+/// let remove = |v: i64| {
+///     with_object(core, &t, |ctx| {
+///         let f = htable::find(ctx, SET, &Value::Int(v))?;
+///         htable::remove(ctx, SET, &f)
+///     })
+/// };
+/// assert!(remove(1)?);
+/// assert!(!remove(1)?);
+/// assert_eq!(s.to_string(), "{2}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn remove(ctx: &mut Ctx<'_>, shape: Shape, f: &Find) -> Result<bool> {
     match f.hit() {
         Some((t, slot, ix)) => delete(ctx, shape, &t, slot, ix, false).map(|_| true),
@@ -714,6 +984,23 @@ pub fn remove(ctx: &mut Ctx<'_>, shape: Shape, f: &Find) -> Result<bool> {
 ///
 /// # Errors
 /// `Corrupt`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htabletake-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, DICT};
+/// use shmstore::Value;
+/// let d = store.dict([(1, "one")])?;
+/// let taken = with_object(store.core(), &d.token(), |ctx| {
+///     let f = htable::find(ctx, DICT, &Value::Float(1.0))?; // 1.0 == 1
+///     htable::take(ctx, DICT, &f)
+/// })?;
+/// assert_eq!(taken, Some((Value::Int(1), Some(Value::from("one"))))); // the stored key
+/// assert!(d.is_empty()?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn take(ctx: &mut Ctx<'_>, shape: Shape, f: &Find) -> Result<Option<(Value, Option<Value>)>> {
     match f.hit() {
         Some((t, slot, ix)) => delete(ctx, shape, &t, slot, ix, true),
@@ -726,6 +1013,21 @@ pub fn take(ctx: &mut Ctx<'_>, shape: Shape, f: &Find) -> Result<Option<(Value, 
 ///
 /// # Errors
 /// `Corrupt`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablepoplast-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, SET};
+/// use shmstore::Value;
+/// let s = store.set(["x", "y"])?;
+/// let (core, t) = (store.core(), s.token());
+/// assert_eq!(with_object(core, &t, |ctx| htable::pop_last(ctx, SET))?, Some((Value::from("y"), None)));
+/// with_object(core, &t, |ctx| htable::pop_last(ctx, SET))?;
+/// assert_eq!(with_object(core, &t, |ctx| htable::pop_last(ctx, SET))?, None); // empty
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn pop_last(ctx: &mut Ctx<'_>, shape: Shape) -> Result<Option<(Value, Option<Value>)>> {
     let Some(t) = open(ctx, shape)? else {
         return Ok(None);
@@ -746,6 +1048,28 @@ pub fn pop_last(ctx: &mut Ctx<'_>, shape: Shape) -> Result<Option<(Value, Option
 }
 
 /// Calls `f(key cell, key offset, value cell and offset)` for each live entry, in order.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htableforeach-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, DICT};
+/// let d = store.dict([("a", 1), ("b", 2), ("c", 3)])?;
+/// let total = with_object(store.core(), &d.token(), |ctx| {
+///     let mut total = 0;
+///     htable::for_each(ctx, DICT, |_key, _at, value| {
+///         if let Some((c, at)) = value {
+///             total += cell::load(ctx.core, &c, at)?.as_int().unwrap_or(0);
+///         }
+///         Ok(())
+///     })?;
+///     Ok(total)
+/// })?;
+/// assert_eq!(total, 6);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn for_each(
     ctx: &Ctx<'_>,
     shape: Shape,
@@ -774,6 +1098,19 @@ pub fn for_each(
 ///
 /// # Errors
 /// `Corrupt`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablekeys-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, SET};
+/// use shmstore::Value;
+/// let s = store.set([3, 1])?;
+/// let keys = with_object(store.core(), &s.token(), |ctx| htable::keys(ctx, SET))?;
+/// assert_eq!(keys, vec![Value::Int(3), Value::Int(1)]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn keys(ctx: &Ctx<'_>, shape: Shape) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for_each(ctx, shape, |k, at, _| {
@@ -787,6 +1124,19 @@ pub fn keys(ctx: &Ctx<'_>, shape: Shape) -> Result<Vec<Value>> {
 ///
 /// # Errors
 /// `Corrupt`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablevalues-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable;
+/// use shmstore::Value;
+/// let d = store.dict([("a", 1), ("b", 2)])?;
+/// let values = with_object(store.core(), &d.token(), |ctx| htable::values(ctx))?;
+/// assert_eq!(values, vec![Value::Int(1), Value::Int(2)]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn values(ctx: &Ctx<'_>) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for_each(ctx, DICT, |_, _, v| {
@@ -802,6 +1152,19 @@ pub fn values(ctx: &Ctx<'_>) -> Result<Vec<Value>> {
 ///
 /// # Errors
 /// `Corrupt`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htableitems-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable;
+/// use shmstore::Value;
+/// let d = store.dict([("a", 1)])?;
+/// let items = with_object(store.core(), &d.token(), |ctx| htable::items(ctx))?;
+/// assert_eq!(items, vec![(Value::from("a"), Value::Int(1))]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn items(ctx: &Ctx<'_>) -> Result<Vec<(Value, Value)>> {
     let mut out = Vec::new();
     for_each(ctx, DICT, |k, kat, v| {
@@ -819,6 +1182,22 @@ pub fn items(ctx: &Ctx<'_>) -> Result<Vec<(Value, Value)>> {
 ///
 /// # Errors
 /// `Corrupt`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htableclear-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, DICT};
+/// let core = store.core();
+/// let before = core.alloc_stats()?.blocks_in_use;
+/// let d = store.dict([("a string longer than an inline cell", 1)])?;
+/// with_object(core, &d.token(), |ctx| htable::clear(ctx, DICT))?;
+/// assert!(d.is_empty()?);
+/// // The table block and the long key's block are freed; only the body remains.
+/// assert_eq!(core.alloc_stats()?.blocks_in_use, before + 1);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn clear(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
     let Some(t) = open(ctx, shape)? else {
         return Ok(());
@@ -844,6 +1223,26 @@ pub fn clear(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
 ///
 /// # Errors
 /// `Corrupt`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htabledropbody-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::htable::{self, HashBody, SET};
+/// use shmstore::types::Ctx;
+/// use shmstore::Value;
+/// let core = store.core();
+/// let before = core.alloc_stats()?;
+/// // A body no object owns yet (what `create` cleans up when filling fails).
+/// let size = std::mem::size_of::<HashBody>() as u64;
+/// let body = core.alloc(size)?;
+/// core.arena().fill(body, size, 0)?;
+/// let mut ctx = Ctx { core, slot: u32::MAX, body, lock_off: 0, repair: |_| Ok(()), released: Vec::new() };
+/// htable::set_item(&mut ctx, SET, &Value::from("a string that needs a block"), None)?;
+/// htable::drop_body(&mut ctx, SET)?;
+/// assert_eq!(core.alloc_stats()?, before); // every block given back
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn drop_body(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
     clear(ctx, shape)?;
     ctx.core.free(ctx.body)
@@ -854,6 +1253,30 @@ pub fn drop_body(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
 ///
 /// # Errors
 /// `Corrupt` when the table block itself fails its checks.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablerepair-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::arena::Offset;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, TableHdr, DICT};
+/// use shmstore::Value;
+/// let d = store.dict((0..5).map(|i| (i, i * 10)))?;
+/// let found = with_object(store.core(), &d.token(), |ctx| {
+///     // Wipe the index (all EMPTY), as a holder killed mid-rebuild could leave it.
+///     let a = ctx.core.arena();
+///     let off = a.load_u64(ctx.body)?;
+///     let hdr: TableHdr = a.read(Offset::new(off))?;
+///     a.fill(off + 64, 4 << hdr.log2_size, 0xff)?;
+///     let lost = htable::find(ctx, DICT, &Value::Int(3))?.found();
+///     htable::repair(ctx, DICT)?; // rebuilt from the entries, the truth
+///     Ok((lost, htable::find(ctx, DICT, &Value::Int(3))?.found()))
+/// })?;
+/// assert_eq!(found, (false, true));
+/// assert_eq!(d.get(3)?, Some(Value::Int(30)));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn repair(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
     let Some(t) = open(ctx, shape)? else {
         return Ok(());
@@ -890,6 +1313,25 @@ pub fn repair(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
 ///
 /// # Errors
 /// What `fill` returns; `OutOfMemory`, `TableFull`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablecreate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::htable::{self, SET};
+/// use shmstore::{type_ids, SetProxy, Value};
+/// let core = store.core();
+/// let t = htable::create(core, SET, type_ids::SET, |ctx| htable::repair(ctx, SET), |ctx| {
+///     for i in 0..3 {
+///         htable::set_item(ctx, SET, &Value::Int(i), None)?;
+///     }
+///     Ok(())
+/// })?; // one reference: ours
+/// let s = SetProxy::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert_eq!(s.to_string(), "{0, 1, 2}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(
     core: &Core,
     shape: Shape,

@@ -360,6 +360,20 @@ fn snapshot(ctx: &Ctx<'_>, b: &ListBody) -> Result<Vec<Value>> {
 // Creation and the type's hooks.
 
 /// Creates a list holding `items`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listcreate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::list;
+/// use shmstore::{ListProxy, Value};
+/// let core = store.core();
+/// let t = list::create(core, &[Value::Int(1), Value::from("two")])?; // one reference: ours
+/// let l = ListProxy::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert_eq!(l.to_string(), "[1, 'two']");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(core: &Core, items: &[Value]) -> Result<Token> {
     let mut released = Vec::new();
     let n = items.len() as u64;
@@ -456,12 +470,37 @@ fn snapshot_value(ctx: &mut Ctx<'_>) -> Result<Value> {
 // Typed operations (the proxy's typed methods call these directly).
 
 /// `len(l)`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listlen-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// let l = store.list(["a", "b", "c"])?;
+/// assert_eq!(with_object(store.core(), &l.token(), |ctx| list::len(ctx))?, 3);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn len(ctx: &mut Ctx<'_>) -> Result<u64> {
     Ok(body(ctx)?.len)
 }
 
 /// `l[i]`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listget-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::{Error, Value};
+/// let l = store.list([10, 20, 30])?;
+/// let (core, t) = (store.core(), l.token());
+/// assert_eq!(with_object(core, &t, |ctx| list::get(ctx, -1))?, Value::Int(30));
+/// assert!(matches!(with_object(core, &t, |ctx| list::get(ctx, 3)), Err(Error::IndexError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn get(ctx: &mut Ctx<'_>, i: i64) -> Result<Value> {
     let b = body(ctx)?;
@@ -470,7 +509,7 @@ pub fn get(ctx: &mut Ctx<'_>, i: i64) -> Result<Value> {
     load(ctx, &b, i)
 }
 
-/// `len(l)` read without the lock, for [`dispatch::read_optimistic`](crate::dispatch::read_optimistic):
+/// `len(l)` read without the lock, for [`dispatch::read_optimistic`]:
 /// `None` when the words read are not a valid list (a torn read, or damage the locked path
 /// reports).
 ///
@@ -496,7 +535,7 @@ pub fn len_racy(a: &Arena, body: u64) -> Option<u64> {
 }
 
 /// The cell of `l[i]` read without the lock, for
-/// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` for an index out of
+/// [`dispatch::read_optimistic`]: `None` for an index out of
 /// range or words that are not a valid list (the locked path then answers). Every offset is
 /// checked by the arena; the cell is a copy, to decode only once the read is validated
 /// ([`scalar_of`]).
@@ -535,6 +574,22 @@ pub fn get_racy(a: &Arena, body: u64, i: i64) -> Option<Cell> {
 
 /// The value of a cell read by [`get_racy`] if it is a scalar stored inline (it owns no
 /// block, so decoding it reads nothing more from the arena); `None` otherwise.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listscalarof-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::read_optimistic;
+/// use shmstore::types::list::{get_racy, scalar_of};
+/// use shmstore::Value;
+/// let l = store.list([Value::Int(7), Value::from("a string too long to be inline")])?;
+/// let (core, t) = (store.core(), l.token());
+/// let first = read_optimistic(core, &t, |a, body| get_racy(a, body, 0)).expect("no writer");
+/// assert_eq!(scalar_of(core, &first), Some(Value::Int(7)));
+/// let second = read_optimistic(core, &t, |a, body| get_racy(a, body, 1)).expect("no writer");
+/// assert_eq!(scalar_of(core, &second), None); // in a block: the locked path reads it
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn scalar_of(core: &Core, c: &Cell) -> Option<Value> {
     let _ = core;
@@ -546,6 +601,21 @@ const M_GETITEM: usize = super::method_idx(DESC.methods, "__getitem__");
 
 /// `call_method`'s lock-free reads (see `TypeDesc::fast_read`): `__len__()`, and
 /// `__getitem__(i)` of an item stored inline.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listfastread-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::list::{fast_read, DESC};
+/// use shmstore::Value;
+/// let l = store.list([1, 2, 3])?;
+/// let (core, t) = (store.core(), l.token());
+/// let len = DESC.method_index("__len__").unwrap();
+/// assert_eq!(fast_read(core, &t, len, &[], &[]), Some(Value::Int(3)));
+/// let sort = DESC.method_index("sort").unwrap();
+/// assert_eq!(fast_read(core, &t, sort, &[], &[]), None); // not a read: the locked path runs it
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn fast_read(
     core: &Core,
     token: &Token,
@@ -569,6 +639,19 @@ pub fn fast_read(
 }
 
 /// `l[i] = v`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listset-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::Value;
+/// let l = store.list([1, 2, 3])?;
+/// with_object(store.core(), &l.token(), |ctx| list::set(ctx, -1, &Value::from("three")))?;
+/// assert_eq!(l.to_string(), "[1, 2, 'three']");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn set(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
     let _w = writing(ctx)?;
@@ -589,6 +672,24 @@ pub fn set(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
 }
 
 /// `l.append(v)`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listappend-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::Value;
+/// let l = store.list([1])?;
+/// with_object(store.core(), &l.token(), |ctx| {
+///     for i in 2..=4 {
+///         list::append(ctx, &Value::Int(i))?;
+///     }
+///     Ok(())
+/// })?;
+/// assert_eq!(l.to_string(), "[1, 2, 3, 4]");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn append(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
     let _w = writing(ctx)?;
@@ -606,6 +707,19 @@ pub fn append(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
 }
 
 /// `l.extend(items)`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listextend-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::Value;
+/// let l = store.list([1])?;
+/// with_object(store.core(), &l.token(), |ctx| list::extend(ctx, &[Value::Int(2), Value::Int(3)]))?;
+/// assert_eq!(l.to_string(), "[1, 2, 3]");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn extend(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
     let _w = writing(ctx)?;
     let mut b = body(ctx)?;
@@ -621,6 +735,21 @@ pub fn extend(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
 }
 
 /// `l.insert(i, v)`, with Python's clamping of `i`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listinsert-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::Value;
+/// let l = store.list([1, 3])?;
+/// let (core, t) = (store.core(), l.token());
+/// with_object(core, &t, |ctx| list::insert(ctx, 1, &Value::Int(2)))?;
+/// with_object(core, &t, |ctx| list::insert(ctx, 100, &Value::Int(4)))?; // clamped to the end
+/// assert_eq!(l.to_string(), "[1, 2, 3, 4]");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn insert(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
     let _w = writing(ctx)?;
     let b = body(ctx)?;
@@ -644,6 +773,19 @@ pub fn insert(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
 }
 
 /// `l.pop(i)`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listpop-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::Value;
+/// let l = store.list([1, 2, 3])?;
+/// assert_eq!(with_object(store.core(), &l.token(), |ctx| list::pop(ctx, 0))?, Value::Int(1));
+/// assert_eq!(l.to_string(), "[2, 3]");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn pop(ctx: &mut Ctx<'_>, i: i64) -> Result<Value> {
     let _w = writing(ctx)?;
     let b = body(ctx)?;
@@ -668,6 +810,20 @@ pub fn pop(ctx: &mut Ctx<'_>, i: i64) -> Result<Value> {
 }
 
 /// `l[slice]`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listslice-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::{Slice, Value};
+/// let l = store.list(0..6)?;
+/// let every_other = Slice { start: None, stop: None, step: Some(2) };
+/// let got = with_object(store.core(), &l.token(), |ctx| list::slice(ctx, &every_other))?;
+/// assert_eq!(got, vec![Value::Int(0), Value::Int(2), Value::Int(4)]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn slice(ctx: &mut Ctx<'_>, s: &Slice) -> Result<Vec<Value>> {
     let b = body(ctx)?;
     let ix = s.indices(b.len as usize)?;
@@ -675,6 +831,19 @@ pub fn slice(ctx: &mut Ctx<'_>, s: &Slice) -> Result<Vec<Value>> {
 }
 
 /// A copy of every item.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listitems-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::Value;
+/// let l = store.list(["x", "y"])?;
+/// let all = with_object(store.core(), &l.token(), |ctx| list::items(ctx))?;
+/// assert_eq!(all, vec![Value::from("x"), Value::from("y")]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn items(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
     let b = body(ctx)?;
     snapshot(ctx, &b)
@@ -691,6 +860,21 @@ fn find(ctx: &Ctx<'_>, b: &ListBody, v: &Value, start: u64, stop: u64) -> Result
 }
 
 /// `l.remove(v)`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listremove-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::{Error, Value};
+/// let l = store.list([1, 2, 1])?;
+/// let (core, t) = (store.core(), l.token());
+/// with_object(core, &t, |ctx| list::remove(ctx, &Value::Int(1)))?; // the first one
+/// assert_eq!(l.to_string(), "[2, 1]");
+/// assert!(matches!(with_object(core, &t, |ctx| list::remove(ctx, &Value::Int(9))), Err(Error::ValueError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn remove(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
     let _w = writing(ctx)?;
     let b = body(ctx)?;
@@ -700,6 +884,22 @@ pub fn remove(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
 }
 
 /// `l.index(v, start, stop)`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listindex-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::Value;
+/// let l = store.list(["a", "b", "a"])?;
+/// let (core, t) = (store.core(), l.token());
+/// let a = Value::from("a");
+/// assert_eq!(with_object(core, &t, |ctx| list::index(ctx, &a, None, None))?, 0);
+/// assert_eq!(with_object(core, &t, |ctx| list::index(ctx, &a, Some(1), None))?, 2);
+/// assert!(with_object(core, &t, |ctx| list::index(ctx, &a, Some(1), Some(2))).is_err());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn index(ctx: &mut Ctx<'_>, v: &Value, start: Option<i64>, stop: Option<i64>) -> Result<u64> {
     let b = body(ctx)?;
     let len = b.len as i64;
@@ -717,6 +917,18 @@ pub fn index(ctx: &mut Ctx<'_>, v: &Value, start: Option<i64>, stop: Option<i64>
 }
 
 /// `l.count(v)`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listcount-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::Value;
+/// let l = store.list([1, 2, 1, 1])?;
+/// assert_eq!(with_object(store.core(), &l.token(), |ctx| list::count(ctx, &Value::Int(1)))?, 3);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn count(ctx: &mut Ctx<'_>, v: &Value) -> Result<u64> {
     let b = body(ctx)?;
     let mut n = 0;
@@ -729,6 +941,18 @@ pub fn count(ctx: &mut Ctx<'_>, v: &Value) -> Result<u64> {
 }
 
 /// `l.clear()`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listclear-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// let l = store.list([1, 2, 3])?;
+/// with_object(store.core(), &l.token(), |ctx| list::clear(ctx))?;
+/// assert_eq!(l.len()?, 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn clear(ctx: &mut Ctx<'_>) -> Result<()> {
     let _w = writing(ctx)?;
     let b = body(ctx)?;
@@ -738,6 +962,18 @@ pub fn clear(ctx: &mut Ctx<'_>) -> Result<()> {
 }
 
 /// `l.reverse()`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listreverse-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// let l = store.list([1, 2, 3])?;
+/// with_object(store.core(), &l.token(), |ctx| list::reverse(ctx))?;
+/// assert_eq!(l.to_string(), "[3, 2, 1]");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn reverse(ctx: &mut Ctx<'_>) -> Result<()> {
     let _w = writing(ctx)?;
     let b = body(ctx)?;
@@ -747,6 +983,23 @@ pub fn reverse(ctx: &mut Ctx<'_>) -> Result<()> {
 }
 
 /// `l.sort(reverse=…)`: stable; a `TypeError` for incomparable items leaves the list unchanged.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listsort-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::Error;
+/// let l = store.list([2, 3, 1])?;
+/// let (core, t) = (store.core(), l.token());
+/// with_object(core, &t, |ctx| list::sort(ctx, true))?;
+/// assert_eq!(l.to_string(), "[3, 2, 1]");
+/// l.append("x")?; // a str among ints: not comparable
+/// assert!(matches!(with_object(core, &t, |ctx| list::sort(ctx, false)), Err(Error::TypeError(_))));
+/// assert_eq!(l.to_string(), "[3, 2, 1, 'x']"); // unchanged
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn sort(ctx: &mut Ctx<'_>, descending: bool) -> Result<()> {
     let _w = writing(ctx)?;
     let b = body(ctx)?;
@@ -791,6 +1044,20 @@ pub fn sort(ctx: &mut Ctx<'_>, descending: bool) -> Result<()> {
 }
 
 /// `l[slice] = items` (Python's slice assignment, extended slices included).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listsetslice-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::{Slice, Value};
+/// let l = store.list([1, 2, 3, 4])?;
+/// // l[1:3] = ['b']: the list shrinks.
+/// with_object(store.core(), &l.token(), |ctx| list::set_slice(ctx, &Slice::new(1, 3), &[Value::from("b")]))?;
+/// assert_eq!(l.to_string(), "[1, 'b', 4]");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn set_slice(ctx: &mut Ctx<'_>, s: &Slice, items: &[Value]) -> Result<()> {
     let _w = writing(ctx)?;
     let b = body(ctx)?;
@@ -827,6 +1094,20 @@ pub fn set_slice(ctx: &mut Ctx<'_>, s: &Slice, items: &[Value]) -> Result<()> {
 }
 
 /// `del l[slice]`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listdelslice-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// use shmstore::Slice;
+/// let l = store.list(0..6)?;
+/// let evens = Slice { start: None, stop: None, step: Some(2) };
+/// with_object(store.core(), &l.token(), |ctx| list::del_slice(ctx, &evens))?;
+/// assert_eq!(l.to_string(), "[1, 3, 5]");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn del_slice(ctx: &mut Ctx<'_>, s: &Slice) -> Result<()> {
     let _w = writing(ctx)?;
     let b = body(ctx)?;
@@ -849,6 +1130,18 @@ pub fn del_slice(ctx: &mut Ctx<'_>, s: &Slice) -> Result<()> {
 }
 
 /// `del l[i]`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listdelindex-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// let l = store.list([1, 2, 3])?;
+/// with_object(store.core(), &l.token(), |ctx| list::del_index(ctx, -2))?;
+/// assert_eq!(l.to_string(), "[1, 3]");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn del_index(ctx: &mut Ctx<'_>, i: i64) -> Result<()> {
     let _w = writing(ctx)?;
     let b = body(ctx)?;
@@ -858,6 +1151,21 @@ pub fn del_index(ctx: &mut Ctx<'_>, i: i64) -> Result<()> {
 }
 
 /// `l *= n`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listimul-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::list;
+/// let l = store.list(["a", "b"])?;
+/// let (core, t) = (store.core(), l.token());
+/// with_object(core, &t, |ctx| list::imul(ctx, 2))?;
+/// assert_eq!(l.to_string(), "['a', 'b', 'a', 'b']");
+/// with_object(core, &t, |ctx| list::imul(ctx, 0))?;
+/// assert_eq!(l.len()?, 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn imul(ctx: &mut Ctx<'_>, n: i64) -> Result<()> {
     let _w = writing(ctx)?;
     if n <= 0 {

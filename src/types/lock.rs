@@ -11,6 +11,19 @@
 //!
 //! Crash protocol: every change is one atomic instruction on the word; a process killed at any
 //! point leaves it locked by that process (taken over later) or not locked.
+//!
+//! # Examples
+//! ```
+//! # let name = format!("doc-lockmod-{}", std::process::id());
+//! # let store = shmstore::Store::create(&name, 1 << 20)?;
+//! let lk = store.lock()?;
+//! assert!(lk.acquire(true, None)?);
+//! assert!(!lk.acquire(false, None)?); // not reentrant: a second acquire fails
+//! // Ownerless: another thread (or process) may release it.
+//! std::thread::scope(|s| s.spawn(|| lk.release()).join().unwrap())?;
+//! assert!(!lk.locked()?);
+//! # Ok::<(), shmstore::Error>(())
+//! ```
 
 use std::time::Instant;
 
@@ -74,6 +87,20 @@ fn word<'a>(ctx: &Ctx<'a>) -> Result<&'a WordLock> {
 ///
 /// # Errors
 /// `OutOfMemory`, `TableFull`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-lockcreate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::lock;
+/// use shmstore::LockProxy;
+/// let core = store.core();
+/// let t = lock::create(core)?; // one reference: ours
+/// let lk = LockProxy::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert!(!lk.locked()?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(core: &Core) -> Result<Token> {
     let body = core.alloc(BODY)?;
     let built = core
@@ -116,6 +143,20 @@ fn get_value(ctx: &mut Ctx<'_>) -> Result<Value> {
 ///
 /// # Errors
 /// `Corrupt` for a bad body offset.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-locklocked-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object_lockless;
+/// use shmstore::types::lock;
+/// let lk = store.lock()?;
+/// let (core, t) = (store.core(), lk.token());
+/// assert!(!with_object_lockless(core, &t, |ctx| lock::locked(ctx))?);
+/// lk.acquire(true, None)?;
+/// assert!(with_object_lockless(core, &t, |ctx| lock::locked(ctx))?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn locked(ctx: &mut Ctx<'_>) -> Result<bool> {
     Ok(word(ctx)?.locked())
@@ -127,6 +168,22 @@ pub fn locked(ctx: &mut Ctx<'_>) -> Result<bool> {
 ///
 /// # Errors
 /// `Corrupt` for a bad body offset; `Os` for a failed wait.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-lockacquireat-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::body_unlocked;
+/// use shmstore::types::lock::{acquire_at, release_at};
+/// let lk = store.lock()?;
+/// let core = store.core();
+/// let body = body_unlocked(core, &lk.token())?;
+/// assert!(acquire_at(core, body, true, None)?);
+/// assert!(!acquire_at(core, body, false, None)?); // held: a non-blocking call gives up
+/// assert!(lk.locked()?);
+/// release_at(core, body)?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn acquire_at(
     core: &Core,
@@ -152,6 +209,23 @@ pub fn acquire_at(
 ///
 /// # Errors
 /// `RuntimeError("release unlocked lock")`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-lockreleaseat-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::body_unlocked;
+/// use shmstore::types::lock::release_at;
+/// use shmstore::Error;
+/// let lk = store.lock()?;
+/// let core = store.core();
+/// let body = body_unlocked(core, &lk.token())?;
+/// lk.acquire(true, None)?;
+/// release_at(core, body)?;
+/// assert!(!lk.locked()?);
+/// assert_eq!(release_at(core, body), Err(Error::RuntimeError("release unlocked lock".into())));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn release_at(core: &Core, body: u64) -> Result<()> {
     if core.arena().words::<WordLock>(body)?.release()? {
@@ -165,6 +239,22 @@ pub fn release_at(core: &Core, body: u64) -> Result<()> {
 ///
 /// # Errors
 /// As [`acquire_at`].
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-lockacquire-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::{Duration, Instant};
+/// use shmstore::dispatch::with_object_lockless;
+/// use shmstore::types::lock;
+/// let lk = store.lock()?;
+/// let (core, t) = (store.core(), lk.token());
+/// assert!(with_object_lockless(core, &t, |ctx| lock::acquire(ctx, true, None))?);
+/// // Held, and no owner to recurse on: a timed acquire gives up at its deadline.
+/// let deadline = Some(Instant::now() + Duration::from_millis(20));
+/// assert!(!with_object_lockless(core, &t, |ctx| lock::acquire(ctx, true, deadline))?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn acquire(ctx: &mut Ctx<'_>, blocking: bool, deadline: Option<Instant>) -> Result<bool> {
     acquire_at(ctx.core, ctx.body, blocking, deadline)
@@ -174,6 +264,24 @@ pub fn acquire(ctx: &mut Ctx<'_>, blocking: bool, deadline: Option<Instant>) -> 
 ///
 /// # Errors
 /// As [`release_at`].
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-lockrelease-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object_lockless;
+/// use shmstore::types::lock;
+/// let lk = store.lock()?;
+/// lk.acquire(true, None)?;
+/// // Ownerless: another thread may release it.
+/// std::thread::scope(|s| {
+///     s.spawn(|| with_object_lockless(store.core(), &lk.token(), |ctx| lock::release(ctx)))
+///         .join()
+///         .unwrap()
+/// })?;
+/// assert!(!lk.locked()?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn release(ctx: &mut Ctx<'_>) -> Result<()> {
     release_at(ctx.core, ctx.body)

@@ -65,6 +65,21 @@ pub mod value;
 pub type Kwargs<'a> = &'a [(&'a str, Value)];
 
 /// A method handler: runs on the referent in place, with the object's lock held.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-handler-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::{type_desc, with_object};
+/// use shmstore::types::Handler;
+/// use shmstore::{type_ids, Value};
+/// let desc = type_desc(type_ids::LIST)?;
+/// let append: Handler = desc.methods[desc.method_index("append").unwrap()].call;
+/// let l = store.list([1])?;
+/// with_object(store.core(), &l.token(), |ctx| append(ctx, &[Value::Int(2)], &[]))?;
+/// assert_eq!(l.to_string(), "[1, 2]");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub type Handler = fn(&mut Ctx<'_>, &[Value], Kwargs<'_>) -> Result<Value>;
 
 /// One exposed method.
@@ -122,6 +137,15 @@ pub struct TypeDesc {
 
 /// The index of method `name` in `methods`, evaluated at compile time by the types' fast paths
 /// (a name missing from the table fails the build).
+///
+/// # Examples
+/// ```
+/// use shmstore::types::{list, method_idx};
+/// // Evaluated at compile time: a name missing from the table fails the build.
+/// const APPEND: usize = method_idx(list::DESC.methods, "append");
+/// assert_eq!(list::DESC.methods[APPEND].name, "append");
+/// assert_eq!(list::DESC.method_index("append"), Some(APPEND));
+/// ```
 pub const fn method_idx(methods: &[Method], name: &str) -> usize {
     let mut i = 0;
     while i < methods.len() {
@@ -142,6 +166,23 @@ pub const fn method_idx(methods: &[Method], name: &str) -> usize {
 }
 
 /// See [`TypeDesc::fast_read`].
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-fastread-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::type_desc;
+/// use shmstore::types::FastRead;
+/// use shmstore::{type_ids, Value};
+/// let desc = type_desc(type_ids::LIST)?;
+/// let fast: FastRead = desc.fast_read.expect("lists answer reads lock-free");
+/// let l = store.list([5, 6, 7])?;
+/// let len = desc.method_index("__len__").unwrap();
+/// assert_eq!(fast(store.core(), &l.token(), len, &[], &[]), Some(Value::Int(3)));
+/// let getitem = desc.method_index("__getitem__").unwrap();
+/// assert_eq!(fast(store.core(), &l.token(), getitem, &[Value::Int(-1)], &[]), Some(Value::Int(7)));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub type FastRead = fn(&Core, &Token, usize, &[Value], Kwargs<'_>) -> Option<Value>;
 
 impl TypeDesc {
@@ -164,6 +205,21 @@ impl TypeDesc {
 
 /// The context a handler runs in: the arena, the object's slot and body, and references to
 /// release once the object's lock is let go.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-ctx-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// let l = store.list([1, 2])?;
+/// let t = l.token();
+/// let (slot, body, released) =
+///     with_object(store.core(), &t, |ctx| Ok((ctx.slot, ctx.body, ctx.released.len())))?;
+/// assert_eq!(slot, t.slot);
+/// assert_eq!(body, store.objects()?[0].body);
+/// assert_eq!(released, 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct Ctx<'a> {
     /// The attached arena.
     pub core: &'a Core,
@@ -186,6 +242,22 @@ impl Ctx<'_> {
     ///
     /// # Errors
     /// `Corrupt` for a bad offset; `Os` for a failed wait.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-ctxwait-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::Duration;
+    /// use shmstore::dispatch::with_object;
+    /// use shmstore::types::event::EventBody;
+    /// let e = store.event()?;
+    /// let timed_out = with_object(store.core(), &e.token(), |ctx| {
+    ///     let cond = ctx.body + std::mem::offset_of!(EventBody, cond) as u64;
+    ///     ctx.wait(cond, Some(Duration::from_millis(10)))
+    /// })?;
+    /// assert!(timed_out); // nobody notified
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn wait(&mut self, cond_off: u64, timeout: Option<Duration>) -> Result<bool> {
         let (got, timed_out) =
             table::cond_wait(self.core.arena(), cond_off, self.lock_off, timeout)?;
@@ -202,6 +274,34 @@ impl Ctx<'_> {
     ///
     /// # Errors
     /// As [`Ctx::wait`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-ctxwaituntil-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::time::{Duration, Instant};
+    /// use shmstore::dispatch::with_object;
+    /// use shmstore::types::event::{self, EventBody};
+    /// let e = store.event()?;
+    /// let deadline = Instant::now() + Duration::from_secs(10);
+    /// let set_in_time = std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         std::thread::sleep(Duration::from_millis(20));
+    ///         e.set() // takes the object's lock, which `wait_until` lets go of while it sleeps
+    ///     });
+    ///     with_object(store.core(), &e.token(), |ctx| {
+    ///         let cond = ctx.body + std::mem::offset_of!(EventBody, cond) as u64;
+    ///         while !event::is_set(ctx)? {
+    ///             if ctx.wait_until(cond, Some(deadline))? {
+    ///                 return Ok(false);
+    ///             }
+    ///         }
+    ///         Ok(true)
+    ///     })
+    /// })?;
+    /// assert!(set_in_time);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn wait_until(&mut self, cond_off: u64, deadline: Option<Instant>) -> Result<bool> {
         match deadline {
             None => self.wait(cond_off, None),
@@ -220,6 +320,36 @@ impl Ctx<'_> {
     ///
     /// # Errors
     /// `Corrupt` for a bad offset.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-ctxnotify-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::time::Duration;
+    /// use shmstore::dispatch::with_object;
+    /// use shmstore::types::event::EventBody;
+    /// let e = store.event()?;
+    /// let (core, t) = (store.core(), e.token());
+    /// let cond = |body: u64| body + std::mem::offset_of!(EventBody, cond) as u64;
+    /// let waiting = AtomicBool::new(false);
+    /// let timed_out = std::thread::scope(|s| {
+    ///     let waiter = s.spawn(|| {
+    ///         with_object(core, &t, |ctx| {
+    ///             waiting.store(true, Ordering::Release);
+    ///             ctx.wait(cond(ctx.body), Some(Duration::from_secs(10)))
+    ///         })
+    ///     });
+    ///     while !waiting.load(Ordering::Acquire) {
+    ///         std::thread::yield_now();
+    ///     }
+    ///     // Getting the object's lock means the waiter let go of it: it sleeps in `wait`.
+    ///     with_object(core, &t, |ctx| ctx.notify(cond(ctx.body), true))?;
+    ///     waiter.join().unwrap()
+    /// })?;
+    /// assert!(!timed_out);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn notify(&self, cond_off: u64, all: bool) -> Result<()> {
         table::cond_notify(self.core.arena(), cond_off, all)
     }

@@ -234,6 +234,21 @@ fn missing(name: &str) -> Error {
 ///
 /// # Errors
 /// `OutOfMemory`, `TableFull`; `StaleHandle`/`NotFound` for a dead or foreign proxy value.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-nscreate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::namespace;
+/// use shmstore::{NamespaceProxy, Value};
+/// let core = store.core();
+/// let attrs = [("x".to_string(), Value::Int(1)), ("x".to_string(), Value::Int(2))];
+/// let t = namespace::create(core, &attrs)?; // one reference: ours
+/// let ns = NamespaceProxy::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert_eq!(ns.get("x")?, Value::Int(2)); // the last value kept
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(core: &Core, attrs: &[(String, Value)]) -> Result<Token> {
     let body = core.alloc(size_of::<NamespaceBody>() as u64)?;
     core.arena()
@@ -310,6 +325,23 @@ fn snapshot_value(ctx: &mut Ctx<'_>) -> Result<Value> {
 ///
 /// # Errors
 /// `AttributeError("'Namespace' object has no attribute 'x'")`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-nsget-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::namespace;
+/// use shmstore::{Error, Value};
+/// let ns = store.namespace_with([("x", 1)])?;
+/// let (core, t) = (store.core(), ns.token());
+/// assert_eq!(with_object(core, &t, |ctx| namespace::get(ctx, "x"))?, Value::Int(1));
+/// assert_eq!(
+///     with_object(core, &t, |ctx| namespace::get(ctx, "y")),
+///     Err(Error::AttributeError("'Namespace' object has no attribute 'y'".into()))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn get(ctx: &mut Ctx<'_>, name: &str) -> Result<Value> {
     let b = body(ctx)?;
     match find(ctx, &b, name)? {
@@ -322,6 +354,19 @@ pub fn get(ctx: &mut Ctx<'_>, name: &str) -> Result<Value> {
 ///
 /// # Errors
 /// `OutOfMemory` (the namespace is unchanged).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-nsset-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::namespace;
+/// use shmstore::Value;
+/// let ns = store.namespace()?;
+/// with_object(store.core(), &ns.token(), |ctx| namespace::set(ctx, "done", &Value::Bool(true)))?;
+/// assert_eq!(ns.get("done")?, Value::Bool(true));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn set(ctx: &mut Ctx<'_>, name: &str, v: &Value) -> Result<()> {
     let mut b = body(ctx)?;
     if let Some((i, a)) = find(ctx, &b, name)? {
@@ -386,6 +431,20 @@ fn grow(ctx: &Ctx<'_>, b: &mut NamespaceBody) -> Result<()> {
 ///
 /// # Errors
 /// `AttributeError("'Namespace' object has no attribute 'x'")`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-nsdel-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::namespace;
+/// let ns = store.namespace_with([("x", 1), ("y", 2)])?;
+/// let (core, t) = (store.core(), ns.token());
+/// with_object(core, &t, |ctx| namespace::del(ctx, "x"))?;
+/// assert!(!ns.contains("x")?);
+/// assert!(with_object(core, &t, |ctx| namespace::del(ctx, "x")).is_err()); // gone
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn del(ctx: &mut Ctx<'_>, name: &str) -> Result<()> {
     let b = body(ctx)?;
     let Some((at, gone)) = find(ctx, &b, name)? else {
@@ -417,6 +476,19 @@ pub fn del(ctx: &mut Ctx<'_>, name: &str) -> Result<()> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-nsgetall-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::namespace;
+/// use shmstore::Value;
+/// let ns = store.namespace_with([("b", 1), ("a", 2)])?;
+/// let all = with_object(store.core(), &ns.token(), |ctx| namespace::get_all(ctx))?;
+/// assert_eq!(all, vec![("b".to_string(), Value::Int(1)), ("a".to_string(), Value::Int(2))]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn get_all(ctx: &mut Ctx<'_>) -> Result<Vec<(String, Value)>> {
     let b = body(ctx)?;
     let mut out = Vec::with_capacity(b.len as usize);
@@ -431,6 +503,19 @@ pub fn get_all(ctx: &mut Ctx<'_>) -> Result<Vec<(String, Value)>> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-nscontains-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::namespace;
+/// let ns = store.namespace_with([("x", 1)])?;
+/// let (core, t) = (store.core(), ns.token());
+/// assert!(with_object(core, &t, |ctx| namespace::contains(ctx, "x"))?);
+/// assert!(!with_object(core, &t, |ctx| namespace::contains(ctx, "y"))?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn contains(ctx: &mut Ctx<'_>, name: &str) -> Result<bool> {
     let b = body(ctx)?;
     Ok(find(ctx, &b, name)?.is_some())

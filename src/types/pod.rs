@@ -202,6 +202,20 @@ pub const fn fingerprint(s: &str) -> u64 {
 /// The element record at `off` (24 bytes, 8-aligned) read without the lock, for optimistic
 /// readers: `None` for words that fail a check. (Records never change after their object is
 /// created; the loads are atomic only because the reader holds no lock.)
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::{Arena, Offset};
+/// use shmstore::types::pod::{elem_racy, ElemType};
+/// let a = Arena::heap(64);
+/// a.write(Offset::new(8), ElemType::of::<u32>())?;
+/// assert_eq!(elem_racy(&a, 8), Some(ElemType::of::<u32>()));
+/// let mut bad = ElemType::of::<u32>();
+/// bad.align = 3;
+/// a.write(Offset::new(32), bad)?;
+/// assert_eq!(elem_racy(&a, 32), None); // fails the record's check
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn elem_racy(a: &crate::arena::Arena, off: u64) -> Option<ElemType> {
     let fingerprint = a.load_u64_racy(off).ok()?;
@@ -221,6 +235,18 @@ pub fn elem_racy(a: &crate::arena::Arena, off: u64) -> Option<ElemType> {
 /// A primitive element (1, 2, 4 or 8 bytes, of a known kind) at `off` read without the lock as
 /// a [`Value`], for `call_method`'s lock-free reads: `None` for any other element, a read that
 /// fails a check, or a value the conversion refuses (the locked path reports it).
+///
+/// # Examples
+/// ```
+/// use shmstore::arena::Arena;
+/// use shmstore::types::pod::{value_racy, ElemType};
+/// use shmstore::Value;
+/// let a = Arena::heap(16);
+/// a.copy_in(0, &(-5i16).to_ne_bytes())?;
+/// assert_eq!(value_racy(&a, &ElemType::of::<i16>(), 0), Some(Value::Int(-5)));
+/// assert_eq!(value_racy(&a, &ElemType::of::<[u8; 2]>(), 0), None); // not a primitive
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn value_racy(a: &crate::arena::Arena, e: &ElemType, off: u64) -> Option<Value> {
     if matches!(e.kind(), Kind::Other) {

@@ -272,6 +272,20 @@ fn is_full(s: &QueueState) -> bool {
 ///
 /// # Errors
 /// `OutOfMemory`, `TableFull`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-queuecreate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::queue;
+/// use shmstore::{type_ids, QueueProxy};
+/// let core = store.core();
+/// let t = queue::create(core, type_ids::QUEUE, 2)?; // one reference: ours
+/// let q = QueueProxy::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert_eq!(q.maxsize()?, 2);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(core: &Core, type_id: u16, maxsize: u64) -> Result<Token> {
     let body = core.alloc(BODY_SIZE)?;
     let cap = if maxsize > 0 {
@@ -351,6 +365,22 @@ fn snapshot_value(ctx: &mut Ctx<'_>) -> Result<Value> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-queueitems-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::queue;
+/// use shmstore::Value;
+/// let q = store.queue(0)?;
+/// q.put(1)?;
+/// q.put("two")?;
+/// let items = with_object(store.core(), &q.token(), |ctx| queue::items(ctx))?;
+/// assert_eq!(items, vec![Value::Int(1), Value::from("two")]); // oldest first
+/// assert_eq!(q.qsize()?, 2); // a copy: nothing taken
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn items(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
     let (s, r) = state(ctx)?;
     (s.head..s.tail)
@@ -362,6 +392,18 @@ pub fn items(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-queueqsize-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::queue;
+/// let q = store.queue(0)?;
+/// q.put(1)?;
+/// assert_eq!(with_object(store.core(), &q.token(), |ctx| queue::qsize(ctx))?, 1);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn qsize(ctx: &mut Ctx<'_>) -> Result<u64> {
     state(ctx).map(|(s, _)| s.tail - s.head)
@@ -371,6 +413,20 @@ pub fn qsize(ctx: &mut Ctx<'_>) -> Result<u64> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-queueempty-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::queue;
+/// let q = store.queue(0)?;
+/// let (core, t) = (store.core(), q.token());
+/// assert!(with_object(core, &t, |ctx| queue::empty(ctx))?);
+/// q.put(1)?;
+/// assert!(!with_object(core, &t, |ctx| queue::empty(ctx))?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn empty(ctx: &mut Ctx<'_>) -> Result<bool> {
     state(ctx).map(|(s, _)| s.tail == s.head)
@@ -380,6 +436,20 @@ pub fn empty(ctx: &mut Ctx<'_>) -> Result<bool> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-queuefull-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::queue;
+/// let q = store.queue(1)?;
+/// let (core, t) = (store.core(), q.token());
+/// assert!(!with_object(core, &t, |ctx| queue::full(ctx))?);
+/// q.put(1)?;
+/// assert!(with_object(core, &t, |ctx| queue::full(ctx))?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn full(ctx: &mut Ctx<'_>) -> Result<bool> {
     state(ctx).map(|(s, _)| is_full(&s))
@@ -389,6 +459,17 @@ pub fn full(ctx: &mut Ctx<'_>) -> Result<bool> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-queuemaxsize-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::queue;
+/// let q = store.queue(5)?;
+/// assert_eq!(with_object(store.core(), &q.token(), |ctx| queue::maxsize(ctx))?, 5);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn maxsize(ctx: &mut Ctx<'_>) -> Result<u64> {
     state(ctx).map(|(s, _)| s.maxsize)
 }
@@ -399,6 +480,24 @@ pub fn maxsize(ctx: &mut Ctx<'_>) -> Result<u64> {
 /// # Errors
 /// `Full` when the queue is full and `block` is false or the deadline passes; `OutOfMemory`
 /// (the queue is unchanged); `StaleHandle`/`NotFound` for a dead or foreign proxy in `v`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-queueput-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::{Duration, Instant};
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::queue;
+/// use shmstore::{Error, Value};
+/// let q = store.queue(1)?;
+/// let (core, t) = (store.core(), q.token());
+/// with_object(core, &t, |ctx| queue::put(ctx, &Value::Int(1), true, None))?;
+/// // Full: a non-blocking put fails at once, a blocking one at its deadline.
+/// assert_eq!(with_object(core, &t, |ctx| queue::put(ctx, &Value::Int(2), false, None)), Err(Error::Full));
+/// let soon = Some(Instant::now() + Duration::from_millis(10));
+/// assert_eq!(with_object(core, &t, |ctx| queue::put(ctx, &Value::Int(2), true, soon)), Err(Error::Full));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn put(ctx: &mut Ctx<'_>, v: &Value, block: bool, deadline: Option<Instant>) -> Result<()> {
     let mut timed_out = false;
     let (s, mut r) = loop {
@@ -436,6 +535,25 @@ pub fn put(ctx: &mut Ctx<'_>, v: &Value, block: bool, deadline: Option<Instant>)
 ///
 /// # Errors
 /// `Empty` when the queue is empty and `block` is false or the deadline passes.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-queuetake-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::{release_all, with_object};
+/// use shmstore::types::queue;
+/// use shmstore::{ListProxy, Value};
+/// let q = store.queue(0)?;
+/// let l = store.list([1, 2])?;
+/// q.put(Value::Proxy(l.token()))?; // the queue holds a reference to the list
+/// drop(l);
+/// let (item, refs) = with_object(store.core(), &q.token(), |ctx| queue::take(ctx, false, None))?;
+/// assert_eq!(refs.len(), 1); // the queue's reference, now ours
+/// let Value::Proxy(t) = item else { unreachable!() };
+/// assert_eq!(ListProxy::try_from(store.attach(&t)?)?.len()?, 2);
+/// release_all(store.core(), refs);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn take(
     ctx: &mut Ctx<'_>,
     block: bool,
@@ -481,6 +599,23 @@ pub fn take(
 ///
 /// # Errors
 /// `Empty` when the queue is empty and `block` is false or the deadline passes.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-queueget-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::{Duration, Instant};
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::queue;
+/// use shmstore::{Error, Value};
+/// let q = store.queue(0)?;
+/// let (core, t) = (store.core(), q.token());
+/// q.put("job")?;
+/// assert_eq!(with_object(core, &t, |ctx| queue::get(ctx, true, None))?, Value::from("job"));
+/// let soon = Some(Instant::now() + Duration::from_millis(10));
+/// assert_eq!(with_object(core, &t, |ctx| queue::get(ctx, true, soon)), Err(Error::Empty));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn get(ctx: &mut Ctx<'_>, block: bool, deadline: Option<Instant>) -> Result<Value> {
     let (v, refs) = take(ctx, block, deadline)?;
     ctx.released.extend(refs);
@@ -491,6 +626,21 @@ pub fn get(ctx: &mut Ctx<'_>, block: bool, deadline: Option<Instant>) -> Result<
 ///
 /// # Errors
 /// `ValueError("task_done() called too many times")`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-queuetaskdone-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::queue;
+/// let q = store.joinable_queue(0)?;
+/// let (core, t) = (store.core(), q.token());
+/// q.put(1)?;
+/// q.get()?;
+/// with_object(core, &t, |ctx| queue::task_done(ctx))?;
+/// assert!(with_object(core, &t, |ctx| queue::task_done(ctx)).is_err()); // called too many times
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn task_done(ctx: &mut Ctx<'_>) -> Result<()> {
     let (s, _) = state(ctx)?;
     if s.done >= s.tail {
@@ -510,6 +660,24 @@ pub fn task_done(ctx: &mut Ctx<'_>) -> Result<()> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-queuejoin-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::{Duration, Instant};
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::queue;
+/// let q = store.joinable_queue(0)?;
+/// let (core, t) = (store.core(), q.token());
+/// q.put(1)?;
+/// let soon = || Some(Instant::now() + Duration::from_millis(10));
+/// assert!(!with_object(core, &t, |ctx| queue::join(ctx, soon()))?); // one item not done
+/// q.get()?;
+/// q.task_done()?;
+/// assert!(with_object(core, &t, |ctx| queue::join(ctx, soon()))?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn join(ctx: &mut Ctx<'_>, deadline: Option<Instant>) -> Result<bool> {
     let mut timed_out = false;
     loop {

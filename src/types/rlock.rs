@@ -210,6 +210,24 @@ pub static DESC: TypeDesc = TypeDesc {
 ///
 /// # Errors
 /// `Corrupt` for a bad offset.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-rlockowner-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::process::ProcId;
+/// use shmstore::types::rlock::{self, RLockBody};
+/// let r = store.rlock()?;
+/// r.acquire(true, None)?;
+/// let o = with_object(store.core(), &r.token(), |ctx| {
+///     rlock::owner(ctx, ctx.body + std::mem::offset_of!(RLockBody, owner) as u64)
+/// })?;
+/// assert!(o.held());
+/// assert_eq!((o.proc(), o.count), (ProcId::current(), 1));
+/// # r.release()?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn owner(ctx: &Ctx<'_>, off: u64) -> Result<Owner> {
     ctx.core.arena().read(Offset::new(off))
@@ -248,6 +266,26 @@ fn recover_dead(ctx: &Ctx<'_>, off: u64) -> Result<bool> {
 ///
 /// # Errors
 /// `Corrupt`, `Os`; `ValueError` if the recursion count would overflow.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-rlockownacq-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::rlock::{self, RLockBody};
+/// let r = store.rlock()?;
+/// with_object(store.core(), &r.token(), |ctx| {
+///     let off = ctx.body + std::mem::offset_of!(RLockBody, owner) as u64;
+///     let cond = ctx.body + std::mem::offset_of!(RLockBody, cond) as u64;
+///     assert!(rlock::owner_acquire(ctx, off, cond, true, None)?);
+///     assert!(rlock::owner_acquire(ctx, off, cond, true, None)?); // recursively
+///     Ok(())
+/// })?;
+/// assert_eq!(r.count()?, 2);
+/// # r.release()?;
+/// # r.release()?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn owner_acquire(
     ctx: &mut Ctx<'_>,
     off: u64,
@@ -322,6 +360,30 @@ fn wait_free(
 ///
 /// # Errors
 /// `Corrupt`, `Os`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-rlockownreacq-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::rlock::{self, RLockBody};
+/// let r = store.rlock()?;
+/// let count = with_object(store.core(), &r.token(), |ctx| {
+///     let off = ctx.body + std::mem::offset_of!(RLockBody, owner) as u64;
+///     let cond = ctx.body + std::mem::offset_of!(RLockBody, cond) as u64;
+///     // What a Condition's wait does: let go completely, then take it back as it was.
+///     rlock::owner_acquire(ctx, off, cond, true, None)?;
+///     rlock::owner_acquire(ctx, off, cond, true, None)?;
+///     let saved = rlock::owner_release_all(ctx, off, cond)?;
+///     assert!(!rlock::owner(ctx, off)?.held());
+///     rlock::owner_reacquire(ctx, off, cond, saved)?;
+///     Ok(rlock::owner(ctx, off)?.count)
+/// })?;
+/// assert_eq!(count, 2);
+/// # r.release()?;
+/// # r.release()?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn owner_reacquire(ctx: &mut Ctx<'_>, off: u64, cond: u64, count: u64) -> Result<()> {
     let me = ProcId::current();
     let tid = current_tid();
@@ -332,6 +394,27 @@ pub fn owner_reacquire(ctx: &mut Ctx<'_>, off: u64, cond: u64, count: u64) -> Re
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-rlockownisme-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::rlock::{self, RLockBody};
+/// let r = store.rlock()?;
+/// let (core, t) = (store.core(), r.token());
+/// let is_me = || {
+///     with_object(core, &t, |ctx| {
+///         rlock::owner_is_me(ctx, ctx.body + std::mem::offset_of!(RLockBody, owner) as u64)
+///     })
+/// };
+/// assert!(!is_me()?);
+/// r.acquire(true, None)?;
+/// assert!(is_me()?);
+/// assert!(!std::thread::scope(|s| s.spawn(is_me).join().unwrap())?); // another thread
+/// # r.release()?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn owner_is_me(ctx: &Ctx<'_>, off: u64) -> Result<bool> {
     Ok(owner(ctx, off)?.is_me(ProcId::current(), current_tid()))
 }
@@ -341,6 +424,32 @@ pub fn owner_is_me(ctx: &Ctx<'_>, off: u64) -> Result<bool> {
 ///
 /// # Errors
 /// `RuntimeError("cannot release un-acquired lock")` unless the calling thread owns it.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-rlockownrel-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::rlock::{self, RLockBody};
+/// use shmstore::Error;
+/// let r = store.rlock()?;
+/// let (core, t) = (store.core(), r.token());
+/// let release = || {
+///     with_object(core, &t, |ctx| {
+///         let off = ctx.body + std::mem::offset_of!(RLockBody, owner) as u64;
+///         let cond = ctx.body + std::mem::offset_of!(RLockBody, cond) as u64;
+///         rlock::owner_release(ctx, off, cond)
+///     })
+/// };
+/// r.acquire(true, None)?;
+/// r.acquire(true, None)?;
+/// release()?;
+/// assert_eq!(r.count()?, 1); // once: still held
+/// release()?;
+/// assert_eq!(r.count()?, 0);
+/// assert_eq!(release(), Err(Error::RuntimeError("cannot release un-acquired lock".into())));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn owner_release(ctx: &mut Ctx<'_>, off: u64, cond: u64) -> Result<()> {
     let o = owner(ctx, off)?;
     if !o.is_me(ProcId::current(), current_tid()) || o.count == 0 {
@@ -361,6 +470,26 @@ pub fn owner_release(ctx: &mut Ctx<'_>, off: u64, cond: u64) -> Result<()> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-rlockownrelall-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::rlock::{self, RLockBody};
+/// let r = store.rlock()?;
+/// for _ in 0..3 {
+///     r.acquire(true, None)?;
+/// }
+/// let saved = with_object(store.core(), &r.token(), |ctx| {
+///     let off = ctx.body + std::mem::offset_of!(RLockBody, owner) as u64;
+///     let cond = ctx.body + std::mem::offset_of!(RLockBody, cond) as u64;
+///     rlock::owner_release_all(ctx, off, cond)
+/// })?;
+/// assert_eq!(saved, 3); // the count to restore
+/// assert_eq!(r.count()?, 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn owner_release_all(ctx: &mut Ctx<'_>, off: u64, cond: u64) -> Result<u64> {
     let o = owner(ctx, off)?;
     free(ctx, off)?;
@@ -417,6 +546,20 @@ fn get_value(ctx: &mut Ctx<'_>) -> Result<Value> {
 ///
 /// # Errors
 /// `OutOfMemory`, `TableFull`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-rlockcreate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::rlock;
+/// use shmstore::RLockProxy;
+/// let core = store.core();
+/// let t = rlock::create(core)?; // one reference: ours
+/// let r = RLockProxy::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert_eq!(r.count()?, 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(core: &Core) -> Result<Token> {
     let size = size_of::<RLockBody>() as u64;
     let body = core.alloc(size)?;
@@ -435,6 +578,26 @@ pub fn create(core: &Core) -> Result<Token> {
 ///
 /// # Errors
 /// `Corrupt`, `Os`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-rlockacquire-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::rlock;
+/// let r = store.rlock()?;
+/// let (core, t) = (store.core(), r.token());
+/// assert!(with_object(core, &t, |ctx| rlock::acquire(ctx, true, None))?);
+/// assert!(with_object(core, &t, |ctx| rlock::acquire(ctx, false, None))?); // recursively
+/// let other = std::thread::scope(|s| {
+///     s.spawn(|| with_object(core, &t, |ctx| rlock::acquire(ctx, false, None))).join().unwrap()
+/// })?;
+/// assert!(!other); // owned by this thread
+/// assert_eq!(r.count()?, 2);
+/// # r.release()?;
+/// # r.release()?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn acquire(ctx: &mut Ctx<'_>, blocking: bool, deadline: Option<Instant>) -> Result<bool> {
     owner_acquire(
         ctx,
@@ -449,6 +612,25 @@ pub fn acquire(ctx: &mut Ctx<'_>, blocking: bool, deadline: Option<Instant>) -> 
 ///
 /// # Errors
 /// `RuntimeError("cannot release un-acquired lock")` unless the calling thread owns it.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-rlockrelease-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::rlock;
+/// use shmstore::Error;
+/// let r = store.rlock()?;
+/// let (core, t) = (store.core(), r.token());
+/// r.acquire(true, None)?;
+/// with_object(core, &t, |ctx| rlock::release(ctx))?;
+/// assert_eq!(r.count()?, 0);
+/// assert_eq!(
+///     with_object(core, &t, |ctx| rlock::release(ctx)),
+///     Err(Error::RuntimeError("cannot release un-acquired lock".into()))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn release(ctx: &mut Ctx<'_>) -> Result<()> {
     owner_release(ctx, ctx.body + OFF_OWNER, ctx.body + OFF_COND)
 }
@@ -457,6 +639,23 @@ pub fn release(ctx: &mut Ctx<'_>) -> Result<()> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-rlockcount-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::rlock;
+/// let r = store.rlock()?;
+/// let (core, t) = (store.core(), r.token());
+/// assert_eq!(with_object(core, &t, |ctx| rlock::count(ctx))?, 0);
+/// r.acquire(true, None)?;
+/// r.acquire(true, None)?;
+/// assert_eq!(with_object(core, &t, |ctx| rlock::count(ctx))?, 2);
+/// # r.release()?;
+/// # r.release()?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn count(ctx: &mut Ctx<'_>) -> Result<u64> {
     let o = owner(ctx, ctx.body + OFF_OWNER)?;
     Ok(if o.held() { o.count } else { 0 })
@@ -466,6 +665,24 @@ pub fn count(ctx: &mut Ctx<'_>) -> Result<u64> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-rlockisowned-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::rlock;
+/// let r = store.rlock()?;
+/// let (core, t) = (store.core(), r.token());
+/// r.acquire(true, None)?;
+/// assert!(with_object(core, &t, |ctx| rlock::is_owned(ctx))?);
+/// let other = std::thread::scope(|s| {
+///     s.spawn(|| with_object(core, &t, |ctx| rlock::is_owned(ctx))).join().unwrap()
+/// })?;
+/// assert!(!other);
+/// # r.release()?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn is_owned(ctx: &mut Ctx<'_>) -> Result<bool> {
     owner_is_me(ctx, ctx.body + OFF_OWNER)
 }

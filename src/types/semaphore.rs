@@ -291,11 +291,26 @@ fn get_value(ctx: &mut Ctx<'_>) -> Result<Value> {
     })
 }
 
-/// Creates a lock (`type_ids::LOCK`, `value` ignored), a semaphore or a bounded semaphore with
-/// `value` free units.
+/// Creates a semaphore or a bounded semaphore (`type_id` [`type_ids::SEMAPHORE`] or
+/// [`type_ids::BOUNDED_SEMAPHORE`]) with `value` free units.
 ///
 /// # Errors
 /// `OutOfMemory`, `TableFull`; `ValueError` for another type id or a value above `i64::MAX`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-semcreate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::semaphore;
+/// use shmstore::{type_ids, BoundedSemaphoreProxy, Error};
+/// let core = store.core();
+/// let t = semaphore::create(core, type_ids::BOUNDED_SEMAPHORE, 2)?; // one reference: ours
+/// let s = BoundedSemaphoreProxy::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert_eq!(s.value()?, 2);
+/// assert!(matches!(semaphore::create(core, type_ids::LIST, 1), Err(Error::ValueError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(core: &Core, type_id: u16, value: u64) -> Result<Token> {
     if value > i64::MAX as u64 {
         return Err(Error::ValueError("semaphore value too large".into()));
@@ -336,6 +351,18 @@ pub fn create(core: &Core, type_id: u16, value: u64) -> Result<Token> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-semvalue-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::semaphore;
+/// let s = store.semaphore(3)?;
+/// s.acquire(true, None)?;
+/// assert_eq!(with_object(store.core(), &s.token(), |ctx| semaphore::value(ctx))?, 2);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn value(ctx: &mut Ctx<'_>) -> Result<u64> {
     body(ctx).map(|b| b.value)
 }
@@ -345,6 +372,21 @@ pub fn value(ctx: &mut Ctx<'_>) -> Result<u64> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-semholders-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::process::ProcId;
+/// use shmstore::types::semaphore;
+/// let s = store.semaphore(3)?;
+/// s.acquire(true, None)?;
+/// s.acquire(true, None)?;
+/// let h = with_object(store.core(), &s.token(), |ctx| semaphore::holders(ctx))?;
+/// assert_eq!(h, vec![(ProcId::current(), 2)]); // held by this process, so given back if it dies
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn holders(ctx: &mut Ctx<'_>) -> Result<Vec<(ProcId, u64)>> {
     let b = body(ctx)?;
     let mut out = Vec::new();
@@ -480,6 +522,22 @@ fn acquire_slow(
 ///
 /// # Errors
 /// `Corrupt` if the body fails a check; `Os` for a failed wait.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-semacquire-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::{Duration, Instant};
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::semaphore;
+/// let s = store.semaphore(1)?;
+/// let (core, t) = (store.core(), s.token());
+/// assert!(with_object(core, &t, |ctx| semaphore::acquire(ctx, true, None))?);
+/// let deadline = Some(Instant::now() + Duration::from_millis(10));
+/// assert!(!with_object(core, &t, |ctx| semaphore::acquire(ctx, true, deadline))?); // none left
+/// assert_eq!(s.value()?, 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn acquire(ctx: &mut Ctx<'_>, blocking: bool, deadline: Option<Instant>) -> Result<bool> {
     acquire_with(ctx, blocking, || Ok(deadline))
 }
@@ -543,6 +601,26 @@ fn other_holder(ctx: &Ctx<'_>, b: &SemBody) -> Result<Option<(u64, Holder)>> {
 /// `RuntimeError("release unlocked lock")` for an unlocked `Lock`; `ValueError("Semaphore
 /// released too many times")` when a `BoundedSemaphore` would go above its initial value;
 /// `ValueError("n must be one or more")` for `n == 0`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-semrelease-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::semaphore;
+/// use shmstore::Error;
+/// let s = store.bounded_semaphore(2)?;
+/// let (core, t) = (store.core(), s.token());
+/// s.acquire(true, None)?;
+/// s.acquire(true, None)?;
+/// with_object(core, &t, |ctx| semaphore::release(ctx, 2))?;
+/// assert_eq!(s.value()?, 2);
+/// assert_eq!(
+///     with_object(core, &t, |ctx| semaphore::release(ctx, 1)),
+///     Err(Error::ValueError("Semaphore released too many times".into()))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn release(ctx: &mut Ctx<'_>, n: u64) -> Result<()> {
     if n == 0 {
         return Err(Error::ValueError("n must be one or more".into()));

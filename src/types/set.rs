@@ -159,6 +159,20 @@ impl LocalSet {
 /// # Errors
 /// `TypeError` for an unhashable item; `OutOfMemory`, `TableFull`; `StaleHandle`/`NotFound` for
 /// a proxy of another store or a dead object.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setcreate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::set;
+/// use shmstore::{SetProxy, Value};
+/// let core = store.core();
+/// let t = set::create(core, &[Value::Int(1), Value::Float(1.0), Value::Int(2)])?; // one reference: ours
+/// let s = SetProxy::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert_eq!(s.to_string(), "{1, 2}"); // 1.0 == 1: the first one kept
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(core: &Core, items: &[Value]) -> Result<Token> {
     htable::create(core, SET, type_ids::SET, repair, |ctx| update(ctx, items))
 }
@@ -195,6 +209,17 @@ fn snapshot_value(ctx: &mut Ctx<'_>) -> Result<Value> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setlen-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// let s = store.set([1, 2, 2, 3])?;
+/// assert_eq!(with_object(store.core(), &s.token(), |ctx| set::len(ctx))?, 3);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn len(ctx: &mut Ctx<'_>) -> Result<u64> {
     htable::len(ctx, SET)
@@ -204,6 +229,20 @@ pub fn len(ctx: &mut Ctx<'_>) -> Result<u64> {
 ///
 /// # Errors
 /// `TypeError("unhashable type: 'list'")`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setcontains-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set(["a"])?;
+/// let (core, t) = (store.core(), s.token());
+/// assert!(with_object(core, &t, |ctx| set::contains(ctx, &Value::from("a")))?);
+/// assert!(!with_object(core, &t, |ctx| set::contains(ctx, &Value::from("b")))?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn contains(ctx: &mut Ctx<'_>, v: &Value) -> Result<bool> {
     Ok(htable::find(ctx, SET, v)?.found())
@@ -213,6 +252,21 @@ pub fn contains(ctx: &mut Ctx<'_>, v: &Value) -> Result<bool> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable value; `OutOfMemory`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setadd-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set([1])?;
+/// let (core, t) = (store.core(), s.token());
+/// assert!(with_object(core, &t, |ctx| set::add(ctx, &Value::Int(2)))?);
+/// assert!(!with_object(core, &t, |ctx| set::add(ctx, &Value::Int(2)))?); // already there
+/// assert_eq!(s.len()?, 2);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn add(ctx: &mut Ctx<'_>, v: &Value) -> Result<bool> {
     htable::set_item(ctx, SET, v, None)
@@ -222,6 +276,21 @@ pub fn add(ctx: &mut Ctx<'_>, v: &Value) -> Result<bool> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable value.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setdiscard-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set([1, 2])?;
+/// let (core, t) = (store.core(), s.token());
+/// assert!(with_object(core, &t, |ctx| set::discard(ctx, &Value::Int(1)))?);
+/// assert!(!with_object(core, &t, |ctx| set::discard(ctx, &Value::Int(1)))?); // no error
+/// assert_eq!(s.to_string(), "{2}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn discard(ctx: &mut Ctx<'_>, v: &Value) -> Result<bool> {
     let f = htable::find(ctx, SET, v)?;
@@ -232,6 +301,23 @@ pub fn discard(ctx: &mut Ctx<'_>, v: &Value) -> Result<bool> {
 ///
 /// # Errors
 /// `KeyError(v)`; `TypeError` for an unhashable value.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setremove-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::{Error, Value};
+/// let s = store.set([1])?;
+/// let (core, t) = (store.core(), s.token());
+/// with_object(core, &t, |ctx| set::remove(ctx, &Value::Int(1)))?;
+/// assert_eq!(
+///     with_object(core, &t, |ctx| set::remove(ctx, &Value::Int(1))),
+///     Err(Error::KeyError(Value::Int(1)))
+/// );
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn remove(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
     if discard(ctx, v)? {
         Ok(())
@@ -244,6 +330,21 @@ pub fn remove(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
 ///
 /// # Errors
 /// `KeyError('pop from an empty set')`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setpop-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::{Error, Value};
+/// let s = store.set(["a", "b"])?;
+/// let (core, t) = (store.core(), s.token());
+/// assert_eq!(with_object(core, &t, |ctx| set::pop(ctx))?, Value::from("b")); // the last added
+/// with_object(core, &t, |ctx| set::pop(ctx))?;
+/// assert!(matches!(with_object(core, &t, |ctx| set::pop(ctx)), Err(Error::KeyError(_)))); // empty
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn pop(ctx: &mut Ctx<'_>) -> Result<Value> {
     match htable::pop_last(ctx, SET)? {
         Some((k, _)) => Ok(k),
@@ -255,6 +356,18 @@ pub fn pop(ctx: &mut Ctx<'_>) -> Result<Value> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setclear-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// let s = store.set([1, 2])?;
+/// with_object(store.core(), &s.token(), |ctx| set::clear(ctx))?;
+/// assert_eq!(s.len()?, 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn clear(ctx: &mut Ctx<'_>) -> Result<()> {
     htable::clear(ctx, SET)
 }
@@ -263,6 +376,19 @@ pub fn clear(ctx: &mut Ctx<'_>) -> Result<()> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setitems-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set([3, 1, 2])?;
+/// let items = with_object(store.core(), &s.token(), |ctx| set::items(ctx))?;
+/// assert_eq!(items, vec![Value::Int(3), Value::Int(1), Value::Int(2)]); // insertion order
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn items(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
     htable::keys(ctx, SET)
 }
@@ -272,6 +398,19 @@ pub fn items(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
 /// # Errors
 /// `TypeError` for an unhashable item (the items before it stay added, as in Python);
 /// `OutOfMemory`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setupdate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set([1])?;
+/// with_object(store.core(), &s.token(), |ctx| set::update(ctx, &[Value::Int(1), Value::Int(2)]))?;
+/// assert_eq!(s.to_string(), "{1, 2}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
     if !items.is_empty() {
         htable::reserve(ctx, SET, items.len() as u64)?;
@@ -286,6 +425,19 @@ pub fn update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable item.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setdiffupdate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set([1, 2, 3])?;
+/// with_object(store.core(), &s.token(), |ctx| set::difference_update(ctx, &[Value::Int(2), Value::Int(9)]))?;
+/// assert_eq!(s.to_string(), "{1, 3}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn difference_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
     for v in items {
         discard(ctx, v)?;
@@ -297,6 +449,19 @@ pub fn difference_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable item (the set is unchanged).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setinterupdate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set([1, 2, 3])?;
+/// with_object(store.core(), &s.token(), |ctx| set::intersection_update(ctx, &[Value::Int(3), Value::Int(1)]))?;
+/// assert_eq!(s.to_string(), "{1, 3}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn intersection_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
     let keep = LocalSet::from_values(items.iter().cloned())?;
     for v in self::items(ctx)? {
@@ -311,6 +476,19 @@ pub fn intersection_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable item (the set is unchanged); `OutOfMemory`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setsymdiffupdate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set([1, 2])?;
+/// with_object(store.core(), &s.token(), |ctx| set::symmetric_difference_update(ctx, &[Value::Int(2), Value::Int(3)]))?;
+/// assert_eq!(s.to_string(), "{1, 3}");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn symmetric_difference_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
     let other = LocalSet::from_values(items.iter().cloned())?.into_vec();
     for v in &other {
@@ -325,6 +503,20 @@ pub fn symmetric_difference_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result
 ///
 /// # Errors
 /// `TypeError` for an unhashable item.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setunion-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set([1, 2])?;
+/// let u = with_object(store.core(), &s.token(), |ctx| set::union(ctx, &[Value::Int(2), Value::Int(3)]))?;
+/// assert_eq!(u, vec![Value::Int(1), Value::Int(2), Value::Int(3)]);
+/// assert_eq!(s.len()?, 2); // the set is unchanged
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn union(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<Vec<Value>> {
     let mut r = LocalSet::from_values(self::items(ctx)?)?;
     for v in items {
@@ -337,6 +529,19 @@ pub fn union(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<Vec<Value>> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable item.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setinter-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set([1, 2, 3])?;
+/// let both = with_object(store.core(), &s.token(), |ctx| set::intersection(ctx, &[Value::Int(3), Value::Int(5), Value::Int(1)]))?;
+/// assert_eq!(both, vec![Value::Int(3), Value::Int(1)]); // in the items' order
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn intersection(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<Vec<Value>> {
     let mut r = LocalSet::default();
     for v in items {
@@ -351,6 +556,19 @@ pub fn intersection(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<Vec<Value>> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable item.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setdiff-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set([1, 2, 3])?;
+/// let d = with_object(store.core(), &s.token(), |ctx| set::difference(ctx, &[Value::Int(2)]))?;
+/// assert_eq!(d, vec![Value::Int(1), Value::Int(3)]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn difference(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<Vec<Value>> {
     let mut r = LocalSet::from_values(self::items(ctx)?)?;
     for v in items {
@@ -363,6 +581,20 @@ pub fn difference(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<Vec<Value>> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable item.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setsymdiff-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set([1, 2])?;
+/// let mut d = with_object(store.core(), &s.token(), |ctx| set::symmetric_difference(ctx, &[Value::Int(2), Value::Int(3)]))?;
+/// d.sort_by_key(|v| v.as_int());
+/// assert_eq!(d, vec![Value::Int(1), Value::Int(3)]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn symmetric_difference(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<Vec<Value>> {
     let other = LocalSet::from_values(items.iter().cloned())?;
     let mut r = LocalSet::default();
@@ -383,6 +615,21 @@ pub fn symmetric_difference(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<Vec<Va
 ///
 /// # Errors
 /// `TypeError` for an unhashable item.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setissubset-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set([1, 2])?;
+/// let (core, t) = (store.core(), s.token());
+/// let wide = [Value::Int(1), Value::Int(2), Value::Int(3)];
+/// assert!(with_object(core, &t, |ctx| set::issubset(ctx, &wide))?);
+/// assert!(!with_object(core, &t, |ctx| set::issubset(ctx, &wide[..1]))?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn issubset(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<bool> {
     let other = LocalSet::from_values(items.iter().cloned())?;
     for v in self::items(ctx)? {
@@ -397,6 +644,20 @@ pub fn issubset(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<bool> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable item met before a missing one.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setissuperset-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set([1, 2])?;
+/// let (core, t) = (store.core(), s.token());
+/// assert!(with_object(core, &t, |ctx| set::issuperset(ctx, &[Value::Int(2)]))?);
+/// assert!(!with_object(core, &t, |ctx| set::issuperset(ctx, &[Value::Int(3)]))?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn issuperset(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<bool> {
     for v in items {
         if !contains(ctx, v)? {
@@ -410,6 +671,20 @@ pub fn issuperset(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<bool> {
 ///
 /// # Errors
 /// `TypeError` for an unhashable item met before a common one.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-setisdisjoint-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::set;
+/// use shmstore::Value;
+/// let s = store.set([1, 2])?;
+/// let (core, t) = (store.core(), s.token());
+/// assert!(with_object(core, &t, |ctx| set::isdisjoint(ctx, &[Value::Int(3)]))?);
+/// assert!(!with_object(core, &t, |ctx| set::isdisjoint(ctx, &[Value::Int(3), Value::Int(1)]))?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn isdisjoint(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<bool> {
     for v in items {
         if contains(ctx, v)? {

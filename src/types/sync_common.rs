@@ -78,6 +78,27 @@ pub enum Wake {
 ///
 /// # Errors
 /// As [`Ctx::wait`].
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-waitslice-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use std::time::{Duration, Instant};
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::event::EventBody;
+/// use shmstore::types::sync_common::{wait_slice, Wake, SLICE};
+/// let e = store.event()?;
+/// let (core, t) = (store.core(), e.token());
+/// let cond = |body: u64| body + std::mem::offset_of!(EventBody, cond) as u64;
+/// // A deadline before the slice ends: the wait ends at the deadline.
+/// let soon = Some(Instant::now() + Duration::from_millis(10));
+/// assert_eq!(with_object(core, &t, |ctx| wait_slice(ctx, cond(ctx.body), soon))?, Wake::Deadline);
+/// // No deadline: one slice at most, then the caller looks at the holders again.
+/// let start = Instant::now();
+/// let w = with_object(core, &t, |ctx| wait_slice(ctx, cond(ctx.body), None))?;
+/// assert!(w == Wake::Slice && start.elapsed() >= SLICE || w == Wake::Woken); // woken spuriously
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn wait_slice(ctx: &mut Ctx<'_>, cond: u64, deadline: Option<Instant>) -> Result<Wake> {
     let now = Instant::now();
     if deadline.is_some_and(|d| d <= now) {

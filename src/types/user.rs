@@ -558,6 +558,24 @@ impl<T: Pod> Ops for UserType<T> {
 }
 
 /// A registered user type, kept for the life of the process.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-registration-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::user::registration;
+/// use shmstore::{UserType, Value};
+/// fn bump(n: &mut u64, _: &[Value]) -> shmstore::Result<Value> {
+///     *n += 1;
+///     Ok(Value::Int(*n as i64))
+/// }
+/// shmstore::register(UserType::<u64>::new("DocRegCounter").method("bump", bump))?;
+/// let c = store.user("DocRegCounter", 0u64)?;
+/// let reg = registration(store.core(), c.token().type_id)?;
+/// assert_eq!(reg.typeid(), "DocRegCounter");
+/// assert_eq!(reg.method_index("bump")?, 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub struct Registration {
     serial: u32,
     typeid: &'static str,
@@ -584,12 +602,41 @@ impl std::fmt::Debug for Registration {
 
 impl Registration {
     /// This process's serial number of the registration (1, 2, …).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-regserial-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::types::user::registration;
+    /// use shmstore::UserType;
+    /// shmstore::register(UserType::<u32>::new("DocFirst"))?;
+    /// shmstore::register(UserType::<u32>::new("DocSecond"))?;
+    /// let (a, b) = (store.user("DocFirst", 0u32)?, store.user("DocSecond", 0u32)?);
+    /// let core = store.core();
+    /// // Numbered in this process's order of registration.
+    /// assert_eq!(registration(core, a.token().type_id)?.serial(), 1);
+    /// assert_eq!(registration(core, b.token().type_id)?.serial(), 2);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn serial(&self) -> u32 {
         self.serial
     }
 
     /// The typeid.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-regtypeid-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::types::user::registration;
+    /// use shmstore::UserType;
+    /// shmstore::register(UserType::<[f32; 2]>::new("DocPair"))?;
+    /// let p = store.user("DocPair", [1.0f32, 2.0])?;
+    /// assert_eq!(registration(store.core(), p.token().type_id)?.typeid(), "DocPair");
+    /// assert_eq!(p.token().typeid(), "DocPair");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     pub fn typeid(&self) -> &'static str {
         self.typeid
     }
@@ -598,6 +645,27 @@ impl Registration {
     ///
     /// # Errors
     /// `AttributeError("'Counter' object has no attribute 'x'")`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-regmethodindex-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::types::user::registration;
+    /// use shmstore::{Error, UserType, Value};
+    /// fn get(n: &mut i64, _: &[Value]) -> shmstore::Result<Value> {
+    ///     Ok(Value::Int(*n))
+    /// }
+    /// fn inc(n: &mut i64, _: &[Value]) -> shmstore::Result<Value> {
+    ///     *n += 1;
+    ///     Ok(Value::None)
+    /// }
+    /// shmstore::register(UserType::<i64>::new("DocIdx").method("inc", inc).method("get", get))?;
+    /// let c = store.user("DocIdx", 0i64)?;
+    /// let reg = registration(store.core(), c.token().type_id)?;
+    /// assert_eq!((reg.method_index("get")?, reg.method_index("inc")?), (0, 1)); // sorted by name
+    /// assert!(matches!(reg.method_index("dec"), Err(Error::AttributeError(_))));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn method_index(&self, name: &str) -> Result<u16> {
         match self.names.binary_search(&name) {
@@ -613,6 +681,28 @@ impl Registration {
     ///
     /// # Errors
     /// `TypeError` for keyword arguments to a method that takes none; the method's own errors.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-regcall-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::dispatch::with_object;
+    /// use shmstore::types::user::registration;
+    /// use shmstore::{UserType, Value};
+    /// fn add(n: &mut i64, args: &[Value]) -> shmstore::Result<Value> {
+    ///     *n += args.first().and_then(Value::as_int).unwrap_or(1);
+    ///     Ok(Value::Int(*n))
+    /// }
+    /// shmstore::register(UserType::<i64>::new("DocAdder").method("add", add))?;
+    /// let c = store.user("DocAdder", 10i64)?;
+    /// let (core, t) = (store.core(), c.token());
+    /// let reg = registration(core, t.type_id)?;
+    /// let add = reg.method_index("add")?;
+    /// let v = with_object(core, &t, |ctx| reg.call(ctx, add, &[Value::Int(5)], &[]))?;
+    /// assert_eq!(v, Value::Int(15));
+    /// assert_eq!(c.get()?, 15);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     #[inline]
     pub fn call(
         &self,
@@ -882,6 +972,21 @@ fn learn(core: &Core, id: u16) -> Result<Option<&'static Registration>> {
 /// # Errors
 /// `NotFound` if this process has not registered the type, `TypeError` if it registered it
 /// differently from the store, `Corrupt` for an id the store does not know.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-registrationfn-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::user::registration;
+/// use shmstore::UserType;
+/// shmstore::register(UserType::<u8>::new("DocByte"))?;
+/// let b = store.user("DocByte", 1u8)?;
+/// let reg = registration(store.core(), b.token().type_id)?;
+/// assert_eq!(reg.typeid(), "DocByte");
+/// // User types get ids of their own, from FIRST_USER up (the store's table records them).
+/// assert!(b.token().type_id >= shmstore::type_ids::FIRST_USER);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn registration(core: &Core, id: u16) -> Result<&'static Registration> {
     if let Some(&r) = BINDINGS.read().by_id.get(&(core.store_id(), id)) {

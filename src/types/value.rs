@@ -215,6 +215,20 @@ fn publish_cell(ctx: &mut Ctx<'_>, b: &ValueBody, v: &Value) -> Result<()> {
 /// # Errors
 /// `OutOfMemory`, `TableFull`; `StaleHandle`/`NotFound` for a proxy `v` that is dead or of
 /// another store.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valuecreate-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::value;
+/// use shmstore::{Value, ValueProxy};
+/// let core = store.core();
+/// let t = value::create(core, &Value::from("d"), &Value::Float(0.5))?; // one reference: ours
+/// let v = ValueProxy::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert_eq!(v.to_string(), "Value('d', 0.5)");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create(core: &Core, typecode: &Value, v: &Value) -> Result<Token> {
     let body = core.alloc(size_of::<ValueBody>() as u64)?;
     let mut released = Vec::new();
@@ -256,6 +270,22 @@ pub fn create(core: &Core, typecode: &Value, v: &Value) -> Result<Token> {
 ///
 /// # Errors
 /// `OutOfMemory`, `TableFull`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valuecreatepod-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::pod::{typecode_of, ElemType};
+/// use shmstore::types::value;
+/// use shmstore::TypedValueProxy;
+/// let core = store.core();
+/// let t = value::create_pod(core, ElemType::of::<u16>(), typecode_of::<u16>(), &7u16.to_ne_bytes())?;
+/// let v = TypedValueProxy::<u16>::try_from(store.attach(&t)?)?;
+/// shmstore::dispatch::release(core, &t); // the proxy holds its own
+/// assert_eq!(v.get()?, 7);
+/// assert!(value::create_pod(core, ElemType::of::<u16>(), "H", &[1]).is_err()); // wrong size
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn create_pod(core: &Core, elem: ElemType, typecode: &str, bytes: &[u8]) -> Result<Token> {
     elem.validate(0)?;
     if bytes.len() != elem.size as usize {
@@ -332,6 +362,21 @@ fn write_str(ctx: &mut Ctx<'_>, out: &mut String) -> Result<()> {
 ///
 /// # Errors
 /// `Corrupt`; `OverflowError` for a `u64` beyond `i64::MAX`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valueget-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::value;
+/// use shmstore::Value;
+/// let core = store.core();
+/// let v = store.value("hello")?;
+/// assert_eq!(with_object(core, &v.token(), |ctx| value::get(ctx))?, Value::from("hello"));
+/// let n = store.value_of(-3i8)?; // plain data, converted
+/// assert_eq!(with_object(core, &n.token(), |ctx| value::get(ctx))?, Value::Int(-3));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn get(ctx: &mut Ctx<'_>) -> Result<Value> {
     let b = body(ctx)?;
@@ -383,6 +428,23 @@ pub fn get_racy(a: &crate::arena::Arena, body: u64) -> Option<Cell> {
 /// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` for another
 /// representation or type, a `T` that is not 1, 2, 4 or 8 bytes, or words that fail a check (the
 /// locked path then answers).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-getpodracy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::read_optimistic;
+/// use shmstore::types::pod::ElemType;
+/// use shmstore::types::value::get_pod_racy;
+/// let v = store.value_of(2.5f32)?;
+/// let (core, t) = (store.core(), v.token());
+/// let want = ElemType::of::<f32>();
+/// assert_eq!(read_optimistic(core, &t, |a, body| get_pod_racy::<f32>(a, body, &want)), Some(2.5));
+/// // Asked for another type: no answer (the locked path reports the mismatch).
+/// let other = ElemType::of::<u32>();
+/// assert_eq!(read_optimistic(core, &t, |a, body| get_pod_racy::<u32>(a, body, &other)), None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn get_pod_racy<T: bytemuck::Pod>(
     a: &crate::arena::Arena,
@@ -406,6 +468,23 @@ pub fn get_pod_racy<T: bytemuck::Pod>(
 /// The value read without the lock, for
 /// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): a cell stored whole inline,
 /// or a primitive plain-data value; `None` otherwise (the locked path answers).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valueracy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::read_optimistic;
+/// use shmstore::types::value::value_racy;
+/// use shmstore::Value;
+/// let core = store.core();
+/// let v = store.value(7)?;
+/// assert_eq!(read_optimistic(core, &v.token(), value_racy), Some(Value::Int(7)));
+/// let p = store.value_of(9u8)?;
+/// assert_eq!(read_optimistic(core, &p.token(), value_racy), Some(Value::Int(9)));
+/// let long = store.value("a string kept in a block")?;
+/// assert_eq!(read_optimistic(core, &long.token(), value_racy), None); // the locked path reads it
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn value_racy(a: &crate::arena::Arena, body: u64) -> Option<Value> {
     match a.load_u32_racy(body).ok()? {
@@ -428,6 +507,23 @@ const M_GETATTRIBUTE: usize = super::method_idx(DESC.methods, "__getattribute__"
 
 /// `call_method`'s lock-free reads (see `TypeDesc::fast_read`): `get()` and the `value`
 /// attribute.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valuefastread-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::value::{fast_read, DESC};
+/// use shmstore::Value;
+/// let v = store.value(42)?;
+/// let (core, t) = (store.core(), v.token());
+/// let get = DESC.method_index("get").unwrap();
+/// assert_eq!(fast_read(core, &t, get, &[], &[]), Some(Value::Int(42)));
+/// let getattr = DESC.method_index("__getattribute__").unwrap();
+/// assert_eq!(fast_read(core, &t, getattr, &[Value::from("value")], &[]), Some(Value::Int(42)));
+/// let set = DESC.method_index("set").unwrap();
+/// assert_eq!(fast_read(core, &t, set, &[Value::Int(1)], &[]), None); // a write: locked path
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn fast_read(
     core: &Core,
     token: &Token,
@@ -451,6 +547,24 @@ pub fn fast_read(
 /// # Errors
 /// `OutOfMemory` (the value is unchanged); for plain data `TypeError`/`OverflowError` as
 /// [`pod::from_value`].
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valueset-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::value;
+/// use shmstore::{Error, Value};
+/// let core = store.core();
+/// let v = store.value(1)?;
+/// with_object(core, &v.token(), |ctx| value::set(ctx, &Value::from("anything")))?;
+/// assert_eq!(v.get()?, Value::from("anything"));
+/// // A plain-data value converts with array.array's rules.
+/// let b = store.value_of(0u8)?;
+/// let too_big = with_object(core, &b.token(), |ctx| value::set(ctx, &Value::Int(300)));
+/// assert!(matches!(too_big, Err(Error::OverflowError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn set(ctx: &mut Ctx<'_>, v: &Value) -> Result<()> {
     let b = body(ctx)?;
@@ -481,6 +595,20 @@ fn set_pod_value(ctx: &mut Ctx<'_>, b: &ValueBody, v: &Value) -> Result<()> {
 /// # Errors
 /// `TypeError` with Python's message for operands `+=` refuses; `OverflowError` for an int sum
 /// beyond 64 bits (or beyond a plain-data element's range).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valueadd-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::value;
+/// use shmstore::{Error, Value};
+/// let v = store.value(1)?;
+/// let (core, t) = (store.core(), v.token());
+/// assert_eq!(with_object(core, &t, |ctx| value::add(ctx, &Value::Float(0.5)))?, Value::Float(1.5));
+/// assert!(matches!(with_object(core, &t, |ctx| value::add(ctx, &Value::from("x"))), Err(Error::TypeError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn add(ctx: &mut Ctx<'_>, n: &Value) -> Result<Value> {
     let old = get(ctx)?;
     let new = py_iadd(&old, n)?;
@@ -492,6 +620,21 @@ pub fn add(ctx: &mut Ctx<'_>, n: &Value) -> Result<Value> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valuetypecode-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::value;
+/// use shmstore::Value;
+/// let core = store.core();
+/// let v = store.value_with_typecode("i", 5)?;
+/// assert_eq!(with_object(core, &v.token(), |ctx| value::typecode(ctx))?, Value::from("i"));
+/// let none = store.value(5)?;
+/// assert_eq!(with_object(core, &none.token(), |ctx| value::typecode(ctx))?, Value::None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn typecode(ctx: &mut Ctx<'_>) -> Result<Value> {
     let b = body(ctx)?;
     cell::load(ctx.core, &b.typecode, ctx.body + 48)
@@ -501,6 +644,21 @@ pub fn typecode(ctx: &mut Ctx<'_>) -> Result<Value> {
 ///
 /// # Errors
 /// `Corrupt` only.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valueelemtype-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::pod::ElemType;
+/// use shmstore::types::value;
+/// let core = store.core();
+/// let p = store.value_of(1u64)?;
+/// assert_eq!(with_object(core, &p.token(), |ctx| value::elem_type(ctx))?, Some(ElemType::of::<u64>()));
+/// let v = store.value(1)?; // a Python value, kept in cells
+/// assert_eq!(with_object(core, &v.token(), |ctx| value::elem_type(ctx))?, None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn elem_type(ctx: &mut Ctx<'_>) -> Result<Option<ElemType>> {
     let b = body(ctx)?;
     Ok((b.repr == REPR_POD).then_some(b.elem))
@@ -536,6 +694,22 @@ fn mismatch(b: &ValueBody, want: &ElemType, ctx: &Ctx<'_>) -> Error {
 ///
 /// # Errors
 /// `TypeError` naming what the value holds instead.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valuecheckpod-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::pod::ElemType;
+/// use shmstore::types::value;
+/// use shmstore::Error;
+/// let p = store.value_of(1i32)?;
+/// let (core, t) = (store.core(), p.token());
+/// with_object(core, &t, |ctx| value::check_pod(ctx, &ElemType::of::<i32>()))?;
+/// let wrong = with_object(core, &t, |ctx| value::check_pod(ctx, &ElemType::of::<u32>()));
+/// assert!(matches!(wrong, Err(Error::TypeError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 pub fn check_pod(ctx: &mut Ctx<'_>, want: &ElemType) -> Result<()> {
     let b = body(ctx)?;
     check_elem(ctx, &b, want)
@@ -545,6 +719,20 @@ pub fn check_pod(ctx: &mut Ctx<'_>, want: &ElemType) -> Result<()> {
 ///
 /// # Errors
 /// `TypeError` for another type.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valuegetpod-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::pod::ElemType;
+/// use shmstore::types::value;
+/// let p = store.value_of(0x1234u16)?;
+/// let mut out = [0u8; 2];
+/// with_object(store.core(), &p.token(), |ctx| value::get_pod(ctx, &ElemType::of::<u16>(), &mut out))?;
+/// assert_eq!(u16::from_ne_bytes(out), 0x1234);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn get_pod(ctx: &mut Ctx<'_>, want: &ElemType, out: &mut [u8]) -> Result<()> {
     let b = body(ctx)?;
@@ -559,6 +747,20 @@ pub fn get_pod(ctx: &mut Ctx<'_>, want: &ElemType, out: &mut [u8]) -> Result<()>
 ///
 /// # Errors
 /// `TypeError` for another type.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valuesetpod-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::pod::ElemType;
+/// use shmstore::types::value;
+/// let p = store.value_of(0f64)?;
+/// let bytes = 2.5f64.to_ne_bytes();
+/// with_object(store.core(), &p.token(), |ctx| value::set_pod(ctx, &ElemType::of::<f64>(), &bytes))?;
+/// assert_eq!(p.get()?, 2.5);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[inline]
 pub fn set_pod(ctx: &mut Ctx<'_>, want: &ElemType, bytes: &[u8]) -> Result<()> {
     let b = body(ctx)?;
