@@ -1,7 +1,7 @@
-//! `Lock`, `Semaphore` and `BoundedSemaphore`: counters of units with no owner, as in Python —
-//! any process may release a unit another acquired (CPython's own tests acquire in a child that
-//! exits and release in the parent). A `Lock` is a semaphore of one unit whose extra release is
-//! a `RuntimeError`; a `BoundedSemaphore` refuses to go above its initial value.
+//! `Semaphore` and `BoundedSemaphore`: counters of units with no owner, as in Python — any
+//! process may release a unit another acquired (CPython's own tests acquire in a child that
+//! exits and release in the parent); a `BoundedSemaphore` refuses to go above its initial value.
+//! (`Lock` is its own type, a futex word: [`super::lock`].)
 //!
 //! Body: a [`SemBody`], then `cap + 1` [`Holder`] entries. `value` counts the free units; each
 //! of the first `cap` entries records a process and how many units it holds; the last entry (its
@@ -15,7 +15,7 @@
 //! - a release returns a unit of, in this order: the caller's own entry, a dead holder's entry
 //!   (so that a release on behalf of a process that exited settles its unit instead of adding
 //!   one), another live holder's entry, the anonymous entry; with no entry holding anything, it
-//!   adds a unit (`Semaphore`) or is refused (`Lock`, `BoundedSemaphore` at their bound).
+//!   adds a unit (`Semaphore`) or is refused (`BoundedSemaphore` at its bound).
 //!   Units held in the anonymous entry are never recovered.
 //!
 //! Caveat: a process that acquires and then exits *on purpose* without releasing (a consumer
@@ -38,8 +38,8 @@
 //! assert_eq!(s.call_method("acquire", (false,))?, Value::Bool(true));
 //! assert_eq!(s.call_method("acquire", (false,))?, Value::Bool(false));
 //! s.call_method("release", ())?;
-//! let lock = store.lock()?;
-//! assert!(lock.call_method("release", ()).is_err()); // a Lock's extra release
+//! let b = store.bounded_semaphore(1)?;
+//! assert!(b.call_method("release", ()).is_err()); // above its bound
 //! # Ok::<(), shmstore::Error>(())
 //! ```
 
@@ -65,7 +65,6 @@ use super::sync_common::SLICE;
 /// processes at once have their units recovered if they die.
 pub const MAX_HOLDERS: u64 = 16;
 
-const FLAVOR_LOCK: u64 = 1;
 const FLAVOR_SEMAPHORE: u64 = 2;
 const FLAVOR_BOUNDED: u64 = 3;
 
@@ -97,7 +96,7 @@ pub struct SemBody {
     pub bound: u64,
     /// Holder entries, not counting the anonymous one that follows them.
     pub cap: u64,
-    /// `Lock`, `Semaphore` or `BoundedSemaphore`.
+    /// `Semaphore` or `BoundedSemaphore` (1, once a `Lock`, is refused).
     pub flavor: u64,
     /// The condition variable waiters sleep on (its bytes).
     pub cond: u64,
@@ -190,7 +189,8 @@ pub static BOUNDED_DESC: TypeDesc = TypeDesc {
 #[inline]
 fn body(ctx: &Ctx<'_>) -> Result<SemBody> {
     let b: SemBody = ctx.core.arena().read(Offset::new(ctx.body))?;
-    if !(FLAVOR_LOCK..=FLAVOR_BOUNDED).contains(&b.flavor) || b.cap == 0 || b.cap > MAX_HOLDERS {
+    if !(FLAVOR_SEMAPHORE..=FLAVOR_BOUNDED).contains(&b.flavor) || b.cap == 0 || b.cap > MAX_HOLDERS
+    {
         return Err(Error::corrupt("semaphore header", ctx.body));
     }
     if b.value > b.bound {
@@ -261,12 +261,6 @@ fn write_str(ctx: &mut Ctx<'_>, out: &mut String) -> Result<()> {
     use std::fmt::Write;
     let b = body(ctx)?;
     let _ = match b.flavor {
-        FLAVOR_LOCK => write!(
-            out,
-            "<{} _thread.lock object at {:#x}>",
-            if b.value == 0 { "locked" } else { "unlocked" },
-            ctx.body
-        ),
         FLAVOR_SEMAPHORE => write!(
             out,
             "<threading.Semaphore at {:#x}: value={}>",
@@ -281,14 +275,10 @@ fn write_str(ctx: &mut Ctx<'_>, out: &mut String) -> Result<()> {
     Ok(())
 }
 
-/// A `Lock`'s value is whether it is locked; a semaphore's, its count of free units.
+/// A semaphore's value is its count of free units.
 fn get_value(ctx: &mut Ctx<'_>) -> Result<Value> {
     let b = body(ctx)?;
-    Ok(if b.flavor == FLAVOR_LOCK {
-        Value::Bool(b.value == 0)
-    } else {
-        Value::Int(i64::try_from(b.value).unwrap_or(i64::MAX))
-    })
+    Ok(Value::Int(i64::try_from(b.value).unwrap_or(i64::MAX)))
 }
 
 /// Creates a semaphore or a bounded semaphore (`type_id` [`type_ids::SEMAPHORE`] or
@@ -347,7 +337,7 @@ pub fn create(core: &Core, type_id: u16, value: u64) -> Result<Token> {
 // ---------------------------------------------------------------------------------------------
 // Typed operations.
 
-/// Free units (a `Lock`: 1 unlocked, 0 locked).
+/// Free units.
 ///
 /// # Errors
 /// `Corrupt` only.
@@ -598,8 +588,7 @@ fn other_holder(ctx: &Ctx<'_>, b: &SemBody) -> Result<Option<(u64, Holder)>> {
 /// `release(n)`: returns `n` units and wakes as many waiters.
 ///
 /// # Errors
-/// `RuntimeError("release unlocked lock")` for an unlocked `Lock`; `ValueError("Semaphore
-/// released too many times")` when a `BoundedSemaphore` would go above its initial value;
+/// `ValueError("Semaphore released too many times")` when a `BoundedSemaphore` would go above its initial value;
 /// `ValueError("n must be one or more")` for `n == 0`.
 ///
 /// # Examples
@@ -628,9 +617,6 @@ pub fn release(ctx: &mut Ctx<'_>, n: u64) -> Result<()> {
     let me = ProcId::current();
     let b = body(ctx)?;
     match b.flavor {
-        FLAVOR_LOCK if b.value > 0 => {
-            return Err(Error::RuntimeError("release unlocked lock".into()))
-        }
         FLAVOR_BOUNDED if b.value.checked_add(n).map_or(true, |v| v > b.bound) => {
             return Err(Error::ValueError(
                 "Semaphore released too many times".into(),
