@@ -1,0 +1,360 @@
+//! How costs grow with size:
+//!
+//! - (a) list get/set and dict get/set (int keys and values) at random positions in containers
+//!   of 10 to 10,000,000 elements, beside a random read of a private `Vec<i64>` of the same
+//!   length (what the cache and TLB alone cost at that size);
+//! - (b) create+free of a small list and a small dict as the number of live objects in the store
+//!   grows (0 to 1,000,000);
+//! - (c) arena bytes per element (from `Store::stats().bytes_in_use`) for ints, floats and
+//!   16-byte strings in a list and in a dict — measurements, not timings: printed as a table and
+//!   written to `target/scaling.md`.
+//!
+//! `cargo bench --bench scaling` for the full run (a few minutes; the 10M containers take a few
+//! GiB of sparse `/dev/shm`, of which about 1.5 GiB is touched); `cargo bench --bench scaling --
+//! --test` (or `SHMSTORE_BENCH_QUICK=1`) is the smoke run: small sizes only, each function once.
+
+#[path = "floor/mod.rs"]
+mod floor;
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion};
+use shmstore::{Store, Value};
+
+/// Names the stores of this run apart from other runs'.
+fn store_name(tag: &str) -> String {
+    format!("bench-scaling-{tag}-{}", std::process::id())
+}
+
+/// A store of `size` bytes with few object slots (the containers are few and large).
+fn big_store(tag: &str, size: usize) -> Store {
+    Store::builder()
+        .max_objects(1024)
+        .create(&store_name(tag), size)
+        .expect("create store")
+}
+
+/// xorshift64*: a cheap, well-spread stream of positions in `0..n`.
+struct Walk(u64);
+
+impl Walk {
+    #[inline]
+    fn next(&mut self, n: u64) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        ((u128::from(r) * u128::from(n)) >> 64) as u64
+    }
+}
+
+const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+
+fn human(n: usize) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+/// (a) get/set at random positions as the container grows.
+fn bench_sizes(c: &mut Criterion, sizes: &[usize], notes: &mut String) {
+    let mut g = c.benchmark_group("size");
+    for &n in sizes {
+        let id = human(n);
+        let n64 = n as u64;
+
+        let raw: Vec<i64> = (0..n as i64).collect();
+        g.bench_function(BenchmarkId::new("rawvec-get", &id), |b| {
+            let mut w = Walk(SEED);
+            b.iter(|| black_box(raw[w.next(n64) as usize]))
+        });
+        drop(raw);
+
+        // Room for the items plus growth slack: ints take a 16-byte cell in a list.
+        let store = big_store(&format!("list{n}"), (n * 48).max(64 << 20));
+        let t = Instant::now();
+        let l = store.list(0..n as i64).expect("list");
+        let built = t.elapsed();
+        g.bench_function(BenchmarkId::new("list-get", &id), |b| {
+            let mut w = Walk(SEED);
+            b.iter(|| black_box(l.get(w.next(n64) as i64).unwrap()))
+        });
+        g.bench_function(BenchmarkId::new("list-set", &id), |b| {
+            let mut w = Walk(SEED);
+            b.iter(|| {
+                let j = w.next(n64) as i64;
+                l.set(j, j).unwrap()
+            })
+        });
+        let bytes = store.stats().expect("stats").bytes_in_use;
+        let _ = writeln!(
+            notes,
+            "- list of {id} ints: built in {:.2} s, {:.1} MiB of arena in use",
+            built.as_secs_f64(),
+            bytes as f64 / (1 << 20) as f64
+        );
+        drop((l, store));
+
+        // A dict entry holds two cells, a hash and an index slot; tables double as they grow.
+        let store = big_store(&format!("dict{n}"), (n * 256).max(64 << 20));
+        let t = Instant::now();
+        let d = store.dict((0..n as i64).map(|i| (i, i))).expect("dict");
+        let built = t.elapsed();
+        g.bench_function(BenchmarkId::new("dict-get", &id), |b| {
+            let mut w = Walk(SEED);
+            b.iter(|| black_box(d.get(w.next(n64) as i64).unwrap()))
+        });
+        g.bench_function(BenchmarkId::new("dict-set", &id), |b| {
+            let mut w = Walk(SEED);
+            b.iter(|| {
+                let k = w.next(n64) as i64;
+                d.insert(k, k).unwrap()
+            })
+        });
+        let bytes = store.stats().expect("stats").bytes_in_use;
+        let _ = writeln!(
+            notes,
+            "- dict of {id} int→int entries: built in {:.2} s, {:.1} MiB of arena in use",
+            built.as_secs_f64(),
+            bytes as f64 / (1 << 20) as f64
+        );
+        drop((d, store));
+    }
+    g.finish();
+}
+
+/// (b) create+free of a small object as the number of live objects grows.
+fn bench_live(c: &mut Criterion, live: &[usize], notes: &mut String) {
+    let max = live.iter().copied().max().unwrap_or(0);
+    let store = Store::builder()
+        .max_objects(max as u64 + 1024)
+        .create(&store_name("live"), (max * 512).max(64 << 20))
+        .expect("create store");
+    // The live objects are values the holder list keeps alive through references.
+    let holder = store.list(Vec::<i64>::new()).expect("list");
+    let base = store.stats().expect("stats").objects_live;
+    let mut g = c.benchmark_group("live");
+    for &n in live {
+        let t = Instant::now();
+        let have = (store.stats().expect("stats").objects_live - base) as usize;
+        for i in have..n {
+            let v = store.value(i as i64).expect("value");
+            holder.append(v.token()).expect("append");
+        }
+        let made = t.elapsed();
+        let stats = store.stats().expect("stats");
+        assert_eq!(stats.objects_live - base, n as u64, "live objects");
+        let id = human(n);
+        let _ = writeln!(
+            notes,
+            "- {id} live objects: {} object slots in the table, grown to this count in {:.2} s",
+            stats.object_slots,
+            made.as_secs_f64()
+        );
+        g.bench_function(BenchmarkId::new("create+free/list3", &id), |b| {
+            b.iter(|| drop(black_box(store.list([1, 2, 3]).unwrap())))
+        });
+        g.bench_function(BenchmarkId::new("create+free/dict3", &id), |b| {
+            b.iter(|| drop(black_box(store.dict([(1, 1), (2, 2), (3, 3)]).unwrap())))
+        });
+    }
+    g.finish();
+}
+
+/// The i-th element of each kind measured in (c).
+#[derive(Clone, Copy)]
+enum Kind {
+    Int,
+    Float,
+    Str16,
+}
+
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Int, Kind::Float, Kind::Str16];
+
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Int => "int",
+            Kind::Float => "float",
+            Kind::Str16 => "str (16 bytes)",
+        }
+    }
+
+    /// Bytes of the element's own data (what a packed array of them would take).
+    fn payload(self) -> usize {
+        match self {
+            Kind::Int | Kind::Float => 8,
+            Kind::Str16 => 16,
+        }
+    }
+
+    fn item(self, i: usize) -> Value {
+        match self {
+            Kind::Int => Value::Int(i as i64),
+            Kind::Float => Value::Float(i as f64 + 0.5),
+            Kind::Str16 => Value::Str(format!("s{i:015}")),
+        }
+    }
+}
+
+/// How the container is filled.
+#[derive(Clone, Copy)]
+enum Build {
+    /// `store.list(items)` in one call.
+    ListAtOnce,
+    /// `append` one by one (capacity grows as it goes).
+    ListAppend,
+    /// `store.dict(pairs)` in one call, key and value both the element.
+    DictAtOnce,
+    /// `insert` one by one.
+    DictInsert,
+}
+
+impl Build {
+    const ALL: [Build; 4] = [
+        Build::ListAtOnce,
+        Build::ListAppend,
+        Build::DictAtOnce,
+        Build::DictInsert,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Build::ListAtOnce => "list, built at once",
+            Build::ListAppend => "list, appended one by one",
+            Build::DictAtOnce => "dict {x: x}, built at once",
+            Build::DictInsert => "dict {x: x}, inserted one by one",
+        }
+    }
+}
+
+/// Arena bytes the container of `n` elements adds to `store`, measured with the container alive
+/// and checked to be given back when it is dropped.
+fn arena_bytes(store: &Store, kind: Kind, build: Build, n: usize) -> u64 {
+    let before = store.stats().expect("stats").bytes_in_use;
+    let items = (0..n).map(|i| kind.item(i));
+    let after = match build {
+        Build::ListAtOnce => {
+            let l = store.list(items).expect("list");
+            let after = store.stats().expect("stats").bytes_in_use;
+            assert_eq!(l.len().expect("len"), n);
+            after
+        }
+        Build::ListAppend => {
+            let l = store.list(Vec::<i64>::new()).expect("list");
+            for x in items {
+                l.append(x).expect("append");
+            }
+            let after = store.stats().expect("stats").bytes_in_use;
+            assert_eq!(l.len().expect("len"), n);
+            after
+        }
+        Build::DictAtOnce => {
+            let d = store.dict(items.map(|x| (x.clone(), x))).expect("dict");
+            let after = store.stats().expect("stats").bytes_in_use;
+            assert_eq!(d.len().expect("len"), n);
+            after
+        }
+        Build::DictInsert => {
+            let d = store.dict(Vec::<(i64, i64)>::new()).expect("dict");
+            for x in items {
+                d.insert(x.clone(), x).expect("insert");
+            }
+            let after = store.stats().expect("stats").bytes_in_use;
+            assert_eq!(d.len().expect("len"), n);
+            after
+        }
+    };
+    assert_eq!(
+        store.stats().expect("stats").bytes_in_use,
+        before,
+        "the container's bytes are given back when it is freed"
+    );
+    after - before
+}
+
+/// (c) bytes per element; returns the Markdown table.
+fn bytes_per_element(counts: &[usize]) -> String {
+    let max = counts.iter().copied().max().unwrap_or(0);
+    let store = big_store("bytes", (max * 512).max(64 << 20));
+    let mut md = String::new();
+    let _ = write!(md, "| element | container | payload (B) |");
+    for &n in counts {
+        let _ = write!(md, " B/element at {} |", human(n));
+    }
+    let _ = write!(md, "\n|---|---|--:|");
+    for _ in counts {
+        let _ = write!(md, "--:|");
+    }
+    md.push('\n');
+    for kind in Kind::ALL {
+        for build in Build::ALL {
+            let _ = write!(
+                md,
+                "| {} | {} | {} |",
+                kind.label(),
+                build.label(),
+                kind.payload()
+            );
+            for &n in counts {
+                let per = arena_bytes(&store, kind, build, n) as f64 / n as f64;
+                let _ = write!(md, " {per:.1} |");
+            }
+            md.push('\n');
+        }
+    }
+    let empty_list = arena_bytes(&store, Kind::Int, Build::ListAtOnce, 0);
+    let empty_dict = arena_bytes(&store, Kind::Int, Build::DictAtOnce, 0);
+    let _ = writeln!(
+        md,
+        "\nEmpty containers: a list takes {empty_list} B of arena, a dict {empty_dict} B \
+         (included in the figures above, spread over the elements). Dict figures count the key \
+         and the value, both the element. `bytes_in_use` counts allocated blocks with their \
+         headers; free space inside a list's or dict's spare capacity is counted too."
+    );
+    md
+}
+
+fn main() {
+    let quick = floor::quick_mode();
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1200))
+        .sample_size(20)
+        .configure_from_args();
+
+    let (sizes, live, counts): (&[usize], &[usize], &[usize]) = if quick {
+        (&[10, 1_000], &[0, 1_000], &[1_000])
+    } else {
+        (
+            &[10, 1_000, 100_000, 10_000_000],
+            &[0, 10_000, 100_000, 1_000_000],
+            &[1_000, 100_000, 1_000_000],
+        )
+    };
+
+    let mut md = String::from("# shmstore scaling: arena bytes per element\n\n");
+    let table = bytes_per_element(counts);
+    println!("\nArena bytes per element (Store::stats().bytes_in_use, after − before):\n");
+    println!("{table}");
+    md.push_str(&table);
+
+    let mut notes = String::new();
+    bench_sizes(&mut c, sizes, &mut notes);
+    bench_live(&mut c, live, &mut notes);
+    c.final_summary();
+
+    println!("\nSetup:\n{notes}");
+    let _ = write!(md, "\n## Setup of the timed runs\n\n{notes}");
+    let path = floor::target_dir().join("scaling.md");
+    match std::fs::write(&path, md) {
+        Ok(()) => println!("wrote {}", path.display()),
+        Err(e) => eprintln!("could not write {}: {e}", path.display()),
+    }
+}
