@@ -25,7 +25,7 @@ use shmstore::{Store, Value};
 
 /// Names the stores of this run apart from other runs'.
 fn store_name(tag: &str) -> String {
-    format!("bench-scaling-{tag}-{}", std::process::id())
+    format!("scal-{tag}-{}", std::process::id())
 }
 
 /// A store of `size` bytes with few object slots (the containers are few and large).
@@ -62,22 +62,86 @@ fn human(n: usize) -> String {
     }
 }
 
+/// The name filter given on the command line (`cargo bench --bench scaling -- FILTER`), if any:
+/// the first argument that is neither an option nor an option's value.
+fn name_filter() -> Option<String> {
+    const WITH_VALUE: [&str; 14] = [
+        "--save-baseline",
+        "--baseline",
+        "--load-baseline",
+        "--measurement-time",
+        "--warm-up-time",
+        "--sample-size",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--profile-time",
+        "--color",
+        "--output-format",
+        "--plotting-backend",
+    ];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if WITH_VALUE.contains(&a.as_str()) {
+            args.next();
+        } else if !a.starts_with('-') {
+            return Some(a);
+        }
+    }
+    None
+}
+
+/// Whether any of the benchmark ids `ids` passes the name filter (a substring match, as
+/// criterion's regex filter is for plain names): sections whose functions are all filtered out
+/// skip their setup (the 10M containers take seconds to build).
+fn wanted(filter: Option<&str>, ids: &[String]) -> bool {
+    match filter {
+        None => true,
+        Some(f) => ids.iter().any(|id| id.contains(f)),
+    }
+}
+
 /// (a) get/set at random positions as the container grows.
-fn bench_sizes(c: &mut Criterion, sizes: &[usize], notes: &mut String) {
+fn bench_sizes(c: &mut Criterion, sizes: &[usize], filter: Option<&str>, notes: &mut String) {
     let mut g = c.benchmark_group("size");
     for &n in sizes {
         let id = human(n);
         let n64 = n as u64;
+        let ids = |names: &[&str]| -> Vec<String> {
+            names.iter().map(|f| format!("size/{f}/{id}")).collect()
+        };
 
-        let raw: Vec<i64> = (0..n as i64).collect();
-        g.bench_function(BenchmarkId::new("rawvec-get", &id), |b| {
-            let mut w = Walk(SEED);
-            b.iter(|| black_box(raw[w.next(n64) as usize]))
-        });
-        drop(raw);
+        if wanted(filter, &ids(&["rawvec-get", "rawvec-chase"])) {
+            let raw: Vec<i64> = (0..n as i64).collect();
+            // Independent reads: the CPU overlaps several misses (a throughput figure).
+            g.bench_function(BenchmarkId::new("rawvec-get", &id), |b| {
+                let mut w = Walk(SEED);
+                b.iter(|| black_box(raw[w.next(n64) as usize]))
+            });
+            // Each read's position depends on the previous read's value (or-ed in through a
+            // zero the compiler cannot see): one full miss after another (a latency figure).
+            g.bench_function(BenchmarkId::new("rawvec-chase", &id), |b| {
+                let mut w = Walk(SEED);
+                let zero = black_box(0u64);
+                let mut last = 0u64;
+                b.iter(|| {
+                    let j = w.next(n64) | (last & zero);
+                    last = raw[j as usize] as u64;
+                    black_box(last)
+                })
+            });
+        }
+
+        if !wanted(
+            filter,
+            &ids(&["list-get", "list-set", "dict-get", "dict-set"]),
+        ) {
+            continue;
+        }
 
         // Room for the items plus growth slack: ints take a 16-byte cell in a list.
-        let store = big_store(&format!("list{n}"), (n * 48).max(64 << 20));
+        let store = big_store(&format!("l{id}"), (n * 48).max(64 << 20));
         let t = Instant::now();
         let l = store.list(0..n as i64).expect("list");
         let built = t.elapsed();
@@ -102,7 +166,7 @@ fn bench_sizes(c: &mut Criterion, sizes: &[usize], notes: &mut String) {
         drop((l, store));
 
         // A dict entry holds two cells, a hash and an index slot; tables double as they grow.
-        let store = big_store(&format!("dict{n}"), (n * 256).max(64 << 20));
+        let store = big_store(&format!("d{id}"), (n * 256).max(64 << 20));
         let t = Instant::now();
         let d = store.dict((0..n as i64).map(|i| (i, i))).expect("dict");
         let built = t.elapsed();
@@ -130,7 +194,14 @@ fn bench_sizes(c: &mut Criterion, sizes: &[usize], notes: &mut String) {
 }
 
 /// (b) create+free of a small object as the number of live objects grows.
-fn bench_live(c: &mut Criterion, live: &[usize], notes: &mut String) {
+fn bench_live(c: &mut Criterion, live: &[usize], filter: Option<&str>, notes: &mut String) {
+    let ids: Vec<String> = live
+        .iter()
+        .flat_map(|&n| ["list3", "dict3"].map(|k| format!("live/create+free/{k}/{}", human(n))))
+        .collect();
+    if !wanted(filter, &ids) {
+        return;
+    }
     let max = live.iter().copied().max().unwrap_or(0);
     let store = Store::builder()
         .max_objects(max as u64 + 1024)
@@ -339,22 +410,49 @@ fn main() {
         )
     };
 
-    let mut md = String::from("# shmstore scaling: arena bytes per element\n\n");
-    let table = bytes_per_element(counts);
-    println!("\nArena bytes per element (Store::stats().bytes_in_use, after − before):\n");
-    println!("{table}");
-    md.push_str(&table);
+    let filter = name_filter();
+    let filter = filter.as_deref();
+    let load_before = load_average();
+
+    // The bytes table is measured unless a name filter leaves it out ("bytes" selects it alone).
+    let table = wanted(filter, &["bytes".to_owned()]).then(|| bytes_per_element(counts));
+    if let Some(table) = &table {
+        println!("\nArena bytes per element (Store::stats().bytes_in_use, after − before):\n");
+        println!("{table}");
+    }
 
     let mut notes = String::new();
-    bench_sizes(&mut c, sizes, &mut notes);
-    bench_live(&mut c, live, &mut notes);
+    bench_sizes(&mut c, sizes, filter, &mut notes);
+    bench_live(&mut c, live, filter, &mut notes);
     c.final_summary();
-
+    let _ = writeln!(
+        notes,
+        "- load average (1, 5, 15 min) at the start: {load_before}; at the end: {}",
+        load_average()
+    );
     println!("\nSetup:\n{notes}");
-    let _ = write!(md, "\n## Setup of the timed runs\n\n{notes}");
+
+    let Some(table) = table else {
+        return;
+    };
+    let mut md = String::from("# shmstore scaling: arena bytes per element\n\n");
+    md.push_str(&table);
+    let _ = write!(
+        md,
+        "\n## Setup of the timed runs{}\n\n{notes}",
+        if quick { " (smoke mode)" } else { "" }
+    );
     let path = floor::target_dir().join("scaling.md");
     match std::fs::write(&path, md) {
         Ok(()) => println!("wrote {}", path.display()),
         Err(e) => eprintln!("could not write {}: {e}", path.display()),
     }
+}
+
+/// The first three fields of `/proc/loadavg`, or `?`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "?".into())
 }
