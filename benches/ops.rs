@@ -8,6 +8,10 @@
 //! by a method id resolved once. Indices and keys cycle over 1,024 elements; str8 keys are
 //! 8-byte strings (`k0000123`), which the floor stores as the 8 bytes read as one `i64`.
 //!
+//! Every row goes through one non-generic `run` (criterion's machinery is instantiated once, not
+//! once per row, which keeps the bench quick to build); only the row's own loop is generic, so
+//! no indirect call sits between two timed operations.
+//!
 //! `cargo bench --bench ops` runs everything (about two and a half minutes: short warm-up and
 //! measurement windows, see `config`); `cargo bench --bench ops -- --test` runs each function
 //! once, as CI's smoke test; `cargo bench --bench ops -- dict/` runs one group.
@@ -16,9 +20,10 @@
 mod floor;
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use floor::{Floor, Kind};
 use shmstore::{Slice, Store, Value};
 
@@ -63,398 +68,336 @@ fn step(i: &mut usize) -> usize {
     *i
 }
 
+/// `f` called with successive indices of the walk over `0..N`.
+fn walk<R>(mut f: impl FnMut(usize) -> R) -> impl FnMut() -> R {
+    let mut i = 0;
+    move || f(step(&mut i))
+}
+
+type Group<'a> = BenchmarkGroup<'a, WallTime>;
+
+/// Times `iters` calls of a row's loop: the one instantiation of criterion's routine.
+fn run(g: &mut Group<'_>, name: &str, f: &mut dyn FnMut(u64)) {
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            f(iters);
+            t.elapsed()
+        })
+    });
+}
+
+/// A row: `f` called in a monomorphized loop, its result kept from the optimizer.
+fn row<R>(g: &mut Group<'_>, name: &str, mut f: impl FnMut() -> R) {
+    run(g, name, &mut |iters| {
+        for _ in 0..iters {
+            black_box(f());
+        }
+    });
+}
+
 fn bench_list(c: &mut Criterion) {
     let store = store("list", 64 << 20);
-    let l = store.list(0..N as i64).expect("list");
-    let floor = floor("ops-list");
+    let l = &store.list(0..N as i64).expect("list");
+    let floor = &floor("ops-list");
 
-    let mut g = c.benchmark_group("list");
-    g.bench_function("floor/len", |b| b.iter(|| black_box(floor.len())));
-    g.bench_function("typed/len", |b| b.iter(|| black_box(l.len().unwrap())));
-    g.bench_function("call_method/len", |b| {
-        b.iter(|| black_box(l.call_method("__len__", ()).unwrap()))
+    let mut group = c.benchmark_group("list");
+    let g = &mut group;
+    row(g, "floor/len", || floor.len());
+    row(g, "typed/len", || l.len().unwrap());
+    row(g, "call_method/len", || {
+        l.call_method("__len__", ()).unwrap()
     });
     let len_id = l.method_id("__len__").unwrap();
-    g.bench_function("call_id/len", |b| {
-        b.iter(|| black_box(l.call_id(len_id, &[], &[]).unwrap()))
-    });
+    row(g, "call_id/len", || l.call_id(len_id, &[], &[]).unwrap());
 
-    g.bench_function("floor/get", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(floor.get(step(&mut i))))
-    });
-    g.bench_function("typed/get", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(l.get(step(&mut i) as i64).unwrap()))
-    });
-    g.bench_function("call_method/get", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(l.call_method("__getitem__", (step(&mut i),)).unwrap()))
-    });
+    row(g, "floor/get", walk(|j| floor.get(j)));
+    row(g, "typed/get", walk(|j| l.get(j as i64).unwrap()));
+    row(
+        g,
+        "call_method/get",
+        walk(|j| l.call_method("__getitem__", (j,)).unwrap()),
+    );
 
-    g.bench_function("floor/set", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(floor.set(step(&mut i), i as i64)))
-    });
-    g.bench_function("typed/set", |b| {
-        let mut i = 0;
-        b.iter(|| l.set(step(&mut i) as i64, i).unwrap())
-    });
-    g.bench_function("call_method/set", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let j = step(&mut i);
-            black_box(l.call_method("__setitem__", (j, j)).unwrap())
-        })
-    });
+    row(g, "floor/set", walk(|j| floor.set(j, j as i64)));
+    row(g, "typed/set", walk(|j| l.set(j as i64, j).unwrap()));
+    row(
+        g,
+        "call_method/set",
+        walk(|j| l.call_method("__setitem__", (j, j)).unwrap()),
+    );
 
-    g.bench_function("floor/slice5", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let j = step(&mut i) & !7;
-            black_box(floor.list_read(j + 5, |a| a[j..].to_vec()))
-        })
-    });
-    g.bench_function("typed/slice5", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let j = (step(&mut i) & !7) as i64;
-            black_box(l.slice(j..j + 5).unwrap())
-        })
-    });
-    g.bench_function("call_method/slice5", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let j = (step(&mut i) & !7) as i64;
-            black_box(
-                l.call_method("__getitem__", (Slice::new(j, j + 5),))
-                    .unwrap(),
-            )
-        })
-    });
+    // Five items from a position that is a multiple of 8 (so the slice stays inside).
+    row(
+        g,
+        "floor/slice5",
+        walk(|j| floor.list_read((j & !7) + 5, |a| a[j & !7..].to_vec())),
+    );
+    row(
+        g,
+        "typed/slice5",
+        walk(|j| {
+            let j = (j & !7) as i64;
+            l.slice(j..j + 5).unwrap()
+        }),
+    );
+    row(
+        g,
+        "call_method/slice5",
+        walk(|j| {
+            let j = (j & !7) as i64;
+            l.call_method("__getitem__", (Slice::new(j, j + 5),))
+                .unwrap()
+        }),
+    );
 
-    g.bench_function("floor/append+pop", |b| {
-        b.iter(|| {
-            floor.append(black_box(7));
-            black_box(floor.pop())
-        })
+    row(g, "floor/append+pop", || {
+        floor.append(black_box(7));
+        floor.pop()
     });
-    g.bench_function("typed/append+pop", |b| {
-        b.iter(|| {
-            l.append(black_box(7)).unwrap();
-            black_box(l.pop(-1).unwrap())
-        })
+    row(g, "typed/append+pop", || {
+        l.append(black_box(7)).unwrap();
+        l.pop(-1).unwrap()
     });
-    g.bench_function("call_method/append+pop", |b| {
-        b.iter(|| {
-            l.call_method("append", (black_box(7),)).unwrap();
-            black_box(l.call_method("pop", ()).unwrap())
-        })
+    row(g, "call_method/append+pop", || {
+        l.call_method("append", (black_box(7),)).unwrap();
+        l.call_method("pop", ()).unwrap()
     });
-    g.bench_function("typed/append-str16+pop", |b| {
-        let s = Value::from("sixteen-byte-str");
-        b.iter(|| {
-            l.append(s.clone()).unwrap();
-            black_box(l.pop(-1).unwrap())
-        })
+    let s = Value::from("sixteen-byte-str");
+    row(g, "typed/append-str16+pop", || {
+        l.append(s.clone()).unwrap();
+        l.pop(-1).unwrap()
     });
-    g.finish();
+    group.finish();
 }
 
 fn bench_dict(c: &mut Criterion) {
     let store = store("dict", 64 << 20);
-    let keys: Vec<String> = (0..N).map(|i| key8('k', i)).collect();
-    let misses: Vec<String> = (0..N).map(|i| key8('m', i)).collect();
-    let di = store.dict((0..N as i64).map(|i| (i, i))).expect("dict int");
-    let ds = store
+    let keys = &(0..N).map(|i| key8('k', i)).collect::<Vec<_>>();
+    let misses = &(0..N).map(|i| key8('m', i)).collect::<Vec<_>>();
+    let di = &store.dict((0..N as i64).map(|i| (i, i))).expect("dict int");
+    let ds = &store
         .dict(keys.iter().enumerate().map(|(i, k)| (k.as_str(), i as i64)))
         .expect("dict str8");
-    let floor = floor("ops-dict");
+    let floor = &floor("ops-dict");
     for (i, k) in keys.iter().enumerate() {
         assert!(floor.dict_set(str_word(k), i as i64));
     }
+    const MISS: usize = 1_000_000;
 
-    let mut g = c.benchmark_group("dict");
+    let mut group = c.benchmark_group("dict");
+    let g = &mut group;
     // Int keys.
-    g.bench_function("floor/get-int-hit", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(floor.dict_get(step(&mut i) as i64)))
-    });
-    g.bench_function("typed/get-int-hit", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(di.get(step(&mut i)).unwrap()))
-    });
-    g.bench_function("call_method/get-int-hit", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(di.call_method("get", (step(&mut i),)).unwrap()))
-    });
-    g.bench_function("floor/get-int-miss", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(floor.dict_get(1_000_000 + step(&mut i) as i64)))
-    });
-    g.bench_function("typed/get-int-miss", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(di.get(1_000_000 + step(&mut i)).unwrap()))
-    });
-    g.bench_function("call_method/get-int-miss", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(di.call_method("get", (1_000_000 + step(&mut i),)).unwrap()))
-    });
-    g.bench_function("floor/set-int", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(floor.dict_set(step(&mut i) as i64, i as i64)))
-    });
-    g.bench_function("typed/set-int", |b| {
-        let mut i = 0;
-        b.iter(|| di.insert(step(&mut i), i).unwrap())
-    });
-    g.bench_function("call_method/set-int", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let j = step(&mut i);
-            black_box(di.call_method("__setitem__", (j, j)).unwrap())
-        })
-    });
+    row(g, "floor/get-int-hit", walk(|j| floor.dict_get(j as i64)));
+    row(g, "typed/get-int-hit", walk(|j| di.get(j).unwrap()));
+    row(
+        g,
+        "call_method/get-int-hit",
+        walk(|j| di.call_method("get", (j,)).unwrap()),
+    );
+    row(
+        g,
+        "floor/get-int-miss",
+        walk(|j| floor.dict_get((MISS + j) as i64)),
+    );
+    row(g, "typed/get-int-miss", walk(|j| di.get(MISS + j).unwrap()));
+    row(
+        g,
+        "call_method/get-int-miss",
+        walk(|j| di.call_method("get", (MISS + j,)).unwrap()),
+    );
+    row(
+        g,
+        "floor/set-int",
+        walk(|j| floor.dict_set(j as i64, j as i64)),
+    );
+    row(g, "typed/set-int", walk(|j| di.insert(j, j).unwrap()));
+    row(
+        g,
+        "call_method/set-int",
+        walk(|j| di.call_method("__setitem__", (j, j)).unwrap()),
+    );
     // 8-byte string keys.
-    g.bench_function("floor/get-str8-hit", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(floor.dict_get(str_word(&keys[step(&mut i)]))))
-    });
-    g.bench_function("typed/get-str8-hit", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(ds.get(keys[step(&mut i)].as_str()).unwrap()))
-    });
-    g.bench_function("call_method/get-str8-hit", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            black_box(
-                ds.call_method("get", (keys[step(&mut i)].as_str(),))
-                    .unwrap(),
-            )
-        })
-    });
-    g.bench_function("floor/get-str8-miss", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(floor.dict_get(str_word(&misses[step(&mut i)]))))
-    });
-    g.bench_function("typed/get-str8-miss", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(ds.get(misses[step(&mut i)].as_str()).unwrap()))
-    });
-    g.bench_function("call_method/get-str8-miss", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            black_box(
-                ds.call_method("get", (misses[step(&mut i)].as_str(),))
-                    .unwrap(),
-            )
-        })
-    });
-    g.bench_function("floor/set-str8", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(floor.dict_set(str_word(&keys[step(&mut i)]), i as i64)))
-    });
-    g.bench_function("typed/set-str8", |b| {
-        let mut i = 0;
-        b.iter(|| ds.insert(keys[step(&mut i)].as_str(), i).unwrap())
-    });
-    g.bench_function("call_method/set-str8", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let j = step(&mut i);
-            black_box(
-                ds.call_method("__setitem__", (keys[j].as_str(), j))
-                    .unwrap(),
-            )
-        })
-    });
-    g.finish();
+    row(
+        g,
+        "floor/get-str8-hit",
+        walk(|j| floor.dict_get(str_word(&keys[j]))),
+    );
+    row(
+        g,
+        "typed/get-str8-hit",
+        walk(|j| ds.get(keys[j].as_str()).unwrap()),
+    );
+    row(
+        g,
+        "call_method/get-str8-hit",
+        walk(|j| ds.call_method("get", (keys[j].as_str(),)).unwrap()),
+    );
+    row(
+        g,
+        "floor/get-str8-miss",
+        walk(|j| floor.dict_get(str_word(&misses[j]))),
+    );
+    row(
+        g,
+        "typed/get-str8-miss",
+        walk(|j| ds.get(misses[j].as_str()).unwrap()),
+    );
+    row(
+        g,
+        "call_method/get-str8-miss",
+        walk(|j| ds.call_method("get", (misses[j].as_str(),)).unwrap()),
+    );
+    row(
+        g,
+        "floor/set-str8",
+        walk(|j| floor.dict_set(str_word(&keys[j]), j as i64)),
+    );
+    row(
+        g,
+        "typed/set-str8",
+        walk(|j| ds.insert(keys[j].as_str(), j).unwrap()),
+    );
+    row(
+        g,
+        "call_method/set-str8",
+        walk(|j| {
+            ds.call_method("__setitem__", (keys[j].as_str(), j))
+                .unwrap()
+        }),
+    );
+    group.finish();
 }
 
 fn bench_value_array(c: &mut Criterion) {
     let store = store("value", 64 << 20);
-    let v = store.value(0).expect("value");
-    let tv = store.value_of(0i64).expect("value_of");
-    let a = store
+    let v = &store.value(0).expect("value");
+    let tv = &store.value_of(0i64).expect("value_of");
+    let a = &store
         .array((0..N as i64).collect::<Vec<_>>())
         .expect("array");
     // 4 KiB of i64s.
-    let block = store.array_zeroed::<i64>(512).expect("array 4 KiB");
+    let block = &store.array_zeroed::<i64>(512).expect("array 4 KiB");
     block.copy_from_slice(&[1; 512]).expect("fill");
-    let floor = floor("ops-value");
+    let floor = &floor("ops-value");
 
-    let mut g = c.benchmark_group("value");
-    g.bench_function("floor/get", |b| b.iter(|| black_box(floor.word_get())));
-    g.bench_function("typed/get", |b| b.iter(|| black_box(v.get().unwrap())));
-    g.bench_function("call_method/get", |b| {
-        b.iter(|| black_box(v.call_method("get", ()).unwrap()))
-    });
-    g.bench_function("typed-i64/get", |b| b.iter(|| black_box(tv.get().unwrap())));
-    g.bench_function("floor/set", |b| {
-        let mut i = 0i64;
-        b.iter(|| {
-            i += 1;
-            floor.word_set(black_box(i))
-        })
-    });
-    g.bench_function("typed/set", |b| {
-        let mut i = 0i64;
-        b.iter(|| {
-            i += 1;
-            v.set(black_box(i)).unwrap()
-        })
-    });
-    g.bench_function("call_method/set", |b| {
-        let mut i = 0i64;
-        b.iter(|| {
-            i += 1;
-            black_box(v.call_method("set", (black_box(i),)).unwrap())
-        })
-    });
-    g.bench_function("typed-i64/set", |b| {
-        let mut i = 0i64;
-        b.iter(|| {
-            i += 1;
-            tv.set(black_box(i)).unwrap()
-        })
-    });
-    g.finish();
+    let mut group = c.benchmark_group("value");
+    let g = &mut group;
+    row(g, "floor/get", || floor.word_get());
+    row(g, "typed/get", || v.get().unwrap());
+    row(g, "call_method/get", || v.call_method("get", ()).unwrap());
+    row(g, "typed-i64/get", || tv.get().unwrap());
+    row(g, "floor/set", walk(|j| floor.word_set(j as i64)));
+    row(g, "typed/set", walk(|j| v.set(j).unwrap()));
+    row(
+        g,
+        "call_method/set",
+        walk(|j| v.call_method("set", (j,)).unwrap()),
+    );
+    row(g, "typed-i64/set", walk(|j| tv.set(j as i64).unwrap()));
+    group.finish();
 
-    let mut g = c.benchmark_group("array");
-    g.bench_function("floor/get", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(floor.get(step(&mut i))))
-    });
-    g.bench_function("typed/get", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(a.get(step(&mut i) as i64).unwrap()))
-    });
-    g.bench_function("call_method/get", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(a.call_method("__getitem__", (step(&mut i),)).unwrap()))
-    });
-    g.bench_function("floor/set", |b| {
-        let mut i = 0;
-        b.iter(|| black_box(floor.set(step(&mut i), i as i64)))
-    });
-    g.bench_function("typed/set", |b| {
-        let mut i = 0;
-        b.iter(|| a.set(step(&mut i) as i64, i as i64).unwrap())
-    });
-    g.bench_function("call_method/set", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let j = step(&mut i);
-            black_box(a.call_method("__setitem__", (j, j)).unwrap())
-        })
-    });
+    let mut group = c.benchmark_group("array");
+    let g = &mut group;
+    row(g, "floor/get", walk(|j| floor.get(j)));
+    row(g, "typed/get", walk(|j| a.get(j as i64).unwrap()));
+    row(
+        g,
+        "call_method/get",
+        walk(|j| a.call_method("__getitem__", (j,)).unwrap()),
+    );
+    row(g, "floor/set", walk(|j| floor.set(j, j as i64)));
+    row(g, "typed/set", walk(|j| a.set(j as i64, j as i64).unwrap()));
+    row(
+        g,
+        "call_method/set",
+        walk(|j| a.call_method("__setitem__", (j, j)).unwrap()),
+    );
     // A 4 KiB block read in place under the lock: summed, and copied out.
-    g.bench_function("floor/sum-4KiB", |b| {
-        b.iter(|| black_box(floor.list_read(512, |s| s.iter().sum::<i64>())))
+    row(g, "floor/sum-4KiB", || {
+        floor.list_read(512, |s| s.iter().sum::<i64>())
     });
-    g.bench_function("typed/lock-sum-4KiB", |b| {
-        b.iter(|| black_box(block.lock().unwrap().iter().sum::<i64>()))
+    row(g, "typed/lock-sum-4KiB", || {
+        block.lock().unwrap().iter().sum::<i64>()
     });
-    g.bench_function("floor/copy-4KiB", |b| {
-        let mut out = [0i64; 512];
-        b.iter(|| {
-            floor.list_read(512, |s| out.copy_from_slice(s));
-            black_box(&mut out);
-        })
+    let mut out = [0i64; 512];
+    row(g, "floor/copy-4KiB", || {
+        floor.list_read(512, |s| out.copy_from_slice(s));
+        black_box(&mut out);
     });
-    g.bench_function("typed/lock-copy-4KiB", |b| {
-        let mut out = [0i64; 512];
-        b.iter(|| {
-            out.copy_from_slice(&block.lock().unwrap());
-            black_box(&mut out);
-        })
+    let mut out = [0i64; 512];
+    row(g, "typed/lock-copy-4KiB", || {
+        out.copy_from_slice(&block.lock().unwrap());
+        black_box(&mut out);
     });
-    g.bench_function("typed/to_vec-4KiB", |b| {
-        b.iter(|| black_box(block.to_vec().unwrap()))
-    });
-    g.finish();
+    row(g, "typed/to_vec-4KiB", || block.to_vec().unwrap());
+    group.finish();
 }
 
 fn bench_sync(c: &mut Criterion) {
     let store = store("sync", 64 << 20);
-    let lock = store.lock().expect("lock");
-    let q = store.queue(0).expect("queue");
-    let ev = store.event().expect("event");
-    let floor = floor("ops-sync");
+    let lock = &store.lock().expect("lock");
+    let q = &store.queue(0).expect("queue");
+    let ev = &store.event().expect("event");
+    let floor = &floor("ops-sync");
 
-    let mut g = c.benchmark_group("sync");
-    g.bench_function("floor/lock+unlock", |b| b.iter(|| floor.lock_unlock()));
-    g.bench_function("typed/lock-acquire+release", |b| {
-        b.iter(|| {
-            black_box(lock.acquire(true, None).unwrap());
-            lock.release().unwrap()
-        })
+    let mut group = c.benchmark_group("sync");
+    let g = &mut group;
+    row(g, "floor/lock+unlock", || floor.lock_unlock());
+    row(g, "typed/lock-acquire+release", || {
+        black_box(lock.acquire(true, None).unwrap());
+        lock.release().unwrap()
     });
-    g.bench_function("typed/lock-guard", |b| {
-        b.iter(|| drop(black_box(lock.guard().unwrap())))
+    row(g, "typed/lock-guard", || drop(lock.guard().unwrap()));
+    row(g, "call_method/lock-acquire+release", || {
+        black_box(lock.call_method("acquire", ()).unwrap());
+        lock.call_method("release", ()).unwrap()
     });
-    g.bench_function("call_method/lock-acquire+release", |b| {
-        b.iter(|| {
-            black_box(lock.call_method("acquire", ()).unwrap());
-            black_box(lock.call_method("release", ()).unwrap())
-        })
+    row(g, "typed/queue-put+get", || {
+        q.put(black_box(7)).unwrap();
+        q.get().unwrap()
     });
-    g.bench_function("typed/queue-put+get", |b| {
-        b.iter(|| {
-            q.put(black_box(7)).unwrap();
-            black_box(q.get().unwrap())
-        })
+    row(g, "call_method/queue-put+get", || {
+        q.call_method("put", (black_box(7),)).unwrap();
+        q.call_method("get", ()).unwrap()
     });
-    g.bench_function("call_method/queue-put+get", |b| {
-        b.iter(|| {
-            q.call_method("put", (black_box(7),)).unwrap();
-            black_box(q.call_method("get", ()).unwrap())
-        })
+    row(g, "typed/event-set+is_set", || {
+        ev.set().unwrap();
+        ev.is_set().unwrap()
     });
-    g.bench_function("typed/event-set+is_set", |b| {
-        b.iter(|| {
-            ev.set().unwrap();
-            black_box(ev.is_set().unwrap())
-        })
+    row(g, "typed/event-is_set", || ev.is_set().unwrap());
+    row(g, "call_method/event-set+is_set", || {
+        ev.call_method("set", ()).unwrap();
+        ev.call_method("is_set", ()).unwrap()
     });
-    g.bench_function("typed/event-is_set", |b| {
-        b.iter(|| black_box(ev.is_set().unwrap()))
-    });
-    g.bench_function("call_method/event-set+is_set", |b| {
-        b.iter(|| {
-            ev.call_method("set", ()).unwrap();
-            black_box(ev.call_method("is_set", ()).unwrap())
-        })
-    });
-    g.finish();
+    group.finish();
 }
 
 /// Proxy lifetimes: handles, references, objects, stores.
 fn bench_objects(c: &mut Criterion) {
-    let store = store("objects", 64 << 20);
-    let l = store.list([1, 2, 3]).expect("list");
+    let store = &store("objects", 64 << 20);
+    let l = &store.list([1, 2, 3]).expect("list");
     let token = l.token();
 
-    let mut g = c.benchmark_group("objects");
+    let mut group = c.benchmark_group("objects");
+    let g = &mut group;
     // A clone shares the handle (an `Arc`): no shared-memory traffic.
-    g.bench_function("proxy-clone+drop", |b| {
-        b.iter(|| drop(black_box(l.clone())))
-    });
+    row(g, "proxy-clone+drop", || drop(black_box(l.clone())));
     // `attach` takes a reference in the arena and records it in this process's holdings;
     // dropping the proxy gives both back: the shared refcount path.
-    g.bench_function("attach+drop", |b| {
-        b.iter(|| drop(black_box(store.attach(&token).unwrap())))
+    row(g, "attach+drop", || {
+        drop(black_box(store.attach(&token).unwrap()))
     });
-    g.bench_function("create+free/list3", |b| {
-        b.iter(|| drop(black_box(store.list([1, 2, 3]).unwrap())))
+    row(g, "create+free/list3", || {
+        drop(black_box(store.list([1, 2, 3]).unwrap()))
     });
-    g.bench_function("create+free/dict3", |b| {
-        b.iter(|| drop(black_box(store.dict([(1, 1), (2, 2), (3, 3)]).unwrap())))
+    row(g, "create+free/dict3", || {
+        drop(black_box(store.dict([(1, 1), (2, 2), (3, 3)]).unwrap()))
     });
-    g.bench_function("create+free/value", |b| {
-        b.iter(|| drop(black_box(store.value(1).unwrap())))
+    row(g, "create+free/value", || {
+        drop(black_box(store.value(1).unwrap()))
     });
-    g.finish();
+    group.finish();
 }
 
 /// `Store::open` (and the drop that detaches) of a store holding 100,000 live objects, beside
@@ -483,14 +426,15 @@ fn bench_open(c: &mut Criterion) {
         .bind("one", &empty.value(0).expect("value"))
         .expect("bind");
 
-    let mut g = c.benchmark_group("open");
-    g.bench_function("1-object", |b| {
-        b.iter(|| drop(black_box(Store::open(&empty_name).unwrap())))
+    let mut group = c.benchmark_group("open");
+    let g = &mut group;
+    row(g, "1-object", || {
+        drop(black_box(Store::open(&empty_name).unwrap()))
     });
-    g.bench_function("100k-objects", |b| {
-        b.iter(|| drop(black_box(Store::open(&full_name).unwrap())))
+    row(g, "100k-objects", || {
+        drop(black_box(Store::open(&full_name).unwrap()))
     });
-    g.finish();
+    group.finish();
     drop((full, empty));
 }
 
@@ -521,27 +465,23 @@ fn bench_lock(c: &mut Criterion) {
         FutexLock::init(fm).unwrap();
         (pm, fm)
     };
-    let mut g = c.benchmark_group("lock");
-    g.bench_function("pthread-robust/lock+unlock", |b| {
-        // SAFETY: as above.
-        b.iter(|| unsafe {
-            let _ = black_box(PthreadMutex::lock(pm));
-            let _ = PthreadMutex::unlock(pm);
-        })
+    let mut group = c.benchmark_group("lock");
+    let g = &mut group;
+    // SAFETY (both rows): as above.
+    row(g, "pthread-robust/lock+unlock", || unsafe {
+        let _ = black_box(PthreadMutex::lock(pm));
+        let _ = PthreadMutex::unlock(pm);
     });
-    g.bench_function("futex/lock+unlock", |b| {
-        // SAFETY: as above.
-        b.iter(|| unsafe {
-            let _ = black_box(FutexLock::lock(fm));
-            let _ = FutexLock::unlock(fm);
-        })
+    row(g, "futex/lock+unlock", || unsafe {
+        let _ = black_box(FutexLock::lock(fm));
+        let _ = FutexLock::unlock(fm);
     });
-    g.finish();
+    group.finish();
     // SAFETY: the mapping made above, no longer used.
     unsafe { libc::munmap(base.cast(), len) };
 }
 
-/// Short windows: about 80 functions must finish in under three minutes on a shared machine.
+/// Short windows: about 70 functions must finish in under three minutes on a shared machine.
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(300))

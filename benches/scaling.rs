@@ -20,7 +20,8 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion};
 use shmstore::{Store, Value};
 
 /// Names the stores of this run apart from other runs'.
@@ -53,6 +54,35 @@ impl Walk {
 }
 
 const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// `f` called with successive random positions in `0..n`.
+fn random<R>(n: u64, mut f: impl FnMut(u64) -> R) -> impl FnMut() -> R {
+    let mut w = Walk(SEED);
+    move || f(w.next(n))
+}
+
+type Group<'a> = BenchmarkGroup<'a, WallTime>;
+
+/// Times `iters` calls of a row's loop: the one instantiation of criterion's routine (as in
+/// `ops.rs`: quick to build, and no indirect call between two timed operations).
+fn run(g: &mut Group<'_>, id: BenchmarkId, f: &mut dyn FnMut(u64)) {
+    g.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            f(iters);
+            t.elapsed()
+        })
+    });
+}
+
+/// A row: `f` called in a monomorphized loop, its result kept from the optimizer.
+fn row<R>(g: &mut Group<'_>, id: BenchmarkId, mut f: impl FnMut() -> R) {
+    run(g, id, &mut |iters| {
+        for _ in 0..iters {
+            black_box(f());
+        }
+    });
+}
 
 fn human(n: usize) -> String {
     match n {
@@ -104,7 +134,8 @@ fn wanted(filter: Option<&str>, ids: &[String]) -> bool {
 
 /// (a) get/set at random positions as the container grows.
 fn bench_sizes(c: &mut Criterion, sizes: &[usize], filter: Option<&str>, notes: &mut String) {
-    let mut g = c.benchmark_group("size");
+    let mut group = c.benchmark_group("size");
+    let g = &mut group;
     for &n in sizes {
         let id = human(n);
         let n64 = n as u64;
@@ -113,24 +144,25 @@ fn bench_sizes(c: &mut Criterion, sizes: &[usize], filter: Option<&str>, notes: 
         };
 
         if wanted(filter, &ids(&["rawvec-get", "rawvec-chase"])) {
-            let raw: Vec<i64> = (0..n as i64).collect();
+            let raw = &(0..n as i64).collect::<Vec<_>>();
             // Independent reads: the CPU overlaps several misses (a throughput figure).
-            g.bench_function(BenchmarkId::new("rawvec-get", &id), |b| {
-                let mut w = Walk(SEED);
-                b.iter(|| black_box(raw[w.next(n64) as usize]))
-            });
+            row(
+                g,
+                BenchmarkId::new("rawvec-get", &id),
+                random(n64, |j| raw[j as usize]),
+            );
             // Each read's position depends on the previous read's value (or-ed in through a
             // zero the compiler cannot see): one full miss after another (a latency figure).
-            g.bench_function(BenchmarkId::new("rawvec-chase", &id), |b| {
-                let mut w = Walk(SEED);
-                let zero = black_box(0u64);
-                let mut last = 0u64;
-                b.iter(|| {
-                    let j = w.next(n64) | (last & zero);
-                    last = raw[j as usize] as u64;
-                    black_box(last)
-                })
-            });
+            let zero = black_box(0u64);
+            let mut last = 0u64;
+            row(
+                g,
+                BenchmarkId::new("rawvec-chase", &id),
+                random(n64, |j| {
+                    last = raw[(j | (last & zero)) as usize] as u64;
+                    last
+                }),
+            );
         }
 
         if !wanted(
@@ -145,17 +177,16 @@ fn bench_sizes(c: &mut Criterion, sizes: &[usize], filter: Option<&str>, notes: 
         let t = Instant::now();
         let l = store.list(0..n as i64).expect("list");
         let built = t.elapsed();
-        g.bench_function(BenchmarkId::new("list-get", &id), |b| {
-            let mut w = Walk(SEED);
-            b.iter(|| black_box(l.get(w.next(n64) as i64).unwrap()))
-        });
-        g.bench_function(BenchmarkId::new("list-set", &id), |b| {
-            let mut w = Walk(SEED);
-            b.iter(|| {
-                let j = w.next(n64) as i64;
-                l.set(j, j).unwrap()
-            })
-        });
+        row(
+            g,
+            BenchmarkId::new("list-get", &id),
+            random(n64, |j| l.get(j as i64).unwrap()),
+        );
+        row(
+            g,
+            BenchmarkId::new("list-set", &id),
+            random(n64, |j| l.set(j as i64, j).unwrap()),
+        );
         let bytes = store.stats().expect("stats").bytes_in_use;
         let _ = writeln!(
             notes,
@@ -170,17 +201,16 @@ fn bench_sizes(c: &mut Criterion, sizes: &[usize], filter: Option<&str>, notes: 
         let t = Instant::now();
         let d = store.dict((0..n as i64).map(|i| (i, i))).expect("dict");
         let built = t.elapsed();
-        g.bench_function(BenchmarkId::new("dict-get", &id), |b| {
-            let mut w = Walk(SEED);
-            b.iter(|| black_box(d.get(w.next(n64) as i64).unwrap()))
-        });
-        g.bench_function(BenchmarkId::new("dict-set", &id), |b| {
-            let mut w = Walk(SEED);
-            b.iter(|| {
-                let k = w.next(n64) as i64;
-                d.insert(k, k).unwrap()
-            })
-        });
+        row(
+            g,
+            BenchmarkId::new("dict-get", &id),
+            random(n64, |k| d.get(k as i64).unwrap()),
+        );
+        row(
+            g,
+            BenchmarkId::new("dict-set", &id),
+            random(n64, |k| d.insert(k as i64, k as i64).unwrap()),
+        );
         let bytes = store.stats().expect("stats").bytes_in_use;
         let _ = writeln!(
             notes,
@@ -190,7 +220,7 @@ fn bench_sizes(c: &mut Criterion, sizes: &[usize], filter: Option<&str>, notes: 
         );
         drop((d, store));
     }
-    g.finish();
+    group.finish();
 }
 
 /// (b) create+free of a small object as the number of live objects grows.
@@ -210,7 +240,8 @@ fn bench_live(c: &mut Criterion, live: &[usize], filter: Option<&str>, notes: &m
     // The live objects are values the holder list keeps alive through references.
     let holder = store.list(Vec::<i64>::new()).expect("list");
     let base = store.stats().expect("stats").objects_live;
-    let mut g = c.benchmark_group("live");
+    let mut group = c.benchmark_group("live");
+    let g = &mut group;
     for &n in live {
         let t = Instant::now();
         let have = (store.stats().expect("stats").objects_live - base) as usize;
@@ -228,14 +259,14 @@ fn bench_live(c: &mut Criterion, live: &[usize], filter: Option<&str>, notes: &m
             stats.object_slots,
             made.as_secs_f64()
         );
-        g.bench_function(BenchmarkId::new("create+free/list3", &id), |b| {
-            b.iter(|| drop(black_box(store.list([1, 2, 3]).unwrap())))
+        row(g, BenchmarkId::new("create+free/list3", &id), || {
+            drop(black_box(store.list([1, 2, 3]).unwrap()))
         });
-        g.bench_function(BenchmarkId::new("create+free/dict3", &id), |b| {
-            b.iter(|| drop(black_box(store.dict([(1, 1), (2, 2), (3, 3)]).unwrap())))
+        row(g, BenchmarkId::new("create+free/dict3", &id), || {
+            drop(black_box(store.dict([(1, 1), (2, 2), (3, 3)]).unwrap()))
         });
     }
-    g.finish();
+    group.finish();
 }
 
 /// The i-th element of each kind measured in (c).
