@@ -466,13 +466,14 @@ fn main() {
     let Some(table) = table else {
         return;
     };
-    let mut md = String::from("# shmstore scaling: arena bytes per element\n\n");
+    let smoke = if quick {
+        " (smoke run: small sizes)"
+    } else {
+        ""
+    };
+    let mut md = format!("# shmstore scaling: arena bytes per element{smoke}\n\n");
     md.push_str(&table);
-    let _ = write!(
-        md,
-        "\n## Setup of the timed runs{}\n\n{notes}",
-        if quick { " (smoke mode)" } else { "" }
-    );
+    let _ = write!(md, "\n## Setup of the timed runs{smoke}\n\n{notes}");
     let path = floor::target_dir().join("scaling.md");
     match std::fs::write(&path, md) {
         Ok(()) => println!("wrote {}", path.display()),
