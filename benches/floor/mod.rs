@@ -235,6 +235,13 @@ impl Floor {
         })
     }
 
+    /// Runs `f` on the first `n` list elements (clamped to the capacity) with the mutex held: the
+    /// floor of a zero-copy read of a block of a shared array.
+    #[inline]
+    pub fn list_read<R>(&self, n: usize, f: impl FnOnce(&[i64]) -> R) -> R {
+        self.locked(|b| f(&b.list[..n.min(LIST_CAP)]))
+    }
+
     /// Reads the single guarded word (the floor of a shared value).
     #[inline]
     pub fn word_get(&self) -> i64 {
