@@ -543,6 +543,22 @@ impl Arena {
         Some(x)
     }
 
+    /// `N` consecutive `u64`s from an 8-aligned offset, each read as by
+    /// [`Arena::load_u64_racy`] (same rules), with one bounds check for all of them.
+    #[inline]
+    pub fn load_words_racy<const N: usize>(&self, off: u64) -> Option<[u64; N]> {
+        let p = self.ptr(off, 8 * N as u64, 8).ok()?;
+        let mut out = [0u64; N];
+        for (i, w) in out.iter_mut().enumerate() {
+            // SAFETY: 1. `p + 8i` is in bounds and 8-aligned (the whole range was checked, `p`
+            // is 8-aligned and `i < N`); 2. the arena outlives the call; 3. the load is atomic and
+            // its result is only used after validation.
+            *w = unsafe { AtomicU64::from_ptr(p.add(8 * i).cast()) }
+                .load(std::sync::atomic::Ordering::Relaxed);
+        }
+        Some(out)
+    }
+
     /// As [`Arena::load_u64_racy`], for a `u32` at a 4-aligned offset.
     ///
     /// # Examples

@@ -166,15 +166,16 @@ impl Cell {
     /// ```
     #[inline]
     pub fn inline_value(&self) -> Option<Value> {
+        match self.scalar_value() {
+            Some(v) => Some(v),
+            None => self.inline_bytes_value(),
+        }
+    }
+
+    /// [`Cell::inline_value`] of a short string or bytes cell.
+    #[inline(never)]
+    fn inline_bytes_value(&self) -> Option<Value> {
         Some(match self.tag() {
-            NONE => Value::None,
-            BOOL => match self.w[1] {
-                0 => Value::Bool(false),
-                1 => Value::Bool(true),
-                _ => return None,
-            },
-            INT => Value::Int(self.w[1] as i64),
-            FLOAT => Value::Float(f64::from_bits(self.w[1])),
             tag @ (SSTR | SBYTES) => {
                 let b: [u8; 16] = bytemuck::cast(*self);
                 let data = b.get(2..2 + b[1] as usize)?;

@@ -202,10 +202,7 @@ pub fn locate(core: &Core, body: u64, want: &ElemType) -> Result<(u64, u64)> {
 /// ```
 #[inline]
 pub fn get_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType, i: i64) -> Option<T> {
-    let len = a.load_u64_racy(body).ok()?;
-    let data = a.load_u64_racy(body.checked_add(8)?).ok()?;
-    let fingerprint = a.load_u64_racy(body.checked_add(16)?).ok()?;
-    let size_align = a.load_u64_racy(body.checked_add(24)?).ok()?;
+    let [len, data, fingerprint, size_align] = a.load_words_racy::<4>(body)?;
     let want_sa: u64 = bytemuck::cast([want.size, want.align]);
     if fingerprint != want.fingerprint || size_align != want_sa {
         return None;

@@ -529,8 +529,7 @@ pub fn get(ctx: &mut Ctx<'_>, i: i64) -> Result<Value> {
 /// ```
 #[inline]
 pub fn len_racy(a: &Arena, body: u64) -> Option<u64> {
-    let len = a.load_u64_racy(body).ok()?;
-    let cap = a.load_u64_racy(body.checked_add(8)?).ok()?;
+    let [len, cap] = a.load_words_racy::<2>(body)?;
     (len <= cap).then_some(len)
 }
 
@@ -557,19 +556,13 @@ pub fn len_racy(a: &Arena, body: u64) -> Option<u64> {
 /// ```
 #[inline]
 pub fn get_racy(a: &Arena, body: u64, i: i64) -> Option<Cell> {
-    let len = a.load_u64_racy(body).ok()?;
-    let cap = a.load_u64_racy(body.checked_add(8)?).ok()?;
-    let cells = a.load_u64_racy(body.checked_add(16)?).ok()?;
+    let [len, cap, cells] = a.load_words_racy::<3>(body)?;
     if len > cap {
         return None;
     }
     let i = normalize(i, len)?;
     let at = cells.checked_add(i.checked_mul(CELL)?)?;
-    let w = [
-        a.load_u64_racy(at).ok()?,
-        a.load_u64_racy(at.checked_add(8)?).ok()?,
-    ];
-    Some(bytemuck::cast(w))
+    Some(bytemuck::cast(a.load_words_racy::<2>(at)?))
 }
 
 /// The value of a cell read by [`get_racy`] if it is a scalar stored inline (it owns no

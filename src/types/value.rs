@@ -417,11 +417,7 @@ pub fn get_racy(a: &crate::arena::Arena, body: u64) -> Option<Cell> {
         return None;
     }
     let at = body.checked_add(CELLS_OFF + current * cell::CELL_SIZE as u64)?;
-    let w = [
-        a.load_u64_racy(at).ok()?,
-        a.load_u64_racy(at.checked_add(8)?).ok()?,
-    ];
-    Some(bytemuck::cast(w))
+    Some(bytemuck::cast(a.load_words_racy::<2>(at)?))
 }
 
 /// The plain-data value (of type `T`, whose record is `want`) read without the lock, for
@@ -451,13 +447,11 @@ pub fn get_pod_racy<T: bytemuck::Pod>(
     body: u64,
     want: &ElemType,
 ) -> Option<T> {
-    if a.load_u32_racy(body).ok()? != REPR_POD {
+    let [repr, current, data, fingerprint, size_align] = a.load_words_racy::<5>(body)?;
+    let repr: [u32; 2] = bytemuck::cast(repr);
+    if repr[0] != REPR_POD {
         return None;
     }
-    let current = a.load_u64_racy(body.checked_add(CURRENT_OFF)?).ok()?;
-    let data = a.load_u64_racy(body.checked_add(16)?).ok()?;
-    let fingerprint = a.load_u64_racy(body.checked_add(24)?).ok()?;
-    let size_align = a.load_u64_racy(body.checked_add(32)?).ok()?;
     let want_sa: u64 = bytemuck::cast([want.size, want.align]);
     if current > 1 || fingerprint != want.fingerprint || size_align != want_sa {
         return None;
