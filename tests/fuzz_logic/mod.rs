@@ -182,11 +182,88 @@ impl ValueGen<'_> {
 /// Owned keyword arguments.
 type Kwargs<'a> = Vec<(&'a str, Value)>;
 
-/// Rewrites a call that could block forever into its non-blocking form; `None` skips it.
+/// Python's truth value of an argument (`bool(v)`).
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::None => false,
+        Value::Bool(b) => *b,
+        Value::Int(i) => *i != 0,
+        Value::Float(f) => *f != 0.0,
+        Value::Str(s) => !s.is_empty(),
+        Value::Bytes(b) => !b.is_empty(),
+        Value::List(xs) | Value::Tuple(xs) => !xs.is_empty(),
+        Value::Dict(kv) => !kv.is_empty(),
+        Value::Slice(_) | Value::Proxy(_) => true,
+    }
+}
+
+/// The longest wait a rewritten call may make, in seconds.
+const MAX_WAIT: f64 = 0.01;
+
+/// Whether a timeout argument bounds a wait by [`MAX_WAIT`]: a number of at most that many
+/// seconds (negative or NaN: no wait, or a typed error) other than `-1` (the C locks' "no
+/// limit"), or a value that is not a number at all (a `TypeError` before or instead of the
+/// wait). `None` means no limit; `True` is one second.
+fn bounded_timeout(v: &Value) -> bool {
+    let secs = match v {
+        Value::None => return false,
+        Value::Bool(b) => f64::from(u8::from(*b)),
+        Value::Int(i) => *i as f64,
+        Value::Float(f) => *f,
+        _ => return true,
+    };
+    secs.is_nan() || (secs <= MAX_WAIT && secs != -1.0)
+}
+
+/// Makes a call to a blocking method of a sync type wait at most [`MAX_WAIT`]: its timeout
+/// argument (positional at `at`, else the `timeout` keyword) is replaced by 1 ms unless it is
+/// already bounded, and added when absent. `blocking_at`: the position of a `blocking`
+/// argument; a false one (or one that is not an integer, for the C locks: a `TypeError`)
+/// never waits, so its call is left as the fuzzer made it — a timeout added to it would only
+/// turn it into a `ValueError`.
+fn bound_wait(
+    args: &mut [Value],
+    kwargs: &mut Kwargs<'_>,
+    at: usize,
+    blocking_at: Option<usize>,
+) {
+    if let Some(b) = blocking_at {
+        let blocking = args.get(b).or_else(|| {
+            kwargs
+                .iter()
+                .find(|(k, _)| *k == "blocking")
+                .map(|(_, v)| v)
+        });
+        if blocking.is_some_and(|v| !truthy(v)) {
+            return;
+        }
+    }
+    let short = Value::Float(0.001);
+    if let Some(v) = args.get_mut(at) {
+        if !bounded_timeout(v) {
+            *v = short;
+        }
+    } else if let Some((_, v)) = kwargs.iter_mut().find(|(k, _)| *k == "timeout") {
+        if !bounded_timeout(v) {
+            *v = short;
+        }
+    } else {
+        kwargs.push(("timeout", short));
+    }
+}
+
+/// Rewrites a call that could block forever into its non-blocking or briefly waiting form;
+/// `None` skips it.
 ///
 /// - `Queue.get`/`put`: `block=False` (positional extras beyond the item are dropped, as are
 ///   the caller's `block`/`timeout` keywords).
 /// - `JoinableQueue.join`: skipped (it waits for every `task_done`).
+/// - `acquire`/`__enter__` of `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore` and
+///   `Condition`, and `wait` of `Condition`, `Event` and `Barrier`: a timeout of at most
+///   [`MAX_WAIT`] (see [`bound_wait`]). A lock this thread holds, a semaphore at zero, an
+///   unset event then time out (`False`); a barrier of more than one party breaks
+///   (`BrokenBarrier`, and every later `wait` fails at once until `reset`); a condition not
+///   held refuses `wait` and `notify` (`RuntimeError`). All typed.
 fn unblock<'a>(
     type_id: u16,
     method: &str,
@@ -205,6 +282,24 @@ fn unblock<'a>(
         args.iter_mut().for_each(small);
         kwargs.iter_mut().for_each(|(_, v)| small(v));
     }
+    let acquire = method == "acquire" || method == "__enter__";
+    match type_id {
+        type_ids::LOCK
+        | type_ids::RLOCK
+        | type_ids::SEMAPHORE
+        | type_ids::BOUNDED_SEMAPHORE
+        | type_ids::CONDITION
+            if acquire =>
+        {
+            bound_wait(&mut args, &mut kwargs, 1, Some(0));
+            return Some((args, kwargs));
+        }
+        type_ids::CONDITION | type_ids::EVENT | type_ids::BARRIER if method == "wait" => {
+            bound_wait(&mut args, &mut kwargs, 0, None);
+            return Some((args, kwargs));
+        }
+        _ => {}
+    }
     let queue = type_id == type_ids::QUEUE || type_id == type_ids::JOINABLE_QUEUE;
     if !queue {
         return Some((args, kwargs));
@@ -222,8 +317,8 @@ fn unblock<'a>(
 }
 
 const KW_NAMES: &[&str] = &[
-    "block", "timeout", "reverse", "key", "default", "item", "value", "index", "x", "i", "n",
-    "other", "iterable",
+    "block", "blocking", "timeout", "reverse", "key", "default", "item", "value", "index", "x",
+    "i", "n", "other", "iterable",
 ];
 
 /// `dispatch`: arbitrary calls — a method from the type's table or a random name, arbitrary
@@ -274,6 +369,21 @@ pub fn dispatch(data: &[u8]) {
             store.queue(0).expect("queue").into(),
             store.queue(2).expect("bounded queue").into(),
             store.joinable_queue(0).expect("joinable queue").into(),
+            store.lock().expect("lock").into(),
+            store.rlock().expect("rlock").into(),
+            store.semaphore(0).expect("semaphore at zero").into(),
+            store.semaphore(2).expect("semaphore").into(),
+            store
+                .bounded_semaphore(1)
+                .expect("bounded semaphore")
+                .into(),
+            store.condition().expect("condition").into(),
+            store.event().expect("event").into(),
+            store.barrier(1).expect("barrier of one").into(),
+            store
+                .barrier_with(2, Some(std::time::Duration::from_millis(1)))
+                .expect("barrier of two")
+                .into(),
         ];
         let gen = ValueGen {
             tokens: &tokens,
