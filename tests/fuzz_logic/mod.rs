@@ -221,12 +221,7 @@ fn bounded_timeout(v: &Value) -> bool {
 /// argument; a false one (or one that is not an integer, for the C locks: a `TypeError`)
 /// never waits, so its call is left as the fuzzer made it — a timeout added to it would only
 /// turn it into a `ValueError`.
-fn bound_wait(
-    args: &mut [Value],
-    kwargs: &mut Kwargs<'_>,
-    at: usize,
-    blocking_at: Option<usize>,
-) {
+fn bound_wait(args: &mut [Value], kwargs: &mut Kwargs<'_>, at: usize, blocking_at: Option<usize>) {
     if let Some(b) = blocking_at {
         let blocking = args.get(b).or_else(|| {
             kwargs
@@ -909,6 +904,9 @@ struct Image {
     tokens: Vec<Token>,
     /// Byte ranges the mutations leave alone (see [`arena_bytes`]).
     protected: Vec<(usize, usize)>,
+    /// Offsets of the lock words (the arena lock's, each slot's) the mutations may change,
+    /// within the bounds [`bound_locks`] sets; empty when they are protected instead.
+    locks: Vec<usize>,
 }
 
 const IMAGE_SIZE: usize = 128 << 10;
@@ -950,12 +948,16 @@ fn image() -> &'static Image {
         let bytes = std::fs::read(format!("/dev/shm/{name}")).expect("read the image");
         assert_eq!(bytes.len(), IMAGE_SIZE);
 
-        // Lock words: a pthread robust mutex whose word holds a random thread id can block a
-        // locker forever (the kernel is asked to wait for that "owner"), so the arena lock and
-        // every slot's lock are left alone — and so are the header fields that say where they
-        // are, and the state word (INIT makes `open` wait two seconds for the creator).
+        // Left alone: the header fields that say where the locks are (moved, the "lock words"
+        // would be arbitrary bytes, see `bound_locks`), and the state word (INIT makes `open`
+        // wait two seconds for the creator). The lock words themselves are mutated, bounded by
+        // `bound_locks`, when the lock is the futex lock; a pthread robust mutex whose word
+        // holds a random thread id blocks a locker forever (the kernel is asked to wait for
+        // that "owner"), so with it they are left alone too.
         use shmstore::header::{Header, LOCK_OFF, STATE_OFF};
-        use shmstore::table::{LOCK_BYTES, SLOT_SIZE};
+        use shmstore::table::{ObjLock, LOCK_BYTES, SLOT_SIZE};
+        let futex = std::any::TypeId::of::<ObjLock>()
+            == std::any::TypeId::of::<shmstore::sync::FutexLock>();
         let word = |off: usize| {
             let mut w = [0u8; 8];
             w.copy_from_slice(&bytes[off..off + 8]);
@@ -973,23 +975,63 @@ fn image() -> &'static Image {
                 std::mem::offset_of!(Header, table_slots) + 8,
             ),
             (STATE_OFF as usize, STATE_OFF as usize + 4),
-            (LOCK_OFF as usize, LOCK_OFF as usize + LOCK_BYTES),
         ];
-        for i in 0..table_slots {
-            let off = (table_off + i * SLOT_SIZE) as usize;
-            protected.push((off, off + LOCK_BYTES));
+        let locks: Vec<usize> = std::iter::once(LOCK_OFF as usize)
+            .chain((0..table_slots).map(|i| (table_off + i * SLOT_SIZE) as usize))
+            .collect();
+        if !futex {
+            protected.extend(locks.iter().map(|&off| (off, off + LOCK_BYTES)));
         }
         Image {
             bytes,
             names: vec!["l", "d", "q", "ns", "missing"],
             tokens,
             protected,
+            locks: if futex { locks } else { Vec::new() },
         }
     })
 }
 
 fn protected(img: &Image, off: usize) -> bool {
     img.protected.iter().any(|&(a, b)| (a..b).contains(&off))
+}
+
+/// Lock words whose state a mutation may change, per input.
+const MAX_LOCKS_CHANGED: usize = 2;
+
+/// Bounds what mutated futex lock words can do (src/sync/futex.rs: `state` holds the owner's
+/// tid in its low 30 bits, WAITERS in bit 31, INCONSISTENT in bit 30; then the owner record).
+///
+/// - An owner tid that names a live thread — the fuzzer's own, a thread of any other process
+///   (pid 1 is always there) — is a lock held by a live owner, and a locker without a timeout
+///   rightly waits for it for ever: every nonzero owner gets bit 22 set, and no task has an id
+///   of 2^22 (Linux's `PID_MAX_LIMIT`) or more. The owner is then certainly dead; a waiter
+///   takes the lock over (`OwnerDied`, then the type's repair) when its first 100 ms slice
+///   runs out. INCONSISTENT and WAITERS stay as the fuzzer set them ("not recoverable",
+///   spurious wakes), and so do the owner record's bytes.
+/// - Each dead owner costs a waiter that 100 ms slice, so at most [`MAX_LOCKS_CHANGED`] lock
+///   words per input keep a changed state (the first ones, in arena order); the others get the
+///   image's state back. An input thus stays well under libFuzzer's 10 s `-timeout`.
+fn bound_locks(img: &Image, bytes: &mut [u8]) {
+    const OWNER: u32 = 0x3fff_ffff;
+    const NO_TASK: u32 = 1 << 22;
+    let mut changed = 0;
+    for &off in &img.locks {
+        let word = |b: &[u8]| u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]]);
+        let mut state = word(bytes);
+        if state == word(&img.bytes) {
+            continue;
+        }
+        changed += 1;
+        if changed > MAX_LOCKS_CHANGED {
+            bytes[off..off + 4].copy_from_slice(&img.bytes[off..off + 4]);
+            continue;
+        }
+        if state & OWNER != 0 {
+            state |= NO_TASK;
+        }
+        bytes[off..off + 4].copy_from_slice(&state.to_le_bytes());
+    }
 }
 
 /// Errors allowed on a scribbled-on arena: the typed ones (`Corrupt` included); a panic or a
@@ -1043,8 +1085,8 @@ fn safe_calls(p: &Proxy) {
 /// opened (attached or not), checked, searched for its names, its tokens attached, and what is
 /// found called. Everything must end in Ok or a typed error, never a panic, a crash or a hang.
 ///
-/// Not mutated (a known limitation, see `image`): the bytes of the arena lock, of each object
-/// slot's lock word, the header words that locate them, and the segment state word.
+/// Not mutated (a known limitation, see `image`): the header words that locate the locks and
+/// the segment state word. Lock words are, within the bounds [`bound_locks`] sets.
 pub fn arena_bytes(data: &[u8]) {
     let img = image();
     let Some((&flags, rest)) = data.split_first() else {
@@ -1058,6 +1100,7 @@ pub fn arena_bytes(data: &[u8]) {
             bytes[off] = w[3];
         }
     }
+    bound_locks(img, &mut bytes);
     let name = seg_name("a");
     let _c = Cleanup(name.clone());
     {
