@@ -144,6 +144,12 @@ impl Cell {
         }
     }
 
+    /// The cell made of two words read from the arena (a copy; decode it once validated).
+    #[inline]
+    pub(crate) fn from_words(w: [u64; 2]) -> Cell {
+        Cell { w }
+    }
+
     /// The value of a cell that is stored whole inline (None, bool, int, float, short string or
     /// bytes): decoding it reads nothing more from the arena. `None` for any other cell, or an
     /// inline cell that fails a check (the caller's locked path reports it).

@@ -75,9 +75,8 @@ pub struct Core {
 impl Core {
     /// Wraps a validated arena not yet counted as attached (dropping it detaches nothing).
     pub(crate) fn new_unattached(arena: Arena, hdr: Header, name: String) -> Core {
-        let [a, b] = hdr.hash_key;
         Core {
-            hash_seed: crate::value::hash_seed(a ^ b.rotate_left(32)),
+            hash_seed: crate::value::hash_seed(crate::types::htable::key_of(hdr.hash_key)),
             arena,
             hdr,
             name,

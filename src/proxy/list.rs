@@ -127,7 +127,7 @@ impl ListProxy {
         if let Some(c) =
             dispatch::read_optimistic(&h.core, &h.token, |a, b| list::get_racy(a, b, index))
         {
-            if let Some(v) = list::scalar_of(&h.core, &c) {
+            if let Some(v) = c.inline_value() {
                 return Ok(v);
             }
         }

@@ -248,7 +248,7 @@ impl WordLock {
             }
             let slice_end = now + SLICE;
             let until = deadline.map_or(slice_end, |d| d.min(slice_end));
-            let ts = monotonic_deadline(until.saturating_duration_since(now))?;
+            let ts = super::pthread::deadline(until.saturating_duration_since(now))?;
             let rc = futex_wait(&self.state, s | WAITERS, Some(&ts));
             slept = true;
             match rc {
@@ -339,9 +339,4 @@ impl WordLock {
         }
         Ok(prev & PID_MASK != 0)
     }
-}
-
-/// The absolute `CLOCK_MONOTONIC` time `d` from now, for `FUTEX_WAIT_BITSET`.
-fn monotonic_deadline(d: Duration) -> Result<libc::timespec> {
-    super::pthread::deadline(d)
 }

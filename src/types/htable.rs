@@ -260,7 +260,11 @@ impl Table {
 /// ```
 #[inline]
 pub fn seg_key(core: &Core) -> u64 {
-    let [a, b] = core.hash_key();
+    key_of(core.hash_key())
+}
+
+/// The 64-bit key [`seg_key`] derives from a segment's two-word hash key.
+pub(crate) fn key_of([a, b]: [u64; 2]) -> u64 {
     a ^ b.rotate_left(32)
 }
 

@@ -218,9 +218,9 @@ pub const fn fingerprint(s: &str) -> u64 {
 /// ```
 #[inline]
 pub fn elem_racy(a: &crate::arena::Arena, off: u64) -> Option<ElemType> {
-    let fingerprint = a.load_u64_racy(off).ok()?;
-    let sa: [u32; 2] = bytemuck::cast(a.load_u64_racy(off.checked_add(8)?).ok()?);
-    let kr: [u32; 2] = bytemuck::cast(a.load_u64_racy(off.checked_add(16)?).ok()?);
+    let [fingerprint, sa, kr] = a.load_words_racy::<3>(off)?;
+    let sa: [u32; 2] = bytemuck::cast(sa);
+    let kr: [u32; 2] = bytemuck::cast(kr);
     let e = ElemType {
         fingerprint,
         size: sa[0],

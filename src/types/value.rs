@@ -481,15 +481,19 @@ pub fn get_pod_racy<T: bytemuck::Pod>(
 /// ```
 #[inline]
 pub fn value_racy(a: &crate::arena::Arena, body: u64) -> Option<Value> {
-    match a.load_u32_racy(body).ok()? {
-        REPR_CELLS => get_racy(a, body)?.inline_value(),
+    // The representation, `current` and (plain data) the copies' offset, in one bounds check.
+    let [w0, current, data] = a.load_words_racy::<3>(body)?;
+    let repr: [u32; 2] = bytemuck::cast(w0);
+    if current > 1 {
+        return None;
+    }
+    match repr[0] {
+        REPR_CELLS => {
+            let at = body.checked_add(CELLS_OFF + current * cell::CELL_SIZE as u64)?;
+            Cell::from_words(a.load_words_racy::<2>(at)?).inline_value()
+        }
         REPR_POD => {
-            let current = a.load_u64_racy(body.checked_add(CURRENT_OFF)?).ok()?;
-            let data = a.load_u64_racy(body.checked_add(16)?).ok()?;
             let e = pod::elem_racy(a, body.checked_add(24)?)?;
-            if current > 1 {
-                return None;
-            }
             pod::value_racy(a, &e, data.checked_add(current * e.stride())?)
         }
         _ => None,
