@@ -165,6 +165,9 @@ enum Backing {
 /// ```
 pub unsafe trait AtomicWords: Sized {}
 
+// SAFETY: an array of `AtomicU64` is `N` atomics with no padding, valid for every bit pattern.
+unsafe impl<const N: usize> AtomicWords for [AtomicU64; N] {}
+
 /// A shared byte region addressed by offsets.
 ///
 /// # Examples

@@ -150,6 +150,27 @@ impl Cell {
         Cell { w }
     }
 
+    /// The cell's two words, as stored.
+    #[inline]
+    pub(crate) fn to_words(self) -> [u64; 2] {
+        self.w
+    }
+
+    /// Whether the cell is None, a bool, an int or a float: its first word is its tag alone
+    /// and its second the payload, so one 8-byte store replaces it with another of its kind.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::cell::Cell;
+    /// use shmstore::Value;
+    /// assert!(Cell::scalar(&Value::Int(7)).unwrap().is_word_scalar());
+    /// assert!(!Cell::scalar(&Value::from("short")).unwrap().is_word_scalar());
+    /// ```
+    #[inline]
+    pub fn is_word_scalar(&self) -> bool {
+        self.w[0] <= u64::from(FLOAT)
+    }
+
     /// The value of a cell that is stored whole inline (None, bool, int, float, short string or
     /// bytes): decoding it reads nothing more from the arena. `None` for any other cell, or an
     /// inline cell that fails a check (the caller's locked path reports it).

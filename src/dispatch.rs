@@ -479,6 +479,53 @@ pub fn read_optimistic<R>(
     None
 }
 
+/// The fast path of the typed proxies' scalar writes: takes the object's lock if it is free
+/// this instant, checks that the slot still holds the object, opens a write on its sequence and
+/// runs `step` on the arena and the body's offset, with no context, no repair lookup and no
+/// reclaim. `step` returns `None`, having written nothing, when it cannot do the job in place
+/// (an index out of range, a cell that owns a block, a full array...).
+///
+/// `None` means nothing was done and the caller takes the general path ([`with_object`]),
+/// which waits for a busy lock, repairs what a dead holder left and reports every error.
+/// A holder that dies inside `step` leaves the lock to be taken over and the sequence odd, as
+/// on the general path, so `step` keeps each type's crash protocol: every state it can be
+/// stopped in is one its type's repair accepts.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-writefast-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::{lock_object, write_fast};
+/// let l = store.list([1, 2])?;
+/// let (core, t) = (store.core(), l.token());
+/// // The list's length word, rewritten in place (its first word).
+/// assert_eq!(write_fast(core, &t, |a, body| a.store_u64(body, 1).ok()), Some(()));
+/// assert_eq!(l.len()?, 1);
+/// // While the lock is held, the fast path declines and leaves the work to the general path.
+/// let held = lock_object(core, &t)?;
+/// let busy = std::thread::scope(|s| s.spawn(|| write_fast(core, &t, |_, _| Some(()))).join().unwrap());
+/// assert_eq!(busy, None);
+/// drop(held);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn write_fast<R>(
+    core: &Core,
+    token: &Token,
+    step: impl FnOnce(&crate::arena::Arena, u64) -> Option<R>,
+) -> Option<R> {
+    let words = core.table().slot(token.slot).ok()?;
+    let _guard = words.try_lock_free()?;
+    if words.check_live(token.slot, token.generation).ok()? != token.type_id {
+        return None;
+    }
+    let _w = words.write_begin();
+    step(
+        core.arena(),
+        words.body.load(std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
 /// Takes the lock of the object `token` names and builds its context (repairing first what a
 /// dead holder left). The guard bounds the lock's life; the context's `released` references
 /// are the caller's to drop after the guard.

@@ -232,6 +232,32 @@ impl SlotWords {
         ))
     }
 
+    /// Takes the slot's lock only if it is free this instant (see
+    /// [`FutexLock::try_lock_free`](crate::sync::FutexLock::try_lock_free)): `None` when it is
+    /// held, contended, or was left by a dead holder; [`SlotWords::lock`] handles those.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-slottrylockfree-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list([1])?;
+    /// let w = store.core().table().slot(l.token().slot)?;
+    /// let guard = w.try_lock_free().expect("free");
+    /// assert!(w.try_lock_free().is_none()); // held
+    /// drop(guard);
+    /// assert!(w.try_lock_free().is_some());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_lock_free(&self) -> Option<LockGuard<'_>> {
+        let p = self.lock_ptr();
+        // SAFETY: as in `lock`: the slot's initialized lock, in bounds and aligned.
+        unsafe { ObjLock::try_lock_free(p) }.then_some(LockGuard {
+            lock: p,
+            _arena: PhantomData,
+        })
+    }
+
     /// Opens a write on the object, whose lock the caller holds: the write sequence becomes
     /// odd until the returned guard is dropped. Nested writes share the outer one.
     ///

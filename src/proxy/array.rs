@@ -135,6 +135,13 @@ impl<T: Pod> ArrayProxy<T> {
     /// ```
     #[inline]
     pub fn len(&self) -> Result<usize> {
+        // Lock-free: the length never changes (see `array::len_racy`).
+        let (want, h) = (self.elem, &self.h);
+        if let Some(n) =
+            dispatch::read_optimistic(&h.core, &h.token, |a, b| array::len_racy(a, b, &want))
+        {
+            return Ok(n as usize);
+        }
         self.with_slice(|s| Ok(s.len()))
     }
 
@@ -209,6 +216,14 @@ impl<T: Pod> ArrayProxy<T> {
     /// ```
     #[inline]
     pub fn set(&self, index: i64, x: T) -> Result<()> {
+        let (want, bytes, h) = (self.elem, bytemuck::bytes_of(&x), &self.h);
+        if dispatch::write_fast(&h.core, &h.token, |a, b| {
+            array::set_fast(a, b, &want, index, bytes)
+        })
+        .is_some()
+        {
+            return Ok(());
+        }
         self.with_slice_mut(|s| {
             let len = s.len();
             match normalize(index, len).and_then(|i| s.get_mut(i)) {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::{Handle, Proxy};
+use crate::cell::Cell;
 use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -156,6 +157,15 @@ impl ListProxy {
     #[inline]
     pub fn set(&self, index: i64, v: impl Into<Value>) -> Result<()> {
         let v = v.into();
+        // An int replacing an int (or None, bool, float of one kind): one store, see `set_fast`.
+        if let Some(c) = Cell::scalar(&v) {
+            let h = &self.h;
+            if dispatch::write_fast(&h.core, &h.token, |a, b| list::set_fast(a, b, index, c))
+                .is_some()
+            {
+                return Ok(());
+            }
+        }
         self.with(|c| list::set(c, index, &v))
     }
 
@@ -177,6 +187,14 @@ impl ListProxy {
     #[inline]
     pub fn append(&self, v: impl Into<Value>) -> Result<()> {
         let v = v.into();
+        // A scalar into an array with room: see `append_fast`.
+        if let Some(c) = Cell::scalar(&v) {
+            let h = &self.h;
+            if dispatch::write_fast(&h.core, &h.token, |a, b| list::append_fast(a, b, c)).is_some()
+            {
+                return Ok(());
+            }
+        }
         self.with(|c| list::append(c, &v))
     }
 
@@ -239,6 +257,12 @@ impl ListProxy {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn pop(&self, index: i64) -> Result<Value> {
+        // The last item, a scalar: see `pop_fast`.
+        let h = &self.h;
+        if let Some(v) = dispatch::write_fast(&h.core, &h.token, |a, b| list::pop_fast(a, b, index))
+        {
+            return Ok(v);
+        }
         self.with(|c| list::pop(c, index))
     }
 

@@ -6,6 +6,7 @@
 //! [`Proxy`] and the typed ones — has `call_method`, `call_method_kw`, `get_value`, `token`,
 //! `Display` (Python's `str` of the referent) and `Debug` (the repr of the proxy).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::core::Core;
@@ -18,13 +19,34 @@ use crate::value::Value;
 pub(crate) struct Handle {
     pub(crate) core: Arc<Core>,
     pub(crate) token: Token,
+    /// The body's offset once a proxy of a type whose body never moves has looked it up (0:
+    /// not yet). The reference this handle holds keeps the object, and so the body, in place.
+    fixed_body: AtomicU64,
 }
 
 impl Handle {
     /// Wraps a reference the caller already took (creation, attach, lookup).
     pub(crate) fn adopt(core: Arc<Core>, token: Token) -> Arc<Handle> {
         core.hold(&token);
-        Arc::new(Handle { core, token })
+        Arc::new(Handle {
+            core,
+            token,
+            fixed_body: AtomicU64::new(0),
+        })
+    }
+
+    /// The body's offset for a `lockless` type whose body stays where it was created for the
+    /// object's life (a `Lock`'s word): looked up, with its liveness and type checks, on the
+    /// first call only.
+    #[inline]
+    pub(crate) fn fixed_body(&self) -> Result<u64> {
+        let b = self.fixed_body.load(Ordering::Relaxed);
+        if b != 0 {
+            return Ok(b);
+        }
+        let b = crate::dispatch::body_unlocked(&self.core, &self.token)?;
+        self.fixed_body.store(b, Ordering::Relaxed);
+        Ok(b)
     }
 }
 

@@ -388,13 +388,11 @@ impl Acquire for LockProxy {
     #[inline]
     fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
         let deadline = check_blocking(blocking, timeout)?;
-        let body = dispatch::body_unlocked(&self.h.core, &self.h.token)?;
-        lock::acquire_at(&self.h.core, body, blocking, deadline)
+        lock::acquire_at(&self.h.core, self.h.fixed_body()?, blocking, deadline)
     }
     #[inline]
     fn release(&self) -> Result<()> {
-        let body = dispatch::body_unlocked(&self.h.core, &self.h.token)?;
-        lock::release_at(&self.h.core, body)
+        lock::release_at(&self.h.core, self.h.fixed_body()?)
     }
 }
 

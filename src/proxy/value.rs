@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytemuck::Pod;
 
 use super::{Handle, Proxy};
+use crate::cell::Cell;
 use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -112,6 +113,13 @@ impl ValueProxy {
     #[inline]
     pub fn set(&self, x: impl Into<Value>) -> Result<()> {
         let x = x.into();
+        // A scalar over a scalar: see `value::set_fast`.
+        if let Some(c) = Cell::scalar(&x) {
+            let h = &self.h;
+            if dispatch::write_fast(&h.core, &h.token, |a, b| value::set_fast(a, b, c)).is_some() {
+                return Ok(());
+            }
+        }
         self.with(|c| value::set(c, &x))
     }
 
@@ -383,7 +391,16 @@ impl<T: Pod> TypedValueProxy<T> {
     #[inline]
     pub fn set(&self, x: T) -> Result<()> {
         let want = self.elem;
-        self.with(|c| value::set_pod(c, &want, bytemuck::bytes_of(&x)))
+        let bytes = bytemuck::bytes_of(&x);
+        let h = &self.h;
+        if dispatch::write_fast(&h.core, &h.token, |a, b| {
+            value::set_pod_fast(a, b, &want, bytes)
+        })
+        .is_some()
+        {
+            return Ok(());
+        }
+        self.with(|c| value::set_pod(c, &want, bytes))
     }
 
     /// Runs `f` on the value under its lock and stores what it leaves: an atomic

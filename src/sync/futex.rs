@@ -503,6 +503,49 @@ fn unlock_slow(w: &Words<'_>, me: Me) -> Result<()> {
     Ok(())
 }
 
+impl FutexLock {
+    /// Takes the lock only if it is free this instant: one compare-and-swap, no spinning, no
+    /// sleep, no recovery. `false` when it is held, has waiters, or was left by a dead owner or
+    /// unrecoverable; the caller then takes the general path ([`RawLock::lock`]), which waits
+    /// and reports `OwnerDied`. It is the first step of the typed proxies' fast paths.
+    ///
+    /// # Safety
+    ///
+    /// As [`RawLock::try_lock`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::{FutexLock, RawLock};
+    /// let mem = Arena::heap(64);
+    /// let lock = mem.raw_ptr(0, FutexLock::SIZE as u64, FutexLock::ALIGN as u64)?;
+    /// // SAFETY: `lock` is SIZE aligned bytes of `mem`, formatted once here and used only by
+    /// // this thread, which unlocks only what it holds.
+    /// unsafe {
+    ///     FutexLock::init(lock)?;
+    ///     assert!(FutexLock::try_lock_free(lock));
+    ///     assert!(!FutexLock::try_lock_free(lock)); // held (even by this thread)
+    ///     FutexLock::unlock(lock)?;
+    /// }
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub unsafe fn try_lock_free(ptr: *mut u8) -> bool {
+        let me = me();
+        // SAFETY: the caller's contract.
+        let w = unsafe { words(ptr) };
+        // Acquire: synchronizes with the previous holder's Release in unlock.
+        if w.state
+            .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            w.record(me);
+            return true;
+        }
+        false
+    }
+}
+
 // SAFETY: `state` changes from free (0) to held (a tid) only by a compare-and-swap with Acquire,
 // and back only by its holder's Release swap, so at most one thread holds the lock and each holder
 // sees what the previous one wrote. A holder that dies is found by every waiter whose slice runs

@@ -211,6 +211,66 @@ pub fn get_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType, i: i64) -> Option
     a.load_pod_racy::<T>(data.checked_add(i.checked_mul(want.stride())?)?)
 }
 
+/// The length of an array of `want`'s elements, read without the lock (it never changes once
+/// created), for [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` for
+/// another element type or words out of bounds.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arraylenracy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::read_optimistic;
+/// use shmstore::types::array::len_racy;
+/// use shmstore::types::pod::ElemType;
+/// let a = store.array([1u16, 2, 3])?;
+/// let (core, t) = (store.core(), a.token());
+/// let want = ElemType::of::<u16>();
+/// assert_eq!(read_optimistic(core, &t, |ar, body| len_racy(ar, body, &want)), Some(3));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn len_racy(a: &Arena, body: u64, want: &ElemType) -> Option<u64> {
+    let [len, _, fingerprint, size_align] = a.load_words_racy::<4>(body)?;
+    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    (fingerprint == want.fingerprint && size_align == want_sa).then_some(len)
+}
+
+/// `a[i] = x` for an element of type `want` (`bytes` are `x`'s), for
+/// [`dispatch::write_fast`](crate::dispatch::write_fast), which holds the lock and the write:
+/// the element's bytes are copied in place, as [`set`] does. `None`, having written nothing,
+/// for an index out of range, another element type or words that fail a check (the general
+/// path reports them).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arraysetfast-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::write_fast;
+/// use shmstore::types::array::set_fast;
+/// use shmstore::types::pod::ElemType;
+/// let a = store.array([1i64, 2, 3])?;
+/// let (core, t) = (store.core(), a.token());
+/// let want = ElemType::of::<i64>();
+/// let nine = 9i64.to_ne_bytes();
+/// assert_eq!(write_fast(core, &t, |ar, body| set_fast(ar, body, &want, -1, &nine)), Some(()));
+/// assert_eq!(a.get(2)?, 9);
+/// assert_eq!(write_fast(core, &t, |ar, body| set_fast(ar, body, &want, 3, &nine)), None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn set_fast(a: &Arena, body: u64, want: &ElemType, i: i64, bytes: &[u8]) -> Option<()> {
+    let [len, data, fingerprint, size_align] = a.load_words_racy::<4>(body)?;
+    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    if fingerprint != want.fingerprint || size_align != want_sa || bytes.len() != want.size as usize
+    {
+        return None;
+    }
+    let i = normalize(i, len)?;
+    let at = data.checked_add(i.checked_mul(want.stride())?)?;
+    a.check(at, want.stride(), u64::from(want.align)).ok()?;
+    a.copy_in(at, bytes).ok()
+}
+
 const M_LEN: usize = super::method_idx(DESC.methods, "__len__");
 const M_GETITEM: usize = super::method_idx(DESC.methods, "__getitem__");
 

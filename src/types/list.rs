@@ -38,6 +38,9 @@
 //! # Ok::<(), shmstore::Error>(())
 //! ```
 
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+
 use bytemuck::{Pod, Zeroable};
 
 use super::{bind_args, index_arg, iter_arg, Ctx, Kwargs, Method, TypeDesc};
@@ -587,6 +590,136 @@ pub fn get_racy(a: &Arena, body: u64, i: i64) -> Option<Cell> {
 pub fn scalar_of(core: &Core, c: &Cell) -> Option<Value> {
     let _ = core;
     c.inline_value()
+}
+
+/// The length, capacity and cell-array words of the list at `body`, and their values, for the
+/// fast paths under the lock: `None` for words out of bounds or a length beyond the capacity.
+#[inline]
+fn head_fast(a: &Arena, body: u64) -> Option<(&[AtomicU64; 3], u64, u64, u64)> {
+    let h = a.words::<[AtomicU64; 3]>(body).ok()?;
+    let [len, cap, cells] = [&h[0], &h[1], &h[2]].map(|w| w.load(Relaxed));
+    (len <= cap).then_some((h, len, cap, cells))
+}
+
+/// The words of cell `i` of a cell array at `cells`, bounds-checked.
+#[inline]
+fn cell_words(a: &Arena, cells: u64, i: u64) -> Option<&[AtomicU64; 2]> {
+    a.words::<[AtomicU64; 2]>(cells.checked_add(i.checked_mul(CELL)?)?)
+        .ok()
+}
+
+/// `l[i] = new` in place, for [`dispatch::write_fast`] (which holds the lock and the write):
+/// when both the old cell and `new` are None, a bool, an int or a float of the same kind, the
+/// payload word is the only word that changes, and one 8-byte store replaces it, so a crash
+/// leaves the old value or the new one and no journal is needed. `None`, having written
+/// nothing, for anything else (an index out of range, another kind, a cell owning a block):
+/// [`set`] does those.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listsetfast-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell::Cell;
+/// use shmstore::dispatch::write_fast;
+/// use shmstore::types::list::set_fast;
+/// use shmstore::Value;
+/// let l = store.list([1, 2])?;
+/// let (core, t) = (store.core(), l.token());
+/// let nine = Cell::scalar(&Value::Int(9)).unwrap();
+/// assert_eq!(write_fast(core, &t, |a, body| set_fast(a, body, -1, nine)), Some(()));
+/// assert_eq!(l.to_string(), "[1, 9]");
+/// let half = Cell::scalar(&Value::Float(0.5)).unwrap();
+/// assert_eq!(write_fast(core, &t, |a, body| set_fast(a, body, 0, half)), None); // another kind
+/// assert_eq!(write_fast(core, &t, |a, body| set_fast(a, body, 2, nine)), None); // out of range
+/// assert_eq!(l.to_string(), "[1, 9]");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn set_fast(a: &Arena, body: u64, i: i64, new: Cell) -> Option<()> {
+    if !new.is_word_scalar() {
+        return None;
+    }
+    let (_, len, _, cells) = head_fast(a, body)?;
+    let c = cell_words(a, cells, normalize(i, len)?)?;
+    let [w0, w1] = new.to_words();
+    if c[0].load(Relaxed) != w0 {
+        return None;
+    }
+    c[1].store(w1, Relaxed);
+    Some(())
+}
+
+/// `l.append(new)` for a cell that owns no block, when the array has room, for
+/// [`dispatch::write_fast`]: the cell is written past the end and published with one store of
+/// the length (the crash protocol of [`append`]). `None`, having written nothing, when the
+/// list is full or `new` owns a block: [`append`] grows it.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listappendfast-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell::Cell;
+/// use shmstore::dispatch::write_fast;
+/// use shmstore::types::list::append_fast;
+/// use shmstore::Value;
+/// let l = store.list(Vec::<i64>::new())?;
+/// let (core, t) = (store.core(), l.token());
+/// let s = Cell::scalar(&Value::from("short")).unwrap();
+/// // An empty list has no array yet: the general path allocates one.
+/// assert_eq!(write_fast(core, &t, |a, body| append_fast(a, body, s)), None);
+/// l.append(1)?;
+/// assert_eq!(write_fast(core, &t, |a, body| append_fast(a, body, s)), Some(()));
+/// assert_eq!(l.to_string(), "[1, 'short']");
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn append_fast(a: &Arena, body: u64, new: Cell) -> Option<()> {
+    if new.owns_resources() {
+        return None;
+    }
+    let (h, len, cap, cells) = head_fast(a, body)?;
+    if len == cap {
+        return None;
+    }
+    let c = cell_words(a, cells, len)?;
+    let [w0, w1] = new.to_words();
+    c[0].store(w0, Relaxed);
+    c[1].store(w1, Relaxed);
+    failpoint!("list.append.before_publish");
+    h[0].store(len + 1, Relaxed);
+    Some(())
+}
+
+/// `l.pop(i)` when `i` names the last item and it owns no block, for
+/// [`dispatch::write_fast`]: one store of the length unpublishes it. Returns the item; `None`,
+/// having written nothing, for another index, an empty list or a last item in a block ([`pop`] answers those, and reports a cell that fails a check).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listpopfast-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::write_fast;
+/// use shmstore::types::list::pop_fast;
+/// use shmstore::Value;
+/// let l = store.list([Value::from("a string kept in a block"), Value::Int(2)])?;
+/// let (core, t) = (store.core(), l.token());
+/// assert_eq!(write_fast(core, &t, |a, body| pop_fast(a, body, -1)), Some(Value::Int(2)));
+/// // In a block: the general path.
+/// assert_eq!(write_fast(core, &t, |a, body| pop_fast(a, body, 0)), None);
+/// assert_eq!(l.len()?, 1);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn pop_fast(a: &Arena, body: u64, i: i64) -> Option<Value> {
+    let (h, len, _, cells) = head_fast(a, body)?;
+    let last = normalize(i, len)?;
+    if last + 1 != len {
+        return None;
+    }
+    let c = cell_words(a, cells, last)?;
+    let v = Cell::from_words([c[0].load(Relaxed), c[1].load(Relaxed)]).inline_value()?;
+    h[0].store(last, Relaxed);
+    Some(v)
 }
 
 const M_LEN: usize = super::method_idx(DESC.methods, "__len__");

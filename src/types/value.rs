@@ -36,6 +36,9 @@
 //! # Ok::<(), shmstore::Error>(())
 //! ```
 
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+
 use bytemuck::{Pod, Zeroable};
 
 use super::pod::{self, ElemType, Kind};
@@ -498,6 +501,105 @@ pub fn value_racy(a: &crate::arena::Arena, body: u64) -> Option<Value> {
         }
         _ => None,
     }
+}
+
+/// `v.set(new)` for a cell that owns no block, replacing one that owns none, for
+/// [`dispatch::write_fast`](crate::dispatch::write_fast) (which holds the lock and the write):
+/// the cell that is not current is written and published with one store of `current`, the
+/// crash protocol of [`set`]. `None`, having written nothing, for a plain-data value or when
+/// either cell owns a block ([`set`] releases it).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valuesetfast-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell::Cell;
+/// use shmstore::dispatch::write_fast;
+/// use shmstore::types::value::set_fast;
+/// use shmstore::Value;
+/// let v = store.value(1)?;
+/// let (core, t) = (store.core(), v.token());
+/// let s = Cell::scalar(&Value::from("short")).unwrap();
+/// assert_eq!(write_fast(core, &t, |a, body| set_fast(a, body, s)), Some(()));
+/// assert_eq!(v.get()?, Value::from("short"));
+/// let p = store.value_of(1u8)?;
+/// assert_eq!(write_fast(core, &p.token(), |a, body| set_fast(a, body, s)), None); // plain data
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn set_fast(a: &crate::arena::Arena, body: u64, new: Cell) -> Option<()> {
+    const CELL_WORDS: usize = (CELLS_OFF / 8) as usize;
+    if new.owns_resources() {
+        return None;
+    }
+    let w = a.words::<[AtomicU64; CELL_WORDS + 4]>(body).ok()?;
+    let repr: [u32; 2] = bytemuck::cast(w[0].load(Relaxed));
+    let current = w[(CURRENT_OFF / 8) as usize].load(Relaxed);
+    if repr[0] != REPR_CELLS || current > 1 {
+        return None;
+    }
+    let old = CELL_WORDS + 2 * current as usize;
+    if Cell::from_words([w[old].load(Relaxed), w[old + 1].load(Relaxed)]).owns_resources() {
+        return None;
+    }
+    let next = 1 - current;
+    let at = CELL_WORDS + 2 * next as usize;
+    let [w0, w1] = new.to_words();
+    w[at].store(w0, Relaxed);
+    w[at + 1].store(w1, Relaxed);
+    w[(CURRENT_OFF / 8) as usize].store(next, Relaxed);
+    Some(())
+}
+
+/// `v.set(x)` of a plain-data value of type `want` (`bytes` are `x`'s), for
+/// [`dispatch::write_fast`](crate::dispatch::write_fast): the copy that is not current is
+/// written and published with one store of `current`, the crash protocol of [`set_pod`].
+/// `None`, having written nothing, for another representation or type (the general path
+/// reports it) or words that fail a check.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valuesetpodfast-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::write_fast;
+/// use shmstore::types::pod::ElemType;
+/// use shmstore::types::value::set_pod_fast;
+/// let v = store.value_of(1u32)?;
+/// let (core, t) = (store.core(), v.token());
+/// let want = ElemType::of::<u32>();
+/// let seven = 7u32.to_ne_bytes();
+/// assert_eq!(write_fast(core, &t, |a, body| set_pod_fast(a, body, &want, &seven)), Some(()));
+/// assert_eq!(v.get()?, 7);
+/// let other = ElemType::of::<f32>();
+/// assert_eq!(write_fast(core, &t, |a, body| set_pod_fast(a, body, &other, &seven)), None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn set_pod_fast(
+    a: &crate::arena::Arena,
+    body: u64,
+    want: &ElemType,
+    bytes: &[u8],
+) -> Option<()> {
+    let w = a.words::<[AtomicU64; 5]>(body).ok()?;
+    let [w0, current, data, fingerprint, size_align] =
+        [&w[0], &w[1], &w[2], &w[3], &w[4]].map(|x| x.load(Relaxed));
+    let repr: [u32; 2] = bytemuck::cast(w0);
+    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    if repr[0] != REPR_POD
+        || current > 1
+        || fingerprint != want.fingerprint
+        || size_align != want_sa
+        || bytes.len() != want.size as usize
+    {
+        return None;
+    }
+    let next = 1 - current;
+    let at = data.checked_add(next * want.stride())?;
+    a.check(at, want.stride(), u64::from(want.align)).ok()?;
+    a.copy_in(at, bytes).ok()?;
+    w[1].store(next, Relaxed);
+    Some(())
 }
 
 const M_GET: usize = super::method_idx(DESC.methods, "get");
