@@ -67,7 +67,7 @@ pub fn type_desc(id: u16) -> Result<&'static TypeDesc> {
         .get(usize::from(id))
         .copied()
         .flatten()
-        .ok_or(Error::corrupt("unknown type id", u64::from(id)))
+        .ok_or_else(|| Error::corrupt("unknown type id", u64::from(id)))
 }
 
 /// `a == b` for method names, without a call to `memcmp` for the usual lengths (8 to 16
@@ -158,6 +158,7 @@ impl MethodId {
     /// );
     /// # Ok::<(), shmstore::Error>(())
     /// ```
+    #[inline]
     pub fn resolve(type_id: u16, name: &str) -> Result<MethodId> {
         if type_id >= type_ids::FIRST_USER {
             return Err(Error::type_error(
@@ -188,6 +189,19 @@ impl MethodId {
                 });
             }
         }
+        MethodId::resolve_slow(desc, type_id, name, key, way)
+    }
+
+    /// [`MethodId::resolve`] of a name not in the cache: the table's search, then the cache.
+    #[cold]
+    #[inline(never)]
+    fn resolve_slow(
+        desc: &TypeDesc,
+        type_id: u16,
+        name: &str,
+        key: (usize, usize, u16),
+        way: usize,
+    ) -> Result<MethodId> {
         match desc.method_index(name) {
             Some(i) => {
                 let _ = RESOLVED.try_with(|c| c[way].set((key.0, key.1, key.2, i as u16)));
@@ -227,6 +241,7 @@ impl MethodId {
     /// ));
     /// # Ok::<(), shmstore::Error>(())
     /// ```
+    #[inline]
     pub fn resolve_in(core: &Core, token: &Token, name: &str) -> Result<MethodId> {
         if token.type_id < type_ids::FIRST_USER {
             return MethodId::resolve(token.type_id, name);
@@ -666,7 +681,38 @@ fn recover(ctx: &mut Ctx<'_>, desc: &TypeDesc, guard: &LockGuard<'_>) -> Result<
 /// assert_eq!(call(core, &t, getitem, &[Value::Int(0)], &[])?, Value::Int(3));
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+#[inline]
 pub fn call(
+    core: &Core,
+    token: &Token,
+    mid: MethodId,
+    args: &[Value],
+    kwargs: Kwargs<'_>,
+) -> Result<Value> {
+    // The fast answers first (a built-in type's lock-free read or in-place scalar write);
+    // `call_general` checks everything again and reports every error.
+    if mid.type_id == token.type_id && token.type_id < type_ids::FIRST_USER {
+        if let Ok(desc) = type_desc(token.type_id) {
+            let m = usize::from(mid.index);
+            if m < desc.methods.len() {
+                if let Some(v) = desc.fast_read.and_then(|f| f(core, token, m, args, kwargs)) {
+                    return Ok(v);
+                }
+                if let Some(v) = desc
+                    .fast_write
+                    .and_then(|f| f(core, token, m, args, kwargs))
+                {
+                    return Ok(v);
+                }
+            }
+        }
+    }
+    call_general(core, token, mid, args, kwargs)
+}
+
+/// [`call`] on the general path: checks, user types, the object's lock.
+#[inline(never)]
+fn call_general(
     core: &Core,
     token: &Token,
     mid: MethodId,
@@ -695,12 +741,7 @@ pub fn call(
     let m = desc
         .methods
         .get(usize::from(mid.index))
-        .ok_or(Error::corrupt("method index out of range", 0))?;
-    if let Some(fast) = desc.fast_read {
-        if let Some(v) = fast(core, token, usize::from(mid.index), args, kwargs) {
-            return Ok(v);
-        }
-    }
+        .ok_or_else(|| Error::corrupt("method index out of range", 0))?;
     if desc.lockless {
         return with_object_lockless(core, token, |ctx| (m.call)(ctx, args, kwargs));
     }

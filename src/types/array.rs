@@ -115,6 +115,7 @@ pub static DESC: TypeDesc = TypeDesc {
     get_value: snapshot_value,
     lockless: false,
     fast_read: Some(fast_read),
+    fast_write: Some(fast_write),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -314,6 +315,54 @@ pub fn fast_read(
         }),
         _ => None,
     }
+}
+
+const M_SETITEM: usize = super::method_idx(DESC.methods, "__setitem__");
+
+/// `call_method`'s in-place writes (see `TypeDesc::fast_write`): `__setitem__(i, x)` of a
+/// primitive number, converted with `array.array`'s rules and written by [`set_fast`] under a
+/// lock that was free.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arrayfastwrite-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::array::{fast_write, DESC};
+/// use shmstore::Value;
+/// let a = store.array([1i16, 2])?;
+/// let (core, t) = (store.core(), a.token());
+/// let setitem = DESC.method_index("__setitem__").unwrap();
+/// assert_eq!(fast_write(core, &t, setitem, &[Value::Int(-1), Value::Int(7)], &[]), Some(Value::None));
+/// assert_eq!(a.get(1)?, 7);
+/// // Out of range, or a value the element cannot hold: the general path reports it.
+/// assert_eq!(fast_write(core, &t, setitem, &[Value::Int(2), Value::Int(7)], &[]), None);
+/// assert_eq!(fast_write(core, &t, setitem, &[Value::Int(0), Value::Int(1 << 20)], &[]), None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub fn fast_write(
+    core: &Core,
+    token: &Token,
+    method: usize,
+    args: &[Value],
+    kwargs: Kwargs<'_>,
+) -> Option<Value> {
+    if !kwargs.is_empty() {
+        return None;
+    }
+    let (M_SETITEM, [Value::Int(i), x]) = (method, args) else {
+        return None;
+    };
+    crate::dispatch::write_fast(core, token, |a, body| {
+        let e = pod::elem_racy(a, body.checked_add(16)?)?;
+        if e.kind() == pod::Kind::Other {
+            return None;
+        }
+        let mut buf = [0u8; 8];
+        let bytes = buf.get_mut(..e.size as usize)?;
+        pod::from_value(&e, x, bytes).ok()?;
+        set_fast(a, body, &e, *i, bytes)
+    })?;
+    Some(Value::None)
 }
 
 #[cold]

@@ -144,6 +144,7 @@ pub static DESC: TypeDesc = TypeDesc {
     get_value,
     lockless: false,
     fast_read: None,
+    fast_write: None,
 };
 
 /// Reads and checks the body (`notified <= next_ticket`, `ncancelled` in range).

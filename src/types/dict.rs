@@ -128,6 +128,7 @@ pub static DESC: TypeDesc = TypeDesc {
     get_value: snapshot_value,
     lockless: false,
     fast_read: None,
+    fast_write: None,
 };
 
 // ---------------------------------------------------------------------------------------------

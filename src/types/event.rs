@@ -104,6 +104,7 @@ pub static DESC: TypeDesc = TypeDesc {
     get_value,
     lockless: false,
     fast_read: None,
+    fast_write: None,
 };
 
 fn body(ctx: &Ctx<'_>) -> Result<EventBody> {

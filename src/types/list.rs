@@ -208,6 +208,7 @@ pub static DESC: TypeDesc = TypeDesc {
     get_value: snapshot_value,
     lockless: false,
     fast_read: Some(fast_read),
+    fast_write: Some(fast_write),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -760,6 +761,57 @@ pub fn fast_read(
         (M_GETITEM, [Value::Int(i)]) => {
             dispatch::read_optimistic(core, token, |a, b| get_racy(a, b, *i))?.inline_value()
         }
+        _ => None,
+    }
+}
+
+const M_SETITEM: usize = super::method_idx(DESC.methods, "__setitem__");
+const M_APPEND: usize = super::method_idx(DESC.methods, "append");
+const M_POP: usize = super::method_idx(DESC.methods, "pop");
+
+/// `call_method`'s in-place writes (see `TypeDesc::fast_write`): `__setitem__(i, v)`,
+/// `append(v)` and `pop()`/`pop(i)` of scalars, done by [`set_fast`], [`append_fast`] and
+/// [`pop_fast`] under a lock that was free.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listfastwrite-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::list::{fast_write, DESC};
+/// use shmstore::Value;
+/// let l = store.list([1, 2])?;
+/// let (core, t) = (store.core(), l.token());
+/// let append = DESC.method_index("append").unwrap();
+/// assert_eq!(fast_write(core, &t, append, &[Value::Int(3)], &[]), Some(Value::None));
+/// let pop = DESC.method_index("pop").unwrap();
+/// assert_eq!(fast_write(core, &t, pop, &[], &[]), Some(Value::Int(3)));
+/// let sort = DESC.method_index("sort").unwrap();
+/// assert_eq!(fast_write(core, &t, sort, &[], &[]), None); // the general path
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub fn fast_write(
+    core: &Core,
+    token: &Token,
+    method: usize,
+    args: &[Value],
+    kwargs: Kwargs<'_>,
+) -> Option<Value> {
+    if !kwargs.is_empty() {
+        return None;
+    }
+    match (method, args) {
+        (M_SETITEM, [Value::Int(i), v]) => {
+            let c = Cell::scalar(v)?;
+            dispatch::write_fast(core, token, |a, b| set_fast(a, b, *i, c))?;
+            Some(Value::None)
+        }
+        (M_APPEND, [v]) => {
+            let c = Cell::scalar(v)?;
+            dispatch::write_fast(core, token, |a, b| append_fast(a, b, c))?;
+            Some(Value::None)
+        }
+        (M_POP, []) => dispatch::write_fast(core, token, |a, b| pop_fast(a, b, -1)),
+        (M_POP, [Value::Int(i)]) => dispatch::write_fast(core, token, |a, b| pop_fast(a, b, *i)),
         _ => None,
     }
 }

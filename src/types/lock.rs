@@ -75,6 +75,7 @@ pub static DESC: TypeDesc = TypeDesc {
     get_value,
     lockless: true,
     fast_read: None,
+    fast_write: None,
 };
 
 /// The lock word in the body.

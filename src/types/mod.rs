@@ -133,6 +133,11 @@ pub struct TypeDesc {
     /// it could answer without the lock, `None` to take the locked path (which also reports
     /// every error).
     pub fast_read: Option<FastRead>,
+    /// An in-place answer to a scalar write (`call_method`'s counterpart of the typed
+    /// proxies' fast writes, [`dispatch::write_fast`](crate::dispatch::write_fast)): `Some(result)`
+    /// when it took the free lock and did the whole call in place, `None`, having changed
+    /// nothing, to take the general path (which also reports every error).
+    pub fast_write: Option<FastWrite>,
 }
 
 /// The index of method `name` in `methods`, evaluated at compile time by the types' fast paths
@@ -184,6 +189,26 @@ pub const fn method_idx(methods: &[Method], name: &str) -> usize {
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub type FastRead = fn(&Core, &Token, usize, &[Value], Kwargs<'_>) -> Option<Value>;
+
+/// See [`TypeDesc::fast_write`].
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-fastwrite-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::type_desc;
+/// use shmstore::types::FastWrite;
+/// use shmstore::{type_ids, Value};
+/// let desc = type_desc(type_ids::LIST)?;
+/// let fast: FastWrite = desc.fast_write.expect("lists write scalars in place");
+/// let l = store.list([5, 6, 7])?;
+/// let setitem = desc.method_index("__setitem__").unwrap();
+/// let args = [Value::Int(0), Value::Int(50)];
+/// assert_eq!(fast(store.core(), &l.token(), setitem, &args, &[]), Some(Value::None));
+/// assert_eq!(l.get(0)?, Value::Int(50));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub type FastWrite = fn(&Core, &Token, usize, &[Value], Kwargs<'_>) -> Option<Value>;
 
 impl TypeDesc {
     /// The index of method `name`.

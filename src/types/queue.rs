@@ -131,6 +131,7 @@ pub static QUEUE_DESC: TypeDesc = TypeDesc {
     get_value: snapshot_value,
     lockless: false,
     fast_read: None,
+    fast_write: None,
 };
 
 /// `JoinableQueue` (CPython's `manager.JoinableQueue()`, also a `queue.Queue`).
@@ -145,6 +146,7 @@ pub static JOINABLE_DESC: TypeDesc = TypeDesc {
     get_value: snapshot_value,
     lockless: false,
     fast_read: None,
+    fast_write: None,
 };
 
 /// The public methods of `queue.Queue`, which CPython's `AutoProxy` exposes; sorted.

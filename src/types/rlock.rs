@@ -201,6 +201,7 @@ pub static DESC: TypeDesc = TypeDesc {
     get_value,
     lockless: false,
     fast_read: None,
+    fast_write: None,
 };
 
 // ---------------------------------------------------------------------------------------------

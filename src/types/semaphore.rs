@@ -165,6 +165,7 @@ pub static SEMAPHORE_DESC: TypeDesc = TypeDesc {
     get_value,
     lockless: false,
     fast_read: None,
+    fast_write: None,
 };
 
 /// The `BoundedSemaphore` type.
@@ -179,6 +180,7 @@ pub static BOUNDED_DESC: TypeDesc = TypeDesc {
     get_value,
     lockless: false,
     fast_read: None,
+    fast_write: None,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -1116,6 +1116,7 @@ pub static DESC: TypeDesc = TypeDesc {
     get_value,
     lockless: false,
     fast_read: None,
+    fast_write: None,
 };
 
 fn reg_of(ctx: &Ctx<'_>) -> Result<&'static Registration> {

@@ -137,6 +137,7 @@ pub static DESC: TypeDesc = TypeDesc {
     get_value: get,
     lockless: false,
     fast_read: Some(fast_read),
+    fast_write: Some(fast_write),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -600,6 +601,70 @@ pub fn set_pod_fast(
     a.copy_in(at, bytes).ok()?;
     w[1].store(next, Relaxed);
     Some(())
+}
+
+/// `v.set(x)` of a value whose representation is read under the lock: a scalar cell
+/// ([`set_fast`]) or a primitive plain-data number ([`set_pod_fast`], after `array.array`'s
+/// conversion). `None`, having written nothing, for anything else.
+fn set_value_fast(a: &crate::arena::Arena, body: u64, x: &Value) -> Option<()> {
+    let repr: [u32; 2] = bytemuck::cast(a.load_u64(body).ok()?);
+    match repr[0] {
+        REPR_CELLS => set_fast(a, body, Cell::scalar(x)?),
+        REPR_POD => {
+            let e = pod::elem_racy(a, body.checked_add(24)?)?;
+            if e.kind() == Kind::Other {
+                return None;
+            }
+            let mut buf = [0u8; 8];
+            let bytes = buf.get_mut(..e.size as usize)?;
+            pod::from_value(&e, x, bytes).ok()?;
+            set_pod_fast(a, body, &e, bytes)
+        }
+        _ => None,
+    }
+}
+
+const M_SET: usize = super::method_idx(DESC.methods, "set");
+const M_SETATTR: usize = super::method_idx(DESC.methods, "__setattr__");
+
+/// `call_method`'s in-place writes (see `TypeDesc::fast_write`): `set(x)` and the `value`
+/// attribute's assignment, of a scalar (cells) or a primitive number (plain data), under a
+/// lock that was free.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valuefastwrite-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::value::{fast_write, DESC};
+/// use shmstore::Value;
+/// let v = store.value(1)?;
+/// let p = store.value_of(1u8)?;
+/// let core = store.core();
+/// let set = DESC.method_index("set").unwrap();
+/// assert_eq!(fast_write(core, &v.token(), set, &[Value::Int(2)], &[]), Some(Value::None));
+/// assert_eq!(fast_write(core, &p.token(), set, &[Value::Int(3)], &[]), Some(Value::None));
+/// assert_eq!((v.get()?, p.get()?), (Value::Int(2), 3));
+/// // 300 does not fit a u8: the general path reports the OverflowError.
+/// assert_eq!(fast_write(core, &p.token(), set, &[Value::Int(300)], &[]), None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub fn fast_write(
+    core: &Core,
+    token: &Token,
+    method: usize,
+    args: &[Value],
+    kwargs: Kwargs<'_>,
+) -> Option<Value> {
+    if !kwargs.is_empty() {
+        return None;
+    }
+    let x = match (method, args) {
+        (M_SET, [x]) => x,
+        (M_SETATTR, [Value::Str(name), x]) if name == "value" || name == "_value" => x,
+        _ => return None,
+    };
+    crate::dispatch::write_fast(core, token, |a, body| set_value_fast(a, body, x))?;
+    Some(Value::None)
 }
 
 const M_GET: usize = super::method_idx(DESC.methods, "get");
