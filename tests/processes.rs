@@ -73,6 +73,22 @@ fn child_main() {
                 Ok(())
             });
         }
+        // args: store — take the locks of the objects named "l", "v", "tv" and "a", then wait
+        // to be killed.
+        "hold-all" => {
+            let guards: Vec<_> = ["l", "v", "tv", "a"]
+                .iter()
+                .map(|n| {
+                    let t = store.lookup(n).unwrap().token();
+                    shmstore::dispatch::lock_object(store.core(), &t).unwrap()
+                })
+                .collect();
+            common::signal("HOLDING");
+            loop {
+                std::thread::park();
+                std::hint::black_box(&guards);
+            }
+        }
         // args: store, n — take n proxies (lists made here and attached ones), then wait to be
         // killed.
         "hoard" => {
@@ -174,6 +190,48 @@ fn a_lock_holder_killed_with_sigkill_is_recovered() {
         l.get_value().unwrap().to_string(),
         "[1, 2, 3, 'added by the doomed child', 5]"
     );
+}
+
+/// The typed writes' fast path only takes a lock that is free; a lock whose holder was killed
+/// sends each write to the general path, which takes it over and repairs, and the write lands.
+#[test]
+fn fast_writes_take_over_locks_of_a_killed_holder() {
+    let name = unique("kill-fast");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 1 << 20).unwrap();
+    let l = store.list([1, 2, 3]).unwrap();
+    let v = store.value(1).unwrap();
+    let tv = store.value_of(1u64).unwrap();
+    let a = store.array([1i64, 2]).unwrap();
+    store.bind("l", &l).unwrap();
+    store.bind("v", &v).unwrap();
+    store.bind("tv", &tv).unwrap();
+    store.bind("a", &a).unwrap();
+    let mut child = spawn("hold-all", &[&name]);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    assert!(
+        wait_for_line(&mut out, "HOLDING"),
+        "child did not take the locks"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = store.stats().unwrap().repairs;
+    l.set(0, 10).unwrap();
+    v.set(20).unwrap();
+    tv.set(30).unwrap();
+    a.set(-1, 40).unwrap();
+    assert_eq!(store.stats().unwrap().repairs, before + 4);
+    // The locks are clean again: these take the fast path (and call_method's).
+    l.append(4).unwrap();
+    assert_eq!(l.pop(-1).unwrap(), Value::Int(4));
+    l.call_method("__setitem__", (1, 11)).unwrap();
+    v.call_method("set", (21,)).unwrap();
+    a.call_method("__setitem__", (0, 41)).unwrap();
+    assert_eq!(store.stats().unwrap().repairs, before + 4);
+    assert_eq!(l.get_value().unwrap().to_string(), "[10, 11, 3]");
+    assert_eq!(v.get().unwrap(), Value::Int(21));
+    assert_eq!(tv.get().unwrap(), 30);
+    assert_eq!(a.to_vec().unwrap(), [41, 40]);
 }
 
 #[test]

@@ -314,6 +314,7 @@ macro_rules! guard_methods {
             /// );
             /// # Ok::<(), shmstore::Error>(())
             /// ```
+            #[inline]
             pub fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
                 Acquire::acquire(self, blocking, timeout)
             }
@@ -339,6 +340,7 @@ macro_rules! guard_methods {
             /// assert!(other);
             /// # Ok::<(), shmstore::Error>(())
             /// ```
+            #[inline]
             pub fn release(&self) -> Result<()> {
                 Acquire::release(self)
             }
