@@ -69,6 +69,9 @@ fn scalar_operations_allocate_nothing() {
         assert_eq!(l.pop(-1).unwrap(), Value::Float(1.5));
         assert_eq!(l.call_method("__len__", ()).unwrap(), Value::Int(64));
         assert_eq!(l.call_method("__getitem__", (3,)).unwrap(), Value::Int(3));
+        l.call_method("__setitem__", (i % 64, i % 64)).unwrap();
+        l.call_method("append", (i,)).unwrap();
+        assert_eq!(l.call_method("pop", ()).unwrap(), Value::Int(i));
     });
 
     let v = store.value(0i64).unwrap();
@@ -76,12 +79,14 @@ fn scalar_operations_allocate_nothing() {
         v.set(i).unwrap();
         assert_eq!(v.get().unwrap(), Value::Int(i));
         assert_eq!(v.call_method("get", ()).unwrap(), Value::Int(i));
+        v.call_method("set", (i + 1,)).unwrap();
     });
 
     let tv = store.value_of(0u64).unwrap();
     assert_no_alloc("typed value", |i| {
         tv.set(i as u64).unwrap();
         assert_eq!(tv.get().unwrap(), i as u64);
+        tv.call_method("set", (i + 1,)).unwrap();
     });
 
     let a = store.array::<f64>(vec![0.0; 16]).unwrap();
@@ -93,6 +98,7 @@ fn scalar_operations_allocate_nothing() {
             a.call_method("__getitem__", (0,)).unwrap(),
             Value::Float(2.0)
         );
+        a.call_method("__setitem__", (1, 0.5)).unwrap();
     });
 
     let lock = store.lock().unwrap();
