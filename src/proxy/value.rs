@@ -88,7 +88,7 @@ impl ValueProxy {
     pub fn get(&self) -> Result<Value> {
         // A scalar is read lock-free when no write is under way; anything else takes the lock.
         let h = &self.h;
-        if let Some(v) = dispatch::read_optimistic(&h.core, &h.token, value::value_racy) {
+        if let Some(v) = value::get_optimistic(&h.core, &h.token) {
             return Ok(v);
         }
         self.with(value::get)

@@ -306,13 +306,21 @@ pub fn fast_read(
         (M_LEN, []) => crate::dispatch::read_optimistic(core, token, |a, body| {
             Some(Value::Int(i64::try_from(a.load_u64_racy(body).ok()?).ok()?))
         }),
-        (M_GETITEM, [Value::Int(i)]) => crate::dispatch::read_optimistic(core, token, |a, body| {
-            let len = a.load_u64_racy(body).ok()?;
-            let data = a.load_u64_racy(body.checked_add(8)?).ok()?;
-            let e = pod::elem_racy(a, body.checked_add(16)?)?;
-            let i = normalize(*i, len)?;
-            pod::value_racy(a, &e, data.checked_add(i.checked_mul(e.stride())?)?)
-        }),
+        (M_GETITEM, [Value::Int(i)]) => {
+            // The element's bits are copied out under the sequence and decoded once the read
+            // is validated.
+            let (e, bits) = crate::dispatch::read_optimistic(core, token, |a, body| {
+                let [len, data] = a.load_words_racy::<2>(body)?;
+                let e = pod::elem_racy(a, body.checked_add(16)?)?;
+                if e.kind() == pod::Kind::Other {
+                    return None;
+                }
+                let i = normalize(*i, len)?;
+                let at = data.checked_add(i.checked_mul(e.stride())?)?;
+                Some((e, a.load_bits_racy(at, e.size as usize)?))
+            })?;
+            pod::to_value(&e, bits.get(..e.size as usize)?).ok()
+        }
         _ => None,
     }
 }

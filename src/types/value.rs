@@ -704,7 +704,36 @@ pub fn fast_read(
         (M_GETATTRIBUTE, [Value::Str(a)]) if a == "value" || a == "_value" => {}
         _ => return None,
     }
-    crate::dispatch::read_optimistic(core, token, value_racy)
+    get_optimistic(core, token)
+}
+
+/// The value read without the lock, or `None` when the locked path must answer: a cell is
+/// copied out under the sequence ([`get_racy`]) and decoded once the read is validated (a
+/// `Value` built inside the read section costs twice as much); a plain-data value goes
+/// through [`value_racy`].
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valuegetopt-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::value::get_optimistic;
+/// use shmstore::Value;
+/// let core = store.core();
+/// let v = store.value("short")?;
+/// assert_eq!(get_optimistic(core, &v.token()), Some(Value::from("short")));
+/// let p = store.value_of(2.5f64)?;
+/// assert_eq!(get_optimistic(core, &p.token()), Some(Value::Float(2.5)));
+/// let long = store.value("a string kept in a block")?;
+/// assert_eq!(get_optimistic(core, &long.token()), None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn get_optimistic(core: &Core, token: &Token) -> Option<Value> {
+    use crate::dispatch::read_optimistic;
+    if let Some(c) = read_optimistic(core, token, get_racy) {
+        return c.inline_value();
+    }
+    read_optimistic(core, token, value_racy)
 }
 
 /// `v.set(x)`. A plain-data value converts `x` with `array.array`'s rules.
