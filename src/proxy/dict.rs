@@ -76,6 +76,10 @@ impl DictProxy {
     /// ```
     #[inline]
     pub fn len(&self) -> Result<usize> {
+        // Lock-free when no write is under way (see `dispatch::read_optimistic`).
+        if let Some(n) = dict::len_optimistic(&self.h.core, &self.h.token) {
+            return Ok(n as usize);
+        }
         self.with(|c| dict::len(c).map(|n| n as usize))
     }
 
@@ -122,6 +126,11 @@ impl DictProxy {
     #[inline]
     pub fn get(&self, key: impl Into<Value>) -> Result<Option<Value>> {
         let key = key.into();
+        // An inline key with an inline value (or absent) is read lock-free when no write is
+        // under way; anything else takes the lock.
+        if let Some(v) = dict::get_optimistic(&self.h.core, &self.h.token, &key) {
+            return Ok(v);
+        }
         self.with(|c| dict::get(c, &key))
     }
 
@@ -144,7 +153,11 @@ impl DictProxy {
     #[inline]
     pub fn get_item(&self, key: impl Into<Value>) -> Result<Value> {
         let key = key.into();
-        self.with(|c| dict::get_item(c, &key))
+        match dict::get_optimistic(&self.h.core, &self.h.token, &key) {
+            Some(Some(v)) => Ok(v),
+            Some(None) => Err(Error::KeyError(key)),
+            None => self.with(|c| dict::get_item(c, &key)),
+        }
     }
 
     /// `d[key] = value`.
@@ -248,6 +261,9 @@ impl DictProxy {
     #[inline]
     pub fn contains(&self, key: impl Into<Value>) -> Result<bool> {
         let key = key.into();
+        if let Some(found) = dict::contains_optimistic(&self.h.core, &self.h.token, &key) {
+            return Ok(found);
+        }
         self.with(|c| dict::contains(c, &key))
     }
 

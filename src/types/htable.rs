@@ -58,7 +58,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::Ctx;
-use crate::arena::Offset;
+use crate::arena::{Arena, Offset};
 use crate::cell::{self, Cell, CELL_SIZE};
 use crate::core::Core;
 use crate::error::{Error, Result};
@@ -315,26 +315,51 @@ pub fn open(ctx: &Ctx<'_>, shape: Shape) -> Result<Option<Table>> {
     open_at(ctx.core, shape, off).map(Some)
 }
 
+#[inline]
 fn open_at(core: &Core, shape: Shape, off: u64) -> Result<Table> {
-    let h: TableHdr = core.arena().read(Offset::new(off))?;
-    if !(MIN_LOG2..=MAX_LOG2).contains(&h.log2_size) {
-        return Err(Error::corrupt("hash table size out of range", off));
+    // The five counted words (the journal words are read only by `repair` and a replacement).
+    let [log2_size, cap, nentries, live, filled]: [u64; 5] = core.arena().read(Offset::new(off))?;
+    if !header_ok([log2_size, cap, nentries, live, filled]) {
+        return Err(bad_header(log2_size, off));
     }
-    let size = 1u64 << h.log2_size;
-    if h.cap != usable(size) || h.nentries > h.cap || h.live > h.nentries || h.filled > h.cap {
-        return Err(Error::corrupt("hash table counts inconsistent", off));
-    }
-    core.arena()
-        .check(off, block_size(shape, h.log2_size), 16)?;
+    let size = 1u64 << log2_size;
+    core.arena().check(off, block_size(shape, log2_size), 16)?;
     let index = off + HDR;
     Ok(Table {
         off,
-        h,
+        h: TableHdr {
+            log2_size,
+            cap,
+            nentries,
+            live,
+            filled,
+            reserved: [0; 3],
+        },
         size,
         index,
         entries: index + size * 4,
         esize: shape.esize(),
     })
+}
+
+/// The header's checks, as one branch-free test: the size is in range, `cap` is its usable
+/// fraction, `live <= nentries <= cap` and `filled <= cap`.
+#[inline]
+fn header_ok([log2_size, cap, nentries, live, filled]: [u64; 5]) -> bool {
+    // Out of range wraps to a huge value; the shift is masked so it cannot overflow, and a size
+    // it computes for a bad `log2_size` is never used (the range test fails).
+    let in_range = log2_size.wrapping_sub(MIN_LOG2) <= MAX_LOG2 - MIN_LOG2;
+    let size = 1u64 << (log2_size & 63);
+    in_range & (cap == usable(size)) & (nentries <= cap) & (live <= nentries) & (filled <= cap)
+}
+
+#[cold]
+fn bad_header(log2_size: u64, off: u64) -> Error {
+    if (MIN_LOG2..=MAX_LOG2).contains(&log2_size) {
+        Error::corrupt("hash table counts inconsistent", off)
+    } else {
+        Error::corrupt("hash table size out of range", off)
+    }
 }
 
 #[inline]
@@ -415,11 +440,24 @@ fn walk<R>(t: &Table, hash: u64, mut visit: impl FnMut(u64) -> Result<Option<R>>
 }
 
 /// Looks `key` (whose hash is `hash`) up in `t`.
+///
+/// The index and the published entries are viewed as two slices, each checked once (the lock
+/// keeps writers out while they are in use); a key cell is compared as raw words when `key` is
+/// an inline scalar ([`cell::eq_inline`]), and loaded only when that cannot decide.
 #[inline]
 fn probe(core: &Core, t: &Table, hash: u64, key: &Value) -> Result<Probe> {
+    let a = core.arena();
+    let index: &[u32] = a.slice(t.index, t.size)?;
+    let words = t.esize / 8;
+    let entries: &[u64] = a.slice(t.entries, t.h.nentries * words)?;
+    let inline = Cell::scalar(key);
     let mut free = None;
     walk(t, hash, |i| {
-        match slot(core, t, i)? {
+        // `i` is masked by `size - 1`, and the index holds `size` slots.
+        let Some(&content) = index.get(i as usize) else {
+            return Err(Error::corrupt("hash index slot out of range", t.index));
+        };
+        match content {
             EMPTY => {
                 return Ok(Some(Probe::Missing {
                     slot: free.unwrap_or(i),
@@ -430,13 +468,20 @@ fn probe(core: &Core, t: &Table, hash: u64, key: &Value) -> Result<Probe> {
             }
             ix => {
                 let ix = u64::from(ix);
-                if ix >= t.h.nentries {
+                let e = (ix * words) as usize;
+                let Some(&[h, live, k0, k1]) = entries.get(e..e + 4) else {
                     return Err(Error::corrupt("index slot past the entries", t.slot_off(i)));
+                };
+                if live > 1 {
+                    return Err(Error::corrupt("bad entry flag", t.entry(ix)));
                 }
-                let e = head(core, t, ix)?;
-                if e.live == 1 && e.hash == hash {
-                    let at = t.key_off(ix);
-                    if cell::eq(core, &read_cell(core, at)?, at, key)? {
+                if live == 1 && h == hash {
+                    let c = Cell::from_words([k0, k1]);
+                    let same = match inline.as_ref().and_then(|s| cell::eq_inline(&c, s, key)) {
+                        Some(same) => same,
+                        None => cell::eq(core, &c, t.key_off(ix), key)?,
+                    };
+                    if same {
                         return Ok(Some(Probe::Found { slot: i, ix }));
                     }
                 }
@@ -568,6 +613,190 @@ pub fn len(ctx: &Ctx<'_>, shape: Shape) -> Result<u64> {
     Ok(open(ctx, shape)?.map_or(0, |t| t.h.live))
 }
 
+/// Slots an optimistic lookup visits before it leaves the answer to the locked path (a chain
+/// this long is rare at two-thirds load; a garbage index cannot keep a reader looping).
+const RACY_PROBES: u64 = 64;
+
+/// A lookup key prepared for [`lookup_racy`]: an inline scalar (None, bool, int, float, or a
+/// str or bytes of at most 14 bytes), its cell and its hash in this segment.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-racykey-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::htable::RacyKey;
+/// use shmstore::Value;
+/// let core = store.core();
+/// assert!(RacyKey::new(core, &Value::Int(7)).is_some());
+/// assert!(RacyKey::new(core, &Value::from("short")).is_some());
+/// // A key stored in a block, or an unhashable one: only the locked path looks it up.
+/// assert!(RacyKey::new(core, &Value::from("a key longer than one cell")).is_none());
+/// assert!(RacyKey::new(core, &Value::List(vec![])).is_none());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct RacyKey<'v> {
+    hash: u64,
+    cell: Cell,
+    key: &'v Value,
+}
+
+impl<'v> RacyKey<'v> {
+    /// The prepared key, or `None` when `key` is not an inline scalar (its lookup then takes the
+    /// lock).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-racykeynew-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::types::htable::RacyKey;
+    /// use shmstore::Value;
+    /// let k = Value::Float(2.0);
+    /// assert!(RacyKey::new(store.core(), &k).is_some());
+    /// assert!(RacyKey::new(store.core(), &Value::Tuple(vec![k])).is_none()); // a block
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn new(core: &Core, key: &'v Value) -> Option<RacyKey<'v>> {
+        let cell = Cell::scalar(key)?;
+        Some(RacyKey {
+            hash: hash(core, key).ok()?,
+            cell,
+            key,
+        })
+    }
+}
+
+/// The header words of the table block at `off`, read racily and validated (`None`: not a
+/// valid header, torn or damaged).
+#[inline]
+fn racy_header(a: &Arena, off: u64) -> Option<[u64; 5]> {
+    let h = a.load_words_racy::<5>(off)?;
+    header_ok(h).then_some(h)
+}
+
+/// Looks `key` up in the dict or set whose body is at `body` without the lock, for
+/// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic), which validates the result
+/// against the slot's write sequence. Every word is read with a bounds-checked relaxed atomic
+/// load ([`Arena::load_words_racy`]), nothing is decoded, and the probe is bounded.
+///
+/// `Some(Some(cell))`: the key is present, and `cell` is a copy of its value cell (a set: of its
+/// key cell), to decode only once the read is validated ([`Cell::inline_value`]).
+/// `Some(None)`: the key is absent. `None`: no answer without the lock — words that are not a
+/// valid table (a torn read or damage, which the locked path reports), a key of equal hash
+/// that lives in a block (only [`cell::eq`] can compare it), or a probe longer than
+/// 64 slots.
+///
+/// Equality is the locked lookup's ([`cell::eq_inline`]): `1`, `1.0` and `True` find each other.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-lookupracy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::read_optimistic;
+/// use shmstore::types::htable::{lookup_racy, RacyKey, DICT};
+/// use shmstore::Value;
+/// let d = store.dict([(1, "one"), (2, "two")])?;
+/// let (core, t) = (store.core(), d.token());
+/// let get = |k: Value| {
+///     let k = RacyKey::new(core, &k).expect("an inline key");
+///     read_optimistic(core, &t, |a, body| lookup_racy(a, body, DICT, &k))
+/// };
+/// let hit = get(Value::Float(1.0)).expect("no writer").expect("1.0 == 1");
+/// assert_eq!(hit.inline_value(), Some(Value::from("one")));
+/// assert_eq!(get(Value::Int(3)), Some(None)); // absent
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub fn lookup_racy(a: &Arena, body: u64, shape: Shape, key: &RacyKey<'_>) -> Option<Option<Cell>> {
+    let [toff] = a.load_words_racy::<1>(body)?;
+    if toff == 0 {
+        return Some(None);
+    }
+    let [log2, _, nentries, _, _] = racy_header(a, toff)?;
+    // In range: `toff` was just read from inside the arena, and the index and entries lie
+    // within a few GiB after it (each load below is bounds-checked).
+    let size = 1u64 << log2;
+    let mask = size - 1;
+    let index = toff + HDR;
+    let entries = index + size * 4;
+    let esize = shape.esize();
+    let mut perturb = key.hash;
+    let mut i = key.hash & mask;
+    for _ in 0..(size + 16).min(RACY_PROBES) {
+        match a.load_u32_racy(index + 4 * i).ok()? {
+            EMPTY => return Some(None),
+            DUMMY => {}
+            ix => {
+                let ix = u64::from(ix);
+                if ix >= nentries {
+                    return None;
+                }
+                let e = entries + ix * esize;
+                let [h, live, k0, k1] = a.load_words_racy::<4>(e)?;
+                if live > 1 {
+                    return None;
+                }
+                if live == 1 && h == key.hash {
+                    let c = Cell::from_words([k0, k1]);
+                    if cell::eq_inline(&c, &key.cell, key.key)? {
+                        if !shape.values {
+                            return Some(Some(c));
+                        }
+                        return Some(Some(Cell::from_words(
+                            a.load_words_racy::<2>(e + HEAD + CELL)?,
+                        )));
+                    }
+                }
+            }
+        }
+        perturb >>= 5;
+        i = (i.wrapping_mul(5).wrapping_add(perturb).wrapping_add(1)) & mask;
+    }
+    None
+}
+
+/// The number of live entries of the dict or set whose body is at `body`, read without the
+/// lock for [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` when the
+/// words read are not a valid table (torn, or damage the locked path reports).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablelenracy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::read_optimistic;
+/// use shmstore::types::htable::len_racy;
+/// let s = store.set([1, 2, 3])?;
+/// let (core, t) = (store.core(), s.token());
+/// assert_eq!(read_optimistic(core, &t, len_racy), Some(3));
+/// s.clear()?; // no table block at all
+/// assert_eq!(read_optimistic(core, &t, len_racy), Some(0));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn len_racy(a: &Arena, body: u64) -> Option<u64> {
+    let [toff] = a.load_words_racy::<1>(body)?;
+    if toff == 0 {
+        return Some(0);
+    }
+    racy_header(a, toff).map(|[_, _, _, live, _]| live)
+}
+
+/// Opens a write on the object's sequence (see `Table::write_begin`) for one mutation: an
+/// optimistic reader ([`lookup_racy`], [`len_racy`]) that overlaps it retries or takes the lock.
+/// Nested writes share the outer one, so a compound method (an `update`) opens one around all
+/// of its steps and readers see it whole. An object still being built (`create`, whose context
+/// has no slot) has no readers and opens none.
+#[inline]
+pub(crate) fn writing<'a>(ctx: &Ctx<'a>) -> Result<Option<crate::table::SeqWrite<'a>>> {
+    if ctx.slot == UNPUBLISHED {
+        return Ok(None);
+    }
+    ctx.core.table().write_begin(ctx.slot).map(Some)
+}
+
+/// The slot of a context whose object is not yet in the table (see [`create`]).
+const UNPUBLISHED: u32 = u32::MAX;
+
 /// The value cell of a found key (dicts only), with its offset.
 ///
 /// # Examples
@@ -657,6 +886,7 @@ pub fn replace_value(ctx: &mut Ctx<'_>, f: &Find, v: &Value) -> Result<bool> {
     let Some((t, _, ix)) = f.hit() else {
         return Ok(false);
     };
+    let _w = writing(ctx)?;
     let at = t.val_off(ix);
     let new = cell::store(ctx.core, v)?;
     let old = read_cell(ctx.core, at)?;
@@ -695,6 +925,7 @@ fn new_table(core: &Core, shape: Shape, log2: u64) -> Result<Table> {
 /// Moves the live entries into a new table with room for `need` entries, publishes it and frees
 /// the old block.
 fn resize(ctx: &Ctx<'_>, shape: Shape, old: Option<&Table>, need: u64) -> Result<Table> {
+    let _w = writing(ctx)?;
     let core = ctx.core;
     let mut t = new_table(core, shape, log2_for(need)?)?;
     let moved = (|| {
@@ -762,6 +993,7 @@ fn resize(ctx: &Ctx<'_>, shape: Shape, old: Option<&Table>, need: u64) -> Result
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn reserve(ctx: &Ctx<'_>, shape: Shape, extra: u64) -> Result<()> {
+    let _w = writing(ctx)?;
     let t = open(ctx, shape)?;
     let (live, room) = t.map_or((0, 0), |t| {
         (t.h.live, t.h.cap - t.h.nentries.max(t.h.filled))
@@ -805,6 +1037,7 @@ pub fn insert(
     key: &Value,
     value: Option<&Value>,
 ) -> Result<()> {
+    let _w = writing(ctx)?;
     let core = ctx.core;
     let (t, slot) = match (f.t, f.probe) {
         (Some(t), Some(Probe::Missing { slot }))
@@ -915,6 +1148,7 @@ fn delete(
     ix: u64,
     load: bool,
 ) -> Result<Option<(Value, Option<Value>)>> {
+    let _w = writing(ctx)?;
     let core = ctx.core;
     let kat = t.key_off(ix);
     let kc = read_cell(core, kat)?;
@@ -1203,6 +1437,7 @@ pub fn items(ctx: &Ctx<'_>) -> Result<Vec<(Value, Value)>> {
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn clear(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
+    let _w = writing(ctx)?;
     let Some(t) = open(ctx, shape)? else {
         return Ok(());
     };
@@ -1282,6 +1517,7 @@ pub fn drop_body(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn repair(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
+    let _w = writing(ctx)?;
     let Some(t) = open(ctx, shape)? else {
         return Ok(());
     };
@@ -1346,7 +1582,7 @@ pub fn create(
     let body = core.alloc(size_of::<HashBody>() as u64)?;
     let mut ctx = Ctx {
         core,
-        slot: u32::MAX,
+        slot: UNPUBLISHED,
         body,
         lock_off: 0,
         repair,

@@ -412,6 +412,7 @@ pub fn items(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
+    let _w = htable::writing(ctx)?;
     if !items.is_empty() {
         htable::reserve(ctx, SET, items.len() as u64)?;
     }
@@ -439,6 +440,7 @@ pub fn update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn difference_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
+    let _w = htable::writing(ctx)?;
     for v in items {
         discard(ctx, v)?;
     }
@@ -463,6 +465,7 @@ pub fn difference_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn intersection_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
+    let _w = htable::writing(ctx)?;
     let keep = LocalSet::from_values(items.iter().cloned())?;
     for v in self::items(ctx)? {
         if !keep.contains(&v)? {
@@ -490,6 +493,7 @@ pub fn intersection_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn symmetric_difference_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
+    let _w = htable::writing(ctx)?;
     let other = LocalSet::from_values(items.iter().cloned())?.into_vec();
     for v in &other {
         if !discard(ctx, v)? {
