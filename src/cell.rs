@@ -385,7 +385,7 @@ fn load_other(core: &Core, c: &Cell, at: u64) -> Result<Value> {
             let n = b[1] as usize;
             let data = b
                 .get(2..2 + n)
-                .ok_or(Error::corrupt("bad inline length", at))?;
+                .ok_or_else(|| Error::corrupt("bad inline length", at))?;
             if c.tag() == SSTR {
                 let s = std::str::from_utf8(data).map_err(|_| Error::corrupt("bad utf-8", at))?;
                 Value::Str(s.to_owned())

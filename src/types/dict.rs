@@ -360,8 +360,10 @@ pub fn len(ctx: &mut Ctx<'_>) -> Result<u64> {
 /// ```
 #[inline]
 pub fn get(ctx: &mut Ctx<'_>, key: &Value) -> Result<Option<Value>> {
-    let f = htable::find(ctx, DICT, key)?;
-    htable::value(ctx, &f)
+    match htable::lookup(ctx, DICT, key)? {
+        Some((c, at)) => crate::cell::load(ctx.core, &c, at).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// `d[key]`.
@@ -410,7 +412,7 @@ pub fn get_item(ctx: &mut Ctx<'_>, key: &Value) -> Result<Value> {
 /// ```
 #[inline]
 pub fn contains(ctx: &mut Ctx<'_>, key: &Value) -> Result<bool> {
-    Ok(htable::find(ctx, DICT, key)?.found())
+    Ok(htable::lookup(ctx, DICT, key)?.is_some())
 }
 
 /// `d[key] = value`.

@@ -218,7 +218,11 @@ fn block_size(shape: Shape, log2: u64) -> u64 {
 #[derive(Clone, Copy, Debug)]
 pub struct Table {
     off: u64,
-    h: TableHdr,
+    // The header's counts, validated by `open_at`.
+    cap: u64,
+    nentries: u64,
+    live: u64,
+    filled: u64,
     size: u64,
     index: u64,
     entries: u64,
@@ -327,14 +331,10 @@ fn open_at(core: &Core, shape: Shape, off: u64) -> Result<Table> {
     let index = off + HDR;
     Ok(Table {
         off,
-        h: TableHdr {
-            log2_size,
-            cap,
-            nentries,
-            live,
-            filled,
-            reserved: [0; 3],
-        },
+        cap,
+        nentries,
+        live,
+        filled,
         size,
         index,
         entries: index + size * 4,
@@ -424,71 +424,132 @@ pub enum Probe {
 /// Walks the probe sequence of `hash`, calling `visit(slot, content)` until it says stop.
 #[inline]
 fn walk<R>(t: &Table, hash: u64, mut visit: impl FnMut(u64) -> Result<Option<R>>) -> Result<R> {
-    let mask = t.size - 1;
+    let (size, index) = (t.size, t.index);
+    let mask = size - 1;
     let mut perturb = hash;
     let mut i = hash & mask;
     // After 13 shifts `perturb` is 0 and the recurrence i -> 5i + 1 (mod size) cycles through
     // every slot, so size + 16 steps reach every slot, an EMPTY one included.
-    for _ in 0..t.size + 16 {
+    for _ in 0..size + 16 {
         if let Some(r) = visit(i)? {
             return Ok(r);
         }
         perturb >>= 5;
         i = (i.wrapping_mul(5).wrapping_add(perturb).wrapping_add(1)) & mask;
     }
-    Err(Error::corrupt("hash index has no empty slot", t.index))
+    Err(Error::corrupt("hash index has no empty slot", index))
 }
 
-/// Looks `key` (whose hash is `hash`) up in `t`.
-///
-/// The index and the published entries are viewed as two slices, each checked once (the lock
-/// keeps writers out while they are in use); a key cell is compared as raw words when `key` is
-/// an inline scalar ([`cell::eq_inline`]), and loaded only when that cannot decide.
-#[inline]
-fn probe(core: &Core, t: &Table, hash: u64, key: &Value) -> Result<Probe> {
-    let a = core.arena();
-    let index: &[u32] = a.slice(t.index, t.size)?;
-    let words = t.esize / 8;
-    let entries: &[u64] = a.slice(t.entries, t.h.nentries * words)?;
-    let inline = Cell::scalar(key);
-    let mut free = None;
-    walk(t, hash, |i| {
-        // `i` is masked by `size - 1`, and the index holds `size` slots.
-        let Some(&content) = index.get(i as usize) else {
-            return Err(Error::corrupt("hash index slot out of range", t.index));
-        };
-        match content {
-            EMPTY => {
-                return Ok(Some(Probe::Missing {
-                    slot: free.unwrap_or(i),
-                }))
-            }
-            DUMMY => {
-                free.get_or_insert(i);
-            }
-            ix => {
-                let ix = u64::from(ix);
-                let e = (ix * words) as usize;
-                let Some(&[h, live, k0, k1]) = entries.get(e..e + 4) else {
-                    return Err(Error::corrupt("index slot past the entries", t.slot_off(i)));
-                };
-                if live > 1 {
-                    return Err(Error::corrupt("bad entry flag", t.entry(ix)));
+/// A table block's index and published entries, seen through one bounds-checked slice while the
+/// caller holds the object's lock (no writer can change them meanwhile; nothing is written
+/// while the view lives).
+struct View<'a> {
+    index: &'a [u32],
+    entries: &'a [u64],
+    /// Words per entry.
+    words: usize,
+    /// Offset of the index (for error reports).
+    index_off: u64,
+    /// Offset of the entries.
+    entries_off: u64,
+}
+
+impl<'a> View<'a> {
+    /// The index and the first `nentries` entries of the block at `off` whose index has
+    /// `2**log2` slots: one bounds check for both (the header was validated by the caller).
+    #[inline(always)]
+    fn new(a: &'a Arena, shape: Shape, off: u64, log2: u64, nentries: u64) -> Result<View<'a>> {
+        let size = 1u64 << log2;
+        let words = shape.esize() / 8;
+        let index_off = off + HDR;
+        // Index (4 bytes a slot, a multiple of 8 since size >= 8) and entries, as words.
+        let all: &[u64] = a.slice(index_off, size / 2 + usable(size) * words)?;
+        let (index, entries) = all.split_at((size / 2) as usize);
+        let entries = entries
+            .get(..(nentries * words) as usize)
+            .ok_or_else(|| Error::corrupt("hash table counts inconsistent", off))?;
+        Ok(View {
+            index: bytemuck::cast_slice(index),
+            entries,
+            words: words as usize,
+            index_off,
+            entries_off: index_off + size * 4,
+        })
+    }
+
+    /// Looks `key` (whose hash is `hash`, and whose cell is `inline` if it is stored inline) up.
+    /// A key cell is compared as raw words when it can be ([`cell::eq_inline`]) and loaded only
+    /// when that cannot decide.
+    #[inline(always)]
+    fn probe(&self, core: &Core, hash: u64, key: &Value, inline: Option<&Cell>) -> Result<Probe> {
+        // `walk`'s recurrence, written out so that the loop body is inlined.
+        let size = self.index.len() as u64;
+        let mask = size.wrapping_sub(1);
+        let mut perturb = hash;
+        let mut i = hash & mask;
+        let mut free = None;
+        for _ in 0..size + 16 {
+            // `i` is masked by `size - 1`: always in the index.
+            let Some(&content) = self.index.get(i as usize) else {
+                return Err(Error::corrupt(
+                    "hash index slot out of range",
+                    self.index_off,
+                ));
+            };
+            match content {
+                EMPTY => {
+                    return Ok(Probe::Missing {
+                        slot: free.unwrap_or(i),
+                    })
                 }
-                if live == 1 && h == hash {
-                    let c = Cell::from_words([k0, k1]);
-                    let same = match inline.as_ref().and_then(|s| cell::eq_inline(&c, s, key)) {
-                        Some(same) => same,
-                        None => cell::eq(core, &c, t.key_off(ix), key)?,
+                DUMMY => {
+                    free.get_or_insert(i);
+                }
+                ix => {
+                    let ix = u64::from(ix);
+                    let e = ix as usize * self.words;
+                    let Some(&[h, live, k0, k1]) = self.entries.get(e..e + 4) else {
+                        return Err(Error::corrupt(
+                            "index slot past the entries",
+                            self.index_off + 4 * i,
+                        ));
                     };
-                    if same {
-                        return Ok(Some(Probe::Found { slot: i, ix }));
+                    if live > 1 {
+                        return Err(Error::corrupt("bad entry flag", self.entry_off(ix)));
+                    }
+                    if live == 1 && h == hash {
+                        let c = Cell::from_words([k0, k1]);
+                        let same = match inline.and_then(|s| cell::eq_inline(&c, s, key)) {
+                            Some(same) => same,
+                            None => cell::eq(core, &c, self.entry_off(ix) + HEAD, key)?,
+                        };
+                        if same {
+                            return Ok(Probe::Found { slot: i, ix });
+                        }
                     }
                 }
             }
+            perturb >>= 5;
+            i = (i.wrapping_mul(5).wrapping_add(perturb).wrapping_add(1)) & mask;
         }
-        Ok(None)
-    })
+        Err(Error::corrupt(
+            "hash index has no empty slot",
+            self.index_off,
+        ))
+    }
+
+    #[inline]
+    fn entry_off(&self, ix: u64) -> u64 {
+        self.entries_off + ix * (self.words as u64 * 8)
+    }
+}
+
+/// Looks `key` (whose hash is `hash`) up in `t`, a table of `shape`.
+#[inline]
+fn probe(core: &Core, shape: Shape, t: &Table, hash: u64, key: &Value) -> Result<Probe> {
+    let log2 = u64::from(t.size.trailing_zeros());
+    let v = View::new(core.arena(), shape, t.off, log2, t.nentries)?;
+    v.probe(core, hash, key, Cell::scalar(key).as_ref())
 }
 
 /// The first free slot on the probe path of `hash` (for placing an entry known to be absent).
@@ -590,10 +651,74 @@ pub fn find(ctx: &Ctx<'_>, shape: Shape, key: &Value) -> Result<Find> {
     let hash = hash(ctx.core, key)?;
     let t = open(ctx, shape)?;
     let probe = match &t {
-        Some(t) => Some(probe(ctx.core, t, hash, key)?),
+        Some(t) => Some(probe(ctx.core, shape, t, hash, key)?),
         None => None,
     };
     Ok(Find { hash, t, probe })
+}
+
+/// Looks `key` up and returns its value cell (a dict; a set: its key cell) with the cell's
+/// offset, or `None` when absent: [`find`] + [`value_cell`] for a read, without building the
+/// [`Find`] a mutation needs.
+///
+/// # Errors
+/// `TypeError` for an unhashable key; `Corrupt`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablelookup-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::with_object;
+/// use shmstore::types::htable::{self, DICT};
+/// use shmstore::{cell, Value};
+/// let d = store.dict([("k", 7)])?;
+/// let v = with_object(store.core(), &d.token(), |ctx| {
+///     match htable::lookup(ctx, DICT, &Value::from("k"))? {
+///         Some((c, at)) => cell::load(ctx.core, &c, at).map(Some),
+///         None => Ok(None),
+///     }
+/// })?;
+/// assert_eq!(v, Some(Value::Int(7)));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn lookup(ctx: &Ctx<'_>, shape: Shape, key: &Value) -> Result<Option<(Cell, u64)>> {
+    let core = ctx.core;
+    let hash = hash(core, key)?;
+    let a = core.arena();
+    let off = a.load_u64(ctx.body)?;
+    if off == 0 {
+        return Ok(None);
+    }
+    // What `open_at` checks: the header's counts, and the block inside the arena and 16-aligned
+    // (the header here, the index and entries by the view's slice).
+    let h: [u64; 5] = a.read(Offset::new(off))?;
+    if !header_ok(h) {
+        return Err(bad_header(h[0], off));
+    }
+    if off % 16 != 0 {
+        return Err(Error::corrupt("misaligned offset", off));
+    }
+    let v = View::new(a, shape, off, h[0], h[2])?;
+    match v.probe(core, hash, key, Cell::scalar(key).as_ref())? {
+        Probe::Found { ix, .. } => {
+            // The value cell (a set: the key cell), in words from the entry's start.
+            let w = if shape.values { 4 } else { 2 };
+            let at = ix as usize * v.words + w;
+            // Found: the entry's words are in the view.
+            let Some(&[w0, w1]) = v.entries.get(at..at + 2) else {
+                return Err(Error::corrupt(
+                    "index slot past the entries",
+                    v.entry_off(ix),
+                ));
+            };
+            Ok(Some((
+                Cell::from_words([w0, w1]),
+                v.entry_off(ix) + 8 * w as u64,
+            )))
+        }
+        Probe::Missing { .. } => Ok(None),
+    }
 }
 
 /// Live entries.
@@ -610,7 +735,7 @@ pub fn find(ctx: &Ctx<'_>, shape: Shape, key: &Value) -> Result<Find> {
 /// ```
 #[inline]
 pub fn len(ctx: &Ctx<'_>, shape: Shape) -> Result<u64> {
-    Ok(open(ctx, shape)?.map_or(0, |t| t.h.live))
+    Ok(open(ctx, shape)?.map_or(0, |t| t.live))
 }
 
 /// Slots an optimistic lookup visits before it leaves the answer to the locked path (a chain
@@ -667,12 +792,17 @@ impl<'v> RacyKey<'v> {
     }
 }
 
-/// The header words of the table block at `off`, read racily and validated (`None`: not a
-/// valid header, torn or damaged).
+/// The header words of the table block at `off`, read racily and validated as `open_at` does
+/// (`None`: not a valid header, torn or damaged, or a block of `shape` that would not fit in
+/// the arena).
 #[inline]
-fn racy_header(a: &Arena, off: u64) -> Option<[u64; 5]> {
+fn racy_header(a: &Arena, shape: Shape, off: u64) -> Option<[u64; 5]> {
     let h = a.load_words_racy::<5>(off)?;
-    header_ok(h).then_some(h)
+    if !header_ok(h) {
+        return None;
+    }
+    a.check(off, block_size(shape, h[0]), 16).ok()?;
+    Some(h)
 }
 
 /// Looks `key` up in the dict or set whose body is at `body` without the lock, for
@@ -712,9 +842,9 @@ pub fn lookup_racy(a: &Arena, body: u64, shape: Shape, key: &RacyKey<'_>) -> Opt
     if toff == 0 {
         return Some(None);
     }
-    let [log2, _, nentries, _, _] = racy_header(a, toff)?;
-    // In range: `toff` was just read from inside the arena, and the index and entries lie
-    // within a few GiB after it (each load below is bounds-checked).
+    let [log2, _, nentries, _, _] = racy_header(a, shape, toff)?;
+    // In range: the block was just checked to lie inside the arena (and each load below is
+    // bounds-checked again).
     let size = 1u64 << log2;
     let mask = size - 1;
     let index = toff + HDR;
@@ -757,7 +887,7 @@ pub fn lookup_racy(a: &Arena, body: u64, shape: Shape, key: &RacyKey<'_>) -> Opt
 
 /// The number of live entries of the dict or set whose body is at `body`, read without the
 /// lock for [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` when the
-/// words read are not a valid table (torn, or damage the locked path reports).
+/// header read is not a valid one (torn, or damage the locked path reports).
 ///
 /// # Examples
 /// ```
@@ -778,7 +908,8 @@ pub fn len_racy(a: &Arena, body: u64) -> Option<u64> {
     if toff == 0 {
         return Some(0);
     }
-    racy_header(a, toff).map(|[_, _, _, live, _]| live)
+    // A set's block is the smaller: the extent checked is one both kinds of table fill.
+    racy_header(a, SET, toff).map(|[_, _, _, live, _]| live)
 }
 
 /// Opens a write on the object's sequence (see `Table::write_begin`) for one mutation: an
@@ -931,12 +1062,12 @@ fn resize(ctx: &Ctx<'_>, shape: Shape, old: Option<&Table>, need: u64) -> Result
     let moved = (|| {
         let mut n = 0;
         if let Some(old) = old {
-            for ix in 0..old.h.nentries {
+            for ix in 0..old.nentries {
                 let e = head(core, old, ix)?;
                 if e.live == 0 {
                     continue;
                 }
-                if n >= t.h.cap {
+                if n >= t.cap {
                     return Err(Error::corrupt("more live entries than counted", old.off));
                 }
                 core.arena()
@@ -958,9 +1089,9 @@ fn resize(ctx: &Ctx<'_>, shape: Shape, old: Option<&Table>, need: u64) -> Result
     for field in [F_NENTRIES, F_LIVE, F_FILLED] {
         store_hdr(core, &t, field, n)?;
     }
-    t.h.nentries = n;
-    t.h.live = n;
-    t.h.filled = n;
+    t.nentries = n;
+    t.live = n;
+    t.filled = n;
     failpoint!("htable.grow.before_publish");
     core.arena().store_u64(ctx.body, t.off)?;
     if let Some(old) = old {
@@ -995,9 +1126,7 @@ fn resize(ctx: &Ctx<'_>, shape: Shape, old: Option<&Table>, need: u64) -> Result
 pub fn reserve(ctx: &Ctx<'_>, shape: Shape, extra: u64) -> Result<()> {
     let _w = writing(ctx)?;
     let t = open(ctx, shape)?;
-    let (live, room) = t.map_or((0, 0), |t| {
-        (t.h.live, t.h.cap - t.h.nentries.max(t.h.filled))
-    });
+    let (live, room) = t.map_or((0, 0), |t| (t.live, t.cap - t.nentries.max(t.filled)));
     if room < extra {
         resize(ctx, shape, t.as_ref(), live.saturating_add(extra))?;
     }
@@ -1041,8 +1170,7 @@ pub fn insert(
     let core = ctx.core;
     let (t, slot) = match (f.t, f.probe) {
         (Some(t), Some(Probe::Missing { slot }))
-            if t.h.nentries < t.h.cap
-                && (t.h.filled < t.h.cap || slot_is(core, &t, slot, DUMMY)?) =>
+            if t.nentries < t.cap && (t.filled < t.cap || slot_is(core, &t, slot, DUMMY)?) =>
         {
             (t, slot)
         }
@@ -1052,7 +1180,7 @@ pub fn insert(
         (t, _) => {
             // Grow to about twice the live entries (CPython's GROWTH_RATE), which also
             // compacts a table full of deleted entries.
-            let live = t.map_or(0, |t| t.h.live);
+            let live = t.map_or(0, |t| t.live);
             let t = resize(ctx, shape, t.as_ref(), live.saturating_mul(2).max(live + 1))?;
             let slot = free_slot(core, &t, f.hash)?;
             (t, slot)
@@ -1069,7 +1197,7 @@ pub fn insert(
         },
         _ => None,
     };
-    let ix = t.h.nentries;
+    let ix = t.nentries;
     let a = core.arena();
     a.write(
         Offset::new(t.entry(ix)),
@@ -1087,9 +1215,9 @@ pub fn insert(
     let was_empty = slot_is(core, &t, slot, EMPTY)?;
     set_slot(core, &t, slot, ix as u32)?;
     if was_empty {
-        store_hdr(core, &t, F_FILLED, t.h.filled + 1)?;
+        store_hdr(core, &t, F_FILLED, t.filled + 1)?;
     }
-    store_hdr(core, &t, F_LIVE, t.h.live + 1)
+    store_hdr(core, &t, F_LIVE, t.live + 1)
 }
 
 #[inline]
@@ -1171,14 +1299,14 @@ fn delete(
     // Unpublish, then fix the derived fields.
     core.arena().store_u64(t.entry(ix) + 8, 0)?;
     set_slot(core, t, slot, DUMMY)?;
-    let mut n = t.h.nentries;
+    let mut n = t.nentries;
     while n > 0 && head(core, t, n - 1)?.live == 0 {
         n -= 1;
     }
-    if n != t.h.nentries {
+    if n != t.nentries {
         store_hdr(core, t, F_NENTRIES, n)?;
     }
-    store_hdr(core, t, F_LIVE, t.h.live.saturating_sub(1))?;
+    store_hdr(core, t, F_LIVE, t.live.saturating_sub(1))?;
     cell::release(core, &kc, &mut ctx.released)?;
     if let Some((c, _)) = vc {
         cell::release(core, &c, &mut ctx.released)?;
@@ -1270,7 +1398,7 @@ pub fn pop_last(ctx: &mut Ctx<'_>, shape: Shape) -> Result<Option<(Value, Option
     let Some(t) = open(ctx, shape)? else {
         return Ok(None);
     };
-    let mut ix = t.h.nentries;
+    let mut ix = t.nentries;
     let e = loop {
         if ix == 0 {
             return Ok(None);
@@ -1316,7 +1444,7 @@ pub fn for_each(
     let Some(t) = open(ctx, shape)? else {
         return Ok(());
     };
-    for ix in 0..t.h.nentries {
+    for ix in 0..t.nentries {
         if head(ctx.core, &t, ix)?.live == 0 {
             continue;
         }
@@ -1443,7 +1571,7 @@ pub fn clear(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
     };
     ctx.core.arena().store_u64(ctx.body, 0)?;
     let mut owned = Vec::new();
-    for ix in 0..t.h.nentries {
+    for ix in 0..t.nentries {
         if head(ctx.core, &t, ix)?.live == 0 {
             continue;
         }
@@ -1527,7 +1655,7 @@ pub fn repair(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
     if at != 0 {
         let first = t.val_off(0);
         let in_entries =
-            at >= first && (at - first) % t.esize == 0 && (at - first) / t.esize < t.h.nentries;
+            at >= first && (at - first) % t.esize == 0 && (at - first) / t.esize < t.nentries;
         if in_entries {
             let old: Cell = core.arena().read(Offset::new(t.off + F_JOURNAL_CELL))?;
             core.arena().write(Offset::new(at), old)?;
@@ -1536,7 +1664,7 @@ pub fn repair(ctx: &mut Ctx<'_>, shape: Shape) -> Result<()> {
     }
     core.arena().fill(t.index, t.size * 4, 0xff)?;
     let mut live = 0;
-    for ix in 0..t.h.nentries {
+    for ix in 0..t.nentries {
         let e = head(core, &t, ix)?;
         if e.live == 1 {
             let i = free_slot(core, &t, e.hash)?;
@@ -1604,6 +1732,173 @@ pub fn create(
 mod tests {
     use super::*;
 
+    const BODY: u64 = 0;
+    const TOFF: u64 = 64;
+
+    /// A heap arena holding a dict body at 0 and a table block of 8 slots at 64 whose entry `ix`
+    /// has hash `ix` (so it sits in index slot `ix`), key `Int(ix)` and value `Int(10 * ix)`.
+    fn heap_dict(n: u64) -> Arena {
+        let a = Arena::heap(512);
+        a.store_u64(BODY, TOFF).unwrap();
+        let hdr = [3, usable(8), n, n, n];
+        for (i, w) in hdr.iter().enumerate() {
+            a.store_u64(TOFF + 8 * i as u64, *w).unwrap();
+        }
+        a.fill(TOFF + HDR, 8 * 4, 0xff).unwrap();
+        let entries = TOFF + HDR + 8 * 4;
+        for ix in 0..n {
+            let e = entries + ix * DICT.esize();
+            let k = Cell::scalar(&Value::Int(ix as i64)).unwrap();
+            let v = Cell::scalar(&Value::Int(10 * ix as i64)).unwrap();
+            a.write(Offset::new(e), EntryHead { hash: ix, live: 1 })
+                .unwrap();
+            a.write(Offset::new(e + HEAD), k).unwrap();
+            a.write(Offset::new(e + HEAD + CELL), v).unwrap();
+            a.write(Offset::<u32>::new(TOFF + HDR + 4 * ix), ix as u32)
+                .unwrap();
+        }
+        a
+    }
+
+    fn key(v: &Value, hash: u64) -> RacyKey<'_> {
+        RacyKey {
+            hash,
+            cell: Cell::scalar(v).unwrap(),
+            key: v,
+        }
+    }
+
+    fn get(a: &Arena, body: u64, k: i64) -> Option<Option<Value>> {
+        let v = Value::Int(k);
+        lookup_racy(a, body, DICT, &key(&v, k as u64)).map(|c| c.and_then(|c| c.inline_value()))
+    }
+
+    #[test]
+    fn racy_lookup_reads_a_sound_table() {
+        let a = heap_dict(4);
+        assert_eq!(get(&a, BODY, 2), Some(Some(Value::Int(20))));
+        assert_eq!(get(&a, BODY, 5), Some(None)); // slot 5 is EMPTY
+        let f = Value::Float(3.0); // 3.0 == 3, hashed alike
+        let c = lookup_racy(&a, BODY, DICT, &key(&f, 3)).unwrap().unwrap();
+        assert_eq!(c.inline_value(), Some(Value::Int(30)));
+        let s = Value::from("3"); // an inline key of another kind: not equal
+        assert_eq!(lookup_racy(&a, BODY, DICT, &key(&s, 3)), Some(None));
+        assert_eq!(len_racy(&a, BODY), Some(4));
+        // No table block: empty.
+        a.store_u64(BODY, 0).unwrap();
+        assert_eq!(get(&a, BODY, 2), Some(None));
+        assert_eq!(len_racy(&a, BODY), Some(0));
+    }
+
+    #[test]
+    fn racy_lookup_gives_up_on_corrupt_words_without_panicking() {
+        let w = |a: &Arena, off: u64, v: u64| a.store_u64(off, v).unwrap();
+        // Each damage, applied to a sound table: the lookup (and `len_racy`, for the header)
+        // says "take the lock" instead of answering, panicking or looping.
+        let header_damage: [(u64, u64); 7] = [
+            (0, 0),        // log2_size below the minimum
+            (0, 31),       // above the maximum
+            (0, u64::MAX), // wraps
+            (8, 6),        // cap is not two thirds of the size
+            (16, 6),       // more entries than room
+            (24, 5),       // more live entries than entries
+            (32, 6),       // more filled slots than room
+        ];
+        for (field, v) in header_damage {
+            let a = heap_dict(4);
+            w(&a, TOFF + field, v);
+            assert_eq!(get(&a, BODY, 2), None, "header word {field} = {v}");
+            assert_eq!(len_racy(&a, BODY), None, "header word {field} = {v}");
+        }
+        // The body's table offset past the end, inside the last word, misaligned.
+        for off in [u64::MAX, 512, 508, TOFF + 4] {
+            let a = heap_dict(4);
+            w(&a, BODY, off);
+            assert_eq!(get(&a, BODY, 2), None, "table at {off}");
+            assert_eq!(len_racy(&a, BODY), None, "table at {off}");
+        }
+        // The body itself out of bounds.
+        assert_eq!(get(&heap_dict(4), 600, 2), None);
+        // An index slot naming an entry past `nentries`.
+        let a = heap_dict(4);
+        a.write(Offset::<u32>::new(TOFF + HDR + 4 * 2), 4u32)
+            .unwrap();
+        assert_eq!(get(&a, BODY, 2), None);
+        // A bad `live` flag.
+        let a = heap_dict(4);
+        let entries = TOFF + HDR + 8 * 4;
+        w(&a, entries + 2 * DICT.esize() + 8, 7);
+        assert_eq!(get(&a, BODY, 2), None);
+        // An index with no EMPTY slot (all DUMMY): the probe is bounded.
+        let a = heap_dict(4);
+        a.fill(TOFF + HDR, 8 * 4, 0xff).unwrap();
+        for i in 0..8 {
+            a.write(Offset::<u32>::new(TOFF + HDR + 4 * i), DUMMY)
+                .unwrap();
+        }
+        assert_eq!(get(&a, BODY, 2), None);
+        // A sound header claiming 2**30 slots: the index runs off the arena.
+        let a = heap_dict(0);
+        w(&a, TOFF, MAX_LOG2);
+        w(&a, TOFF + 8, usable(1 << MAX_LOG2));
+        assert_eq!(get(&a, BODY, 2), None);
+        assert_eq!(len_racy(&a, BODY), None);
+        // A key of equal hash stored in a block: only the locked path can compare it.
+        let a = heap_dict(4);
+        let block_key: Cell = bytemuck::cast([6u64 | (20 << 32), 256]); // STR, 20 bytes at 256
+        a.write(Offset::new(entries + 2 * DICT.esize() + HEAD), block_key)
+            .unwrap();
+        assert_eq!(get(&a, BODY, 2), None);
+        // A bad bool key cell of equal hash, against a numeric key.
+        let a = heap_dict(4);
+        let bad_bool: Cell = bytemuck::cast([1u64, 2]);
+        a.write(Offset::new(entries + 2 * DICT.esize() + HEAD), bad_bool)
+            .unwrap();
+        assert_eq!(get(&a, BODY, 2), None);
+    }
+
+    #[test]
+    fn racy_lookup_over_garbage_terminates() {
+        // Arenas of pseudo-random words, with a few plausible headers planted: every lookup
+        // ends (bounded probe) and nothing panics.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..200 {
+            let a = Arena::heap(4096);
+            for off in (0..4096).step_by(8) {
+                let v = match next() % 4 {
+                    0 => next() % 4096,
+                    1 => u64::from(u32::MAX - (next() % 2) as u32),
+                    2 => next() % 8,
+                    _ => next(),
+                };
+                a.store_u64(off, v).unwrap();
+            }
+            let toff = (next() % 4000) & !15;
+            let log2 = 3 + next() % 3;
+            for (i, v) in [log2, usable(1 << log2), next() % 6, next() % 4, next() % 6]
+                .iter()
+                .enumerate()
+            {
+                a.store_u64(toff + 8 * i as u64, *v).unwrap();
+            }
+            a.store_u64(0, toff).unwrap();
+            for k in 0..20 {
+                let v = Value::Int(k);
+                let hash = if round % 2 == 0 { next() } else { k as u64 };
+                let body = if k % 5 == 0 { next() % 4200 } else { 0 };
+                let _ = lookup_racy(&a, body, DICT, &key(&v, hash));
+                let _ = lookup_racy(&a, body, SET, &key(&v, hash));
+                let _ = len_racy(&a, body);
+            }
+        }
+    }
+
     #[test]
     fn sizes_follow_cpython() {
         assert_eq!(usable(8), 5);
@@ -1621,7 +1916,10 @@ mod tests {
             let size = 1u64 << log2;
             let t = Table {
                 off: 0,
-                h: TableHdr::zeroed(),
+                cap: 0,
+                nentries: 0,
+                live: 0,
+                filled: 0,
                 size,
                 index: 0,
                 entries: 0,
@@ -1689,7 +1987,7 @@ mod tests {
                 panic!("7 missing")
             };
             set_slot(core, &t, slot7, EMPTY)?;
-            store_hdr(core, &t, F_LIVE, t.h.live - 1)?;
+            store_hdr(core, &t, F_LIVE, t.live - 1)?;
             // Half a delete of key 3: unpublished, nothing else.
             let f = find(ctx, DICT, &Value::Int(3))?;
             let Some((_, _, ix3)) = f.hit() else {
@@ -1709,7 +2007,7 @@ mod tests {
                 );
             }
             let t = open(ctx, DICT)?.unwrap();
-            assert_eq!(t.h.filled, 19);
+            assert_eq!(t.filled, 19);
             Ok(())
         })
         .unwrap();

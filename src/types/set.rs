@@ -245,7 +245,7 @@ pub fn len(ctx: &mut Ctx<'_>) -> Result<u64> {
 /// ```
 #[inline]
 pub fn contains(ctx: &mut Ctx<'_>, v: &Value) -> Result<bool> {
-    Ok(htable::find(ctx, SET, v)?.found())
+    Ok(htable::lookup(ctx, SET, v)?.is_some())
 }
 
 /// `s.add(v)`; true if `v` was new.
