@@ -36,6 +36,15 @@
 //! - clear: `body.table` is set to 0 first, then the cells are released and the block freed.
 //!   A crash leaks, never corrupts.
 //!
+//! Lock-free readers ([`lookup_racy`], [`len_racy`]): every mutation above, and `repair`, runs
+//! inside a write on the slot's sequence (`Table::write_begin`, odd while it writes; a compound
+//! method such as `update` opens one around all of its steps), so an optimistic reader sees the
+//! table before a write or after it, never in between — including a block freed by growth or
+//! `clear` and reused meanwhile, whose words it may read but whose answer the sequence check
+//! drops. A holder that dies leaves the sequence odd until `repair` (readers take the lock
+//! meanwhile). The reader only copies words with bounds-checked atomic loads and bounds its
+//! probe, so garbage can cost it an answer (it takes the lock), never memory safety.
+//!
 //! # Examples
 //! ```
 //! # let name = format!("doc-htable-{}", std::process::id());
