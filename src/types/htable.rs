@@ -871,19 +871,21 @@ pub fn lookup_racy(a: &Arena, body: u64, shape: Shape, key: &RacyKey<'_>) -> Opt
                     return None;
                 }
                 let e = entries + ix * esize;
-                let [h, live, k0, k1] = a.load_words_racy::<4>(e)?;
+                // The whole entry under one bounds check (a set's has no value cell).
+                let [h, live, k0, k1, v0, v1] = if shape.values {
+                    a.load_words_racy::<6>(e)?
+                } else {
+                    let [h, live, k0, k1] = a.load_words_racy::<4>(e)?;
+                    [h, live, k0, k1, k0, k1]
+                };
                 if live > 1 {
                     return None;
                 }
                 if live == 1 && h == key.hash {
                     let c = Cell::from_words([k0, k1]);
                     if cell::eq_inline(&c, &key.cell, key.key)? {
-                        if !shape.values {
-                            return Some(Some(c));
-                        }
-                        return Some(Some(Cell::from_words(
-                            a.load_words_racy::<2>(e + HEAD + CELL)?,
-                        )));
+                        // A dict's value cell; a set's key cell.
+                        return Some(Some(Cell::from_words([v0, v1])));
                     }
                 }
             }
