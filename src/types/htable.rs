@@ -473,11 +473,13 @@ impl<'a> View<'a> {
         let index_off = off + HDR;
         // Index (4 bytes a slot, a multiple of 8 since size >= 8) and entries, as words.
         let all: &[u64] = a.slice(index_off, size / 2 + usable(size) * words)?;
+        // Cannot panic: `all` holds `size / 2` words and more.
         let (index, entries) = all.split_at((size / 2) as usize);
         let entries = entries
             .get(..(nentries * words) as usize)
             .ok_or_else(|| Error::corrupt("hash table counts inconsistent", off))?;
         Ok(View {
+            // Cannot panic: a `u64` is two `u32`s, and aligned for them.
             index: bytemuck::cast_slice(index),
             entries,
             words: words as usize,
