@@ -263,7 +263,7 @@ pub fn contains_optimistic(core: &Core, token: &Token, key: &Value) -> Option<bo
 /// ```
 #[inline]
 pub fn len_optimistic(core: &Core, token: &Token) -> Option<u64> {
-    dispatch::read_optimistic(core, token, htable::len_racy)
+    dispatch::read_optimistic(core, token, |a, body| htable::len_racy(a, body, DICT))
 }
 
 const M_LEN: usize = super::method_idx(DESC.methods, "__len__");

@@ -898,31 +898,31 @@ pub fn lookup_racy(a: &Arena, body: u64, shape: Shape, key: &RacyKey<'_>) -> Opt
     None
 }
 
-/// The number of live entries of the dict or set whose body is at `body`, read without the
-/// lock for [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` when the
-/// header read is not a valid one (torn, or damage the locked path reports).
+/// The number of live entries of the dict or set (a table of `shape`) whose body is at `body`,
+/// read without the lock for [`dispatch::read_optimistic`](crate::dispatch::read_optimistic):
+/// `None` when the header read is not a valid one, or describes a block that does not fit in
+/// the arena (torn, or damage the locked path reports).
 ///
 /// # Examples
 /// ```
 /// # let name = format!("doc-htablelenracy-{}", std::process::id());
 /// # let store = shmstore::Store::create(&name, 1 << 20)?;
 /// use shmstore::dispatch::read_optimistic;
-/// use shmstore::types::htable::len_racy;
+/// use shmstore::types::htable::{len_racy, SET};
 /// let s = store.set([1, 2, 3])?;
 /// let (core, t) = (store.core(), s.token());
-/// assert_eq!(read_optimistic(core, &t, len_racy), Some(3));
+/// assert_eq!(read_optimistic(core, &t, |a, body| len_racy(a, body, SET)), Some(3));
 /// s.clear()?; // no table block at all
-/// assert_eq!(read_optimistic(core, &t, len_racy), Some(0));
+/// assert_eq!(read_optimistic(core, &t, |a, body| len_racy(a, body, SET)), Some(0));
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 #[inline]
-pub fn len_racy(a: &Arena, body: u64) -> Option<u64> {
+pub fn len_racy(a: &Arena, body: u64, shape: Shape) -> Option<u64> {
     let [toff] = a.load_words_racy::<1>(body)?;
     if toff == 0 {
         return Some(0);
     }
-    // A set's block is the smaller: the extent checked is one both kinds of table fill.
-    racy_header(a, SET, toff).map(|[_, _, _, live, _]| live)
+    racy_header(a, shape, toff).map(|[_, _, _, live, _]| live)
 }
 
 /// Opens a write on the object's sequence (see `Table::write_begin`) for one mutation: an
@@ -1796,11 +1796,11 @@ mod tests {
         assert_eq!(c.inline_value(), Some(Value::Int(30)));
         let s = Value::from("3"); // an inline key of another kind: not equal
         assert_eq!(lookup_racy(&a, BODY, DICT, &key(&s, 3)), Some(None));
-        assert_eq!(len_racy(&a, BODY), Some(4));
+        assert_eq!(len_racy(&a, BODY, DICT), Some(4));
         // No table block: empty.
         a.store_u64(BODY, 0).unwrap();
         assert_eq!(get(&a, BODY, 2), Some(None));
-        assert_eq!(len_racy(&a, BODY), Some(0));
+        assert_eq!(len_racy(&a, BODY, DICT), Some(0));
     }
 
     #[test]
@@ -1821,14 +1821,14 @@ mod tests {
             let a = heap_dict(4);
             w(&a, TOFF + field, v);
             assert_eq!(get(&a, BODY, 2), None, "header word {field} = {v}");
-            assert_eq!(len_racy(&a, BODY), None, "header word {field} = {v}");
+            assert_eq!(len_racy(&a, BODY, DICT), None, "header word {field} = {v}");
         }
         // The body's table offset past the end, inside the last word, misaligned.
         for off in [u64::MAX, 512, 508, TOFF + 4] {
             let a = heap_dict(4);
             w(&a, BODY, off);
             assert_eq!(get(&a, BODY, 2), None, "table at {off}");
-            assert_eq!(len_racy(&a, BODY), None, "table at {off}");
+            assert_eq!(len_racy(&a, BODY, DICT), None, "table at {off}");
         }
         // The body itself out of bounds.
         assert_eq!(get(&heap_dict(4), 600, 2), None);
@@ -1855,7 +1855,7 @@ mod tests {
         w(&a, TOFF, MAX_LOG2);
         w(&a, TOFF + 8, usable(1 << MAX_LOG2));
         assert_eq!(get(&a, BODY, 2), None);
-        assert_eq!(len_racy(&a, BODY), None);
+        assert_eq!(len_racy(&a, BODY, DICT), None);
         // A key of equal hash stored in a block: only the locked path can compare it.
         let a = heap_dict(4);
         let block_key: Cell = bytemuck::cast([6u64 | (20 << 32), 256]); // STR, 20 bytes at 256
@@ -1907,7 +1907,8 @@ mod tests {
                 let body = if k % 5 == 0 { next() % 4200 } else { 0 };
                 let _ = lookup_racy(&a, body, DICT, &key(&v, hash));
                 let _ = lookup_racy(&a, body, SET, &key(&v, hash));
-                let _ = len_racy(&a, body);
+                let _ = len_racy(&a, body, DICT);
+                let _ = len_racy(&a, body, SET);
             }
         }
     }
