@@ -691,7 +691,7 @@ impl Arena {
     pub fn slice<T: Pod>(&self, off: u64, n: u64) -> Result<&[T]> {
         let size = n
             .checked_mul(size_of::<T>() as u64)
-            .ok_or(Error::corrupt("length overflows", off))?;
+            .ok_or_else(|| Error::corrupt("length overflows", off))?;
         let p = self.ptr(off, size, align_of::<T>() as u64)?;
         // SAFETY: 1. in bounds and aligned for `T` (checked); 2. any bit pattern is a valid `T`;
         // 3. the caller holds the lock that excludes writers for as long as it uses the slice.
@@ -713,7 +713,7 @@ impl Arena {
     pub fn slice_mut<T: Pod>(&self, off: u64, n: u64) -> Result<&mut [T]> {
         let size = n
             .checked_mul(size_of::<T>() as u64)
-            .ok_or(Error::corrupt("length overflows", off))?;
+            .ok_or_else(|| Error::corrupt("length overflows", off))?;
         let p = self.ptr(off, size, align_of::<T>() as u64)?;
         // SAFETY: 1. in bounds and aligned (checked); 2. any bit pattern is valid; 3. the caller
         // holds the object's lock, which excludes every other reader and writer of these bytes,

@@ -406,7 +406,7 @@ fn load_other(core: &Core, c: &Cell, at: u64) -> Result<Value> {
             let n = b[1] as usize;
             let data = b
                 .get(2..2 + n)
-                .ok_or(Error::corrupt("bad inline length", at))?;
+                .ok_or_else(|| Error::corrupt("bad inline length", at))?;
             if c.tag() == SSTR {
                 let s = std::str::from_utf8(data).map_err(|_| Error::corrupt("bad utf-8", at))?;
                 Value::Str(s.to_owned())
@@ -482,17 +482,61 @@ pub fn release(core: &Core, c: &Cell, released: &mut Vec<Token>) -> Result<()> {
 /// ```
 pub fn eq(core: &Core, c: &Cell, at: u64, v: &Value) -> Result<bool> {
     if let Some(s) = Cell::scalar(v) {
-        if s == *c {
-            // Same bits: equal, except a NaN float, which is unequal even to itself.
-            return Ok(!matches!(v, Value::Float(f) if f.is_nan()));
-        }
-        match (c.tag(), v) {
-            (INT | BOOL | FLOAT, Value::Int(_) | Value::Bool(_) | Value::Float(_)) => {}
-            _ if c.tag() <= SBYTES => return Ok(false),
-            _ => {}
+        if let Some(b) = eq_inline(c, &s, v) {
+            return Ok(b);
         }
     }
+    eq_loaded(core, c, at, v)
+}
+
+/// [`eq`] of a cell that must be loaded to be compared.
+#[inline(never)]
+fn eq_loaded(core: &Core, c: &Cell, at: u64, v: &Value) -> Result<bool> {
     Ok(load(core, c, at)? == *v)
+}
+
+/// Python's `==` between the cell `c` and `v`, a scalar stored inline whose cell is `s`
+/// (`Cell::scalar(v)`), decided from the cell's two words alone: no arena read, no allocation.
+/// `None` when it cannot be decided so — `c` lives in a block (a long string, an encoded value, a
+/// proxy) or is a bad cell — and [`eq`] (which loads `c`, or reports it) must answer. Where it
+/// answers, it answers as [`eq`] does: `1 == 1.0 == True`, a NaN is unequal even to itself,
+/// and an inline cell of another kind is simply unequal.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-celleqinline-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell::{self, Cell};
+/// use shmstore::Value;
+/// let key = Value::Float(1.0);
+/// let s = Cell::scalar(&key).unwrap();
+/// let one = Cell::scalar(&Value::Int(1)).unwrap();
+/// assert_eq!(cell::eq_inline(&one, &s, &key), Some(true)); // 1 == 1.0
+/// let word = Cell::scalar(&Value::from("1.0")).unwrap();
+/// assert_eq!(cell::eq_inline(&word, &s, &key), Some(false));
+/// // A long string lives in a block: only `cell::eq`, which reads it, can tell.
+/// let core = store.core();
+/// let long = cell::store(core, &Value::from("a string longer than a cell"))?;
+/// assert_eq!(cell::eq_inline(&long, &s, &key), None);
+/// assert!(!cell::eq(core, &long, 0, &key)?);
+/// # cell::release(core, &long, &mut Vec::new())?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn eq_inline(c: &Cell, s: &Cell, v: &Value) -> Option<bool> {
+    if s == c {
+        // Same bits: equal, except a NaN float, which is unequal even to itself.
+        return Some(!matches!(v, Value::Float(f) if f.is_nan()));
+    }
+    match c.tag() {
+        INT | BOOL | FLOAT => match v {
+            // A bad bool cell decodes to nothing: `eq` reports it.
+            Value::Int(_) | Value::Bool(_) | Value::Float(_) => Some(c.scalar_value()? == *v),
+            _ => Some(false),
+        },
+        t if t <= SBYTES => Some(false),
+        _ => None,
+    }
 }
 
 /// The cell holds the `str` `s` (Python's `==`), without a copy for inline strings: what a

@@ -1,7 +1,8 @@
 //! Issue 5's allocation target: scalar operations on the hot paths allocate nothing on the
 //! heap — list, value, typed value, array, lock, queue and event, typed and through
-//! `call_method` — proven by a global allocator that counts this thread's allocations. (Dicts
-//! have their own such test in `tests/dict.rs`.)
+//! `call_method` — proven by a global allocator that counts this thread's allocations; and
+//! dict lookups (hits and misses, int and short-str keys, lock-free and locked). (`tests/dict.rs`
+//! has the dict's scalar set and `add` paths.)
 
 mod common;
 
@@ -111,6 +112,67 @@ fn scalar_operations_allocate_nothing() {
     assert_no_alloc("queue", |i| {
         q.put(i).unwrap();
         assert_eq!(q.get().unwrap(), Value::Int(i));
+    });
+
+    // Dict lookups: the keys are built before counting (building a `Value::Str` allocates its
+    // `String`; handing it to `get` moves it). Values are ints: a hit allocates nothing.
+    let d = store.dict((0..64i64).map(|i| (i, i))).unwrap();
+    let s = store
+        .dict((0..64i64).map(|i| (format!("key{i}"), i)))
+        .unwrap();
+    // One key per call of a round, in the order `assert_no_alloc` calls them (i = 0..4, then
+    // 0..1000).
+    let str_keys = || -> Vec<Value> {
+        (0..4)
+            .chain(0..1000)
+            .map(|i| Value::from(format!("key{}", i % 64)))
+            .collect()
+    };
+    let (mut hits, mut misses) = (str_keys().into_iter(), str_keys().into_iter());
+    let get = d.method_id("get").unwrap();
+    let contains = d.method_id("__contains__").unwrap();
+    assert_no_alloc("dict get", |i| {
+        let k = i % 64;
+        assert_eq!(d.get(k).unwrap(), Some(Value::Int(k)));
+        assert_eq!(d.get(k + 64).unwrap(), None);
+        assert_eq!(d.get(k as f64).unwrap(), Some(Value::Int(k))); // 1.0 == 1
+        assert_eq!(d.get_item(k).unwrap(), Value::Int(k));
+        assert!(d.contains(k).unwrap());
+        assert!(!d.contains(-1 - k).unwrap());
+        assert_eq!(d.len().unwrap(), 64);
+        let hit = hits.next().unwrap();
+        let miss = misses.next().unwrap();
+        assert_eq!(s.get(hit).unwrap(), Some(Value::Int(k)));
+        assert_eq!(d.get(miss).unwrap(), None); // a str in an int-keyed dict
+        let args = [Value::Int(k)];
+        assert_eq!(d.call_id(get, &args, &[]).unwrap(), Value::Int(k));
+        assert_eq!(d.call_id(contains, &args, &[]).unwrap(), Value::Bool(true));
+    });
+    // The same lookups through the lock (this thread holds it, so the lock-free path is not
+    // taken; `DictView` runs them under the held lock).
+    let (mut hits, mut misses) = (str_keys().into_iter(), str_keys().into_iter());
+    let (dt, st) = (d.token(), s.token());
+    assert_no_alloc("dict get, locked", |i| {
+        let k = i % 64;
+        shmstore::dispatch::with_object(store.core(), &dt, |ctx| {
+            assert_eq!(
+                shmstore::types::dict::get(ctx, &Value::Int(k))?,
+                Some(Value::Int(k))
+            );
+            assert_eq!(shmstore::types::dict::get(ctx, &Value::Int(k + 64))?, None);
+            assert_eq!(
+                shmstore::types::dict::get(ctx, &misses.next().unwrap())?,
+                None
+            );
+            Ok(())
+        })
+        .unwrap();
+        shmstore::dispatch::with_object(store.core(), &st, |ctx| {
+            let hit = hits.next().unwrap();
+            assert_eq!(shmstore::types::dict::get(ctx, &hit)?, Some(Value::Int(k)));
+            Ok(())
+        })
+        .unwrap();
     });
 
     let e = store.event().unwrap();

@@ -8,13 +8,23 @@
 //! a `u64` array (written through the zero-copy guard, one 32-bit half at a time) and a
 //! `value_of::<u64>` between two words that differ in every bit: a read that did not respect
 //! the write sequence would see a half of each.
+//!
+//! A dict gets the same treatment: a writer flips the values of fixed int and short-str keys
+//! between two per-key patterns (an int and a 14-byte string, cells that differ in every byte)
+//! and inserts and deletes a crowd of other keys meanwhile, so the table grows, fills with
+//! deleted entries, is compacted and rehashed into new blocks while the old ones are freed and
+//! reused; readers check that every lock-free `get` (also by an equal float key, and through
+//! `call_method`), `contains` and `len` answers with a value written for that key, or absent
+//! for a key the writer deletes, and nothing else.
 
 mod common;
 
 use std::io::BufReader;
 
 use common::{expect_success, spawn, unique, wait_for_line, Cleanup};
-use shmstore::{ArrayProxy, Error, ListProxy, Store, TypedValueProxy, Value, ValueProxy};
+use shmstore::{
+    ArrayProxy, DictProxy, Error, ListProxy, Store, TypedValueProxy, Value, ValueProxy,
+};
 
 const ITEMS: i64 = 8;
 const ROUNDS: u64 = 20_000;
@@ -51,6 +61,9 @@ fn child_main() {
         return;
     };
     let store = Store::open(&args[0]).expect("child: open");
+    if role.starts_with("dict-") {
+        return dict_child(&role, &store);
+    }
     let l = ListProxy::try_from(store.lookup("items").unwrap()).unwrap();
     let v = ValueProxy::try_from(store.lookup("value").unwrap()).unwrap();
     let done = ValueProxy::try_from(store.lookup("done").unwrap()).unwrap();
@@ -151,9 +164,9 @@ fn lock_free_reads_in_other_processes_never_see_a_torn_write() {
     assert_eq!(tv.get().unwrap(), W1);
 }
 
-/// Reads in this thread while it holds the list's lock: `len` and a scalar `get` succeed
-/// without the lock (so the lock-free path is really taken), a string that lives in a block
-/// takes the lock and reports the relock. (A writer that dies mid-write: `proxy::list`'s unit
+/// Reads in this thread while it holds the list's (the dict's, …) lock: `len` and a scalar
+/// `get` succeed without the lock (so the lock-free path is really taken), a string that lives
+/// in a block takes the lock and reports the relock. (A writer that dies mid-write: `proxy::list`'s unit
 /// test.)
 #[test]
 fn reads_without_the_lock_do_not_wait_for_its_holder() {
@@ -220,4 +233,200 @@ fn reads_without_the_lock_do_not_wait_for_its_holder() {
     }
     assert_eq!(arr.get(-1).unwrap(), 3);
     assert!(matches!(arr.get(3), Err(Error::IndexError(_))));
+
+    // A dict: a lookup of an inline key whose value is inline (or absent), `contains` and `len`
+    // are answered without the lock; a key or value stored in a block takes it.
+    let d = store
+        .dict(vec![
+            (Value::Int(1), Value::from("one")),
+            (Value::from("short"), Value::Float(0.5)),
+            (Value::Int(2), Value::from(long)),
+            (Value::from(long), Value::Int(3)),
+        ])
+        .unwrap();
+    d.with_lock(|view| {
+        assert_eq!(d.len().unwrap(), 4);
+        assert_eq!(d.get(1).unwrap(), Some(Value::from("one")));
+        assert_eq!(d.get(true).unwrap(), Some(Value::from("one"))); // True == 1
+        assert_eq!(d.get("short").unwrap(), Some(Value::Float(0.5)));
+        assert_eq!(d.get(7).unwrap(), None);
+        assert_eq!(d.get_item(1.0).unwrap(), Value::from("one"));
+        assert_eq!(d.get_item(7), Err(Error::KeyError(Value::Int(7))));
+        assert!(d.contains(2).unwrap()); // its value is in a block: not read
+        assert!(!d.contains("other").unwrap());
+        assert_eq!(d.call_method("__len__", ()).unwrap(), Value::Int(4));
+        assert_eq!(d.call_method("get", (1,)).unwrap(), Value::from("one"));
+        assert_eq!(d.call_method("get", (7, 0)).unwrap(), Value::Int(0));
+        assert_eq!(
+            d.call_method("__getitem__", ("short",)).unwrap(),
+            Value::Float(0.5)
+        );
+        assert_eq!(
+            d.call_method("__contains__", (7,)).unwrap(),
+            Value::Bool(false)
+        );
+        // Block-stored: the value, the key, and `__getitem__`'s KeyError take the lock.
+        assert!(matches!(d.get(2), Err(Error::Os { .. })), "{:?}", d.get(2));
+        assert!(matches!(d.get(long), Err(Error::Os { .. })));
+        assert!(matches!(d.contains(long), Err(Error::Os { .. })));
+        assert!(matches!(
+            d.call_method("__getitem__", (7,)),
+            Err(Error::Os { .. })
+        ));
+        view.insert(8, 9)?;
+        assert_eq!(d.get(8).unwrap(), Some(Value::Int(9)));
+        assert_eq!(d.len().unwrap(), 5);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(d.get(2).unwrap(), Some(Value::from(long)));
+    assert_eq!(d.get(long).unwrap(), Some(Value::Int(3)));
+}
+
+/// Dict keys whose values flip between two patterns (never deleted).
+const FIXED: i64 = 8;
+/// Keys the dict writer inserts and deletes every round.
+const CHURN: i64 = 48;
+const DICT_ROUNDS: u64 = 10_000;
+
+/// The value of fixed key `k` (an int key `k`, or the string key `fixed_str(k)`) in a round:
+/// an int or a 14-byte string, both derived from the key.
+fn dict_pattern(k: i64, round: u64) -> Value {
+    if round % 2 == 0 {
+        Value::Int(P0 ^ k)
+    } else {
+        Value::from(format!("z{k:013}"))
+    }
+}
+
+fn is_dict_pattern(k: i64, v: &Value) -> bool {
+    *v == dict_pattern(k, 0) || *v == dict_pattern(k, 1)
+}
+
+fn fixed_str(k: i64) -> Value {
+    Value::from(format!("fixed{k}"))
+}
+
+/// The churned keys: ints past the fixed ones, and short strings; each with one value.
+fn churn_key(c: i64) -> Value {
+    if c % 2 == 0 {
+        Value::Int(1_000 + c)
+    } else {
+        Value::from(format!("churn{c}"))
+    }
+}
+
+fn churn_value(c: i64) -> Value {
+    Value::Int(!(c * 7))
+}
+
+fn dict_child(role: &str, store: &Store) {
+    let d = DictProxy::try_from(store.lookup("dict").unwrap()).unwrap();
+    let done = ValueProxy::try_from(store.lookup("dict-done").unwrap()).unwrap();
+    match role {
+        "dict-writer" => {
+            common::signal("READY");
+            for round in 0..DICT_ROUNDS {
+                for k in 0..FIXED {
+                    d.insert(k, dict_pattern(k, round)).expect("insert");
+                    d.insert(fixed_str(k), dict_pattern(k, round))
+                        .expect("insert str");
+                }
+                // Grow the table with new keys, then delete them (in an order that leaves
+                // deleted entries inside the table), so later inserts compact and rehash it.
+                let n = if round % 3 == 0 { CHURN } else { CHURN / 4 };
+                for c in 0..n {
+                    d.insert(churn_key(c), churn_value(c))
+                        .expect("churn insert");
+                }
+                for c in (0..n).rev().step_by(2).chain((0..n).step_by(2)) {
+                    d.remove(churn_key(c)).expect("churn remove");
+                }
+            }
+            done.set(true).expect("done");
+        }
+        "dict-reader" => {
+            common::signal("READY");
+            while d.get(fixed_str(0)).expect("get") != Some(dict_pattern(0, 1)) {
+                std::hint::spin_loop();
+            }
+            let mut n = 0u64;
+            let mut seen_churn = 0u64;
+            while done.get().expect("done") == Value::Bool(false) {
+                n += 1;
+                let k = (n % FIXED as u64) as i64;
+                for key in [Value::Int(k), Value::Float(k as f64), fixed_str(k)] {
+                    let v = d.get(key.clone()).expect("get");
+                    assert!(
+                        v.as_ref().is_some_and(|v| is_dict_pattern(k, v)),
+                        "torn dict read of {key:?}: {v:?}"
+                    );
+                    let v = d.call_method("get", (key.clone(),)).expect("call get");
+                    assert!(
+                        is_dict_pattern(k, &v),
+                        "torn call_method get {key:?}: {v:?}"
+                    );
+                    assert!(d.contains(key).expect("contains"));
+                }
+                let v = d.get_item(k).expect("get_item");
+                assert!(is_dict_pattern(k, &v), "torn get_item of {k}: {v:?}");
+                let c = (n % CHURN as u64) as i64;
+                match d.get(churn_key(c)).expect("churn get") {
+                    None => {}
+                    Some(v) => {
+                        assert_eq!(v, churn_value(c), "wrong value for churned key {c}");
+                        seen_churn += 1;
+                    }
+                }
+                let len = d.len().expect("len");
+                assert!(
+                    (2 * FIXED as usize..=2 * FIXED as usize + CHURN as usize).contains(&len),
+                    "len {len}"
+                );
+            }
+            common::signal(&format!("READS {n} {seen_churn}"));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn lock_free_dict_reads_in_other_processes_never_see_a_torn_write() {
+    let name = unique("seqlock-dict");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 16 << 20).unwrap();
+    let fixed = (0..FIXED).flat_map(|k| {
+        [
+            (Value::Int(k), dict_pattern(k, 0)),
+            (fixed_str(k), dict_pattern(k, 0)),
+        ]
+    });
+    let d = store.dict(fixed.collect::<Vec<_>>()).unwrap();
+    store.bind("dict", &d).unwrap();
+    let done = store.value(false).unwrap();
+    store.bind("dict-done", &done).unwrap();
+
+    let mut readers: Vec<_> = (0..2).map(|_| spawn("dict-reader", &[&name])).collect();
+    let mut writer = spawn("dict-writer", &[&name]);
+    let mut outs = Vec::new();
+    for c in readers.iter_mut().chain(std::iter::once(&mut writer)) {
+        let mut out = BufReader::new(c.stdout.take().unwrap());
+        assert!(wait_for_line(&mut out, "READY"));
+        outs.push(out);
+    }
+    expect_success(writer, "writer");
+    for (r, out) in readers.into_iter().zip(&mut outs) {
+        let reads = common::read_value(out, "READS ").unwrap();
+        let n: u64 = reads.split(' ').next().unwrap().parse().unwrap();
+        assert!(n > 0, "a reader read nothing while the writer wrote");
+        expect_success(r, "reader");
+    }
+    // The writer's last round was odd: the string patterns; the churned keys are gone.
+    assert_eq!(d.len().unwrap(), 2 * FIXED as usize);
+    for k in 0..FIXED {
+        assert_eq!(d.get(k).unwrap(), Some(dict_pattern(k, 1)));
+        assert_eq!(d.get(fixed_str(k)).unwrap(), Some(dict_pattern(k, 1)));
+    }
+    let report = store.check().unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
 }

@@ -19,6 +19,7 @@
 use super::htable::{self, DICT};
 use super::{iter_arg, Ctx, Kwargs, Method, TypeDesc};
 use crate::core::Core;
+use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::token::{type_ids, Token};
 use crate::value::Value;
@@ -127,7 +128,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: snapshot_value,
     lockless: false,
-    fast_read: None,
+    fast_read: Some(fast_read),
     fast_write: None,
 };
 
@@ -195,6 +196,129 @@ fn snapshot_value(ctx: &mut Ctx<'_>) -> Result<Value> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Lock-free reads (see `htable::lookup_racy`): every mutation runs inside a write on the slot's
+// sequence, so an optimistic read sees the dict before a write or after it, never in between.
+
+/// `d.get(key)` answered without the lock when it can be: `Some(Some(v))` for a key present
+/// whose value is stored inline (a scalar), `Some(None)` for a key absent, `None` when the
+/// locked path must answer (a key or value stored in a block, a write under way, damage).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictgetopt-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::dict::get_optimistic;
+/// use shmstore::Value;
+/// let d = store.dict([(Value::Int(1), Value::from("one")), (Value::Int(2), Value::from(vec![2]))])?;
+/// let (core, t) = (store.core(), d.token());
+/// assert_eq!(get_optimistic(core, &t, &Value::Bool(true)), Some(Some(Value::from("one")))); // True == 1
+/// assert_eq!(get_optimistic(core, &t, &Value::Int(3)), Some(None)); // absent
+/// assert_eq!(get_optimistic(core, &t, &Value::Int(2)), None); // a list value: the lock reads it
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn get_optimistic(core: &Core, token: &Token, key: &Value) -> Option<Option<Value>> {
+    let k = htable::RacyKey::new(core, key)?;
+    match dispatch::read_optimistic(core, token, |a, body| {
+        htable::lookup_racy(a, body, DICT, &k)
+    })? {
+        Some(c) => c.inline_value().map(Some),
+        None => Some(None),
+    }
+}
+
+/// `key in d` answered without the lock when it can be (`None`: the locked path answers).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictcontainsopt-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::dict::contains_optimistic;
+/// use shmstore::Value;
+/// let d = store.dict([("k", vec![1, 2, 3])])?;
+/// let (core, t) = (store.core(), d.token());
+/// assert_eq!(contains_optimistic(core, &t, &Value::from("k")), Some(true)); // any value
+/// assert_eq!(contains_optimistic(core, &t, &Value::from("j")), Some(false));
+/// assert_eq!(contains_optimistic(core, &t, &Value::from("a key too long for a cell")), None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn contains_optimistic(core: &Core, token: &Token, key: &Value) -> Option<bool> {
+    let k = htable::RacyKey::new(core, key)?;
+    dispatch::read_optimistic(core, token, |a, body| {
+        htable::lookup_racy(a, body, DICT, &k)
+    })
+    .map(|found| found.is_some())
+}
+
+/// `len(d)` read without the lock (`None`: the locked path answers).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictlenopt-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::dict::len_optimistic;
+/// let d = store.dict([("a", 1), ("b", 2)])?;
+/// assert_eq!(len_optimistic(store.core(), &d.token()), Some(2));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn len_optimistic(core: &Core, token: &Token) -> Option<u64> {
+    dispatch::read_optimistic(core, token, |a, body| htable::len_racy(a, body, DICT))
+}
+
+const M_LEN: usize = super::method_idx(DESC.methods, "__len__");
+const M_GETITEM: usize = super::method_idx(DESC.methods, "__getitem__");
+const M_CONTAINS: usize = super::method_idx(DESC.methods, "__contains__");
+const M_GET: usize = super::method_idx(DESC.methods, "get");
+
+/// `call_method`'s lock-free reads (see `TypeDesc::fast_read`): `__len__()`, and `get`,
+/// `__getitem__` and `__contains__` of a key stored inline (for `get` and `__getitem__`, with
+/// a value stored inline). A missing key in `__getitem__` is left to the locked path, which
+/// raises the `KeyError`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictfastread-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::dict::{fast_read, DESC};
+/// use shmstore::Value;
+/// let d = store.dict([("a", 1)])?;
+/// let (core, t) = (store.core(), d.token());
+/// let get = DESC.method_index("get").unwrap();
+/// assert_eq!(fast_read(core, &t, get, &["a".into()], &[]), Some(Value::Int(1)));
+/// assert_eq!(fast_read(core, &t, get, &["z".into(), 0.into()], &[]), Some(Value::Int(0)));
+/// let getitem = DESC.method_index("__getitem__").unwrap();
+/// assert_eq!(fast_read(core, &t, getitem, &["z".into()], &[]), None); // KeyError: locked path
+/// let pop = DESC.method_index("pop").unwrap();
+/// assert_eq!(fast_read(core, &t, pop, &["a".into()], &[]), None); // not a read
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub fn fast_read(
+    core: &Core,
+    token: &Token,
+    method: usize,
+    args: &[Value],
+    kwargs: Kwargs<'_>,
+) -> Option<Value> {
+    if !kwargs.is_empty() {
+        return None;
+    }
+    match (method, args) {
+        (M_LEN, []) => Some(Value::Int(
+            i64::try_from(len_optimistic(core, token)?).ok()?,
+        )),
+        (M_GET, [key]) => Some(get_optimistic(core, token, key)?.unwrap_or(Value::None)),
+        (M_GET, [key, default]) => {
+            Some(get_optimistic(core, token, key)?.unwrap_or_else(|| default.clone()))
+        }
+        (M_GETITEM, [key]) => get_optimistic(core, token, key)?,
+        (M_CONTAINS, [key]) => contains_optimistic(core, token, key).map(Value::Bool),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Typed operations (the proxy's typed methods call these directly).
 
 /// `len(d)`.
@@ -237,8 +361,10 @@ pub fn len(ctx: &mut Ctx<'_>) -> Result<u64> {
 /// ```
 #[inline]
 pub fn get(ctx: &mut Ctx<'_>, key: &Value) -> Result<Option<Value>> {
-    let f = htable::find(ctx, DICT, key)?;
-    htable::value(ctx, &f)
+    match htable::lookup(ctx, DICT, key)? {
+        Some((c, at)) => crate::cell::load(ctx.core, &c, at).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// `d[key]`.
@@ -287,7 +413,7 @@ pub fn get_item(ctx: &mut Ctx<'_>, key: &Value) -> Result<Value> {
 /// ```
 #[inline]
 pub fn contains(ctx: &mut Ctx<'_>, key: &Value) -> Result<bool> {
-    Ok(htable::find(ctx, DICT, key)?.found())
+    Ok(htable::lookup(ctx, DICT, key)?.is_some())
 }
 
 /// `d[key] = value`.
@@ -470,6 +596,8 @@ pub fn update_pairs<'v>(
     pairs: impl IntoIterator<Item = (&'v Value, &'v Value)>,
     size_hint: usize,
 ) -> Result<()> {
+    // One write around every insert: an optimistic reader sees the update whole or not at all.
+    let _w = htable::writing(ctx)?;
     if size_hint > 0 {
         htable::reserve(ctx, DICT, size_hint as u64)?;
     }
@@ -522,6 +650,7 @@ fn pair_of(i: usize, item: &Value) -> Result<(Value, Value)> {
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn update_from(ctx: &mut Ctx<'_>, other: &Value) -> Result<()> {
+    let _w = htable::writing(ctx)?;
     if let Value::Dict(kv) = other {
         return update_pairs(ctx, kv.iter().map(|(k, v)| (k, v)), kv.len());
     }
@@ -971,6 +1100,7 @@ fn m_update(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
             a.len()
         )));
     }
+    let _w = htable::writing(ctx)?;
     if let Some(other) = a.first() {
         update_from(ctx, other)?;
     }

@@ -246,7 +246,7 @@ pub fn len(ctx: &mut Ctx<'_>) -> Result<u64> {
 /// ```
 #[inline]
 pub fn contains(ctx: &mut Ctx<'_>, v: &Value) -> Result<bool> {
-    Ok(htable::find(ctx, SET, v)?.found())
+    Ok(htable::lookup(ctx, SET, v)?.is_some())
 }
 
 /// `s.add(v)`; true if `v` was new.
@@ -413,6 +413,7 @@ pub fn items(ctx: &mut Ctx<'_>) -> Result<Vec<Value>> {
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
+    let _w = htable::writing(ctx)?;
     if !items.is_empty() {
         htable::reserve(ctx, SET, items.len() as u64)?;
     }
@@ -440,6 +441,7 @@ pub fn update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn difference_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
+    let _w = htable::writing(ctx)?;
     for v in items {
         discard(ctx, v)?;
     }
@@ -464,6 +466,7 @@ pub fn difference_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn intersection_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
+    let _w = htable::writing(ctx)?;
     let keep = LocalSet::from_values(items.iter().cloned())?;
     for v in self::items(ctx)? {
         if !keep.contains(&v)? {
@@ -491,6 +494,7 @@ pub fn intersection_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn symmetric_difference_update(ctx: &mut Ctx<'_>, items: &[Value]) -> Result<()> {
+    let _w = htable::writing(ctx)?;
     let other = LocalSet::from_values(items.iter().cloned())?.into_vec();
     for v in &other {
         if !discard(ctx, v)? {
