@@ -178,6 +178,11 @@ impl DictProxy {
     #[inline]
     pub fn insert(&self, key: impl Into<Value>, value: impl Into<Value>) -> Result<()> {
         let (key, value) = (key.into(), value.into());
+        // A scalar value of an existing key replaced by one of its kind: one store, see
+        // `dict::set_fast`.
+        if dict::set_fast(&self.h.core, &self.h.token, &key, &value).is_some() {
+            return Ok(());
+        }
         self.with(|c| dict::insert(c, &key, &value))
     }
 

@@ -129,7 +129,7 @@ pub static DESC: TypeDesc = TypeDesc {
     get_value: snapshot_value,
     lockless: false,
     fast_read: Some(fast_read),
-    fast_write: None,
+    fast_write: Some(fast_write),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -224,6 +224,71 @@ pub fn get_optimistic(core: &Core, token: &Token, key: &Value) -> Option<Option<
     })? {
         Some(c) => c.inline_value().map(Some),
         None => Some(None),
+    }
+}
+
+/// `d[key] = value` done in place under a lock that was free (see
+/// [`htable::set_value_fast`]): `Some(())` when done, `None`, having changed nothing, when the
+/// general path must do it (a new key, a value of another kind, blocks, a busy lock).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictsetfast-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::dict::set_fast;
+/// use shmstore::Value;
+/// let d = store.dict([("k", 1)])?;
+/// let (core, t) = (store.core(), d.token());
+/// assert_eq!(set_fast(core, &t, &Value::from("k"), &Value::Int(2)), Some(()));
+/// assert_eq!(set_fast(core, &t, &Value::from("new"), &Value::Int(2)), None); // an insert
+/// assert_eq!(set_fast(core, &t, &Value::from("k"), &Value::from("str")), None); // another kind
+/// assert_eq!(d.get("k")?, Some(Value::Int(2)));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn set_fast(core: &Core, token: &Token, key: &Value, value: &Value) -> Option<()> {
+    let new = crate::cell::Cell::scalar(value)?;
+    if !new.is_word_scalar() {
+        return None;
+    }
+    let k = htable::RacyKey::new(core, key)?;
+    dispatch::write_fast(core, token, |a, body| {
+        htable::set_value_fast(a, body, &k, new)
+    })
+}
+
+const M_SETITEM: usize = super::method_idx(DESC.methods, "__setitem__");
+
+/// `call_method`'s in-place writes (see `TypeDesc::fast_write`): `__setitem__(key, value)`
+/// replacing a scalar value of an existing key with one of the same kind ([`set_fast`]).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictfastwrite-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::dict::{fast_write, DESC};
+/// use shmstore::Value;
+/// let d = store.dict([(1, 1.5)])?;
+/// let (core, t) = (store.core(), d.token());
+/// let setitem = DESC.method_index("__setitem__").unwrap();
+/// let args = [Value::Int(1), Value::Float(2.5)];
+/// assert_eq!(fast_write(core, &t, setitem, &args, &[]), Some(Value::None));
+/// assert_eq!(d.get(1)?, Some(Value::Float(2.5)));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub fn fast_write(
+    core: &Core,
+    token: &Token,
+    method: usize,
+    args: &[Value],
+    kwargs: Kwargs<'_>,
+) -> Option<Value> {
+    match (method, args) {
+        (M_SETITEM, [key, value]) if kwargs.is_empty() => {
+            set_fast(core, token, key, value)?;
+            Some(Value::None)
+        }
+        _ => None,
     }
 }
 

@@ -64,6 +64,8 @@
 //! # Ok::<(), shmstore::Error>(())
 //! ```
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytemuck::{Pod, Zeroable};
 
 use super::Ctx;
@@ -849,6 +851,22 @@ fn racy_header(a: &Arena, shape: Shape, off: u64) -> Option<[u64; 5]> {
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn lookup_racy(a: &Arena, body: u64, shape: Shape, key: &RacyKey<'_>) -> Option<Option<Cell>> {
+    Some(
+        probe_racy(a, body, shape, key)?
+            .map(|(_, [_, _, _, _, v0, v1])| Cell::from_words([v0, v1])),
+    )
+}
+
+/// The probe of [`lookup_racy`]: `Some(None)` for an absent key, `Some(Some((e, words)))` for
+/// the live entry at offset `e` whose six words (a set's: four, the key cell repeated) are
+/// `words`, `None` when the lock must answer.
+#[inline]
+fn probe_racy(
+    a: &Arena,
+    body: u64,
+    shape: Shape,
+    key: &RacyKey<'_>,
+) -> Option<Option<(u64, [u64; 6])>> {
     let [toff] = a.load_words_racy::<1>(body)?;
     if toff == 0 {
         return Some(None);
@@ -874,20 +892,20 @@ pub fn lookup_racy(a: &Arena, body: u64, shape: Shape, key: &RacyKey<'_>) -> Opt
                 }
                 let e = entries + ix * esize;
                 // The whole entry under one bounds check (a set's has no value cell).
-                let [h, live, k0, k1, v0, v1] = if shape.values {
+                let words = if shape.values {
                     a.load_words_racy::<6>(e)?
                 } else {
                     let [h, live, k0, k1] = a.load_words_racy::<4>(e)?;
                     [h, live, k0, k1, k0, k1]
                 };
+                let [h, live, k0, k1, _, _] = words;
                 if live > 1 {
                     return None;
                 }
                 if live == 1 && h == key.hash {
                     let c = Cell::from_words([k0, k1]);
                     if cell::eq_inline(&c, &key.cell, key.key)? {
-                        // A dict's value cell; a set's key cell.
-                        return Some(Some(Cell::from_words([v0, v1])));
+                        return Some(Some((e, words)));
                     }
                 }
             }
@@ -896,6 +914,47 @@ pub fn lookup_racy(a: &Arena, body: u64, shape: Shape, key: &RacyKey<'_>) -> Opt
         i = (i.wrapping_mul(5).wrapping_add(perturb).wrapping_add(1)) & mask;
     }
     None
+}
+
+/// `d[key] = new` for a key already present whose value is None, a bool, an int or a float of
+/// `new`'s kind, for [`dispatch::write_fast`](crate::dispatch::write_fast) (which holds the
+/// lock and the write): the payload word is the only word that changes, and one 8-byte store
+/// replaces it, so a crash leaves the old value or the new one and no journal is needed.
+/// `None`, having written nothing, for anything else (a new key, another kind, a block-stored
+/// key or value, words that fail a check): [`set_item`] does those.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-htablesetfast-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell::Cell;
+/// use shmstore::dispatch::write_fast;
+/// use shmstore::types::htable::{set_value_fast, RacyKey};
+/// use shmstore::Value;
+/// let d = store.dict([("a", 1), ("b", 2)])?;
+/// let (core, t) = (store.core(), d.token());
+/// let k = Value::from("b");
+/// let key = RacyKey::new(core, &k).unwrap();
+/// let twenty = Cell::scalar(&Value::Int(20)).unwrap();
+/// assert_eq!(write_fast(core, &t, |a, body| set_value_fast(a, body, &key, twenty)), Some(()));
+/// assert_eq!(d.get("b")?, Some(Value::Int(20)));
+/// let c = Value::from("c");
+/// let absent = RacyKey::new(core, &c).unwrap();
+/// assert_eq!(write_fast(core, &t, |a, body| set_value_fast(a, body, &absent, twenty)), None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn set_value_fast(a: &Arena, body: u64, key: &RacyKey<'_>, new: Cell) -> Option<()> {
+    if !new.is_word_scalar() {
+        return None;
+    }
+    let (e, [_, _, _, _, v0, _]) = probe_racy(a, body, DICT, key)??;
+    let [w0, w1] = new.to_words();
+    if v0 != w0 {
+        return None;
+    }
+    a.words::<[AtomicU64; 6]>(e).ok()?[5].store(w1, Ordering::Relaxed);
+    Some(())
 }
 
 /// The number of live entries of the dict or set (a table of `shape`) whose body is at `body`,
