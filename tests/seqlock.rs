@@ -281,6 +281,23 @@ fn reads_without_the_lock_do_not_wait_for_its_holder() {
     .unwrap();
     assert_eq!(d.get(2).unwrap(), Some(Value::from(long)));
     assert_eq!(d.get(long).unwrap(), Some(Value::Int(3)));
+
+    // A set's `len` and `in` of an inline key, the same way.
+    let s = store
+        .set(vec![Value::Int(1), Value::from("short"), Value::from(long)])
+        .unwrap();
+    s.with_lock(|view| {
+        assert_eq!(s.len().unwrap(), 3);
+        assert!(s.contains(1.0).unwrap());
+        assert!(s.contains("short").unwrap());
+        assert!(!s.contains(2).unwrap());
+        assert!(matches!(s.contains(long), Err(Error::Os { .. })));
+        view.add(2)?;
+        assert!(s.contains(2).unwrap());
+        assert_eq!(s.len().unwrap(), 4);
+        Ok(())
+    })
+    .unwrap();
 }
 
 /// Dict keys whose values flip between two patterns (never deleted).

@@ -7,7 +7,7 @@ use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::token::type_ids;
-use crate::types::{set, Ctx};
+use crate::types::{htable, set, Ctx};
 use crate::value::Value;
 
 /// A proxy of a shared `set` (CPython 3.14's `SyncManager.set`).
@@ -85,6 +85,13 @@ impl SetProxy {
     /// ```
     #[inline]
     pub fn len(&self) -> Result<usize> {
+        // Lock-free when no write is under way (see `dispatch::read_optimistic`).
+        let h = &self.h;
+        if let Some(n) = dispatch::read_optimistic(&h.core, &h.token, |a, b| {
+            htable::len_racy(a, b, htable::SET)
+        }) {
+            return Ok(n as usize);
+        }
         self.with(|c| set::len(c).map(|n| n as usize))
     }
 
@@ -130,6 +137,15 @@ impl SetProxy {
     #[inline]
     pub fn contains(&self, v: impl Into<Value>) -> Result<bool> {
         let v = v.into();
+        // An inline key is looked up lock-free when no write is under way.
+        let h = &self.h;
+        if let Some(k) = htable::RacyKey::new(&h.core, &v) {
+            if let Some(found) = dispatch::read_optimistic(&h.core, &h.token, |a, b| {
+                htable::lookup_racy(a, b, htable::SET, &k)
+            }) {
+                return Ok(found.is_some());
+            }
+        }
         self.with(|c| set::contains(c, &v))
     }
 
