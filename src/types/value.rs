@@ -485,8 +485,8 @@ pub fn get_pod_racy<T: bytemuck::Pod>(
 /// ```
 #[inline]
 pub fn value_racy(a: &crate::arena::Arena, body: u64) -> Option<Value> {
-    // The representation, `current` and (plain data) the copies' offset, in one bounds check.
-    let [w0, current, data] = a.load_words_racy::<3>(body)?;
+    // The representation and `current`, in one bounds check.
+    let [w0, current] = a.load_words_racy::<2>(body)?;
     let repr: [u32; 2] = bytemuck::cast(w0);
     if current > 1 {
         return None;
@@ -497,11 +497,29 @@ pub fn value_racy(a: &crate::arena::Arena, body: u64) -> Option<Value> {
             Cell::from_words(a.load_words_racy::<2>(at)?).inline_value()
         }
         REPR_POD => {
-            let e = pod::elem_racy(a, body.checked_add(24)?)?;
-            pod::value_racy(a, &e, data.checked_add(current * e.stride())?)
+            let (e, bits) = pod_bits_racy(a, body)?;
+            pod::to_value(&e, bits.get(..e.size as usize)?).ok()
         }
         _ => None,
     }
+}
+
+/// The record and the bits (the first `size` bytes) of a primitive plain-data value, read
+/// without the lock: `None` for another representation, a non-primitive `T` or words that
+/// fail a check. Decode them once the read is validated.
+#[inline]
+fn pod_bits_racy(a: &crate::arena::Arena, body: u64) -> Option<(ElemType, [u8; 8])> {
+    let [w0, current, data] = a.load_words_racy::<3>(body)?;
+    let repr: [u32; 2] = bytemuck::cast(w0);
+    if repr[0] != REPR_POD || current > 1 {
+        return None;
+    }
+    let e = pod::elem_racy(a, body.checked_add(24)?)?;
+    if e.kind() == Kind::Other {
+        return None;
+    }
+    let bits = a.load_bits_racy(data.checked_add(current * e.stride())?, e.size as usize)?;
+    Some((e, bits))
 }
 
 /// `v.set(new)` for a cell that owns no block, replacing one that owns none, for
@@ -709,8 +727,8 @@ pub fn fast_read(
 
 /// The value read without the lock, or `None` when the locked path must answer: a cell is
 /// copied out under the sequence ([`get_racy`]) and decoded once the read is validated (a
-/// `Value` built inside the read section costs twice as much); a plain-data value goes
-/// through [`value_racy`].
+/// `Value` built inside the read section costs twice as much); so are a primitive plain-data
+/// value's bits.
 ///
 /// # Examples
 /// ```
@@ -733,7 +751,8 @@ pub fn get_optimistic(core: &Core, token: &Token) -> Option<Value> {
     if let Some(c) = read_optimistic(core, token, get_racy) {
         return c.inline_value();
     }
-    read_optimistic(core, token, value_racy)
+    let (e, bits) = read_optimistic(core, token, pod_bits_racy)?;
+    pod::to_value(&e, bits.get(..e.size as usize)?).ok()
 }
 
 /// `v.set(x)`. A plain-data value converts `x` with `array.array`'s rules.
