@@ -9,7 +9,9 @@
 //! (instructions of the first run minus the second, divided by 100,000). Operations: `len`,
 //! `get`, `set`, `append` (+pop), `dget`/`dset` (int keys), `sget`/`sset` (8-byte str keys),
 //! `vget`/`vset`, `tget`/`tset` (`value_of::<i64>`), `aget`/`aset` (`array::<i64>`), `lock`
-//! (acquire+release), `cm` (`call_method("__getitem__")`), `wl` (an empty `with_lock`).
+//! (acquire+release), `cm` (`call_method("__getitem__")`), `cid` (the same through `call_id`,
+//! resolved once), `wl` (an empty `with_lock`), `wf` (an empty `dispatch::write_fast`), `raw`
+//! (a compare-and-swap and an exchange on a local word: the floor of any lock).
 //! Instruction counts are repeatable whatever else the machine runs, unlike timings.
 use shmstore::*;
 use std::hint::black_box;
@@ -81,6 +83,27 @@ fn main() {
         "wl" => run(n, |_, _| {
             l.with_lock(|_| Ok(())).unwrap();
         }),
+        "cid" => {
+            let mid = l.method_id("__getitem__").unwrap();
+            run(n, |_, k| {
+                black_box(l.call_id(mid, &[Value::Int(k)], &[]).unwrap());
+            })
+        }
+        "wf" => {
+            let (core, t) = (store.core(), l.token());
+            run(n, |_, _| {
+                black_box(shmstore::dispatch::write_fast(core, &t, |_, body| Some(body)));
+            })
+        }
+        "raw" => {
+            // The two atomic read-modify-writes of any lock, alone: the physical floor.
+            let w = std::sync::atomic::AtomicU32::new(0);
+            run(n, |_, _| {
+                use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+                let _ = black_box(&w).compare_exchange(0, 5, Acquire, Relaxed);
+                black_box(&w).swap(0, Release);
+            })
+        }
         "none" => run(n, |_, k| {
             black_box(k);
         }),
