@@ -92,7 +92,9 @@ fn main() {
         "wf" => {
             let (core, t) = (store.core(), l.token());
             run(n, |_, _| {
-                black_box(shmstore::dispatch::write_fast(core, &t, |_, body| Some(body)));
+                black_box(shmstore::dispatch::write_fast(core, &t, |_, body| {
+                    Some(body)
+                }));
             })
         }
         "raw" => {
