@@ -498,7 +498,8 @@ pub fn read_optimistic<R>(
 /// this instant, checks that the slot still holds the object, opens a write on its sequence and
 /// runs `step` on the arena and the body's offset, with no context, no repair lookup and no
 /// reclaim. `step` returns `None`, having written nothing, when it cannot do the job in place
-/// (an index out of range, a cell that owns a block, a full array...).
+/// (an index out of range, a cell that owns a block, a full array...); the write is then
+/// cancelled (`SeqWrite::cancel`), so optimistic readers do not retry for it.
 ///
 /// `None` means nothing was done and the caller takes the general path ([`with_object`]),
 /// which waits for a busy lock, repairs what a dead holder left and reports every error.
@@ -534,11 +535,16 @@ pub fn write_fast<R>(
     if words.check_live(token.slot, token.generation).ok()? != token.type_id {
         return None;
     }
-    let _w = words.write_begin();
-    step(
+    let w = words.write_begin();
+    let r = step(
         core.arena(),
         words.body.load(std::sync::atomic::Ordering::Relaxed),
-    )
+    );
+    if r.is_none() {
+        // Declined, having written nothing: readers need not retry.
+        w.cancel();
+    }
+    r
 }
 
 /// Takes the lock of the object `token` names and builds its context (repairing first what a

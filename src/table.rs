@@ -608,6 +608,33 @@ impl Drop for SeqWrite<'_> {
     }
 }
 
+impl SeqWrite<'_> {
+    /// Ends a write that changed nothing, putting the sequence back to its value before the
+    /// write: an optimistic reader that started before it and re-reads the old value read
+    /// unchanged data, so it need not retry. Only for writes that wrote nothing at all.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-seqcancel-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use std::sync::atomic::Ordering;
+    /// let l = store.list([1])?;
+    /// let w = store.core().table().slot(l.token().slot)?;
+    /// let before = w.seq.load(Ordering::Acquire);
+    /// let (_lock, _) = w.lock(None)?;
+    /// w.write_begin().cancel(); // nothing written after all
+    /// assert_eq!(w.seq.load(Ordering::Acquire), before);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn cancel(mut self) {
+        if let Some(v) = self.end.take() {
+            // Release: as for the end of a write.
+            self.seq.store(v.wrapping_sub(2), Ordering::Release);
+        }
+    }
+}
+
 /// The object table of an arena.
 ///
 /// # Examples

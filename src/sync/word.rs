@@ -151,6 +151,59 @@ impl WordLock {
         self.state.load(Ordering::Relaxed) & PID_MASK
     }
 
+    /// Takes the lock only if it is free this instant: one compare-and-swap, no waiting and no
+    /// takeover of a dead holder (false then, as for a held lock; [`WordLock::acquire`] does
+    /// those). `call_method`'s fast path.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::word::WordLock;
+    /// let a = Arena::heap(16);
+    /// let lock = a.words::<WordLock>(0)?;
+    /// assert!(lock.try_acquire_free());
+    /// assert!(!lock.try_acquire_free()); // held
+    /// assert_eq!(lock.holder(), std::process::id());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire_free(&self) -> bool {
+        let me = ProcId::current();
+        me.pid & !PID_MASK == 0 && me.pid != 0 && self.try_take(&me, 0, 0)
+    }
+
+    /// Releases the lock, whoever holds it, only if no waiter sleeps on it: one
+    /// compare-and-swap and no wake-up to do (so nothing can fail once it is released). False,
+    /// with the lock unchanged (held or not), otherwise: [`WordLock::release`] does the rest.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::word::WordLock;
+    /// let a = Arena::heap(16);
+    /// let lock = a.words::<WordLock>(0)?;
+    /// assert!(!lock.try_release_uncontended()); // not held
+    /// lock.acquire(true, None)?;
+    /// assert!(lock.try_release_uncontended());
+    /// assert_eq!(lock.holder(), 0);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_release_uncontended(&self) -> bool {
+        let s = self.state.load(Ordering::Relaxed);
+        if s & PID_MASK == 0 || s & WAITERS != 0 {
+            return false;
+        }
+        // As in `release`: the record is cleared first. If the exchange below fails, the lock
+        // is held meanwhile with no record, which only makes a waiter's liveness check
+        // conservative (pid alone); `release` then clears it again.
+        self.rec_pid.store(0, Ordering::Relaxed);
+        // Release: the next holder sees everything written while the lock was held.
+        self.state
+            .compare_exchange(s, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+    }
+
     /// Takes the lock if its state is still `free` (no holder): one compare-and-swap.
     #[inline]
     fn try_take(&self, me: &ProcId, free: u32, waiters: u32) -> bool {

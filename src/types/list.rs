@@ -782,9 +782,12 @@ const M_POP: usize = super::method_idx(DESC.methods, "pop");
 /// let l = store.list([1, 2])?;
 /// let (core, t) = (store.core(), l.token());
 /// let append = DESC.method_index("append").unwrap();
-/// assert_eq!(fast_write(core, &t, append, &[Value::Int(3)], &[]), Some(Value::None));
 /// let pop = DESC.method_index("pop").unwrap();
-/// assert_eq!(fast_write(core, &t, pop, &[], &[]), Some(Value::Int(3)));
+/// // Created full (capacity 2): the general path grows it.
+/// assert_eq!(fast_write(core, &t, append, &[Value::Int(3)], &[]), None);
+/// assert_eq!(fast_write(core, &t, pop, &[], &[]), Some(Value::Int(2)));
+/// assert_eq!(fast_write(core, &t, append, &[Value::Int(3)], &[]), Some(Value::None));
+/// assert_eq!(l.to_string(), "[1, 3]");
 /// let sort = DESC.method_index("sort").unwrap();
 /// assert_eq!(fast_write(core, &t, sort, &[], &[]), None); // the general path
 /// # Ok::<(), shmstore::Error>(())

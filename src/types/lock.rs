@@ -75,8 +75,58 @@ pub static DESC: TypeDesc = TypeDesc {
     get_value,
     lockless: true,
     fast_read: None,
-    fast_write: None,
+    fast_write: Some(fast_write),
 };
+
+const M_ENTER: usize = super::method_idx(DESC.methods, "__enter__");
+const M_EXIT: usize = super::method_idx(DESC.methods, "__exit__");
+const M_ACQUIRE: usize = super::method_idx(DESC.methods, "acquire");
+const M_RELEASE: usize = super::method_idx(DESC.methods, "release");
+
+/// `call_method`'s fast path (see `TypeDesc::fast_write`): `acquire()`/`__enter__()` of a free
+/// lock ([`WordLock::try_acquire_free`]) and `release()`/`__exit__(...)` of a held lock no one
+/// waits for ([`WordLock::try_release_uncontended`]). `None`, having changed nothing, for
+/// anything else: the general path waits, takes a dead holder's lock over and reports errors.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-lockfastwrite-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::lock::{fast_write, DESC};
+/// use shmstore::Value;
+/// let lk = store.lock()?;
+/// let (core, t) = (store.core(), lk.token());
+/// let acquire = DESC.method_index("acquire").unwrap();
+/// let release = DESC.method_index("release").unwrap();
+/// assert_eq!(fast_write(core, &t, acquire, &[], &[]), Some(Value::Bool(true)));
+/// assert_eq!(fast_write(core, &t, acquire, &[], &[]), None); // held: the general path waits
+/// assert_eq!(fast_write(core, &t, release, &[], &[]), Some(Value::None));
+/// assert_eq!(fast_write(core, &t, release, &[], &[]), None); // the general path raises
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub fn fast_write(
+    core: &Core,
+    token: &Token,
+    method: usize,
+    args: &[Value],
+    kwargs: Kwargs<'_>,
+) -> Option<Value> {
+    if !kwargs.is_empty() {
+        return None;
+    }
+    let acquire = match (method, args) {
+        (M_ACQUIRE | M_ENTER, []) => true,
+        (M_RELEASE, []) | (M_EXIT, _) => false,
+        _ => return None,
+    };
+    let body = crate::dispatch::body_unlocked(core, token).ok()?;
+    let word = core.arena().words::<WordLock>(body).ok()?;
+    if acquire {
+        word.try_acquire_free().then_some(Value::Bool(true))
+    } else {
+        word.try_release_uncontended().then_some(Value::None)
+    }
+}
 
 /// The lock word in the body.
 #[inline]
