@@ -70,8 +70,8 @@ pub fn type_desc(id: u16) -> Result<&'static TypeDesc> {
         .ok_or_else(|| Error::corrupt("unknown type id", u64::from(id)))
 }
 
-/// `a == b` for method names, without a call to `memcmp` for the usual lengths (8 to 16
-/// bytes: two overlapping 8-byte words).
+/// `a == b` for method names, without a call to `memcmp` for the usual lengths (4 to 16
+/// bytes: two overlapping words).
 #[inline]
 fn same_name(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
@@ -86,7 +86,16 @@ fn same_name(a: &[u8], b: &[u8]) -> bool {
         };
         return word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8);
     }
-    a == b
+    if (4..8).contains(&n) {
+        // Two overlapping 4-byte words ("get", "set" are 3 bytes: the byte loop below).
+        let word = |s: &[u8], at: usize| {
+            s.get(at..at + 4)
+                .and_then(|w| <[u8; 4]>::try_from(w).ok())
+                .map(u32::from_ne_bytes)
+        };
+        return word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 const RESOLVED_WAYS: usize = 8;
@@ -920,6 +929,13 @@ mod tests {
             ),
             ("12345678", "12345679", false),
             ("abc", "abcd", false),
+            ("acquire", "acquire", true),
+            ("acquire", "acquirf", false),
+            ("acquire", "bcquire", false),
+            ("acquire", "acqXire", false),
+            ("wait", "wait", true),
+            ("wait", "waiT", false),
+            ("", "", true),
         ] {
             assert_eq!(same_name(a.as_bytes(), b.as_bytes()), eq, "{a} vs {b}");
         }
