@@ -30,6 +30,8 @@
 //! assert!(Cell::scalar(&Value::from("fifteen bytes..")).is_none());
 //! ```
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytemuck::{Pod, Zeroable};
 
 use crate::core::Core;
@@ -169,6 +171,19 @@ impl Cell {
     #[inline]
     pub fn is_word_scalar(&self) -> bool {
         self.w[0] <= u64::from(FLOAT)
+    }
+
+    /// Replaces the stored cell whose words are `w` by `self` in place, under the container's
+    /// lock, when both are None, a bool, an int or a float of one kind: the payload word is the
+    /// only word that changes, so one 8-byte store does it and a crash leaves the old value or
+    /// the new one. `None`, having written nothing, otherwise.
+    #[inline]
+    pub(crate) fn replace_word_scalar(self, w: &[AtomicU64; 2]) -> Option<()> {
+        if !self.is_word_scalar() || w[0].load(Ordering::Relaxed) != self.w[0] {
+            return None;
+        }
+        w[1].store(self.w[1], Ordering::Relaxed);
+        Some(())
     }
 
     /// The value of a cell that is stored whole inline (None, bool, int, float, short string or

@@ -706,17 +706,15 @@ pub fn call(
 ) -> Result<Value> {
     // The fast answers first (a built-in type's lock-free read or in-place scalar write);
     // `call_general` checks everything again and reports every error.
-    if mid.type_id == token.type_id && token.type_id < type_ids::FIRST_USER {
+    // (Keyword arguments always take the general path, which binds them.)
+    if mid.type_id == token.type_id && token.type_id < type_ids::FIRST_USER && kwargs.is_empty() {
         if let Ok(desc) = type_desc(token.type_id) {
             let m = usize::from(mid.index);
             if m < desc.methods.len() {
-                if let Some(v) = desc.fast_read.and_then(|f| f(core, token, m, args, kwargs)) {
+                if let Some(v) = desc.fast_read.and_then(|f| f(core, token, m, args)) {
                     return Ok(v);
                 }
-                if let Some(v) = desc
-                    .fast_write
-                    .and_then(|f| f(core, token, m, args, kwargs))
-                {
+                if let Some(v) = desc.fast_write.and_then(|f| f(core, token, m, args)) {
                     return Ok(v);
                 }
             }

@@ -287,21 +287,12 @@ const M_GETITEM: usize = super::method_idx(DESC.methods, "__getitem__");
 /// let a = store.array([5i32, 6, 7])?;
 /// let (core, t) = (store.core(), a.token());
 /// let len = DESC.method_index("__len__").unwrap();
-/// assert_eq!(fast_read(core, &t, len, &[], &[]), Some(Value::Int(3)));
+/// assert_eq!(fast_read(core, &t, len, &[]), Some(Value::Int(3)));
 /// let getitem = DESC.method_index("__getitem__").unwrap();
-/// assert_eq!(fast_read(core, &t, getitem, &[Value::Int(1)], &[]), Some(Value::Int(6)));
+/// assert_eq!(fast_read(core, &t, getitem, &[Value::Int(1)]), Some(Value::Int(6)));
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-pub fn fast_read(
-    core: &Core,
-    token: &Token,
-    method: usize,
-    args: &[Value],
-    kwargs: Kwargs<'_>,
-) -> Option<Value> {
-    if !kwargs.is_empty() {
-        return None;
-    }
+pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
         (M_LEN, []) => crate::dispatch::read_optimistic(core, token, |a, body| {
             Some(Value::Int(i64::try_from(a.load_u64_racy(body).ok()?).ok()?))
@@ -340,23 +331,14 @@ const M_SETITEM: usize = super::method_idx(DESC.methods, "__setitem__");
 /// let a = store.array([1i16, 2])?;
 /// let (core, t) = (store.core(), a.token());
 /// let setitem = DESC.method_index("__setitem__").unwrap();
-/// assert_eq!(fast_write(core, &t, setitem, &[Value::Int(-1), Value::Int(7)], &[]), Some(Value::None));
+/// assert_eq!(fast_write(core, &t, setitem, &[Value::Int(-1), Value::Int(7)]), Some(Value::None));
 /// assert_eq!(a.get(1)?, 7);
 /// // Out of range, or a value the element cannot hold: the general path reports it.
-/// assert_eq!(fast_write(core, &t, setitem, &[Value::Int(2), Value::Int(7)], &[]), None);
-/// assert_eq!(fast_write(core, &t, setitem, &[Value::Int(0), Value::Int(1 << 20)], &[]), None);
+/// assert_eq!(fast_write(core, &t, setitem, &[Value::Int(2), Value::Int(7)]), None);
+/// assert_eq!(fast_write(core, &t, setitem, &[Value::Int(0), Value::Int(1 << 20)]), None);
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-pub fn fast_write(
-    core: &Core,
-    token: &Token,
-    method: usize,
-    args: &[Value],
-    kwargs: Kwargs<'_>,
-) -> Option<Value> {
-    if !kwargs.is_empty() {
-        return None;
-    }
+pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     let (M_SETITEM, [Value::Int(i), x]) = (method, args) else {
         return None;
     };

@@ -272,19 +272,13 @@ const M_SETITEM: usize = super::method_idx(DESC.methods, "__setitem__");
 /// let (core, t) = (store.core(), d.token());
 /// let setitem = DESC.method_index("__setitem__").unwrap();
 /// let args = [Value::Int(1), Value::Float(2.5)];
-/// assert_eq!(fast_write(core, &t, setitem, &args, &[]), Some(Value::None));
+/// assert_eq!(fast_write(core, &t, setitem, &args), Some(Value::None));
 /// assert_eq!(d.get(1)?, Some(Value::Float(2.5)));
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-pub fn fast_write(
-    core: &Core,
-    token: &Token,
-    method: usize,
-    args: &[Value],
-    kwargs: Kwargs<'_>,
-) -> Option<Value> {
+pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
-        (M_SETITEM, [key, value]) if kwargs.is_empty() => {
+        (M_SETITEM, [key, value]) => {
             set_fast(core, token, key, value)?;
             Some(Value::None)
         }
@@ -351,24 +345,15 @@ const M_GET: usize = super::method_idx(DESC.methods, "get");
 /// let d = store.dict([("a", 1)])?;
 /// let (core, t) = (store.core(), d.token());
 /// let get = DESC.method_index("get").unwrap();
-/// assert_eq!(fast_read(core, &t, get, &["a".into()], &[]), Some(Value::Int(1)));
-/// assert_eq!(fast_read(core, &t, get, &["z".into(), 0.into()], &[]), Some(Value::Int(0)));
+/// assert_eq!(fast_read(core, &t, get, &["a".into()]), Some(Value::Int(1)));
+/// assert_eq!(fast_read(core, &t, get, &["z".into(), 0.into()]), Some(Value::Int(0)));
 /// let getitem = DESC.method_index("__getitem__").unwrap();
-/// assert_eq!(fast_read(core, &t, getitem, &["z".into()], &[]), None); // KeyError: locked path
+/// assert_eq!(fast_read(core, &t, getitem, &["z".into()]), None); // KeyError: locked path
 /// let pop = DESC.method_index("pop").unwrap();
-/// assert_eq!(fast_read(core, &t, pop, &["a".into()], &[]), None); // not a read
+/// assert_eq!(fast_read(core, &t, pop, &["a".into()]), None); // not a read
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-pub fn fast_read(
-    core: &Core,
-    token: &Token,
-    method: usize,
-    args: &[Value],
-    kwargs: Kwargs<'_>,
-) -> Option<Value> {
-    if !kwargs.is_empty() {
-        return None;
-    }
+pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
         (M_LEN, []) => Some(Value::Int(
             i64::try_from(len_optimistic(core, token)?).ok()?,

@@ -64,7 +64,7 @@
 //! # Ok::<(), shmstore::Error>(())
 //! ```
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use bytemuck::{Pod, Zeroable};
 
@@ -948,13 +948,12 @@ pub fn set_value_fast(a: &Arena, body: u64, key: &RacyKey<'_>, new: Cell) -> Opt
     if !new.is_word_scalar() {
         return None;
     }
-    let (e, [_, _, _, _, v0, _]) = probe_racy(a, body, DICT, key)??;
-    let [w0, w1] = new.to_words();
-    if v0 != w0 {
-        return None;
-    }
-    a.words::<[AtomicU64; 6]>(e).ok()?[5].store(w1, Ordering::Relaxed);
-    Some(())
+    let (e, _) = probe_racy(a, body, DICT, key)??;
+    // The value cell: the entry's last two words.
+    new.replace_word_scalar(
+        a.words::<[AtomicU64; 2]>(e.checked_add(HEAD + CELL)?)
+            .ok()?,
+    )
 }
 
 /// The number of live entries of the dict or set (a table of `shape`) whose body is at `body`,

@@ -641,13 +641,7 @@ pub fn set_fast(a: &Arena, body: u64, i: i64, new: Cell) -> Option<()> {
         return None;
     }
     let (_, len, _, cells) = head_fast(a, body)?;
-    let c = cell_words(a, cells, normalize(i, len)?)?;
-    let [w0, w1] = new.to_words();
-    if c[0].load(Relaxed) != w0 {
-        return None;
-    }
-    c[1].store(w1, Relaxed);
-    Some(())
+    new.replace_word_scalar(cell_words(a, cells, normalize(i, len)?)?)
 }
 
 /// `l.append(new)` for a cell that owns no block, when the array has room, for
@@ -738,21 +732,12 @@ const M_GETITEM: usize = super::method_idx(DESC.methods, "__getitem__");
 /// let l = store.list([1, 2, 3])?;
 /// let (core, t) = (store.core(), l.token());
 /// let len = DESC.method_index("__len__").unwrap();
-/// assert_eq!(fast_read(core, &t, len, &[], &[]), Some(Value::Int(3)));
+/// assert_eq!(fast_read(core, &t, len, &[]), Some(Value::Int(3)));
 /// let sort = DESC.method_index("sort").unwrap();
-/// assert_eq!(fast_read(core, &t, sort, &[], &[]), None); // not a read: the locked path runs it
+/// assert_eq!(fast_read(core, &t, sort, &[]), None); // not a read: the locked path runs it
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-pub fn fast_read(
-    core: &Core,
-    token: &Token,
-    method: usize,
-    args: &[Value],
-    kwargs: Kwargs<'_>,
-) -> Option<Value> {
-    if !kwargs.is_empty() {
-        return None;
-    }
+pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
         (M_LEN, []) => {
             let n = dispatch::read_optimistic(core, token, len_racy)?;
@@ -784,24 +769,15 @@ const M_POP: usize = super::method_idx(DESC.methods, "pop");
 /// let append = DESC.method_index("append").unwrap();
 /// let pop = DESC.method_index("pop").unwrap();
 /// // Created full (capacity 2): the general path grows it.
-/// assert_eq!(fast_write(core, &t, append, &[Value::Int(3)], &[]), None);
-/// assert_eq!(fast_write(core, &t, pop, &[], &[]), Some(Value::Int(2)));
-/// assert_eq!(fast_write(core, &t, append, &[Value::Int(3)], &[]), Some(Value::None));
+/// assert_eq!(fast_write(core, &t, append, &[Value::Int(3)]), None);
+/// assert_eq!(fast_write(core, &t, pop, &[]), Some(Value::Int(2)));
+/// assert_eq!(fast_write(core, &t, append, &[Value::Int(3)]), Some(Value::None));
 /// assert_eq!(l.to_string(), "[1, 3]");
 /// let sort = DESC.method_index("sort").unwrap();
-/// assert_eq!(fast_write(core, &t, sort, &[], &[]), None); // the general path
+/// assert_eq!(fast_write(core, &t, sort, &[]), None); // the general path
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-pub fn fast_write(
-    core: &Core,
-    token: &Token,
-    method: usize,
-    args: &[Value],
-    kwargs: Kwargs<'_>,
-) -> Option<Value> {
-    if !kwargs.is_empty() {
-        return None;
-    }
+pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
         (M_SETITEM, [Value::Int(i), v]) => {
             let c = Cell::scalar(v)?;

@@ -98,22 +98,13 @@ const M_RELEASE: usize = super::method_idx(DESC.methods, "release");
 /// let (core, t) = (store.core(), lk.token());
 /// let acquire = DESC.method_index("acquire").unwrap();
 /// let release = DESC.method_index("release").unwrap();
-/// assert_eq!(fast_write(core, &t, acquire, &[], &[]), Some(Value::Bool(true)));
-/// assert_eq!(fast_write(core, &t, acquire, &[], &[]), None); // held: the general path waits
-/// assert_eq!(fast_write(core, &t, release, &[], &[]), Some(Value::None));
-/// assert_eq!(fast_write(core, &t, release, &[], &[]), None); // the general path raises
+/// assert_eq!(fast_write(core, &t, acquire, &[]), Some(Value::Bool(true)));
+/// assert_eq!(fast_write(core, &t, acquire, &[]), None); // held: the general path waits
+/// assert_eq!(fast_write(core, &t, release, &[]), Some(Value::None));
+/// assert_eq!(fast_write(core, &t, release, &[]), None); // the general path raises
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-pub fn fast_write(
-    core: &Core,
-    token: &Token,
-    method: usize,
-    args: &[Value],
-    kwargs: Kwargs<'_>,
-) -> Option<Value> {
-    if !kwargs.is_empty() {
-        return None;
-    }
+pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     let acquire = match (method, args) {
         (M_ACQUIRE | M_ENTER, []) => true,
         (M_RELEASE, []) | (M_EXIT, _) => false,

@@ -129,14 +129,16 @@ pub struct TypeDesc {
     /// `Lock` is its futex word). `str`, `get_value` and checks still take the lock.
     pub lockless: bool,
     /// A lock-free answer to a read-only method call (`call_method`'s counterpart of the typed
-    /// proxies' optimistic reads): given the method's index in `methods` and the arguments, `Some(result)` when
-    /// it could answer without the lock, `None` to take the locked path (which also reports
-    /// every error).
+    /// proxies' optimistic reads): given the method's index in `methods` and the positional
+    /// arguments (the dispatcher tries it only for calls without keyword arguments),
+    /// `Some(result)` when it could answer without the lock, `None` to take the locked path
+    /// (which also reports every error).
     pub fast_read: Option<FastRead>,
     /// An in-place answer to a scalar write (`call_method`'s counterpart of the typed
     /// proxies' fast writes, [`dispatch::write_fast`](crate::dispatch::write_fast)): `Some(result)`
     /// when it took the free lock and did the whole call in place, `None`, having changed
-    /// nothing, to take the general path (which also reports every error).
+    /// nothing, to take the general path (which also reports every error). Tried, like
+    /// `fast_read`, only for calls without keyword arguments.
     pub fast_write: Option<FastWrite>,
 }
 
@@ -183,12 +185,12 @@ pub const fn method_idx(methods: &[Method], name: &str) -> usize {
 /// let fast: FastRead = desc.fast_read.expect("lists answer reads lock-free");
 /// let l = store.list([5, 6, 7])?;
 /// let len = desc.method_index("__len__").unwrap();
-/// assert_eq!(fast(store.core(), &l.token(), len, &[], &[]), Some(Value::Int(3)));
+/// assert_eq!(fast(store.core(), &l.token(), len, &[]), Some(Value::Int(3)));
 /// let getitem = desc.method_index("__getitem__").unwrap();
-/// assert_eq!(fast(store.core(), &l.token(), getitem, &[Value::Int(-1)], &[]), Some(Value::Int(7)));
+/// assert_eq!(fast(store.core(), &l.token(), getitem, &[Value::Int(-1)]), Some(Value::Int(7)));
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-pub type FastRead = fn(&Core, &Token, usize, &[Value], Kwargs<'_>) -> Option<Value>;
+pub type FastRead = fn(&Core, &Token, usize, &[Value]) -> Option<Value>;
 
 /// See [`TypeDesc::fast_write`].
 ///
@@ -204,11 +206,11 @@ pub type FastRead = fn(&Core, &Token, usize, &[Value], Kwargs<'_>) -> Option<Val
 /// let l = store.list([5, 6, 7])?;
 /// let setitem = desc.method_index("__setitem__").unwrap();
 /// let args = [Value::Int(0), Value::Int(50)];
-/// assert_eq!(fast(store.core(), &l.token(), setitem, &args, &[]), Some(Value::None));
+/// assert_eq!(fast(store.core(), &l.token(), setitem, &args), Some(Value::None));
 /// assert_eq!(l.get(0)?, Value::Int(50));
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-pub type FastWrite = fn(&Core, &Token, usize, &[Value], Kwargs<'_>) -> Option<Value>;
+pub type FastWrite = fn(&Core, &Token, usize, &[Value]) -> Option<Value>;
 
 impl TypeDesc {
     /// The index of method `name`.

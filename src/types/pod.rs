@@ -232,31 +232,6 @@ pub fn elem_racy(a: &crate::arena::Arena, off: u64) -> Option<ElemType> {
     Some(e)
 }
 
-/// A primitive element (1, 2, 4 or 8 bytes, of a known kind) at `off` read without the lock as
-/// a [`Value`], for `call_method`'s lock-free reads: `None` for any other element, a read that
-/// fails a check, or a value the conversion refuses (the locked path reports it).
-///
-/// # Examples
-/// ```
-/// use shmstore::arena::Arena;
-/// use shmstore::types::pod::{value_racy, ElemType};
-/// use shmstore::Value;
-/// let a = Arena::heap(16);
-/// a.copy_in(0, &(-5i16).to_ne_bytes())?;
-/// assert_eq!(value_racy(&a, &ElemType::of::<i16>(), 0), Some(Value::Int(-5)));
-/// assert_eq!(value_racy(&a, &ElemType::of::<[u8; 2]>(), 0), None); // not a primitive
-/// # Ok::<(), shmstore::Error>(())
-/// ```
-#[inline]
-pub fn value_racy(a: &crate::arena::Arena, e: &ElemType, off: u64) -> Option<Value> {
-    if matches!(e.kind(), Kind::Other) {
-        return None;
-    }
-    let n = e.size as usize;
-    let bits = a.load_bits_racy(off, n)?;
-    to_value(e, bits.get(..n)?).ok()
-}
-
 impl ElemType {
     /// The record of `T`.
     ///

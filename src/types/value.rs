@@ -463,47 +463,6 @@ pub fn get_pod_racy<T: bytemuck::Pod>(
     a.load_pod_racy::<T>(data.checked_add(current * want.stride())?)
 }
 
-/// The value read without the lock, for
-/// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): a cell stored whole inline,
-/// or a primitive plain-data value; `None` otherwise (the locked path answers).
-///
-/// # Examples
-/// ```
-/// # let name = format!("doc-valueracy-{}", std::process::id());
-/// # let store = shmstore::Store::create(&name, 1 << 20)?;
-/// use shmstore::dispatch::read_optimistic;
-/// use shmstore::types::value::value_racy;
-/// use shmstore::Value;
-/// let core = store.core();
-/// let v = store.value(7)?;
-/// assert_eq!(read_optimistic(core, &v.token(), value_racy), Some(Value::Int(7)));
-/// let p = store.value_of(9u8)?;
-/// assert_eq!(read_optimistic(core, &p.token(), value_racy), Some(Value::Int(9)));
-/// let long = store.value("a string kept in a block")?;
-/// assert_eq!(read_optimistic(core, &long.token(), value_racy), None); // the locked path reads it
-/// # Ok::<(), shmstore::Error>(())
-/// ```
-#[inline]
-pub fn value_racy(a: &crate::arena::Arena, body: u64) -> Option<Value> {
-    // The representation and `current`, in one bounds check.
-    let [w0, current] = a.load_words_racy::<2>(body)?;
-    let repr: [u32; 2] = bytemuck::cast(w0);
-    if current > 1 {
-        return None;
-    }
-    match repr[0] {
-        REPR_CELLS => {
-            let at = body.checked_add(CELLS_OFF + current * cell::CELL_SIZE as u64)?;
-            Cell::from_words(a.load_words_racy::<2>(at)?).inline_value()
-        }
-        REPR_POD => {
-            let (e, bits) = pod_bits_racy(a, body)?;
-            pod::to_value(&e, bits.get(..e.size as usize)?).ok()
-        }
-        _ => None,
-    }
-}
-
 /// The record and the bits (the first `size` bytes) of a primitive plain-data value, read
 /// without the lock: `None` for another representation, a non-primitive `T` or words that
 /// fail a check. Decode them once the read is validated.
@@ -659,23 +618,14 @@ const M_SETATTR: usize = super::method_idx(DESC.methods, "__setattr__");
 /// let p = store.value_of(1u8)?;
 /// let core = store.core();
 /// let set = DESC.method_index("set").unwrap();
-/// assert_eq!(fast_write(core, &v.token(), set, &[Value::Int(2)], &[]), Some(Value::None));
-/// assert_eq!(fast_write(core, &p.token(), set, &[Value::Int(3)], &[]), Some(Value::None));
+/// assert_eq!(fast_write(core, &v.token(), set, &[Value::Int(2)]), Some(Value::None));
+/// assert_eq!(fast_write(core, &p.token(), set, &[Value::Int(3)]), Some(Value::None));
 /// assert_eq!((v.get()?, p.get()?), (Value::Int(2), 3));
 /// // 300 does not fit a u8: the general path reports the OverflowError.
-/// assert_eq!(fast_write(core, &p.token(), set, &[Value::Int(300)], &[]), None);
+/// assert_eq!(fast_write(core, &p.token(), set, &[Value::Int(300)]), None);
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-pub fn fast_write(
-    core: &Core,
-    token: &Token,
-    method: usize,
-    args: &[Value],
-    kwargs: Kwargs<'_>,
-) -> Option<Value> {
-    if !kwargs.is_empty() {
-        return None;
-    }
+pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     let x = match (method, args) {
         (M_SET, [x]) => x,
         (M_SETATTR, [Value::Str(name), x]) if name == "value" || name == "_value" => x,
@@ -700,23 +650,14 @@ const M_GETATTRIBUTE: usize = super::method_idx(DESC.methods, "__getattribute__"
 /// let v = store.value(42)?;
 /// let (core, t) = (store.core(), v.token());
 /// let get = DESC.method_index("get").unwrap();
-/// assert_eq!(fast_read(core, &t, get, &[], &[]), Some(Value::Int(42)));
+/// assert_eq!(fast_read(core, &t, get, &[]), Some(Value::Int(42)));
 /// let getattr = DESC.method_index("__getattribute__").unwrap();
-/// assert_eq!(fast_read(core, &t, getattr, &[Value::from("value")], &[]), Some(Value::Int(42)));
+/// assert_eq!(fast_read(core, &t, getattr, &[Value::from("value")]), Some(Value::Int(42)));
 /// let set = DESC.method_index("set").unwrap();
-/// assert_eq!(fast_read(core, &t, set, &[Value::Int(1)], &[]), None); // a write: locked path
+/// assert_eq!(fast_read(core, &t, set, &[Value::Int(1)]), None); // a write: locked path
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-pub fn fast_read(
-    core: &Core,
-    token: &Token,
-    method: usize,
-    args: &[Value],
-    kwargs: Kwargs<'_>,
-) -> Option<Value> {
-    if !kwargs.is_empty() {
-        return None;
-    }
+pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
         (M_GET, []) => {}
         (M_GETATTRIBUTE, [Value::Str(a)]) if a == "value" || a == "_value" => {}
