@@ -84,6 +84,13 @@ pub fn current_pid() -> u32 {
     if p != 0 {
         return p;
     }
+    fetch_pid()
+}
+
+/// [`current_pid`]'s first call in a process: asks the kernel and remembers.
+#[cold]
+#[inline(never)]
+fn fetch_pid() -> u32 {
     FORGET_ON_FORK.call_once(|| {
         // SAFETY: `forget_pid` is an `extern "C" fn()` that only stores to an atomic (safe in a
         // forked child); it lives for the whole process.
@@ -104,18 +111,28 @@ impl ProcId {
     /// use shmstore::process::ProcId;
     /// assert_eq!(ProcId::current(), ProcId::current()); // the same start time each time
     /// ```
+    #[inline]
     pub fn current() -> ProcId {
         let pid = current_pid();
         if CACHED_PID.load(Ordering::Acquire) != u64::from(pid) {
-            let start = stat(pid).map_or(0, |(_, s)| s);
-            CACHED_START.store(start, Ordering::Relaxed);
-            CACHED_PID.store(u64::from(pid), Ordering::Release);
+            return ProcId::fetch(pid);
         }
         ProcId {
             pid,
             pad: 0,
             start: CACHED_START.load(Ordering::Relaxed),
         }
+    }
+
+    /// [`ProcId::current`]'s first call in a process (or after a fork): reads the start time
+    /// from `/proc` and remembers it.
+    #[cold]
+    #[inline(never)]
+    fn fetch(pid: u32) -> ProcId {
+        let start = stat(pid).map_or(0, |(_, s)| s);
+        CACHED_START.store(start, Ordering::Relaxed);
+        CACHED_PID.store(u64::from(pid), Ordering::Release);
+        ProcId { pid, pad: 0, start }
     }
 
     /// True for the "nobody" value.

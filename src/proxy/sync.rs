@@ -146,13 +146,18 @@ impl<P: Acquire> std::fmt::Debug for AcquireGuard<'_, P> {
 }
 
 /// The check every typed `acquire` makes, as Python's.
+#[inline]
 fn check_blocking(blocking: bool, timeout: Option<Duration>) -> Result<Option<Instant>> {
-    if !blocking && timeout.is_some() {
-        return Err(Error::ValueError(
-            "can't specify a timeout for a non-blocking call".into(),
-        ));
+    match timeout {
+        None => Ok(None),
+        Some(_) if !blocking => Err(non_blocking_timeout()),
+        Some(_) => Ok(deadline_of(timeout)),
     }
-    Ok(deadline_of(timeout))
+}
+
+#[cold]
+fn non_blocking_timeout() -> Error {
+    Error::ValueError("can't specify a timeout for a non-blocking call".into())
 }
 
 /// The proxy boilerplate: struct, `proxy_common!` (the braces are its doc-example table),
