@@ -168,6 +168,44 @@ pub unsafe trait AtomicWords: Sized {}
 // SAFETY: an array of `AtomicU64` is `N` atomics with no padding, valid for every bit pattern.
 unsafe impl<const N: usize> AtomicWords for [AtomicU64; N] {}
 
+/// Where [`Arena::pin`] found a `T`: [`Arena::pinned`] gets it back with one comparison, from
+/// the same arena only. A handle pins its object's slot once, so each call skips the slot
+/// table's bounds arithmetic.
+pub struct Pinned<T> {
+    base: usize,
+    off: usize,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Pinned<T> {
+    /// A `Pinned` that no arena finds (for a handle whose slot failed its check).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::AtomicU64;
+    /// use shmstore::arena::{Arena, Pinned};
+    /// assert!(Arena::heap(64).pinned(Pinned::<[AtomicU64; 1]>::NOWHERE).is_none());
+    /// ```
+    pub const NOWHERE: Pinned<T> = Pinned {
+        base: 0,
+        off: 0,
+        _t: PhantomData,
+    };
+}
+
+impl<T> Clone for Pinned<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Pinned<T> {}
+
+impl<T> std::fmt::Debug for Pinned<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pinned({:#x})", self.off)
+    }
+}
+
 /// A shared byte region addressed by offsets.
 ///
 /// # Examples
@@ -410,6 +448,60 @@ impl Arena {
         // as `&self`; 3. `T` is made only of atomics (`AtomicWords`' contract), so every bit
         // pattern is valid, and every access to these bytes is atomic.
         Ok(unsafe { &*p.cast::<T>() })
+    }
+
+    /// Checks once that a `T` fits at `off` (in bounds, aligned), for [`Arena::pinned`] to find
+    /// it again with one comparison instead of the whole check.
+    ///
+    /// # Errors
+    /// `Corrupt` for an offset out of bounds or misaligned.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::word::WordLock;
+    /// let a = Arena::heap(64);
+    /// let p = a.pin::<WordLock>(16)?;
+    /// assert!(std::ptr::eq(a.pinned(p).expect("same arena"), a.words::<WordLock>(16)?));
+    /// assert!(a.pin::<WordLock>(12).is_err()); // misaligned
+    /// assert!(Arena::heap(64).pinned(p).is_none()); // another arena: not found there
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn pin<T: AtomicWords>(&self, off: u64) -> Result<Pinned<T>> {
+        self.words::<T>(off)?;
+        Ok(Pinned {
+            base: self.base.as_ptr() as usize,
+            off: off as usize,
+            _t: PhantomData,
+        })
+    }
+
+    /// The `T` that [`Arena::pin`] checked, if `p` was pinned in this arena (the same mapping:
+    /// the same base address and still in bounds); `None` otherwise.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(64);
+    /// let p = a.pin::<[AtomicU64; 2]>(8)?;
+    /// a.pinned(p).expect("pinned here")[0].store(7, Ordering::Relaxed);
+    /// assert_eq!(a.load_u64_racy(8)?, 7);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn pinned<T: AtomicWords>(&self, p: Pinned<T>) -> Option<&T> {
+        if p.base != self.base.as_ptr() as usize
+            || p.off as u64 > self.len.saturating_sub(size_of::<T>() as u64)
+        {
+            return None;
+        }
+        // SAFETY: 1. `p.off + size_of::<T>() <= len` (just checked), so the `T` is in bounds;
+        // 2. `pin` checked that `base + off` is aligned for `T` with this same base address, so it
+        // still is; 3. the arena lives as long as `&self`; 4. `T` is made only of atomics
+        // (`AtomicWords`' contract), so every bit pattern is valid and every access is atomic.
+        Some(unsafe { &*self.base.as_ptr().add(p.off).cast::<T>() })
     }
 
     /// The `AtomicU32` at a 4-aligned offset.

@@ -18,7 +18,7 @@
 use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::sync::Acquired;
-use crate::table::LockGuard;
+use crate::table::{LockGuard, SlotWords};
 use crate::token::{type_ids, Token};
 use crate::types::{self, Ctx, Kwargs, TypeDesc};
 use crate::value::Value;
@@ -480,14 +480,38 @@ pub fn read_optimistic<R>(
     token: &Token,
     read: impl Fn(&crate::arena::Arena, u64) -> Option<R>,
 ) -> Option<R> {
+    read_optimistic_at(core, core.table().slot(token.slot).ok()?, token, read)
+}
+
+/// [`read_optimistic`] on the slot's words the caller already found (a proxy pins its slot
+/// once: [`Table::pin_slot`](crate::table::Table::pin_slot)).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-readoptat-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::read_optimistic_at;
+/// use shmstore::types::list;
+/// let l = store.list([1, 2, 3])?;
+/// let (core, t) = (store.core(), l.token());
+/// let words = core.table().slot(t.slot)?;
+/// assert_eq!(read_optimistic_at(core, words, &t, list::len_racy), Some(3));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn read_optimistic_at<R>(
+    core: &Core,
+    words: &SlotWords,
+    token: &Token,
+    read: impl Fn(&crate::arena::Arena, u64) -> Option<R>,
+) -> Option<R> {
     use std::sync::atomic::{fence, Ordering};
-    let words = core.table().slot(token.slot).ok()?;
     for _ in 0..OPTIMISTIC_TRIES {
         // Acquire: pairs with the Release store that closed the last write, so the body reads
         // below see everything it wrote.
         let s = words.seq.load(Ordering::Acquire);
         if s & 1 == 0 {
-            if words.check_live(token.slot, token.generation).ok()? != token.type_id {
+            if !words.is_live_as(token.generation, token.type_id) {
                 return None;
             }
             let r = read(core.arena(), words.body.load(Ordering::Relaxed));
@@ -539,9 +563,34 @@ pub fn write_fast<R>(
     token: &Token,
     step: impl FnOnce(&crate::arena::Arena, u64) -> Option<R>,
 ) -> Option<R> {
-    let words = core.table().slot(token.slot).ok()?;
+    write_fast_at(core, core.table().slot(token.slot).ok()?, token, step)
+}
+
+/// [`write_fast`] on the slot's words the caller already found (a proxy pins its slot once:
+/// [`Table::pin_slot`](crate::table::Table::pin_slot)).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-writefastat-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::write_fast_at;
+/// let l = store.list([1, 2])?;
+/// let (core, t) = (store.core(), l.token());
+/// let words = core.table().slot(t.slot)?;
+/// // The list's length word, rewritten in place (its first word).
+/// assert_eq!(write_fast_at(core, words, &t, |a, body| a.store_u64(body, 1).ok()), Some(()));
+/// assert_eq!(l.len()?, 1);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn write_fast_at<R>(
+    core: &Core,
+    words: &SlotWords,
+    token: &Token,
+    step: impl FnOnce(&crate::arena::Arena, u64) -> Option<R>,
+) -> Option<R> {
     let _guard = words.try_lock_free()?;
-    if words.check_live(token.slot, token.generation).ok()? != token.type_id {
+    if !words.is_live_as(token.generation, token.type_id) {
         return None;
     }
     let w = words.write_begin();

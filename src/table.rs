@@ -51,7 +51,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::arena::{Arena, AtomicWords};
+use crate::arena::{Arena, AtomicWords, Pinned};
 use crate::error::{Error, Result};
 use crate::header::{SLOT_FREE_OFF, SLOT_UNUSED_OFF};
 use crate::sync::{Acquired, FutexCondvar, FutexLock, RawCondvar, RawLock};
@@ -185,6 +185,30 @@ impl SlotWords {
             });
         }
         Ok(ty)
+    }
+
+    /// True if the slot holds a live object of generation `generation` and type `type_id`:
+    /// [`SlotWords::check_live`] and the type check of the fast paths, in two comparisons.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-slotislive-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::type_ids;
+    /// let d = store.dict([("k", 1)])?;
+    /// let t = d.token();
+    /// let w = store.core().table().slot(t.slot)?;
+    /// assert!(w.is_live_as(t.generation, type_ids::DICT));
+    /// assert!(!w.is_live_as(t.generation, type_ids::LIST));
+    /// drop(d);
+    /// assert!(!w.is_live_as(t.generation, type_ids::DICT));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn is_live_as(&self, generation: u32, type_id: u16) -> bool {
+        let kind = self.kind.load(Ordering::Acquire);
+        let found = self.generation.load(Ordering::Acquire);
+        kind == u32::from(type_id) | (STATE_LIVE << 16) && found == generation
     }
 
     /// Takes the slot's lock, waiting at most `timeout` (None: forever).
@@ -740,6 +764,29 @@ impl<'a> Table<'a> {
     #[inline]
     pub fn slot(&self, slot: u32) -> Result<&'a SlotWords> {
         self.arena.words(self.slot_off(slot)?)
+    }
+
+    /// [`Table::slot`], checked once for [`Arena::pinned`](crate::arena::Arena::pinned) to find
+    /// again: a handle pins its slot when it is made.
+    ///
+    /// # Errors
+    /// `Corrupt` for a slot index out of range.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-pinslot-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list([1])?;
+    /// let core = store.core();
+    /// let p = core.table().pin_slot(l.token().slot)?;
+    /// let w = core.arena().pinned(p).expect("pinned in this arena");
+    /// assert!(std::ptr::eq(w, core.table().slot(l.token().slot)?));
+    /// assert!(core.table().pin_slot(u32::MAX).is_err());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn pin_slot(&self, slot: u32) -> Result<Pinned<SlotWords>> {
+        self.arena.pin(self.slot_off(slot)?)
     }
 
     /// The slot's refcount.

@@ -137,9 +137,7 @@ impl<T: Pod> ArrayProxy<T> {
     pub fn len(&self) -> Result<usize> {
         // Lock-free: the length never changes (see `array::len_racy`).
         let (want, h) = (self.elem, &self.h);
-        if let Some(n) =
-            dispatch::read_optimistic(&h.core, &h.token, |a, b| array::len_racy(a, b, &want))
-        {
+        if let Some(n) = h.read_optimistic(|a, b| array::len_racy(a, b, &want)) {
             return Ok(n as usize);
         }
         self.with_slice(|s| Ok(s.len()))
@@ -183,9 +181,10 @@ impl<T: Pod> ArrayProxy<T> {
     pub fn get(&self, index: i64) -> Result<T> {
         // Lock-free when no write is under way (see `dispatch::read_optimistic`).
         let want = self.elem;
-        if let Some(x) = dispatch::read_optimistic(&self.h.core, &self.h.token, |a, b| {
-            array::get_racy::<T>(a, b, &want, index)
-        }) {
+        if let Some(x) = self
+            .h
+            .read_optimistic(|a, b| array::get_racy::<T>(a, b, &want, index))
+        {
             return Ok(x);
         }
         self.with_slice(|s| {
@@ -217,10 +216,8 @@ impl<T: Pod> ArrayProxy<T> {
     #[inline]
     pub fn set(&self, index: i64, x: T) -> Result<()> {
         let (want, bytes, h) = (self.elem, bytemuck::bytes_of(&x), &self.h);
-        if dispatch::write_fast(&h.core, &h.token, |a, b| {
-            array::set_fast(a, b, &want, index, bytes)
-        })
-        .is_some()
+        if h.write_fast(|a, b| array::set_fast(a, b, &want, index, bytes))
+            .is_some()
         {
             return Ok(());
         }

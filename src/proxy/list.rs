@@ -79,7 +79,7 @@ impl ListProxy {
     #[inline]
     pub fn len(&self) -> Result<usize> {
         // Lock-free when no write is under way (see `dispatch::read_optimistic`).
-        if let Some(n) = dispatch::read_optimistic(&self.h.core, &self.h.token, list::len_racy) {
+        if let Some(n) = self.h.read_optimistic(list::len_racy) {
             return Ok(n as usize);
         }
         self.with(|c| list::len(c).map(|n| n as usize))
@@ -125,9 +125,7 @@ impl ListProxy {
     pub fn get(&self, index: i64) -> Result<Value> {
         // A scalar is read lock-free when no write is under way; anything else takes the lock.
         let h = &self.h;
-        if let Some(c) =
-            dispatch::read_optimistic(&h.core, &h.token, |a, b| list::get_racy(a, b, index))
-        {
+        if let Some(c) = h.read_optimistic(|a, b| list::get_racy(a, b, index)) {
             if let Some(v) = c.inline_value() {
                 return Ok(v);
             }
@@ -160,7 +158,7 @@ impl ListProxy {
         // An int replacing an int (or None, bool, float of one kind): one store, see `set_fast`.
         if let Some(c) = Cell::scalar(&v) {
             let h = &self.h;
-            if dispatch::write_fast(&h.core, &h.token, |a, b| list::set_fast(a, b, index, c))
+            if h.write_fast(|a, b| list::set_fast(a, b, index, c))
                 .is_some()
             {
                 return Ok(());
@@ -190,8 +188,7 @@ impl ListProxy {
         // A scalar into an array with room: see `append_fast`.
         if let Some(c) = Cell::scalar(&v) {
             let h = &self.h;
-            if dispatch::write_fast(&h.core, &h.token, |a, b| list::append_fast(a, b, c)).is_some()
-            {
+            if h.write_fast(|a, b| list::append_fast(a, b, c)).is_some() {
                 return Ok(());
             }
         }
@@ -259,8 +256,7 @@ impl ListProxy {
     pub fn pop(&self, index: i64) -> Result<Value> {
         // The last item, a scalar: see `pop_fast`.
         let h = &self.h;
-        if let Some(v) = dispatch::write_fast(&h.core, &h.token, |a, b| list::pop_fast(a, b, index))
-        {
+        if let Some(v) = h.write_fast(|a, b| list::pop_fast(a, b, index)) {
             return Ok(v);
         }
         self.with(|c| list::pop(c, index))

@@ -9,9 +9,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::arena::Pinned;
 use crate::core::Core;
 use crate::dispatch;
 use crate::error::{Error, Result};
+use crate::table::SlotWords;
 use crate::token::{type_names, Token};
 use crate::value::Value;
 
@@ -22,17 +24,42 @@ pub(crate) struct Handle {
     /// The body's offset once a proxy of a type whose body never moves has looked it up (0:
     /// not yet). The reference this handle holds keeps the object, and so the body, in place.
     fixed_body: AtomicU64,
+    /// The object's slot, checked once ([`Pinned::NOWHERE`] if its index was out of range: the
+    /// fast paths then decline and the general path reports the error).
+    slot: Pinned<SlotWords>,
 }
 
 impl Handle {
     /// Wraps a reference the caller already took (creation, attach, lookup).
     pub(crate) fn adopt(core: Arc<Core>, token: Token) -> Arc<Handle> {
         core.hold(&token);
+        let slot = core.table().pin_slot(token.slot).unwrap_or(Pinned::NOWHERE);
         Arc::new(Handle {
             core,
             token,
             fixed_body: AtomicU64::new(0),
+            slot,
         })
+    }
+
+    /// [`dispatch::read_optimistic`] on this handle's pinned slot.
+    #[inline]
+    pub(crate) fn read_optimistic<R>(
+        &self,
+        read: impl Fn(&crate::arena::Arena, u64) -> Option<R>,
+    ) -> Option<R> {
+        let words = self.core.arena().pinned(self.slot)?;
+        dispatch::read_optimistic_at(&self.core, words, &self.token, read)
+    }
+
+    /// [`dispatch::write_fast`] on this handle's pinned slot.
+    #[inline]
+    pub(crate) fn write_fast<R>(
+        &self,
+        step: impl FnOnce(&crate::arena::Arena, u64) -> Option<R>,
+    ) -> Option<R> {
+        let words = self.core.arena().pinned(self.slot)?;
+        dispatch::write_fast_at(&self.core, words, &self.token, step)
     }
 
     /// The body's offset for a `lockless` type whose body stays where it was created for the

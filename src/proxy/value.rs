@@ -88,7 +88,14 @@ impl ValueProxy {
     pub fn get(&self) -> Result<Value> {
         // A scalar is read lock-free when no write is under way; anything else takes the lock.
         let h = &self.h;
-        if let Some(v) = value::get_optimistic(&h.core, &h.token) {
+        if let Some(c) = h.read_optimistic(value::get_racy) {
+            if let Some(v) = c.inline_value() {
+                return Ok(v);
+            }
+        } else if let Some(v) = h
+            .read_optimistic(value::pod_bits_racy)
+            .and_then(value::pod_bits_value)
+        {
             return Ok(v);
         }
         self.with(value::get)
@@ -116,7 +123,7 @@ impl ValueProxy {
         // A scalar over a scalar: see `value::set_fast`.
         if let Some(c) = Cell::scalar(&x) {
             let h = &self.h;
-            if dispatch::write_fast(&h.core, &h.token, |a, b| value::set_fast(a, b, c)).is_some() {
+            if h.write_fast(|a, b| value::set_fast(a, b, c)).is_some() {
                 return Ok(());
             }
         }
@@ -364,9 +371,10 @@ impl<T: Pod> TypedValueProxy<T> {
     pub fn get(&self) -> Result<T> {
         let want = self.elem;
         // Lock-free when no write is under way (see `dispatch::read_optimistic`).
-        if let Some(x) = dispatch::read_optimistic(&self.h.core, &self.h.token, |a, b| {
-            value::get_pod_racy::<T>(a, b, &want)
-        }) {
+        if let Some(x) = self
+            .h
+            .read_optimistic(|a, b| value::get_pod_racy::<T>(a, b, &want))
+        {
             return Ok(x);
         }
         let mut x = T::zeroed();
@@ -393,10 +401,8 @@ impl<T: Pod> TypedValueProxy<T> {
         let want = self.elem;
         let bytes = bytemuck::bytes_of(&x);
         let h = &self.h;
-        if dispatch::write_fast(&h.core, &h.token, |a, b| {
-            value::set_pod_fast(a, b, &want, bytes)
-        })
-        .is_some()
+        if h.write_fast(|a, b| value::set_pod_fast(a, b, &want, bytes))
+            .is_some()
         {
             return Ok(());
         }

@@ -120,6 +120,7 @@ impl Kind {
     /// assert_eq!(Kind::from_u32(5), Kind::I32);
     /// assert_eq!(Kind::from_u32(999), Kind::Other); // a scribbled number reads as bytes
     /// ```
+    #[inline]
     pub fn from_u32(k: u32) -> Kind {
         use Kind::*;
         [
@@ -138,6 +139,7 @@ impl Kind {
     /// assert_eq!(Kind::I16.size(), 2);
     /// assert_eq!(Kind::Other.size(), 0);
     /// ```
+    #[inline]
     pub fn size(self) -> u32 {
         match self {
             Kind::Other => 0,
@@ -270,6 +272,7 @@ impl ElemType {
     /// e.kind = Kind::I8 as u32; // a kind that disagrees with the size...
     /// assert_eq!(e.kind(), Kind::Other); // ...reads as Other, never past an element
     /// ```
+    #[inline]
     pub fn kind(&self) -> Kind {
         let k = Kind::from_u32(self.kind);
         if k.size() == self.size {
@@ -308,6 +311,7 @@ impl ElemType {
     /// assert_eq!(ElemType::of::<[u8; 3]>().stride(), 3);
     /// assert_eq!(ElemType::of::<()>().stride(), 1); // at least 1
     /// ```
+    #[inline]
     pub fn stride(&self) -> u64 {
         u64::from(self.size.max(1))
     }

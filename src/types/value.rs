@@ -467,7 +467,7 @@ pub fn get_pod_racy<T: bytemuck::Pod>(
 /// without the lock: `None` for another representation, a non-primitive `T` or words that
 /// fail a check. Decode them once the read is validated.
 #[inline]
-fn pod_bits_racy(a: &crate::arena::Arena, body: u64) -> Option<(ElemType, [u8; 8])> {
+pub(crate) fn pod_bits_racy(a: &crate::arena::Arena, body: u64) -> Option<(ElemType, [u8; 8])> {
     let [w0, current, data] = a.load_words_racy::<3>(body)?;
     let repr: [u32; 2] = bytemuck::cast(w0);
     if repr[0] != REPR_POD || current > 1 {
@@ -692,7 +692,12 @@ pub fn get_optimistic(core: &Core, token: &Token) -> Option<Value> {
     if let Some(c) = read_optimistic(core, token, get_racy) {
         return c.inline_value();
     }
-    let (e, bits) = read_optimistic(core, token, pod_bits_racy)?;
+    pod_bits_value(read_optimistic(core, token, pod_bits_racy)?)
+}
+
+/// The value of the bits [`pod_bits_racy`] read, once the read is validated.
+#[inline]
+pub(crate) fn pod_bits_value((e, bits): (ElemType, [u8; 8])) -> Option<Value> {
     pod::to_value(&e, bits.get(..e.size as usize)?).ok()
 }
 
