@@ -446,8 +446,15 @@ pub fn with_object_lockless<R>(
     out
 }
 
-/// Attempts of an optimistic read before it gives up and the caller takes the lock.
-const OPTIMISTIC_TRIES: u32 = 4;
+/// Attempts of an optimistic read before it gives up and the caller takes the lock: enough to
+/// outlast a short write on another core (a reader that falls back to the lock under contention
+/// holds writers up), few enough that a writer that died mid-write costs a reader microseconds
+/// once before the locked path repairs it.
+const OPTIMISTIC_TRIES: u32 = 64;
+
+/// How many times [`write_fast`] looks again at a lock another thread holds before leaving the
+/// write to the general path: about as long as a short write holds it on another core.
+const FAST_SPINS: u32 = 64;
 
 /// Reads the object `token` names without taking its lock: `read` gets the arena and the
 /// body's offset, reads with [`Arena::load_u64_racy`](crate::arena::Arena::load_u64_racy) and
@@ -589,7 +596,7 @@ pub fn write_fast_at<R>(
     token: &Token,
     step: impl FnOnce(&crate::arena::Arena, u64) -> Option<R>,
 ) -> Option<R> {
-    let _guard = words.try_lock_free()?;
+    let _guard = words.try_lock_spin(FAST_SPINS)?;
     if !words.is_live_as(token.generation, token.type_id) {
         return None;
     }

@@ -282,7 +282,30 @@ impl SlotWords {
         })
     }
 
-    /// Opens a write on the object, whose lock the caller holds: the write sequence becomes
+    /// [`SlotWords::try_lock_free`], spinning up to `spins` times while another thread holds
+    /// the lock (see [`FutexLock::try_lock_spin`](crate::sync::FutexLock::try_lock_spin)).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-slottrylockspin-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let l = store.list([1])?;
+    /// let w = store.core().table().slot(l.token().slot)?;
+    /// let guard = w.try_lock_spin(16).expect("free");
+    /// assert!(w.try_lock_spin(16).is_none()); // held by this thread
+    /// drop(guard);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn try_lock_spin(&self, spins: u32) -> Option<LockGuard<'_>> {
+        let p = self.lock_ptr();
+        // SAFETY: as in `lock`: the slot's initialized lock, in bounds and aligned.
+        unsafe { ObjLock::try_lock_spin(p, spins) }.then_some(LockGuard {
+            lock: p,
+            _arena: PhantomData,
+        })
+    }
+
     /// odd until the returned guard is dropped. Nested writes share the outer one.
     ///
     /// # Examples

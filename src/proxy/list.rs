@@ -161,6 +161,7 @@ impl ListProxy {
             if h.write_fast(|a, b| list::set_fast(a, b, index, c))
                 .is_some()
             {
+                v.discard();
                 return Ok(());
             }
         }
@@ -189,6 +190,7 @@ impl ListProxy {
         if let Some(c) = Cell::scalar(&v) {
             let h = &self.h;
             if h.write_fast(|a, b| list::append_fast(a, b, c)).is_some() {
+                v.discard();
                 return Ok(());
             }
         }

@@ -124,6 +124,7 @@ impl ValueProxy {
         if let Some(c) = Cell::scalar(&x) {
             let h = &self.h;
             if h.write_fast(|a, b| value::set_fast(a, b, c)).is_some() {
+                x.discard();
                 return Ok(());
             }
         }

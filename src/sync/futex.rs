@@ -544,6 +544,71 @@ impl FutexLock {
         }
         false
     }
+
+    /// [`FutexLock::try_lock_free`], and if another thread holds the lock, up to `spins` more
+    /// tries as it becomes free (a pause between looks): a short write under contention then
+    /// stays on the fast path instead of the general one, which holds the lock longer. `false`
+    /// when this thread holds it, or it is still held after the spins; never sleeps, never
+    /// recovers a dead owner's lock (the general path does).
+    ///
+    /// # Safety
+    ///
+    /// As [`RawLock::try_lock`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::arena::Arena;
+    /// use shmstore::sync::{FutexLock, RawLock};
+    /// let mem = Arena::heap(64);
+    /// let lock = mem.raw_ptr(0, FutexLock::SIZE as u64, FutexLock::ALIGN as u64)?;
+    /// // SAFETY: `lock` is SIZE aligned bytes of `mem`, formatted once here and used only by
+    /// // this thread, which unlocks only what it holds.
+    /// unsafe {
+    ///     FutexLock::init(lock)?;
+    ///     assert!(FutexLock::try_lock_spin(lock, 8));
+    ///     assert!(!FutexLock::try_lock_spin(lock, 8)); // held by this thread: no spinning
+    ///     FutexLock::unlock(lock)?;
+    /// }
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline(always)]
+    pub unsafe fn try_lock_spin(ptr: *mut u8, spins: u32) -> bool {
+        // SAFETY: the caller's contract.
+        if unsafe { Self::try_lock_free(ptr) } {
+            return true;
+        }
+        // SAFETY: the caller's contract.
+        unsafe { try_lock_spin_slow(ptr, spins) }
+    }
+}
+
+/// [`FutexLock::try_lock_spin`] once the first compare-and-swap failed.
+///
+/// # Safety
+///
+/// As [`RawLock::try_lock`].
+#[inline(never)]
+unsafe fn try_lock_spin_slow(ptr: *mut u8, spins: u32) -> bool {
+    let me = me();
+    // SAFETY: the caller's contract.
+    let w = unsafe { words(ptr) };
+    for _ in 0..spins {
+        let s = w.state.load(Ordering::Relaxed);
+        if s & TID_MASK == me.tid {
+            return false; // this thread's own: the general path reports EDEADLK
+        }
+        // Acquire: synchronizes with the previous holder's Release in unlock.
+        if s == 0
+            && w.state
+                .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            w.record(me);
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    false
 }
 
 // SAFETY: `state` changes from free (0) to held (a tid) only by a compare-and-swap with Acquire,
@@ -731,6 +796,34 @@ mod tests {
             FutexLock::unlock(p.m()).unwrap();
             assert_eq!(w.state.load(Ordering::Relaxed), 0);
             assert_eq!(w.owner_process(tid), None);
+        }
+    }
+
+    #[test]
+    fn try_lock_spin_waits_out_another_threads_hold_but_not_its_own() {
+        let s = Shared::new();
+        let p = s.p();
+        let (held, go) = (mpsc::channel(), mpsc::channel::<()>());
+        // SAFETY: the lock is initialized and outlives the scope; each thread unlocks only what
+        // it holds.
+        unsafe {
+            std::thread::scope(|sc| {
+                let (held_tx, go_rx) = (held.0, go.1);
+                sc.spawn(move || {
+                    assert!(FutexLock::try_lock_free(p.m()));
+                    held_tx.send(()).unwrap();
+                    go_rx.recv().unwrap();
+                    FutexLock::unlock(p.m()).unwrap();
+                });
+                held.1.recv().unwrap();
+                assert!(!FutexLock::try_lock_spin(p.m(), 16)); // still held after 16 looks
+                go.0.send(()).unwrap();
+                // Spins for as long as it takes the holder to let go, then takes it.
+                assert!(FutexLock::try_lock_spin(p.m(), u32::MAX));
+            });
+            // Held by this thread now: no spinning, at once.
+            assert!(!FutexLock::try_lock_spin(p.m(), u32::MAX));
+            FutexLock::unlock(p.m()).unwrap();
         }
     }
 
