@@ -255,6 +255,7 @@ impl ListProxy {
     /// assert_eq!(l.pop(-1), Err(Error::IndexError("pop from empty list".into())));
     /// # Ok::<(), shmstore::Error>(())
     /// ```
+    #[inline]
     pub fn pop(&self, index: i64) -> Result<Value> {
         // The last item, a scalar: see `pop_fast`.
         let h = &self.h;
