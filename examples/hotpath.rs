@@ -7,8 +7,8 @@
 //! ```
 //!
 //! (instructions of the first run minus the second, divided by 100,000). Operations: `len`,
-//! `get`, `set`, `append` (+pop), `dget`/`dset` (int keys), `sget`/`sset` (8-byte str keys),
-//! `vget`/`vset`, `tget`/`tset` (`value_of::<i64>`), `aget`/`aset` (`array::<i64>`), `lock`
+//! `get`, `geti` (`get_as::<i64>`), `set`, `append` (+pop), `dget`/`dset` (int keys), `sget`/`sset` (8-byte str keys),
+//! `vget`/`vgeti`/`vset`, `tget`/`tset` (`value_of::<i64>`), `aget`/`aset` (`array::<i64>`), `lock`
 //! (acquire+release), `cm` (`call_method("__getitem__")`), `cid` (the same through `call_id`,
 //! resolved once), `wl` (an empty `with_lock`), `wf` (an empty `dispatch::write_fast`), `raw`
 //! (a compare-and-swap and an exchange on a local word: the floor of any lock).
@@ -45,6 +45,12 @@ fn main() {
         "set" => run(n, |i, k| l.set(k, i).unwrap()),
         "get" => run(n, |_, k| {
             black_box(l.get(k).unwrap());
+        }),
+        "geti" => run(n, |_, k| {
+            black_box(l.get_as::<i64>(k).unwrap());
+        }),
+        "vgeti" => run(n, |_, _| {
+            black_box(v.get_as::<i64>().unwrap());
         }),
         "len" => run(n, |_, _| {
             black_box(l.len().unwrap());

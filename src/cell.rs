@@ -584,3 +584,80 @@ pub fn eq_str(core: &Core, c: &Cell, at: u64, s: &str) -> Result<bool> {
         _ => Ok(false),
     }
 }
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for i64 {}
+    impl Sealed for f64 {}
+    impl Sealed for bool {}
+}
+
+/// A Rust scalar that the typed proxies' `get_as` read straight from a stored cell, with no
+/// `Value` in between: `i64`, `f64` and `bool`, converted exactly as their `TryFrom<Value>`
+/// converts (an `i64` from an int or a bool, an `f64` from a float, an int or a bool, a `bool`
+/// from a bool only).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-scalar-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::{Error, Value};
+/// let l = store.list([Value::Int(3), Value::Bool(true), Value::from("x")])?;
+/// assert_eq!(l.get_as::<i64>(0)?, 3);
+/// assert_eq!(l.get_as::<f64>(0)?, 3.0);
+/// assert_eq!(l.get_as::<i64>(1)?, 1); // a bool is an int, as in Python
+/// assert!(matches!(l.get_as::<i64>(2), Err(Error::TypeError(_))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub trait Scalar: sealed::Sealed + TryFrom<Value, Error = Error> {
+    /// The scalar in a None, bool, int or float cell, as `TryFrom<Value>` converts that cell's
+    /// value; `None` for any other cell, or one that does not convert (the caller then reads
+    /// the value and reports `TryFrom`'s error).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::cell::{Cell, Scalar};
+    /// use shmstore::Value;
+    /// let c = Cell::scalar(&Value::Int(7)).unwrap();
+    /// assert_eq!(i64::of_cell(&c), Some(7));
+    /// assert_eq!(f64::of_cell(&c), Some(7.0));
+    /// assert_eq!(bool::of_cell(&c), None); // must be bool, not int
+    /// ```
+    fn of_cell(c: &Cell) -> Option<Self>;
+}
+
+impl Scalar for i64 {
+    #[inline]
+    fn of_cell(c: &Cell) -> Option<i64> {
+        // As `Value::as_int` of `c.scalar_value()`, without building the `Value`.
+        match (c.tag(), c.w[1]) {
+            (INT, w) => Some(w as i64),
+            (BOOL, w @ (0 | 1)) => Some(w as i64),
+            _ => None,
+        }
+    }
+}
+
+impl Scalar for f64 {
+    #[inline]
+    fn of_cell(c: &Cell) -> Option<f64> {
+        // As `Value::as_float` of `c.scalar_value()`, without building the `Value`.
+        match (c.tag(), c.w[1]) {
+            (FLOAT, w) => Some(f64::from_bits(w)),
+            (INT, w) => Some(w as i64 as f64),
+            (BOOL, w @ (0 | 1)) => Some(w as f64),
+            _ => None,
+        }
+    }
+}
+
+impl Scalar for bool {
+    #[inline]
+    fn of_cell(c: &Cell) -> Option<bool> {
+        match (c.tag(), c.w[1]) {
+            (BOOL, 0) => Some(false),
+            (BOOL, 1) => Some(true),
+            _ => None,
+        }
+    }
+}

@@ -505,7 +505,7 @@ pub fn read_optimistic<R>(
 /// assert_eq!(read_optimistic_at(core, words, &t, list::len_racy), Some(3));
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-#[inline]
+#[inline(always)]
 pub fn read_optimistic_at<R>(
     core: &Core,
     words: &SlotWords,
@@ -589,7 +589,7 @@ pub fn write_fast<R>(
 /// assert_eq!(l.len()?, 1);
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-#[inline]
+#[inline(always)]
 pub fn write_fast_at<R>(
     core: &Core,
     words: &SlotWords,

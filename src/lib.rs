@@ -62,6 +62,7 @@ mod token;
 pub mod types;
 mod value;
 
+pub use cell::Scalar;
 pub use check::{CheckReport, RepairReport};
 pub use dispatch::MethodId;
 pub use error::{Error, Result};

@@ -1,4 +1,4 @@
-//! Lock-free reads (list `len`/`get`, value `get`) against a writer in another process: every
+//! Lock-free reads (list `len`/`get`/`get_as`, value `get`/`get_as`) against a writer in another process: every
 //! read is a value that was written, never a torn mix of two.
 //!
 //! The writer flips every item of a list, and a value, between two patterns whose cells differ
@@ -112,6 +112,14 @@ fn child_main() {
                 assert!(is_pattern(&x), "torn list read: {x:?}");
                 let y = v.get().expect("value get");
                 assert!(is_pattern(&y), "torn value read: {y:?}");
+                // The same reads with no `Value` in between: the int, or the string's TypeError.
+                for got in [l.get_as::<i64>(i), v.get_as::<i64>()] {
+                    match got {
+                        Ok(x) => assert_eq!(x, P0, "torn get_as read: {x:#x}"),
+                        Err(Error::TypeError(_)) => {}
+                        Err(e) => panic!("get_as: {e}"),
+                    }
+                }
                 for i in 0..2 {
                     let a = arr.get(i).expect("array get");
                     assert!(a == W0 || a == W1, "torn array read: {a:#x}");

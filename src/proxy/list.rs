@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::{Handle, Proxy};
-use crate::cell::Cell;
+use crate::cell::{Cell, Scalar};
 use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -131,6 +131,41 @@ impl ListProxy {
             }
         }
         self.with(|c| list::get(c, index))
+    }
+
+    /// `l[index]` as a Rust scalar (`i64`, `f64` or `bool`, converted as by their
+    /// `TryFrom<Value>`): the same lock-free read as [`ListProxy::get`], with no `Value` built
+    /// or dropped.
+    ///
+    /// # Errors
+    /// As [`ListProxy::get`]; `TypeError` for an item that does not convert (`TryFrom`'s).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-getas-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let l = store.list([1.5, 2.5])?;
+    /// assert_eq!(l.get_as::<f64>(-1)?, 2.5);
+    /// assert!(matches!(l.get_as::<i64>(0), Err(Error::TypeError(_)))); // a float is not an int
+    /// assert!(matches!(l.get_as::<f64>(2), Err(Error::IndexError(_))));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn get_as<T: Scalar>(&self, index: i64) -> Result<T> {
+        if let Some(c) = self.h.read_optimistic(|a, b| list::get_racy(a, b, index)) {
+            if let Some(x) = T::of_cell(&c) {
+                return Ok(x);
+            }
+        }
+        self.get_as_slow(index)
+    }
+
+    /// [`ListProxy::get_as`] once the lock-free read declined.
+    #[cold]
+    #[inline(never)]
+    fn get_as_slow<T: Scalar>(&self, index: i64) -> Result<T> {
+        T::try_from(self.get(index)?)
     }
 
     /// `l[index] = v`.

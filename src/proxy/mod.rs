@@ -43,7 +43,7 @@ impl Handle {
     }
 
     /// [`dispatch::read_optimistic`] on this handle's pinned slot.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_optimistic<R>(
         &self,
         read: impl Fn(&crate::arena::Arena, u64) -> Option<R>,
@@ -53,7 +53,7 @@ impl Handle {
     }
 
     /// [`dispatch::write_fast`] on this handle's pinned slot.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write_fast<R>(
         &self,
         step: impl FnOnce(&crate::arena::Arena, u64) -> Option<R>,

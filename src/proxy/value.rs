@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytemuck::Pod;
 
 use super::{Handle, Proxy};
-use crate::cell::Cell;
+use crate::cell::{Cell, Scalar};
 use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -99,6 +99,42 @@ impl ValueProxy {
             return Ok(v);
         }
         self.with(value::get)
+    }
+
+    /// `v.value` as a Rust scalar (`i64`, `f64` or `bool`, converted as by their
+    /// `TryFrom<Value>`): the same lock-free read as [`ValueProxy::get`], with no `Value` built
+    /// or dropped.
+    ///
+    /// # Errors
+    /// As [`ValueProxy::get`]; `TypeError` for a value that does not convert (`TryFrom`'s).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-vgetas-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let v = store.value(7)?;
+    /// assert_eq!(v.get_as::<i64>()?, 7);
+    /// assert_eq!(v.get_as::<f64>()?, 7.0);
+    /// v.set("seven")?;
+    /// assert!(matches!(v.get_as::<i64>(), Err(Error::TypeError(_))));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn get_as<T: Scalar>(&self) -> Result<T> {
+        if let Some(c) = self.h.read_optimistic(value::get_racy) {
+            if let Some(x) = T::of_cell(&c) {
+                return Ok(x);
+            }
+        }
+        self.get_as_slow()
+    }
+
+    /// [`ValueProxy::get_as`] once the lock-free read declined.
+    #[cold]
+    #[inline(never)]
+    fn get_as_slow<T: Scalar>(&self) -> Result<T> {
+        T::try_from(self.get()?)
     }
 
     /// `v.set(x)` (`v.value = x`).

@@ -413,11 +413,11 @@ pub fn get(ctx: &mut Ctx<'_>) -> Result<Value> {
 /// ```
 #[inline]
 pub fn get_racy(a: &crate::arena::Arena, body: u64) -> Option<Cell> {
-    if a.load_u32_racy(body).ok()? != REPR_CELLS {
-        return None;
-    }
-    let current = a.load_u64_racy(body.checked_add(CURRENT_OFF)?).ok()?;
-    if current > 1 {
+    // The representation (the first u32, native order) and the current copy's index, in one
+    // bounds check.
+    let [w0, current] = a.load_words_racy::<2>(body)?;
+    let repr: [u32; 2] = bytemuck::cast(w0);
+    if repr[0] != REPR_CELLS || current > 1 {
         return None;
     }
     let at = body.checked_add(CELLS_OFF + current * cell::CELL_SIZE as u64)?;
