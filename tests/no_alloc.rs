@@ -65,6 +65,7 @@ fn scalar_operations_allocate_nothing() {
     assert_no_alloc("list", |i| {
         assert_eq!(l.len().unwrap(), 64);
         assert_eq!(l.get(i % 64).unwrap(), Value::Int(i % 64));
+        assert_eq!(l.get_as::<i64>(i % 64).unwrap(), i % 64);
         l.set(i % 64, i % 64).unwrap();
         l.append(1.5).unwrap();
         assert_eq!(l.pop(-1).unwrap(), Value::Float(1.5));
@@ -79,6 +80,7 @@ fn scalar_operations_allocate_nothing() {
     assert_no_alloc("value", |i| {
         v.set(i).unwrap();
         assert_eq!(v.get().unwrap(), Value::Int(i));
+        assert_eq!(v.get_as::<f64>().unwrap(), i as f64);
         assert_eq!(v.call_method("get", ()).unwrap(), Value::Int(i));
         v.call_method("set", (i + 1,)).unwrap();
     });
