@@ -60,7 +60,7 @@ impl TryFrom<Proxy> for DictProxy {
 /// where its kind is known at compile time, spares the out-of-line `drop_in_place::<Value>`
 /// call the compiler would emit for it (and a `str` key's `String` is freed directly).
 #[inline(always)]
-fn drop_key(v: Value) {
+pub(super) fn drop_key(v: Value) {
     match v {
         Value::None | Value::Bool(_) | Value::Int(_) | Value::Float(_) => std::mem::forget(v),
         Value::Str(s) => drop(s),
@@ -148,7 +148,30 @@ impl DictProxy {
                 return Ok(v);
             }
         }
+        self.get_locked(key)
+    }
+
+    // The locked paths take the key by value, out of line: `key`'s address is then never
+    // taken in the typed methods, so its kind stays known there and the fast path's drop folds
+    // away.
+    #[inline(never)]
+    fn get_locked(&self, key: Value) -> Result<Option<Value>> {
         self.with(|c| dict::get(c, &key))
+    }
+
+    #[inline(never)]
+    fn get_item_locked(&self, key: Value) -> Result<Value> {
+        self.with(|c| dict::get_item(c, &key))
+    }
+
+    #[inline(never)]
+    fn insert_locked(&self, key: Value, value: Value) -> Result<()> {
+        self.with(|c| dict::insert(c, &key, &value))
+    }
+
+    #[inline(never)]
+    fn contains_locked(&self, key: Value) -> Result<bool> {
+        self.with(|c| dict::contains(c, &key))
     }
 
     /// `d[key]`.
@@ -180,7 +203,7 @@ impl DictProxy {
                 None => {}
             }
         }
-        self.with(|c| dict::get_item(c, &key))
+        self.get_item_locked(key)
     }
 
     /// `d[key] = value`.
@@ -212,7 +235,7 @@ impl DictProxy {
                 }
             }
         }
-        self.with(|c| dict::insert(c, &key, &value))
+        self.insert_locked(key, value)
     }
 
     /// Removes `key`, returning its value, or None when it was missing.
@@ -301,7 +324,7 @@ impl DictProxy {
                 return Ok(found);
             }
         }
-        self.with(|c| dict::contains(c, &key))
+        self.contains_locked(key)
     }
 
     /// The keys, in insertion order (a snapshot taken under one lock).

@@ -143,9 +143,17 @@ impl SetProxy {
             if let Some(found) = dispatch::read_optimistic(&h.core, &h.token, |a, b| {
                 htable::lookup_racy(a, b, htable::SET, &k)
             }) {
+                super::dict::drop_key(v);
                 return Ok(found.is_some());
             }
         }
+        self.contains_locked(v)
+    }
+
+    /// The locked `contains`, out of line and taking `v` by value (as `DictProxy`'s locked
+    /// paths: `v`'s kind then stays known in `contains`).
+    #[inline(never)]
+    fn contains_locked(&self, v: Value) -> Result<bool> {
         self.with(|c| set::contains(c, &v))
     }
 
