@@ -1929,6 +1929,13 @@ mod tests {
         assert_eq!(c.inline_value(), Some(Value::Int(30)));
         let s = Value::from("3"); // an inline key of another kind: not equal
         assert_eq!(lookup_racy(&a, BODY, DICT, &key(&s, 3)), Some(None));
+        let t = Value::Bool(true); // True == 1
+        let c = lookup_racy(&a, BODY, DICT, &key(&t, 1)).unwrap().unwrap();
+        assert_eq!(c.inline_value(), Some(Value::Int(10)));
+        let f = Value::Float(2.5); // a number of equal hash and another value: a collision
+        assert_eq!(lookup_racy(&a, BODY, DICT, &key(&f, 2)), Some(None));
+        // A NaN is unequal even to itself: never prepared, the locked path compares it.
+        assert!(Num::of(&Value::Float(f64::NAN)).is_none());
         assert_eq!(len_racy(&a, BODY, DICT), Some(4));
         // No table block: empty.
         a.store_u64(BODY, 0).unwrap();
