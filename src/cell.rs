@@ -91,11 +91,14 @@ impl Cell {
             w: [u64::from(tag), w1],
         }
     }
-    /// The cell of a short string or bytes (`data.len() <= INLINE_MAX`, checked by the
-    /// callers, so every range below lies inside the 16 bytes). The bytes are copied in at most two fixed-size moves that may overlap (no
-    /// `memcpy` call for a length known only at run time).
+
+    /// The cell of a short string or bytes (the callers check `data.len() <= INLINE_MAX`; the
+    /// clamp below makes it plain to the compiler too, so every range lies inside the 16
+    /// bytes and nothing can panic). The bytes are copied in at most two fixed-size moves that
+    /// may overlap (no `memcpy` call for a length known only at run time).
     #[inline]
     fn inline(tag: u8, data: &[u8]) -> Cell {
+        let data = &data[..data.len().min(INLINE_MAX)];
         let mut b = [0u8; 16];
         b[0] = tag;
         let n = data.len();
