@@ -91,11 +91,30 @@ impl Cell {
             w: [u64::from(tag), w1],
         }
     }
+
+    /// The cell of a short string or bytes (the callers check `data.len() <= INLINE_MAX`; the
+    /// clamp below makes it plain to the compiler too, so every range lies inside the 16
+    /// bytes and nothing can panic). The bytes are copied in at most two fixed-size moves that
+    /// may overlap (no `memcpy` call for a length known only at run time).
+    #[inline]
     fn inline(tag: u8, data: &[u8]) -> Cell {
+        let data = &data[..data.len().min(INLINE_MAX)];
         let mut b = [0u8; 16];
         b[0] = tag;
-        b[1] = data.len() as u8;
-        b[2..2 + data.len()].copy_from_slice(data);
+        let n = data.len();
+        b[1] = n as u8;
+        if let (Some(head), Some(tail)) = (data.first_chunk::<8>(), data.last_chunk::<8>()) {
+            // 8 to 14 bytes: the first eight and the last eight.
+            b[2..10].copy_from_slice(head);
+            b[n - 6..n + 2].copy_from_slice(tail);
+        } else if let (Some(head), Some(tail)) = (data.first_chunk::<4>(), data.last_chunk::<4>()) {
+            b[2..6].copy_from_slice(head);
+            b[n - 2..n + 2].copy_from_slice(tail);
+        } else {
+            for (d, s) in b[2..].iter_mut().zip(data) {
+                *d = *s;
+            }
+        }
         bytemuck::cast(b)
     }
     fn blob(tag: u8, len: u32, off: u64) -> Cell {
@@ -658,6 +677,26 @@ impl Scalar for bool {
             (BOOL, 0) => Some(false),
             (BOOL, 1) => Some(true),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Cell::inline`'s fixed-size moves lay out every length as the byte copy did.
+    #[test]
+    fn inline_cells_hold_their_bytes_at_every_length() {
+        let data: Vec<u8> = (1..=INLINE_MAX as u8).map(|i| i * 11).collect();
+        for n in 0..=INLINE_MAX {
+            let c = Cell::inline(SBYTES, &data[..n]);
+            let mut expected = [0u8; 16];
+            expected[0] = SBYTES;
+            expected[1] = n as u8;
+            expected[2..2 + n].copy_from_slice(&data[..n]);
+            assert_eq!(bytemuck::cast::<Cell, [u8; 16]>(c), expected, "{n} bytes");
+            assert_eq!(c.inline_value(), Some(Value::Bytes(data[..n].to_vec())));
         }
     }
 }

@@ -1209,12 +1209,54 @@ impl Mixer {
         self.0 = (product as u64) ^ ((product >> 64) as u64);
     }
 
+    /// The length, then the bytes as little-endian words, the last one zero-padded.
+    #[inline]
     fn bytes(&mut self, bytes: &[u8]) {
-        self.word(bytes.len() as u64);
-        for chunk in bytes.chunks(8) {
+        let n = bytes.len();
+        self.word(n as u64);
+        if n <= 16 {
+            self.short_bytes(bytes);
+            return;
+        }
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
             let mut word = [0; 8];
-            word.iter_mut().zip(chunk).for_each(|(w, b)| *w = *b);
+            word.copy_from_slice(chunk);
             self.word(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.word(u64::from_le_bytes(word));
+        }
+    }
+
+    /// The words of [`Mixer::bytes`] for at most 16 bytes, read with a few fixed-size loads
+    /// (overlapping ones, shifted so the padding stays zero) instead of a byte loop.
+    #[inline]
+    fn short_bytes(&mut self, bytes: &[u8]) {
+        let n = bytes.len();
+        if let (Some(first), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            // 8 to 16 bytes: the first word, then the `n - 8` bytes after it, which are the
+            // high bytes of the last eight.
+            self.word(u64::from_le_bytes(*first));
+            if n > 8 {
+                self.word(u64::from_le_bytes(*last) >> (8 * (16 - n)));
+            }
+        } else if let (Some(first), Some(last)) =
+            (bytes.first_chunk::<4>(), bytes.last_chunk::<4>())
+        {
+            // 4 to 7 bytes: two overlapping halves; the overlap holds the same bytes.
+            let lo = u64::from(u32::from_le_bytes(*first));
+            let hi = u64::from(u32::from_le_bytes(*last));
+            self.word(lo | (hi << (8 * (n - 4))));
+        } else if n > 0 {
+            let w = bytes
+                .iter()
+                .rev()
+                .fold(0u64, |w, b| (w << 8) | u64::from(*b));
+            self.word(w);
         }
     }
 
@@ -1310,7 +1352,9 @@ impl Value {
     pub fn hash_with_seed(&self, seed: u64) -> Result<u64, Error> {
         let mut mixer = Mixer(seed);
         match self {
+            // The keys of the hot paths, hashed inline (as `hash_into` does).
             Value::Int(i) => hash_int(*i, &mut mixer),
+            Value::Str(s) => return Ok(hash_str(seed, s)),
             _ => self.hash_into(&mut mixer)?,
         }
         Ok(mixer.finish())
@@ -1352,6 +1396,16 @@ impl Value {
         }
         Ok(())
     }
+}
+
+/// [`Value::hash_with_seed`] of a `str` (as `hash_into` hashes it), out of line and without
+/// `hash_into`'s dispatch.
+#[inline(never)]
+fn hash_str(seed: u64, s: &str) -> u64 {
+    let mut mixer = Mixer(seed);
+    mixer.word(hash_kind::STR);
+    mixer.bytes(s.as_bytes());
+    mixer.finish()
 }
 
 #[inline]
@@ -1764,6 +1818,30 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// `Mixer::bytes` as it was first written (a zero-padded byte copy per 8-byte chunk): the
+    /// hash of a str or bytes is part of the table format, so the faster reads must agree.
+    #[test]
+    fn mixer_bytes_match_the_byte_loop_at_every_length() {
+        let data: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
+        for n in 0..=data.len() {
+            for start in [0, 1, 3] {
+                let Some(bytes) = data.get(start..start + n) else {
+                    continue;
+                };
+                let mut reference = Mixer(0x1234_5678_9abc_def0);
+                reference.word(bytes.len() as u64);
+                for chunk in bytes.chunks(8) {
+                    let mut word = [0; 8];
+                    word.iter_mut().zip(chunk).for_each(|(w, b)| *w = *b);
+                    reference.word(u64::from_le_bytes(word));
+                }
+                let mut fast = Mixer(0x1234_5678_9abc_def0);
+                fast.bytes(bytes);
+                assert_eq!(fast.0, reference.0, "{n} bytes from {start}");
+            }
+        }
+    }
 
     /// FNV-1a over UTF-8, the digest the Python-generated tables below were reduced to.
     fn fnv1a(text: &str) -> u64 {

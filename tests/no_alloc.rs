@@ -1,8 +1,8 @@
 //! Issue 5's allocation target: scalar operations on the hot paths allocate nothing on the
 //! heap — list, value, typed value, array, lock, queue and event, typed and through
 //! `call_method` — proven by a global allocator that counts this thread's allocations; and
-//! dict lookups (hits and misses, int and short-str keys, lock-free and locked). (`tests/dict.rs`
-//! has the dict's scalar set and `add` paths.)
+//! dict lookups (hits and misses, int and short-str keys, lock-free and locked) and scalar sets
+//! of existing keys. (`tests/dict.rs` has the dict's `add` paths.)
 
 mod common;
 
@@ -150,6 +150,23 @@ fn scalar_operations_allocate_nothing() {
         assert_eq!(d.call_id(get, &args, &[]).unwrap(), Value::Int(k));
         assert_eq!(d.call_id(contains, &args, &[]).unwrap(), Value::Bool(true));
     });
+    // Scalar sets of existing keys (in place, under a lock that is free), with int, float
+    // (`1.0 == 1`: the int key's entry) and short-str keys, typed and by `call_method`, and a
+    // short-str `contains`.
+    let (mut set_keys, mut in_keys) = (str_keys().into_iter(), str_keys().into_iter());
+    let setitem = d.method_id("__setitem__").unwrap();
+    assert_no_alloc("dict set", |i| {
+        let k = i % 64;
+        d.insert(k, k + 1).unwrap();
+        d.insert(k as f64, k).unwrap();
+        assert_eq!(d.get(k).unwrap(), Some(Value::Int(k)));
+        s.insert(set_keys.next().unwrap(), k).unwrap();
+        assert!(s.contains(in_keys.next().unwrap()).unwrap());
+        let args = [Value::Int(k), Value::Int(k)];
+        assert_eq!(d.call_id(setitem, &args, &[]).unwrap(), Value::None);
+    });
+    assert_eq!(d.len().unwrap(), 64);
+
     // The same lookups through the lock (this thread holds it, so the lock-free path is not
     // taken; `DictView` runs them under the held lock).
     let (mut hits, mut misses) = (str_keys().into_iter(), str_keys().into_iter());

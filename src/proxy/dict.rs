@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use super::{Handle, Proxy};
+use crate::cell::Cell;
 use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::token::type_ids;
-use crate::types::{dict, Ctx};
+use crate::types::{dict, htable, Ctx};
 use crate::value::Value;
 
 /// A proxy of a shared `dict`: insertion-ordered, keyed by any hashable [`Value`].
@@ -52,6 +53,18 @@ impl TryFrom<Proxy> for DictProxy {
         Ok(DictProxy {
             h: p.into_handle_of(type_ids::DICT)?,
         })
+    }
+}
+
+/// Drops a key (or value) the fast path is done with. A scalar owns nothing: saying so here,
+/// where its kind is known at compile time, spares the out-of-line `drop_in_place::<Value>`
+/// call the compiler would emit for it (and a `str` key's `String` is freed directly).
+#[inline(always)]
+pub(super) fn drop_key(v: Value) {
+    match v {
+        Value::None | Value::Bool(_) | Value::Int(_) | Value::Float(_) => std::mem::forget(v),
+        Value::Str(s) => drop(s),
+        other => drop(other),
     }
 }
 
@@ -127,11 +140,38 @@ impl DictProxy {
     pub fn get(&self, key: impl Into<Value>) -> Result<Option<Value>> {
         let key = key.into();
         // An inline key with an inline value (or absent) is read lock-free when no write is
-        // under way; anything else takes the lock.
-        if let Some(v) = dict::get_optimistic(&self.h.core, &self.h.token, &key) {
-            return Ok(v);
+        // under way; anything else takes the lock. The key is prepared here, inline, so an int
+        // key folds to a few instructions and its `Value` needs no drop call.
+        if let Some(k) = htable::RacyKey::new(&self.h.core, &key) {
+            if let Some(v) = dict::get_racy(&self.h.core, &self.h.token, &k) {
+                drop_key(key);
+                return Ok(v);
+            }
         }
+        self.get_locked(key)
+    }
+
+    // The locked paths take the key by value, out of line: `key`'s address is then never
+    // taken in the typed methods, so its kind stays known there and the fast path's drop folds
+    // away.
+    #[inline(never)]
+    fn get_locked(&self, key: Value) -> Result<Option<Value>> {
         self.with(|c| dict::get(c, &key))
+    }
+
+    #[inline(never)]
+    fn get_item_locked(&self, key: Value) -> Result<Value> {
+        self.with(|c| dict::get_item(c, &key))
+    }
+
+    #[inline(never)]
+    fn insert_locked(&self, key: Value, value: Value) -> Result<()> {
+        self.with(|c| dict::insert(c, &key, &value))
+    }
+
+    #[inline(never)]
+    fn contains_locked(&self, key: Value) -> Result<bool> {
+        self.with(|c| dict::contains(c, &key))
     }
 
     /// `d[key]`.
@@ -153,11 +193,17 @@ impl DictProxy {
     #[inline]
     pub fn get_item(&self, key: impl Into<Value>) -> Result<Value> {
         let key = key.into();
-        match dict::get_optimistic(&self.h.core, &self.h.token, &key) {
-            Some(Some(v)) => Ok(v),
-            Some(None) => Err(Error::KeyError(key)),
-            None => self.with(|c| dict::get_item(c, &key)),
+        if let Some(k) = htable::RacyKey::new(&self.h.core, &key) {
+            match dict::get_racy(&self.h.core, &self.h.token, &k) {
+                Some(Some(v)) => {
+                    drop_key(key);
+                    return Ok(v);
+                }
+                Some(None) => return Err(Error::KeyError(key)),
+                None => {}
+            }
         }
+        self.get_item_locked(key)
     }
 
     /// `d[key] = value`.
@@ -179,11 +225,17 @@ impl DictProxy {
     pub fn insert(&self, key: impl Into<Value>, value: impl Into<Value>) -> Result<()> {
         let (key, value) = (key.into(), value.into());
         // A scalar value of an existing key replaced by one of its kind: one store, see
-        // `dict::set_fast`.
-        if dict::set_fast(&self.h.core, &self.h.token, &key, &value).is_some() {
-            return Ok(());
+        // `dict::set_fast` (whose steps are inlined here, as in `get`).
+        if let Some(new) = Cell::scalar(&value).filter(Cell::is_word_scalar) {
+            if let Some(k) = htable::RacyKey::new(&self.h.core, &key) {
+                if dict::set_racy(&self.h.core, &self.h.token, &k, new).is_some() {
+                    drop_key(key);
+                    drop_key(value);
+                    return Ok(());
+                }
+            }
         }
-        self.with(|c| dict::insert(c, &key, &value))
+        self.insert_locked(key, value)
     }
 
     /// Removes `key`, returning its value, or None when it was missing.
@@ -266,10 +318,13 @@ impl DictProxy {
     #[inline]
     pub fn contains(&self, key: impl Into<Value>) -> Result<bool> {
         let key = key.into();
-        if let Some(found) = dict::contains_optimistic(&self.h.core, &self.h.token, &key) {
-            return Ok(found);
+        if let Some(k) = htable::RacyKey::new(&self.h.core, &key) {
+            if let Some(found) = dict::contains_racy(&self.h.core, &self.h.token, &k) {
+                drop_key(key);
+                return Ok(found);
+            }
         }
-        self.with(|c| dict::contains(c, &key))
+        self.contains_locked(key)
     }
 
     /// The keys, in insertion order (a snapshot taken under one lock).

@@ -87,9 +87,7 @@ impl SetProxy {
     pub fn len(&self) -> Result<usize> {
         // Lock-free when no write is under way (see `dispatch::read_optimistic`).
         let h = &self.h;
-        if let Some(n) = dispatch::read_optimistic(&h.core, &h.token, |a, b| {
-            htable::len_racy(a, b, htable::SET)
-        }) {
+        if let Some(n) = h.read_optimistic(|a, b| htable::len_racy(a, b, htable::SET)) {
             return Ok(n as usize);
         }
         self.with(|c| set::len(c).map(|n| n as usize))
@@ -140,12 +138,20 @@ impl SetProxy {
         // An inline key is looked up lock-free when no write is under way.
         let h = &self.h;
         if let Some(k) = htable::RacyKey::new(&h.core, &v) {
-            if let Some(found) = dispatch::read_optimistic(&h.core, &h.token, |a, b| {
-                htable::lookup_racy(a, b, htable::SET, &k)
-            }) {
+            if let Some(found) =
+                h.read_optimistic(|a, b| htable::lookup_racy(a, b, htable::SET, &k))
+            {
+                super::dict::drop_key(v);
                 return Ok(found.is_some());
             }
         }
+        self.contains_locked(v)
+    }
+
+    /// The locked `contains`, out of line and taking `v` by value (as `DictProxy`'s locked
+    /// paths: `v`'s kind then stays known in `contains`).
+    #[inline(never)]
+    fn contains_locked(&self, v: Value) -> Result<bool> {
         self.with(|c| set::contains(c, &v))
     }
 

@@ -218,10 +218,26 @@ fn snapshot_value(ctx: &mut Ctx<'_>) -> Result<Value> {
 /// ```
 #[inline]
 pub fn get_optimistic(core: &Core, token: &Token, key: &Value) -> Option<Option<Value>> {
-    let k = htable::RacyKey::new(core, key)?;
-    match dispatch::read_optimistic(core, token, |a, body| {
-        htable::lookup_racy(a, body, DICT, &k)
-    })? {
+    get_racy(core, token, &htable::RacyKey::new(core, key)?)
+}
+
+/// [`get_optimistic`] of a prepared key (the typed proxy prepares it inline, so an int key is
+/// never built into anything that needs a drop).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictgetracy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::{dict::get_racy, htable::RacyKey};
+/// use shmstore::Value;
+/// let d = store.dict([(1, 10)])?;
+/// let (core, t) = (store.core(), d.token());
+/// let one = Value::Int(1);
+/// assert_eq!(get_racy(core, &t, &RacyKey::new(core, &one).unwrap()), Some(Some(Value::Int(10))));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub fn get_racy(core: &Core, token: &Token, k: &htable::RacyKey<'_>) -> Option<Option<Value>> {
+    match dispatch::read_optimistic(core, token, |a, body| htable::lookup_racy(a, body, DICT, k))? {
         Some(c) => c.inline_value().map(Some),
         None => Some(None),
     }
@@ -251,9 +267,34 @@ pub fn set_fast(core: &Core, token: &Token, key: &Value, value: &Value) -> Optio
     if !new.is_word_scalar() {
         return None;
     }
-    let k = htable::RacyKey::new(core, key)?;
+    set_racy(core, token, &htable::RacyKey::new(core, key)?, new)
+}
+
+/// [`set_fast`] of a prepared key and the new value's cell (None, a bool, an int or a float;
+/// anything else declines).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictsetracy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::cell::Cell;
+/// use shmstore::types::{dict::set_racy, htable::RacyKey};
+/// use shmstore::Value;
+/// let d = store.dict([(1, 10)])?;
+/// let (core, t) = (store.core(), d.token());
+/// let (one, new) = (Value::Int(1), Cell::scalar(&Value::Int(11)).unwrap());
+/// assert_eq!(set_racy(core, &t, &RacyKey::new(core, &one).unwrap(), new), Some(()));
+/// assert_eq!(d.get(1)?, Some(Value::Int(11)));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub fn set_racy(
+    core: &Core,
+    token: &Token,
+    k: &htable::RacyKey<'_>,
+    new: crate::cell::Cell,
+) -> Option<()> {
     dispatch::write_fast(core, token, |a, body| {
-        htable::set_value_fast(a, body, &k, new)
+        htable::set_value_fast(a, body, k, new)
     })
 }
 
@@ -303,11 +344,27 @@ pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> 
 /// ```
 #[inline]
 pub fn contains_optimistic(core: &Core, token: &Token, key: &Value) -> Option<bool> {
-    let k = htable::RacyKey::new(core, key)?;
+    contains_racy(core, token, &htable::RacyKey::new(core, key)?)
+}
+
+/// [`contains_optimistic`] of a prepared key.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-dictcontainsracy-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::{dict::contains_racy, htable::RacyKey};
+/// use shmstore::Value;
+/// let d = store.dict([("k", 1)])?;
+/// let (core, t) = (store.core(), d.token());
+/// let k = Value::from("k");
+/// assert_eq!(contains_racy(core, &t, &RacyKey::new(core, &k).unwrap()), Some(true));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub fn contains_racy(core: &Core, token: &Token, k: &htable::RacyKey<'_>) -> Option<bool> {
     dispatch::read_optimistic(core, token, |a, body| {
-        htable::lookup_racy(a, body, DICT, &k)
+        htable::probe_racy(a, body, DICT, k).map(|found| found.is_some())
     })
-    .map(|found| found.is_some())
 }
 
 /// `len(d)` read without the lock (`None`: the locked path answers).

@@ -64,6 +64,7 @@
 //! # Ok::<(), shmstore::Error>(())
 //! ```
 
+use std::marker::PhantomData;
 use std::sync::atomic::AtomicU64;
 
 use bytemuck::{Pod, Zeroable};
@@ -776,12 +777,39 @@ const RACY_PROBES: u64 = 64;
 pub struct RacyKey<'v> {
     hash: u64,
     cell: Cell,
-    key: &'v Value,
+    /// The key when it is a number, for equality with a stored number of another kind
+    /// (`1 == 1.0 == True`); a copy, so the prepared key borrows nothing.
+    num: Num,
+    _key: PhantomData<&'v Value>,
+}
+
+/// A numeric key's value (what [`cell::eq_inline`] needs besides the cells).
+#[derive(Clone, Copy, Debug)]
+enum Num {
+    /// Not a number: a stored cell of other bits is a different key.
+    No,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+}
+
+impl Num {
+    /// `None` for a NaN.
+    #[inline(always)]
+    fn of(key: &Value) -> Option<Num> {
+        Some(match *key {
+            Value::Int(i) => Num::Int(i),
+            Value::Bool(b) => Num::Bool(b),
+            Value::Float(f) if f.is_nan() => return None,
+            Value::Float(f) => Num::Float(f),
+            _ => Num::No,
+        })
+    }
 }
 
 impl<'v> RacyKey<'v> {
     /// The prepared key, or `None` when `key` is not an inline scalar (its lookup then takes the
-    /// lock).
+    /// lock), or is a NaN (unequal even to its own bits: the locked path compares it).
     ///
     /// # Examples
     /// ```
@@ -792,16 +820,56 @@ impl<'v> RacyKey<'v> {
     /// let k = Value::Float(2.0);
     /// assert!(RacyKey::new(store.core(), &k).is_some());
     /// assert!(RacyKey::new(store.core(), &Value::Tuple(vec![k])).is_none()); // a block
+    /// assert!(RacyKey::new(store.core(), &Value::Float(f64::NAN)).is_none());
     /// # Ok::<(), shmstore::Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn new(core: &Core, key: &'v Value) -> Option<RacyKey<'v>> {
-        let cell = Cell::scalar(key)?;
+        // Inlined into the caller, so a key of a known kind (the typed proxies' `i64`) folds to
+        // its one arm and the caller's `Value` needs no drop call.
         Some(RacyKey {
+            num: Num::of(key)?,
+            cell: Cell::scalar(key)?,
             hash: hash(core, key).ok()?,
-            cell,
-            key,
+            _key: PhantomData,
         })
+    }
+
+    /// The key `v` with a hash chosen by the caller (tests: collisions on purpose).
+    #[cfg(test)]
+    fn with_hash(v: &'v Value, hash: u64) -> RacyKey<'v> {
+        RacyKey {
+            hash,
+            cell: Cell::scalar(v).unwrap(),
+            num: Num::of(v).unwrap(),
+            _key: PhantomData,
+        }
+    }
+
+    /// Whether the stored inline cell `c`, of the key's hash, is the key. Equal bits are equal
+    /// (a NaN key is never prepared); other bits are another key unless both are numbers of
+    /// different kinds (`1 == 1.0`), which [`cell::eq_inline`] decides. `None`: `c` lives in a
+    /// block or is a bad cell, and only the locked path can tell.
+    #[inline(always)]
+    fn is(&self, c: [u64; 2]) -> Option<bool> {
+        if c == self.cell.to_words() {
+            return Some(true);
+        }
+        self.is_other_bits(c)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn is_other_bits(&self, c: [u64; 2]) -> Option<bool> {
+        // `eq_inline` reads the value only for a number (and a NaN, excluded): a key that is
+        // not a number is unequal to every other inline cell, as it is to `None`'s.
+        let v = match self.num {
+            Num::No => Value::None,
+            Num::Bool(b) => Value::Bool(b),
+            Num::Int(i) => Value::Int(i),
+            Num::Float(f) => Value::Float(f),
+        };
+        cell::eq_inline(&Cell::from_words(c), &self.cell, &v)
     }
 }
 
@@ -850,35 +918,46 @@ fn racy_header(a: &Arena, shape: Shape, off: u64) -> Option<[u64; 5]> {
 /// assert_eq!(get(Value::Int(3)), Some(None)); // absent
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+#[inline]
 pub fn lookup_racy(a: &Arena, body: u64, shape: Shape, key: &RacyKey<'_>) -> Option<Option<Cell>> {
-    Some(
-        probe_racy(a, body, shape, key)?
-            .map(|(_, [_, _, _, _, v0, v1])| Cell::from_words([v0, v1])),
-    )
+    Some(probe_racy(a, body, shape, key)?.map(|(_, c)| Cell::from_words(c)))
 }
 
-/// The probe of [`lookup_racy`]: `Some(None)` for an absent key, `Some(Some((e, words)))` for
-/// the live entry at offset `e` whose six words (a set's: four, the key cell repeated) are
-/// `words`, `None` when the lock must answer.
-#[inline]
-fn probe_racy(
+/// The probe of [`lookup_racy`]: `Some(None)` for an absent key, `Some(Some((e, cell)))` for
+/// the live entry at offset `e` whose value cell (a set's: key cell) holds the words `cell`,
+/// `None` when the lock must answer.
+///
+/// Only the header words the probe uses are checked (`log2_size`, `cap`, `nentries`), with the
+/// block's bounds: the sequence check drops a torn read, and the derived counts (`live`,
+/// `filled`) are the locked path's to check. Each load is bounds-checked by the arena again.
+#[inline(always)]
+pub(crate) fn probe_racy(
     a: &Arena,
     body: u64,
     shape: Shape,
     key: &RacyKey<'_>,
-) -> Option<Option<(u64, [u64; 6])>> {
-    let [toff] = a.load_words_racy::<1>(body)?;
+) -> Option<Option<(u64, [u64; 2])>> {
+    let toff = a.load_u64_racy(body).ok()?;
     if toff == 0 {
         return Some(None);
     }
-    let [log2, _, nentries, _, _] = racy_header(a, shape, toff)?;
-    // In range: the block was just checked to lie inside the arena (and each load below is
-    // bounds-checked again).
-    let size = 1u64 << log2;
-    let mask = size - 1;
+    let [log2, cap, nentries] = a.load_words_racy::<3>(toff)?;
+    // Out of range wraps to a huge value; the shift is masked so it cannot overflow, and a size
+    // computed from a bad `log2` is never used (the test fails first).
+    let size = 1u64 << (log2 & 63);
+    if (log2.wrapping_sub(MIN_LOG2) > MAX_LOG2 - MIN_LOG2)
+        | (cap != usable(size))
+        | (nentries > cap)
+    {
+        return None;
+    }
+    let esize = shape.esize();
     let index = toff + HDR;
     let entries = index + size * 4;
-    let esize = shape.esize();
+    // One range check for the index and every entry up to `cap` (no overflow: `size` is at
+    // most 2**30 and `toff` was just read from inside the arena).
+    a.check(toff, HDR + size * 4 + cap * esize, 16).ok()?;
+    let mask = size - 1;
     let mut perturb = key.hash;
     let mut i = key.hash & mask;
     for _ in 0..(size + 16).min(RACY_PROBES) {
@@ -892,21 +971,21 @@ fn probe_racy(
                 }
                 let e = entries + ix * esize;
                 // The whole entry under one bounds check (a set's has no value cell).
-                let words = if shape.values {
+                let [h, live, k0, k1, v0, v1] = if shape.values {
                     a.load_words_racy::<6>(e)?
                 } else {
                     let [h, live, k0, k1] = a.load_words_racy::<4>(e)?;
                     [h, live, k0, k1, k0, k1]
                 };
-                let [h, live, k0, k1, _, _] = words;
-                if live > 1 {
-                    return None;
-                }
-                if live == 1 && h == key.hash {
-                    let c = Cell::from_words([k0, k1]);
-                    if cell::eq_inline(&c, &key.cell, key.key)? {
-                        return Some(Some((e, words)));
+                if h == key.hash && live != 0 {
+                    if live != 1 {
+                        // A bad flag: the locked path reports it.
+                        return None;
                     }
+                    if key.is([k0, k1])? {
+                        return Some(Some((e, [v0, v1])));
+                    }
+                    // An unequal key of equal hash (a collision): probe on.
                 }
             }
         }
@@ -1832,11 +1911,7 @@ mod tests {
     }
 
     fn key(v: &Value, hash: u64) -> RacyKey<'_> {
-        RacyKey {
-            hash,
-            cell: Cell::scalar(v).unwrap(),
-            key: v,
-        }
+        RacyKey::with_hash(v, hash)
     }
 
     fn get(a: &Arena, body: u64, k: i64) -> Option<Option<Value>> {
@@ -1854,6 +1929,13 @@ mod tests {
         assert_eq!(c.inline_value(), Some(Value::Int(30)));
         let s = Value::from("3"); // an inline key of another kind: not equal
         assert_eq!(lookup_racy(&a, BODY, DICT, &key(&s, 3)), Some(None));
+        let t = Value::Bool(true); // True == 1
+        let c = lookup_racy(&a, BODY, DICT, &key(&t, 1)).unwrap().unwrap();
+        assert_eq!(c.inline_value(), Some(Value::Int(10)));
+        let f = Value::Float(2.5); // a number of equal hash and another value: a collision
+        assert_eq!(lookup_racy(&a, BODY, DICT, &key(&f, 2)), Some(None));
+        // A NaN is unequal even to itself: never prepared, the locked path compares it.
+        assert!(Num::of(&Value::Float(f64::NAN)).is_none());
         assert_eq!(len_racy(&a, BODY, DICT), Some(4));
         // No table block: empty.
         a.store_u64(BODY, 0).unwrap();
@@ -1878,7 +1960,11 @@ mod tests {
         for (field, v) in header_damage {
             let a = heap_dict(4);
             w(&a, TOFF + field, v);
-            assert_eq!(get(&a, BODY, 2), None, "header word {field} = {v}");
+            // The lookup reads only `log2_size`, `cap` and `nentries` (the counts it does not
+            // use are the locked path's to check).
+            if field < 24 {
+                assert_eq!(get(&a, BODY, 2), None, "header word {field} = {v}");
+            }
             assert_eq!(len_racy(&a, BODY, DICT), None, "header word {field} = {v}");
         }
         // The body's table offset past the end, inside the last word, misaligned.
