@@ -67,12 +67,17 @@ fn child_main() {
     let l = ListProxy::try_from(store.lookup("items").unwrap()).unwrap();
     let v = ValueProxy::try_from(store.lookup("value").unwrap()).unwrap();
     let done = ValueProxy::try_from(store.lookup("done").unwrap()).unwrap();
+    let started = ValueProxy::try_from(store.lookup("started").unwrap()).unwrap();
     let arr = ArrayProxy::<u64>::try_from(store.lookup("array").unwrap()).unwrap();
     let tv = TypedValueProxy::<u64>::try_from(store.lookup("word").unwrap()).unwrap();
     match role.as_str() {
         "writer" => {
             common::signal("READY");
-            for round in 0..ROUNDS {
+            // At least ROUNDS rounds, and on until both readers are reading (a loaded machine
+            // may not run them before the writer is done), ending after an odd round.
+            let mut round = 0;
+            while round < ROUNDS || round % 2 == 1 || started.get_as::<i64>().expect("started") < 2
+            {
                 let p = pattern(round);
                 for i in 0..ITEMS {
                     l.set(i, p.clone()).expect("set");
@@ -90,6 +95,7 @@ fn child_main() {
                 tv.set(w).expect("typed value set");
                 l.append(p).expect("append");
                 l.pop(-1).expect("pop");
+                round += 1;
             }
             done.set(true).expect("done");
         }
@@ -102,6 +108,9 @@ fn child_main() {
             let mut n = 0u64;
             while done.get().expect("done") == Value::Bool(false) {
                 n += 1;
+                if n == 1 {
+                    started.add(1).expect("started");
+                }
                 let len = l.len().expect("len");
                 assert!(
                     len == ITEMS as usize || len == ITEMS as usize + 1,
@@ -144,6 +153,8 @@ fn lock_free_reads_in_other_processes_never_see_a_torn_write() {
     store.bind("value", &v).unwrap();
     let done = store.value(false).unwrap();
     store.bind("done", &done).unwrap();
+    let started = store.value(0).unwrap();
+    store.bind("started", &started).unwrap();
     let arr = store.array::<u64>(vec![W0; 2]).unwrap();
     store.bind("array", &arr).unwrap();
     let tv = store.value_of::<u64>(W0).unwrap();
@@ -348,10 +359,17 @@ fn churn_value(c: i64) -> Value {
 fn dict_child(role: &str, store: &Store) {
     let d = DictProxy::try_from(store.lookup("dict").unwrap()).unwrap();
     let done = ValueProxy::try_from(store.lookup("dict-done").unwrap()).unwrap();
+    let started = ValueProxy::try_from(store.lookup("dict-started").unwrap()).unwrap();
     match role {
         "dict-writer" => {
             common::signal("READY");
-            for round in 0..DICT_ROUNDS {
+            // At least DICT_ROUNDS rounds, and on until both readers are reading, ending after
+            // an odd round.
+            let mut round = 0;
+            while round < DICT_ROUNDS
+                || round % 2 == 1
+                || started.get_as::<i64>().expect("started") < 2
+            {
                 for k in 0..FIXED {
                     d.insert(k, dict_pattern(k, round)).expect("insert");
                     d.insert(fixed_str(k), dict_pattern(k, round))
@@ -367,6 +385,7 @@ fn dict_child(role: &str, store: &Store) {
                 for c in (0..n).rev().step_by(2).chain((0..n).step_by(2)) {
                     d.remove(churn_key(c)).expect("churn remove");
                 }
+                round += 1;
             }
             done.set(true).expect("done");
         }
@@ -379,6 +398,9 @@ fn dict_child(role: &str, store: &Store) {
             let mut seen_churn = 0u64;
             while done.get().expect("done") == Value::Bool(false) {
                 n += 1;
+                if n == 1 {
+                    started.add(1).expect("started");
+                }
                 let k = (n % FIXED as u64) as i64;
                 for key in [Value::Int(k), Value::Float(k as f64), fixed_str(k)] {
                     let v = d.get(key.clone()).expect("get");
@@ -430,6 +452,8 @@ fn lock_free_dict_reads_in_other_processes_never_see_a_torn_write() {
     store.bind("dict", &d).unwrap();
     let done = store.value(false).unwrap();
     store.bind("dict-done", &done).unwrap();
+    let started = store.value(0).unwrap();
+    store.bind("dict-started", &started).unwrap();
 
     let mut readers: Vec<_> = (0..2).map(|_| spawn("dict-reader", &[&name])).collect();
     let mut writer = spawn("dict-writer", &[&name]);
