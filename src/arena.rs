@@ -492,9 +492,9 @@ impl Arena {
     /// ```
     #[inline]
     pub fn pinned<T: AtomicWords>(&self, p: Pinned<T>) -> Option<&T> {
-        if p.base != self.base.as_ptr() as usize
-            || p.off as u64 > self.len.saturating_sub(size_of::<T>() as u64)
-        {
+        // No overflow: `pin` checked `off + size` against an arena's length, at most
+        // `isize::MAX`.
+        if p.base != self.base.as_ptr() as usize || (p.off + size_of::<T>()) as u64 > self.len {
             return None;
         }
         // SAFETY: 1. `p.off + size_of::<T>() <= len` (just checked), so the `T` is in bounds;
