@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::sync::Acquired;
 use crate::table::LockGuard;
 use crate::token::{type_ids, Token};
-use crate::types::{self, Ctx, Kwargs, TypeDesc};
+use crate::types::{self, Ctx, FastHooks, Kwargs, TypeDesc};
 use crate::value::Value;
 
 static TYPES: &[&TypeDesc] = &[
@@ -106,21 +106,47 @@ thread_local! {
         const { [const { std::cell::Cell::new((0, 0, 0, 0)) }; RESOLVED_WAYS] };
 }
 
-/// `TYPES` indexed by type id, built once: every call looks its type up, so this is one load
-/// and one index rather than a search.
-#[inline]
+/// `TYPES` indexed by type id, built at compile time: every call looks its type up, so this is
+/// one index into a constant table (which the compiler folds away where the id is a constant,
+/// as in the typed proxies' `call_method`).
+static BY_ID: [Option<&TypeDesc>; type_ids::FIRST_USER as usize] = {
+    let mut t: [Option<&TypeDesc>; type_ids::FIRST_USER as usize] =
+        [None; type_ids::FIRST_USER as usize];
+    let mut i = 0;
+    while i < TYPES.len() {
+        // An id beyond the table fails the build (an index out of bounds in a constant).
+        t[TYPES[i].id as usize] = Some(TYPES[i]);
+        i += 1;
+    }
+    t
+};
+
+#[inline(always)]
 fn by_id() -> &'static [Option<&'static TypeDesc>; type_ids::FIRST_USER as usize] {
-    static BY_ID: std::sync::OnceLock<[Option<&'static TypeDesc>; type_ids::FIRST_USER as usize]> =
-        std::sync::OnceLock::new();
-    BY_ID.get_or_init(|| {
-        let mut t = [None; type_ids::FIRST_USER as usize];
-        for d in TYPES {
-            if let Some(e) = t.get_mut(usize::from(d.id)) {
-                *e = Some(*d);
-            }
-        }
-        t
-    })
+    &BY_ID
+}
+
+/// The index of method `name` in `desc`'s table if this thread resolved `name` on that type
+/// before: the per-thread cache is keyed by the name's address, length and type id (string
+/// literals keep their address), and a hit is verified against the table's own name, since
+/// another string may live at that address now. `None` for a miss, never a wrong index.
+#[inline(always)]
+fn cached_index(desc: &TypeDesc, name: &str) -> Option<u16> {
+    let key = (name.as_ptr() as usize, name.len(), desc.id);
+    let e = RESOLVED
+        .try_with(|c| c[resolved_way(key.0, desc.id)].get())
+        .ok()?;
+    if (e.0, e.1, e.2) != key {
+        return None;
+    }
+    let m = desc.methods.get(usize::from(e.3))?;
+    same_name(m.name.as_bytes(), name.as_bytes()).then_some(e.3)
+}
+
+/// The cache way of a name at address `addr` resolved on type `type_id`.
+#[inline(always)]
+fn resolved_way(addr: usize, type_id: u16) -> usize {
+    ((addr >> 3) ^ usize::from(type_id)) % RESOLVED_WAYS
 }
 
 /// A resolved method: calls through it skip the name lookup.
@@ -176,46 +202,28 @@ impl MethodId {
         }
         let desc = type_desc(type_id)?;
         // A name resolved before (a string literal in a loop, most often) is found in a small
-        // per-thread cache keyed by its address, length and type — and verified against the
-        // table, since another string may live at that address now.
-        let key = (name.as_ptr() as usize, name.len(), type_id);
-        let way = ((key.0 >> 3) ^ usize::from(type_id)) % RESOLVED_WAYS;
-        let cached = RESOLVED
-            .try_with(|c| c[way].get())
-            .ok()
-            .filter(|e| (e.0, e.1, e.2) == key)
-            .map(|e| e.3);
-        if let Some(i) = cached {
-            if desc
-                .methods
-                .get(usize::from(i))
-                .is_some_and(|m| same_name(m.name.as_bytes(), name.as_bytes()))
-            {
-                return Ok(MethodId {
-                    type_id,
-                    index: i,
-                    user: 0,
-                });
-            }
+        // per-thread cache.
+        if let Some(index) = cached_index(desc, name) {
+            return Ok(MethodId {
+                type_id,
+                index,
+                user: 0,
+            });
         }
-        MethodId::resolve_slow(desc, type_id, name, key, way)
+        MethodId::resolve_slow(desc, name)
     }
 
     /// [`MethodId::resolve`] of a name not in the cache: the table's search, then the cache.
     #[cold]
     #[inline(never)]
-    fn resolve_slow(
-        desc: &TypeDesc,
-        type_id: u16,
-        name: &str,
-        key: (usize, usize, u16),
-        way: usize,
-    ) -> Result<MethodId> {
+    fn resolve_slow(desc: &TypeDesc, name: &str) -> Result<MethodId> {
         match desc.method_index(name) {
             Some(i) => {
-                let _ = RESOLVED.try_with(|c| c[way].set((key.0, key.1, key.2, i as u16)));
+                let (addr, id) = (name.as_ptr() as usize, desc.id);
+                let _ = RESOLVED
+                    .try_with(|c| c[resolved_way(addr, id)].set((addr, name.len(), id, i as u16)));
                 Ok(MethodId {
-                    type_id,
+                    type_id: id,
                     index: i as u16,
                     user: 0,
                 })
@@ -723,6 +731,89 @@ pub fn call(
     call_general(core, token, mid, args, kwargs)
 }
 
+/// The fast hooks of built-in type `id`, at compile time ([`FastHooks::NONE`] for a type
+/// without any, or an id that is not a built-in type's); the same as its descriptor's (a test
+/// checks it).
+pub(crate) const fn builtin_hooks(id: u16) -> FastHooks {
+    match id {
+        type_ids::LIST => types::list::FAST_HOOKS,
+        type_ids::DICT => types::dict::FAST_HOOKS,
+        type_ids::VALUE => types::value::FAST_HOOKS,
+        type_ids::ARRAY => types::array::FAST_HOOKS,
+        type_ids::LOCK => types::lock::FAST_HOOKS,
+        _ => FastHooks::NONE,
+    }
+}
+
+/// Calls method `name` by name, as the proxies' `call_method_kw`: [`MethodId::resolve_in`]
+/// then [`call`], with a shortcut for a name this thread resolved on the type before (the
+/// per-thread cache of [`MethodId::resolve`]): straight to the type's fast hooks, then the
+/// general path. `static_type` is what a typed proxy knows at compile time: its type id and
+/// [`builtin_hooks`] (`None` for the dynamic `Proxy`); inlined with that constant, the hooks
+/// are called directly.
+#[inline(always)]
+pub(crate) fn call_by_name(
+    core: &Core,
+    token: &Token,
+    static_type: Option<(u16, FastHooks)>,
+    name: &str,
+    args: &[Value],
+    kwargs: Kwargs<'_>,
+) -> Result<Value> {
+    let found = match static_type {
+        Some((id, hooks)) if id == token.type_id => by_id()
+            .get(usize::from(id))
+            .copied()
+            .flatten()
+            .map(|d| (d, hooks)),
+        Some(_) => None,
+        None => by_id()
+            .get(usize::from(token.type_id))
+            .copied()
+            .flatten()
+            .map(|d| {
+                let hooks = FastHooks {
+                    read: d.fast_read,
+                    write: d.fast_write,
+                };
+                (d, hooks)
+            }),
+    };
+    if let Some((desc, hooks)) = found {
+        if let Some(index) = cached_index(desc, name) {
+            if kwargs.is_empty() {
+                let m = usize::from(index);
+                if let Some(v) = hooks.read.and_then(|f| f(core, token, m, args)) {
+                    return Ok(v);
+                }
+                if let Some(v) = hooks.write.and_then(|f| f(core, token, m, args)) {
+                    return Ok(v);
+                }
+            }
+            let mid = MethodId {
+                type_id: desc.id,
+                index,
+                user: 0,
+            };
+            return call_general(core, token, mid, args, kwargs);
+        }
+    }
+    call_by_name_slow(core, token, name, args, kwargs)
+}
+
+/// [`call_by_name`] of a name not in the cache, or on a user-registered type.
+#[inline(never)]
+fn call_by_name_slow(
+    core: &Core,
+    token: &Token,
+    name: &str,
+    args: &[Value],
+    kwargs: Kwargs<'_>,
+) -> Result<Value> {
+    let mid = MethodId::resolve_in(core, token, name)?;
+    call(core, token, mid, args, kwargs)
+}
+
 /// [`call`] on the general path: checks, user types, the object's lock.
 #[inline(never)]
 fn call_general(
@@ -948,6 +1039,12 @@ mod tests {
             for w in d.methods.windows(2) {
                 assert!(w[0].name < w[1].name, "{}: methods not sorted", d.typeid);
             }
+        }
+        for d in TYPES {
+            // The typed proxies' compile-time hooks are the descriptor's.
+            let h = builtin_hooks(d.id);
+            assert_eq!(h.read.is_some(), d.fast_read.is_some(), "{}", d.typeid);
+            assert_eq!(h.write.is_some(), d.fast_write.is_some(), "{}", d.typeid);
         }
         assert!(matches!(type_desc(0), Err(Error::Corrupt { .. })));
         assert!(matches!(type_desc(200), Err(Error::Corrupt { .. })));

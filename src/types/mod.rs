@@ -212,6 +212,41 @@ pub type FastRead = fn(&Core, &Token, usize, &[Value]) -> Option<Value>;
 /// ```
 pub type FastWrite = fn(&Core, &Token, usize, &[Value]) -> Option<Value>;
 
+/// A built-in type's `call_method` fast hooks as a constant (the same functions as its
+/// [`TypeDesc::fast_read`] and [`TypeDesc::fast_write`], which are built from it): a typed
+/// proxy's `call_method` calls them directly — a constant is folded into the caller's code even
+/// in another crate, where a field of the `static` descriptor is a load and an indirect call.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-fasthooks-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::{list, FastHooks};
+/// use shmstore::Value;
+/// let hooks: FastHooks = list::FAST_HOOKS;
+/// let l = store.list([5, 6])?;
+/// let len = list::DESC.method_index("__len__").unwrap();
+/// let read = hooks.read.expect("lists answer reads lock-free");
+/// assert_eq!(read(store.core(), &l.token(), len, &[]), Some(Value::Int(2)));
+/// assert!(FastHooks::NONE.read.is_none() && FastHooks::NONE.write.is_none());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct FastHooks {
+    /// See [`TypeDesc::fast_read`].
+    pub read: Option<FastRead>,
+    /// See [`TypeDesc::fast_write`].
+    pub write: Option<FastWrite>,
+}
+
+impl FastHooks {
+    /// No fast hooks: every call takes the general path.
+    pub const NONE: FastHooks = FastHooks {
+        read: None,
+        write: None,
+    };
+}
+
 impl TypeDesc {
     /// The index of method `name`.
     ///
