@@ -17,6 +17,7 @@
 
 use crate::core::Core;
 use crate::error::{Error, Result};
+use crate::proxy::Handle;
 use crate::sync::Acquired;
 use crate::table::LockGuard;
 use crate::token::{type_ids, Token};
@@ -750,16 +751,16 @@ pub(crate) const fn builtin_hooks(id: u16) -> FastHooks {
 /// per-thread cache of [`MethodId::resolve`]): straight to the type's fast hooks, then the
 /// general path. `static_type` is what a typed proxy knows at compile time: its type id and
 /// [`builtin_hooks`] (`None` for the dynamic `Proxy`); inlined with that constant, the hooks
-/// are called directly.
+/// are called directly, and a `Lock`'s hook on the body offset its handle looked up once.
 #[inline(always)]
 pub(crate) fn call_by_name(
-    core: &Core,
-    token: &Token,
+    h: &Handle,
     static_type: Option<(u16, FastHooks)>,
     name: &str,
     args: &[Value],
     kwargs: Kwargs<'_>,
 ) -> Result<Value> {
+    let (core, token) = (&*h.core, &h.token);
     let found = match static_type {
         Some((id, hooks)) if id == token.type_id => by_id()
             .get(usize::from(id))
@@ -775,6 +776,7 @@ pub(crate) fn call_by_name(
                 let hooks = FastHooks {
                     read: d.fast_read,
                     write: d.fast_write,
+                    fixed: None,
                 };
                 (d, hooks)
             }),
@@ -783,11 +785,17 @@ pub(crate) fn call_by_name(
         if let Some(index) = cached_index(desc, name) {
             if kwargs.is_empty() {
                 let m = usize::from(index);
-                if let Some(v) = hooks.read.and_then(|f| f(core, token, m, args)) {
-                    return Ok(v);
-                }
-                if let Some(v) = hooks.write.and_then(|f| f(core, token, m, args)) {
-                    return Ok(v);
+                if let Some(f) = hooks.fixed {
+                    if let Some(v) = h.fixed_body().ok().and_then(|b| f(core, b, m, args)) {
+                        return Ok(v);
+                    }
+                } else {
+                    if let Some(v) = hooks.read.and_then(|f| f(core, token, m, args)) {
+                        return Ok(v);
+                    }
+                    if let Some(v) = hooks.write.and_then(|f| f(core, token, m, args)) {
+                        return Ok(v);
+                    }
                 }
             }
             let mid = MethodId {
@@ -1045,6 +1053,8 @@ mod tests {
             let h = builtin_hooks(d.id);
             assert_eq!(h.read.is_some(), d.fast_read.is_some(), "{}", d.typeid);
             assert_eq!(h.write.is_some(), d.fast_write.is_some(), "{}", d.typeid);
+            // Only a lockless type's body stays put for a handle's life.
+            assert!(h.fixed.is_none() || d.lockless, "{}", d.typeid);
         }
         assert!(matches!(type_desc(0), Err(Error::Corrupt { .. })));
         assert!(matches!(type_desc(200), Err(Error::Corrupt { .. })));

@@ -305,8 +305,7 @@ macro_rules! proxy_common {
             ) -> $crate::Result<$crate::Value> {
                 let (a, drop_args) = $crate::proxy::args_of(args);
                 let r = $crate::dispatch::call_by_name(
-                    &self.h.core,
-                    &self.h.token,
+                    &self.h,
                     $static_type,
                     name,
                     a.as_ref(),

@@ -216,6 +216,7 @@ pub static DESC: TypeDesc = TypeDesc {
 pub const FAST_HOOKS: super::FastHooks = super::FastHooks {
     read: Some(fast_read),
     write: Some(fast_write),
+    fixed: None,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -237,6 +237,10 @@ pub struct FastHooks {
     pub read: Option<FastRead>,
     /// See [`TypeDesc::fast_write`].
     pub write: Option<FastWrite>,
+    /// For a `lockless` type whose body never moves (a `Lock`'s word): what `read` and `write`
+    /// do, given the body's offset the proxy looked up once (its handle keeps the object, and
+    /// so the body, in place). A typed proxy tries it instead of `read` and `write`.
+    pub fixed: Option<FastFixed>,
 }
 
 impl FastHooks {
@@ -244,8 +248,29 @@ impl FastHooks {
     pub const NONE: FastHooks = FastHooks {
         read: None,
         write: None,
+        fixed: None,
     };
 }
+
+/// See [`FastHooks::fixed`]: the arguments of [`FastWrite`], with the body's offset in place of
+/// the token.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-fastfixed-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::body_unlocked;
+/// use shmstore::types::{lock, FastFixed};
+/// use shmstore::Value;
+/// let fast: FastFixed = lock::FAST_HOOKS.fixed.expect("a Lock's body never moves");
+/// let lk = store.lock()?;
+/// let body = body_unlocked(store.core(), &lk.token())?; // looked up once
+/// let acquire = lock::DESC.method_index("acquire").unwrap();
+/// assert_eq!(fast(store.core(), body, acquire, &[]), Some(Value::Bool(true)));
+/// assert!(lk.locked()?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub type FastFixed = fn(&Core, u64, usize, &[Value]) -> Option<Value>;
 
 impl TypeDesc {
     /// The index of method `name`.
