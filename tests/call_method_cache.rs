@@ -198,7 +198,7 @@ fn threads_keep_their_own_cache() {
             let l = &l;
             s.spawn(move || {
                 for i in 0..1000 {
-                    let k = (t * 4 + i % 4) as i64;
+                    let k = t * 4 + i % 4;
                     l.call_method("__setitem__", (k, i)).unwrap();
                     assert_eq!(l.call_method("__getitem__", (k,)).unwrap(), Value::Int(i));
                 }

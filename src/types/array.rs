@@ -318,10 +318,36 @@ pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> O
                 let at = data.checked_add(i.checked_mul(e.stride())?)?;
                 Some((e, a.load_bits_racy(at, e.size as usize)?))
             })?;
-            pod::to_value(&e, bits.get(..e.size as usize)?).ok()
+            scalar_of(e.kind(), bits)
         }
         _ => None,
     }
+}
+
+/// A primitive element's bits (its `kind.size()` first bytes, native-endian) as a `Value`,
+/// converted as [`pod::to_value`] does but without its `Result` and call: `None` for a `u64` or
+/// `usize` beyond `i64` (the locked path reports the `OverflowError`) and for `Kind::Other`.
+#[inline]
+pub(crate) fn scalar_of(kind: pod::Kind, bits: [u8; 8]) -> Option<Value> {
+    use pod::Kind;
+    macro_rules! rd {
+        ($t:ty) => {
+            <$t>::from_ne_bytes(bits.get(..size_of::<$t>())?.try_into().ok()?)
+        };
+    }
+    Some(match kind {
+        Kind::Other => return None,
+        Kind::I8 => Value::Int(i64::from(rd!(i8))),
+        Kind::U8 => Value::Int(i64::from(rd!(u8))),
+        Kind::I16 => Value::Int(i64::from(rd!(i16))),
+        Kind::U16 => Value::Int(i64::from(rd!(u16))),
+        Kind::I32 => Value::Int(i64::from(rd!(i32))),
+        Kind::U32 => Value::Int(i64::from(rd!(u32))),
+        Kind::I64 | Kind::Isize => Value::Int(rd!(i64)),
+        Kind::U64 | Kind::Usize => Value::Int(i64::try_from(rd!(u64)).ok()?),
+        Kind::F32 => Value::Float(f64::from(rd!(f32))),
+        Kind::F64 => Value::Float(rd!(f64)),
+    })
 }
 
 const M_SETITEM: usize = super::method_idx(DESC.methods, "__setitem__");
@@ -829,6 +855,46 @@ fn m_repr(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn scalar_of_converts_every_kind_as_to_value() {
+        use crate::types::pod::Kind;
+        let patterns: [u64; 7] = [
+            0,
+            1,
+            0x7f,
+            0x80,
+            0xffff_ffff_ffff_ffff,
+            0x8000_0000_0000_0000,
+            0x3ff0_0000_4049_0fdb, // 1.0 as f64; pi as f32 in the low half
+        ];
+        for k in 0..=13u32 {
+            let kind = Kind::from_u32(k);
+            for p in patterns {
+                let bits = p.to_ne_bytes();
+                let e = ElemType {
+                    fingerprint: 0,
+                    size: kind.size(),
+                    align: kind.size().max(1),
+                    kind: k,
+                    reserved: 0,
+                };
+                let full = pod::to_value(&e, bits.get(..kind.size() as usize).unwrap());
+                let want = match (kind, full) {
+                    (Kind::Other, _) | (_, Err(_)) => None,
+                    (_, Ok(v)) => Some(v),
+                };
+                let got = scalar_of(kind, bits);
+                // NaN != NaN: compare the bits of floats.
+                match (&got, &want) {
+                    (Some(Value::Float(a)), Some(Value::Float(b))) => {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{kind:?} {p:#x}")
+                    }
+                    _ => assert_eq!(got, want, "{kind:?} {p:#x}"),
+                }
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -701,7 +701,7 @@ pub fn get_optimistic(core: &Core, token: &Token) -> Option<Value> {
         return c.inline_value();
     }
     let (e, bits) = read_optimistic(core, token, pod_bits_racy)?;
-    pod::to_value(&e, bits.get(..e.size as usize)?).ok()
+    super::array::scalar_of(e.kind(), bits)
 }
 
 /// `v.set(x)`. A plain-data value converts `x` with `array.array`'s rules.
