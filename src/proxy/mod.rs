@@ -296,7 +296,9 @@ macro_rules! proxy_common {
             #[doc = $kw]
             /// # Ok::<(), shmstore::Error>(())
             /// ```
-            #[inline]
+            // Always inlined: for a string literal `name`, the method cache's key is then
+            // worked out at compile time (see `dispatch::call_by_name`).
+            #[inline(always)]
             pub fn call_method_kw(
                 &self,
                 name: &str,

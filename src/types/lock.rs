@@ -157,11 +157,15 @@ fn fast_kind(method: usize, args: &[Value]) -> Option<bool> {
 #[inline]
 fn fast_on(core: &Core, body: u64, acquire: bool) -> Option<Value> {
     let word = core.arena().words::<WordLock>(body).ok()?;
+    // (`if`s rather than `then_some`, which builds the value before the test and copies it.)
     if acquire {
-        word.try_acquire_free().then_some(Value::Bool(true))
-    } else {
-        word.try_release_uncontended().then_some(Value::None)
+        if word.try_acquire_free() {
+            return Some(Value::Bool(true));
+        }
+    } else if word.try_release_uncontended() {
+        return Some(Value::None);
     }
+    None
 }
 
 /// The lock word in the body.
