@@ -300,28 +300,41 @@ const M_GETITEM: usize = super::method_idx(DESC.methods, "__getitem__");
 /// assert_eq!(fast_read(core, &t, getitem, &[Value::Int(1)]), Some(Value::Int(6)));
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+// Inlined into a typed proxy's `call_method` (only the `match`: each arm's work is a function
+// of its own), so a call of another method costs a compare or two, not a call.
+#[inline]
 pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
-        (M_LEN, []) => crate::dispatch::read_optimistic(core, token, |a, body| {
-            Some(Value::Int(i64::try_from(a.load_u64_racy(body).ok()?).ok()?))
-        }),
-        (M_GETITEM, [Value::Int(i)]) => {
-            // The element's bits are copied out under the sequence and decoded once the read
-            // is validated.
-            let (e, bits) = crate::dispatch::read_optimistic(core, token, |a, body| {
-                let [len, data] = a.load_words_racy::<2>(body)?;
-                let e = pod::elem_racy(a, body.checked_add(16)?)?;
-                if e.kind() == pod::Kind::Other {
-                    return None;
-                }
-                let i = normalize(*i, len)?;
-                let at = data.checked_add(i.checked_mul(e.stride())?)?;
-                Some((e, a.load_bits_racy(at, e.size as usize)?))
-            })?;
-            scalar_of(e.kind(), bits)
-        }
+        (M_LEN, []) => len_value_fast(core, token),
+        (M_GETITEM, [Value::Int(i)]) => getitem_fast(core, token, *i),
         _ => None,
     }
+}
+
+/// `__len__()` without the lock, for [`fast_read`].
+#[inline(never)]
+fn len_value_fast(core: &Core, token: &Token) -> Option<Value> {
+    crate::dispatch::read_optimistic(core, token, |a, body| {
+        Some(Value::Int(i64::try_from(a.load_u64_racy(body).ok()?).ok()?))
+    })
+}
+
+/// `__getitem__(i)` of a primitive element without the lock, for [`fast_read`].
+#[inline(never)]
+fn getitem_fast(core: &Core, token: &Token, i: i64) -> Option<Value> {
+    // The element's bits are copied out under the sequence and decoded once the read is
+    // validated.
+    let (e, bits) = crate::dispatch::read_optimistic(core, token, |a, body| {
+        let [len, data] = a.load_words_racy::<2>(body)?;
+        let e = pod::elem_racy(a, body.checked_add(16)?)?;
+        if e.kind() == pod::Kind::Other {
+            return None;
+        }
+        let i = normalize(i, len)?;
+        let at = data.checked_add(i.checked_mul(e.stride())?)?;
+        Some((e, a.load_bits_racy(at, e.size as usize)?))
+    })?;
+    scalar_of(e.kind(), bits)
 }
 
 /// A primitive element's bits (its `kind.size()` first bytes, native-endian) as a `Value`,
@@ -372,10 +385,18 @@ const M_SETITEM: usize = super::method_idx(DESC.methods, "__setitem__");
 /// assert_eq!(fast_write(core, &t, setitem, &[Value::Int(0), Value::Int(1 << 20)]), None);
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+// Inlined as `fast_read` is: the `match` only.
+#[inline]
 pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     let (M_SETITEM, [Value::Int(i), x]) = (method, args) else {
         return None;
     };
+    setitem_fast(core, token, *i, x)
+}
+
+/// `__setitem__(i, x)` of a primitive number in place, for [`fast_write`].
+#[inline(never)]
+fn setitem_fast(core: &Core, token: &Token, i: i64, x: &Value) -> Option<Value> {
     crate::dispatch::write_fast(core, token, |a, body| {
         let e = pod::elem_racy(a, body.checked_add(16)?)?;
         if e.kind() == pod::Kind::Other {
@@ -384,7 +405,7 @@ pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> 
         let mut buf = [0u8; 8];
         let bytes = buf.get_mut(..e.size as usize)?;
         pod::from_value(&e, x, bytes).ok()?;
-        set_fast(a, body, &e, *i, bytes)
+        set_fast(a, body, &e, i, bytes)
     })?;
     Some(Value::None)
 }

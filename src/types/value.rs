@@ -633,12 +633,21 @@ const M_SETATTR: usize = super::method_idx(DESC.methods, "__setattr__");
 /// assert_eq!(fast_write(core, &p.token(), set, &[Value::Int(300)]), None);
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+// Inlined into a typed proxy's `call_method` (only the `match`: the work is a function of its
+// own), so a call of another method costs a compare or two, not a call.
+#[inline]
 pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     let x = match (method, args) {
         (M_SET, [x]) => x,
         (M_SETATTR, [Value::Str(name), x]) if name == "value" || name == "_value" => x,
         _ => return None,
     };
+    set_call_fast(core, token, x)
+}
+
+/// `set(x)` in place, for [`fast_write`].
+#[inline(never)]
+fn set_call_fast(core: &Core, token: &Token, x: &Value) -> Option<Value> {
     crate::dispatch::write_fast(core, token, |a, body| set_value_fast(a, body, x))?;
     Some(Value::None)
 }
@@ -665,12 +674,20 @@ const M_GETATTRIBUTE: usize = super::method_idx(DESC.methods, "__getattribute__"
 /// assert_eq!(fast_read(core, &t, set, &[Value::Int(1)]), None); // a write: locked path
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+// Inlined as `fast_write` is: the `match` only.
+#[inline]
 pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
         (M_GET, []) => {}
         (M_GETATTRIBUTE, [Value::Str(a)]) if a == "value" || a == "_value" => {}
         _ => return None,
     }
+    get_call_fast(core, token)
+}
+
+/// [`get_optimistic`] as a function of its own, for [`fast_read`].
+#[inline(never)]
+fn get_call_fast(core: &Core, token: &Token) -> Option<Value> {
     get_optimistic(core, token)
 }
 
