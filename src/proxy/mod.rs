@@ -214,8 +214,9 @@ pub trait AsProxy {
 /// `method_id`, `call_id`, `get_value`, `token`, `to_str`, `Display`, `Debug`, `From<&P> for
 /// Value`. The type must have a field `h: Arc<Handle>`. A generic proxy names its parameters:
 /// `proxy_common!(impl[T: Pod] UserProxy<T> { … })`. A proxy of one built-in type says which,
-/// so that `call_method` knows its descriptor at compile time:
-/// `proxy_common!(typed type_ids::LIST; ListProxy { … })`.
+/// so that `call_method` knows its type and fast hooks at compile time:
+/// `proxy_common!(typed type_ids::LIST; ListProxy { … })`, or with other hooks than the type's
+/// own: `proxy_common!(typed type_ids::VALUE => value::POD_FAST_HOOKS; impl[T: Pod] … )`.
 ///
 /// The braces hold what the methods' doc examples need, as string literals: `tag` (the store
 /// name's suffix), optional `setup` lines, `new` (an expression making the proxy `p` from
@@ -225,6 +226,9 @@ pub trait AsProxy {
 macro_rules! proxy_common {
     (typed $id:expr; $ty:ident $doc:tt) => {
         proxy_common!(@go [Some(const { ($id, $crate::dispatch::builtin_hooks($id)) })] impl[] $ty $doc);
+    };
+    (typed $id:expr => $hooks:expr; impl[$($g:tt)*] $ty:ty { $($doc:tt)* }) => {
+        proxy_common!(@go [Some(const { ($id, $hooks) })] impl[$($g)*] $ty { $($doc)* });
     };
     (typed $id:expr; impl[$($g:tt)*] $ty:ty { $($doc:tt)* }) => {
         proxy_common!(@go [Some(const { ($id, $crate::dispatch::builtin_hooks($id)) })] impl[$($g)*] $ty { $($doc)* });

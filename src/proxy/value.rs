@@ -298,7 +298,7 @@ pub struct TypedValueProxy<T> {
     /// `T`'s record, computed once (its fingerprint hashes `T`'s name).
     elem: ElemType,
 }
-proxy_common!(typed crate::type_ids::VALUE; impl[T: ::bytemuck::Pod] TypedValueProxy<T> {
+proxy_common!(typed crate::type_ids::VALUE => crate::types::value::POD_FAST_HOOKS; impl[T: ::bytemuck::Pod] TypedValueProxy<T> {
     tag: "tvalue",
     new: "store.value_of(7i32)?",
     call: ("get", "()", "[]" => "Value::Int(7)"),

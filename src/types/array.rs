@@ -324,17 +324,43 @@ fn len_value_fast(core: &Core, token: &Token) -> Option<Value> {
 fn getitem_fast(core: &Core, token: &Token, i: i64) -> Option<Value> {
     // The element's bits are copied out under the sequence and decoded once the read is
     // validated.
-    let (e, bits) = crate::dispatch::read_optimistic(core, token, |a, body| {
+    let (kind, bits) = crate::dispatch::read_optimistic(core, token, |a, body| {
         let [len, data] = a.load_words_racy::<2>(body)?;
-        let e = pod::elem_racy(a, body.checked_add(16)?)?;
-        if e.kind() == pod::Kind::Other {
-            return None;
-        }
+        let kind = prim_kind_racy(a, body.checked_add(16)?)?;
         let i = normalize(i, len)?;
-        let at = data.checked_add(i.checked_mul(e.stride())?)?;
-        Some((e, a.load_bits_racy(at, e.size as usize)?))
+        let at = data.checked_add(i.checked_mul(u64::from(kind.size()))?)?;
+        Some((kind, load_prim_racy(a, at, kind.size())?))
     })?;
-    scalar_of(e.kind(), bits)
+    scalar_of(kind, bits)
+}
+
+/// The primitive kind of the element type record at `off`, read without the lock: what
+/// [`pod::elem_racy`] then [`ElemType::kind`] give, but with `ElemType::validate`'s checks made
+/// with a power-of-two alignment's mask rather than a division. `None` for `Kind::Other` and
+/// for a record `validate` rejects (the locked path reports it).
+#[inline(always)]
+pub(crate) fn prim_kind_racy(a: &Arena, off: u64) -> Option<pod::Kind> {
+    let [_fingerprint, sa, kr] = a.load_words_racy::<3>(off)?;
+    let [size, align]: [u32; 2] = bytemuck::cast(sa);
+    let [kind, _reserved]: [u32; 2] = bytemuck::cast(kr);
+    if !align.is_power_of_two() || align > 4096 || size & (align - 1) != 0 {
+        return None;
+    }
+    let k = pod::Kind::from_u32(kind);
+    (k != pod::Kind::Other && k.size() == size).then_some(k)
+}
+
+/// [`Arena::load_bits_racy`] of a primitive's `size` (1, 2, 4 or 8) bytes, with the size a
+/// constant in each arm (so the alignment check is a mask, not a division).
+#[inline(always)]
+pub(crate) fn load_prim_racy(a: &Arena, at: u64, size: u32) -> Option<[u8; 8]> {
+    match size {
+        1 => a.load_bits_racy(at, 1),
+        2 => a.load_bits_racy(at, 2),
+        4 => a.load_bits_racy(at, 4),
+        8 => a.load_bits_racy(at, 8),
+        _ => None,
+    }
 }
 
 /// A primitive element's bits (its `kind.size()` first bytes, native-endian) as a `Value`,
@@ -876,6 +902,29 @@ fn m_repr(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn prim_kind_racy_agrees_with_elem_racy_and_kind() {
+        let a = Arena::heap(64);
+        for kind in 0..=14u32 {
+            for size in [0u32, 1, 2, 3, 4, 8, 16] {
+                for align in [0u32, 1, 2, 3, 4, 8, 8192] {
+                    let words: [u64; 3] = [
+                        7,
+                        bytemuck::cast([size, align]),
+                        bytemuck::cast([kind, 0u32]),
+                    ];
+                    for (i, w) in words.iter().enumerate() {
+                        a.store_u64(8 + 8 * i as u64, *w).unwrap();
+                    }
+                    let want = pod::elem_racy(&a, 8)
+                        .map(|e| e.kind())
+                        .filter(|k| *k != pod::Kind::Other);
+                    assert_eq!(prim_kind_racy(&a, 8), want, "{kind} {size} {align}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn scalar_of_converts_every_kind_as_to_value() {
         use crate::types::pod::Kind;

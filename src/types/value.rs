@@ -148,6 +148,15 @@ pub const FAST_HOOKS: super::FastHooks = super::FastHooks {
     fixed: None,
 };
 
+/// [`FAST_HOOKS`] for a `TypedValueProxy`, whose value is plain data: its read tries the
+/// plain-data representation first ([`fast_read_pod_first`]). The same answers, in another
+/// order.
+pub const POD_FAST_HOOKS: super::FastHooks = super::FastHooks {
+    read: Some(fast_read_pod_first),
+    write: Some(fast_write),
+    fixed: None,
+};
+
 // ---------------------------------------------------------------------------------------------
 // Raw access.
 
@@ -475,18 +484,18 @@ pub fn get_pod_racy<T: bytemuck::Pod>(
 /// without the lock: `None` for another representation, a non-primitive `T` or words that
 /// fail a check. Decode them once the read is validated.
 #[inline]
-fn pod_bits_racy(a: &crate::arena::Arena, body: u64) -> Option<(ElemType, [u8; 8])> {
+fn pod_bits_racy(a: &crate::arena::Arena, body: u64) -> Option<(Kind, [u8; 8])> {
+    use super::array::{load_prim_racy, prim_kind_racy};
     let [w0, current, data] = a.load_words_racy::<3>(body)?;
     let repr: [u32; 2] = bytemuck::cast(w0);
     if repr[0] != REPR_POD || current > 1 {
         return None;
     }
-    let e = pod::elem_racy(a, body.checked_add(24)?)?;
-    if e.kind() == Kind::Other {
-        return None;
-    }
-    let bits = a.load_bits_racy(data.checked_add(current * e.stride())?, e.size as usize)?;
-    Some((e, bits))
+    // As `pod::elem_racy` and `ElemType::kind`, without a division (see `prim_kind_racy`).
+    let kind = prim_kind_racy(a, body.checked_add(24)?)?;
+    let size = kind.size();
+    let bits = load_prim_racy(a, data.checked_add(current * u64::from(size))?, size)?;
+    Some((kind, bits))
 }
 
 /// `v.set(new)` for a cell that owns no block, replacing one that owns none, for
@@ -691,6 +700,48 @@ fn get_call_fast(core: &Core, token: &Token) -> Option<Value> {
     get_optimistic(core, token)
 }
 
+/// [`fast_read`] for a value that is most likely plain data (a `TypedValueProxy`'s): the same
+/// answers, the plain-data read tried first.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valuefastreadpod-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::value::{fast_read_pod_first, DESC};
+/// use shmstore::Value;
+/// let core = store.core();
+/// let get = DESC.method_index("get").unwrap();
+/// let p = store.value_of(7u16)?;
+/// assert_eq!(fast_read_pod_first(core, &p.token(), get, &[]), Some(Value::Int(7)));
+/// let v = store.value(1.5)?; // cells: answered too
+/// assert_eq!(fast_read_pod_first(core, &v.token(), get, &[]), Some(Value::Float(1.5)));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn fast_read_pod_first(
+    core: &Core,
+    token: &Token,
+    method: usize,
+    args: &[Value],
+) -> Option<Value> {
+    match (method, args) {
+        (M_GET, []) => {}
+        (M_GETATTRIBUTE, [Value::Str(a)]) if a == "value" || a == "_value" => {}
+        _ => return None,
+    }
+    get_pod_first_fast(core, token)
+}
+
+/// [`get_optimistic`] with the plain-data read first, for [`fast_read_pod_first`].
+#[inline(never)]
+fn get_pod_first_fast(core: &Core, token: &Token) -> Option<Value> {
+    use crate::dispatch::read_optimistic;
+    if let Some((kind, bits)) = read_optimistic(core, token, pod_bits_racy) {
+        return super::array::scalar_of(kind, bits);
+    }
+    get_call_fast(core, token)
+}
+
 /// The value read without the lock, or `None` when the locked path must answer: a cell is
 /// copied out under the sequence ([`get_racy`]) and decoded once the read is validated (a
 /// `Value` built inside the read section costs twice as much); so are a primitive plain-data
@@ -714,11 +765,12 @@ fn get_call_fast(core: &Core, token: &Token) -> Option<Value> {
 #[inline]
 pub fn get_optimistic(core: &Core, token: &Token) -> Option<Value> {
     use crate::dispatch::read_optimistic;
+    // (Two passes, cells first: one pass for both representations costs the cells more.)
     if let Some(c) = read_optimistic(core, token, get_racy) {
         return c.inline_value();
     }
-    let (e, bits) = read_optimistic(core, token, pod_bits_racy)?;
-    super::array::scalar_of(e.kind(), bits)
+    let (kind, bits) = read_optimistic(core, token, pod_bits_racy)?;
+    super::array::scalar_of(kind, bits)
 }
 
 /// `v.set(x)`. A plain-data value converts `x` with `array.array`'s rules.
