@@ -207,3 +207,84 @@ fn threads_keep_their_own_cache() {
     });
     assert_eq!(l.call_method("__len__", ()).unwrap(), Value::Int(8));
 }
+
+/// `call_method` `__getitem__`/`__setitem__` on an array, and `get`/`set` on a `value_of`, of one
+/// primitive type: the fast paths' conversions agree with the typed proxies'.
+fn primitive_round_trip<T>(store: &Store, x: T, as_value: Value, too_big: Option<Value>)
+where
+    T: bytemuck::Pod + PartialEq + std::fmt::Debug,
+{
+    let a = store.array::<T>(vec![T::zeroed(); 4]).unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            a.call_method("__setitem__", (-2, as_value.clone()))
+                .unwrap(),
+            Value::None
+        );
+        assert_eq!(a.get(2).unwrap(), x);
+        assert_eq!(a.call_method("__getitem__", (2,)).unwrap(), as_value);
+        assert_eq!(a.call_method("__getitem__", (-2,)).unwrap(), as_value);
+        assert!(matches!(
+            a.call_method("__setitem__", (4, as_value.clone())),
+            Err(Error::IndexError(_))
+        ));
+        assert!(matches!(
+            a.call_method("__getitem__", (-5,)),
+            Err(Error::IndexError(_))
+        ));
+        if let Some(big) = &too_big {
+            assert!(matches!(
+                a.call_method("__setitem__", (0, big.clone())),
+                Err(Error::OverflowError(_))
+            ));
+            assert_eq!(a.get(0).unwrap(), T::zeroed());
+        }
+    }
+    let v = store.value_of::<T>(T::zeroed()).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            v.call_method("set", (as_value.clone(),)).unwrap(),
+            Value::None
+        );
+        assert_eq!(v.get().unwrap(), x);
+        assert_eq!(v.call_method("get", ()).unwrap(), as_value);
+        if let Some(big) = &too_big {
+            assert!(matches!(
+                v.call_method("set", (big.clone(),)),
+                Err(Error::OverflowError(_))
+            ));
+            assert_eq!(v.get().unwrap(), x);
+        }
+    }
+}
+
+#[test]
+fn primitive_arrays_and_values_through_call_method() {
+    let (store, _c) = store("cmc-prims");
+    primitive_round_trip::<i8>(&store, -5, Value::Int(-5), Some(Value::Int(200)));
+    primitive_round_trip::<u8>(&store, 200, Value::Int(200), Some(Value::Int(256)));
+    primitive_round_trip::<i16>(&store, -300, Value::Int(-300), Some(Value::Int(1 << 20)));
+    primitive_round_trip::<u16>(&store, 60000, Value::Int(60000), Some(Value::Int(-1)));
+    primitive_round_trip::<i32>(
+        &store,
+        -70000,
+        Value::Int(-70000),
+        Some(Value::Int(1 << 40)),
+    );
+    primitive_round_trip::<u32>(&store, 1 << 31, Value::Int(1 << 31), Some(Value::Int(-1)));
+    primitive_round_trip::<i64>(&store, i64::MIN, Value::Int(i64::MIN), None);
+    primitive_round_trip::<u64>(&store, 1 << 62, Value::Int(1 << 62), Some(Value::Int(-1)));
+    primitive_round_trip::<f32>(&store, 1.5, Value::Float(1.5), None);
+    primitive_round_trip::<f64>(&store, -2.25, Value::Float(-2.25), None);
+    // A u64 beyond i64: the fast read declines and the general path reports it.
+    let a = store.array::<u64>(vec![u64::MAX; 2]).unwrap();
+    assert!(matches!(
+        a.call_method("__getitem__", (0,)),
+        Err(Error::OverflowError(_))
+    ));
+    let v = store.value_of::<u64>(u64::MAX).unwrap();
+    assert!(matches!(
+        v.call_method("get", ()),
+        Err(Error::OverflowError(_))
+    ));
+}

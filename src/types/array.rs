@@ -340,14 +340,53 @@ fn getitem_fast(core: &Core, token: &Token, i: i64) -> Option<Value> {
 /// for a record `validate` rejects (the locked path reports it).
 #[inline(always)]
 pub(crate) fn prim_kind_racy(a: &Arena, off: u64) -> Option<pod::Kind> {
-    let [_fingerprint, sa, kr] = a.load_words_racy::<3>(off)?;
+    prim_elem_racy(a, off).map(|e| pod::Kind::from_u32(e.kind))
+}
+
+/// The element type record at `off` if it is a valid one of a primitive kind (see
+/// [`prim_kind_racy`]), read without the lock.
+#[inline(always)]
+pub(crate) fn prim_elem_racy(a: &Arena, off: u64) -> Option<ElemType> {
+    let [fingerprint, sa, kr] = a.load_words_racy::<3>(off)?;
     let [size, align]: [u32; 2] = bytemuck::cast(sa);
-    let [kind, _reserved]: [u32; 2] = bytemuck::cast(kr);
+    let [kind, reserved]: [u32; 2] = bytemuck::cast(kr);
     if !align.is_power_of_two() || align > 4096 || size & (align - 1) != 0 {
         return None;
     }
     let k = pod::Kind::from_u32(kind);
-    (k != pod::Kind::Other && k.size() == size).then_some(k)
+    (k != pod::Kind::Other && k.size() == size).then_some(ElemType {
+        fingerprint,
+        size,
+        align,
+        kind,
+        reserved,
+    })
+}
+
+/// Writes a primitive's `bytes` (1, 2, 4 or 8 of them) at `at`, checking `at` against the
+/// record's power-of-two `align` with a mask (as `Arena::check` does with a division), with no
+/// call to `memcpy` for a word.
+#[inline(always)]
+pub(crate) fn store_prim(a: &Arena, at: u64, align: u32, bytes: &[u8]) -> Option<()> {
+    if at & (u64::from(align) - 1) != 0 {
+        return None;
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    // Words are stored as one (readers load them atomically; an 8-byte kind aligned to less
+    // than 8 is left to the general path); a byte or two are copied.
+    match bytes.len() {
+        8 => {
+            let w = u64::from_ne_bytes(bytes.try_into().ok()?);
+            a.atomic_u64(at).ok()?.store(w, Relaxed);
+        }
+        4 => {
+            let w = u32::from_ne_bytes(bytes.try_into().ok()?);
+            a.atomic_u32(at).ok()?.store(w, Relaxed);
+        }
+        1 | 2 => a.copy_in(at, bytes).ok()?,
+        _ => return None,
+    }
+    Some(())
 }
 
 /// [`Arena::load_bits_racy`] of a primitive's `size` (1, 2, 4 or 8) bytes, with the size a
@@ -423,15 +462,17 @@ pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> 
 /// `__setitem__(i, x)` of a primitive number in place, for [`fast_write`].
 #[inline(never)]
 fn setitem_fast(core: &Core, token: &Token, i: i64, x: &Value) -> Option<Value> {
+    // What `set_fast` does with the record read from the body itself (so no record to compare),
+    // without a division or a call to `memcpy` (see `prim_elem_racy`, `store_prim`).
     crate::dispatch::write_fast(core, token, |a, body| {
-        let e = pod::elem_racy(a, body.checked_add(16)?)?;
-        if e.kind() == pod::Kind::Other {
-            return None;
-        }
+        let [len, data] = a.load_words_racy::<2>(body)?;
+        let e = prim_elem_racy(a, body.checked_add(16)?)?;
         let mut buf = [0u8; 8];
         let bytes = buf.get_mut(..e.size as usize)?;
         pod::from_value(&e, x, bytes).ok()?;
-        set_fast(a, body, &e, i, bytes)
+        let i = normalize(i, len)?;
+        let at = data.checked_add(i.checked_mul(u64::from(e.size))?)?;
+        store_prim(a, at, e.align, bytes)
     })?;
     Some(Value::None)
 }

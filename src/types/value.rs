@@ -605,14 +605,23 @@ fn set_value_fast(a: &crate::arena::Arena, body: u64, x: &Value) -> Option<()> {
     match repr[0] {
         REPR_CELLS => set_fast(a, body, Cell::scalar(x)?),
         REPR_POD => {
-            let e = pod::elem_racy(a, body.checked_add(24)?)?;
-            if e.kind() == Kind::Other {
-                return None;
-            }
+            // What `set_pod_fast` does with the record read from the body itself (so no record
+            // to compare), without a division or a call to `memcpy` (see
+            // `array::prim_elem_racy`, `array::store_prim`).
+            let e = super::array::prim_elem_racy(a, body.checked_add(24)?)?;
             let mut buf = [0u8; 8];
             let bytes = buf.get_mut(..e.size as usize)?;
             pod::from_value(&e, x, bytes).ok()?;
-            set_pod_fast(a, body, &e, bytes)
+            let w = a.words::<[AtomicU64; 3]>(body).ok()?;
+            let current = w[1].load(Relaxed);
+            if current > 1 {
+                return None;
+            }
+            let next = 1 - current;
+            let at = w[2].load(Relaxed).checked_add(next * u64::from(e.size))?;
+            super::array::store_prim(a, at, e.align, bytes)?;
+            w[1].store(next, Relaxed);
+            Some(())
         }
         _ => None,
     }
