@@ -393,11 +393,18 @@ pub(crate) fn store_prim(a: &Arena, at: u64, align: u32, bytes: &[u8]) -> Option
 /// constant in each arm (so the alignment check is a mask, not a division).
 #[inline(always)]
 pub(crate) fn load_prim_racy(a: &Arena, at: u64, size: u32) -> Option<[u8; 8]> {
+    // Words through the word loads (the bytes `load_bits_racy` would give: the value's bytes
+    // first, then zeros).
     match size {
+        8 => Some(a.load_u64_racy(at).ok()?.to_ne_bytes()),
+        4 => {
+            let mut out = [0u8; 8];
+            out.get_mut(..4)?
+                .copy_from_slice(&a.load_u32_racy(at).ok()?.to_ne_bytes());
+            Some(out)
+        }
         1 => a.load_bits_racy(at, 1),
         2 => a.load_bits_racy(at, 2),
-        4 => a.load_bits_racy(at, 4),
-        8 => a.load_bits_racy(at, 8),
         _ => None,
     }
 }
@@ -962,6 +969,23 @@ mod tests {
                         .filter(|k| *k != pod::Kind::Other);
                     assert_eq!(prim_kind_racy(&a, 8), want, "{kind} {size} {align}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn load_prim_racy_reads_what_load_bits_racy_reads() {
+        let a = Arena::heap(64);
+        for i in 0..64u64 {
+            a.copy_in(i, &[(i * 37 + 11) as u8]).unwrap();
+        }
+        for size in [0u32, 1, 2, 3, 4, 8, 16] {
+            for at in 0..64u64 {
+                assert_eq!(
+                    load_prim_racy(&a, at, size),
+                    a.load_bits_racy(at, size as usize),
+                    "{size} at {at}"
+                );
             }
         }
     }
