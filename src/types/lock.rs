@@ -155,8 +155,9 @@ fn fast_kind(method: usize, args: &[Value]) -> Option<bool> {
     }
 }
 
-/// The fast acquire of a free lock or release of an uncontended one, on the word at `body`.
-#[inline(never)]
+/// The fast acquire of a free lock or release of an uncontended one, on the word at `body`
+/// (inlined, as the typed `acquire` and `release` are).
+#[inline]
 fn fast_on(core: &Core, body: u64, acquire: bool) -> Option<Value> {
     let word = core.arena().words::<WordLock>(body).ok()?;
     // (`if`s rather than `then_some`, which builds the value before the test and copies it.)
