@@ -745,9 +745,9 @@ const M_GETITEM: usize = super::method_idx(DESC.methods, "__getitem__");
 /// assert_eq!(fast_read(core, &t, sort, &[]), None); // not a read: the locked path runs it
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-// Inlined into a typed proxy's `call_method` (only the `match`: each arm's work is a function
-// of its own), so a call of another method costs a compare or two, not a call.
-#[inline]
+// Inlined into a typed proxy's `call_method` (the `match`, and `len`; each other arm's work is
+// a function of its own), so a call of another method costs a compare or two, not a call.
+#[inline(always)]
 pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
         (M_LEN, []) => len_value_fast(core, token),
@@ -756,10 +756,12 @@ pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> O
     }
 }
 
-/// `__len__()` without the lock, for [`fast_read`].
-#[inline(never)]
+/// `__len__()` without the lock, for [`fast_read`]: inlined, as the typed `len` is.
+#[inline]
 fn len_value_fast(core: &Core, token: &Token) -> Option<Value> {
-    let n = dispatch::read_optimistic(core, token, len_racy)?;
+    // (A closure: an instance of `read_optimistic` of its own, which leaves the typed `len`'s
+    // inlining as it is.)
+    let n = dispatch::read_optimistic(core, token, |a, b| len_racy(a, b))?;
     Some(Value::Int(i64::try_from(n).ok()?))
 }
 
