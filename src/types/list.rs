@@ -761,6 +761,7 @@ pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> O
 fn len_value_fast(core: &Core, token: &Token) -> Option<Value> {
     // (A closure: an instance of `read_optimistic` of its own, which leaves the typed `len`'s
     // inlining as it is.)
+    #[allow(clippy::redundant_closure)]
     let n = dispatch::read_optimistic(core, token, |a, b| len_racy(a, b))?;
     Some(Value::Int(i64::try_from(n).ok()?))
 }
