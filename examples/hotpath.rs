@@ -11,10 +11,12 @@
 //! `vget`/`vset`, `tget`/`tset` (`value_of::<i64>`), `aget`/`aset` (`array::<i64>`), `lock`
 //! (acquire+release), `cm` (`call_method("__getitem__")`), `cid` (the same through `call_id`,
 //! resolved once), and more `call_method` by name: `cmlen` (list `__len__`), `cmset` (list
-//! `__setitem__`), `cmappend` (list `append` + `pop`), `cmvget`/`cmvset` (value `get`/`set`), `cmtget`/`cmtset` (the same on `value_of::<i64>`),
-//! `cmaget`/`cmaset` (array `__getitem__`/`__setitem__`), `cmlock` (Lock `acquire` +
-//! `release`), `cmdget`/`cmdset` (dict `get`/`__setitem__`, int keys), `wl` (an empty `with_lock`), `wf` (an empty `dispatch::write_fast`), `raw`
-//! (a compare-and-swap and an exchange on a local word: the floor of any lock).
+//! `__setitem__`), `cmappend` (list `append` + `pop`), `cmvget`/`cmvset` (value `get`/`set`),
+//! `cmtget`/`cmtset` (the same on `value_of::<i64>`), `cmaget`/`cmaset` (array
+//! `__getitem__`/`__setitem__`), `cmlock` (Lock `acquire` + `release`), `cmdget`/`cmdset` (dict
+//! `get`/`__setitem__`, int keys); `wl` (an empty `with_lock`), `wf` (an empty
+//! `dispatch::write_fast`), `raw` (a compare-and-swap and an exchange on a local word: the floor
+//! of any lock).
 //! Instruction counts are repeatable whatever else the machine runs, unlike timings.
 use shmstore::*;
 use std::hint::black_box;
