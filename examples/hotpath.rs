@@ -10,8 +10,13 @@
 //! `get`, `geti` (`get_as::<i64>`), `set`, `append` (+pop), `dget`/`dset` (int keys), `sget`/`sset` (8-byte str keys),
 //! `vget`/`vgeti`/`vset`, `tget`/`tset` (`value_of::<i64>`), `aget`/`aset` (`array::<i64>`), `lock`
 //! (acquire+release), `cm` (`call_method("__getitem__")`), `cid` (the same through `call_id`,
-//! resolved once), `wl` (an empty `with_lock`), `wf` (an empty `dispatch::write_fast`), `raw`
-//! (a compare-and-swap and an exchange on a local word: the floor of any lock).
+//! resolved once), and more `call_method` by name: `cmlen` (list `__len__`), `cmset` (list
+//! `__setitem__`), `cmappend` (list `append` + `pop`), `cmvget`/`cmvset` (value `get`/`set`),
+//! `cmtget`/`cmtset` (the same on `value_of::<i64>`), `cmaget`/`cmaset` (array
+//! `__getitem__`/`__setitem__`), `cmlock` (Lock `acquire` + `release`), `cmdget`/`cmdset` (dict
+//! `get`/`__setitem__`, int keys); `wl` (an empty `with_lock`), `wf` (an empty
+//! `dispatch::write_fast`), `raw` (a compare-and-swap and an exchange on a local word: the floor
+//! of any lock).
 //! Instruction counts are repeatable whatever else the machine runs, unlike timings.
 use shmstore::*;
 use std::hint::black_box;
@@ -85,6 +90,44 @@ fn main() {
         }),
         "cm" => run(n, |_, k| {
             black_box(l.call_method("__getitem__", (k,)).unwrap());
+        }),
+        "cmlen" => run(n, |_, _| {
+            black_box(l.call_method("__len__", ()).unwrap());
+        }),
+        "cmset" => run(n, |i, k| {
+            black_box(l.call_method("__setitem__", (k, i)).unwrap());
+        }),
+        "cmappend" => run(n, |i, _| {
+            black_box(l.call_method("append", (i,)).unwrap());
+            black_box(l.call_method("pop", ()).unwrap());
+        }),
+        "cmvget" => run(n, |_, _| {
+            black_box(v.call_method("get", ()).unwrap());
+        }),
+        "cmvset" => run(n, |i, _| {
+            black_box(v.call_method("set", (i,)).unwrap());
+        }),
+        "cmtget" => run(n, |_, _| {
+            black_box(tv.call_method("get", ()).unwrap());
+        }),
+        "cmtset" => run(n, |i, _| {
+            black_box(tv.call_method("set", (i,)).unwrap());
+        }),
+        "cmaget" => run(n, |_, k| {
+            black_box(a.call_method("__getitem__", (k,)).unwrap());
+        }),
+        "cmaset" => run(n, |i, k| {
+            black_box(a.call_method("__setitem__", (k, i)).unwrap());
+        }),
+        "cmlock" => run(n, |_, _| {
+            black_box(lk.call_method("acquire", ()).unwrap());
+            black_box(lk.call_method("release", ()).unwrap());
+        }),
+        "cmdget" => run(n, |_, k| {
+            black_box(d.call_method("get", (k,)).unwrap());
+        }),
+        "cmdset" => run(n, |i, k| {
+            black_box(d.call_method("__setitem__", (k, i)).unwrap());
         }),
         "wl" => run(n, |_, _| {
             l.with_lock(|_| Ok(())).unwrap();

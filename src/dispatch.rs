@@ -17,10 +17,11 @@
 
 use crate::core::Core;
 use crate::error::{Error, Result};
+use crate::proxy::Handle;
 use crate::sync::Acquired;
 use crate::table::{LockGuard, SlotWords};
 use crate::token::{type_ids, Token};
-use crate::types::{self, Ctx, Kwargs, TypeDesc};
+use crate::types::{self, Ctx, FastHooks, Kwargs, TypeDesc};
 use crate::value::Value;
 
 static TYPES: &[&TypeDesc] = &[
@@ -70,57 +71,91 @@ pub fn type_desc(id: u16) -> Result<&'static TypeDesc> {
         .ok_or_else(|| Error::corrupt("unknown type id", u64::from(id)))
 }
 
-/// `a == b` for method names, without a call to `memcmp` for the usual lengths (4 to 16
-/// bytes: two overlapping words).
-#[inline]
-fn same_name(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    if (8..=16).contains(&n) {
-        let word = |s: &[u8], at: usize| {
-            s.get(at..at + 8)
-                .and_then(|w| <[u8; 8]>::try_from(w).ok())
-                .map(u64::from_ne_bytes)
-        };
-        return word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8);
-    }
-    if (4..8).contains(&n) {
-        // Two overlapping 4-byte words ("get", "set" are 3 bytes: the byte loop below).
-        let word = |s: &[u8], at: usize| {
-            s.get(at..at + 4)
-                .and_then(|w| <[u8; 4]>::try_from(w).ok())
-                .map(u32::from_ne_bytes)
-        };
-        return word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4);
-    }
-    a.iter().zip(b).all(|(x, y)| x == y)
+/// The whole of a method name of up to 16 bytes as two words and a length, without a call to
+/// `memcmp` or a loop over its bytes (two overlapping loads for 4 to 16 bytes): two names get
+/// the same key exactly when they are equal. `None` for a longer name. For a string literal
+/// the compiler works the key out at compile time.
+#[inline(always)]
+fn name_key(name: &[u8]) -> Option<(u64, u64, usize)> {
+    let n = name.len();
+    let w8 = |at: usize| {
+        name.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_le_bytes)
+    };
+    let w4 = |at: usize| {
+        name.get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map(|w| u64::from(u32::from_le_bytes(w)))
+    };
+    let (a, b) = match n {
+        8..=16 => (w8(0)?, w8(n - 8)?),
+        4..=7 => (w4(0)? | w4(n - 4)? << 32, 0),
+        0..=3 => {
+            let mut a = 0u64;
+            for (i, &c) in name.iter().enumerate() {
+                a |= u64::from(c) << (8 * i);
+            }
+            (a, 0)
+        }
+        _ => return None,
+    };
+    Some((a, b, n))
 }
 
 const RESOLVED_WAYS: usize = 8;
 
 thread_local! {
-    /// Recently resolved method names: (name address, name length, type id, method index).
-    static RESOLVED: [std::cell::Cell<(usize, usize, u16, u16)>; RESOLVED_WAYS] =
-        const { [const { std::cell::Cell::new((0, 0, 0, 0)) }; RESOLVED_WAYS] };
+    /// Recently resolved method names, by content: the two words of the name's [`name_key`],
+    /// and a third with the type id (bits 0-15), the name's length (16-23), a set bit 31 (an
+    /// entry in use) and the method's index (32-47).
+    static RESOLVED: [std::cell::Cell<(u64, u64, u64)>; RESOLVED_WAYS] =
+        const { [const { std::cell::Cell::new((0, 0, 0)) }; RESOLVED_WAYS] };
 }
 
-/// `TYPES` indexed by type id, built once: every call looks its type up, so this is one load
-/// and one index rather than a search.
-#[inline]
+/// The entry of [`RESOLVED`] for `name` on type `type_id`, less the method index: (way, first
+/// word, second word, low half of the third word). `None` for a name over 16 bytes, which is
+/// not cached.
+#[inline(always)]
+fn resolved_key(type_id: u16, name: &str) -> Option<(usize, u64, u64, u64)> {
+    let (a, b, n) = name_key(name.as_bytes())?;
+    let meta = u64::from(type_id) | (n as u64) << 16 | 1 << 31;
+    let h = (a ^ b.rotate_left(29) ^ meta).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    Some(((h >> 61) as usize % RESOLVED_WAYS, a, b, meta))
+}
+
+/// `TYPES` indexed by type id, built at compile time: every call looks its type up, so this is
+/// one index into a constant table (which the compiler folds away where the id is a constant,
+/// as in the typed proxies' `call_method`).
+static BY_ID: [Option<&TypeDesc>; type_ids::FIRST_USER as usize] = {
+    let mut t: [Option<&TypeDesc>; type_ids::FIRST_USER as usize] =
+        [None; type_ids::FIRST_USER as usize];
+    let mut i = 0;
+    while i < TYPES.len() {
+        // An id beyond the table fails the build (an index out of bounds in a constant).
+        t[TYPES[i].id as usize] = Some(TYPES[i]);
+        i += 1;
+    }
+    t
+};
+
+#[inline(always)]
 fn by_id() -> &'static [Option<&'static TypeDesc>; type_ids::FIRST_USER as usize] {
-    static BY_ID: std::sync::OnceLock<[Option<&'static TypeDesc>; type_ids::FIRST_USER as usize]> =
-        std::sync::OnceLock::new();
-    BY_ID.get_or_init(|| {
-        let mut t = [None; type_ids::FIRST_USER as usize];
-        for d in TYPES {
-            if let Some(e) = t.get_mut(usize::from(d.id)) {
-                *e = Some(*d);
-            }
-        }
-        t
-    })
+    &BY_ID
+}
+
+/// The index of method `name` on built-in type `type_id` if this thread resolved `name` on
+/// that type before ([`MethodId::resolve`] fills the cache). The cache is keyed by the name's
+/// whole content (up to 16 bytes), so a hit is never a wrong index; for a string literal
+/// the key is a constant and the lookup a few compares.
+#[inline(always)]
+fn cached_index(type_id: u16, name: &str) -> Option<u16> {
+    let (way, a, b, meta) = resolved_key(type_id, name)?;
+    let e = RESOLVED.try_with(|c| c.get(way).map(|e| e.get())).ok()??;
+    if e.0 != a || e.1 != b || e.2 & 0xffff_ffff != meta {
+        return None;
+    }
+    Some((e.2 >> 32) as u16)
 }
 
 /// A resolved method: calls through it skip the name lookup.
@@ -176,46 +211,30 @@ impl MethodId {
         }
         let desc = type_desc(type_id)?;
         // A name resolved before (a string literal in a loop, most often) is found in a small
-        // per-thread cache keyed by its address, length and type — and verified against the
-        // table, since another string may live at that address now.
-        let key = (name.as_ptr() as usize, name.len(), type_id);
-        let way = ((key.0 >> 3) ^ usize::from(type_id)) % RESOLVED_WAYS;
-        let cached = RESOLVED
-            .try_with(|c| c[way].get())
-            .ok()
-            .filter(|e| (e.0, e.1, e.2) == key)
-            .map(|e| e.3);
-        if let Some(i) = cached {
-            if desc
-                .methods
-                .get(usize::from(i))
-                .is_some_and(|m| same_name(m.name.as_bytes(), name.as_bytes()))
-            {
-                return Ok(MethodId {
-                    type_id,
-                    index: i,
-                    user: 0,
-                });
-            }
+        // per-thread cache.
+        if let Some(index) = cached_index(type_id, name) {
+            return Ok(MethodId {
+                type_id,
+                index,
+                user: 0,
+            });
         }
-        MethodId::resolve_slow(desc, type_id, name, key, way)
+        MethodId::resolve_slow(desc, name)
     }
 
     /// [`MethodId::resolve`] of a name not in the cache: the table's search, then the cache.
     #[cold]
     #[inline(never)]
-    fn resolve_slow(
-        desc: &TypeDesc,
-        type_id: u16,
-        name: &str,
-        key: (usize, usize, u16),
-        way: usize,
-    ) -> Result<MethodId> {
+    fn resolve_slow(desc: &TypeDesc, name: &str) -> Result<MethodId> {
         match desc.method_index(name) {
             Some(i) => {
-                let _ = RESOLVED.try_with(|c| c[way].set((key.0, key.1, key.2, i as u16)));
+                let id = desc.id;
+                if let Some((way, a, b, meta)) = resolved_key(id, name) {
+                    let e = (a, b, meta | (i as u64) << 32);
+                    let _ = RESOLVED.try_with(|c| c.get(way).map(|w| w.set(e)));
+                }
                 Ok(MethodId {
-                    type_id,
+                    type_id: id,
                     index: i as u16,
                     user: 0,
                 })
@@ -779,6 +798,92 @@ pub fn call(
     call_general(core, token, mid, args, kwargs)
 }
 
+/// The fast hooks of built-in type `id`, at compile time ([`FastHooks::NONE`] for a type
+/// without any, or an id that is not a built-in type's); the same as its descriptor's (a test
+/// checks it).
+pub(crate) const fn builtin_hooks(id: u16) -> FastHooks {
+    match id {
+        type_ids::LIST => types::list::FAST_HOOKS,
+        type_ids::DICT => types::dict::FAST_HOOKS,
+        type_ids::VALUE => types::value::FAST_HOOKS,
+        type_ids::ARRAY => types::array::FAST_HOOKS,
+        type_ids::LOCK => types::lock::FAST_HOOKS,
+        _ => FastHooks::NONE,
+    }
+}
+
+/// Calls method `name` by name, as the proxies' `call_method_kw`: [`MethodId::resolve_in`]
+/// then [`call`], with a shortcut for a name this thread resolved on the type before (the
+/// per-thread cache of [`MethodId::resolve`]): straight to the type's fast hooks, then the
+/// general path. `static_type` is what a typed proxy knows at compile time: its type id and
+/// [`builtin_hooks`] (`None` for the dynamic `Proxy`); inlined with that constant, the hooks
+/// are called directly, and a `Lock`'s hook on the body offset its handle looked up once.
+#[inline(always)]
+pub(crate) fn call_by_name(
+    h: &Handle,
+    static_type: Option<(u16, FastHooks)>,
+    name: &str,
+    args: &[Value],
+    kwargs: Kwargs<'_>,
+) -> Result<Value> {
+    let (core, token) = (&*h.core, &h.token);
+    let hooks = match static_type {
+        Some((id, hooks)) if id == token.type_id => Some((id, hooks)),
+        Some(_) => None,
+        None => by_id()
+            .get(usize::from(token.type_id))
+            .copied()
+            .flatten()
+            .map(|d| {
+                let hooks = FastHooks {
+                    read: d.fast_read,
+                    write: d.fast_write,
+                    fixed: None,
+                };
+                (d.id, hooks)
+            }),
+    };
+    if let Some((type_id, hooks)) = hooks {
+        if let Some(index) = cached_index(type_id, name) {
+            if kwargs.is_empty() {
+                let m = usize::from(index);
+                if let Some(f) = hooks.fixed {
+                    if let Some(v) = h.fixed_body().ok().and_then(|b| f(core, b, m, args)) {
+                        return Ok(v);
+                    }
+                } else {
+                    if let Some(v) = hooks.read.and_then(|f| f(core, token, m, args)) {
+                        return Ok(v);
+                    }
+                    if let Some(v) = hooks.write.and_then(|f| f(core, token, m, args)) {
+                        return Ok(v);
+                    }
+                }
+            }
+            let mid = MethodId {
+                type_id,
+                index,
+                user: 0,
+            };
+            return call_general(core, token, mid, args, kwargs);
+        }
+    }
+    call_by_name_slow(core, token, name, args, kwargs)
+}
+
+/// [`call_by_name`] of a name not in the cache, or on a user-registered type.
+#[inline(never)]
+fn call_by_name_slow(
+    core: &Core,
+    token: &Token,
+    name: &str,
+    args: &[Value],
+    kwargs: Kwargs<'_>,
+) -> Result<Value> {
+    let mid = MethodId::resolve_in(core, token, name)?;
+    call(core, token, mid, args, kwargs)
+}
+
 /// [`call`] on the general path: checks, user types, the object's lock.
 #[inline(never)]
 fn call_general(
@@ -962,37 +1067,67 @@ mod tests {
     use super::*;
 
     #[test]
-    fn same_name_compares_whole_names_of_every_length() {
-        for (a, b, eq) in [
-            ("get", "get", true),
-            ("get", "set", false),
-            ("__getitem__", "__getitem__", true),
-            ("__getitem__", "__setitem__", false),
-            ("__getitem__", "__getitem_x", false),
-            ("__getattribute__", "__getattribute__", true),
-            ("__getattribute__", "__getattributx__", false),
-            (
-                "a_long_method_name_indeed",
-                "a_long_method_name_indeed",
-                true,
-            ),
-            (
-                "a_long_method_name_indeed",
-                "a_long_method_nome_indeed",
-                false,
-            ),
-            ("12345678", "12345679", false),
-            ("abc", "abcd", false),
-            ("acquire", "acquire", true),
-            ("acquire", "acquirf", false),
-            ("acquire", "bcquire", false),
-            ("acquire", "acqXire", false),
-            ("wait", "wait", true),
-            ("wait", "waiT", false),
-            ("", "", true),
-        ] {
-            assert_eq!(same_name(a.as_bytes(), b.as_bytes()), eq, "{a} vs {b}");
+    fn name_keys_are_equal_exactly_for_equal_names() {
+        let names = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abd",
+            "get",
+            "set",
+            "pop",
+            "wait",
+            "waiT",
+            "count",
+            "index",
+            "append",
+            "extend",
+            "acquire",
+            "acquirf",
+            "bcquire",
+            "acqXire",
+            "__len__",
+            "__str__",
+            "12345678",
+            "12345679",
+            "__getitem__",
+            "__setitem__",
+            "__getitem_x",
+            "__delitem__",
+            "__getattribute__",
+            "__getattributx__",
+            "_getattribute__",
+        ];
+        for a in names {
+            for b in names {
+                let (ka, kb) = (name_key(a.as_bytes()), name_key(b.as_bytes()));
+                assert!(ka.is_some() && kb.is_some(), "{a} {b}");
+                assert_eq!(ka == kb, a == b, "{a} vs {b}");
+            }
         }
+        // Longer names are not keyed (and so never cached).
+        assert_eq!(name_key(b"a_long_method_name_indeed"), None);
+        assert_eq!(name_key(b"_getattribute___"), name_key(b"_getattribute___"));
+    }
+
+    #[test]
+    fn the_cache_answers_only_for_the_name_and_type_it_was_filled_for() {
+        let get = MethodId::resolve(type_ids::DICT, "get").unwrap();
+        assert_eq!(cached_index(type_ids::DICT, "get"), Some(get.index));
+        // The same name on another type, and another name of the same length: not this entry.
+        assert_eq!(cached_index(type_ids::VALUE, "get"), None); // not resolved on this thread
+        assert_eq!(cached_index(type_ids::DICT, "gex"), None);
+        let from_runtime = String::from_utf8(b"get".to_vec()).unwrap();
+        assert_eq!(cached_index(type_ids::DICT, &from_runtime), Some(get.index));
+        let vget = MethodId::resolve(type_ids::VALUE, "get").unwrap();
+        assert_eq!(cached_index(type_ids::VALUE, "get"), Some(vget.index));
+        // (Evicted if both landed in one way; never the other type's index.)
+        let again = cached_index(type_ids::DICT, "get");
+        assert!(again.is_none() || again == Some(get.index));
+        let long = "a_method_name_longer_than_16";
+        assert!(MethodId::resolve(type_ids::LIST, long).is_err());
+        assert_eq!(cached_index(type_ids::LIST, long), None);
     }
 
     #[test]
@@ -1004,6 +1139,14 @@ mod tests {
             for w in d.methods.windows(2) {
                 assert!(w[0].name < w[1].name, "{}: methods not sorted", d.typeid);
             }
+        }
+        for d in TYPES {
+            // The typed proxies' compile-time hooks are the descriptor's.
+            let h = builtin_hooks(d.id);
+            assert_eq!(h.read.is_some(), d.fast_read.is_some(), "{}", d.typeid);
+            assert_eq!(h.write.is_some(), d.fast_write.is_some(), "{}", d.typeid);
+            // Only a lockless type's body stays put for a handle's life.
+            assert!(h.fixed.is_none() || d.lockless, "{}", d.typeid);
         }
         assert!(matches!(type_desc(0), Err(Error::Corrupt { .. })));
         assert!(matches!(type_desc(200), Err(Error::Corrupt { .. })));

@@ -47,7 +47,7 @@ pub struct ArrayProxy<T> {
     /// `T`'s record, computed once (its fingerprint hashes `T`'s name).
     elem: ElemType,
 }
-proxy_common!(impl[T: ::bytemuck::Pod] ArrayProxy<T> {
+proxy_common!(typed crate::type_ids::ARRAY; impl[T: ::bytemuck::Pod] ArrayProxy<T> {
     tag: "array",
     new: "store.array([1i32, 2, 3])?",
     call: ("__getitem__", "(-1,)", "[Value::Int(-1)]" => "Value::Int(3)"),

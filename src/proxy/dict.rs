@@ -30,7 +30,7 @@ use crate::value::Value;
 pub struct DictProxy {
     h: Arc<Handle>,
 }
-proxy_common!(DictProxy {
+proxy_common!(typed crate::type_ids::DICT; DictProxy {
     tag: "dict",
     new: r#"store.dict([("a", 1)])?"#,
     call: ("get", r#"("a",)"#, r#"[Value::from("a")]"# => "Value::Int(1)"),

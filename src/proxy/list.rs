@@ -31,7 +31,7 @@ use crate::value::{Slice, Value};
 pub struct ListProxy {
     h: Arc<Handle>,
 }
-proxy_common!(ListProxy {
+proxy_common!(typed crate::type_ids::LIST; ListProxy {
     tag: "list",
     new: "store.list([3, 1, 2])?",
     call: ("index", "(2,)", "[Value::Int(2)]" => "Value::Int(2)"),

@@ -110,6 +110,22 @@ pub trait IntoArgs {
     /// assert_eq!(().into_args(), [] as [Value; 0]);
     /// ```
     fn into_args(self) -> Self::Args;
+
+    /// Drops an argument array once the call is over. The tuples' arrays let go of their
+    /// scalars (`None`, `bool`, `int`, `float`, a slice, a proxy's token: nothing to free)
+    /// without a call to `Value`'s drop, which a scalar argument would otherwise cost.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{IntoArgs, Value};
+    /// let args = (1, "a", 2.5).into_args();
+    /// assert_eq!(args[1], Value::from("a"));
+    /// <(i64, &str, f64)>::drop_args(args); // the string is freed, the scalars just go
+    /// ```
+    #[inline]
+    fn drop_args(args: Self::Args) {
+        drop(args);
+    }
 }
 
 impl IntoArgs for () {
@@ -135,6 +151,28 @@ impl IntoArgs for &[Value] {
     }
 }
 
+/// `v` holds no memory of its own: dropping it frees nothing.
+#[inline(always)]
+fn owns_nothing(v: &Value) -> bool {
+    matches!(
+        v,
+        Value::None
+            | Value::Bool(_)
+            | Value::Int(_)
+            | Value::Float(_)
+            | Value::Slice(_)
+            | Value::Proxy(_)
+    )
+}
+
+/// `args`' array, and how to drop it once the call is over ([`IntoArgs::drop_args`]): what
+/// every proxy's `call_method` does with its arguments (whose type it cannot name).
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+pub(crate) fn args_of<A: IntoArgs>(args: A) -> (A::Args, fn(A::Args)) {
+    (args.into_args(), A::drop_args)
+}
+
 macro_rules! tuple_args {
     ($n:literal: $($t:ident $v:ident),+) => {
         impl<$($t: Into<Value>),+> IntoArgs for ($($t,)+) {
@@ -143,6 +181,15 @@ macro_rules! tuple_args {
             fn into_args(self) -> [Value; $n] {
                 let ($($v,)+) = self;
                 [$($v.into()),+]
+            }
+
+            #[inline]
+            fn drop_args(args: [Value; $n]) {
+                if args.iter().all(owns_nothing) {
+                    ::std::mem::forget(args);
+                } else {
+                    drop(args);
+                }
             }
         }
     };
@@ -193,7 +240,10 @@ pub trait AsProxy {
 /// Implements what every proxy type has: `AsProxy`, `call_method`, `call_method_kw`,
 /// `method_id`, `call_id`, `get_value`, `token`, `to_str`, `Display`, `Debug`, `From<&P> for
 /// Value`. The type must have a field `h: Arc<Handle>`. A generic proxy names its parameters:
-/// `proxy_common!(impl[T: Pod] UserProxy<T> { … })`.
+/// `proxy_common!(impl[T: Pod] UserProxy<T> { … })`. A proxy of one built-in type says which,
+/// so that `call_method` knows its type and fast hooks at compile time:
+/// `proxy_common!(typed type_ids::LIST; ListProxy { … })`, or with other hooks than the type's
+/// own: `proxy_common!(typed type_ids::VALUE => value::POD_FAST_HOOKS; impl[T: Pod] … )`.
 ///
 /// The braces hold what the methods' doc examples need, as string literals: `tag` (the store
 /// name's suffix), optional `setup` lines, `new` (an expression making the proxy `p` from
@@ -201,10 +251,22 @@ pub trait AsProxy {
 /// returns), `kw` (lines calling `call_method_kw`), `value` (what `get_value` returns), `str`
 /// (lines checking `to_str`) and `typeid`.
 macro_rules! proxy_common {
-    ($ty:ident $doc:tt) => {
-        proxy_common!(impl[] $ty $doc);
+    (typed $id:expr; $ty:ident $doc:tt) => {
+        proxy_common!(@go [Some(const { ($id, $crate::dispatch::builtin_hooks($id)) })] impl[] $ty $doc);
     };
-    (impl[$($g:tt)*] $ty:ty {
+    (typed $id:expr => $hooks:expr; impl[$($g:tt)*] $ty:ty { $($doc:tt)* }) => {
+        proxy_common!(@go [Some(const { ($id, $hooks) })] impl[$($g)*] $ty { $($doc)* });
+    };
+    (typed $id:expr; impl[$($g:tt)*] $ty:ty { $($doc:tt)* }) => {
+        proxy_common!(@go [Some(const { ($id, $crate::dispatch::builtin_hooks($id)) })] impl[$($g)*] $ty { $($doc)* });
+    };
+    ($ty:ident $doc:tt) => {
+        proxy_common!(@go [None] impl[] $ty $doc);
+    };
+    (impl[$($g:tt)*] $ty:ty { $($doc:tt)* }) => {
+        proxy_common!(@go [None] impl[$($g)*] $ty { $($doc)* });
+    };
+    (@go [$static_type:expr] impl[$($g:tt)*] $ty:ty {
         tag: $tag:literal,
         $(setup: $setup:literal,)?
         new: $new:literal,
@@ -240,6 +302,7 @@ macro_rules! proxy_common {
             /// assert!(matches!(p.call_method("no_such_method", ()), Err(Error::AttributeError(_))));
             /// # Ok::<(), shmstore::Error>(())
             /// ```
+            #[inline]
             pub fn call_method(
                 &self,
                 name: &str,
@@ -264,14 +327,25 @@ macro_rules! proxy_common {
             #[doc = $kw]
             /// # Ok::<(), shmstore::Error>(())
             /// ```
+            // Always inlined: for a string literal `name`, the method cache's key is then
+            // worked out at compile time (see `dispatch::call_by_name`).
+            #[inline(always)]
             pub fn call_method_kw(
                 &self,
                 name: &str,
                 args: impl $crate::IntoArgs,
                 kwargs: &[(&str, $crate::Value)],
             ) -> $crate::Result<$crate::Value> {
-                let mid = $crate::dispatch::MethodId::resolve_in(&self.h.core, &self.h.token, name)?;
-                self.call_id(mid, $crate::IntoArgs::into_args(args).as_ref(), kwargs)
+                let (a, drop_args) = $crate::proxy::args_of(args);
+                let r = $crate::dispatch::call_by_name(
+                    &self.h,
+                    $static_type,
+                    name,
+                    a.as_ref(),
+                    kwargs,
+                );
+                drop_args(a);
+                r
             }
 
             /// Resolves a method name once, for [`Self::call_id`].

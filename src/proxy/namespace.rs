@@ -30,7 +30,7 @@ use crate::value::Value;
 pub struct NamespaceProxy {
     h: Arc<Handle>,
 }
-proxy_common!(NamespaceProxy {
+proxy_common!(typed crate::type_ids::NAMESPACE; NamespaceProxy {
     tag: "ns",
     new: r#"store.namespace_with([("x", 1)])?"#,
     call: ("__getattribute__", r#"("x",)"#, r#"[Value::from("x")]"# => "Value::Int(1)"),

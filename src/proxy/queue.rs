@@ -441,7 +441,7 @@ macro_rules! queue_proxy {
 pub struct QueueProxy {
     h: Arc<Handle>,
 }
-proxy_common!(QueueProxy {
+proxy_common!(typed crate::type_ids::QUEUE; QueueProxy {
     tag: "queue",
     new: "store.queue(0)?",
     call: ("put", r#"("job",)"#, r#"[Value::from("job")]"# => "Value::None"),
@@ -474,7 +474,7 @@ queue_proxy!(QueueProxy, type_ids::QUEUE, "queue", "q");
 pub struct JoinableQueueProxy {
     h: Arc<Handle>,
 }
-proxy_common!(JoinableQueueProxy {
+proxy_common!(typed crate::type_ids::JOINABLE_QUEUE; JoinableQueueProxy {
     tag: "jqueue",
     new: "store.joinable_queue(0)?",
     call: ("put", r#"("job",)"#, r#"[Value::from("job")]"# => "Value::None"),

@@ -32,7 +32,7 @@ use crate::value::Value;
 pub struct SetProxy {
     h: Arc<Handle>,
 }
-proxy_common!(SetProxy {
+proxy_common!(typed crate::type_ids::SET; SetProxy {
     tag: "set",
     new: "store.set([1, 2])?",
     call: ("__contains__", "(2,)", "[Value::Int(2)]" => "Value::Bool(true)"),

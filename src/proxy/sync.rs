@@ -169,7 +169,7 @@ macro_rules! sync_proxy {
         pub struct $ty {
             h: Arc<Handle>,
         }
-        proxy_common!($ty $doc);
+        proxy_common!(typed $id; $ty $doc);
 
         impl From<$ty> for Proxy {
             fn from(p: $ty) -> Proxy {

@@ -38,7 +38,7 @@ use crate::value::Value;
 pub struct ValueProxy {
     h: Arc<Handle>,
 }
-proxy_common!(ValueProxy {
+proxy_common!(typed crate::type_ids::VALUE; ValueProxy {
     tag: "value",
     new: "store.value(5)?",
     call: ("__getattribute__", r#"("value",)"#, r#"[Value::from("value")]"# => "Value::Int(5)"),
@@ -342,7 +342,7 @@ pub struct TypedValueProxy<T> {
     /// `T`'s record, computed once (its fingerprint hashes `T`'s name).
     elem: ElemType,
 }
-proxy_common!(impl[T: ::bytemuck::Pod] TypedValueProxy<T> {
+proxy_common!(typed crate::type_ids::VALUE => crate::types::value::POD_FAST_HOOKS; impl[T: ::bytemuck::Pod] TypedValueProxy<T> {
     tag: "tvalue",
     new: "store.value_of(7i32)?",
     call: ("get", "()", "[]" => "Value::Int(7)"),

@@ -114,8 +114,16 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: snapshot_value,
     lockless: false,
-    fast_read: Some(fast_read),
-    fast_write: Some(fast_write),
+    fast_read: FAST_HOOKS.read,
+    fast_write: FAST_HOOKS.write,
+};
+
+/// The fast hooks of [`DESC`], as a constant for the typed proxy's `call_method` (see
+/// [`FastHooks`](super::FastHooks)).
+pub const FAST_HOOKS: super::FastHooks = super::FastHooks {
+    read: Some(fast_read),
+    write: Some(fast_write),
+    fixed: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -292,28 +300,139 @@ const M_GETITEM: usize = super::method_idx(DESC.methods, "__getitem__");
 /// assert_eq!(fast_read(core, &t, getitem, &[Value::Int(1)]), Some(Value::Int(6)));
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+// Inlined into a typed proxy's `call_method` (only the `match`: each arm's work is a function
+// of its own), so a call of another method costs a compare or two, not a call.
+#[inline]
 pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
-        (M_LEN, []) => crate::dispatch::read_optimistic(core, token, |a, body| {
-            Some(Value::Int(i64::try_from(a.load_u64_racy(body).ok()?).ok()?))
-        }),
-        (M_GETITEM, [Value::Int(i)]) => {
-            // The element's bits are copied out under the sequence and decoded once the read
-            // is validated.
-            let (e, bits) = crate::dispatch::read_optimistic(core, token, |a, body| {
-                let [len, data] = a.load_words_racy::<2>(body)?;
-                let e = pod::elem_racy(a, body.checked_add(16)?)?;
-                if e.kind() == pod::Kind::Other {
-                    return None;
-                }
-                let i = normalize(*i, len)?;
-                let at = data.checked_add(i.checked_mul(e.stride())?)?;
-                Some((e, a.load_bits_racy(at, e.size as usize)?))
-            })?;
-            pod::to_value(&e, bits.get(..e.size as usize)?).ok()
-        }
+        (M_LEN, []) => len_value_fast(core, token),
+        (M_GETITEM, [Value::Int(i)]) => getitem_fast(core, token, *i),
         _ => None,
     }
+}
+
+/// `__len__()` without the lock, for [`fast_read`].
+#[inline(never)]
+fn len_value_fast(core: &Core, token: &Token) -> Option<Value> {
+    crate::dispatch::read_optimistic(core, token, |a, body| {
+        Some(Value::Int(i64::try_from(a.load_u64_racy(body).ok()?).ok()?))
+    })
+}
+
+/// `__getitem__(i)` of a primitive element without the lock, for [`fast_read`].
+#[inline(never)]
+fn getitem_fast(core: &Core, token: &Token, i: i64) -> Option<Value> {
+    // The element's bits are copied out under the sequence and decoded once the read is
+    // validated.
+    let (kind, bits) = crate::dispatch::read_optimistic(core, token, |a, body| {
+        let [len, data] = a.load_words_racy::<2>(body)?;
+        let kind = prim_kind_racy(a, body.checked_add(16)?)?;
+        let i = normalize(i, len)?;
+        let at = data.checked_add(i.checked_mul(u64::from(kind.size()))?)?;
+        Some((kind, load_prim_racy(a, at, kind.size())?))
+    })?;
+    scalar_of(kind, bits)
+}
+
+/// The primitive kind of the element type record at `off`, read without the lock: what
+/// [`pod::elem_racy`] then [`ElemType::kind`] give, but with `ElemType::validate`'s checks made
+/// with a power-of-two alignment's mask rather than a division. `None` for `Kind::Other` and
+/// for a record `validate` rejects (the locked path reports it).
+#[inline(always)]
+pub(crate) fn prim_kind_racy(a: &Arena, off: u64) -> Option<pod::Kind> {
+    prim_elem_racy(a, off).map(|e| pod::Kind::from_u32(e.kind))
+}
+
+/// The element type record at `off` if it is a valid one of a primitive kind (see
+/// [`prim_kind_racy`]), read without the lock.
+#[inline(always)]
+pub(crate) fn prim_elem_racy(a: &Arena, off: u64) -> Option<ElemType> {
+    let [fingerprint, sa, kr] = a.load_words_racy::<3>(off)?;
+    let [size, align]: [u32; 2] = bytemuck::cast(sa);
+    let [kind, reserved]: [u32; 2] = bytemuck::cast(kr);
+    if !align.is_power_of_two() || align > 4096 || size & (align - 1) != 0 {
+        return None;
+    }
+    let k = pod::Kind::from_u32(kind);
+    (k != pod::Kind::Other && k.size() == size).then_some(ElemType {
+        fingerprint,
+        size,
+        align,
+        kind,
+        reserved,
+    })
+}
+
+/// Writes a primitive's `bytes` (1, 2, 4 or 8 of them) at `at`, checking `at` against the
+/// record's power-of-two `align` with a mask (as `Arena::check` does with a division), with no
+/// call to `memcpy` for a word.
+#[inline(always)]
+pub(crate) fn store_prim(a: &Arena, at: u64, align: u32, bytes: &[u8]) -> Option<()> {
+    if at & (u64::from(align) - 1) != 0 {
+        return None;
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    // Words are stored as one (readers load them atomically; an 8-byte kind aligned to less
+    // than 8 is left to the general path); a byte or two are copied.
+    match bytes.len() {
+        8 => {
+            let w = u64::from_ne_bytes(bytes.try_into().ok()?);
+            a.atomic_u64(at).ok()?.store(w, Relaxed);
+        }
+        4 => {
+            let w = u32::from_ne_bytes(bytes.try_into().ok()?);
+            a.atomic_u32(at).ok()?.store(w, Relaxed);
+        }
+        1 | 2 => a.copy_in(at, bytes).ok()?,
+        _ => return None,
+    }
+    Some(())
+}
+
+/// [`Arena::load_bits_racy`] of a primitive's `size` (1, 2, 4 or 8) bytes, with the size a
+/// constant in each arm (so the alignment check is a mask, not a division).
+#[inline(always)]
+pub(crate) fn load_prim_racy(a: &Arena, at: u64, size: u32) -> Option<[u8; 8]> {
+    // Words through the word loads (the bytes `load_bits_racy` would give: the value's bytes
+    // first, then zeros).
+    match size {
+        8 => Some(a.load_u64_racy(at).ok()?.to_ne_bytes()),
+        4 => {
+            let mut out = [0u8; 8];
+            out.get_mut(..4)?
+                .copy_from_slice(&a.load_u32_racy(at).ok()?.to_ne_bytes());
+            Some(out)
+        }
+        1 => a.load_bits_racy(at, 1),
+        2 => a.load_bits_racy(at, 2),
+        _ => None,
+    }
+}
+
+/// A primitive element's bits (its `kind.size()` first bytes, native-endian) as a `Value`,
+/// converted as [`pod::to_value`] does but without its `Result` and call: `None` for a `u64` or
+/// `usize` beyond `i64` (the locked path reports the `OverflowError`) and for `Kind::Other`.
+#[inline]
+pub(crate) fn scalar_of(kind: pod::Kind, bits: [u8; 8]) -> Option<Value> {
+    use pod::Kind;
+    macro_rules! rd {
+        ($t:ty) => {
+            <$t>::from_ne_bytes(bits.get(..size_of::<$t>())?.try_into().ok()?)
+        };
+    }
+    Some(match kind {
+        Kind::Other => return None,
+        Kind::I8 => Value::Int(i64::from(rd!(i8))),
+        Kind::U8 => Value::Int(i64::from(rd!(u8))),
+        Kind::I16 => Value::Int(i64::from(rd!(i16))),
+        Kind::U16 => Value::Int(i64::from(rd!(u16))),
+        Kind::I32 => Value::Int(i64::from(rd!(i32))),
+        Kind::U32 => Value::Int(i64::from(rd!(u32))),
+        Kind::I64 | Kind::Isize => Value::Int(rd!(i64)),
+        Kind::U64 | Kind::Usize => Value::Int(i64::try_from(rd!(u64)).ok()?),
+        Kind::F32 => Value::Float(f64::from(rd!(f32))),
+        Kind::F64 => Value::Float(rd!(f64)),
+    })
 }
 
 const M_SETITEM: usize = super::method_idx(DESC.methods, "__setitem__");
@@ -338,19 +457,29 @@ const M_SETITEM: usize = super::method_idx(DESC.methods, "__setitem__");
 /// assert_eq!(fast_write(core, &t, setitem, &[Value::Int(0), Value::Int(1 << 20)]), None);
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+// Inlined as `fast_read` is: the `match` only.
+#[inline]
 pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     let (M_SETITEM, [Value::Int(i), x]) = (method, args) else {
         return None;
     };
+    setitem_fast(core, token, *i, x)
+}
+
+/// `__setitem__(i, x)` of a primitive number in place, for [`fast_write`].
+#[inline(never)]
+fn setitem_fast(core: &Core, token: &Token, i: i64, x: &Value) -> Option<Value> {
+    // What `set_fast` does with the record read from the body itself (so no record to compare),
+    // without a division or a call to `memcpy` (see `prim_elem_racy`, `store_prim`).
     crate::dispatch::write_fast(core, token, |a, body| {
-        let e = pod::elem_racy(a, body.checked_add(16)?)?;
-        if e.kind() == pod::Kind::Other {
-            return None;
-        }
+        let [len, data] = a.load_words_racy::<2>(body)?;
+        let e = prim_elem_racy(a, body.checked_add(16)?)?;
         let mut buf = [0u8; 8];
         let bytes = buf.get_mut(..e.size as usize)?;
         pod::from_value(&e, x, bytes).ok()?;
-        set_fast(a, body, &e, *i, bytes)
+        let i = normalize(i, len)?;
+        let at = data.checked_add(i.checked_mul(u64::from(e.size))?)?;
+        store_prim(a, at, e.align, bytes)
     })?;
     Some(Value::None)
 }
@@ -821,6 +950,86 @@ fn m_repr(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn prim_kind_racy_agrees_with_elem_racy_and_kind() {
+        let a = Arena::heap(64);
+        for kind in 0..=14u32 {
+            for size in [0u32, 1, 2, 3, 4, 8, 16] {
+                for align in [0u32, 1, 2, 3, 4, 8, 8192] {
+                    let words: [u64; 3] = [
+                        7,
+                        bytemuck::cast([size, align]),
+                        bytemuck::cast([kind, 0u32]),
+                    ];
+                    for (i, w) in words.iter().enumerate() {
+                        a.store_u64(8 + 8 * i as u64, *w).unwrap();
+                    }
+                    let want = pod::elem_racy(&a, 8)
+                        .map(|e| e.kind())
+                        .filter(|k| *k != pod::Kind::Other);
+                    assert_eq!(prim_kind_racy(&a, 8), want, "{kind} {size} {align}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn load_prim_racy_reads_what_load_bits_racy_reads() {
+        let a = Arena::heap(64);
+        for i in 0..64u64 {
+            a.copy_in(i, &[(i * 37 + 11) as u8]).unwrap();
+        }
+        for size in [0u32, 1, 2, 3, 4, 8, 16] {
+            for at in 0..64u64 {
+                assert_eq!(
+                    load_prim_racy(&a, at, size),
+                    a.load_bits_racy(at, size as usize),
+                    "{size} at {at}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scalar_of_converts_every_kind_as_to_value() {
+        use crate::types::pod::Kind;
+        let patterns: [u64; 7] = [
+            0,
+            1,
+            0x7f,
+            0x80,
+            0xffff_ffff_ffff_ffff,
+            0x8000_0000_0000_0000,
+            0x3ff0_0000_4049_0fdb, // 1.0 as f64; pi as f32 in the low half
+        ];
+        for k in 0..=13u32 {
+            let kind = Kind::from_u32(k);
+            for p in patterns {
+                let bits = p.to_ne_bytes();
+                let e = ElemType {
+                    fingerprint: 0,
+                    size: kind.size(),
+                    align: kind.size().max(1),
+                    kind: k,
+                    reserved: 0,
+                };
+                let full = pod::to_value(&e, bits.get(..kind.size() as usize).unwrap());
+                let want = match (kind, full) {
+                    (Kind::Other, _) | (_, Err(_)) => None,
+                    (_, Ok(v)) => Some(v),
+                };
+                let got = scalar_of(kind, bits);
+                // NaN != NaN: compare the bits of floats.
+                match (&got, &want) {
+                    (Some(Value::Float(a)), Some(Value::Float(b))) => {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{kind:?} {p:#x}")
+                    }
+                    _ => assert_eq!(got, want, "{kind:?} {p:#x}"),
+                }
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

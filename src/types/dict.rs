@@ -128,8 +128,16 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: snapshot_value,
     lockless: false,
-    fast_read: Some(fast_read),
-    fast_write: Some(fast_write),
+    fast_read: FAST_HOOKS.read,
+    fast_write: FAST_HOOKS.write,
+};
+
+/// The fast hooks of [`DESC`], as a constant for the typed proxy's `call_method` (see
+/// [`FastHooks`](super::FastHooks)).
+pub const FAST_HOOKS: super::FastHooks = super::FastHooks {
+    read: Some(fast_read),
+    write: Some(fast_write),
+    fixed: None,
 };
 
 // ---------------------------------------------------------------------------------------------

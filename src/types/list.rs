@@ -207,8 +207,16 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: snapshot_value,
     lockless: false,
-    fast_read: Some(fast_read),
-    fast_write: Some(fast_write),
+    fast_read: FAST_HOOKS.read,
+    fast_write: FAST_HOOKS.write,
+};
+
+/// The fast hooks of [`DESC`], as a constant for the typed proxy's `call_method` (see
+/// [`FastHooks`](super::FastHooks)).
+pub const FAST_HOOKS: super::FastHooks = super::FastHooks {
+    read: Some(fast_read),
+    write: Some(fast_write),
+    fixed: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -737,17 +745,31 @@ const M_GETITEM: usize = super::method_idx(DESC.methods, "__getitem__");
 /// assert_eq!(fast_read(core, &t, sort, &[]), None); // not a read: the locked path runs it
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+// Inlined into a typed proxy's `call_method` (the `match`, and `len`; each other arm's work is
+// a function of its own), so a call of another method costs a compare or two, not a call.
+#[inline(always)]
 pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
-        (M_LEN, []) => {
-            let n = dispatch::read_optimistic(core, token, len_racy)?;
-            Some(Value::Int(i64::try_from(n).ok()?))
-        }
-        (M_GETITEM, [Value::Int(i)]) => {
-            dispatch::read_optimistic(core, token, |a, b| get_racy(a, b, *i))?.inline_value()
-        }
+        (M_LEN, []) => len_value_fast(core, token),
+        (M_GETITEM, [Value::Int(i)]) => getitem_fast(core, token, *i),
         _ => None,
     }
+}
+
+/// `__len__()` without the lock, for [`fast_read`]: inlined, as the typed `len` is.
+#[inline]
+fn len_value_fast(core: &Core, token: &Token) -> Option<Value> {
+    // (A closure: an instance of `read_optimistic` of its own, which leaves the typed `len`'s
+    // inlining as it is.)
+    #[allow(clippy::redundant_closure)]
+    let n = dispatch::read_optimistic(core, token, |a, b| len_racy(a, b))?;
+    Some(Value::Int(i64::try_from(n).ok()?))
+}
+
+/// `__getitem__(i)` of an item stored inline, without the lock, for [`fast_read`].
+#[inline(never)]
+fn getitem_fast(core: &Core, token: &Token, i: i64) -> Option<Value> {
+    dispatch::read_optimistic(core, token, |a, b| get_racy(a, b, i))?.inline_value()
 }
 
 const M_SETITEM: usize = super::method_idx(DESC.methods, "__setitem__");
@@ -777,22 +799,38 @@ const M_POP: usize = super::method_idx(DESC.methods, "pop");
 /// assert_eq!(fast_write(core, &t, sort, &[]), None); // the general path
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+// Inlined as `fast_read` is: the `match` only.
+#[inline]
 pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
-        (M_SETITEM, [Value::Int(i), v]) => {
-            let c = Cell::scalar(v)?;
-            dispatch::write_fast(core, token, |a, b| set_fast(a, b, *i, c))?;
-            Some(Value::None)
-        }
-        (M_APPEND, [v]) => {
-            let c = Cell::scalar(v)?;
-            dispatch::write_fast(core, token, |a, b| append_fast(a, b, c))?;
-            Some(Value::None)
-        }
-        (M_POP, []) => dispatch::write_fast(core, token, |a, b| pop_fast(a, b, -1)),
-        (M_POP, [Value::Int(i)]) => dispatch::write_fast(core, token, |a, b| pop_fast(a, b, *i)),
+        (M_SETITEM, [Value::Int(i), v]) => setitem_fast(core, token, *i, v),
+        (M_APPEND, [v]) => append_value_fast(core, token, v),
+        (M_POP, []) => pop_value_fast(core, token, -1),
+        (M_POP, [Value::Int(i)]) => pop_value_fast(core, token, *i),
         _ => None,
     }
+}
+
+/// `__setitem__(i, v)` of a scalar in place, for [`fast_write`].
+#[inline(never)]
+fn setitem_fast(core: &Core, token: &Token, i: i64, v: &Value) -> Option<Value> {
+    let c = Cell::scalar(v)?;
+    dispatch::write_fast(core, token, |a, b| set_fast(a, b, i, c))?;
+    Some(Value::None)
+}
+
+/// `append(v)` of a scalar into spare capacity, for [`fast_write`].
+#[inline(never)]
+fn append_value_fast(core: &Core, token: &Token, v: &Value) -> Option<Value> {
+    let c = Cell::scalar(v)?;
+    dispatch::write_fast(core, token, |a, b| append_fast(a, b, c))?;
+    Some(Value::None)
+}
+
+/// `pop(i)` of the last item when it is stored inline, for [`fast_write`].
+#[inline(never)]
+fn pop_value_fast(core: &Core, token: &Token, i: i64) -> Option<Value> {
+    dispatch::write_fast(core, token, |a, b| pop_fast(a, b, i))
 }
 
 /// `l[i] = v`.

@@ -74,8 +74,16 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value,
     lockless: true,
-    fast_read: None,
-    fast_write: Some(fast_write),
+    fast_read: FAST_HOOKS.read,
+    fast_write: FAST_HOOKS.write,
+};
+
+/// The fast hooks of [`DESC`], as a constant for the typed proxy's `call_method` (see
+/// [`FastHooks`](super::FastHooks)).
+pub const FAST_HOOKS: super::FastHooks = super::FastHooks {
+    read: None,
+    write: Some(fast_write),
+    fixed: Some(fast_fixed),
 };
 
 const M_ENTER: usize = super::method_idx(DESC.methods, "__enter__");
@@ -105,18 +113,62 @@ const M_RELEASE: usize = super::method_idx(DESC.methods, "release");
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
-    let acquire = match (method, args) {
-        (M_ACQUIRE | M_ENTER, []) => true,
-        (M_RELEASE, []) | (M_EXIT, _) => false,
-        _ => return None,
-    };
+    let acquire = fast_kind(method, args)?;
     let body = crate::dispatch::body_unlocked(core, token).ok()?;
-    let word = core.arena().words::<WordLock>(body).ok()?;
-    if acquire {
-        word.try_acquire_free().then_some(Value::Bool(true))
-    } else {
-        word.try_release_uncontended().then_some(Value::None)
+    fast_on(core, body, acquire)
+}
+
+/// [`fast_write`] on the body at `body`, which the caller looked up once (see
+/// [`FastHooks::fixed`](super::FastHooks::fixed)): what a `LockProxy`'s `call_method` runs.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-lockfastfixed-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::body_unlocked;
+/// use shmstore::types::lock::{fast_fixed, DESC};
+/// use shmstore::Value;
+/// let lk = store.lock()?;
+/// let (core, body) = (store.core(), body_unlocked(store.core(), &lk.token())?);
+/// let acquire = DESC.method_index("acquire").unwrap();
+/// let release = DESC.method_index("release").unwrap();
+/// assert_eq!(fast_fixed(core, body, acquire, &[]), Some(Value::Bool(true)));
+/// assert_eq!(fast_fixed(core, body, acquire, &[]), None); // held: the general path waits
+/// assert_eq!(fast_fixed(core, body, release, &[]), Some(Value::None));
+/// assert_eq!(fast_fixed(core, body, release, &[]), None); // the general path raises
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+// Inlined into a `LockProxy`'s `call_method`: the `match` of `fast_kind` only.
+#[inline]
+pub fn fast_fixed(core: &Core, body: u64, method: usize, args: &[Value]) -> Option<Value> {
+    fast_on(core, body, fast_kind(method, args)?)
+}
+
+/// Which fast call this is: `Some(true)` to acquire, `Some(false)` to release, `None` for
+/// anything else.
+#[inline]
+fn fast_kind(method: usize, args: &[Value]) -> Option<bool> {
+    match (method, args) {
+        (M_ACQUIRE | M_ENTER, []) => Some(true),
+        (M_RELEASE, []) | (M_EXIT, _) => Some(false),
+        _ => None,
     }
+}
+
+/// The fast acquire of a free lock or release of an uncontended one, on the word at `body`
+/// (inlined, as the typed `acquire` and `release` are).
+#[inline]
+fn fast_on(core: &Core, body: u64, acquire: bool) -> Option<Value> {
+    let word = core.arena().words::<WordLock>(body).ok()?;
+    // (`if`s rather than `then_some`, which builds the value before the test and copies it.)
+    if acquire {
+        if word.try_acquire_free() {
+            return Some(Value::Bool(true));
+        }
+    } else if word.try_release_uncontended() {
+        return Some(Value::None);
+    }
+    None
 }
 
 /// The lock word in the body.

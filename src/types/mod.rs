@@ -212,6 +212,66 @@ pub type FastRead = fn(&Core, &Token, usize, &[Value]) -> Option<Value>;
 /// ```
 pub type FastWrite = fn(&Core, &Token, usize, &[Value]) -> Option<Value>;
 
+/// A built-in type's `call_method` fast hooks as a constant (the same functions as its
+/// [`TypeDesc::fast_read`] and [`TypeDesc::fast_write`], which are built from it): a typed
+/// proxy's `call_method` calls them directly — a constant is folded into the caller's code even
+/// in another crate, where a field of the `static` descriptor is a load and an indirect call.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-fasthooks-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::{list, FastHooks};
+/// use shmstore::Value;
+/// let hooks: FastHooks = list::FAST_HOOKS;
+/// let l = store.list([5, 6])?;
+/// let len = list::DESC.method_index("__len__").unwrap();
+/// let read = hooks.read.expect("lists answer reads lock-free");
+/// assert_eq!(read(store.core(), &l.token(), len, &[]), Some(Value::Int(2)));
+/// assert!(FastHooks::NONE.read.is_none() && FastHooks::NONE.write.is_none());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct FastHooks {
+    /// See [`TypeDesc::fast_read`].
+    pub read: Option<FastRead>,
+    /// See [`TypeDesc::fast_write`].
+    pub write: Option<FastWrite>,
+    /// For a `lockless` type whose body never moves (a `Lock`'s word): what `read` and `write`
+    /// do, given the body's offset the proxy looked up once (its handle keeps the object, and
+    /// so the body, in place). A typed proxy tries it instead of `read` and `write`.
+    pub fixed: Option<FastFixed>,
+}
+
+impl FastHooks {
+    /// No fast hooks: every call takes the general path.
+    pub const NONE: FastHooks = FastHooks {
+        read: None,
+        write: None,
+        fixed: None,
+    };
+}
+
+/// See [`FastHooks::fixed`]: the arguments of [`FastWrite`], with the body's offset in place of
+/// the token.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-fastfixed-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::body_unlocked;
+/// use shmstore::types::{lock, FastFixed};
+/// use shmstore::Value;
+/// let fast: FastFixed = lock::FAST_HOOKS.fixed.expect("a Lock's body never moves");
+/// let lk = store.lock()?;
+/// let body = body_unlocked(store.core(), &lk.token())?; // looked up once
+/// let acquire = lock::DESC.method_index("acquire").unwrap();
+/// assert_eq!(fast(store.core(), body, acquire, &[]), Some(Value::Bool(true)));
+/// assert!(lk.locked()?);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub type FastFixed = fn(&Core, u64, usize, &[Value]) -> Option<Value>;
+
 impl TypeDesc {
     /// The index of method `name`.
     ///

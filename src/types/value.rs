@@ -136,8 +136,25 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: get,
     lockless: false,
-    fast_read: Some(fast_read),
-    fast_write: Some(fast_write),
+    fast_read: FAST_HOOKS.read,
+    fast_write: FAST_HOOKS.write,
+};
+
+/// The fast hooks of [`DESC`], as a constant for the typed proxy's `call_method` (see
+/// [`FastHooks`](super::FastHooks)).
+pub const FAST_HOOKS: super::FastHooks = super::FastHooks {
+    read: Some(fast_read),
+    write: Some(fast_write),
+    fixed: None,
+};
+
+/// [`FAST_HOOKS`] for a `TypedValueProxy`, whose value is plain data: its read tries the
+/// plain-data representation first ([`fast_read_pod_first`]). The same answers, in another
+/// order.
+pub const POD_FAST_HOOKS: super::FastHooks = super::FastHooks {
+    read: Some(fast_read_pod_first),
+    write: Some(fast_write),
+    fixed: None,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -467,18 +484,18 @@ pub fn get_pod_racy<T: bytemuck::Pod>(
 /// without the lock: `None` for another representation, a non-primitive `T` or words that
 /// fail a check. Decode them once the read is validated.
 #[inline]
-pub(crate) fn pod_bits_racy(a: &crate::arena::Arena, body: u64) -> Option<(ElemType, [u8; 8])> {
+pub(crate) fn pod_bits_racy(a: &crate::arena::Arena, body: u64) -> Option<(Kind, [u8; 8])> {
+    use super::array::{load_prim_racy, prim_kind_racy};
     let [w0, current, data] = a.load_words_racy::<3>(body)?;
     let repr: [u32; 2] = bytemuck::cast(w0);
     if repr[0] != REPR_POD || current > 1 {
         return None;
     }
-    let e = pod::elem_racy(a, body.checked_add(24)?)?;
-    if e.kind() == Kind::Other {
-        return None;
-    }
-    let bits = a.load_bits_racy(data.checked_add(current * e.stride())?, e.size as usize)?;
-    Some((e, bits))
+    // As `pod::elem_racy` and `ElemType::kind`, without a division (see `prim_kind_racy`).
+    let kind = prim_kind_racy(a, body.checked_add(24)?)?;
+    let size = kind.size();
+    let bits = load_prim_racy(a, data.checked_add(current * u64::from(size))?, size)?;
+    Some((kind, bits))
 }
 
 /// `v.set(new)` for a cell that owns no block, replacing one that owns none, for
@@ -588,14 +605,23 @@ fn set_value_fast(a: &crate::arena::Arena, body: u64, x: &Value) -> Option<()> {
     match repr[0] {
         REPR_CELLS => set_fast(a, body, Cell::scalar(x)?),
         REPR_POD => {
-            let e = pod::elem_racy(a, body.checked_add(24)?)?;
-            if e.kind() == Kind::Other {
-                return None;
-            }
+            // What `set_pod_fast` does with the record read from the body itself (so no record
+            // to compare), without a division or a call to `memcpy` (see
+            // `array::prim_elem_racy`, `array::store_prim`).
+            let e = super::array::prim_elem_racy(a, body.checked_add(24)?)?;
             let mut buf = [0u8; 8];
             let bytes = buf.get_mut(..e.size as usize)?;
             pod::from_value(&e, x, bytes).ok()?;
-            set_pod_fast(a, body, &e, bytes)
+            let w = a.words::<[AtomicU64; 3]>(body).ok()?;
+            let current = w[1].load(Relaxed);
+            if current > 1 {
+                return None;
+            }
+            let next = 1 - current;
+            let at = w[2].load(Relaxed).checked_add(next * u64::from(e.size))?;
+            super::array::store_prim(a, at, e.align, bytes)?;
+            w[1].store(next, Relaxed);
+            Some(())
         }
         _ => None,
     }
@@ -625,12 +651,21 @@ const M_SETATTR: usize = super::method_idx(DESC.methods, "__setattr__");
 /// assert_eq!(fast_write(core, &p.token(), set, &[Value::Int(300)]), None);
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+// Inlined into a typed proxy's `call_method` (only the `match`: the work is a function of its
+// own), so a call of another method costs a compare or two, not a call.
+#[inline]
 pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     let x = match (method, args) {
         (M_SET, [x]) => x,
         (M_SETATTR, [Value::Str(name), x]) if name == "value" || name == "_value" => x,
         _ => return None,
     };
+    set_call_fast(core, token, x)
+}
+
+/// `set(x)` in place, for [`fast_write`].
+#[inline(never)]
+fn set_call_fast(core: &Core, token: &Token, x: &Value) -> Option<Value> {
     crate::dispatch::write_fast(core, token, |a, body| set_value_fast(a, body, x))?;
     Some(Value::None)
 }
@@ -657,13 +692,63 @@ const M_GETATTRIBUTE: usize = super::method_idx(DESC.methods, "__getattribute__"
 /// assert_eq!(fast_read(core, &t, set, &[Value::Int(1)]), None); // a write: locked path
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+// Inlined as `fast_write` is: the `match` only.
+#[inline]
 pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
         (M_GET, []) => {}
         (M_GETATTRIBUTE, [Value::Str(a)]) if a == "value" || a == "_value" => {}
         _ => return None,
     }
+    get_call_fast(core, token)
+}
+
+/// [`get_optimistic`] as a function of its own, for [`fast_read`].
+#[inline(never)]
+fn get_call_fast(core: &Core, token: &Token) -> Option<Value> {
     get_optimistic(core, token)
+}
+
+/// [`fast_read`] for a value that is most likely plain data (a `TypedValueProxy`'s): the same
+/// answers, the plain-data read tried first.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-valuefastreadpod-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::types::value::{fast_read_pod_first, DESC};
+/// use shmstore::Value;
+/// let core = store.core();
+/// let get = DESC.method_index("get").unwrap();
+/// let p = store.value_of(7u16)?;
+/// assert_eq!(fast_read_pod_first(core, &p.token(), get, &[]), Some(Value::Int(7)));
+/// let v = store.value(1.5)?; // cells: answered too
+/// assert_eq!(fast_read_pod_first(core, &v.token(), get, &[]), Some(Value::Float(1.5)));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn fast_read_pod_first(
+    core: &Core,
+    token: &Token,
+    method: usize,
+    args: &[Value],
+) -> Option<Value> {
+    match (method, args) {
+        (M_GET, []) => {}
+        (M_GETATTRIBUTE, [Value::Str(a)]) if a == "value" || a == "_value" => {}
+        _ => return None,
+    }
+    get_pod_first_fast(core, token)
+}
+
+/// [`get_optimistic`] with the plain-data read first, for [`fast_read_pod_first`].
+#[inline(never)]
+fn get_pod_first_fast(core: &Core, token: &Token) -> Option<Value> {
+    use crate::dispatch::read_optimistic;
+    if let Some((kind, bits)) = read_optimistic(core, token, pod_bits_racy) {
+        return super::array::scalar_of(kind, bits);
+    }
+    get_call_fast(core, token)
 }
 
 /// The value read without the lock, or `None` when the locked path must answer: a cell is
@@ -689,6 +774,7 @@ pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> O
 #[inline]
 pub fn get_optimistic(core: &Core, token: &Token) -> Option<Value> {
     use crate::dispatch::read_optimistic;
+    // (Two passes, cells first: one pass for both representations costs the cells more.)
     if let Some(c) = read_optimistic(core, token, get_racy) {
         return c.inline_value();
     }
@@ -697,8 +783,8 @@ pub fn get_optimistic(core: &Core, token: &Token) -> Option<Value> {
 
 /// The value of the bits [`pod_bits_racy`] read, once the read is validated.
 #[inline]
-pub(crate) fn pod_bits_value((e, bits): (ElemType, [u8; 8])) -> Option<Value> {
-    pod::to_value(&e, bits.get(..e.size as usize)?).ok()
+pub(crate) fn pod_bits_value((kind, bits): (Kind, [u8; 8])) -> Option<Value> {
+    super::array::scalar_of(kind, bits)
 }
 
 /// `v.set(x)`. A plain-data value converts `x` with `array.array`'s rules.

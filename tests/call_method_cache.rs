@@ -1,0 +1,290 @@
+//! `call_method` by name goes through a per-thread cache of resolved names keyed by the name's
+//! address, length and type (see `dispatch::call_by_name`). These tests try to fool it: names
+//! rewritten in place (same address, same length), one name on several types and stores,
+//! names built at run time, and every error the general path gives, through a cached name.
+
+mod common;
+
+use common::{unique, Cleanup};
+use shmstore::{Error, Proxy, Store, UserType, Value};
+
+fn store(tag: &str) -> (Store, Cleanup) {
+    let name = unique(tag);
+    let c = Cleanup(name.clone());
+    (Store::create(&name, 4 << 20).unwrap(), c)
+}
+
+#[test]
+fn a_name_rewritten_in_place_resolves_to_the_new_method() {
+    let (store, _c) = store("cmc-rewrite");
+    let l = store.list([1]).unwrap();
+    // One buffer, one address, one length: "append", then "extend", then "append" again.
+    let mut name = String::with_capacity(32);
+    name.push_str("append");
+    let at = name.as_ptr();
+    assert_eq!(l.call_method(&name, (2,)).unwrap(), Value::None);
+    name.clear();
+    name.push_str("extend");
+    assert_eq!(name.as_ptr(), at);
+    assert_eq!(
+        l.call_method(&name, (Value::from(vec![3, 4]),)).unwrap(),
+        Value::None
+    );
+    name.clear();
+    name.push_str("append");
+    assert_eq!(l.call_method(&name, (5,)).unwrap(), Value::None);
+    assert_eq!(l.to_str().unwrap(), "[1, 2, 3, 4, 5]");
+    // The same buffer holding an unknown name of the same length: the general path's error.
+    name.clear();
+    name.push_str("appenX");
+    assert_eq!(
+        l.call_method(&name, (6,)),
+        Err(Error::AttributeError(
+            "'list' object has no attribute 'appenX'".into()
+        ))
+    );
+    // Names of every length class (under 4, 4 to 7, 8 to 16, over 16 bytes), rewritten alike.
+    for (a, b, args_a, args_b) in [
+        ("pop", "pop", vec![], vec![]),
+        ("count", "index", vec![Value::Int(3)], vec![Value::Int(3)]),
+        ("__len__", "__str__", vec![], vec![]),
+        (
+            "__getitem__",
+            "__delitem__",
+            vec![Value::Int(-1)],
+            vec![Value::Int(-1)],
+        ),
+    ] {
+        name.clear();
+        name.push_str(a);
+        let ra = l.call_method(&name, args_a).unwrap();
+        name.clear();
+        name.push_str(b);
+        let rb = l.call_method(&name, args_b).unwrap();
+        assert_eq!(name.as_ptr(), at);
+        match (a, b) {
+            ("pop", _) => assert_eq!((ra, rb), (Value::Int(5), Value::Int(4))),
+            ("count", _) => assert_eq!((ra, rb), (Value::Int(1), Value::Int(2))),
+            ("__len__", _) => assert_eq!((ra, rb), (Value::Int(3), Value::from("[1, 2, 3]"))),
+            _ => assert_eq!((ra, rb), (Value::Int(3), Value::None)),
+        }
+    }
+    assert_eq!(l.to_str().unwrap(), "[1, 2]");
+}
+
+#[test]
+fn one_name_on_several_types_and_stores_calls_each_ones_method() {
+    let (s1, _c1) = store("cmc-types1");
+    let (s2, _c2) = store("cmc-types2");
+    let l1 = s1.list([1, 2, 3]).unwrap();
+    let l2 = s2.list([10, 20]).unwrap();
+    let d = s1.dict([(1, "one")]).unwrap();
+    let set = s2.set([7]).unwrap();
+    let dynamic = Proxy::from(s2.dict([(2, "two")]).unwrap());
+    // One literal (one address): "pop" is a different method index on each type.
+    for _ in 0..3 {
+        let name: &'static str = "pop";
+        assert_eq!(l1.call_method(name, ()).unwrap(), Value::Int(3));
+        assert_eq!(d.call_method(name, (1,)).unwrap(), Value::from("one"));
+        assert_eq!(l2.call_method(name, (0,)).unwrap(), Value::Int(10));
+        assert_eq!(set.call_method(name, ()).unwrap(), Value::Int(7));
+        assert_eq!(dynamic.call_method(name, (2,)).unwrap(), Value::from("two"));
+        l1.append(3).unwrap();
+        d.insert(1, "one").unwrap();
+        l2.insert(0, 10).unwrap();
+        set.add(7).unwrap();
+        dynamic.call_method("__setitem__", (2, "two")).unwrap();
+    }
+    // "__len__" through the typed proxies and the dynamic one, alternately.
+    let l1p = Proxy::from(l1.clone());
+    for _ in 0..3 {
+        assert_eq!(l1.call_method("__len__", ()).unwrap(), Value::Int(3));
+        assert_eq!(l1p.call_method("__len__", ()).unwrap(), Value::Int(3));
+        assert_eq!(d.call_method("__len__", ()).unwrap(), Value::Int(1));
+        assert_eq!(l2.call_method("__len__", ()).unwrap(), Value::Int(2));
+    }
+}
+
+#[test]
+fn a_cached_name_still_gets_every_error_of_the_general_path() {
+    let (store, _c) = store("cmc-errors");
+    let l = store.list([1, 2]).unwrap();
+    let a = store.array([1i64, 2]).unwrap();
+    let v = store.value_of(1u8).unwrap();
+    let lk = store.lock().unwrap();
+    for _ in 0..2 {
+        // Resolved and cached by the first call of the loop; errors on the second too.
+        assert_eq!(l.call_method("__getitem__", (0,)).unwrap(), Value::Int(1));
+        assert!(matches!(
+            l.call_method("__getitem__", (5,)),
+            Err(Error::IndexError(m)) if m == "list index out of range"
+        ));
+        assert!(matches!(
+            l.call_method("__getitem__", ()),
+            Err(Error::TypeError(_))
+        ));
+        assert!(matches!(
+            l.call_method("__getitem__", ("x",)),
+            Err(Error::TypeError(_))
+        ));
+        assert!(matches!(
+            l.call_method_kw("__getitem__", (0,), &[("x", Value::Int(1))]),
+            Err(Error::TypeError(_))
+        ));
+        assert_eq!(
+            l.call_method_kw("sort", (), &[("reverse", Value::Bool(true))])
+                .unwrap(),
+            Value::None
+        );
+        assert_eq!(l.get(0).unwrap(), Value::Int(2));
+        l.call_method("sort", ()).unwrap();
+        assert!(matches!(
+            a.call_method("__setitem__", (9, 1)),
+            Err(Error::IndexError(_))
+        ));
+        assert!(matches!(
+            v.call_method("set", (300,)),
+            Err(Error::OverflowError(_))
+        ));
+        assert_eq!(lk.call_method("acquire", ()).unwrap(), Value::Bool(true));
+        assert_eq!(
+            lk.call_method("acquire", (false,)).unwrap(),
+            Value::Bool(false)
+        );
+        assert_eq!(lk.call_method("release", ()).unwrap(), Value::None);
+        assert!(matches!(
+            lk.call_method("release", ()),
+            Err(Error::RuntimeError(_))
+        ));
+        assert!(matches!(
+            lk.call_method("no_such_method", ()),
+            Err(Error::AttributeError(_))
+        ));
+    }
+}
+
+#[test]
+fn names_built_at_run_time_and_user_types() {
+    let (store, _c) = store("cmc-runtime");
+    shmstore::register(UserType::<u64>::new("CmcTally").method("bump", |n, _| {
+        *n += 1;
+        Ok(Value::from(*n))
+    }))
+    .unwrap();
+    let u = store.user("CmcTally", 0u64).unwrap();
+    let l = store.list(Vec::<i64>::new()).unwrap();
+    for i in 0..20 {
+        // A fresh String each time (often at a reused address).
+        let name = format!("{}{}", "app", "end");
+        l.call_method(&name, (i,)).unwrap();
+        let bump = String::from("bump");
+        assert_eq!(u.call_method(&bump, ()).unwrap(), Value::Int(i + 1));
+        assert!(matches!(
+            u.call_method(&format!("bum{}", "q"), ()),
+            Err(Error::AttributeError(_))
+        ));
+    }
+    assert_eq!(l.len().unwrap(), 20);
+    let dynamic = Proxy::from(u);
+    assert_eq!(dynamic.call_method("bump", ()).unwrap(), Value::Int(21));
+}
+
+#[test]
+fn threads_keep_their_own_cache() {
+    let (store, _c) = store("cmc-threads");
+    let l = store.list([0i64; 8]).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..2i64 {
+            let l = &l;
+            s.spawn(move || {
+                for i in 0..1000 {
+                    let k = t * 4 + i % 4;
+                    l.call_method("__setitem__", (k, i)).unwrap();
+                    assert_eq!(l.call_method("__getitem__", (k,)).unwrap(), Value::Int(i));
+                }
+            });
+        }
+    });
+    assert_eq!(l.call_method("__len__", ()).unwrap(), Value::Int(8));
+}
+
+/// `call_method` `__getitem__`/`__setitem__` on an array, and `get`/`set` on a `value_of`, of one
+/// primitive type: the fast paths' conversions agree with the typed proxies'.
+fn primitive_round_trip<T>(store: &Store, x: T, as_value: Value, too_big: Option<Value>)
+where
+    T: bytemuck::Pod + PartialEq + std::fmt::Debug,
+{
+    let a = store.array::<T>(vec![T::zeroed(); 4]).unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            a.call_method("__setitem__", (-2, as_value.clone()))
+                .unwrap(),
+            Value::None
+        );
+        assert_eq!(a.get(2).unwrap(), x);
+        assert_eq!(a.call_method("__getitem__", (2,)).unwrap(), as_value);
+        assert_eq!(a.call_method("__getitem__", (-2,)).unwrap(), as_value);
+        assert!(matches!(
+            a.call_method("__setitem__", (4, as_value.clone())),
+            Err(Error::IndexError(_))
+        ));
+        assert!(matches!(
+            a.call_method("__getitem__", (-5,)),
+            Err(Error::IndexError(_))
+        ));
+        if let Some(big) = &too_big {
+            assert!(matches!(
+                a.call_method("__setitem__", (0, big.clone())),
+                Err(Error::OverflowError(_))
+            ));
+            assert_eq!(a.get(0).unwrap(), T::zeroed());
+        }
+    }
+    let v = store.value_of::<T>(T::zeroed()).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            v.call_method("set", (as_value.clone(),)).unwrap(),
+            Value::None
+        );
+        assert_eq!(v.get().unwrap(), x);
+        assert_eq!(v.call_method("get", ()).unwrap(), as_value);
+        if let Some(big) = &too_big {
+            assert!(matches!(
+                v.call_method("set", (big.clone(),)),
+                Err(Error::OverflowError(_))
+            ));
+            assert_eq!(v.get().unwrap(), x);
+        }
+    }
+}
+
+#[test]
+fn primitive_arrays_and_values_through_call_method() {
+    let (store, _c) = store("cmc-prims");
+    primitive_round_trip::<i8>(&store, -5, Value::Int(-5), Some(Value::Int(200)));
+    primitive_round_trip::<u8>(&store, 200, Value::Int(200), Some(Value::Int(256)));
+    primitive_round_trip::<i16>(&store, -300, Value::Int(-300), Some(Value::Int(1 << 20)));
+    primitive_round_trip::<u16>(&store, 60000, Value::Int(60000), Some(Value::Int(-1)));
+    primitive_round_trip::<i32>(
+        &store,
+        -70000,
+        Value::Int(-70000),
+        Some(Value::Int(1 << 40)),
+    );
+    primitive_round_trip::<u32>(&store, 1 << 31, Value::Int(1 << 31), Some(Value::Int(-1)));
+    primitive_round_trip::<i64>(&store, i64::MIN, Value::Int(i64::MIN), None);
+    primitive_round_trip::<u64>(&store, 1 << 62, Value::Int(1 << 62), Some(Value::Int(-1)));
+    primitive_round_trip::<f32>(&store, 1.5, Value::Float(1.5), None);
+    primitive_round_trip::<f64>(&store, -2.25, Value::Float(-2.25), None);
+    // A u64 beyond i64: the fast read declines and the general path reports it.
+    let a = store.array::<u64>(vec![u64::MAX; 2]).unwrap();
+    assert!(matches!(
+        a.call_method("__getitem__", (0,)),
+        Err(Error::OverflowError(_))
+    ));
+    let v = store.value_of::<u64>(u64::MAX).unwrap();
+    assert!(matches!(
+        v.call_method("get", ()),
+        Err(Error::OverflowError(_))
+    ));
+}
