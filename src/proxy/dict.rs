@@ -56,18 +56,6 @@ impl TryFrom<Proxy> for DictProxy {
     }
 }
 
-/// Drops a key (or value) the fast path is done with. A scalar owns nothing: saying so here,
-/// where its kind is known at compile time, spares the out-of-line `drop_in_place::<Value>`
-/// call the compiler would emit for it (and a `str` key's `String` is freed directly).
-#[inline(always)]
-pub(super) fn drop_key(v: Value) {
-    match v {
-        Value::None | Value::Bool(_) | Value::Int(_) | Value::Float(_) => std::mem::forget(v),
-        Value::Str(s) => drop(s),
-        other => drop(other),
-    }
-}
-
 impl DictProxy {
     #[inline]
     fn with<R>(&self, f: impl FnOnce(&mut Ctx<'_>) -> Result<R>) -> Result<R> {
@@ -144,7 +132,7 @@ impl DictProxy {
         // key folds to a few instructions and its `Value` needs no drop call.
         if let Some(k) = htable::RacyKey::new(&self.h.core, &key) {
             if let Some(v) = dict::get_racy(&self.h.core, &self.h.token, &k) {
-                drop_key(key);
+                discard_key(key);
                 return Ok(v);
             }
         }
@@ -196,7 +184,7 @@ impl DictProxy {
         if let Some(k) = htable::RacyKey::new(&self.h.core, &key) {
             match dict::get_racy(&self.h.core, &self.h.token, &k) {
                 Some(Some(v)) => {
-                    drop_key(key);
+                    discard_key(key);
                     return Ok(v);
                 }
                 Some(None) => return Err(Error::KeyError(key)),
@@ -229,8 +217,8 @@ impl DictProxy {
         if let Some(new) = Cell::scalar(&value).filter(Cell::is_word_scalar) {
             if let Some(k) = htable::RacyKey::new(&self.h.core, &key) {
                 if dict::set_racy(&self.h.core, &self.h.token, &k, new).is_some() {
-                    drop_key(key);
-                    drop_key(value);
+                    discard_key(key);
+                    Value::discard(value);
                     return Ok(());
                 }
             }
@@ -320,7 +308,7 @@ impl DictProxy {
         let key = key.into();
         if let Some(k) = htable::RacyKey::new(&self.h.core, &key) {
             if let Some(found) = dict::contains_racy(&self.h.core, &self.h.token, &k) {
-                drop_key(key);
+                discard_key(key);
                 return Ok(found);
             }
         }
@@ -746,6 +734,17 @@ impl Store {
         Ok(DictProxy {
             h: self.adopt(token),
         })
+    }
+}
+
+/// Drops a key the fast path is done with: a `str` key's `String` freed directly, a scalar's
+/// nothing ([`Value::discard`]), sparing the out-of-line drop of a `Value`.
+#[inline(always)]
+pub(super) fn discard_key(k: Value) {
+    if let Value::Str(s) = k {
+        drop(s);
+    } else {
+        k.discard();
     }
 }
 

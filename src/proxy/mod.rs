@@ -151,20 +151,6 @@ impl IntoArgs for &[Value] {
     }
 }
 
-/// `v` holds no memory of its own: dropping it frees nothing.
-#[inline(always)]
-fn owns_nothing(v: &Value) -> bool {
-    matches!(
-        v,
-        Value::None
-            | Value::Bool(_)
-            | Value::Int(_)
-            | Value::Float(_)
-            | Value::Slice(_)
-            | Value::Proxy(_)
-    )
-}
-
 /// `args`' array, and how to drop it once the call is over ([`IntoArgs::drop_args`]): what
 /// every proxy's `call_method` does with its arguments (whose type it cannot name).
 #[inline(always)]
@@ -185,7 +171,7 @@ macro_rules! tuple_args {
 
             #[inline]
             fn drop_args(args: [Value; $n]) {
-                if args.iter().all(owns_nothing) {
+                if args.iter().all(Value::owns_nothing) {
                     ::std::mem::forget(args);
                 } else {
                     drop(args);

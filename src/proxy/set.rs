@@ -141,7 +141,7 @@ impl SetProxy {
             if let Some(found) =
                 h.read_optimistic(|a, b| htable::lookup_racy(a, b, htable::SET, &k))
             {
-                super::dict::drop_key(v);
+                super::dict::discard_key(v);
                 return Ok(found.is_some());
             }
         }
