@@ -604,3 +604,39 @@ fn namespace_typed_operations_and_repr() {
         ))
     );
 }
+
+/// `ValueProxy::set` on a plain-data value (a `value_of::<T>` reached through an untyped
+/// `ValueProxy`) stores numbers in place with `array.array`'s conversions, and leaves every
+/// value it rejects to the general path's error, the stored value unchanged.
+#[test]
+fn untyped_set_of_a_plain_data_value_converts_in_place_and_rejects_as_array_array() {
+    let name = unique("podset");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 1 << 20).unwrap();
+    let untyped = |tv: &dyn Fn(&Store) -> shmstore::Proxy, key: &str| {
+        store.bind(key, &tv(&store)).unwrap();
+        ValueProxy::try_from(store.lookup(key).unwrap()).unwrap()
+    };
+    let q = untyped(&|s| s.value_of(0i64).unwrap().into(), "q");
+    for x in [1i64, -1, i64::MAX, i64::MIN, 0] {
+        q.set(x).unwrap();
+        assert_eq!(q.get().unwrap(), Value::Int(x));
+    }
+    q.set(true).unwrap(); // a bool is an int
+    assert_eq!(q.get().unwrap(), Value::Int(1));
+    assert!(matches!(q.set(2.5), Err(Error::TypeError(_))));
+    assert!(matches!(q.set("7"), Err(Error::TypeError(_))));
+    assert_eq!(q.get().unwrap(), Value::Int(1));
+
+    let b = untyped(&|s| s.value_of(0i8).unwrap().into(), "b");
+    b.set(-128).unwrap();
+    assert_eq!(b.get().unwrap(), Value::Int(-128));
+    assert!(matches!(b.set(128), Err(Error::OverflowError(_))));
+    assert_eq!(b.get().unwrap(), Value::Int(-128));
+
+    let d = untyped(&|s| s.value_of(0.0f64).unwrap().into(), "d");
+    d.set(2.5).unwrap();
+    assert_eq!(d.get().unwrap(), Value::Float(2.5));
+    d.set(3).unwrap(); // an int into a float value
+    assert_eq!(d.get().unwrap(), Value::Float(3.0));
+}
