@@ -153,19 +153,16 @@ impl ValueProxy {
     /// assert_eq!(v.get()?, Value::from(vec![1, 2]));
     /// # Ok::<(), shmstore::Error>(())
     /// ```
-    #[inline(always)]
+    #[inline]
     pub fn set(&self, x: impl Into<Value>) -> Result<()> {
         let x = x.into();
-        // A scalar over a scalar, or a number into a primitive plain-data value: in place,
-        // see `value::set_fast` and `value::set_pod_fast`.
-        let cell = Cell::scalar(&x);
-        let step = |a: &crate::arena::Arena, b| match cell {
-            Some(c) if value::set_fast(a, b, c).is_some() => Some(()),
-            _ => value::set_prim_value_fast(a, b, &x),
-        };
-        if self.h.write_fast(step).is_some() {
-            x.discard();
-            return Ok(());
+        // A scalar over a scalar: see `value::set_fast`.
+        if let Some(c) = Cell::scalar(&x) {
+            let h = &self.h;
+            if h.write_fast(|a, b| value::set_fast(a, b, c)).is_some() {
+                x.discard();
+                return Ok(());
+            }
         }
         self.with(|c| value::set(c, &x))
     }

@@ -600,40 +600,31 @@ pub fn set_pod_fast(
 /// `v.set(x)` of a value whose representation is read under the lock: a scalar cell
 /// ([`set_fast`]) or a primitive plain-data number ([`set_pod_fast`], after `array.array`'s
 /// conversion). `None`, having written nothing, for anything else.
-#[inline]
-pub(crate) fn set_value_fast(a: &crate::arena::Arena, body: u64, x: &Value) -> Option<()> {
-    if let Some(c) = Cell::scalar(x) {
-        if set_fast(a, body, c).is_some() {
-            return Some(());
-        }
-    }
-    set_prim_value_fast(a, body, x)
-}
-
-/// [`set_value_fast`] of a primitive plain-data value (`None` for any other representation):
-/// what `set_pod_fast` does with the record read from the body itself (so no record to
-/// compare), without a division or a call to `memcpy` (see `array::prim_elem_racy`,
-/// `array::store_prim`).
-#[inline(never)]
-pub(crate) fn set_prim_value_fast(a: &crate::arena::Arena, body: u64, x: &Value) -> Option<()> {
+fn set_value_fast(a: &crate::arena::Arena, body: u64, x: &Value) -> Option<()> {
     let repr: [u32; 2] = bytemuck::cast(a.load_u64(body).ok()?);
-    if repr[0] != REPR_POD {
-        return None;
+    match repr[0] {
+        REPR_CELLS => set_fast(a, body, Cell::scalar(x)?),
+        REPR_POD => {
+            // What `set_pod_fast` does with the record read from the body itself (so no record
+            // to compare), without a division or a call to `memcpy` (see
+            // `array::prim_elem_racy`, `array::store_prim`).
+            let e = super::array::prim_elem_racy(a, body.checked_add(24)?)?;
+            let mut buf = [0u8; 8];
+            let bytes = buf.get_mut(..e.size as usize)?;
+            pod::from_value(&e, x, bytes).ok()?;
+            let w = a.words::<[AtomicU64; 3]>(body).ok()?;
+            let current = w[1].load(Relaxed);
+            if current > 1 {
+                return None;
+            }
+            let next = 1 - current;
+            let at = w[2].load(Relaxed).checked_add(next * u64::from(e.size))?;
+            super::array::store_prim(a, at, e.align, bytes)?;
+            w[1].store(next, Relaxed);
+            Some(())
+        }
+        _ => None,
     }
-    let e = super::array::prim_elem_racy(a, body.checked_add(24)?)?;
-    let mut buf = [0u8; 8];
-    let bytes = buf.get_mut(..e.size as usize)?;
-    pod::from_value(&e, x, bytes).ok()?;
-    let w = a.words::<[AtomicU64; 3]>(body).ok()?;
-    let current = w[1].load(Relaxed);
-    if current > 1 {
-        return None;
-    }
-    let next = 1 - current;
-    let at = w[2].load(Relaxed).checked_add(next * u64::from(e.size))?;
-    super::array::store_prim(a, at, e.align, bytes)?;
-    w[1].store(next, Relaxed);
-    Some(())
 }
 
 const M_SET: usize = super::method_idx(DESC.methods, "set");
