@@ -316,9 +316,10 @@ impl Arena {
     /// inside the arena and that `off` is a multiple of `align`.
     #[inline]
     fn ptr(&self, off: u64, size: u64, align: u64) -> Result<*mut u8> {
-        let end = off.checked_add(size);
-        match end {
-            Some(end) if end <= self.len && off % align == 0 => {
+        // `off + size <= len` as `off <= len - size`: no overflow to test, and for a constant
+        // `size` one subtraction of a constant.
+        match self.len.checked_sub(size) {
+            Some(room) if off <= room && off % align == 0 => {
                 // SAFETY: `off + size <= len`, so `base + off` stays inside (or one past the end
                 // of) the region this arena owns.
                 Ok(unsafe { self.base.as_ptr().add(off as usize) })
@@ -831,6 +832,15 @@ mod tests {
         ));
         assert!(matches!(a.atomic_u32(2), Err(Error::Corrupt { .. })));
         assert!(a.slice::<u64>(0, u64::MAX / 4).is_err());
+        // Every edge of `off + size <= len`: the last fit, one past it, a size beyond the arena.
+        assert!(a.load_words_racy::<8>(0).is_some());
+        assert!(a.load_words_racy::<8>(8).is_none());
+        assert!(a.load_words_racy::<9>(0).is_none());
+        assert!(a.load_words_racy::<2>(48).is_some());
+        assert!(a.load_words_racy::<2>(56).is_none());
+        assert!(a.load_words_racy::<1>(u64::MAX & !7).is_none());
+        assert!(a.slice::<u8>(64, 0).is_ok()); // an empty range at the end
+        assert!(a.slice::<u8>(65, 0).is_err());
     }
 
     #[test]
