@@ -786,10 +786,10 @@ pub fn call(
         if let Ok(desc) = type_desc(token.type_id) {
             let m = usize::from(mid.index);
             if m < desc.methods.len() {
-                if let Some(v) = desc.fast_read.and_then(|f| f(core, token, m, args)) {
+                if let Some(v) = desc.hooks.read.and_then(|f| f(core, token, m, args)) {
                     return Ok(v);
                 }
-                if let Some(v) = desc.fast_write.and_then(|f| f(core, token, m, args)) {
+                if let Some(v) = desc.hooks.write.and_then(|f| f(core, token, m, args)) {
                     return Ok(v);
                 }
             }
@@ -835,10 +835,10 @@ pub(crate) fn call_by_name(
             .copied()
             .flatten()
             .map(|d| {
+                // (A dynamic proxy does not use a fixed body.)
                 let hooks = FastHooks {
-                    read: d.fast_read,
-                    write: d.fast_write,
                     fixed: None,
+                    ..d.hooks
                 };
                 (d.id, hooks)
             }),
@@ -1143,8 +1143,9 @@ mod tests {
         for d in TYPES {
             // The typed proxies' compile-time hooks are the descriptor's.
             let h = builtin_hooks(d.id);
-            assert_eq!(h.read.is_some(), d.fast_read.is_some(), "{}", d.typeid);
-            assert_eq!(h.write.is_some(), d.fast_write.is_some(), "{}", d.typeid);
+            assert_eq!(h.read.is_some(), d.hooks.read.is_some(), "{}", d.typeid);
+            assert_eq!(h.write.is_some(), d.hooks.write.is_some(), "{}", d.typeid);
+            assert_eq!(h.fixed.is_some(), d.hooks.fixed.is_some(), "{}", d.typeid);
             // Only a lockless type's body stays put for a handle's life.
             assert!(h.fixed.is_none() || d.lockless, "{}", d.typeid);
         }

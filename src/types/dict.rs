@@ -128,8 +128,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: snapshot_value,
     lockless: false,
-    fast_read: FAST_HOOKS.read,
-    fast_write: FAST_HOOKS.write,
+    hooks: FAST_HOOKS,
 };
 
 /// The fast hooks of [`DESC`], as a constant for the typed proxy's `call_method` (see
@@ -308,7 +307,7 @@ pub fn set_racy(
 
 const M_SETITEM: usize = super::method_idx(DESC.methods, "__setitem__");
 
-/// `call_method`'s in-place writes (see `TypeDesc::fast_write`): `__setitem__(key, value)`
+/// `call_method`'s in-place writes (see `FastHooks::write`): `__setitem__(key, value)`
 /// replacing a scalar value of an existing key with one of the same kind ([`set_fast`]).
 ///
 /// # Examples
@@ -396,7 +395,7 @@ const M_GETITEM: usize = super::method_idx(DESC.methods, "__getitem__");
 const M_CONTAINS: usize = super::method_idx(DESC.methods, "__contains__");
 const M_GET: usize = super::method_idx(DESC.methods, "get");
 
-/// `call_method`'s lock-free reads (see `TypeDesc::fast_read`): `__len__()`, and `get`,
+/// `call_method`'s lock-free reads (see `FastHooks::read`): `__len__()`, and `get`,
 /// `__getitem__` and `__contains__` of a key stored inline (for `get` and `__getitem__`, with
 /// a value stored inline). A missing key in `__getitem__` is left to the locked path, which
 /// raises the `KeyError`.

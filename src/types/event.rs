@@ -103,8 +103,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value,
     lockless: false,
-    fast_read: None,
-    fast_write: None,
+    hooks: super::FastHooks::NONE,
 };
 
 fn body(ctx: &Ctx<'_>) -> Result<EventBody> {

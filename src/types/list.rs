@@ -207,8 +207,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: snapshot_value,
     lockless: false,
-    fast_read: FAST_HOOKS.read,
-    fast_write: FAST_HOOKS.write,
+    hooks: FAST_HOOKS,
 };
 
 /// The fast hooks of [`DESC`], as a constant for the typed proxy's `call_method` (see
@@ -728,7 +727,7 @@ pub fn pop_fast(a: &Arena, body: u64, i: i64) -> Option<Value> {
 const M_LEN: usize = super::method_idx(DESC.methods, "__len__");
 const M_GETITEM: usize = super::method_idx(DESC.methods, "__getitem__");
 
-/// `call_method`'s lock-free reads (see `TypeDesc::fast_read`): `__len__()`, and
+/// `call_method`'s lock-free reads (see `FastHooks::read`): `__len__()`, and
 /// `__getitem__(i)` of an item stored inline.
 ///
 /// # Examples
@@ -776,7 +775,7 @@ const M_SETITEM: usize = super::method_idx(DESC.methods, "__setitem__");
 const M_APPEND: usize = super::method_idx(DESC.methods, "append");
 const M_POP: usize = super::method_idx(DESC.methods, "pop");
 
-/// `call_method`'s in-place writes (see `TypeDesc::fast_write`): `__setitem__(i, v)`,
+/// `call_method`'s in-place writes (see `FastHooks::write`): `__setitem__(i, v)`,
 /// `append(v)` and `pop()`/`pop(i)` of scalars, done by [`set_fast`], [`append_fast`] and
 /// [`pop_fast`] under a lock that was free.
 ///

@@ -74,8 +74,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value,
     lockless: true,
-    fast_read: FAST_HOOKS.read,
-    fast_write: FAST_HOOKS.write,
+    hooks: FAST_HOOKS,
 };
 
 /// The fast hooks of [`DESC`], as a constant for the typed proxy's `call_method` (see
@@ -91,7 +90,7 @@ const M_EXIT: usize = super::method_idx(DESC.methods, "__exit__");
 const M_ACQUIRE: usize = super::method_idx(DESC.methods, "acquire");
 const M_RELEASE: usize = super::method_idx(DESC.methods, "release");
 
-/// `call_method`'s fast path (see `TypeDesc::fast_write`): `acquire()`/`__enter__()` of a free
+/// `call_method`'s fast path (see `FastHooks::write`): `acquire()`/`__enter__()` of a free
 /// lock ([`WordLock::try_acquire_free`]) and `release()`/`__exit__(...)` of a held lock no one
 /// waits for ([`WordLock::try_release_uncontended`]). `None`, having changed nothing, for
 /// anything else: the general path waits, takes a dead holder's lock over and reports errors.

@@ -128,18 +128,9 @@ pub struct TypeDesc {
     /// The methods run without the object's lock: the type keeps its state in atomics (a
     /// `Lock` is its futex word). `str`, `get_value` and checks still take the lock.
     pub lockless: bool,
-    /// A lock-free answer to a read-only method call (`call_method`'s counterpart of the typed
-    /// proxies' optimistic reads): given the method's index in `methods` and the positional
-    /// arguments (the dispatcher tries it only for calls without keyword arguments),
-    /// `Some(result)` when it could answer without the lock, `None` to take the locked path
-    /// (which also reports every error).
-    pub fast_read: Option<FastRead>,
-    /// An in-place answer to a scalar write (`call_method`'s counterpart of the typed
-    /// proxies' fast writes, [`dispatch::write_fast`](crate::dispatch::write_fast)): `Some(result)`
-    /// when it took the free lock and did the whole call in place, `None`, having changed
-    /// nothing, to take the general path (which also reports every error). Tried, like
-    /// `fast_read`, only for calls without keyword arguments.
-    pub fast_write: Option<FastWrite>,
+    /// The `call_method` fast hooks ([`FastHooks`]): a lock-free answer to a read-only call and
+    /// an in-place answer to a scalar write, tried before the general path.
+    pub hooks: FastHooks,
 }
 
 /// The index of method `name` in `methods`, evaluated at compile time by the types' fast paths
@@ -172,7 +163,7 @@ pub const fn method_idx(methods: &[Method], name: &str) -> usize {
     panic!("method not in the table")
 }
 
-/// See [`TypeDesc::fast_read`].
+/// See [`FastHooks::read`].
 ///
 /// # Examples
 /// ```
@@ -182,7 +173,7 @@ pub const fn method_idx(methods: &[Method], name: &str) -> usize {
 /// use shmstore::types::FastRead;
 /// use shmstore::{type_ids, Value};
 /// let desc = type_desc(type_ids::LIST)?;
-/// let fast: FastRead = desc.fast_read.expect("lists answer reads lock-free");
+/// let fast: FastRead = desc.hooks.read.expect("lists answer reads lock-free");
 /// let l = store.list([5, 6, 7])?;
 /// let len = desc.method_index("__len__").unwrap();
 /// assert_eq!(fast(store.core(), &l.token(), len, &[]), Some(Value::Int(3)));
@@ -192,7 +183,7 @@ pub const fn method_idx(methods: &[Method], name: &str) -> usize {
 /// ```
 pub type FastRead = fn(&Core, &Token, usize, &[Value]) -> Option<Value>;
 
-/// See [`TypeDesc::fast_write`].
+/// See [`FastHooks::write`].
 ///
 /// # Examples
 /// ```
@@ -202,7 +193,7 @@ pub type FastRead = fn(&Core, &Token, usize, &[Value]) -> Option<Value>;
 /// use shmstore::types::FastWrite;
 /// use shmstore::{type_ids, Value};
 /// let desc = type_desc(type_ids::LIST)?;
-/// let fast: FastWrite = desc.fast_write.expect("lists write scalars in place");
+/// let fast: FastWrite = desc.hooks.write.expect("lists write scalars in place");
 /// let l = store.list([5, 6, 7])?;
 /// let setitem = desc.method_index("__setitem__").unwrap();
 /// let args = [Value::Int(0), Value::Int(50)];
@@ -213,7 +204,7 @@ pub type FastRead = fn(&Core, &Token, usize, &[Value]) -> Option<Value>;
 pub type FastWrite = fn(&Core, &Token, usize, &[Value]) -> Option<Value>;
 
 /// A built-in type's `call_method` fast hooks as a constant (the same functions as its
-/// [`TypeDesc::fast_read`] and [`TypeDesc::fast_write`], which are built from it): a typed
+/// [`FastHooks::read`] and [`FastHooks::write`], which are built from it): a typed
 /// proxy's `call_method` calls them directly — a constant is folded into the caller's code even
 /// in another crate, where a field of the `static` descriptor is a load and an indirect call.
 ///
@@ -233,9 +224,17 @@ pub type FastWrite = fn(&Core, &Token, usize, &[Value]) -> Option<Value>;
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct FastHooks {
-    /// See [`TypeDesc::fast_read`].
+    /// A lock-free answer to a read-only method call (`call_method`'s counterpart of the typed
+    /// proxies' optimistic reads): given the method's index in `methods` and the positional
+    /// arguments (the dispatcher tries it only for calls without keyword arguments),
+    /// `Some(result)` when it could answer without the lock, `None` to take the locked path
+    /// (which also reports every error).
     pub read: Option<FastRead>,
-    /// See [`TypeDesc::fast_write`].
+    /// An in-place answer to a scalar write (`call_method`'s counterpart of the typed
+    /// proxies' fast writes, [`dispatch::write_fast`](crate::dispatch::write_fast)): `Some(result)`
+    /// when it took the free lock and did the whole call in place, `None`, having changed
+    /// nothing, to take the general path (which also reports every error). Tried, like `read`,
+    /// only for calls without keyword arguments.
     pub write: Option<FastWrite>,
     /// For a `lockless` type whose body never moves (a `Lock`'s word): what `read` and `write`
     /// do, given the body's offset the proxy looked up once (its handle keeps the object, and

@@ -347,19 +347,35 @@ pub fn typecode_of<T: Pod>() -> &'static str {
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub fn to_value(e: &ElemType, bytes: &[u8]) -> Result<Value> {
-    macro_rules! rd {
-        ($t:ty) => {{
-            let mut b = [0u8; size_of::<$t>()];
-            b.copy_from_slice(
-                bytes
-                    .get(..size_of::<$t>())
-                    .unwrap_or(&[0; size_of::<$t>()]),
-            );
-            <$t>::from_ne_bytes(b)
-        }};
+    let kind = e.kind();
+    if kind == Kind::Other {
+        return Ok(Value::Bytes(bytes.to_vec()));
     }
-    Ok(match e.kind() {
-        Kind::Other => Value::Bytes(bytes.to_vec()),
+    // A primitive: its bytes (zeros if too few were given) in the low bytes of a word.
+    let mut bits = [0u8; 8];
+    let n = kind.size() as usize;
+    if let (Some(to), Some(from)) = (bits.get_mut(..n), bytes.get(..n)) {
+        to.copy_from_slice(from);
+    }
+    scalar_of(kind, bits).ok_or_else(|| {
+        // Only a u64 or usize beyond i64 does not convert.
+        let x = u64::from_ne_bytes(bits);
+        Error::OverflowError(format!("{x} does not fit a 64-bit signed int"))
+    })
+}
+
+/// A primitive element's bits (its `kind.size()` first bytes, native-endian) as a `Value`,
+/// converted as [`to_value`] converts it (which calls this) but without its `Result`: `None` for a `u64` or
+/// `usize` beyond `i64` (the locked path reports the `OverflowError`) and for `Kind::Other`.
+#[inline]
+pub(crate) fn scalar_of(kind: Kind, bits: [u8; 8]) -> Option<Value> {
+    macro_rules! rd {
+        ($t:ty) => {
+            <$t>::from_ne_bytes(bits.get(..size_of::<$t>())?.try_into().ok()?)
+        };
+    }
+    Some(match kind {
+        Kind::Other => return None,
         Kind::I8 => Value::Int(i64::from(rd!(i8))),
         Kind::U8 => Value::Int(i64::from(rd!(u8))),
         Kind::I16 => Value::Int(i64::from(rd!(i16))),
@@ -367,12 +383,7 @@ pub fn to_value(e: &ElemType, bytes: &[u8]) -> Result<Value> {
         Kind::I32 => Value::Int(i64::from(rd!(i32))),
         Kind::U32 => Value::Int(i64::from(rd!(u32))),
         Kind::I64 | Kind::Isize => Value::Int(rd!(i64)),
-        Kind::U64 | Kind::Usize => {
-            let x = rd!(u64);
-            Value::Int(i64::try_from(x).map_err(|_| {
-                Error::OverflowError(format!("{x} does not fit a 64-bit signed int"))
-            })?)
-        }
+        Kind::U64 | Kind::Usize => Value::Int(i64::try_from(rd!(u64)).ok()?),
         Kind::F32 => Value::Float(f64::from(rd!(f32))),
         Kind::F64 => Value::Float(rd!(f64)),
     })

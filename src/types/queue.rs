@@ -130,8 +130,7 @@ pub static QUEUE_DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: snapshot_value,
     lockless: false,
-    fast_read: None,
-    fast_write: None,
+    hooks: super::FastHooks::NONE,
 };
 
 /// `JoinableQueue` (CPython's `manager.JoinableQueue()`, also a `queue.Queue`).
@@ -145,8 +144,7 @@ pub static JOINABLE_DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: snapshot_value,
     lockless: false,
-    fast_read: None,
-    fast_write: None,
+    hooks: super::FastHooks::NONE,
 };
 
 /// The public methods of `queue.Queue`, which CPython's `AutoProxy` exposes; sorted.

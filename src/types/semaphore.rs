@@ -164,8 +164,7 @@ pub static SEMAPHORE_DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value,
     lockless: false,
-    fast_read: None,
-    fast_write: None,
+    hooks: super::FastHooks::NONE,
 };
 
 /// The `BoundedSemaphore` type.
@@ -179,8 +178,7 @@ pub static BOUNDED_DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value,
     lockless: false,
-    fast_read: None,
-    fast_write: None,
+    hooks: super::FastHooks::NONE,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -1115,8 +1115,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value,
     lockless: false,
-    fast_read: None,
-    fast_write: None,
+    hooks: super::FastHooks::NONE,
 };
 
 fn reg_of(ctx: &Ctx<'_>) -> Result<&'static Registration> {

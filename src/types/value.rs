@@ -136,8 +136,7 @@ pub static DESC: TypeDesc = TypeDesc {
     str: write_str,
     get_value: get,
     lockless: false,
-    fast_read: FAST_HOOKS.read,
-    fast_write: FAST_HOOKS.write,
+    hooks: FAST_HOOKS,
 };
 
 /// The fast hooks of [`DESC`], as a constant for the typed proxy's `call_method` (see
@@ -630,7 +629,7 @@ fn set_value_fast(a: &crate::arena::Arena, body: u64, x: &Value) -> Option<()> {
 const M_SET: usize = super::method_idx(DESC.methods, "set");
 const M_SETATTR: usize = super::method_idx(DESC.methods, "__setattr__");
 
-/// `call_method`'s in-place writes (see `TypeDesc::fast_write`): `set(x)` and the `value`
+/// `call_method`'s in-place writes (see `FastHooks::write`): `set(x)` and the `value`
 /// attribute's assignment, of a scalar (cells) or a primitive number (plain data), under a
 /// lock that was free.
 ///
@@ -673,7 +672,7 @@ fn set_call_fast(core: &Core, token: &Token, x: &Value) -> Option<Value> {
 const M_GET: usize = super::method_idx(DESC.methods, "get");
 const M_GETATTRIBUTE: usize = super::method_idx(DESC.methods, "__getattribute__");
 
-/// `call_method`'s lock-free reads (see `TypeDesc::fast_read`): `get()` and the `value`
+/// `call_method`'s lock-free reads (see `FastHooks::read`): `get()` and the `value`
 /// attribute.
 ///
 /// # Examples
@@ -746,7 +745,7 @@ pub fn fast_read_pod_first(
 fn get_pod_first_fast(core: &Core, token: &Token) -> Option<Value> {
     use crate::dispatch::read_optimistic;
     if let Some((kind, bits)) = read_optimistic(core, token, pod_bits_racy) {
-        return super::array::scalar_of(kind, bits);
+        return pod::scalar_of(kind, bits);
     }
     get_call_fast(core, token)
 }
@@ -784,7 +783,7 @@ pub fn get_optimistic(core: &Core, token: &Token) -> Option<Value> {
 /// The value of the bits [`pod_bits_racy`] read, once the read is validated.
 #[inline]
 pub(crate) fn pod_bits_value((kind, bits): (Kind, [u8; 8])) -> Option<Value> {
-    super::array::scalar_of(kind, bits)
+    pod::scalar_of(kind, bits)
 }
 
 /// `v.set(x)`. A plain-data value converts `x` with `array.array`'s rules.
