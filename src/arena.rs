@@ -313,13 +313,17 @@ impl Arena {
     }
 
     /// The one function that turns an offset into a pointer: checks that `[off, off + size)` lies
-    /// inside the arena and that `off` is a multiple of `align`.
+    /// inside the arena and that `off` is a multiple of `align`, which must be a power of two
+    /// (as every Rust alignment is; any other `align`, 0 included, is refused).
     #[inline]
     fn ptr(&self, off: u64, size: u64, align: u64) -> Result<*mut u8> {
         // `off + size <= len` as `off <= len - size`: no overflow to test, and for a constant
-        // `size` one subtraction of a constant.
+        // `size` one subtraction of a constant. Alignment by a mask, not `%`: an alignment known
+        // only at run time (a plain-data element's) would otherwise cost a division.
         match self.len.checked_sub(size) {
-            Some(room) if off <= room && off % align == 0 => {
+            Some(room)
+                if off <= room && align.is_power_of_two() && off & align.wrapping_sub(1) == 0 =>
+            {
                 // SAFETY: `off + size <= len`, so `base + off` stays inside (or one past the end
                 // of) the region this arena owns.
                 Ok(unsafe { self.base.as_ptr().add(off as usize) })
@@ -330,7 +334,9 @@ impl Arena {
 
     #[cold]
     fn bad(&self, off: u64, size: u64, align: u64) -> Error {
-        if off % align != 0 {
+        if !align.is_power_of_two() {
+            Error::corrupt("alignment not a power of two", align)
+        } else if off & (align - 1) != 0 {
             Error::corrupt("misaligned offset", off)
         } else {
             let _ = size;
@@ -338,7 +344,8 @@ impl Arena {
         }
     }
 
-    /// Checks that `[off, off + size)` is inside the arena and `off` is aligned to `align`.
+    /// Checks that `[off, off + size)` is inside the arena and `off` is aligned to `align` (a
+    /// power of two; any other `align` is an error).
     ///
     /// # Examples
     /// ```
@@ -347,6 +354,7 @@ impl Arena {
     /// assert!(a.check(56, 8, 8).is_ok());
     /// assert!(a.check(60, 8, 4).is_err()); // runs past the end
     /// assert!(a.check(4, 8, 8).is_err()); // misaligned
+    /// assert!(a.check(0, 8, 0).is_err() && a.check(12, 4, 3).is_err()); // not a power of two
     /// ```
     #[inline]
     pub fn check(&self, off: u64, size: u64, align: u64) -> Result<()> {
@@ -841,6 +849,27 @@ mod tests {
         assert!(a.load_words_racy::<1>(u64::MAX - 7).is_none());
         assert!(a.slice::<u8>(64, 0).is_ok()); // an empty range at the end
         assert!(a.slice::<u8>(65, 0).is_err());
+        // Alignment by mask: every power of two up to the arena's, and nothing else.
+        for shift in 0..7u32 {
+            let align = 1u64 << shift;
+            assert!(a.check(0, 1, align).is_ok(), "align {align}");
+            assert_eq!(
+                a.check(align, 1, align).is_ok(),
+                align < 64,
+                "align {align}"
+            );
+            if align > 1 {
+                assert!(a.check(align / 2, 1, align).is_err(), "align {align}");
+                assert!(a.check(align + 1, 1, align).is_err(), "align {align}");
+            }
+        }
+        for align in [0, 3, 6, 12, u64::MAX] {
+            let e = a.check(0, 1, align).unwrap_err();
+            assert!(
+                e.to_string().contains("alignment not a power of two"),
+                "align {align}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -296,7 +296,7 @@ impl ElemType {
     /// assert!(bad.validate(0).is_err()); // Corrupt: not a power of two
     /// ```
     pub fn validate(&self, at: u64) -> Result<()> {
-        if !self.align.is_power_of_two() || self.align > 4096 || self.size % self.align != 0 {
+        if !self.align.is_power_of_two() || self.align > 4096 || self.size & (self.align - 1) != 0 {
             return Err(Error::corrupt("bad element type record", at));
         }
         Ok(())
