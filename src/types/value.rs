@@ -498,10 +498,12 @@ pub(crate) fn pod_bits_racy(a: &crate::arena::Arena, body: u64) -> Option<(Kind,
 }
 
 /// `v.set(new)` for a cell that owns no block, replacing one that owns none, for
-/// [`dispatch::write_fast`](crate::dispatch::write_fast) (which holds the lock and the write):
-/// the cell that is not current is written and published with one store of `current`, the
-/// crash protocol of [`set`]. `None`, having written nothing, for a plain-data value or when
-/// either cell owns a block ([`set`] releases it).
+/// [`dispatch::write_fast`](crate::dispatch::write_fast) (which holds the lock and the write).
+/// None, a bool, an int or a float over a current cell of the same kind replaces the payload
+/// word in place (one store: a crash leaves the old value or the new one); anything else writes
+/// the cell that is not current and publishes it with one store of `current`, the crash
+/// protocol of [`set`]. `None`, having written nothing, for a plain-data value or when either
+/// cell owns a block ([`set`] releases it).
 ///
 /// # Examples
 /// ```
@@ -516,6 +518,12 @@ pub(crate) fn pod_bits_racy(a: &crate::arena::Arena, body: u64) -> Option<(Kind,
 /// let s = Cell::scalar(&Value::from("short")).unwrap();
 /// assert_eq!(write_fast(core, &t, |a, body| set_fast(a, body, s)), Some(()));
 /// assert_eq!(v.get()?, Value::from("short"));
+/// let (two, half) = (Cell::scalar(&Value::Int(2)).unwrap(), Cell::scalar(&Value::Float(0.5)).unwrap());
+/// assert_eq!(write_fast(core, &t, |a, body| set_fast(a, body, two)), Some(())); // other copy
+/// assert_eq!(write_fast(core, &t, |a, body| set_fast(a, body, two)), Some(())); // in place
+/// assert_eq!(v.get()?, Value::Int(2));
+/// assert_eq!(write_fast(core, &t, |a, body| set_fast(a, body, half)), Some(())); // other kind
+/// assert_eq!(v.get()?, Value::Float(0.5));
 /// let p = store.value_of(1u8)?;
 /// assert_eq!(write_fast(core, &p.token(), |a, body| set_fast(a, body, s)), None); // plain data
 /// # Ok::<(), shmstore::Error>(())
@@ -533,7 +541,13 @@ pub fn set_fast(a: &crate::arena::Arena, body: u64, new: Cell) -> Option<()> {
         return None;
     }
     let old = CELL_WORDS + 2 * current as usize;
-    if Cell::from_words([w[old].load(Relaxed), w[old + 1].load(Relaxed)]).owns_resources() {
+    let cell: &[AtomicU64; 2] = w.get(old..old + 2)?.try_into().ok()?;
+    // A number over a number of its kind: only the payload word changes, so one store
+    // replaces it in place and a crash leaves the old value or the new one.
+    if new.replace_word_scalar(cell).is_some() {
+        return Some(());
+    }
+    if Cell::from_words([cell[0].load(Relaxed), cell[1].load(Relaxed)]).owns_resources() {
         return None;
     }
     let next = 1 - current;
