@@ -275,6 +275,9 @@ pub fn set_fast(a: &Arena, body: u64, want: &ElemType, i: i64, bytes: &[u8]) -> 
     }
     let i = normalize(i, len)?;
     let at = data.checked_add(i.checked_mul(want.stride())?)?;
+    if matches!(want.size, 4 | 8) && want.align == want.size {
+        return store_prim(a, at, want.align, bytes); // one word store, one bounds check
+    }
     a.check(at, want.stride(), u64::from(want.align)).ok()?;
     a.copy_in(at, bytes).ok()
 }

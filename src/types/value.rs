@@ -560,10 +560,12 @@ pub fn set_fast(a: &crate::arena::Arena, body: u64, new: Cell) -> Option<()> {
 }
 
 /// `v.set(x)` of a plain-data value of type `want` (`bytes` are `x`'s), for
-/// [`dispatch::write_fast`](crate::dispatch::write_fast): the copy that is not current is
-/// written and published with one store of `current`, the crash protocol of [`set_pod`].
-/// `None`, having written nothing, for another representation or type (the general path
-/// reports it) or words that fail a check.
+/// [`dispatch::write_fast`](crate::dispatch::write_fast). A `T` of 4 or 8 bytes aligned to
+/// its size is stored over the current copy in place (one store: a crash leaves the old value
+/// or the new one); any other is written to the copy that is not current and published with
+/// one store of `current`, the crash protocol of [`set_pod`]. `None`, having written nothing,
+/// for another representation or type (the general path reports it) or words that fail a
+/// check.
 ///
 /// # Examples
 /// ```
@@ -580,6 +582,12 @@ pub fn set_fast(a: &crate::arena::Arena, body: u64, new: Cell) -> Option<()> {
 /// assert_eq!(v.get()?, 7);
 /// let other = ElemType::of::<f32>();
 /// assert_eq!(write_fast(core, &t, |a, body| set_pod_fast(a, body, &other, &seven)), None);
+/// // Three bytes: written to the other copy, then published.
+/// let rgb = store.value_of([1u8, 2, 3])?;
+/// let want = ElemType::of::<[u8; 3]>();
+/// let t = rgb.token();
+/// assert_eq!(write_fast(core, &t, |a, body| set_pod_fast(a, body, &want, &[4, 5, 6])), Some(()));
+/// assert_eq!(rgb.get()?, [4, 5, 6]);
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 #[inline]
@@ -601,6 +609,12 @@ pub fn set_pod_fast(
         || bytes.len() != want.size as usize
     {
         return None;
+    }
+    if matches!(want.size, 4 | 8) && want.align == want.size {
+        // An aligned word: one store replaces the current copy in place (a crash leaves the
+        // old value or the new one), as `array::store_prim` does for an element.
+        let at = data.checked_add(current * u64::from(want.size))?;
+        return super::array::store_prim(a, at, want.align, bytes);
     }
     let next = 1 - current;
     let at = data.checked_add(next * want.stride())?;
