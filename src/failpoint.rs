@@ -10,7 +10,8 @@
 //! operations and set it just before the operation it is to die in.
 //!
 //! The points: `list.append.before_publish`, `list.grow.after_alloc`,
-//! `list.rebuild.before_publish`, `htable.grow.before_publish`, `alloc.mid`, `table.take.mid`.
+//! `list.rebuild.before_publish`, `list.set.before_journal_clear`, `value.set.before_publish`,
+//! `htable.grow.before_publish`, `alloc.mid`, `table.take.mid`.
 //!
 //! # Examples
 //! ```

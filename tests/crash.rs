@@ -24,7 +24,7 @@ use std::io::{BufRead, BufReader};
 
 use common::{spawn_env, unique, Cleanup};
 use shmstore::failpoint::ENV;
-use shmstore::{DictProxy, ListProxy, Store, Value};
+use shmstore::{DictProxy, ListProxy, Store, Value, ValueProxy};
 
 fn op(what: impl std::fmt::Display) {
     common::signal(&format!("OP {what}"));
@@ -107,6 +107,24 @@ fn child_main() {
             arm();
             // The string's block: dies inside the allocator, holding the arena and list locks.
             let _ = l.append("y".repeat(100));
+        }
+        "set" => {
+            let l = list();
+            l.append(5).unwrap();
+            op("append 5");
+            arm();
+            // A 100-byte string over an int: journaled, the cell written, dies before the
+            // journal is cleared.
+            let _ = l.set(1, "x".repeat(100));
+        }
+        "value" => {
+            let v = ValueProxy::try_from(store.lookup("v").unwrap()).unwrap();
+            v.set(7).unwrap();
+            op("set 7");
+            arm();
+            // The new cell (owning a block) written to the copy that is not current; dies
+            // before publishing it.
+            let _ = v.set("y".repeat(100));
         }
         "take" => {
             let l = list();
@@ -378,6 +396,45 @@ fn killed_in_the_middle_of_an_allocation_holding_the_arena_lock() {
         ]),
         &[100],
     );
+}
+
+#[test]
+fn killed_replacing_a_list_item_before_the_journal_is_cleared() {
+    // The journal rolls the item back to the int; the string's block leaks until the sweep.
+    list_scenario(
+        "set",
+        "list.set.before_journal_clear",
+        &[0, 1, 2],
+        &["append 5"],
+        ints(&[0, 1, 2, 5]),
+        &[100],
+    );
+}
+
+#[test]
+fn killed_setting_a_value_before_the_new_copy_is_published() {
+    let f = Fixture::new("value");
+    let v = f.store.value(1).unwrap();
+    f.store.bind("v", &v).unwrap();
+    let repairs = f.store.stats().unwrap().repairs;
+    let done = f.crash_child("value", "value.set.before_publish");
+    assert_eq!(done, ["set 7"]);
+    // The lock-free read finds the write left open and falls back to the lock, which it takes
+    // over: the completed set is there, the interrupted one is not.
+    assert_eq!(v.get().unwrap(), Value::Int(7));
+    assert!(
+        f.store.stats().unwrap().repairs > repairs,
+        "no repair counted"
+    );
+    f.assert_recovered(1);
+    // The value keeps working, lock-free reads included.
+    v.set("z".repeat(30)).unwrap();
+    assert_eq!(v.get().unwrap(), Value::from("z".repeat(30)));
+    v.set(8).unwrap();
+    assert_eq!(v.get().unwrap(), Value::Int(8));
+    f.store.unbind("v").unwrap();
+    drop(v);
+    f.assert_only_leaks(&[100]);
 }
 
 /// The table block `htable` allocates for a dict table of `2**log2` index slots.

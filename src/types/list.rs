@@ -858,6 +858,7 @@ pub fn set(ctx: &mut Ctx<'_>, i: i64, v: &Value) -> Result<()> {
     a.write(Offset::new(ctx.body + JOURNAL_CELL_AT), old)?;
     a.store_u64(ctx.body + JOURNAL_AT, i + 1)?;
     write_cell(ctx, &b, i, new)?;
+    failpoint!("list.set.before_journal_clear");
     a.store_u64(ctx.body + JOURNAL_AT, 0)?;
     if old.owns_resources() {
         cell::release(ctx.core, &old, &mut ctx.released)?;

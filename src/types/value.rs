@@ -218,6 +218,7 @@ fn publish_cell(ctx: &mut Ctx<'_>, b: &ValueBody, v: &Value) -> Result<()> {
         ctx.core
             .arena()
             .write(Offset::new(cell_off(ctx, next)), new)?;
+        failpoint!("value.set.before_publish");
         ctx.core.arena().store_u64(ctx.body + CURRENT_OFF, next)?;
     }
     let old = b.cells[b.current as usize & 1];
