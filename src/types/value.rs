@@ -148,9 +148,10 @@ pub const FAST_HOOKS: super::FastHooks = super::FastHooks {
     fixed: None,
 };
 
-/// [`FAST_HOOKS`] for a `TypedValueProxy`, whose value is plain data: its read tries the
-/// plain-data representation first ([`fast_read_pod_first`]). The same answers, in another
-/// order.
+/// [`FAST_HOOKS`] for a value that is most likely plain data: its read tries the plain-data
+/// representation first ([`fast_read_pod_first`]). The same answers, in another order. (A
+/// `TypedValueProxy`'s `call_method` reads its `T` on its pinned slot instead:
+/// `fast_call_typed`.)
 pub const POD_FAST_HOOKS: super::FastHooks = super::FastHooks {
     read: Some(fast_read_pod_first),
     write: Some(fast_write),
