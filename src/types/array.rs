@@ -376,26 +376,38 @@ pub(crate) fn fast_call_typed<T: Pod>(
 /// kind), then converted by `want`'s primitive kind, as the locked path converts by the
 /// array's record. `None` for a `T` that is not a primitive number, a record that differs, an
 /// index out of range (the general path answers).
-#[inline]
+// Always inlined, as the typed `get` is inlined: the read of a `T` is the whole call.
+#[inline(always)]
 fn getitem_typed<T: Pod>(h: &Handle, want: &ElemType, i: i64) -> Option<Value> {
     let kind = prim_kind_of::<T>();
     if kind == pod::Kind::Other || kind as u32 != want.kind {
         return None;
     }
-    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
-    let want_kr: u64 = bytemuck::cast([want.kind, want.reserved]);
-    let x = h.read_optimistic(|a, body| {
-        let [len, data, fingerprint, size_align, kr] = a.load_words_racy::<5>(body)?;
-        if fingerprint != want.fingerprint || size_align != want_sa || kr != want_kr {
-            return None;
-        }
-        let i = normalize(i, len)?;
-        a.load_pod_racy::<T>(data.checked_add(i.checked_mul(want.stride())?)?)
-    })?;
+    // (The closure always inlined, as a call site's only one would be: this one is shared by
+    // every call site of `getitem_typed::<T>`.)
+    let x = h.read_optimistic(
+        #[inline(always)]
+        |a, body| get_exact_racy::<T>(a, body, want, i),
+    )?;
     let mut bits = [0u8; 8];
     bits.get_mut(..size_of::<T>())?
         .copy_from_slice(bytemuck::bytes_of(&x));
     pod::scalar_of(kind, bits)
+}
+
+/// Element `i` of an array whose element record is exactly `want` (every word of it), read
+/// without the lock as a `T`, for [`getitem_typed`]: `None` for another record or an index out
+/// of range.
+#[inline(always)]
+fn get_exact_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType, i: i64) -> Option<T> {
+    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    let want_kr: u64 = bytemuck::cast([want.kind, want.reserved]);
+    let [len, data, fingerprint, size_align, kr] = a.load_words_racy::<5>(body)?;
+    if fingerprint != want.fingerprint || size_align != want_sa || kr != want_kr {
+        return None;
+    }
+    let i = normalize(i, len)?;
+    a.load_pod_racy::<T>(data.checked_add(i.checked_mul(want.stride())?)?)
 }
 
 /// The primitive kind of `T`, by its type id (so, for a given `T`, a constant the compiler folds

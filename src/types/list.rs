@@ -842,9 +842,13 @@ fn pop_value_fast(core: &Core, token: &Token, i: i64) -> Option<Value> {
 pub(crate) fn fast_call(h: &Handle, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
         (M_LEN, []) => {
-            // (A closure, as in `len_value_fast`.)
+            // (A closure, as in `len_value_fast`; always inlined: this one is shared by every
+            // call site of `fast_call`.)
             #[allow(clippy::redundant_closure)]
-            let n = h.read_optimistic(|a, b| len_racy(a, b))?;
+            let n = h.read_optimistic(
+                #[inline(always)]
+                |a, b| len_racy(a, b),
+            )?;
             Some(Value::Int(i64::try_from(n).ok()?))
         }
         (M_GETITEM, [Value::Int(i)]) => getitem_at(h, *i),

@@ -787,31 +787,41 @@ pub(crate) fn fast_call_typed<T: Pod>(
 /// alignment, kind), then converted by `want`'s primitive kind, as the locked path converts by
 /// the value's record. `None` for a `T` that is not a primitive number or a record that
 /// differs.
-#[inline]
+// Always inlined, as the typed `get` is inlined: the read of a `T` is the whole call.
+#[inline(always)]
 fn get_typed<T: Pod>(h: &Handle, want: &ElemType) -> Option<Value> {
     let kind = super::array::prim_kind_of::<T>();
     if kind == Kind::Other || kind as u32 != want.kind {
         return None;
     }
-    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
-    let want_kr: u64 = bytemuck::cast([want.kind, want.reserved]);
-    let x = h.read_optimistic(|a, body| {
-        let [w0, current, data, fingerprint, size_align, kr] = a.load_words_racy::<6>(body)?;
-        let repr: [u32; 2] = bytemuck::cast(w0);
-        if repr[0] != REPR_POD
-            || current > 1
-            || fingerprint != want.fingerprint
-            || size_align != want_sa
-            || kr != want_kr
-        {
-            return None;
-        }
-        a.load_pod_racy::<T>(data.checked_add(current * want.stride())?)
-    })?;
+    // (The closure always inlined, as in `array::getitem_typed`.)
+    let x = h.read_optimistic(
+        #[inline(always)]
+        |a, body| get_exact_racy::<T>(a, body, want),
+    )?;
     let mut bits = [0u8; 8];
     bits.get_mut(..size_of::<T>())?
         .copy_from_slice(bytemuck::bytes_of(&x));
     pod::scalar_of(kind, bits)
+}
+
+/// A plain-data value whose element record is exactly `want` (every word of it), its current
+/// copy read without the lock as a `T`, for [`get_typed`]: `None` for cells or another record.
+#[inline(always)]
+fn get_exact_racy<T: Pod>(a: &crate::arena::Arena, body: u64, want: &ElemType) -> Option<T> {
+    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    let want_kr: u64 = bytemuck::cast([want.kind, want.reserved]);
+    let [w0, current, data, fingerprint, size_align, kr] = a.load_words_racy::<6>(body)?;
+    let repr: [u32; 2] = bytemuck::cast(w0);
+    if repr[0] != REPR_POD
+        || current > 1
+        || fingerprint != want.fingerprint
+        || size_align != want_sa
+        || kr != want_kr
+    {
+        return None;
+    }
+    a.load_pod_racy::<T>(data.checked_add(current * want.stride())?)
 }
 
 /// [`get_optimistic`] on the handle's pinned slot.
