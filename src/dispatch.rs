@@ -125,20 +125,22 @@ const fn name_key_const(name: &[u8]) -> Option<(u64, u64, usize)> {
     Some((a, b, n))
 }
 
-/// Slots of a type's name table: a power of two, several times the most methods a type has,
-/// so that a multiplier putting every name in a slot of its own is found in a few tries.
-const NAME_SLOTS: usize = 512;
-/// The most methods a built-in type may have (a larger table fails the build).
+/// Slots of a type's name table: a power of two, several times the methods a type has, so
+/// that a multiplier putting every name in a slot of its own is found in a few hundred tries
+/// at most.
+const NAME_SLOTS: usize = 256;
+/// The most methods a built-in type may have (more fail the build: a slot holds an index
+/// plus one in a byte, and the multiplier's search would take long).
 const MAX_METHODS: usize = 64;
 
 /// A built-in type's method names as a collision-free hash table, built at compile time:
 /// `slots[slot_of(key, mult)]` is the method's index plus one (0: no method), and
-/// `keys[index]` the method name's [`name_key`] (the length in the third word), compared in
-/// full, so a name that is not the method's is never taken for it.
+/// `NAME_KEYS[base + index]` the method name's [`name_key`] (the length in the third word),
+/// compared in full, so a name that is not the method's is never taken for it.
 struct NameTable {
     mult: u64,
+    base: usize,
     slots: [u8; NAME_SLOTS],
-    keys: [(u64, u64, u64); MAX_METHODS],
 }
 
 /// The slot of a name's key in a table of [`NAME_SLOTS`] with multiplier `mult`.
@@ -148,32 +150,58 @@ const fn slot_of(a: u64, b: u64, n: usize, mult: u64) -> usize {
         >> (64 - NAME_SLOTS.trailing_zeros())) as usize
 }
 
-/// The length word of a [`NameTable`] key for a name over 16 bytes (no key equals it).
+/// The length word of a key for a name over 16 bytes (no name's key equals it).
 const LONG: u64 = u64::MAX;
 
-/// The name table of `desc`: the first multiplier (of a fixed sequence) under which every
-/// method name of up to 16 bytes lands in a slot of its own. Fails the build for more than
-/// [`MAX_METHODS`] methods, or no such multiplier among the first 100,000.
-const fn name_table(desc: &TypeDesc) -> NameTable {
+/// The [`NameTable`] key of a method name: its [`name_key`], or [`LONG`] for a name over 16
+/// bytes (which has no slot: it is found by the table's search).
+const fn method_key(name: &str) -> (u64, u64, u64) {
+    match name_key_const(name.as_bytes()) {
+        Some((a, b, n)) => (a, b, n as u64),
+        None => (0, 0, LONG),
+    }
+}
+
+/// How many methods the built-in types have in all.
+const ALL_METHODS: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < TYPES.len() {
+        n += TYPES[i].methods.len();
+        i += 1;
+    }
+    n
+};
+
+/// The keys of every built-in type's methods, type after type in [`TYPES`]' order, each type's
+/// in its method order ([`NameTable::base`] is where a type's start).
+const NAME_KEYS: [(u64, u64, u64); ALL_METHODS] = {
+    let mut keys = [(0, 0, 0); ALL_METHODS];
+    let mut at = 0;
+    let mut i = 0;
+    while i < TYPES.len() {
+        let m = TYPES[i].methods;
+        let mut j = 0;
+        while j < m.len() {
+            keys[at] = method_key(m[j].name);
+            at += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    keys
+};
+
+/// The name table of `desc`, whose keys start at `base` in [`NAME_KEYS`]: the first
+/// multiplier (of a fixed sequence) under which every method name of up to 16 bytes lands in a
+/// slot of its own. Fails the build for more than [`MAX_METHODS`] methods, or no such
+/// multiplier among the first 100,000.
+const fn name_table(desc: &TypeDesc, base: usize) -> NameTable {
     let m = desc.methods;
     assert!(
         m.len() <= MAX_METHODS,
         "too many methods for the name table"
     );
-    let mut t = NameTable {
-        mult: 0,
-        slots: [0; NAME_SLOTS],
-        keys: [(0, 0, 0); MAX_METHODS],
-    };
-    let mut i = 0;
-    while i < m.len() {
-        // (A name over 16 bytes has no key and no slot: it is found by the table's search.)
-        t.keys[i] = match name_key_const(m[i].name.as_bytes()) {
-            Some((a, b, n)) => (a, b, n as u64),
-            None => (0, 0, LONG),
-        };
-        i += 1;
-    }
     let mut seed: u64 = 0;
     while seed < 100_000 {
         let mult = (0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0xbf58_476d_1ce4_e5b9)) | 1;
@@ -181,7 +209,7 @@ const fn name_table(desc: &TypeDesc) -> NameTable {
         let mut ok = true;
         let mut i = 0;
         while i < m.len() {
-            let (a, b, n) = t.keys[i];
+            let (a, b, n) = NAME_KEYS[base + i];
             if n == LONG {
                 i += 1;
                 continue;
@@ -195,9 +223,7 @@ const fn name_table(desc: &TypeDesc) -> NameTable {
             i += 1;
         }
         if ok {
-            t.mult = mult;
-            t.slots = slots;
-            return t;
+            return NameTable { mult, base, slots };
         }
         seed += 1;
     }
@@ -208,18 +234,18 @@ const fn name_table(desc: &TypeDesc) -> NameTable {
 /// statics: a typed proxy's `call_method` is compiled in the caller's crate, where a constant's
 /// contents are known and a lookup of a string literal folds to its result, and a static's are
 /// not.)
-// (About 30 KiB: one copy in a crate that looks a name up at run time.)
-#[allow(clippy::large_const_arrays)]
 const NAMES: [NameTable; TYPES.len()] = {
     const EMPTY: NameTable = NameTable {
         mult: 0,
+        base: 0,
         slots: [0; NAME_SLOTS],
-        keys: [(0, 0, 0); MAX_METHODS],
     };
     let mut t = [EMPTY; TYPES.len()];
+    let mut base = 0;
     let mut i = 0;
     while i < TYPES.len() {
-        t[i] = name_table(TYPES[i]);
+        t[i] = name_table(TYPES[i], base);
+        base += TYPES[i].methods.len();
         i += 1;
     }
     t
@@ -248,7 +274,7 @@ fn static_index(type_id: u16, name: &str) -> Option<u16> {
     let t = NAMES.get(usize::from(pos))?;
     let (a, b, n) = name_key(name.as_bytes())?;
     let i = usize::from(*t.slots.get(slot_of(a, b, n, t.mult))?).checked_sub(1)?;
-    let k = t.keys.get(i)?;
+    let k = NAME_KEYS.get(t.base.checked_add(i)?)?;
     (k.0 == a && k.1 == b && k.2 == n as u64).then_some(i as u16)
 }
 
