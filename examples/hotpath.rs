@@ -10,10 +10,11 @@
 //! `get`, `geti` (`get_as::<i64>`), `set`, `append` (+pop), `dget`/`dset` (int keys), `sget`/`sset` (8-byte str keys),
 //! `vget`/`vgeti`/`vset`, `tget`/`tset` (`value_of::<i64>`), `aget`/`aset` (`array::<i64>`), `lock`
 //! (acquire+release), `cm` (`call_method("__getitem__")`), `cid` (the same through `call_id`,
-//! resolved once), and more `call_method` by name: `cmlen` (list `__len__`), `cmset` (list
+//! resolved once), and more `call_method` by name: `cmlen` (list `__len__`; `cmlenm` matches
+//! the result rather than passing the whole `Value` to `black_box`), `cmset` (list
 //! `__setitem__`), `cmappend` (list `append` + `pop`), `cmvget`/`cmvset` (value `get`/`set`),
 //! `cmtget`/`cmtset` (the same on `value_of::<i64>`), `cmaget`/`cmaset` (array
-//! `__getitem__`/`__setitem__`), `cmlock` (Lock `acquire` + `release`), `cmdget`/`cmdset` (dict
+//! `__getitem__`/`__setitem__`; `cmagetm` matches the result), `cmlock` (Lock `acquire` + `release`), `cmdget`/`cmdset` (dict
 //! `get`/`__setitem__`, int keys); `wl` (an empty `with_lock`), `wf` (an empty
 //! `dispatch::write_fast`), `raw` (a compare-and-swap and an exchange on a local word: the floor
 //! of any lock).
@@ -93,6 +94,18 @@ fn main() {
         }),
         "cmlen" => run(n, |_, _| {
             black_box(l.call_method("__len__", ()).unwrap());
+        }),
+        "cmlenm" => run(n, |_, _| match l.call_method("__len__", ()) {
+            Ok(Value::Int(x)) => {
+                black_box(x);
+            }
+            other => panic!("{other:?}"),
+        }),
+        "cmagetm" => run(n, |_, k| match a.call_method("__getitem__", (k,)) {
+            Ok(Value::Int(x)) => {
+                black_box(x);
+            }
+            other => panic!("{other:?}"),
         }),
         "cmset" => run(n, |i, k| {
             black_box(l.call_method("__setitem__", (k, i)).unwrap());

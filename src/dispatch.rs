@@ -103,25 +103,179 @@ fn name_key(name: &[u8]) -> Option<(u64, u64, usize)> {
     Some((a, b, n))
 }
 
-const RESOLVED_WAYS: usize = 8;
-
-thread_local! {
-    /// Recently resolved method names, by content: the two words of the name's [`name_key`],
-    /// and a third with the type id (bits 0-15), the name's length (16-23), a set bit 31 (an
-    /// entry in use) and the method's index (32-47).
-    static RESOLVED: [std::cell::Cell<(u64, u64, u64)>; RESOLVED_WAYS] =
-        const { [const { std::cell::Cell::new((0, 0, 0)) }; RESOLVED_WAYS] };
+/// [`name_key`] at compile time (a `const fn`: the same key, byte by byte), for the tables
+/// of [`NAMES`]. `None` for a name over 16 bytes.
+const fn name_key_const(name: &[u8]) -> Option<(u64, u64, usize)> {
+    const fn word(name: &[u8], at: usize, len: usize) -> u64 {
+        let mut w = 0u64;
+        let mut i = 0;
+        while i < len {
+            w |= (name[at + i] as u64) << (8 * i);
+            i += 1;
+        }
+        w
+    }
+    let n = name.len();
+    let (a, b) = match n {
+        8..=16 => (word(name, 0, 8), word(name, n - 8, 8)),
+        4..=7 => (word(name, 0, 4) | word(name, n - 4, 4) << 32, 0),
+        0..=3 => (word(name, 0, n), 0),
+        _ => return None,
+    };
+    Some((a, b, n))
 }
 
-/// The entry of [`RESOLVED`] for `name` on type `type_id`, less the method index: (way, first
-/// word, second word, low half of the third word). `None` for a name over 16 bytes, which is
-/// not cached.
+/// Slots of a type's name table: a power of two, several times the methods a type has, so
+/// that a multiplier putting every name in a slot of its own is found in a few hundred tries
+/// at most.
+const NAME_SLOTS: usize = 256;
+/// The most methods a built-in type may have (more fail the build: a slot holds an index
+/// plus one in a byte, and the multiplier's search would take long).
+const MAX_METHODS: usize = 64;
+
+/// A built-in type's method names as a collision-free hash table, built at compile time:
+/// `slots[slot_of(key, mult)]` is the method's index plus one (0: no method), and
+/// `NAME_KEYS[base + index]` the method name's [`name_key`] (the length in the third word),
+/// compared in full, so a name that is not the method's is never taken for it.
+struct NameTable {
+    mult: u64,
+    base: usize,
+    slots: [u8; NAME_SLOTS],
+}
+
+/// The slot of a name's key in a table of [`NAME_SLOTS`] with multiplier `mult`.
 #[inline(always)]
-fn resolved_key(type_id: u16, name: &str) -> Option<(usize, u64, u64, u64)> {
+const fn slot_of(a: u64, b: u64, n: usize, mult: u64) -> usize {
+    ((a ^ b.rotate_left(29) ^ (n as u64) << 58).wrapping_mul(mult)
+        >> (64 - NAME_SLOTS.trailing_zeros())) as usize
+}
+
+/// The length word of a key for a name over 16 bytes (no name's key equals it).
+const LONG: u64 = u64::MAX;
+
+/// The [`NameTable`] key of a method name: its [`name_key`], or [`LONG`] for a name over 16
+/// bytes (which has no slot: it is found by the table's search).
+const fn method_key(name: &str) -> (u64, u64, u64) {
+    match name_key_const(name.as_bytes()) {
+        Some((a, b, n)) => (a, b, n as u64),
+        None => (0, 0, LONG),
+    }
+}
+
+/// How many methods the built-in types have in all.
+const ALL_METHODS: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < TYPES.len() {
+        n += TYPES[i].methods.len();
+        i += 1;
+    }
+    n
+};
+
+/// The keys of every built-in type's methods, type after type in [`TYPES`]' order, each type's
+/// in its method order ([`NameTable::base`] is where a type's start).
+const NAME_KEYS: [(u64, u64, u64); ALL_METHODS] = {
+    let mut keys = [(0, 0, 0); ALL_METHODS];
+    let mut at = 0;
+    let mut i = 0;
+    while i < TYPES.len() {
+        let m = TYPES[i].methods;
+        let mut j = 0;
+        while j < m.len() {
+            keys[at] = method_key(m[j].name);
+            at += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    keys
+};
+
+/// The name table of `desc`, whose keys start at `base` in [`NAME_KEYS`]: the first
+/// multiplier (of a fixed sequence) under which every method name of up to 16 bytes lands in a
+/// slot of its own. Fails the build for more than [`MAX_METHODS`] methods, or no such
+/// multiplier among the first 100,000.
+const fn name_table(desc: &TypeDesc, base: usize) -> NameTable {
+    let m = desc.methods;
+    assert!(
+        m.len() <= MAX_METHODS,
+        "too many methods for the name table"
+    );
+    let mut seed: u64 = 0;
+    while seed < 100_000 {
+        let mult = (0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0xbf58_476d_1ce4_e5b9)) | 1;
+        let mut slots = [0u8; NAME_SLOTS];
+        let mut ok = true;
+        let mut i = 0;
+        while i < m.len() {
+            let (a, b, n) = NAME_KEYS[base + i];
+            if n == LONG {
+                i += 1;
+                continue;
+            }
+            let s = slot_of(a, b, n as usize, mult);
+            if slots[s] != 0 {
+                ok = false;
+                break;
+            }
+            slots[s] = i as u8 + 1;
+            i += 1;
+        }
+        if ok {
+            return NameTable { mult, base, slots };
+        }
+        seed += 1;
+    }
+    panic!("no collision-free multiplier for a type's method names")
+}
+
+/// The name tables of [`TYPES`], in its order, built at compile time. (Constants, not
+/// statics: a typed proxy's `call_method` is compiled in the caller's crate, where a constant's
+/// contents are known and a lookup of a string literal folds to its result, and a static's are
+/// not.)
+const NAMES: [NameTable; TYPES.len()] = {
+    const EMPTY: NameTable = NameTable {
+        mult: 0,
+        base: 0,
+        slots: [0; NAME_SLOTS],
+    };
+    let mut t = [EMPTY; TYPES.len()];
+    let mut base = 0;
+    let mut i = 0;
+    while i < TYPES.len() {
+        t[i] = name_table(TYPES[i], base);
+        base += TYPES[i].methods.len();
+        i += 1;
+    }
+    t
+};
+
+/// A built-in type id's position in [`TYPES`] (and [`NAMES`]); `u8::MAX` for no type.
+const NAME_POS: [u8; type_ids::FIRST_USER as usize] = {
+    let mut t = [u8::MAX; type_ids::FIRST_USER as usize];
+    let mut i = 0;
+    while i < TYPES.len() {
+        t[TYPES[i].id as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The index of method `name` on built-in type `type_id`, from the type's name table built at
+/// compile time: a hash of the name's whole content (up to 16 bytes), one slot and a compare of
+/// the key, so a hit is never a wrong index. For a string literal and a type known at compile
+/// time (a typed proxy's `call_method`), every step works on constants and the compiler folds
+/// the lookup to the index. `None` for a name not in the table (no such method, a name over
+/// 16 bytes) and for a user-registered type.
+#[inline(always)]
+fn static_index(type_id: u16, name: &str) -> Option<u16> {
+    let pos = *NAME_POS.get(usize::from(type_id))?;
+    let t = NAMES.get(usize::from(pos))?;
     let (a, b, n) = name_key(name.as_bytes())?;
-    let meta = u64::from(type_id) | (n as u64) << 16 | 1 << 31;
-    let h = (a ^ b.rotate_left(29) ^ meta).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    Some(((h >> 61) as usize % RESOLVED_WAYS, a, b, meta))
+    let i = usize::from(*t.slots.get(slot_of(a, b, n, t.mult))?).checked_sub(1)?;
+    let k = NAME_KEYS.get(t.base.checked_add(i)?)?;
+    (k.0 == a && k.1 == b && k.2 == n as u64).then_some(i as u16)
 }
 
 /// `TYPES` indexed by type id, built at compile time: every call looks its type up, so this is
@@ -142,20 +296,6 @@ static BY_ID: [Option<&TypeDesc>; type_ids::FIRST_USER as usize] = {
 #[inline(always)]
 fn by_id() -> &'static [Option<&'static TypeDesc>; type_ids::FIRST_USER as usize] {
     &BY_ID
-}
-
-/// The index of method `name` on built-in type `type_id` if this thread resolved `name` on
-/// that type before ([`MethodId::resolve`] fills the cache). The cache is keyed by the name's
-/// whole content (up to 16 bytes), so a hit is never a wrong index; for a string literal
-/// the key is a constant and the lookup a few compares.
-#[inline(always)]
-fn cached_index(type_id: u16, name: &str) -> Option<u16> {
-    let (way, a, b, meta) = resolved_key(type_id, name)?;
-    let e = RESOLVED.try_with(|c| c.get(way).map(|e| e.get())).ok()??;
-    if e.0 != a || e.1 != b || e.2 & 0xffff_ffff != meta {
-        return None;
-    }
-    Some((e.2 >> 32) as u16)
 }
 
 /// A resolved method: calls through it skip the name lookup.
@@ -210,9 +350,9 @@ impl MethodId {
             ));
         }
         let desc = type_desc(type_id)?;
-        // A name resolved before (a string literal in a loop, most often) is found in a small
-        // per-thread cache.
-        if let Some(index) = cached_index(type_id, name) {
+        // The type's name table (built at compile time) first; the table's search for a name
+        // over 16 bytes and to report an unknown one.
+        if let Some(index) = static_index(type_id, name) {
             return Ok(MethodId {
                 type_id,
                 index,
@@ -222,23 +362,16 @@ impl MethodId {
         MethodId::resolve_slow(desc, name)
     }
 
-    /// [`MethodId::resolve`] of a name not in the cache: the table's search, then the cache.
+    /// [`MethodId::resolve`] of a name not in the type's name table: the table's search.
     #[cold]
     #[inline(never)]
     fn resolve_slow(desc: &TypeDesc, name: &str) -> Result<MethodId> {
         match desc.method_index(name) {
-            Some(i) => {
-                let id = desc.id;
-                if let Some((way, a, b, meta)) = resolved_key(id, name) {
-                    let e = (a, b, meta | (i as u64) << 32);
-                    let _ = RESOLVED.try_with(|c| c.get(way).map(|w| w.set(e)));
-                }
-                Ok(MethodId {
-                    type_id: id,
-                    index: i as u16,
-                    user: 0,
-                })
-            }
+            Some(i) => Ok(MethodId {
+                type_id: desc.id,
+                index: i as u16,
+                user: 0,
+            }),
             None => Err(Error::AttributeError(format!(
                 "'{}' object has no attribute '{name}'",
                 desc.typeid
@@ -813,51 +946,31 @@ pub(crate) const fn builtin_hooks(id: u16) -> FastHooks {
 }
 
 /// Calls method `name` by name, as the proxies' `call_method_kw`: [`MethodId::resolve_in`]
-/// then [`call`], with a shortcut for a name this thread resolved on the type before (the
-/// per-thread cache of [`MethodId::resolve`]): straight to the type's fast hooks, then the
-/// general path. `static_type` is what a typed proxy knows at compile time: its type id and
-/// [`builtin_hooks`] (`None` for the dynamic `Proxy`); inlined with that constant, the hooks
-/// are called directly, and a `Lock`'s hook on the body offset its handle looked up once.
+/// then [`call`], with a shortcut for a built-in type: the method's index from the type's name
+/// table ([`static_index`]), then `fast`'s answer (the proxy's: [`fast_builtin`] or a typed
+/// proxy's own), then the general path. `static_type` is the type id a typed proxy knows at
+/// compile time (`None` for the dynamic `Proxy`): inlined with that constant and a string
+/// literal, the lookup folds to the index and `fast` to the one method's fast path.
 #[inline(always)]
 pub(crate) fn call_by_name(
     h: &Handle,
-    static_type: Option<(u16, FastHooks)>,
+    static_type: Option<u16>,
+    fast: &impl crate::proxy::CallFast,
     name: &str,
     args: &[Value],
     kwargs: Kwargs<'_>,
 ) -> Result<Value> {
     let (core, token) = (&*h.core, &h.token);
-    let hooks = match static_type {
-        Some((id, hooks)) if id == token.type_id => Some((id, hooks)),
+    let type_id = match static_type {
+        Some(id) if id == token.type_id => Some(id),
         Some(_) => None,
-        None => by_id()
-            .get(usize::from(token.type_id))
-            .copied()
-            .flatten()
-            .map(|d| {
-                // (A dynamic proxy does not use a fixed body.)
-                let hooks = FastHooks {
-                    fixed: None,
-                    ..d.hooks
-                };
-                (d.id, hooks)
-            }),
+        None => Some(token.type_id),
     };
-    if let Some((type_id, hooks)) = hooks {
-        if let Some(index) = cached_index(type_id, name) {
+    if let Some(type_id) = type_id {
+        if let Some(index) = static_index(type_id, name) {
             if kwargs.is_empty() {
-                let m = usize::from(index);
-                if let Some(f) = hooks.fixed {
-                    if let Some(v) = h.fixed_body().ok().and_then(|b| f(core, b, m, args)) {
-                        return Ok(v);
-                    }
-                } else {
-                    if let Some(v) = hooks.read.and_then(|f| f(core, token, m, args)) {
-                        return Ok(v);
-                    }
-                    if let Some(v) = hooks.write.and_then(|f| f(core, token, m, args)) {
-                        return Ok(v);
-                    }
+                if let Some(v) = fast.fast_by_index(usize::from(index), args) {
+                    return Ok(v);
                 }
             }
             let mid = MethodId {
@@ -871,7 +984,30 @@ pub(crate) fn call_by_name(
     call_by_name_slow(core, token, name, args, kwargs)
 }
 
-/// [`call_by_name`] of a name not in the cache, or on a user-registered type.
+/// The fast answer to method `m` of built-in type `type_id` on the object `h` holds, for
+/// [`call_by_name`]: `None` to take the general path. Lists, values and arrays answer on the
+/// handle's pinned slot (`Handle::read_optimistic`/`write_fast`), a `Lock` on the body offset
+/// the handle looked up once (`Handle::fixed_body`), other types through their descriptor's
+/// [`FastHooks`]. Inlined with a constant `type_id` (a typed proxy's), the `match` goes.
+#[inline(always)]
+pub(crate) fn fast_builtin(h: &Handle, type_id: u16, m: usize, args: &[Value]) -> Option<Value> {
+    match type_id {
+        type_ids::LIST => types::list::fast_call(h, m, args),
+        type_ids::VALUE => types::value::fast_call(h, m, args),
+        type_ids::ARRAY => types::array::fast_call(h, m, args),
+        type_ids::LOCK => types::lock::fast_fixed(&h.core, h.fixed_body().ok()?, m, args),
+        _ => {
+            let hooks = builtin_hooks(type_id);
+            let (core, token) = (&*h.core, &h.token);
+            if let Some(v) = hooks.read.and_then(|f| f(core, token, m, args)) {
+                return Some(v);
+            }
+            hooks.write.and_then(|f| f(core, token, m, args))
+        }
+    }
+}
+
+/// [`call_by_name`] of a name not in its type's name table, or on a user-registered type.
 #[inline(never)]
 fn call_by_name_slow(
     core: &Core,
@@ -1112,22 +1248,54 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_answers_only_for_the_name_and_type_it_was_filled_for() {
-        let get = MethodId::resolve(type_ids::DICT, "get").unwrap();
-        assert_eq!(cached_index(type_ids::DICT, "get"), Some(get.index));
-        // The same name on another type, and another name of the same length: not this entry.
-        assert_eq!(cached_index(type_ids::VALUE, "get"), None); // not resolved on this thread
-        assert_eq!(cached_index(type_ids::DICT, "gex"), None);
-        let from_runtime = String::from_utf8(b"get".to_vec()).unwrap();
-        assert_eq!(cached_index(type_ids::DICT, &from_runtime), Some(get.index));
-        let vget = MethodId::resolve(type_ids::VALUE, "get").unwrap();
-        assert_eq!(cached_index(type_ids::VALUE, "get"), Some(vget.index));
-        // (Evicted if both landed in one way; never the other type's index.)
-        let again = cached_index(type_ids::DICT, "get");
-        assert!(again.is_none() || again == Some(get.index));
-        let long = "a_method_name_longer_than_16";
-        assert!(MethodId::resolve(type_ids::LIST, long).is_err());
-        assert_eq!(cached_index(type_ids::LIST, long), None);
+    fn the_name_tables_find_every_method_and_nothing_else() {
+        for (pos, d) in TYPES.iter().enumerate() {
+            assert_eq!(
+                usize::from(NAME_POS[usize::from(d.id)]),
+                pos,
+                "{}",
+                d.typeid
+            );
+            for (i, m) in d.methods.iter().enumerate() {
+                // The compile-time key is the run-time one.
+                assert_eq!(
+                    name_key_const(m.name.as_bytes()),
+                    name_key(m.name.as_bytes()),
+                    "{}",
+                    m.name
+                );
+                let from_runtime = String::from_utf8(m.name.as_bytes().to_vec()).unwrap();
+                let want = (m.name.len() <= 16).then_some(i as u16);
+                assert_eq!(static_index(d.id, m.name), want, "{}.{}", d.typeid, m.name);
+                assert_eq!(static_index(d.id, &from_runtime), want, "{}", m.name);
+                // Long names too resolve, by the table's search.
+                let mid = MethodId::resolve(d.id, m.name).unwrap();
+                assert_eq!((mid.type_id, mid.index), (d.id, i as u16), "{}", m.name);
+            }
+            // Names that are not methods: none is taken for one (every name of every type
+            // tried on this one, and near misses).
+            for other in TYPES {
+                for m in other.methods {
+                    let here = d.method_index(m.name);
+                    let got = static_index(d.id, m.name).map(usize::from);
+                    assert!(got.is_none() || got == here, "{} on {}", m.name, d.typeid);
+                    let mut near = m.name.as_bytes().to_vec();
+                    if let Some(c) = near.last_mut() {
+                        *c ^= 1;
+                    }
+                    let near = String::from_utf8(near).unwrap();
+                    let got = static_index(d.id, &near).map(usize::from);
+                    assert_eq!(got, d.method_index(&near).filter(|_| near.len() <= 16));
+                }
+            }
+            assert_eq!(static_index(d.id, ""), None);
+            assert_eq!(static_index(d.id, "no_such_method"), None);
+        }
+        // No table for a type id that is no built-in type's.
+        assert_eq!(static_index(0, "append"), None);
+        assert_eq!(static_index(200, "append"), None);
+        assert_eq!(static_index(type_ids::FIRST_USER, "append"), None);
+        assert_eq!(static_index(u16::MAX, "append"), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! `call_method` by name goes through a per-thread cache of resolved names keyed by the name's
-//! address, length and type (see `dispatch::call_by_name`). These tests try to fool it: names
-//! rewritten in place (same address, same length), one name on several types and stores,
-//! names built at run time, and every error the general path gives, through a cached name.
+//! `call_method` by name finds the method in its type's name table, built at compile time and
+//! keyed by the name's whole content (see `dispatch::call_by_name`; it was a per-thread cache
+//! before). These tests try to fool it: names rewritten in place (same address, same length),
+//! one name on several types and stores, names built at run time, every error the general path
+//! gives, and objects freed under their proxies.
 
 mod common;
 
@@ -287,4 +288,105 @@ fn primitive_arrays_and_values_through_call_method() {
         v.call_method("get", ()),
         Err(Error::OverflowError(_))
     ));
+}
+
+/// An object freed under its proxy (one reference dropped too many, as a buggy caller could)
+/// whose slot a new object of another type took: `call_method` by name must not run the old
+/// type's fast path on the new object, and gives the general path's error (what `call_id`
+/// gives), leaving the new object as it was.
+#[test]
+fn a_freed_object_whose_slot_another_type_took_is_not_called() {
+    let (store, _c) = store("cmc-reused");
+    let core = store.core();
+    let l = store.list([1, 2, 3]).unwrap();
+    let a = store.array([1i64, 2, 3]).unwrap();
+    let v = store.value_of(7i64).unwrap();
+    let cv = store.value(7).unwrap();
+    let dynamic = Proxy::from(store.list([4, 5]).unwrap());
+    // Warm: every call below answered once on the live objects.
+    assert_eq!(l.call_method("__len__", ()).unwrap(), Value::Int(3));
+    assert_eq!(a.call_method("__getitem__", (0,)).unwrap(), Value::Int(1));
+    assert_eq!(v.call_method("get", ()).unwrap(), Value::Int(7));
+    assert_eq!(cv.call_method("get", ()).unwrap(), Value::Int(7));
+    assert_eq!(dynamic.call_method("__len__", ()).unwrap(), Value::Int(2));
+    type Call<'a> = Box<dyn Fn() -> shmstore::Result<Value> + 'a>;
+    let cases: Vec<(shmstore::Token, Call, Call)> = vec![
+        (
+            l.token(),
+            Box::new(|| l.call_method("__len__", ())),
+            Box::new(|| l.call_id(l.method_id("__len__")?, &[], &[])),
+        ),
+        (
+            l.token(),
+            Box::new(|| l.call_method("__setitem__", (0, 9))),
+            Box::new(|| l.call_id(l.method_id("__setitem__")?, &[0.into(), 9.into()], &[])),
+        ),
+        (
+            a.token(),
+            Box::new(|| a.call_method("__getitem__", (0,))),
+            Box::new(|| a.call_id(a.method_id("__getitem__")?, &[0.into()], &[])),
+        ),
+        (
+            v.token(),
+            Box::new(|| v.call_method("get", ())),
+            Box::new(|| v.call_id(v.method_id("get")?, &[], &[])),
+        ),
+        (
+            cv.token(),
+            Box::new(|| cv.call_method("set", (1,))),
+            Box::new(|| cv.call_id(cv.method_id("set")?, &[1.into()], &[])),
+        ),
+        (
+            dynamic.token(),
+            Box::new(|| dynamic.call_method("__len__", ())),
+            Box::new(|| dynamic.call_id(dynamic.method_id("__len__")?, &[], &[])),
+        ),
+    ];
+    let mut taken = Vec::new();
+    for (t, by_name, by_id) in &cases {
+        if !taken.iter().any(|(s, _)| *s == t.slot) {
+            // The proxy's reference, dropped behind its back: the object is freed...
+            shmstore::dispatch::release(core, t);
+            // ...and a dict takes its slot (the free-slot list hands it out next).
+            let d = store.dict([(1, 2)]).unwrap();
+            assert_eq!(d.token().slot, t.slot, "the slot was not reused");
+            assert_ne!(d.token().type_id, t.type_id);
+            taken.push((t.slot, d));
+        }
+        let want = by_id();
+        assert!(want.is_err(), "{want:?}");
+        for _ in 0..2 {
+            assert_eq!(by_name(), want);
+        }
+    }
+    for (_, d) in &taken {
+        assert_eq!(d.to_str().unwrap(), "{1: 2}");
+        assert_eq!(d.len().unwrap(), 1);
+    }
+    drop(cases);
+    // The stale proxies' references are gone already: dropping them would drop the dicts'.
+    std::mem::forget((l, a, v, cv, dynamic));
+}
+
+/// `value_of`/`array` of a plain-data type that is not a primitive number: `call_method` gives
+/// what the general path gives (bytes), whatever the typed fast path does.
+#[test]
+fn non_primitive_plain_data_through_call_method() {
+    let (store, _c) = store("cmc-nonprim");
+    let v = store.value_of(*b"abcd").unwrap();
+    let a = store.array([*b"ab", *b"cd"]).unwrap();
+    for _ in 0..2 {
+        let get = v.method_id("get").unwrap();
+        assert_eq!(
+            v.call_method("get", ()).unwrap(),
+            v.call_id(get, &[], &[]).unwrap()
+        );
+        assert_eq!(v.call_method("get", ()).unwrap(), Value::bytes(b"abcd"));
+        let gi = a.method_id("__getitem__").unwrap();
+        assert_eq!(
+            a.call_method("__getitem__", (1,)).unwrap(),
+            a.call_id(gi, &[Value::Int(1)], &[]).unwrap()
+        );
+        assert_eq!(a.call_method("__len__", ()).unwrap(), Value::Int(2));
+    }
 }

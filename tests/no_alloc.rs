@@ -9,7 +9,7 @@ mod common;
 use std::cell::Cell;
 
 use common::{unique, Cleanup};
-use shmstore::{Store, Value};
+use shmstore::{Proxy, Store, Value};
 
 struct Counting;
 
@@ -90,6 +90,7 @@ fn scalar_operations_allocate_nothing() {
         tv.set(i as u64).unwrap();
         assert_eq!(tv.get().unwrap(), i as u64);
         tv.call_method("set", (i + 1,)).unwrap();
+        assert_eq!(tv.call_method("get", ()).unwrap(), Value::Int(i + 1));
     });
 
     let a = store.array::<f64>(vec![0.0; 16]).unwrap();
@@ -102,12 +103,27 @@ fn scalar_operations_allocate_nothing() {
             Value::Float(2.0)
         );
         a.call_method("__setitem__", (1, 0.5)).unwrap();
+        assert_eq!(a.call_method("__len__", ()).unwrap(), Value::Int(16));
+    });
+
+    // The dynamic proxy's calls by name take the same fast paths.
+    let (pl, pa) = (Proxy::from(l.clone()), store.attach(&a.token()).unwrap());
+    assert_no_alloc("dynamic proxy", |i| {
+        assert_eq!(pl.call_method("__len__", ()).unwrap(), Value::Int(64));
+        assert_eq!(pl.call_method("__getitem__", (5,)).unwrap(), Value::Int(5));
+        pl.call_method("__setitem__", (i % 64, i % 64)).unwrap();
+        assert_eq!(
+            pa.call_method("__getitem__", (1,)).unwrap(),
+            Value::Float(0.5)
+        );
     });
 
     let lock = store.lock().unwrap();
     assert_no_alloc("lock", |_| {
         assert!(lock.acquire(true, None).unwrap());
         lock.release().unwrap();
+        assert_eq!(lock.call_method("acquire", ()).unwrap(), Value::Bool(true));
+        assert_eq!(lock.call_method("release", ()).unwrap(), Value::None);
     });
 
     let q = store.queue(0).unwrap();

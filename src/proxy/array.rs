@@ -47,7 +47,7 @@ pub struct ArrayProxy<T> {
     /// `T`'s record, computed once (its fingerprint hashes `T`'s name).
     elem: ElemType,
 }
-proxy_common!(typed crate::type_ids::ARRAY; impl[T: ::bytemuck::Pod] ArrayProxy<T> {
+proxy_common!(typed crate::type_ids::ARRAY => own; impl[T: ::bytemuck::Pod] ArrayProxy<T> {
     tag: "array",
     new: "store.array([1i32, 2, 3])?",
     call: ("__getitem__", "(-1,)", "[Value::Int(-1)]" => "Value::Int(3)"),
@@ -98,6 +98,12 @@ fn normalize(i: i64, len: usize) -> Option<usize> {
 }
 
 impl<T: Pod> ArrayProxy<T> {
+    /// `call_method`'s fast path (see `proxy_common!`): the array's, with `T` known.
+    #[inline(always)]
+    fn call_fast(&self, method: usize, args: &[crate::Value]) -> Option<crate::Value> {
+        array::fast_call_typed::<T>(&self.h, &self.elem, method, args)
+    }
+
     /// Runs `f` on the elements in place, under the lock.
     #[inline]
     fn with_slice<R>(&self, f: impl FnOnce(&mut [T]) -> Result<R>) -> Result<R> {

@@ -84,6 +84,13 @@ impl Drop for Handle {
     }
 }
 
+/// A proxy's fast answer to a call by name (see `dispatch::call_by_name`), given the method's
+/// index: `None` to take the general path. `proxy_common!` implements it.
+pub(crate) trait CallFast {
+    /// The fast answer to method `m` with positional arguments `args`, or `None`.
+    fn fast_by_index(&self, m: usize, args: &[Value]) -> Option<Value>;
+}
+
 /// Positional arguments for `call_method`: `()` or a tuple of up to six `Into<Value>` items.
 ///
 /// # Examples
@@ -227,9 +234,11 @@ pub trait AsProxy {
 /// `method_id`, `call_id`, `get_value`, `token`, `to_str`, `Display`, `Debug`, `From<&P> for
 /// Value`. The type must have a field `h: Arc<Handle>`. A generic proxy names its parameters:
 /// `proxy_common!(impl[T: Pod] UserProxy<T> { … })`. A proxy of one built-in type says which,
-/// so that `call_method` knows its type and fast hooks at compile time:
-/// `proxy_common!(typed type_ids::LIST; ListProxy { … })`, or with other hooks than the type's
-/// own: `proxy_common!(typed type_ids::VALUE => value::POD_FAST_HOOKS; impl[T: Pod] … )`.
+/// so that `call_method` knows its type and fast path at compile time
+/// (`dispatch::fast_builtin` with a constant type id):
+/// `proxy_common!(typed type_ids::LIST; ListProxy { … })`, or with a fast path of its own, an
+/// inherent `fn call_fast(&self, method: usize, args: &[Value]) -> Option<Value>` (a proxy that
+/// knows its element type): `proxy_common!(typed type_ids::ARRAY => own; impl[T: Pod] … )`.
 ///
 /// The braces hold what the methods' doc examples need, as string literals: `tag` (the store
 /// name's suffix), optional `setup` lines, `new` (an expression making the proxy `p` from
@@ -238,18 +247,48 @@ pub trait AsProxy {
 /// (lines checking `to_str`) and `typeid`.
 macro_rules! proxy_common {
     (typed $id:expr; $ty:ident $doc:tt) => {
-        proxy_common!(@go [Some(const { ($id, $crate::dispatch::builtin_hooks($id)) })] impl[] $ty $doc);
+        impl $crate::proxy::CallFast for $ty {
+            #[inline(always)]
+            fn fast_by_index(&self, m: usize, a: &[$crate::Value]) -> Option<$crate::Value> {
+                $crate::dispatch::fast_builtin(&self.h, $id, m, a)
+            }
+        }
+        proxy_common!(@go [Some($id)] impl[] $ty $doc);
     };
-    (typed $id:expr => $hooks:expr; impl[$($g:tt)*] $ty:ty { $($doc:tt)* }) => {
-        proxy_common!(@go [Some(const { ($id, $hooks) })] impl[$($g)*] $ty { $($doc)* });
+    (typed $id:expr => own; impl[$($g:tt)*] $ty:ty { $($doc:tt)* }) => {
+        impl<$($g)*> $crate::proxy::CallFast for $ty {
+            #[inline(always)]
+            fn fast_by_index(&self, m: usize, a: &[$crate::Value]) -> Option<$crate::Value> {
+                self.call_fast(m, a)
+            }
+        }
+        proxy_common!(@go [Some($id)] impl[$($g)*] $ty { $($doc)* });
     };
     (typed $id:expr; impl[$($g:tt)*] $ty:ty { $($doc:tt)* }) => {
-        proxy_common!(@go [Some(const { ($id, $crate::dispatch::builtin_hooks($id)) })] impl[$($g)*] $ty { $($doc)* });
+        impl<$($g)*> $crate::proxy::CallFast for $ty {
+            #[inline(always)]
+            fn fast_by_index(&self, m: usize, a: &[$crate::Value]) -> Option<$crate::Value> {
+                $crate::dispatch::fast_builtin(&self.h, $id, m, a)
+            }
+        }
+        proxy_common!(@go [Some($id)] impl[$($g)*] $ty { $($doc)* });
     };
     ($ty:ident $doc:tt) => {
+        impl $crate::proxy::CallFast for $ty {
+            #[inline(always)]
+            fn fast_by_index(&self, m: usize, a: &[$crate::Value]) -> Option<$crate::Value> {
+                $crate::dispatch::fast_builtin(&self.h, self.h.token.type_id, m, a)
+            }
+        }
         proxy_common!(@go [None] impl[] $ty $doc);
     };
     (impl[$($g:tt)*] $ty:ty { $($doc:tt)* }) => {
+        impl<$($g)*> $crate::proxy::CallFast for $ty {
+            #[inline(always)]
+            fn fast_by_index(&self, m: usize, a: &[$crate::Value]) -> Option<$crate::Value> {
+                $crate::dispatch::fast_builtin(&self.h, self.h.token.type_id, m, a)
+            }
+        }
         proxy_common!(@go [None] impl[$($g)*] $ty { $($doc)* });
     };
     (@go [$static_type:expr] impl[$($g:tt)*] $ty:ty {
@@ -326,6 +365,7 @@ macro_rules! proxy_common {
                 let r = $crate::dispatch::call_by_name(
                     &self.h,
                     $static_type,
+                    self,
                     name,
                     a.as_ref(),
                     kwargs,

@@ -342,7 +342,7 @@ pub struct TypedValueProxy<T> {
     /// `T`'s record, computed once (its fingerprint hashes `T`'s name).
     elem: ElemType,
 }
-proxy_common!(typed crate::type_ids::VALUE => crate::types::value::POD_FAST_HOOKS; impl[T: ::bytemuck::Pod] TypedValueProxy<T> {
+proxy_common!(typed crate::type_ids::VALUE => own; impl[T: ::bytemuck::Pod] TypedValueProxy<T> {
     tag: "tvalue",
     new: "store.value_of(7i32)?",
     call: ("get", "()", "[]" => "Value::Int(7)"),
@@ -386,6 +386,12 @@ impl<T: Pod> TryFrom<Proxy> for TypedValueProxy<T> {
 }
 
 impl<T: Pod> TypedValueProxy<T> {
+    /// `call_method`'s fast path (see `proxy_common!`): the value's, with `T` known.
+    #[inline(always)]
+    fn call_fast(&self, method: usize, args: &[Value]) -> Option<Value> {
+        value::fast_call_typed::<T>(&self.h, &self.elem, method, args)
+    }
+
     #[inline]
     fn with<R>(&self, f: impl FnOnce(&mut Ctx<'_>) -> Result<R>) -> Result<R> {
         dispatch::with_object(&self.h.core, &self.h.token, f)

@@ -43,6 +43,7 @@ use crate::arena::{Arena, Offset};
 use crate::cell::{self, Cell};
 use crate::core::Core;
 use crate::error::{Error, Result};
+use crate::proxy::Handle;
 use crate::token::{type_ids, Token};
 use crate::value::{Slice, Value};
 
@@ -316,9 +317,13 @@ pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> O
 /// `__len__()` without the lock, for [`fast_read`].
 #[inline(never)]
 fn len_value_fast(core: &Core, token: &Token) -> Option<Value> {
-    crate::dispatch::read_optimistic(core, token, |a, body| {
-        Some(Value::Int(i64::try_from(a.load_u64_racy(body).ok()?).ok()?))
-    })
+    crate::dispatch::read_optimistic(core, token, len_value_racy)
+}
+
+/// The length as a `Value`, read without the lock (see [`len_racy`]: it never changes).
+#[inline(always)]
+fn len_value_racy(a: &Arena, body: u64) -> Option<Value> {
+    Some(Value::Int(i64::try_from(a.load_u64_racy(body).ok()?).ok()?))
 }
 
 /// `__getitem__(i)` of a primitive element without the lock, for [`fast_read`].
@@ -326,14 +331,136 @@ fn len_value_fast(core: &Core, token: &Token) -> Option<Value> {
 fn getitem_fast(core: &Core, token: &Token, i: i64) -> Option<Value> {
     // The element's bits are copied out under the sequence and decoded once the read is
     // validated.
-    let (kind, bits) = crate::dispatch::read_optimistic(core, token, |a, body| {
-        let [len, data] = a.load_words_racy::<2>(body)?;
-        let kind = prim_kind_racy(a, body.checked_add(16)?)?;
-        let i = normalize(i, len)?;
-        let at = data.checked_add(i.checked_mul(u64::from(kind.size()))?)?;
-        Some((kind, load_prim_racy(a, at, kind.size())?))
-    })?;
+    let (kind, bits) = crate::dispatch::read_optimistic(core, token, |a, b| getitem_bits(a, b, i))?;
     pod::scalar_of(kind, bits)
+}
+
+/// Element `i`'s primitive kind and bits, read without the lock: `None` for an element of
+/// another kind or an index out of range.
+#[inline(always)]
+fn getitem_bits(a: &Arena, body: u64, i: i64) -> Option<(pod::Kind, [u8; 8])> {
+    let [len, data] = a.load_words_racy::<2>(body)?;
+    let kind = prim_kind_racy(a, body.checked_add(16)?)?;
+    let i = normalize(i, len)?;
+    let at = data.checked_add(i.checked_mul(u64::from(kind.size()))?)?;
+    Some((kind, load_prim_racy(a, at, kind.size())?))
+}
+
+/// `call_method`'s fast path on the handle's pinned slot (`Handle::read_optimistic`,
+/// `Handle::write_fast`), for a dynamic proxy's `call_method` (see `dispatch::fast_builtin`):
+/// the answers of [`fast_read`] and [`fast_write`], without finding the slot again.
+#[inline(always)]
+pub(crate) fn fast_call(h: &Handle, method: usize, args: &[Value]) -> Option<Value> {
+    match (method, args) {
+        (M_LEN, []) => len_at(h),
+        (M_GETITEM, [Value::Int(i)]) => getitem_at(h, *i),
+        (M_SETITEM, [Value::Int(i), x]) => setitem_at(h, *i, x),
+        _ => None,
+    }
+}
+
+/// [`fast_call`] for an `ArrayProxy<T>`, whose element record is `want` (`T`'s): `__getitem__`
+/// reads a `T` as the typed `get` does ([`getitem_typed`]); the rest as [`fast_call`].
+#[inline(always)]
+pub(crate) fn fast_call_typed<T: Pod>(
+    h: &Handle,
+    want: &ElemType,
+    method: usize,
+    args: &[Value],
+) -> Option<Value> {
+    match (method, args) {
+        (M_GETITEM, [Value::Int(i)]) => getitem_typed::<T>(h, want, *i),
+        _ => fast_call(h, method, args),
+    }
+}
+
+/// `__getitem__(i)` of an array of `T` (whose record is `want`) without the lock: the element
+/// read as a `T` when the array's record is exactly `want` (fingerprint, size and alignment,
+/// kind), then converted by `want`'s primitive kind, as the locked path converts by the
+/// array's record. `None` for a `T` that is not a primitive number, a record that differs, an
+/// index out of range (the general path answers).
+// Always inlined, as the typed `get` is inlined: the read of a `T` is the whole call.
+#[inline(always)]
+fn getitem_typed<T: Pod>(h: &Handle, want: &ElemType, i: i64) -> Option<Value> {
+    let kind = prim_kind_of::<T>();
+    if kind == pod::Kind::Other || kind as u32 != want.kind {
+        return None;
+    }
+    // (The closure always inlined, as a call site's only one would be: this one is shared by
+    // every call site of `getitem_typed::<T>`.)
+    let x = h.read_optimistic(
+        #[inline(always)]
+        |a, body| get_exact_racy::<T>(a, body, want, i),
+    )?;
+    let mut bits = [0u8; 8];
+    bits.get_mut(..size_of::<T>())?
+        .copy_from_slice(bytemuck::bytes_of(&x));
+    pod::scalar_of(kind, bits)
+}
+
+/// Element `i` of an array whose element record is exactly `want` (every word of it), read
+/// without the lock as a `T`, for [`getitem_typed`]: `None` for another record or an index out
+/// of range.
+#[inline(always)]
+fn get_exact_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType, i: i64) -> Option<T> {
+    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    let want_kr: u64 = bytemuck::cast([want.kind, want.reserved]);
+    let [len, data, fingerprint, size_align, kr] = a.load_words_racy::<5>(body)?;
+    if fingerprint != want.fingerprint || size_align != want_sa || kr != want_kr {
+        return None;
+    }
+    let i = normalize(i, len)?;
+    a.load_pod_racy::<T>(data.checked_add(i.checked_mul(want.stride())?)?)
+}
+
+/// The primitive kind of `T`, by its type id (so, for a given `T`, a constant the compiler folds
+/// into the conversion's one arm): what [`ElemType::of`] records for a primitive number, `Other`
+/// for any other type. The fast paths check it against the record they hold (`want.kind`).
+#[inline(always)]
+pub(crate) fn prim_kind_of<T: Pod>() -> pod::Kind {
+    use pod::Kind;
+    use std::any::TypeId;
+    let t = TypeId::of::<T>();
+    let kinds = [
+        (TypeId::of::<i8>(), Kind::I8),
+        (TypeId::of::<u8>(), Kind::U8),
+        (TypeId::of::<i16>(), Kind::I16),
+        (TypeId::of::<u16>(), Kind::U16),
+        (TypeId::of::<i32>(), Kind::I32),
+        (TypeId::of::<u32>(), Kind::U32),
+        (TypeId::of::<i64>(), Kind::I64),
+        (TypeId::of::<u64>(), Kind::U64),
+        (TypeId::of::<f32>(), Kind::F32),
+        (TypeId::of::<f64>(), Kind::F64),
+        (TypeId::of::<isize>(), Kind::Isize),
+        (TypeId::of::<usize>(), Kind::Usize),
+    ];
+    for (id, k) in kinds {
+        if t == id && k.size() as usize == size_of::<T>() {
+            return k;
+        }
+    }
+    Kind::Other
+}
+
+/// [`len_value_fast`] on the handle's pinned slot.
+#[inline(never)]
+fn len_at(h: &Handle) -> Option<Value> {
+    h.read_optimistic(len_value_racy)
+}
+
+/// [`getitem_fast`] on the handle's pinned slot.
+#[inline(never)]
+fn getitem_at(h: &Handle, i: i64) -> Option<Value> {
+    let (kind, bits) = h.read_optimistic(|a, b| getitem_bits(a, b, i))?;
+    pod::scalar_of(kind, bits)
+}
+
+/// [`setitem_fast`] on the handle's pinned slot.
+#[inline(never)]
+fn setitem_at(h: &Handle, i: i64, x: &Value) -> Option<Value> {
+    h.write_fast(|a, body| setitem_step(a, body, i, x))?;
+    Some(Value::None)
 }
 
 /// The primitive kind of the element type record at `off`, read without the lock: what
@@ -447,17 +574,22 @@ pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> 
 fn setitem_fast(core: &Core, token: &Token, i: i64, x: &Value) -> Option<Value> {
     // What `set_fast` does with the record read from the body itself (so no record to compare),
     // without a division or a call to `memcpy` (see `prim_elem_racy`, `store_prim`).
-    crate::dispatch::write_fast(core, token, |a, body| {
-        let [len, data] = a.load_words_racy::<2>(body)?;
-        let e = prim_elem_racy(a, body.checked_add(16)?)?;
-        let mut buf = [0u8; 8];
-        let bytes = buf.get_mut(..e.size as usize)?;
-        pod::from_value(&e, x, bytes).ok()?;
-        let i = normalize(i, len)?;
-        let at = data.checked_add(i.checked_mul(u64::from(e.size))?)?;
-        store_prim(a, at, e.align, bytes)
-    })?;
+    crate::dispatch::write_fast(core, token, |a, body| setitem_step(a, body, i, x))?;
     Some(Value::None)
+}
+
+/// The write of [`setitem_fast`], under the lock and the write: `x` converted by the array's
+/// record and stored in element `i`; `None`, having written nothing, when it cannot be.
+#[inline(always)]
+fn setitem_step(a: &Arena, body: u64, i: i64, x: &Value) -> Option<()> {
+    let [len, data] = a.load_words_racy::<2>(body)?;
+    let e = prim_elem_racy(a, body.checked_add(16)?)?;
+    let mut buf = [0u8; 8];
+    let bytes = buf.get_mut(..e.size as usize)?;
+    pod::from_value(&e, x, bytes).ok()?;
+    let i = normalize(i, len)?;
+    let at = data.checked_add(i.checked_mul(u64::from(e.size))?)?;
+    store_prim(a, at, e.align, bytes)
 }
 
 #[cold]
@@ -926,6 +1058,35 @@ fn m_repr(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn prim_kind_of_is_what_elem_type_records() {
+        use super::{pod::ElemType, prim_kind_of};
+        fn check<T: bytemuck::Pod>() {
+            assert_eq!(
+                prim_kind_of::<T>() as u32,
+                ElemType::of::<T>().kind,
+                "{}",
+                std::any::type_name::<T>()
+            );
+        }
+        check::<i8>();
+        check::<u8>();
+        check::<i16>();
+        check::<u16>();
+        check::<i32>();
+        check::<u32>();
+        check::<i64>();
+        check::<u64>();
+        check::<f32>();
+        check::<f64>();
+        check::<isize>();
+        check::<usize>();
+        check::<[u8; 4]>();
+        check::<[i64; 1]>();
+        check::<[u16; 2]>();
+        check::<()>();
+    }
+
     #[test]
     fn prim_kind_racy_agrees_with_elem_racy_and_kind() {
         let a = Arena::heap(64);

@@ -49,6 +49,7 @@ use crate::cell::{self, Cell, CELL_SIZE};
 use crate::core::Core;
 use crate::dispatch;
 use crate::error::{Error, Result};
+use crate::proxy::Handle;
 use crate::token::{type_ids, Token};
 use crate::value::{Slice, Value};
 
@@ -830,6 +831,61 @@ fn append_value_fast(core: &Core, token: &Token, v: &Value) -> Option<Value> {
 #[inline(never)]
 fn pop_value_fast(core: &Core, token: &Token, i: i64) -> Option<Value> {
     dispatch::write_fast(core, token, |a, b| pop_fast(a, b, i))
+}
+
+/// `call_method`'s fast path on the handle's pinned slot (`Handle::read_optimistic`,
+/// `Handle::write_fast`), for a proxy's `call_method` (see `dispatch::fast_builtin`): the
+/// answers of [`fast_read`] and [`fast_write`], without finding the slot again.
+// Inlined into the proxy's `call_method`: for a method index known at compile time, only its
+// arm is left.
+#[inline(always)]
+pub(crate) fn fast_call(h: &Handle, method: usize, args: &[Value]) -> Option<Value> {
+    match (method, args) {
+        (M_LEN, []) => {
+            // (A closure, as in `len_value_fast`; always inlined: this one is shared by every
+            // call site of `fast_call`.)
+            #[allow(clippy::redundant_closure)]
+            let n = h.read_optimistic(
+                #[inline(always)]
+                |a, b| len_racy(a, b),
+            )?;
+            Some(Value::Int(i64::try_from(n).ok()?))
+        }
+        (M_GETITEM, [Value::Int(i)]) => getitem_at(h, *i),
+        (M_SETITEM, [Value::Int(i), v]) => setitem_at(h, *i, v),
+        (M_APPEND, [v]) => append_at(h, v),
+        (M_POP, []) => pop_at(h, -1),
+        (M_POP, [Value::Int(i)]) => pop_at(h, *i),
+        _ => None,
+    }
+}
+
+/// [`getitem_fast`] on the handle's pinned slot.
+#[inline(never)]
+fn getitem_at(h: &Handle, i: i64) -> Option<Value> {
+    h.read_optimistic(|a, b| get_racy(a, b, i))?.inline_value()
+}
+
+/// [`setitem_fast`] on the handle's pinned slot.
+#[inline(never)]
+fn setitem_at(h: &Handle, i: i64, v: &Value) -> Option<Value> {
+    let c = Cell::scalar(v)?;
+    h.write_fast(|a, b| set_fast(a, b, i, c))?;
+    Some(Value::None)
+}
+
+/// [`append_value_fast`] on the handle's pinned slot.
+#[inline(never)]
+fn append_at(h: &Handle, v: &Value) -> Option<Value> {
+    let c = Cell::scalar(v)?;
+    h.write_fast(|a, b| append_fast(a, b, c))?;
+    Some(Value::None)
+}
+
+/// [`pop_value_fast`] on the handle's pinned slot.
+#[inline(never)]
+fn pop_at(h: &Handle, i: i64) -> Option<Value> {
+    h.write_fast(|a, b| pop_fast(a, b, i))
 }
 
 /// `l[i] = v`.

@@ -137,15 +137,16 @@ pub fn fast_write(core: &Core, token: &Token, method: usize, args: &[Value]) -> 
 /// assert_eq!(fast_fixed(core, body, release, &[]), None); // the general path raises
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-// Inlined into a `LockProxy`'s `call_method`: the `match` of `fast_kind` only.
-#[inline]
+// Inlined into a `LockProxy`'s `call_method`: for a method index known at compile time,
+// `fast_kind` is a constant and only the acquire or the release is left.
+#[inline(always)]
 pub fn fast_fixed(core: &Core, body: u64, method: usize, args: &[Value]) -> Option<Value> {
     fast_on(core, body, fast_kind(method, args)?)
 }
 
 /// Which fast call this is: `Some(true)` to acquire, `Some(false)` to release, `None` for
 /// anything else.
-#[inline]
+#[inline(always)]
 fn fast_kind(method: usize, args: &[Value]) -> Option<bool> {
     match (method, args) {
         (M_ACQUIRE | M_ENTER, []) => Some(true),
@@ -156,7 +157,7 @@ fn fast_kind(method: usize, args: &[Value]) -> Option<bool> {
 
 /// The fast acquire of a free lock or release of an uncontended one, on the word at `body`
 /// (inlined, as the typed `acquire` and `release` are).
-#[inline]
+#[inline(always)]
 fn fast_on(core: &Core, body: u64, acquire: bool) -> Option<Value> {
     let word = core.arena().words::<WordLock>(body).ok()?;
     // (`if`s rather than `then_some`, which builds the value before the test and copies it.)

@@ -48,6 +48,7 @@ use crate::arena::Offset;
 use crate::cell::{self, Cell};
 use crate::core::Core;
 use crate::error::{Error, Result};
+use crate::proxy::Handle;
 use crate::token::{type_ids, Token};
 use crate::value::Value;
 
@@ -147,9 +148,10 @@ pub const FAST_HOOKS: super::FastHooks = super::FastHooks {
     fixed: None,
 };
 
-/// [`FAST_HOOKS`] for a `TypedValueProxy`, whose value is plain data: its read tries the
-/// plain-data representation first ([`fast_read_pod_first`]). The same answers, in another
-/// order.
+/// [`FAST_HOOKS`] for a value that is most likely plain data: its read tries the plain-data
+/// representation first ([`fast_read_pod_first`]). The same answers, in another order. (A
+/// `TypedValueProxy`'s `call_method` reads its `T` on its pinned slot instead:
+/// `fast_call_typed`.)
 pub const POD_FAST_HOOKS: super::FastHooks = super::FastHooks {
     read: Some(fast_read_pod_first),
     write: Some(fast_write),
@@ -777,6 +779,94 @@ fn get_pod_first_fast(core: &Core, token: &Token) -> Option<Value> {
         return pod::scalar_of(kind, bits);
     }
     get_call_fast(core, token)
+}
+
+/// `call_method`'s fast path on the handle's pinned slot (`Handle::read_optimistic`,
+/// `Handle::write_fast`), for a proxy's `call_method` (see `dispatch::fast_builtin`): the
+/// answers of [`fast_read`] and [`fast_write`], without finding the slot again.
+#[inline(always)]
+pub(crate) fn fast_call(h: &Handle, method: usize, args: &[Value]) -> Option<Value> {
+    match (method, args) {
+        (M_GET, []) => get_at(h),
+        (M_GETATTRIBUTE, [Value::Str(a)]) if a == "value" || a == "_value" => get_at(h),
+        (M_SET, [x]) => set_at(h, x),
+        (M_SETATTR, [Value::Str(name), x]) if name == "value" || name == "_value" => set_at(h, x),
+        _ => None,
+    }
+}
+
+/// [`fast_call`] for a `TypedValueProxy<T>`, whose element record is `want` (`T`'s): `get()`
+/// reads a `T` as the typed `get` does ([`get_typed`]), then as [`fast_call`]; the rest as
+/// [`fast_call`].
+#[inline(always)]
+pub(crate) fn fast_call_typed<T: Pod>(
+    h: &Handle,
+    want: &ElemType,
+    method: usize,
+    args: &[Value],
+) -> Option<Value> {
+    match (method, args) {
+        (M_GET, []) => get_typed::<T>(h, want).or_else(|| get_at(h)),
+        _ => fast_call(h, method, args),
+    }
+}
+
+/// `get()` of a plain-data value of `T` (whose record is `want`) without the lock: the current
+/// copy read as a `T` when the value's record is exactly `want` (fingerprint, size and
+/// alignment, kind), then converted by `want`'s primitive kind, as the locked path converts by
+/// the value's record. `None` for a `T` that is not a primitive number or a record that
+/// differs.
+// Always inlined, as the typed `get` is inlined: the read of a `T` is the whole call.
+#[inline(always)]
+fn get_typed<T: Pod>(h: &Handle, want: &ElemType) -> Option<Value> {
+    let kind = super::array::prim_kind_of::<T>();
+    if kind == Kind::Other || kind as u32 != want.kind {
+        return None;
+    }
+    // (The closure always inlined, as in `array::getitem_typed`.)
+    let x = h.read_optimistic(
+        #[inline(always)]
+        |a, body| get_exact_racy::<T>(a, body, want),
+    )?;
+    let mut bits = [0u8; 8];
+    bits.get_mut(..size_of::<T>())?
+        .copy_from_slice(bytemuck::bytes_of(&x));
+    pod::scalar_of(kind, bits)
+}
+
+/// A plain-data value whose element record is exactly `want` (every word of it), its current
+/// copy read without the lock as a `T`, for [`get_typed`]: `None` for cells or another record.
+#[inline(always)]
+fn get_exact_racy<T: Pod>(a: &crate::arena::Arena, body: u64, want: &ElemType) -> Option<T> {
+    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    let want_kr: u64 = bytemuck::cast([want.kind, want.reserved]);
+    let [w0, current, data, fingerprint, size_align, kr] = a.load_words_racy::<6>(body)?;
+    let repr: [u32; 2] = bytemuck::cast(w0);
+    if repr[0] != REPR_POD
+        || current > 1
+        || fingerprint != want.fingerprint
+        || size_align != want_sa
+        || kr != want_kr
+    {
+        return None;
+    }
+    a.load_pod_racy::<T>(data.checked_add(current * want.stride())?)
+}
+
+/// [`get_optimistic`] on the handle's pinned slot.
+#[inline(never)]
+fn get_at(h: &Handle) -> Option<Value> {
+    if let Some(c) = h.read_optimistic(get_racy) {
+        return c.inline_value();
+    }
+    pod_bits_value(h.read_optimistic(pod_bits_racy)?)
+}
+
+/// [`set_call_fast`] on the handle's pinned slot.
+#[inline(never)]
+fn set_at(h: &Handle, x: &Value) -> Option<Value> {
+    h.write_fast(|a, body| set_value_fast(a, body, x))?;
+    Some(Value::None)
 }
 
 /// The value read without the lock, or `None` when the locked path must answer: a cell is
