@@ -146,6 +146,21 @@ impl Cell {
         })
     }
 
+    /// [`Cell::scalar`] of `Value::Str(s)` without the `Value` (a borrowed dict key): the
+    /// inline cell of a str of at most 14 bytes, or None.
+    #[inline(always)]
+    pub(crate) fn short_str(s: &str) -> Option<Cell> {
+        (s.len() <= INLINE_MAX).then(|| Cell::inline(SSTR, s.as_bytes()))
+    }
+
+    /// The int of an int cell whose first word is its tag alone (as every int cell is
+    /// stored), without [`Cell::inline_value`]'s match: the dict's lock-free `get` tries this
+    /// first. `None` for any other cell.
+    #[inline(always)]
+    pub(crate) fn exact_int(&self) -> Option<i64> {
+        (self.w[0] == u64::from(INT)).then_some(self.w[1] as i64)
+    }
+
     /// The int this cell holds, if it is an int or a bool.
     ///
     /// # Examples
