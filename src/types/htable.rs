@@ -1078,9 +1078,11 @@ pub fn lookup_racy(a: &Arena, body: u64, shape: Shape, key: &RacyKey<'_>) -> Opt
 /// the live entry at offset `e` whose value cell (a set's: key cell) holds the words `cell`,
 /// `None` when the lock must answer.
 ///
-/// Only the header words the probe uses are checked (`log2_size`, `cap`, `nentries`), with the
-/// block's bounds: the sequence check drops a torn read, and the derived counts (`live`,
-/// `filled`) are the locked path's to check. Each load is bounds-checked by the arena again.
+/// Only the header words the probe uses are checked (`log2_size` in range, `nentries` below
+/// the index size): the sequence check drops a torn read, and `cap` and the derived counts
+/// (`live`, `filled`) are the locked path's to check. Every load is bounds-checked by the
+/// arena, and an index slot naming an entry at or past `nentries` sends the lookup to the
+/// lock.
 #[inline(always)]
 pub(crate) fn probe_racy(
     a: &Arena,
@@ -1103,11 +1105,11 @@ pub(crate) fn probe_racy(
         return None;
     }
     let esize = shape.esize();
+    // No overflow below: `size` is at most 2**30, `nentries` below it, and `toff` was just
+    // read from inside the arena. Each load is bounds-checked by the arena (a table that does
+    // not fit fails one of them: the lock answers).
     let index = toff + HDR;
     let entries = index + size * 4;
-    // One range check for the index and every entry up to `nentries` (no overflow: `size` is
-    // at most 2**30, `nentries` below it, and `toff` was just read from inside the arena).
-    a.check(toff, HDR + size * 4 + nentries * esize, 16).ok()?;
     let mask = size - 1;
     let mut perturb = key.hash;
     let mut i = key.hash & mask;
