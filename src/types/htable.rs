@@ -1078,11 +1078,10 @@ pub fn lookup_racy(a: &Arena, body: u64, shape: Shape, key: &RacyKey<'_>) -> Opt
 /// the live entry at offset `e` whose value cell (a set's: key cell) holds the words `cell`,
 /// `None` when the lock must answer.
 ///
-/// Only the header words the probe uses are checked (`log2_size` in range, `nentries` below
-/// the index size): the sequence check drops a torn read, and `cap` and the derived counts
-/// (`live`, `filled`) are the locked path's to check. Every load is bounds-checked by the
-/// arena, and an index slot naming an entry at or past `nentries` sends the lookup to the
-/// lock.
+/// Only the header words the probe uses are checked (`log2_size`, `cap`, `nentries`): the
+/// sequence check drops a torn read, and the derived counts (`live`, `filled`) are the locked
+/// path's to check. Every load is bounds-checked by the arena, and an index slot naming an
+/// entry at or past `nentries` sends the lookup to the lock.
 #[inline(always)]
 pub(crate) fn probe_racy(
     a: &Arena,
@@ -1094,20 +1093,21 @@ pub(crate) fn probe_racy(
     if toff == 0 {
         return Some(None);
     }
-    let [log2, _cap, nentries] = a.load_words_racy::<3>(toff)?;
+    let [log2, cap, nentries] = a.load_words_racy::<3>(toff)?;
     // Out of range wraps to a huge value; the shift is masked so it cannot overflow, and a size
-    // computed from a bad `log2` is never used (the test fails first). Only what the probe
-    // needs is checked: entries up to `nentries` lie in the range checked below (`cap`, which
-    // a reader does not use, is the locked path's to check; a table always has
-    // `nentries <= cap < size`).
+    // computed from a bad `log2` is never used (the test fails first).
     let size = 1u64 << (log2 & 63);
-    if (log2.wrapping_sub(MIN_LOG2) > MAX_LOG2 - MIN_LOG2) | (nentries >= size) {
+    if (log2.wrapping_sub(MIN_LOG2) > MAX_LOG2 - MIN_LOG2)
+        | (cap != usable(size))
+        | (nentries > cap)
+    {
         return None;
     }
     let esize = shape.esize();
-    // No overflow below: `size` is at most 2**30, `nentries` below it, and `toff` was just
-    // read from inside the arena. Each load is bounds-checked by the arena (a table that does
-    // not fit fails one of them: the lock answers).
+    // No overflow below: `size` is at most 2**30, `nentries` at most two thirds of it, and
+    // `toff` was just read from inside the arena. Each load is bounds-checked by the arena (a
+    // table that does not fit fails one of them: the lock answers), so the block's range is
+    // not checked apart.
     let index = toff + HDR;
     let entries = index + size * 4;
     let mask = size - 1;
