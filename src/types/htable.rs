@@ -1078,10 +1078,9 @@ pub fn lookup_racy(a: &Arena, body: u64, shape: Shape, key: &RacyKey<'_>) -> Opt
 /// the live entry at offset `e` whose value cell (a set's: key cell) holds the words `cell`,
 /// `None` when the lock must answer.
 ///
-/// Only the header words the probe uses are checked (`log2_size`, `cap`, `nentries`): the
-/// sequence check drops a torn read, and the derived counts (`live`, `filled`) are the locked
-/// path's to check. Every load is bounds-checked by the arena, and an index slot naming an
-/// entry at or past `nentries` sends the lookup to the lock.
+/// Only the header words the probe uses are checked (`log2_size`, `cap`, `nentries`), with the
+/// block's bounds: the sequence check drops a torn read, and the derived counts (`live`,
+/// `filled`) are the locked path's to check. Each load is bounds-checked by the arena again.
 #[inline(always)]
 pub(crate) fn probe_racy(
     a: &Arena,
@@ -1104,12 +1103,13 @@ pub(crate) fn probe_racy(
         return None;
     }
     let esize = shape.esize();
-    // No overflow below: `size` is at most 2**30, `nentries` at most two thirds of it, and
-    // `toff` was just read from inside the arena. Each load is bounds-checked by the arena (a
-    // table that does not fit fails one of them: the lock answers), so the block's range is
-    // not checked apart.
     let index = toff + HDR;
     let entries = index + size * 4;
+    // One range check for the index and every entry up to `cap` (no overflow: `size` is at
+    // most 2**30 and `toff` was just read from inside the arena): a table that does not fit
+    // in the arena is damage, which the locked path reports, even where the slots a probe
+    // visits would fit.
+    a.check(toff, HDR + size * 4 + cap * esize, 16).ok()?;
     let mask = size - 1;
     let mut perturb = key.hash;
     let mut i = key.hash & mask;
