@@ -2039,6 +2039,33 @@ pub fn create(
 mod tests {
     use super::*;
 
+    /// A borrowed str key's cell and hash are its `Value`'s, for every length a cell holds
+    /// inline (and none past it), so `get_borrowed("k")` finds what `get("k")` finds.
+    #[test]
+    fn borrowed_str_keys_prepare_as_their_values() {
+        let store = crate::Store::create(
+            &format!("t{}-borrowed-str-keys", std::process::id()),
+            1 << 20,
+        )
+        .unwrap();
+        let core = store.core();
+        let text = "abcdefghijklmnopqrstuvwxyz\u{e9}\u{20ac}";
+        for start in 0..4 {
+            for end in start..=text.len() {
+                let Some(s) = text.get(start..end) else {
+                    continue; // not on a char boundary
+                };
+                let v = Value::from(s);
+                assert_eq!(Cell::short_str(s), Cell::scalar(&v), "{s:?}");
+                let (b, o) = (s.racy_key(core), RacyKey::new(core, &v));
+                assert_eq!(b.is_some(), s.len() <= 14, "{s:?}");
+                if let (Some(b), Some(o)) = (b, o) {
+                    assert_eq!((b.hash, b.cell), (o.hash, o.cell), "{s:?}");
+                }
+            }
+        }
+    }
+
     const BODY: u64 = 0;
     const TOFF: u64 = 64;
 
