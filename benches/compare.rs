@@ -419,6 +419,59 @@ fn main() {
             })),
         },
     );
+    let borrowed_note = "typed: get_borrowed/insert_borrowed(&str), no String; floor as str8";
+    run(
+        "dict_get_str_hit_borrowed",
+        "dict get str8 borrowed (hit)",
+        borrowed_note,
+        Cols {
+            plain: Some(looped(|i| {
+                black_box(plain.dict_get(str_word(&keys[j(i)])));
+            })),
+            robust: Some(looped(|i| {
+                black_box(robust.dict_get(str_word(&keys[j(i)])));
+            })),
+            typed: Some(looped(|i| {
+                black_box(ds.get_borrowed(keys[j(i)].as_str()).expect("get"));
+            })),
+            call: None,
+        },
+    );
+    run(
+        "dict_get_str_miss_borrowed",
+        "dict get str8 borrowed (miss)",
+        borrowed_note,
+        Cols {
+            plain: Some(looped(|i| {
+                black_box(plain.dict_get(str_word(&misses[j(i)])));
+            })),
+            robust: Some(looped(|i| {
+                black_box(robust.dict_get(str_word(&misses[j(i)])));
+            })),
+            typed: Some(looped(|i| {
+                black_box(ds.get_borrowed(misses[j(i)].as_str()).expect("get"));
+            })),
+            call: None,
+        },
+    );
+    run(
+        "dict_set_str_borrowed",
+        "dict set str8 borrowed (existing key)",
+        borrowed_note,
+        Cols {
+            plain: Some(looped(|i| {
+                black_box(plain.dict_set(str_word(&keys[j(i)]), i as i64));
+            })),
+            robust: Some(looped(|i| {
+                black_box(robust.dict_set(str_word(&keys[j(i)]), i as i64));
+            })),
+            typed: Some(looped(|i| {
+                ds.insert_borrowed(keys[j(i)].as_str(), i as i64)
+                    .expect("set")
+            })),
+            call: None,
+        },
+    );
     let word_note = "floor: one i64 under the mutex";
     run(
         "value_get",

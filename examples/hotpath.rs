@@ -7,7 +7,9 @@
 //! ```
 //!
 //! (instructions of the first run minus the second, divided by 100,000). Operations: `len`,
-//! `get`, `geti` (`get_as::<i64>`), `set`, `append` (+pop), `dget`/`dset` (int keys), `sget`/`sset` (8-byte str keys),
+//! `get`, `geti` (`get_as::<i64>`), `set`, `append` (+pop), `dget`/`dset` (int keys), `sget`/`sset` (8-byte str keys, each call given a
+//! `Value` cloned from a prepared one, as `get(&str)` builds one), `sgetb`/`ssetb` (the same keys
+//! borrowed: `get_borrowed(&str)`, `insert_borrowed`),
 //! `vget`/`vgeti`/`vset`, `tget`/`tset` (`value_of::<i64>`), `aget`/`aset` (`array::<i64>`), `lock`
 //! (acquire+release), `cm` (`call_method("__getitem__")`), `cid` (the same through `call_id`,
 //! resolved once), and more `call_method` by name: `cmlen` (list `__len__`; `cmlenm` matches
@@ -40,9 +42,8 @@ fn main() {
     let ds = store
         .dict((0..1024i64).map(|i| (format!("k{i:07}"), i)))
         .unwrap();
-    let keys: Vec<Value> = (0..1024i64)
-        .map(|i| Value::from(format!("k{i:07}")))
-        .collect();
+    let skeys: Vec<String> = (0..1024i64).map(|i| format!("k{i:07}")).collect();
+    let keys: Vec<Value> = skeys.iter().map(Value::from).collect();
     let v = store.value(5).unwrap();
     let a = store.array::<i64>(vec![0; 1024]).unwrap();
     let lk = store.lock().unwrap();
@@ -73,6 +74,12 @@ fn main() {
             black_box(ds.get(keys[k as usize].clone()).unwrap());
         }),
         "sset" => run(n, |i, k| ds.insert(keys[k as usize].clone(), i).unwrap()),
+        "sgetb" => run(n, |_, k| {
+            black_box(ds.get_borrowed(skeys[k as usize].as_str()).unwrap());
+        }),
+        "ssetb" => run(n, |i, k| {
+            ds.insert_borrowed(skeys[k as usize].as_str(), i).unwrap()
+        }),
         "vget" => run(n, |_, _| {
             black_box(v.get().unwrap());
         }),

@@ -146,6 +146,50 @@ impl Cell {
         })
     }
 
+    /// [`Cell::scalar`] of `Value::Str(s)` without the `Value` (a borrowed dict key): the
+    /// inline cell of a str of at most 14 bytes, or None. The two words are built in
+    /// registers from at most two 8-byte loads (the byte layout of [`Cell::inline`]: tag,
+    /// length, then the bytes, zero-padded), not stored byte by byte and read back.
+    #[inline(always)]
+    pub(crate) fn short_str(s: &str) -> Option<Cell> {
+        let b = s.as_bytes();
+        let n = b.len();
+        if n > INLINE_MAX {
+            return None;
+        }
+        if cfg!(target_endian = "big") {
+            return Some(Cell::inline(SSTR, b));
+        }
+        let head = u64::from(SSTR) | ((n as u64) << 8);
+        let w = if let (Some(first), Some(last)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+            // 8 to 14 bytes: bytes 0..6 fill the first word after tag and length; bytes
+            // 6..n, the high `n - 6` bytes of the last eight, the second.
+            [
+                head | (u64::from_le_bytes(*first) << 16),
+                u64::from_le_bytes(*last) >> (8 * (INLINE_MAX - n)),
+            ]
+        } else {
+            // Up to 7 bytes: the bytes as one little-endian word (two overlapping halves for
+            // 4 to 7, as `Mixer::short_bytes` reads them), split after its sixth byte.
+            let v = if let (Some(first), Some(last)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+                u64::from(u32::from_le_bytes(*first))
+                    | (u64::from(u32::from_le_bytes(*last)) << (8 * (n - 4)))
+            } else {
+                b.iter().rev().fold(0u64, |w, x| (w << 8) | u64::from(*x))
+            };
+            [head | (v << 16), v >> 48]
+        };
+        Some(Cell { w })
+    }
+
+    /// The int of an int cell whose first word is its tag alone (as every int cell is
+    /// stored), without [`Cell::inline_value`]'s match: the dict's lock-free `get` tries this
+    /// first. `None` for any other cell.
+    #[inline(always)]
+    pub(crate) fn exact_int(&self) -> Option<i64> {
+        (self.w[0] == u64::from(INT)).then_some(self.w[1] as i64)
+    }
+
     /// The int this cell holds, if it is an int or a bool.
     ///
     /// # Examples

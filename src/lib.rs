@@ -79,6 +79,7 @@ pub use proxy::{
 pub use store::{Stats, Store, StoreBuilder};
 pub use sync::LockHolder;
 pub use token::{type_ids, Token};
+pub use types::htable::KeyRef;
 pub use types::user::{register, UserMethod, UserMethodKw, UserType};
 pub use value::{Slice, SliceIndices, SliceIter, Value, MAX_DEPTH};
 

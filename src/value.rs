@@ -1422,9 +1422,10 @@ impl Value {
 }
 
 /// [`Value::hash_with_seed`] of a `str` (as `hash_into` hashes it), out of line and without
-/// `hash_into`'s dispatch.
+/// `hash_into`'s dispatch; also the hash of a borrowed `&str` dict key, which never becomes a
+/// `Value`.
 #[inline(never)]
-fn hash_str(seed: u64, s: &str) -> u64 {
+pub(crate) fn hash_str(seed: u64, s: &str) -> u64 {
     let mut mixer = Mixer(seed);
     mixer.word(hash_kind::STR);
     mixer.bytes(s.as_bytes());

@@ -183,6 +183,43 @@ fn scalar_operations_allocate_nothing() {
     });
     assert_eq!(d.len().unwrap(), 64);
 
+    // Borrowed keys (`KeyRef`): the 8-byte str keys of the benches, passed as `&str`, never
+    // become a `String` — a get (hit and miss), `get_item`, `contains`, a set `contains` and a
+    // scalar replacement of an existing key's value allocate nothing, with no key prepared
+    // beforehand.
+    let names: Vec<String> = (0..64).map(|i| format!("k{i:07}")).collect();
+    let s8 = store
+        .dict(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.as_str(), i as i64)),
+        )
+        .unwrap();
+    let set8 = store.set(names.iter().map(String::as_str)).unwrap();
+    assert_no_alloc("dict get/insert, borrowed str keys", |i| {
+        let k = (i % 64) as usize;
+        let key = names[k].as_str();
+        assert_eq!(s8.get_borrowed(key).unwrap(), Some(Value::Int(k as i64)));
+        assert_eq!(s8.get_borrowed("m0000000").unwrap(), None);
+        assert_eq!(
+            s8.get_item_borrowed(&names[k]).unwrap(),
+            Value::Int(k as i64)
+        );
+        assert!(s8.contains_borrowed(key).unwrap());
+        s8.insert_borrowed(key, k as i64 + 1).unwrap();
+        s8.insert_borrowed(key, k as i64).unwrap();
+        assert!(set8.contains_borrowed(key).unwrap());
+        assert!(!set8.contains_borrowed("m0000000").unwrap());
+        // Scalar keys through the same family.
+        assert_eq!(
+            d.get_borrowed(k as i64).unwrap(),
+            Some(Value::Int(k as i64))
+        );
+        d.insert_borrowed(k as i64, k as i64).unwrap();
+    });
+    assert_eq!(s8.len().unwrap(), 64);
+
     // The same lookups through the lock (this thread holds it, so the lock-free path is not
     // taken; `DictView` runs them under the held lock).
     let (mut hits, mut misses) = (str_keys().into_iter(), str_keys().into_iter());

@@ -8,7 +8,8 @@ use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::token::type_ids;
-use crate::types::{dict, htable, Ctx};
+use crate::types::htable::{self, KeyRef};
+use crate::types::{dict, Ctx};
 use crate::value::Value;
 
 /// A proxy of a shared `dict`: insertion-ordered, keyed by any hashable [`Value`].
@@ -128,15 +129,73 @@ impl DictProxy {
     pub fn get(&self, key: impl Into<Value>) -> Result<Option<Value>> {
         let key = key.into();
         // An inline key with an inline value (or absent) is read lock-free when no write is
-        // under way; anything else takes the lock. The key is prepared here, inline, so an int
-        // key folds to a few instructions and its `Value` needs no drop call.
-        if let Some(k) = htable::RacyKey::new(&self.h.core, &key) {
-            if let Some(v) = dict::get_racy(&self.h.core, &self.h.token, &k) {
-                discard_key(key);
-                return Ok(v);
-            }
+        // under way (the borrowed-key path, `get_fast`); anything else takes the lock. The key
+        // is prepared here, inline, so an int key folds to a few instructions and its `Value`
+        // needs no drop call.
+        if let Some(v) = self.get_fast(key.racy_key(&self.h.core)) {
+            discard_key(key);
+            return Ok(v);
         }
         self.get_locked(key)
+    }
+
+    /// [`Self::get`] with a borrowed key ([`KeyRef`]): `d.get_borrowed("k")` looks up a short
+    /// str key without building a `String`, so a hit of an inline value (or a miss) allocates
+    /// nothing.
+    ///
+    /// # Errors
+    /// As [`Self::get`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-getborrowed-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, Value};
+    /// let d = store.dict([("a", 1), ("b", 2)])?;
+    /// let key = String::from("b");
+    /// assert_eq!(d.get_borrowed(&key)?, Some(Value::Int(2)));
+    /// assert_eq!(d.get_borrowed("zz")?, None);
+    /// let t = Value::from(("a", 1));
+    /// assert_eq!(d.get_borrowed(&t)?, None); // a tuple key: the locked path looks it up
+    /// assert_eq!(
+    ///     d.get_borrowed(&Value::List(vec![])),
+    ///     Err(Error::TypeError("unhashable type: 'list'".into()))
+    /// );
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn get_borrowed(&self, key: impl KeyRef) -> Result<Option<Value>> {
+        if let Some(v) = self.get_fast(key.racy_key(&self.h.core)) {
+            return Ok(v);
+        }
+        self.get_locked(key.to_value())
+    }
+
+    /// The lock-free `get` of a prepared key (`None`: no key to probe with, or the lock must
+    /// answer), on the handle's pinned slot.
+    #[inline(always)]
+    fn get_fast(&self, k: Option<htable::RacyKey<'_>>) -> Option<Option<Value>> {
+        self.get_racy(&k?)
+    }
+
+    /// The lock-free `get` of a prepared key, out of line: one call holds the whole read
+    /// (sequence, probe, decoding), whatever the key's type.
+    #[inline(never)]
+    fn get_racy(&self, k: &htable::RacyKey<'_>) -> Option<Option<Value>> {
+        match self
+            .h
+            .read_optimistic(|a, body| htable::probe_racy(a, body, htable::DICT, k))?
+        {
+            Some((_, c)) => {
+                let c = Cell::from_words(c);
+                // An int value, the common case, without the general decoding's match.
+                match c.exact_int() {
+                    Some(i) => Some(Some(Value::Int(i))),
+                    None => c.inline_value().map(Some),
+                }
+            }
+            None => Some(None),
+        }
     }
 
     // The locked paths take the key by value, out of line: `key`'s address is then never
@@ -181,17 +240,39 @@ impl DictProxy {
     #[inline]
     pub fn get_item(&self, key: impl Into<Value>) -> Result<Value> {
         let key = key.into();
-        if let Some(k) = htable::RacyKey::new(&self.h.core, &key) {
-            match dict::get_racy(&self.h.core, &self.h.token, &k) {
-                Some(Some(v)) => {
-                    discard_key(key);
-                    return Ok(v);
-                }
-                Some(None) => return Err(Error::KeyError(key)),
-                None => {}
+        match self.get_fast(key.racy_key(&self.h.core)) {
+            Some(Some(v)) => {
+                discard_key(key);
+                Ok(v)
             }
+            Some(None) => Err(Error::KeyError(key)),
+            None => self.get_item_locked(key),
         }
-        self.get_item_locked(key)
+    }
+
+    /// [`Self::get_item`] with a borrowed key ([`KeyRef`]); the `KeyError` holds the key as a
+    /// [`Value`].
+    ///
+    /// # Errors
+    /// As [`Self::get_item`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-getitemborrowed-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::{Error, Value};
+    /// let d = store.dict([("one", 1)])?;
+    /// assert_eq!(d.get_item_borrowed("one")?, Value::Int(1));
+    /// assert_eq!(d.get_item_borrowed("two"), Err(Error::KeyError(Value::from("two"))));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn get_item_borrowed(&self, key: impl KeyRef) -> Result<Value> {
+        match self.get_fast(key.racy_key(&self.h.core)) {
+            Some(Some(v)) => Ok(v),
+            Some(None) => Err(Error::KeyError(key.to_value())),
+            None => self.get_item_locked(key.to_value()),
+        }
     }
 
     /// `d[key] = value`.
@@ -212,18 +293,63 @@ impl DictProxy {
     #[inline]
     pub fn insert(&self, key: impl Into<Value>, value: impl Into<Value>) -> Result<()> {
         let (key, value) = (key.into(), value.into());
-        // A scalar value of an existing key replaced by one of its kind: one store, see
-        // `dict::set_fast` (whose steps are inlined here, as in `get`).
-        if let Some(new) = Cell::scalar(&value).filter(Cell::is_word_scalar) {
-            if let Some(k) = htable::RacyKey::new(&self.h.core, &key) {
-                if dict::set_racy(&self.h.core, &self.h.token, &k, new).is_some() {
-                    discard_key(key);
-                    Value::discard(value);
-                    return Ok(());
-                }
-            }
+        if self.set_fast(&key, &value) {
+            discard_key(key);
+            Value::discard(value);
+            return Ok(());
         }
         self.insert_locked(key, value)
+    }
+
+    /// [`Self::insert`] with a borrowed key ([`KeyRef`]): replacing the scalar value of an
+    /// existing short-str key with one of its kind allocates nothing. A new key is turned into
+    /// a [`Value`] to be stored.
+    ///
+    /// # Errors
+    /// As [`Self::insert`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-insertborrowed-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let d = store.dict([("a", 1)])?;
+    /// let key = String::from("a");
+    /// d.insert_borrowed(&key, 2)?; // in place
+    /// d.insert_borrowed("b", "new")?; // a new key
+    /// assert_eq!(d.to_string(), "{'a': 2, 'b': 'new'}");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn insert_borrowed(&self, key: impl KeyRef, value: impl Into<Value>) -> Result<()> {
+        let value = value.into();
+        if self.set_fast(&key, &value) {
+            Value::discard(value);
+            return Ok(());
+        }
+        self.insert_locked(key.to_value(), value)
+    }
+
+    /// A scalar value of an existing key replaced by one of its kind, in place under the lock
+    /// if it is free: one store (see [`htable::set_value_fast`]). False, having changed
+    /// nothing, when the general path must do it.
+    #[inline(always)]
+    fn set_fast(&self, key: &impl KeyRef, value: &Value) -> bool {
+        let Some(new) = Cell::scalar(value).filter(Cell::is_word_scalar) else {
+            return false;
+        };
+        let Some(k) = key.racy_key(&self.h.core) else {
+            return false;
+        };
+        self.set_racy(&k, new)
+    }
+
+    /// [`Self::set_fast`] of a prepared key and cell, out of line: one call holds the whole
+    /// write (lock, sequence, probe, store), whatever the key's type.
+    #[inline(never)]
+    fn set_racy(&self, k: &htable::RacyKey<'_>, new: Cell) -> bool {
+        self.h
+            .write_fast(|a, body| htable::set_value_fast(a, body, k, new))
+            .is_some()
     }
 
     /// Removes `key`, returning its value, or None when it was missing.
@@ -306,13 +432,41 @@ impl DictProxy {
     #[inline]
     pub fn contains(&self, key: impl Into<Value>) -> Result<bool> {
         let key = key.into();
-        if let Some(k) = htable::RacyKey::new(&self.h.core, &key) {
-            if let Some(found) = dict::contains_racy(&self.h.core, &self.h.token, &k) {
-                discard_key(key);
-                return Ok(found);
-            }
+        if let Some(found) = self.contains_fast(key.racy_key(&self.h.core)) {
+            discard_key(key);
+            return Ok(found);
         }
         self.contains_locked(key)
+    }
+
+    /// [`Self::contains`] with a borrowed key ([`KeyRef`]).
+    ///
+    /// # Errors
+    /// As [`Self::contains`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-containsborrowed-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let d = store.dict([("a", 1)])?;
+    /// assert!(d.contains_borrowed("a")?);
+    /// assert!(!d.contains_borrowed(&String::from("b"))?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn contains_borrowed(&self, key: impl KeyRef) -> Result<bool> {
+        if let Some(found) = self.contains_fast(key.racy_key(&self.h.core)) {
+            return Ok(found);
+        }
+        self.contains_locked(key.to_value())
+    }
+
+    #[inline(always)]
+    fn contains_fast(&self, k: Option<htable::RacyKey<'_>>) -> Option<bool> {
+        let k = k?;
+        self.h
+            .read_optimistic(|a, body| htable::probe_racy(a, body, htable::DICT, &k))
+            .map(|found| found.is_some())
     }
 
     /// The keys, in insertion order (a snapshot taken under one lock).

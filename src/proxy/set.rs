@@ -7,7 +7,8 @@ use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::token::type_ids;
-use crate::types::{htable, set, Ctx};
+use crate::types::htable::{self, KeyRef};
+use crate::types::{set, Ctx};
 use crate::value::Value;
 
 /// A proxy of a shared `set` (CPython 3.14's `SyncManager.set`).
@@ -136,16 +137,44 @@ impl SetProxy {
     pub fn contains(&self, v: impl Into<Value>) -> Result<bool> {
         let v = v.into();
         // An inline key is looked up lock-free when no write is under way.
-        let h = &self.h;
-        if let Some(k) = htable::RacyKey::new(&h.core, &v) {
-            if let Some(found) =
-                h.read_optimistic(|a, b| htable::lookup_racy(a, b, htable::SET, &k))
-            {
-                super::dict::discard_key(v);
-                return Ok(found.is_some());
-            }
+        if let Some(found) = self.contains_fast(v.racy_key(&self.h.core)) {
+            super::dict::discard_key(v);
+            return Ok(found);
         }
         self.contains_locked(v)
+    }
+
+    /// [`Self::contains`] with a borrowed key ([`KeyRef`]): `s.contains_borrowed("k")` looks
+    /// up a short str without building a `String`.
+    ///
+    /// # Errors
+    /// As [`Self::contains`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-setcontainsborrowed-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let s = store.set(["a", "b"])?;
+    /// let key = String::from("a");
+    /// assert!(s.contains_borrowed(&key)?);
+    /// assert!(!s.contains_borrowed("z")?);
+    /// assert!(!s.contains_borrowed(1)?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn contains_borrowed(&self, v: impl KeyRef) -> Result<bool> {
+        if let Some(found) = self.contains_fast(v.racy_key(&self.h.core)) {
+            return Ok(found);
+        }
+        self.contains_locked(v.to_value())
+    }
+
+    #[inline(always)]
+    fn contains_fast(&self, k: Option<htable::RacyKey<'_>>) -> Option<bool> {
+        let k = k?;
+        self.h
+            .read_optimistic(|a, b| htable::probe_racy(a, b, htable::SET, &k))
+            .map(|found| found.is_some())
     }
 
     /// The locked `contains`, out of line and taking `v` by value (as `DictProxy`'s locked

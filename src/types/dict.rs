@@ -245,7 +245,11 @@ pub fn get_optimistic(core: &Core, token: &Token, key: &Value) -> Option<Option<
 /// ```
 pub fn get_racy(core: &Core, token: &Token, k: &htable::RacyKey<'_>) -> Option<Option<Value>> {
     match dispatch::read_optimistic(core, token, |a, body| htable::lookup_racy(a, body, DICT, k))? {
-        Some(c) => c.inline_value().map(Some),
+        // An int value, the common case, without the general decoding's match.
+        Some(c) => match c.exact_int() {
+            Some(i) => Some(Some(Value::Int(i))),
+            None => c.inline_value().map(Some),
+        },
         None => Some(None),
     }
 }

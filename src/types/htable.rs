@@ -825,12 +825,30 @@ impl<'v> RacyKey<'v> {
     /// ```
     #[inline(always)]
     pub fn new(core: &Core, key: &'v Value) -> Option<RacyKey<'v>> {
+        RacyKey::of_value(core, key)
+    }
+
+    /// [`RacyKey::new`] of any lifetime: the prepared key is a copy and borrows nothing.
+    #[inline(always)]
+    pub(crate) fn of_value(core: &Core, key: &Value) -> Option<RacyKey<'v>> {
         // Inlined into the caller, so a key of a known kind (the typed proxies' `i64`) folds to
         // its one arm and the caller's `Value` needs no drop call.
         Some(RacyKey {
             num: Num::of(key)?,
             cell: Cell::scalar(key)?,
             hash: hash(core, key).ok()?,
+            _key: PhantomData,
+        })
+    }
+
+    /// The prepared key of `Value::Str(s)` without building the `Value` (no `String`): the
+    /// same cell and hash, or `None` for a str too long for a cell.
+    #[inline(always)]
+    pub(crate) fn of_str(core: &Core, s: &str) -> Option<RacyKey<'v>> {
+        Some(RacyKey {
+            num: Num::No,
+            cell: Cell::short_str(s)?,
+            hash: crate::value::hash_str(core.hash_seed(), s),
             _key: PhantomData,
         })
     }
@@ -872,6 +890,139 @@ impl<'v> RacyKey<'v> {
         cell::eq_inline(&Cell::from_words(c), &self.cell, &v)
     }
 }
+
+/// A dict or set key passed by reference: the typed proxies' `*_borrowed` methods
+/// ([`DictProxy::get_borrowed`](crate::DictProxy::get_borrowed),
+/// [`SetProxy::contains_borrowed`](crate::SetProxy::contains_borrowed), …) take one, and look
+/// up a key stored inline (None, bool, int, float, a str of at most 14 bytes) without building
+/// a [`Value`]: a `&str` key costs no `String`, so such a lookup allocates nothing. Keys of any
+/// other kind (a long str, a tuple, …) are turned into a `Value` for the locked path, as the
+/// `impl Into<Value>` methods do.
+///
+/// Implemented for `str`, `String`, [`Value`], `bool`, the integer types a `Value` converts
+/// from (`u64` and `usize` saturate at `i64::MAX`, as `Value::from` does), `f32`, `f64`, and
+/// references to any of them; sealed: the hash and cell of a key must be exactly those of its
+/// `Value`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-keyref-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::{KeyRef, Value};
+/// let d = store.dict([("apple", 1), ("pear", 2)])?;
+/// let keys = [String::from("apple"), String::from("plum")];
+/// assert_eq!(d.get_borrowed(&keys[0])?, Some(Value::Int(1))); // no String is built
+/// assert_eq!(d.get_borrowed(keys[1].as_str())?, None);
+/// assert_eq!("apple".to_value(), Value::from("apple")); // what the locked path is given
+/// let ints = store.dict([(1, "one")])?;
+/// assert_eq!(ints.get_borrowed(true)?, Some(Value::from("one"))); // True == 1
+/// assert_eq!(ints.get_borrowed(&Value::Float(1.0))?, Some(Value::from("one")));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub trait KeyRef: sealed::Sealed {
+    /// The key prepared for a lock-free probe of a table in `core`'s segment, or `None` when it
+    /// is not stored inline (or is a NaN): only the locked path looks those up.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-keyrefracy-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::KeyRef;
+    /// let core = store.core();
+    /// assert!("short".racy_key(core).is_some());
+    /// assert!("a str too long for one cell".racy_key(core).is_none());
+    /// assert!(f64::NAN.racy_key(core).is_none());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    fn racy_key(&self, core: &Core) -> Option<RacyKey<'static>>;
+
+    /// The key as a [`Value`] (for the locked path, and a `KeyError`).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::{KeyRef, Value};
+    /// assert_eq!(7u8.to_value(), Value::Int(7));
+    /// assert_eq!(u64::MAX.to_value(), Value::Int(i64::MAX)); // saturates, as Value::from
+    /// assert_eq!(String::from("k").to_value(), Value::from("k"));
+    /// ```
+    fn to_value(&self) -> Value;
+}
+
+mod sealed {
+    /// Keeps [`super::KeyRef`] to the implementations below.
+    pub trait Sealed {}
+}
+
+impl<T: KeyRef + ?Sized> sealed::Sealed for &T {}
+impl<T: KeyRef + ?Sized> KeyRef for &T {
+    #[inline(always)]
+    fn racy_key(&self, core: &Core) -> Option<RacyKey<'static>> {
+        (**self).racy_key(core)
+    }
+    #[inline]
+    fn to_value(&self) -> Value {
+        (**self).to_value()
+    }
+}
+
+impl sealed::Sealed for str {}
+impl KeyRef for str {
+    #[inline(always)]
+    fn racy_key(&self, core: &Core) -> Option<RacyKey<'static>> {
+        RacyKey::of_str(core, self)
+    }
+    #[inline]
+    fn to_value(&self) -> Value {
+        Value::from(self)
+    }
+}
+
+impl sealed::Sealed for String {}
+impl KeyRef for String {
+    #[inline(always)]
+    fn racy_key(&self, core: &Core) -> Option<RacyKey<'static>> {
+        RacyKey::of_str(core, self)
+    }
+    #[inline]
+    fn to_value(&self) -> Value {
+        Value::from(self)
+    }
+}
+
+impl sealed::Sealed for Value {}
+impl KeyRef for Value {
+    #[inline(always)]
+    fn racy_key(&self, core: &Core) -> Option<RacyKey<'static>> {
+        match self {
+            // The same key as a `&str` (one function to inline, not `Value`'s whole match).
+            Value::Str(s) => RacyKey::of_str(core, s),
+            v => RacyKey::of_value(core, v),
+        }
+    }
+    #[inline]
+    fn to_value(&self) -> Value {
+        self.clone()
+    }
+}
+
+/// Keys whose `Value` is a scalar built without allocating: prepared from that `Value`, which
+/// is then known to the compiler and folds away.
+macro_rules! key_ref_scalar {
+    ($($t:ty),*) => {$(
+        impl sealed::Sealed for $t {}
+        impl KeyRef for $t {
+            #[inline(always)]
+            fn racy_key(&self, core: &Core) -> Option<RacyKey<'static>> {
+                RacyKey::of_value(core, &Value::from(*self))
+            }
+            #[inline]
+            fn to_value(&self) -> Value {
+                Value::from(*self)
+            }
+        }
+    )*};
+}
+key_ref_scalar!(bool, i8, i16, i32, i64, u8, u16, u32, u64, usize, f32, f64);
 
 /// The header words of the table block at `off`, read racily and validated as `open_at` does
 /// (`None`: not a valid header, torn or damaged, or a block of `shape` that would not fit in
@@ -955,12 +1106,16 @@ pub(crate) fn probe_racy(
     let index = toff + HDR;
     let entries = index + size * 4;
     // One range check for the index and every entry up to `cap` (no overflow: `size` is at
-    // most 2**30 and `toff` was just read from inside the arena).
+    // most 2**30 and `toff` was just read from inside the arena): a table that does not fit
+    // in the arena is damage, which the locked path reports, even where the slots a probe
+    // visits would fit.
     a.check(toff, HDR + size * 4 + cap * esize, 16).ok()?;
     let mask = size - 1;
     let mut perturb = key.hash;
     let mut i = key.hash & mask;
-    for _ in 0..(size + 16).min(RACY_PROBES) {
+    // Bounded by `RACY_PROBES`: the probe stops at an EMPTY slot, and a longer one (or a
+    // garbage index that has none) leaves the answer to the lock.
+    for _ in 0..RACY_PROBES {
         match a.load_u32_racy(index + 4 * i).ok()? {
             EMPTY => return Some(None),
             DUMMY => {}
@@ -970,18 +1125,20 @@ pub(crate) fn probe_racy(
                     return None;
                 }
                 let e = entries + ix * esize;
-                // The whole entry under one bounds check (a set's has no value cell).
-                let [h, live, k0, k1, v0, v1] = if shape.values {
-                    a.load_words_racy::<6>(e)?
-                } else {
-                    let [h, live, k0, k1] = a.load_words_racy::<4>(e)?;
-                    [h, live, k0, k1, k0, k1]
-                };
+                // The entry's head first; its cells only when its hash is the key's.
+                let [h, live] = a.load_words_racy::<2>(e)?;
                 if h == key.hash && live != 0 {
                     if live != 1 {
                         // A bad flag: the locked path reports it.
                         return None;
                     }
+                    // The cells under one bounds check (a set's has no value cell).
+                    let [k0, k1, v0, v1] = if shape.values {
+                        a.load_words_racy::<4>(e + HEAD)?
+                    } else {
+                        let [k0, k1] = a.load_words_racy::<2>(e + HEAD)?;
+                        [k0, k1, k0, k1]
+                    };
                     if key.is([k0, k1])? {
                         return Some(Some((e, [v0, v1])));
                     }
@@ -1881,6 +2038,33 @@ pub fn create(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A borrowed str key's cell and hash are its `Value`'s, for every length a cell holds
+    /// inline (and none past it), so `get_borrowed("k")` finds what `get("k")` finds.
+    #[test]
+    fn borrowed_str_keys_prepare_as_their_values() {
+        let store = crate::Store::create(
+            &format!("t{}-borrowed-str-keys", std::process::id()),
+            1 << 20,
+        )
+        .unwrap();
+        let core = store.core();
+        let text = "abcdefghijklmnopqrstuvwxyz\u{e9}\u{20ac}";
+        for start in 0..4 {
+            for end in start..=text.len() {
+                let Some(s) = text.get(start..end) else {
+                    continue; // not on a char boundary
+                };
+                let v = Value::from(s);
+                assert_eq!(Cell::short_str(s), Cell::scalar(&v), "{s:?}");
+                let (b, o) = (s.racy_key(core), RacyKey::new(core, &v));
+                assert_eq!(b.is_some(), s.len() <= 14, "{s:?}");
+                if let (Some(b), Some(o)) = (b, o) {
+                    assert_eq!((b.hash, b.cell), (o.hash, o.cell), "{s:?}");
+                }
+            }
+        }
+    }
 
     const BODY: u64 = 0;
     const TOFF: u64 = 64;
