@@ -126,6 +126,15 @@ fn child_main() {
             // before publishing it.
             let _ = v.set("y".repeat(100));
         }
+        "replace" => {
+            let d = DictProxy::try_from(store.lookup("d").unwrap()).unwrap();
+            d.insert("c", 3).unwrap();
+            op("insert c 3");
+            arm();
+            // A 100-byte string over the int of an existing key: journaled, the cell written,
+            // dies before the journal is cleared.
+            let _ = d.insert("a", "x".repeat(100));
+        }
         "take" => {
             let l = list();
             l.append(3).unwrap();
@@ -479,6 +488,37 @@ fn killed_while_a_dict_grows_its_table_before_publishing_it() {
     f.store.unbind("d").unwrap();
     drop(d);
     f.assert_only_leaks(&[dict_table_bytes(live)]);
+}
+
+#[test]
+fn killed_replacing_a_dict_value_before_the_journal_is_cleared() {
+    let f = Fixture::new("replace");
+    let d = f.store.dict([("a", 1), ("b", 2)]).unwrap();
+    f.store.bind("d", &d).unwrap();
+    let repairs = f.store.stats().unwrap().repairs;
+    let done = f.crash_child("replace", "htable.replace.before_journal_clear");
+    assert_eq!(done, ["insert c 3"]);
+    // The lock-free get finds the write left open and falls back to the lock, which it takes
+    // over: the journal rolls "a" back to its int.
+    assert_eq!(d.get("a").unwrap(), Some(Value::Int(1)));
+    assert!(
+        f.store.stats().unwrap().repairs > repairs,
+        "no repair counted"
+    );
+    let want: Vec<(Value, Value)> = [("a", 1), ("b", 2), ("c", 3)]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    assert_eq!(d.items().unwrap(), want);
+    f.assert_recovered(1);
+    // The dict keeps working.
+    d.insert("a", "y".repeat(40)).unwrap();
+    d.insert("b", 20).unwrap();
+    assert_eq!(d.get("a").unwrap(), Some(Value::from("y".repeat(40))));
+    assert_eq!(d.get_borrowed("b").unwrap(), Some(Value::Int(20)));
+    f.store.unbind("d").unwrap();
+    drop(d);
+    f.assert_only_leaks(&[100]);
 }
 
 fn take_scenario(reuse_a_freed_slot: bool) {

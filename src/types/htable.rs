@@ -1334,6 +1334,7 @@ pub fn replace_value(ctx: &mut Ctx<'_>, f: &Find, v: &Value) -> Result<bool> {
     a.write(Offset::new(t.off + F_JOURNAL_CELL), old)?;
     a.store_u64(t.off + F_JOURNAL, at)?;
     a.write(Offset::new(at), new)?;
+    failpoint!("htable.replace.before_journal_clear");
     a.store_u64(t.off + F_JOURNAL, 0)?;
     if old.owns_resources() {
         cell::release(ctx.core, &old, &mut ctx.released)?;
