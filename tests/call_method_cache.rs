@@ -390,3 +390,82 @@ fn non_primitive_plain_data_through_call_method() {
         assert_eq!(a.call_method("__len__", ()).unwrap(), Value::Int(2));
     }
 }
+
+/// `set`/`__setitem__` by name on a typed `value_of`/array proxy (which converts by `T`'s kind
+/// and stores a `T`) and on the dynamic proxy of an identical object (which converts by the
+/// record in shared memory): the same answer, error or not, and the same value stored, for
+/// arguments of every kind.
+fn typed_and_dynamic_sets_agree<T>(store: &Store)
+where
+    T: bytemuck::Pod + PartialEq + std::fmt::Debug,
+{
+    let args = [
+        Value::Int(7),
+        Value::Int(-1),
+        Value::Int(1 << 40),
+        Value::Int(i64::MIN),
+        Value::Float(2.5),
+        Value::Float(f64::NAN),
+        Value::Bool(true),
+        Value::None,
+        Value::from("3"),
+        Value::Bytes(vec![1, 2, 3, 4]),
+    ];
+    for x in &args {
+        let (v, w) = (
+            store.value_of(T::zeroed()).unwrap(),
+            store.value_of(T::zeroed()).unwrap(),
+        );
+        let dynamic = Proxy::from(w.clone());
+        let typed = v.call_method("set", (x.clone(),));
+        assert_eq!(
+            typed,
+            dynamic.call_method("set", (x.clone(),)),
+            "set({x:?})"
+        );
+        assert_eq!(
+            v.get().unwrap().to_ne_bytes_of(),
+            w.get().unwrap().to_ne_bytes_of()
+        );
+        let (a, b) = (
+            store.array(vec![T::zeroed(); 3]).unwrap(),
+            store.array(vec![T::zeroed(); 3]).unwrap(),
+        );
+        let dynamic = Proxy::from(b.clone());
+        for i in [0i64, -1, 3, -4] {
+            let typed = a.call_method("__setitem__", (i, x.clone()));
+            let general = dynamic.call_method("__setitem__", (i, x.clone()));
+            assert_eq!(typed, general, "__setitem__({i}, {x:?})");
+        }
+        for i in 0..3 {
+            assert_eq!(
+                a.get(i).unwrap().to_ne_bytes_of(),
+                b.get(i).unwrap().to_ne_bytes_of()
+            );
+        }
+    }
+}
+
+/// A plain-data value's bytes (to compare floats, NaN included, bit for bit).
+trait Bits {
+    fn to_ne_bytes_of(&self) -> Vec<u8>;
+}
+
+impl<T: bytemuck::Pod> Bits for T {
+    fn to_ne_bytes_of(&self) -> Vec<u8> {
+        bytemuck::bytes_of(self).to_vec()
+    }
+}
+
+#[test]
+fn typed_sets_by_name_answer_as_the_general_path() {
+    let (store, _c) = store("cmc-typedset");
+    typed_and_dynamic_sets_agree::<i64>(&store);
+    typed_and_dynamic_sets_agree::<u64>(&store);
+    typed_and_dynamic_sets_agree::<i32>(&store);
+    typed_and_dynamic_sets_agree::<u32>(&store);
+    typed_and_dynamic_sets_agree::<f64>(&store);
+    typed_and_dynamic_sets_agree::<f32>(&store);
+    typed_and_dynamic_sets_agree::<i16>(&store);
+    typed_and_dynamic_sets_agree::<u8>(&store);
+}

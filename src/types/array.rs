@@ -360,7 +360,8 @@ pub(crate) fn fast_call(h: &Handle, method: usize, args: &[Value]) -> Option<Val
 }
 
 /// [`fast_call`] for an `ArrayProxy<T>`, whose element record is `want` (`T`'s): `__getitem__`
-/// reads a `T` as the typed `get` does ([`getitem_typed`]); the rest as [`fast_call`].
+/// reads a `T` as the typed `get` does ([`getitem_typed`]) and `__setitem__` stores one
+/// ([`setitem_typed`]), each then as [`fast_call`]; the rest as [`fast_call`].
 #[inline(always)]
 pub(crate) fn fast_call_typed<T: Pod>(
     h: &Handle,
@@ -370,6 +371,9 @@ pub(crate) fn fast_call_typed<T: Pod>(
 ) -> Option<Value> {
     match (method, args) {
         (M_GETITEM, [Value::Int(i)]) => getitem_typed::<T>(h, want, *i),
+        (M_SETITEM, [Value::Int(i), x]) => {
+            setitem_typed::<T>(h, want, *i, x).or_else(|| setitem_at(h, *i, x))
+        }
         _ => fast_call(h, method, args),
     }
 }
@@ -403,6 +407,13 @@ fn getitem_typed<T: Pod>(h: &Handle, want: &ElemType, i: i64) -> Option<Value> {
 /// of range.
 #[inline(always)]
 fn get_exact_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType, i: i64) -> Option<T> {
+    a.load_pod_racy::<T>(exact_at(a, body, want, i)?)
+}
+
+/// The offset of element `i` of an array whose element record is exactly `want` (every word
+/// of it); `None` for another record or an index out of range.
+#[inline(always)]
+fn exact_at(a: &Arena, body: u64, want: &ElemType, i: i64) -> Option<u64> {
     let want_sa: u64 = bytemuck::cast([want.size, want.align]);
     let want_kr: u64 = bytemuck::cast([want.kind, want.reserved]);
     let [len, data, fingerprint, size_align, kr] = a.load_words_racy::<5>(body)?;
@@ -410,7 +421,33 @@ fn get_exact_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType, i: i64) -> Opti
         return None;
     }
     let i = normalize(i, len)?;
-    a.load_pod_racy::<T>(data.checked_add(i.checked_mul(want.stride())?)?)
+    data.checked_add(i.checked_mul(want.stride())?)
+}
+
+/// `__setitem__(i, x)` of an array of `T` (whose record is `want`): `x` converted by `T`'s
+/// primitive kind (a constant), as the locked path converts by the array's record, and stored
+/// in element `i` when the record is exactly `want` and `T` is a word of 4 or 8 bytes aligned
+/// to its size (one store, as the typed `set` does). `None`, having written nothing, for any
+/// other `T`, record, index or `x` (the general path answers, errors included).
+#[inline(always)]
+fn setitem_typed<T: Pod>(h: &Handle, want: &ElemType, i: i64, x: &Value) -> Option<Value> {
+    let kind = prim_kind_of::<T>();
+    if kind == pod::Kind::Other
+        || kind as u32 != want.kind
+        || !matches!(size_of::<T>(), 4 | 8)
+        || want.align as usize != size_of::<T>()
+    {
+        return None;
+    }
+    let mut buf = [0u8; 8];
+    let bytes = buf.get_mut(..size_of::<T>())?;
+    pod::from_value(want, x, bytes).ok()?;
+    let bytes = &*bytes;
+    h.write_fast(
+        #[inline(always)]
+        |a, body| store_prim(a, exact_at(a, body, want, i)?, want.align, bytes),
+    )?;
+    Some(Value::None)
 }
 
 /// The primitive kind of `T`, by its type id (so, for a given `T`, a constant the compiler folds

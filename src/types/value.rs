@@ -796,8 +796,8 @@ pub(crate) fn fast_call(h: &Handle, method: usize, args: &[Value]) -> Option<Val
 }
 
 /// [`fast_call`] for a `TypedValueProxy<T>`, whose element record is `want` (`T`'s): `get()`
-/// reads a `T` as the typed `get` does ([`get_typed`]), then as [`fast_call`]; the rest as
-/// [`fast_call`].
+/// reads a `T` as the typed `get` does ([`get_typed`]) and `set(x)` stores one
+/// ([`set_typed`]), each then as [`fast_call`]; the rest as [`fast_call`].
 #[inline(always)]
 pub(crate) fn fast_call_typed<T: Pod>(
     h: &Handle,
@@ -807,6 +807,7 @@ pub(crate) fn fast_call_typed<T: Pod>(
 ) -> Option<Value> {
     match (method, args) {
         (M_GET, []) => get_typed::<T>(h, want).or_else(|| get_at(h)),
+        (M_SET, [x]) => set_typed::<T>(h, want, x).or_else(|| set_at(h, x)),
         _ => fast_call(h, method, args),
     }
 }
@@ -838,6 +839,13 @@ fn get_typed<T: Pod>(h: &Handle, want: &ElemType) -> Option<Value> {
 /// copy read without the lock as a `T`, for [`get_typed`]: `None` for cells or another record.
 #[inline(always)]
 fn get_exact_racy<T: Pod>(a: &crate::arena::Arena, body: u64, want: &ElemType) -> Option<T> {
+    a.load_pod_racy::<T>(exact_current(a, body, want)?)
+}
+
+/// The offset of the current copy of a plain-data value whose element record is exactly
+/// `want` (every word of it); `None` for cells or another record.
+#[inline(always)]
+fn exact_current(a: &crate::arena::Arena, body: u64, want: &ElemType) -> Option<u64> {
     let want_sa: u64 = bytemuck::cast([want.size, want.align]);
     let want_kr: u64 = bytemuck::cast([want.kind, want.reserved]);
     let [w0, current, data, fingerprint, size_align, kr] = a.load_words_racy::<6>(body)?;
@@ -850,7 +858,33 @@ fn get_exact_racy<T: Pod>(a: &crate::arena::Arena, body: u64, want: &ElemType) -
     {
         return None;
     }
-    a.load_pod_racy::<T>(data.checked_add(current * want.stride())?)
+    data.checked_add(current * want.stride())
+}
+
+/// `set(x)` of a plain-data value of `T` (whose record is `want`): `x` converted by `T`'s
+/// primitive kind (a constant), as the locked path converts by the value's record, and stored
+/// over the current copy in place when the record is exactly `want` and `T` is a word of 4 or
+/// 8 bytes aligned to its size (one store, as the typed `set` does). `None`, having written
+/// nothing, for any other `T`, record or `x` (the general path answers, errors included).
+#[inline(always)]
+fn set_typed<T: Pod>(h: &Handle, want: &ElemType, x: &Value) -> Option<Value> {
+    let kind = super::array::prim_kind_of::<T>();
+    if kind == Kind::Other
+        || kind as u32 != want.kind
+        || !matches!(size_of::<T>(), 4 | 8)
+        || want.align as usize != size_of::<T>()
+    {
+        return None;
+    }
+    let mut buf = [0u8; 8];
+    let bytes = buf.get_mut(..size_of::<T>())?;
+    pod::from_value(want, x, bytes).ok()?;
+    let bytes = &*bytes;
+    h.write_fast(
+        #[inline(always)]
+        |a, body| super::array::store_prim(a, exact_current(a, body, want)?, want.align, bytes),
+    )?;
+    Some(Value::None)
 }
 
 /// [`get_optimistic`] on the handle's pinned slot.
