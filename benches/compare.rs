@@ -314,6 +314,23 @@ fn main() {
         },
     );
     run(
+        "dict_get_int_hit_as",
+        "dict get int as i64 (`get_as`)",
+        "typed: get_as::<i64>, no Value built",
+        Cols {
+            plain: Some(looped(|i| {
+                black_box(plain.dict_get(j(i) as i64));
+            })),
+            robust: Some(looped(|i| {
+                black_box(robust.dict_get(j(i) as i64));
+            })),
+            typed: Some(looped(|i| {
+                black_box(d.get_as::<i64>(j(i) as i64).expect("get"));
+            })),
+            call: None,
+        },
+    );
+    run(
         "dict_get_int_miss",
         "dict get int (miss)",
         "",

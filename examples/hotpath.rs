@@ -7,7 +7,7 @@
 //! ```
 //!
 //! (instructions of the first run minus the second, divided by 100,000). Operations: `len`,
-//! `get`, `geti` (`get_as::<i64>`), `set`, `append` (+pop), `dget`/`dset` (int keys), `sget`/`sset` (8-byte str keys, each call given a
+//! `get`, `geti` (`get_as::<i64>`), `set`, `append` (+pop), `dget`/`dset` (int keys), `dgeta` (`get_as::<i64>` of an int key), `sget`/`sset` (8-byte str keys, each call given a
 //! `Value` cloned from a prepared one, as `get(&str)` builds one), `sgetb`/`ssetb` (the same keys
 //! borrowed: `get_borrowed(&str)`, `insert_borrowed`),
 //! `vget`/`vgeti`/`vset`, `tget`/`tset` (`value_of::<i64>`), `aget`/`aset` (`array::<i64>`), `lock`
@@ -68,6 +68,9 @@ fn main() {
         }),
         "dget" => run(n, |_, k| {
             black_box(d.get(k).unwrap());
+        }),
+        "dgeta" => run(n, |_, k| {
+            black_box(d.get_as::<i64>(k).unwrap());
         }),
         "dset" => run(n, |i, k| d.insert(k, i).unwrap()),
         "sget" => run(n, |_, k| {

@@ -680,8 +680,9 @@ impl Arena {
         Ok(unsafe { AtomicU32::from_ptr(p.cast()) }.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    /// A raw pointer to `size` bytes at `off` with alignment `align`, for the `sync` layer, which
-    /// places process-shared pthread objects in the arena.
+    /// A raw pointer to `size` bytes at `off` with alignment `align` (a power of two; any other
+    /// is an error), for the `sync` layer, which places process-shared pthread objects in the
+    /// arena.
     ///
     /// # Examples
     /// ```

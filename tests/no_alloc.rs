@@ -217,6 +217,10 @@ fn scalar_operations_allocate_nothing() {
             Some(Value::Int(k as i64))
         );
         d.insert_borrowed(k as i64, k as i64).unwrap();
+        // Values read as Rust scalars.
+        assert_eq!(s8.get_as::<i64>(key).unwrap(), Some(k as i64));
+        assert_eq!(d.get_as::<f64>(k as i64).unwrap(), Some(k as f64));
+        assert_eq!(d.get_as::<i64>(-1).unwrap(), None);
     });
     assert_eq!(s8.len().unwrap(), 64);
 

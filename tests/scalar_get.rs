@@ -64,3 +64,47 @@ proptest! {
         }
     }
 }
+
+/// Equal optional answers (a missing key on both sides, or [`same`]).
+fn same_opt<T: Scalar + std::fmt::Debug + Copy>(
+    a: &Result<Option<T>, Error>,
+    b: &Result<Option<T>, Error>,
+    bits: impl Fn(T) -> u64 + Copy,
+) -> bool {
+    match (a, b) {
+        (Ok(None), Ok(None)) => true,
+        (Ok(Some(x)), Ok(Some(y))) => bits(*x) == bits(*y),
+        (Err(x), Err(y)) => std::mem::discriminant(x) == std::mem::discriminant(y),
+        _ => false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// `DictProxy::get_as` answers what `get` then `T::try_from` answers, for keys present
+    /// (int and short str, every kind of value) and missing.
+    #[test]
+    fn dict_get_as_agrees_with_get(items in proptest::collection::vec(any_value(), 1..12)) {
+        let s = store("dict");
+        let d = s
+            .dict(items.iter().enumerate().flat_map(|(i, v)| {
+                [(Value::Int(i as i64), v.clone()), (Value::from(format!("k{i}")), v.clone())]
+            }))
+            .expect("dict");
+        let n = items.len() as i64;
+        for i in 0..=n {
+            let skey = format!("k{i}");
+            for key in [Value::Int(i), Value::from(skey.as_str())] {
+                let got = d.get(key.clone());
+                let int_ref = got.clone().and_then(|v| v.map(i64::try_from).transpose());
+                let float_ref = got.clone().and_then(|v| v.map(f64::try_from).transpose());
+                let bool_ref = got.and_then(|v| v.map(bool::try_from).transpose());
+                prop_assert!(same_opt(&d.get_as::<i64>(&key), &int_ref, |x| x as u64), "i64 {:?}", key);
+                prop_assert!(same_opt(&d.get_as::<f64>(&key), &float_ref, f64::to_bits), "f64 {:?}", key);
+                prop_assert!(same_opt(&d.get_as::<bool>(&key), &bool_ref, u64::from), "bool {:?}", key);
+            }
+            prop_assert!(same_opt(&d.get_as::<i64>(skey.as_str()), &d.get(skey.as_str()).and_then(|v| v.map(i64::try_from).transpose()), |x| x as u64));
+        }
+    }
+}

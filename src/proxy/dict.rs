@@ -171,6 +171,59 @@ impl DictProxy {
         self.get_locked(key.to_value())
     }
 
+    /// `d.get(key)` as a Rust scalar (`i64`, `f64` or `bool`, converted as by their
+    /// `TryFrom<Value>`), with a borrowed key ([`KeyRef`]): the same lock-free read as
+    /// [`Self::get_borrowed`], converted straight from the value's cell, so no `Value` is built
+    /// or dropped. `Ok(None)` for a missing key.
+    ///
+    /// # Errors
+    /// As [`Self::get`]; `TypeError` for a value that does not convert (`TryFrom`'s).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-dictgetas-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// use shmstore::Error;
+    /// let d = store.dict([("n", shmstore::Value::Int(3)), ("s", "text".into())])?;
+    /// assert_eq!(d.get_as::<i64>("n")?, Some(3));
+    /// assert_eq!(d.get_as::<f64>("n")?, Some(3.0));
+    /// assert_eq!(d.get_as::<i64>("zz")?, None);
+    /// assert!(matches!(d.get_as::<i64>("s"), Err(Error::TypeError(_))));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn get_as<T: crate::cell::Scalar>(&self, key: impl KeyRef) -> Result<Option<T>> {
+        if let Some(k) = key.racy_key(&self.h.core) {
+            match self.get_cell_racy(&k) {
+                Some(None) => return Ok(None),
+                Some(Some(c)) => {
+                    if let Some(x) = T::of_cell(&Cell::from_words(c)) {
+                        return Ok(Some(x));
+                    }
+                }
+                None => {}
+            }
+        }
+        self.get_as_slow(key.to_value())
+    }
+
+    /// [`Self::get_as`] once the lock-free read declined.
+    #[cold]
+    #[inline(never)]
+    fn get_as_slow<T: crate::cell::Scalar>(&self, key: Value) -> Result<Option<T>> {
+        self.get_locked(key)?.map(T::try_from).transpose()
+    }
+
+    /// The lock-free read of a prepared key's value cell: `Some(None)` for a missing key,
+    /// `None` when the lock must answer; out of line, as [`Self::get_racy`].
+    #[inline(never)]
+    fn get_cell_racy(&self, k: &htable::RacyKey<'_>) -> Option<Option<[u64; 2]>> {
+        let r = self
+            .h
+            .read_optimistic(|a, body| htable::probe_racy(a, body, htable::DICT, k))?;
+        Some(r.map(|(_, c)| c))
+    }
+
     /// The lock-free `get` of a prepared key (`None`: no key to probe with, or the lock must
     /// answer), on the handle's pinned slot.
     #[inline(always)]

@@ -1013,7 +1013,10 @@ macro_rules! key_ref_scalar {
         impl KeyRef for $t {
             #[inline(always)]
             fn racy_key(&self, core: &Core) -> Option<RacyKey<'static>> {
-                RacyKey::of_value(core, &Value::from(*self))
+                let v = Value::from(*self);
+                let k = RacyKey::of_value(core, &v);
+                v.discard(); // a number: no drop call
+                k
             }
             #[inline]
             fn to_value(&self) -> Value {
