@@ -185,6 +185,8 @@ fn main() {
             eprintln!(
                 "unknown operation {other:?}: see the comment at the top of examples/hotpath.rs"
             );
+            // `exit` runs no destructors: unlink the segment first.
+            let _ = Store::remove(&name);
             std::process::exit(2);
         }
     }
