@@ -516,10 +516,7 @@ impl DictProxy {
 
     #[inline(always)]
     fn contains_fast(&self, k: Option<htable::RacyKey<'_>>) -> Option<bool> {
-        let k = k?;
-        self.h
-            .read_optimistic(|a, body| htable::probe_racy(a, body, htable::DICT, &k))
-            .map(|found| found.is_some())
+        contains_racy(&self.h, htable::DICT, k)
     }
 
     /// The keys, in insertion order (a snapshot taken under one lock).
@@ -942,6 +939,19 @@ impl Store {
             h: self.adopt(token),
         })
     }
+}
+
+/// The lock-free `contains` of a prepared key in a dict's or set's (`shape`) table on the
+/// handle's pinned slot: `None` with no key to probe with, or when the lock must answer.
+#[inline(always)]
+pub(super) fn contains_racy(
+    h: &Handle,
+    shape: htable::Shape,
+    k: Option<htable::RacyKey<'_>>,
+) -> Option<bool> {
+    let k = k?;
+    h.read_optimistic(|a, body| htable::probe_racy(a, body, shape, &k))
+        .map(|found| found.is_some())
 }
 
 /// Drops a key the fast path is done with: a `str` key's `String` freed directly, a scalar's

@@ -171,10 +171,7 @@ impl SetProxy {
 
     #[inline(always)]
     fn contains_fast(&self, k: Option<htable::RacyKey<'_>>) -> Option<bool> {
-        let k = k?;
-        self.h
-            .read_optimistic(|a, b| htable::probe_racy(a, b, htable::SET, &k))
-            .map(|found| found.is_some())
+        super::dict::contains_racy(&self.h, htable::SET, k)
     }
 
     /// The locked `contains`, out of line and taking `v` by value (as `DictProxy`'s locked

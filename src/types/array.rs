@@ -386,20 +386,46 @@ pub(crate) fn fast_call_typed<T: Pod>(
 // Always inlined, as the typed `get` is inlined: the read of a `T` is the whole call.
 #[inline(always)]
 fn getitem_typed<T: Pod>(h: &Handle, want: &ElemType, i: i64) -> Option<Value> {
-    let kind = prim_kind_of::<T>();
-    if kind == pod::Kind::Other || kind as u32 != want.kind {
-        return None;
-    }
+    let kind = prim_kind_checked::<T>(want)?;
     // (The closure always inlined, as a call site's only one would be: this one is shared by
     // every call site of `getitem_typed::<T>`.)
     let x = h.read_optimistic(
         #[inline(always)]
         |a, body| get_exact_racy::<T>(a, body, want, i),
     )?;
+    value_of_prim(kind, &x)
+}
+
+/// `T`'s primitive kind ([`prim_kind_of`], a constant) when it is the one `want` records;
+/// `None` for a `T` that is not a primitive number or another record.
+#[inline(always)]
+pub(crate) fn prim_kind_checked<T: Pod>(want: &ElemType) -> Option<pod::Kind> {
+    let kind = prim_kind_of::<T>();
+    (kind != pod::Kind::Other && kind as u32 == want.kind).then_some(kind)
+}
+
+/// A primitive `x` of kind `kind` as a `Value` ([`pod::scalar_of`] of its bytes).
+#[inline(always)]
+pub(crate) fn value_of_prim<T: Pod>(kind: pod::Kind, x: &T) -> Option<Value> {
     let mut bits = [0u8; 8];
     bits.get_mut(..size_of::<T>())?
-        .copy_from_slice(bytemuck::bytes_of(&x));
+        .copy_from_slice(bytemuck::bytes_of(x));
     pod::scalar_of(kind, bits)
+}
+
+/// `x` converted to a `T` of the record `want` (by `T`'s primitive kind, a constant), for a
+/// typed in-place write: its bytes in the first `size_of::<T>()` of the word; `None` for a
+/// `T` that is not a word of 4 or 8 bytes aligned to its size, another record, or an `x`
+/// that does not convert (the general path reports it).
+#[inline(always)]
+pub(crate) fn prim_word_of<T: Pod>(want: &ElemType, x: &Value) -> Option<[u8; 8]> {
+    prim_kind_checked::<T>(want)?;
+    if !matches!(size_of::<T>(), 4 | 8) || want.align as usize != size_of::<T>() {
+        return None;
+    }
+    let mut buf = [0u8; 8];
+    pod::from_value(want, x, buf.get_mut(..size_of::<T>())?).ok()?;
+    Some(buf)
 }
 
 /// Element `i` of an array whose element record is exactly `want` (every word of it), read
@@ -431,18 +457,8 @@ fn exact_at(a: &Arena, body: u64, want: &ElemType, i: i64) -> Option<u64> {
 /// other `T`, record, index or `x` (the general path answers, errors included).
 #[inline(always)]
 fn setitem_typed<T: Pod>(h: &Handle, want: &ElemType, i: i64, x: &Value) -> Option<Value> {
-    let kind = prim_kind_of::<T>();
-    if kind == pod::Kind::Other
-        || kind as u32 != want.kind
-        || !matches!(size_of::<T>(), 4 | 8)
-        || want.align as usize != size_of::<T>()
-    {
-        return None;
-    }
-    let mut buf = [0u8; 8];
-    let bytes = buf.get_mut(..size_of::<T>())?;
-    pod::from_value(want, x, bytes).ok()?;
-    let bytes = &*bytes;
+    let word = prim_word_of::<T>(want, x)?;
+    let bytes = word.get(..size_of::<T>())?;
     h.write_fast(
         #[inline(always)]
         |a, body| store_prim(a, exact_at(a, body, want, i)?, want.align, bytes),

@@ -981,11 +981,11 @@ impl sealed::Sealed for String {}
 impl KeyRef for String {
     #[inline(always)]
     fn racy_key(&self, core: &Core) -> Option<RacyKey<'static>> {
-        RacyKey::of_str(core, self)
+        self.as_str().racy_key(core)
     }
     #[inline]
     fn to_value(&self) -> Value {
-        Value::from(self)
+        self.as_str().to_value()
     }
 }
 

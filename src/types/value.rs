@@ -820,19 +820,13 @@ pub(crate) fn fast_call_typed<T: Pod>(
 // Always inlined, as the typed `get` is inlined: the read of a `T` is the whole call.
 #[inline(always)]
 fn get_typed<T: Pod>(h: &Handle, want: &ElemType) -> Option<Value> {
-    let kind = super::array::prim_kind_of::<T>();
-    if kind == Kind::Other || kind as u32 != want.kind {
-        return None;
-    }
+    let kind = super::array::prim_kind_checked::<T>(want)?;
     // (The closure always inlined, as in `array::getitem_typed`.)
     let x = h.read_optimistic(
         #[inline(always)]
         |a, body| get_exact_racy::<T>(a, body, want),
     )?;
-    let mut bits = [0u8; 8];
-    bits.get_mut(..size_of::<T>())?
-        .copy_from_slice(bytemuck::bytes_of(&x));
-    pod::scalar_of(kind, bits)
+    super::array::value_of_prim(kind, &x)
 }
 
 /// A plain-data value whose element record is exactly `want` (every word of it), its current
@@ -868,18 +862,8 @@ fn exact_current(a: &crate::arena::Arena, body: u64, want: &ElemType) -> Option<
 /// nothing, for any other `T`, record or `x` (the general path answers, errors included).
 #[inline(always)]
 fn set_typed<T: Pod>(h: &Handle, want: &ElemType, x: &Value) -> Option<Value> {
-    let kind = super::array::prim_kind_of::<T>();
-    if kind == Kind::Other
-        || kind as u32 != want.kind
-        || !matches!(size_of::<T>(), 4 | 8)
-        || want.align as usize != size_of::<T>()
-    {
-        return None;
-    }
-    let mut buf = [0u8; 8];
-    let bytes = buf.get_mut(..size_of::<T>())?;
-    pod::from_value(want, x, bytes).ok()?;
-    let bytes = &*bytes;
+    let word = super::array::prim_word_of::<T>(want, x)?;
+    let bytes = word.get(..size_of::<T>())?;
     h.write_fast(
         #[inline(always)]
         |a, body| super::array::store_prim(a, exact_current(a, body, want)?, want.align, bytes),
