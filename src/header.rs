@@ -41,8 +41,9 @@ use crate::error::{Error, Result};
 
 /// `b"SHMSTORE"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMSTORE");
-/// Layout version: bump on any change to the arena's layout (3: a `Lock` body is a futex word).
-pub const LAYOUT_VERSION: u64 = 3;
+/// Layout version: bump on any change to the arena's layout (3: a `Lock` body is a futex word;
+/// 4: locks count their waiters in a word of their own and are released by a plain store).
+pub const LAYOUT_VERSION: u64 = 4;
 
 /// Fixed part of the header, immutable after initialization.
 ///

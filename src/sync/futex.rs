@@ -1,7 +1,10 @@
 //! A robust lock on a bare futex word holding its owner's thread id.
 //!
-//! [`FutexLock`] takes one compare-and-swap to lock and one to unlock when nobody waits, against
-//! glibc's robust mutex, which also maintains the thread's robust list on every lock and unlock.
+//! [`FutexLock`] takes one compare-and-swap to lock and one plain store to unlock when nobody
+//! waits, against glibc's robust mutex, which also maintains the thread's robust list on every
+//! lock and unlock and gives the lock back with a second atomic read-modify-write. The store is
+//! enough because waiters count themselves in a word of their own and pay for the ordering with
+//! a cross-process memory barrier before they sleep ([`barrier`](super::barrier)).
 //! The kernel does not tell anyone when its holder dies (its robust list is glibc's), so a waiter
 //! finds out itself: it sleeps on the futex in slices of [`SLICE`], and when a slice runs out it
 //! asks whether the owner still lives. A dead owner's lock is taken over and reported as
@@ -13,12 +16,12 @@
 //! # The bytes
 //!
 //! ```text
-//! 0   state  u32  owner's tid | WAITERS (bit 31) | INCONSISTENT (bit 30); 0 = free;
-//!                 INCONSISTENT alone = not recoverable
-//! 4   tid    u32  the owner the two fields below describe (0: none)
-//! 8   pid    u32  the owner's process id
-//! 12  pad    u32  zero
-//! 16  start  u64  the owner's process start time (clock ticks since boot; 0 if unknown)
+//! 0   state    u32  owner's tid | INCONSISTENT (bit 30); 0 = free;
+//!                   INCONSISTENT alone = not recoverable
+//! 4   tid      u32  the owner the two fields below describe (0: none)
+//! 8   pid      u32  the owner's process id
+//! 12  waiters  u32  threads that may sleep on `state` (each counts itself while it waits)
+//! 16  start    u64  the owner's process start time (clock ticks since boot; 0 if unknown)
 //! ```
 //!
 //! Protocol. Only the owner writes `tid`, `pid` and `start`: right after taking the lock it
@@ -27,15 +30,20 @@
 //! `start`, has the owner's process. A crash between taking the lock and writing the record
 //! leaves `tid` naming nobody or a previous holder: the record is then ignored.
 //!
-//! - **Lock**: compare-and-swap `state` from 0 to our tid (Acquire). Contended: set WAITERS and
-//!   `FUTEX_WAIT_BITSET` (shared, not private; absolute `CLOCK_MONOTONIC` deadline) while
-//!   `state` keeps that value, at most `SLICE` at a time. When a slice (or the whole timeout)
-//!   runs out, check the owner's liveness; a dead owner's `state` is swapped (compare-and-swap
-//!   from the exact value seen) to our tid | INCONSISTENT, keeping WAITERS.
-//! - **Unlock**: check we own it, clear `tid`, swap `state` to 0 (Release); if WAITERS was set,
-//!   `FUTEX_WAKE` one waiter. Unlocking with INCONSISTENT set stores "not recoverable" instead
-//!   and wakes every waiter, which then fail with `Error::Corrupt`, as pthread's
-//!   `ENOTRECOVERABLE`.
+//! - **Lock**: compare-and-swap `state` from 0 to our tid (Acquire). Contended, after a short
+//!   spin: add one to `waiters`, run the heavy barrier ([`barrier::heavy`](super::barrier::heavy)),
+//!   look at `state` again, and `FUTEX_WAIT_BITSET` (shared, not private; absolute
+//!   `CLOCK_MONOTONIC` deadline) while `state` keeps the value seen, at most `SLICE` at a time.
+//!   When a slice (or the whole timeout) runs out, check the owner's liveness; a dead owner's
+//!   `state` is swapped (compare-and-swap from the exact value seen) to our tid | INCONSISTENT.
+//!   The waiter takes one back from `waiters` however it stops waiting.
+//! - **Unlock**: check we own it, clear `tid`, store 0 in `state` (Release), then read
+//!   `waiters`; if it is not 0, `FUTEX_WAKE` one waiter. Only the holder changes `state` while
+//!   it is held (a takeover needs the holder dead), so a plain store loses nothing. The store
+//!   and the load are ordered by the waiters' heavy barrier: a process that could not register
+//!   for it ([`barrier::light`](super::barrier::light) false) exchanges `state` instead, a full
+//!   barrier of its own. Unlocking with INCONSISTENT set stores "not recoverable" instead and
+//!   wakes every waiter, which then fail with `Error::Corrupt`, as pthread's `ENOTRECOVERABLE`.
 //! - **make_consistent**: clears INCONSISTENT.
 //!
 //! # Liveness, and what it cannot see
@@ -49,6 +57,11 @@
 //!   another process is taken for alive: waiters wait until that thread ends (the kernel hands
 //!   out pids and tids cyclically, so reuse takes a full turn of `pid_max`);
 //! - a dead owner is noticed only when a waiter's slice runs out: up to `SLICE` late;
+//! - a waiter killed while it waits leaves `waiters` one too high: every later unlock of that
+//!   lock then makes a `FUTEX_WAKE` system call that wakes nobody (slower, never wrong);
+//! - a waiter whose heavy barrier fails (no `membarrier(2)` for it) may sleep through a
+//!   plain-store unlock: it sleeps in slices of [`SHORT_SLICE`](super::barrier::SHORT_SLICE)
+//!   instead, and looks again after each;
 //! - [`try_lock`](RawLock::try_lock) and zero timeouts check liveness without the record's
 //!   cross-checks being any weaker, but each busy answer costs a `kill` system call.
 //!
@@ -82,6 +95,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
+use super::barrier::{anyone_waiting, give_back, Waiting};
 use super::pthread::{add_saturating, deadline, futex_wait, futex_wake, now, reached};
 use super::{Acquired, LockHolder, RawLock};
 use crate::error::{Error, Result};
@@ -115,8 +129,8 @@ pub enum FutexLock {}
 
 impl FutexLock {
     /// Who holds the lock, from its `state` word read without taking it (for tools): the
-    /// owner's tid, as in a glibc robust mutex's word (same bit layout: WAITERS bit 31,
-    /// INCONSISTENT bit 30).
+    /// owner's tid, as in a glibc robust mutex's word (INCONSISTENT is bit 30, as glibc's
+    /// `FUTEX_OWNER_DIED`).
     ///
     /// # Examples
     /// ```
@@ -160,18 +174,16 @@ struct LockWords {
     state: u32,
     tid: u32,
     pid: u32,
-    pad: u32,
+    waiters: u32,
     start: u64,
 }
 const LOCK_SIZE: usize = size_of::<LockWords>();
 const LOCK_ALIGN: usize = align_of::<LockWords>();
 const _: () = assert!(LOCK_SIZE == 24 && LOCK_ALIGN == 8);
 
-/// `FTX1`: futex lock with an owner record, format 1.
-const FUTEX_FORMAT: u32 = u32::from_be_bytes(*b"FTX1");
-
-/// Set in `state` when a thread may be sleeping on it.
-const WAITERS: u32 = 0x8000_0000;
+/// `FTX2`: futex lock with an owner record and a waiter count (format 1 kept a WAITERS bit in
+/// `state` and unlocked by compare-and-swap).
+const FUTEX_FORMAT: u32 = u32::from_be_bytes(*b"FTX2");
 /// Set in `state` while its holder took it from a dead owner and has not made it consistent.
 const INCONSISTENT: u32 = 0x4000_0000;
 /// The owner's tid (Linux's `PID_MAX_LIMIT` is 2^22).
@@ -181,6 +193,7 @@ const NOT_RECOVERABLE: u32 = INCONSISTENT;
 
 /// How long a waiter sleeps before it checks that the owner still lives.
 pub const SLICE: Duration = Duration::from_millis(100);
+
 /// Loads of `state` a locker spins through before it sleeps.
 const SPINS: u32 = 64;
 
@@ -193,11 +206,13 @@ struct Me {
     tid: u32,
     pid: u32,
     start: u64,
+    /// This process may unlock with a plain store ([`super::barrier::light`]).
+    light: bool,
 }
 
 thread_local! {
     /// `tid == 0`: not known yet (or forgotten after a fork).
-    static ME: Cell<Me> = const { Cell::new(Me { tid: 0, pid: 0, start: 0 }) };
+    static ME: Cell<Me> = const { Cell::new(Me { tid: 0, pid: 0, start: 0, light: false }) };
 }
 
 static ATFORK: Once = Once::new();
@@ -210,6 +225,7 @@ extern "C" fn forget_me_in_child() {
             tid: 0,
             pid: 0,
             start: 0,
+            light: false,
         })
     });
 }
@@ -238,6 +254,7 @@ fn learn_me() -> Me {
         tid: crate::process::current_tid(),
         pid: p.pid,
         start: p.start,
+        light: super::barrier::light(),
     };
     // Every kernel tid is at least 1 and below 2^22.
     if m.tid != 0 && m.tid & !TID_MASK == 0 {
@@ -249,11 +266,12 @@ fn learn_me() -> Me {
 // ---------------------------------------------------------------------------------------------
 // The words.
 
-/// The four atomics of the lock at `ptr`.
+/// The five atomics of the lock at `ptr`.
 struct Words<'a> {
     state: &'a AtomicU32,
     tid: &'a AtomicU32,
     pid: &'a AtomicU32,
+    waiters: &'a AtomicU32,
     start: &'a AtomicU64,
 }
 
@@ -272,6 +290,7 @@ unsafe fn words<'a>(ptr: *mut u8) -> Words<'a> {
             state: AtomicU32::from_ptr(std::ptr::addr_of_mut!((*w).state)),
             tid: AtomicU32::from_ptr(std::ptr::addr_of_mut!((*w).tid)),
             pid: AtomicU32::from_ptr(std::ptr::addr_of_mut!((*w).pid)),
+            waiters: AtomicU32::from_ptr(std::ptr::addr_of_mut!((*w).waiters)),
             start: AtomicU64::from_ptr(std::ptr::addr_of_mut!((*w).start)),
         }
     }
@@ -387,16 +406,15 @@ unsafe fn lock_slow(ptr: *mut u8, wait: Wait) -> Result<Option<Acquired>> {
     // SAFETY: the caller's contract.
     let w = unsafe { words(ptr) };
     let me = me();
-    // Once this thread has slept it takes the lock with WAITERS set: others may still sleep.
-    let mut slept = false;
+    let mut waiting = Waiting::new(w.waiters);
     let mut spins = if matches!(wait, Wait::No) { 0 } else { SPINS };
     loop {
-        let s = w.state.load(Ordering::Relaxed);
+        // SeqCst: after `count`, pairs with a barrier-less unlock's SeqCst exchange.
+        let s = w.state.load(Ordering::SeqCst);
         if s == 0 {
-            let new = me.tid | if slept { WAITERS } else { 0 };
             // Acquire: synchronizes with the previous holder's Release in unlock.
             if w.state
-                .compare_exchange(0, new, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
                 w.record(me);
@@ -406,7 +424,7 @@ unsafe fn lock_slow(ptr: *mut u8, wait: Wait) -> Result<Option<Acquired>> {
         }
         let owner = s & TID_MASK;
         if owner == 0 {
-            // Only INCONSISTENT (and perhaps WAITERS) set: not recoverable.
+            // Only INCONSISTENT (or stray high bits) set: not recoverable.
             return Err(corrupt());
         }
         if owner == me.tid {
@@ -433,23 +451,23 @@ unsafe fn lock_slow(ptr: *mut u8, wait: Wait) -> Result<Option<Acquired>> {
             }
             Wait::Forever => None,
         };
-        if s & WAITERS == 0
-            && w.state
-                .compare_exchange(s, s | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            continue;
+        if !waiting.counted() {
+            waiting.count();
+            continue; // look at `state` again, after the barrier
         }
-        let slice_end = add_saturating(now(libc::CLOCK_MONOTONIC)?, SLICE);
+        let slice_end = add_saturating(now(libc::CLOCK_MONOTONIC)?, waiting.slice(SLICE));
         let until = match deadline {
             Some(d) if reached(slice_end, d) => d,
             _ => slice_end,
         };
-        slept = true;
-        match futex_wait(w.state, s | WAITERS, Some(&until)) {
+        match futex_wait(w.state, s, Some(&until)) {
             0 | libc::EAGAIN | libc::EINTR => {}
             libc::ETIMEDOUT => {
                 let s = w.state.load(Ordering::Relaxed);
+                #[cfg(test)]
+                if s == 0 {
+                    tests::SLICES_ENDED_FREE.with(|c| c.set(c.get() + 1));
+                }
                 if s & TID_MASK == owner && take_over_if_dead(&w, s, me)?.is_some() {
                     return Ok(Some(Acquired::OwnerDied));
                 }
@@ -466,7 +484,7 @@ fn take_over_if_dead(w: &Words<'_>, s: u32, me: Me) -> Result<Option<()>> {
     if owner == 0 || owner == me.tid || !owner_is_dead(w, owner) {
         return Ok(None);
     }
-    let new = me.tid | INCONSISTENT | (s & WAITERS);
+    let new = me.tid | INCONSISTENT;
     // Acquire: what the dead owner wrote before dying is visible to the repair.
     if w.state
         .compare_exchange(s, new, Ordering::Acquire, Ordering::Relaxed)
@@ -478,8 +496,22 @@ fn take_over_if_dead(w: &Words<'_>, s: u32, me: Me) -> Result<Option<()>> {
     Ok(Some(()))
 }
 
-/// The slow path of unlock: waiters to wake, an inconsistent lock, or a caller that does not
-/// hold the lock.
+/// After `state` was given back: wakes `n` waiters if any are counted.
+#[inline]
+fn wake_waiters(w: &Words<'_>, n: c_int) -> Result<()> {
+    if !anyone_waiting(w.waiters) {
+        return Ok(());
+    }
+    wake_slow(w, n)
+}
+
+#[cold]
+#[inline(never)]
+fn wake_slow(w: &Words<'_>, n: c_int) -> Result<()> {
+    futex_wake(w.state, n)
+}
+
+/// The slow path of unlock: an inconsistent lock, or a caller that does not hold the lock.
 #[cold]
 #[inline(never)]
 fn unlock_slow(w: &Words<'_>, me: Me) -> Result<()> {
@@ -493,14 +525,10 @@ fn unlock_slow(w: &Words<'_>, me: Me) -> Result<()> {
     } else {
         0
     };
-    // Release: the next holder sees everything written under the lock. Only this thread changes
-    // `state` while it holds the lock, except waiters adding WAITERS: swap catches that.
-    let old = w.state.swap(to, Ordering::Release);
-    if old & WAITERS != 0 {
-        // Every waiter must see "not recoverable"; otherwise one takes the lock.
-        futex_wake(w.state, if to == 0 { 1 } else { c_int::MAX })?;
-    }
-    Ok(())
+    // An exchange (`light` false): the slow path does not rely on the waiters' heavy barrier.
+    give_back(w.state, to, false);
+    // Every waiter must see "not recoverable"; otherwise one takes the lock.
+    wake_waiters(w, if to == 0 { 1 } else { c_int::MAX })
 }
 
 impl FutexLock {
@@ -612,8 +640,8 @@ unsafe fn try_lock_spin_slow(ptr: *mut u8, spins: u32) -> bool {
 }
 
 // SAFETY: `state` changes from free (0) to held (a tid) only by a compare-and-swap with Acquire,
-// and back only by its holder's Release swap, so at most one thread holds the lock and each holder
-// sees what the previous one wrote. A holder that dies is found by every waiter whose slice runs
+// and back only by its holder's Release store or swap, so at most one thread holds the lock and
+// each holder sees what the previous one wrote. A holder that dies is found by every waiter whose slice runs
 // out (liveness check) and the lock taken over with `OwnerDied`, never deadlocked. The bytes are
 // a state word and an owner record: ids, no pointers.
 unsafe impl RawLock for FutexLock {
@@ -628,7 +656,7 @@ unsafe impl RawLock for FutexLock {
                 state: 0,
                 tid: 0,
                 pid: 0,
-                pad: 0,
+                waiters: 0,
                 start: 0,
             });
         }
@@ -694,7 +722,7 @@ unsafe impl RawLock for FutexLock {
         if s & INCONSISTENT == 0 {
             return Err(os("futex_make_consistent", libc::EINVAL));
         }
-        // Relaxed: only the holder reads the flag; waiters only add WAITERS.
+        // Relaxed: only the holder reads the flag; nobody else writes `state` while it is held.
         w.state.fetch_and(!INCONSISTENT, Ordering::Relaxed);
         Ok(())
     }
@@ -704,17 +732,14 @@ unsafe impl RawLock for FutexLock {
         let me = me();
         // SAFETY: the caller's contract.
         let w = unsafe { words(ptr) };
-        if w.state.load(Ordering::Relaxed) == me.tid {
-            w.tid.store(0, Ordering::Relaxed);
-            // Release: the next holder sees everything written under the lock.
-            if w.state
-                .compare_exchange(me.tid, 0, Ordering::Release, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Ok(());
-            }
+        if w.state.load(Ordering::Relaxed) != me.tid {
+            return unlock_slow(&w, me);
         }
-        unlock_slow(&w, me)
+        w.tid.store(0, Ordering::Relaxed);
+        // A plain store when this process is registered for the waiters' heavy barrier: only
+        // the holder changes `state` while it is held.
+        give_back(w.state, 0, me.light);
+        wake_waiters(&w, 1)
     }
 }
 
@@ -769,6 +794,11 @@ mod tests {
             // SAFETY: FLAG is 4-aligned, inside a page every test keeps alive while it uses
             // the flag, and only ever accessed atomically.
             unsafe { AtomicU32::from_ptr(self.2.cast()) }
+        }
+        fn counter(self) -> &'static AtomicU64 {
+            // SAFETY: as for `flag` (FLAG is 8-aligned); the tests that use the counter do not
+            // use the flag.
+            unsafe { AtomicU64::from_ptr(self.2.cast()) }
         }
         fn words(self) -> Words<'static> {
             // SAFETY: as for `flag`: an initialized lock in a page that outlives its use.
@@ -940,26 +970,90 @@ mod tests {
         assert_eq!(wait_child(child), Exit::Code(0));
     }
 
-    /// A waiter sleeping on a lock is woken by the unlock, long before its slice runs out.
+    thread_local! {
+        /// Times this thread's sleep slice ran out and it found the lock free: the symptom of a
+        /// lost wake-up (an unlock that saw no waiter while one slept).
+        pub(super) static SLICES_ENDED_FREE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A waiter sleeping on a lock is woken by the unlock (a plain store in this process when
+    /// `barrier::light`), not by its slice running out.
     #[test]
     fn a_sleeping_waiter_is_woken_by_unlock() {
         let s = Shared::new();
         let p = s.p();
-        // SAFETY: the lock is initialized; each thread unlocks what it holds.
-        unsafe {
-            assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
-            std::thread::scope(|sc| {
-                let t = sc.spawn(move || {
-                    let r = FutexLock::lock_timeout(p.m(), PATIENCE);
-                    r == Ok(Acquired::Clean) && FutexLock::unlock(p.m()).is_ok()
+        for _ in 0..5 {
+            // SAFETY: the lock is initialized; each thread unlocks what it holds.
+            unsafe {
+                assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
+                std::thread::scope(|sc| {
+                    let t = sc.spawn(move || {
+                        let r = FutexLock::lock_timeout(p.m(), PATIENCE);
+                        let woken = SLICES_ENDED_FREE.with(|c| c.get()) == 0;
+                        r == Ok(Acquired::Clean) && FutexLock::unlock(p.m()).is_ok() && woken
+                    });
+                    while p.words().waiters.load(Ordering::Relaxed) == 0 {
+                        std::thread::yield_now();
+                    }
+                    // Counted; let it reach the futex and sleep.
+                    std::thread::sleep(Duration::from_millis(5));
+                    FutexLock::unlock(p.m()).unwrap();
+                    assert!(t.join().unwrap());
                 });
-                while p.words().state.load(Ordering::Relaxed) & WAITERS == 0 {
-                    std::thread::yield_now();
-                }
-                FutexLock::unlock(p.m()).unwrap();
-                assert!(t.join().unwrap());
-            });
+            }
         }
+        assert_eq!(p.words().waiters.load(Ordering::Relaxed), 0);
+    }
+
+    /// Processes hammer one lock with critical sections that yield the CPU, so that waiters
+    /// really sleep: every increment under the lock is kept (mutual exclusion), no waiter's
+    /// slice runs out on a free lock (no lost wake-up across processes), and every waiter
+    /// takes itself out of the count.
+    #[test]
+    fn processes_sharing_a_lock_lose_no_update_and_no_wake_up() {
+        const PROCS: u32 = 3;
+        const ROUNDS: u64 = 3_000;
+        let s = Shared::new();
+        let p = s.p();
+        let children: Vec<_> = (0..PROCS)
+            .map(|_| {
+                fork_child(move || {
+                    SLICES_ENDED_FREE.with(|c| c.set(0));
+                    for i in 0..ROUNDS {
+                        // SAFETY: the lock is initialized in the shared page; this process
+                        // unlocks what it holds.
+                        unsafe {
+                            if FutexLock::lock(p.m()) != Ok(Acquired::Clean) {
+                                return 1;
+                            }
+                        }
+                        // A read and a write, not an atomic add: only the lock keeps them whole.
+                        let v = p.counter().load(Ordering::Relaxed);
+                        if i % 4 == 0 {
+                            std::thread::yield_now();
+                        }
+                        p.counter().store(v + 1, Ordering::Relaxed);
+                        // SAFETY: as above.
+                        if unsafe { FutexLock::unlock(p.m()) }.is_err() {
+                            return 2;
+                        }
+                    }
+                    if SLICES_ENDED_FREE.with(|c| c.get()) != 0 {
+                        return 3;
+                    }
+                    0
+                })
+            })
+            .collect();
+        for c in children {
+            assert_eq!(wait_child(c), Exit::Code(0));
+        }
+        assert_eq!(
+            p.counter().load(Ordering::Relaxed),
+            u64::from(PROCS) * ROUNDS
+        );
+        assert_eq!(p.words().waiters.load(Ordering::Relaxed), 0);
+        assert_eq!(p.words().state.load(Ordering::Relaxed), 0);
     }
 
     /// A child waits on the condition variable; the parent sets the flag and notifies.

@@ -67,6 +67,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 
+pub mod barrier;
 pub mod futex;
 pub mod pthread;
 pub mod word;

@@ -1,26 +1,36 @@
 //! [`WordLock`]: an ownerless, process-shared lock on one futex word, for the store's `Lock`
 //! type (Python's `threading.Lock` semantics: any thread of any process may release it).
 //!
-//! Uncontended, `acquire` is one compare-and-swap and `release` one exchange — the object's own
-//! lock is not taken, so a `Lock` costs what a bare mutex costs.
+//! Uncontended, `acquire` is one compare-and-swap and `release` one plain store — the object's
+//! own lock is not taken, so a `Lock` costs less than a bare pthread mutex. Waiters count
+//! themselves in a word of their own and pay for the store's ordering with a cross-process
+//! memory barrier before they sleep ([`barrier`](super::barrier)).
 //!
 //! # The bytes
 //!
 //! ```text
-//! 0   state      u32  0 = unlocked; else the acquiring process's pid | WAITERS (bit 31)
+//! 0   state      u32  0 = unlocked; else the acquiring process's pid
 //! 4   rec_pid    u32  the process the record below describes (0: none)
 //! 8   rec_start  u64  that process's start time (clock ticks since boot; 0 if unknown)
+//! 16  waiters    u32  threads that may sleep on `state` (each counts itself while it waits)
+//! 20  pad        u32  zero
 //! ```
 //!
 //! Protocol.
 //! - **Acquire**: compare-and-swap `state` from 0 to our pid (Acquire), then write the record:
-//!   `rec_start`, then `rec_pid` (Release). Contended: set WAITERS and `FUTEX_WAIT` on `state`
-//!   (shared, absolute `CLOCK_MONOTONIC` deadline) at most [`SLICE`] at a time; when a slice —
-//!   or, for a call that does not wait or whose timeout ran out, the attempt — ends with the
-//!   lock still held, ask whether the holder process lives, and take a dead holder's lock over
-//!   (compare-and-swap from the exact value seen), keeping WAITERS.
-//! - **Release** (by anyone): clear `rec_pid`, exchange `state` with 0 (Release); 0 before means
-//!   it was not locked; WAITERS before means `FUTEX_WAKE` one sleeper.
+//!   `rec_start`, then `rec_pid` (Release). Contended, after a short spin: add one to `waiters`,
+//!   run the heavy barrier ([`barrier::heavy`](super::barrier::heavy)), look at `state` again,
+//!   and `FUTEX_WAIT` on it (shared, absolute `CLOCK_MONOTONIC` deadline) at most [`SLICE`] at
+//!   a time; when a slice — or, for a call that does not wait or whose timeout ran out, the
+//!   attempt — ends with the lock still held, ask whether the holder process lives, and take a
+//!   dead holder's lock over (compare-and-swap from the exact value seen). The waiter takes one
+//!   back from `waiters` however it stops waiting.
+//! - **Release** (by anyone): a `state` of 0 means it was not locked (an error, nothing
+//!   changes); otherwise clear `rec_pid`, store 0 in `state` (Release), then read `waiters` and
+//!   `FUTEX_WAKE` one sleeper if it is not 0. A process that could not register for the heavy
+//!   barrier exchanges `state` instead. Two releases racing on one acquisition may then both
+//!   succeed (multiprocessing's own `Lock.release` checks the count and posts in two steps
+//!   too); a release that comes after the lock was given back is always an error.
 //!
 //! The record lets the liveness check tell a reused pid from the holder: it is used only when
 //! `rec_pid` equals the pid in `state`, read before and after the start time. A holder that dies
@@ -30,14 +40,15 @@
 //! The holder is a *process*: a thread that acquires and ends leaves the lock held, as Python's
 //! `Lock` does; the lock is taken over only when the whole process is gone. A pid is below 2^22
 //! on Linux (`PID_MAX_LIMIT`); a word whose pid bits name no process (a scribble) reads as a dead
-//! holder.
+//! holder. A waiter killed while it waits leaves `waiters` one too high: every later release
+//! makes a `FUTEX_WAKE` system call that wakes nobody (slower, never wrong).
 //!
 //! # Examples
 //! ```
 //! use std::sync::atomic::Ordering;
 //! use shmstore::arena::Arena;
 //! use shmstore::sync::word::{Got, WordLock};
-//! let a = Arena::heap(16);
+//! let a = Arena::heap(24);
 //! let lock = a.words::<WordLock>(0)?;
 //! assert_eq!(lock.acquire(true, None)?, Got::Taken);
 //! // The state word holds the acquiring process's pid; the record beside it names the same one.
@@ -51,6 +62,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::barrier::{anyone_waiting, give_back, light, Waiting};
 use super::pthread::{futex_wait, futex_wake};
 use crate::arena::AtomicWords;
 use crate::error::{Error, Result};
@@ -59,7 +71,6 @@ use crate::process::ProcId;
 /// Longest sleep between two looks at the holder's liveness.
 pub const SLICE: Duration = Duration::from_millis(100);
 
-const WAITERS: u32 = 0x8000_0000;
 const PID_MASK: u32 = 0x3fff_ffff;
 
 /// The words of an ownerless process-shared lock (see the module notes), viewed in place in the
@@ -69,7 +80,7 @@ const PID_MASK: u32 = 0x3fff_ffff;
 /// ```
 /// use shmstore::arena::Arena;
 /// use shmstore::sync::word::{Got, WordLock};
-/// let a = Arena::heap(16);
+/// let a = Arena::heap(24);
 /// let lock = a.words::<WordLock>(0)?;
 /// assert_eq!(lock.acquire(true, None)?, Got::Taken);
 /// assert_eq!(lock.acquire(false, None)?, Got::Busy); // not reentrant
@@ -83,10 +94,12 @@ pub struct WordLock {
     state: AtomicU32,
     rec_pid: AtomicU32,
     rec_start: AtomicU64,
+    waiters: AtomicU32,
+    pad: AtomicU32,
 }
-// SAFETY: `repr(C)`, atomic integers only, no padding (4 + 4 + 8).
+// SAFETY: `repr(C)`, atomic integers only, no padding (4 + 4 + 8 + 4 + 4).
 unsafe impl AtomicWords for WordLock {}
-const _: () = assert!(std::mem::size_of::<WordLock>() == 16);
+const _: () = assert!(std::mem::size_of::<WordLock>() == 24);
 
 /// How [`WordLock::acquire`] got the lock, or that it did not.
 ///
@@ -95,7 +108,7 @@ const _: () = assert!(std::mem::size_of::<WordLock>() == 16);
 /// use std::sync::atomic::Ordering;
 /// use shmstore::arena::Arena;
 /// use shmstore::sync::word::{Got, WordLock};
-/// let a = Arena::heap(16);
+/// let a = Arena::heap(24);
 /// let lock = a.words::<WordLock>(0)?;
 /// // A word naming a pid no process can have: its holder is dead, and the lock is taken over.
 /// a.atomic_u32(0)?.store(0x3fff_0000, Ordering::Relaxed);
@@ -121,7 +134,7 @@ impl WordLock {
     /// ```
     /// use shmstore::arena::Arena;
     /// use shmstore::sync::word::WordLock;
-    /// let a = Arena::heap(16);
+    /// let a = Arena::heap(24);
     /// let lock = a.words::<WordLock>(0)?;
     /// assert!(!lock.locked());
     /// lock.acquire(true, None)?;
@@ -139,7 +152,7 @@ impl WordLock {
     /// ```
     /// use shmstore::arena::Arena;
     /// use shmstore::sync::word::WordLock;
-    /// let a = Arena::heap(16);
+    /// let a = Arena::heap(24);
     /// let lock = a.words::<WordLock>(0)?;
     /// assert_eq!(lock.holder(), 0);
     /// lock.acquire(true, None)?;
@@ -159,7 +172,7 @@ impl WordLock {
     /// ```
     /// use shmstore::arena::Arena;
     /// use shmstore::sync::word::WordLock;
-    /// let a = Arena::heap(16);
+    /// let a = Arena::heap(24);
     /// let lock = a.words::<WordLock>(0)?;
     /// assert!(lock.try_acquire_free());
     /// assert!(!lock.try_acquire_free()); // held
@@ -169,18 +182,20 @@ impl WordLock {
     #[inline]
     pub fn try_acquire_free(&self) -> bool {
         let me = ProcId::current();
-        me.pid & !PID_MASK == 0 && me.pid != 0 && self.try_take(&me, 0, 0)
+        me.pid & !PID_MASK == 0 && me.pid != 0 && self.try_take(&me, 0)
     }
 
-    /// Releases the lock, whoever holds it, only if no waiter sleeps on it: one
-    /// compare-and-swap and no wake-up to do (so nothing can fail once it is released). False,
-    /// with the lock unchanged (held or not), otherwise: [`WordLock::release`] does the rest.
+    /// Releases the lock, whoever holds it, only if no waiter is counted on it: one plain store
+    /// (an exchange without the heavy barrier) and no wake-up to do, so nothing can fail once
+    /// it is released. A waiter that counts itself in the meantime is woken if it can be (if the
+    /// wake-up fails, it looks again when its sleep slice ends). False, with the lock unchanged,
+    /// when it is not held or has waiters: [`WordLock::release`] does the rest.
     ///
     /// # Examples
     /// ```
     /// use shmstore::arena::Arena;
     /// use shmstore::sync::word::WordLock;
-    /// let a = Arena::heap(16);
+    /// let a = Arena::heap(24);
     /// let lock = a.words::<WordLock>(0)?;
     /// assert!(!lock.try_release_uncontended()); // not held
     /// lock.acquire(true, None)?;
@@ -191,26 +206,26 @@ impl WordLock {
     #[inline]
     pub fn try_release_uncontended(&self) -> bool {
         let s = self.state.load(Ordering::Relaxed);
-        if s & PID_MASK == 0 || s & WAITERS != 0 {
+        if s & PID_MASK == 0 || self.waiters.load(Ordering::Relaxed) != 0 {
             return false;
         }
-        // As in `release`: the record is cleared first. If the exchange below fails, the lock
-        // is held meanwhile with no record, which only makes a waiter's liveness check
-        // conservative (pid alone); `release` then clears it again.
+        // As in `release`: the record is cleared first.
         self.rec_pid.store(0, Ordering::Relaxed);
-        // Release: the next holder sees everything written while the lock was held.
-        self.state
-            .compare_exchange(s, 0, Ordering::Release, Ordering::Relaxed)
-            .is_ok()
+        give_back(&self.state, 0, light());
+        if anyone_waiting(&self.waiters) {
+            // Best effort, as documented: the waiter's slice bounds the delay.
+            let _ = futex_wake(&self.state, 1);
+        }
+        true
     }
 
     /// Takes the lock if its state is still `free` (no holder): one compare-and-swap.
     #[inline]
-    fn try_take(&self, me: &ProcId, free: u32, waiters: u32) -> bool {
+    fn try_take(&self, me: &ProcId, free: u32) -> bool {
         // Acquire: synchronizes with the Release of the last release.
         if self
             .state
-            .compare_exchange(free, me.pid | waiters, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(free, me.pid, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
             self.record(me);
@@ -237,7 +252,7 @@ impl WordLock {
     /// use std::time::{Duration, Instant};
     /// use shmstore::arena::Arena;
     /// use shmstore::sync::word::{Got, WordLock};
-    /// let a = Arena::heap(16);
+    /// let a = Arena::heap(24);
     /// let lock = a.words::<WordLock>(0)?;
     /// assert_eq!(lock.acquire(true, None)?, Got::Taken);
     /// // Held (by this process): a timed acquire gives up at its deadline.
@@ -256,7 +271,7 @@ impl WordLock {
                 u64::from(me.pid),
             ));
         }
-        if self.try_take(&me, 0, 0) {
+        if self.try_take(&me, 0) {
             return Ok(Got::Taken);
         }
         self.acquire_slow(&me, blocking, deadline)
@@ -264,14 +279,14 @@ impl WordLock {
 
     #[cold]
     fn acquire_slow(&self, me: &ProcId, blocking: bool, deadline: Option<Instant>) -> Result<Got> {
-        // Once this thread has slept, it takes the lock with WAITERS set: others may still sleep.
-        let mut slept = false;
+        let mut waiting = Waiting::new(&self.waiters);
         let mut spins = if blocking { 64 } else { 0 };
         loop {
-            let s = self.state.load(Ordering::Relaxed);
+            // SeqCst: after `count`, pairs with a barrier-less release's SeqCst exchange.
+            let s = self.state.load(Ordering::SeqCst);
             if s & PID_MASK == 0 {
-                // (A WAITERS bit with no holder is only left by a scribble: taken over as free.)
-                if self.try_take(me, s, if slept { WAITERS } else { s & WAITERS }) {
+                // (High bits with no holder are only left by a scribble: taken over as free.)
+                if self.try_take(me, s) {
                     return Ok(Got::Taken);
                 }
                 continue;
@@ -291,23 +306,21 @@ impl WordLock {
                     Got::Busy
                 });
             }
-            if s & WAITERS == 0
-                && self
-                    .state
-                    .compare_exchange(s, s | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
+            if !waiting.counted() {
+                waiting.count();
+                continue; // look at `state` again, after the barrier
             }
-            let slice_end = now + SLICE;
+            let slice_end = now + waiting.slice(SLICE);
             let until = deadline.map_or(slice_end, |d| d.min(slice_end));
             let ts = super::pthread::deadline(until.saturating_duration_since(now))?;
-            let rc = futex_wait(&self.state, s | WAITERS, Some(&ts));
-            slept = true;
-            match rc {
+            match futex_wait(&self.state, s, Some(&ts)) {
                 0 | libc::EAGAIN | libc::EINTR => {}
                 libc::ETIMEDOUT => {
-                    if self.take_from_dead(me, s | WAITERS) {
+                    #[cfg(test)]
+                    if self.state.load(Ordering::Relaxed) == 0 {
+                        tests::SLICES_ENDED_FREE.with(|c| c.set(c.get() + 1));
+                    }
+                    if self.take_from_dead(me, s) {
                         return Ok(Got::FromDead);
                     }
                 }
@@ -329,12 +342,7 @@ impl WordLock {
         }
         if self
             .state
-            .compare_exchange(
-                seen,
-                me.pid | (seen & WAITERS),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
+            .compare_exchange(seen, me.pid, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
             self.record(me);
@@ -369,7 +377,7 @@ impl WordLock {
     /// ```
     /// use shmstore::arena::Arena;
     /// use shmstore::sync::word::{Got, WordLock};
-    /// let a = Arena::heap(16);
+    /// let a = Arena::heap(24);
     /// let lock = a.words::<WordLock>(0)?;
     /// lock.acquire(true, None)?;
     /// // Any thread may release it, not only the one that took it.
@@ -385,11 +393,117 @@ impl WordLock {
             return Ok(false);
         }
         self.rec_pid.store(0, Ordering::Relaxed);
-        // Release: the next holder sees everything written while the lock was held.
-        let prev = self.state.swap(0, Ordering::Release);
-        if prev & WAITERS != 0 {
+        let prev = give_back(&self.state, 0, light());
+        if anyone_waiting(&self.waiters) {
             futex_wake(&self.state, 1)?;
         }
-        Ok(prev & PID_MASK != 0)
+        // The exchange (no heavy barrier here) tells whether another release came first.
+        Ok(prev.map_or(true, |p| p & PID_MASK != 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::{Got, WordLock};
+    use crate::sync::test_support::{fork_child, wait_child, Exit, SharedPage};
+
+    thread_local! {
+        /// Times this thread's sleep slice ran out and it found the lock free: the symptom of a
+        /// lost wake-up (a release that saw no waiter while one slept).
+        pub(super) static SLICES_ENDED_FREE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    /// The lock at the start of the page and a counter after it.
+    #[derive(Clone, Copy)]
+    struct Ptrs(*mut u8);
+    // SAFETY: they point into a process-shared page, usable from any thread and child.
+    unsafe impl Send for Ptrs {}
+    unsafe impl Sync for Ptrs {}
+
+    impl Ptrs {
+        fn lock(self) -> &'static WordLock {
+            // SAFETY: offset 0 of a page-aligned shared page that the test keeps mapped; all zero
+            // (an unlocked lock) when mapped; `WordLock` is atomics only.
+            unsafe { &*self.0.cast::<WordLock>() }
+        }
+        fn counter(self) -> &'static AtomicU64 {
+            // SAFETY: offset 64 of the same page, 8-aligned, only ever accessed atomically.
+            unsafe { AtomicU64::from_ptr(self.0.add(64).cast()) }
+        }
+    }
+
+    /// A child sleeps on a held lock; the parent's release (a plain store when
+    /// `barrier::light`) wakes it before its slice runs out.
+    #[test]
+    fn a_release_wakes_a_sleeper_in_another_process() {
+        let page = SharedPage::new();
+        let p = Ptrs(page.at(0));
+        for _ in 0..3 {
+            assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
+            let child = fork_child(move || {
+                SLICES_ENDED_FREE.with(|c| c.set(0));
+                let deadline = Some(Instant::now() + Duration::from_secs(10));
+                if p.lock().acquire(true, deadline) != Ok(Got::Taken) {
+                    return 1;
+                }
+                if SLICES_ENDED_FREE.with(|c| c.get()) != 0 {
+                    return 2;
+                }
+                i32::from(p.lock().release() != Ok(true)) * 3
+            });
+            while p.lock().waiters.load(Ordering::Relaxed) == 0 {
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_millis(5)); // counted: let it reach the futex
+            assert_eq!(p.lock().release(), Ok(true));
+            assert_eq!(wait_child(child), Exit::Code(0));
+        }
+        assert_eq!(p.lock().waiters.load(Ordering::Relaxed), 0);
+    }
+
+    /// Processes hammer one lock with critical sections that yield the CPU, half of them
+    /// releasing through `try_release_uncontended`: no increment is lost, no waiter's slice
+    /// runs out on a free lock, and the waiter count returns to 0.
+    #[test]
+    fn processes_sharing_a_lock_lose_no_update_and_no_wake_up() {
+        const PROCS: u32 = 3;
+        const ROUNDS: u64 = 3_000;
+        let page = SharedPage::new();
+        let p = Ptrs(page.at(0));
+        let children: Vec<_> = (0..PROCS)
+            .map(|_| {
+                fork_child(move || {
+                    SLICES_ENDED_FREE.with(|c| c.set(0));
+                    for i in 0..ROUNDS {
+                        if p.lock().acquire(true, None) != Ok(Got::Taken) {
+                            return 1;
+                        }
+                        // A read and a write, not an atomic add: only the lock keeps them whole.
+                        let v = p.counter().load(Ordering::Relaxed);
+                        if i % 4 == 0 {
+                            std::thread::yield_now();
+                        }
+                        p.counter().store(v + 1, Ordering::Relaxed);
+                        let released = i % 2 == 0 && p.lock().try_release_uncontended();
+                        if !released && p.lock().release() != Ok(true) {
+                            return 2;
+                        }
+                    }
+                    i32::from(SLICES_ENDED_FREE.with(|c| c.get()) != 0) * 3
+                })
+            })
+            .collect();
+        for c in children {
+            assert_eq!(wait_child(c), Exit::Code(0));
+        }
+        assert_eq!(
+            p.counter().load(Ordering::Relaxed),
+            u64::from(PROCS) * ROUNDS
+        );
+        assert_eq!(p.lock().waiters.load(Ordering::Relaxed), 0);
+        assert!(!p.lock().locked());
     }
 }

@@ -2,15 +2,17 @@
 //! may release it, whoever acquired it (CPython's own tests acquire in a child that exits and
 //! release in the parent).
 //!
-//! Body: one [`WordLock`] (16 bytes): the lock is the futex word itself, so `acquire` is one
-//! compare-and-swap and `release` one exchange, and neither takes the object's lock — the type
+//! Body: one [`WordLock`] (24 bytes): the lock is the futex word itself, so `acquire` is one
+//! compare-and-swap and `release` one plain store, and neither takes the object's lock — the type
 //! is `lockless` in the dispatch table (its handlers only touch the word's atomics). A holder
 //! process that dies holding it is found by a waiter (once per slice of waiting, and once
 //! before a non-blocking or timed acquire gives up) and its lock taken over; see
 //! [`crate::sync::word`].
 //!
-//! Crash protocol: every change is one atomic instruction on the word; a process killed at any
-//! point leaves it locked by that process (taken over later) or not locked.
+//! Crash protocol: every change of the state is one atomic instruction on the word; a process
+//! killed at any point leaves it locked by that process (taken over later) or not locked. A
+//! process killed while it waits leaves the waiter count one too high, which only costs later
+//! releases a wake-up system call.
 //!
 //! # Examples
 //! ```
