@@ -95,7 +95,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
-use super::barrier::{anyone_waiting, give_back, Waiting};
+use super::barrier::{anyone_waiting, give_back, light, Waiting};
 use super::pthread::{add_saturating, deadline, futex_wait, futex_wake, now, reached};
 use super::{Acquired, LockHolder, RawLock};
 use crate::error::{Error, Result};
@@ -206,13 +206,11 @@ struct Me {
     tid: u32,
     pid: u32,
     start: u64,
-    /// This process may unlock with a plain store ([`super::barrier::light`]).
-    light: bool,
 }
 
 thread_local! {
     /// `tid == 0`: not known yet (or forgotten after a fork).
-    static ME: Cell<Me> = const { Cell::new(Me { tid: 0, pid: 0, start: 0, light: false }) };
+    static ME: Cell<Me> = const { Cell::new(Me { tid: 0, pid: 0, start: 0 }) };
 }
 
 static ATFORK: Once = Once::new();
@@ -225,7 +223,6 @@ extern "C" fn forget_me_in_child() {
             tid: 0,
             pid: 0,
             start: 0,
-            light: false,
         })
     });
 }
@@ -254,7 +251,6 @@ fn learn_me() -> Me {
         tid: crate::process::current_tid(),
         pid: p.pid,
         start: p.start,
-        light: super::barrier::light(),
     };
     // Every kernel tid is at least 1 and below 2^22.
     if m.tid != 0 && m.tid & !TID_MASK == 0 {
@@ -496,25 +492,29 @@ fn take_over_if_dead(w: &Words<'_>, s: u32, me: Me) -> Result<Option<()>> {
     Ok(Some(()))
 }
 
-/// After `state` was given back: wakes `n` waiters if any are counted.
-#[inline]
-fn wake_waiters(w: &Words<'_>, n: c_int) -> Result<()> {
-    if !anyone_waiting(w.waiters) {
-        return Ok(());
-    }
-    wake_slow(w, n)
-}
-
+/// Wakes one waiter of the lock at `ptr`.
+///
+/// # Safety
+///
+/// - `ptr` satisfies the pointer contract of [`RawLock`] for [`FutexLock`].
 #[cold]
 #[inline(never)]
-fn wake_slow(w: &Words<'_>, n: c_int) -> Result<()> {
-    futex_wake(w.state, n)
+unsafe fn wake_one(ptr: *mut u8) -> Result<()> {
+    // SAFETY: the caller's contract.
+    futex_wake(unsafe { words(ptr) }.state, 1)
 }
 
 /// The slow path of unlock: an inconsistent lock, or a caller that does not hold the lock.
+///
+/// # Safety
+///
+/// - `ptr` satisfies the pointer contract of [`RawLock`] for [`FutexLock`].
 #[cold]
 #[inline(never)]
-fn unlock_slow(w: &Words<'_>, me: Me) -> Result<()> {
+unsafe fn unlock_slow(ptr: *mut u8) -> Result<()> {
+    // SAFETY: the caller's contract.
+    let w = unsafe { words(ptr) };
+    let me = me();
     let s = w.state.load(Ordering::Relaxed);
     if s & TID_MASK != me.tid {
         return Err(os("futex_unlock", libc::EPERM));
@@ -527,8 +527,11 @@ fn unlock_slow(w: &Words<'_>, me: Me) -> Result<()> {
     };
     // An exchange (`light` false): the slow path does not rely on the waiters' heavy barrier.
     give_back(w.state, to, false);
+    if !anyone_waiting(w.waiters) {
+        return Ok(());
+    }
     // Every waiter must see "not recoverable"; otherwise one takes the lock.
-    wake_waiters(w, if to == 0 { 1 } else { c_int::MAX })
+    futex_wake(w.state, if to == 0 { 1 } else { c_int::MAX })
 }
 
 impl FutexLock {
@@ -733,13 +736,18 @@ unsafe impl RawLock for FutexLock {
         // SAFETY: the caller's contract.
         let w = unsafe { words(ptr) };
         if w.state.load(Ordering::Relaxed) != me.tid {
-            return unlock_slow(&w, me);
+            // SAFETY: the caller's contract.
+            return unsafe { unlock_slow(ptr) };
         }
         w.tid.store(0, Ordering::Relaxed);
         // A plain store when this process is registered for the waiters' heavy barrier: only
         // the holder changes `state` while it is held.
-        give_back(w.state, 0, me.light);
-        wake_waiters(&w, 1)
+        give_back(w.state, 0, light());
+        if anyone_waiting(w.waiters) {
+            // SAFETY: the caller's contract.
+            return unsafe { wake_one(ptr) };
+        }
+        Ok(())
     }
 }
 
