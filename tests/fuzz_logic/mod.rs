@@ -1030,15 +1030,16 @@ fn protected(img: &Image, off: usize) -> bool {
 const MAX_LOCKS_CHANGED: usize = 2;
 
 /// Bounds what mutated futex lock words can do (src/sync/futex.rs: `state` holds the owner's
-/// tid in its low 30 bits, WAITERS in bit 31, INCONSISTENT in bit 30; then the owner record).
+/// tid in its low 30 bits and INCONSISTENT in bit 30; then the owner record and the waiter
+/// count, whose mutations only cost unlocks a `FUTEX_WAKE` that wakes nobody).
 ///
 /// - An owner tid that names a live thread — the fuzzer's own, a thread of any other process
 ///   (pid 1 is always there) — is a lock held by a live owner, and a locker without a timeout
 ///   rightly waits for it for ever: every nonzero owner gets bit 22 set, and no task has an id
 ///   of 2^22 (Linux's `PID_MAX_LIMIT`) or more. The owner is then certainly dead; a waiter
 ///   takes the lock over (`OwnerDied`, then the type's repair) when its first 100 ms slice
-///   runs out. INCONSISTENT and WAITERS stay as the fuzzer set them ("not recoverable",
-///   spurious wakes), and so do the owner record's bytes.
+///   runs out. INCONSISTENT and bit 31 stay as the fuzzer set them ("not recoverable"),
+///   and so do the owner record's bytes and the waiter count.
 /// - Each dead owner costs a waiter that 100 ms slice, so at most [`MAX_LOCKS_CHANGED`] lock
 ///   words per input keep a changed state (the first ones, in arena order); the others get the
 ///   image's state back. An input thus stays well under libFuzzer's 10 s `-timeout`.
