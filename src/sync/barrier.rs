@@ -17,8 +17,8 @@
 //!   (the waiter then reads "free") or its load is after it (and reads the waiter).
 //!
 //! This is the pattern of Folly's `asymmetricHeavyBarrier` and of liburcu, across processes.
-//! The `membarrier` crate covers only the process-private commands, hence the two system calls
-//! here.
+//! The `membarrier` crate covers only the process-private commands; the system call is made
+//! here through `libc`, which has its constants.
 //!
 //! A process whose kernel or seccomp policy refuses the registration releases with an atomic
 //! exchange, as before: [`light`] is false for it. A waiter whose [`heavy`] fails cannot rely on
@@ -34,14 +34,13 @@
 //! }
 //! ```
 
-use std::ffi::c_int;
 use std::sync::atomic::{compiler_fence, AtomicU32, AtomicU8, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
-const MEMBARRIER_CMD_QUERY: c_int = 0;
-const MEMBARRIER_CMD_GLOBAL_EXPEDITED: c_int = 1 << 1;
-const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: c_int = 1 << 2;
+use libc::{
+    MEMBARRIER_CMD_GLOBAL_EXPEDITED, MEMBARRIER_CMD_QUERY, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+};
 
 const UNKNOWN: u8 = 0;
 const LIGHT: u8 = 1;
