@@ -748,8 +748,9 @@ pub fn write_fast_at<R>(
     token: &Token,
     step: impl FnOnce(&crate::arena::Arena, u64) -> Option<R>,
 ) -> Option<R> {
-    let _guard = words.try_lock_spin(FAST_SPINS)?;
+    let guard = words.try_lock_spin(FAST_SPINS)?;
     if !words.is_live_as(token.generation, token.type_id) {
+        guard.unlock();
         return None;
     }
     let w = words.write_begin();
@@ -760,7 +761,12 @@ pub fn write_fast_at<R>(
     if r.is_none() {
         // Declined, having written nothing: readers need not retry.
         w.cancel();
+    } else {
+        drop(w);
     }
+    // Explicitly, not by the guard's drop glue (see `LockGuard::unlock`); a panic in `step`
+    // still ends the write and unlocks, through the drops.
+    guard.unlock();
     r
 }
 

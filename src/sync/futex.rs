@@ -730,7 +730,9 @@ unsafe impl RawLock for FutexLock {
         Ok(())
     }
 
-    #[inline]
+    // Always: a few instructions and a store; out of line it costs a call and a copy of the
+    // thread's identity in every guard's drop.
+    #[inline(always)]
     unsafe fn unlock(ptr: *mut u8) -> Result<()> {
         let me = me();
         // SAFETY: the caller's contract.
