@@ -761,7 +761,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::sync::test_support::{fork_child, wait_child, Exit, Pipe, SharedPage};
+    use crate::sync::test_support::{fork_child, kill_child, wait_child, Exit, Pipe, SharedPage};
     use crate::sync::RawCondvar;
 
     const PATIENCE: Duration = Duration::from_secs(10);
@@ -1013,6 +1013,45 @@ mod tests {
             }
         }
         assert_eq!(p.words().waiters.load(Ordering::Relaxed), 0);
+    }
+
+    /// A waiter killed while it sleeps leaves the count one too high; the lock keeps working:
+    /// the holder unlocks (waking nobody), and a later waiter is still woken by an unlock.
+    #[test]
+    fn a_waiter_killed_while_sleeping_leaves_a_working_lock() {
+        let s = Shared::new();
+        let p = s.p();
+        // SAFETY: the lock is initialized; each thread and process unlocks what it holds.
+        unsafe {
+            assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
+            let child = fork_child(move || match FutexLock::lock(p.m()) {
+                Ok(_) => 0,
+                Err(_) => 1,
+            });
+            while p.words().waiters.load(Ordering::Relaxed) == 0 {
+                std::thread::yield_now();
+            }
+            assert_eq!(kill_child(child), Exit::Signal(libc::SIGKILL));
+            assert_eq!(p.words().waiters.load(Ordering::Relaxed), 1);
+            FutexLock::unlock(p.m()).unwrap();
+            assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
+            std::thread::scope(|sc| {
+                let t = sc.spawn(move || {
+                    let r = FutexLock::lock_timeout(p.m(), PATIENCE);
+                    let woken = SLICES_ENDED_FREE.with(|c| c.get()) == 0;
+                    r == Ok(Acquired::Clean) && FutexLock::unlock(p.m()).is_ok() && woken
+                });
+                while p.words().waiters.load(Ordering::Relaxed) < 2 {
+                    std::thread::yield_now();
+                }
+                std::thread::sleep(Duration::from_millis(5));
+                FutexLock::unlock(p.m()).unwrap();
+                assert!(t.join().unwrap());
+            });
+            assert_eq!(FutexLock::try_lock(p.m()), Ok(Some(Acquired::Clean)));
+            FutexLock::unlock(p.m()).unwrap();
+        }
+        assert_eq!(p.words().waiters.load(Ordering::Relaxed), 1); // the dead waiter's
     }
 
     /// Processes hammer one lock with critical sections that yield the CPU, so that waiters
