@@ -65,7 +65,7 @@
 //! ```
 
 use std::marker::PhantomData;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use bytemuck::{Pod, Zeroable};
 
@@ -186,7 +186,7 @@ pub const SET: Shape = Shape { values: false };
 
 impl Shape {
     #[inline]
-    fn esize(self) -> u64 {
+    const fn esize(self) -> u64 {
         HEAD + CELL + if self.values { CELL } else { 0 }
     }
 }
@@ -1083,7 +1083,7 @@ pub fn lookup_racy(a: &Arena, body: u64, shape: Shape, key: &RacyKey<'_>) -> Opt
 ///
 /// Only the header words the probe uses are checked (`log2_size`, `cap`, `nentries`), with the
 /// block's bounds: the sequence check drops a torn read, and the derived counts (`live`,
-/// `filled`) are the locked path's to check. Each load is bounds-checked by the arena again.
+/// `filled`) are the locked path's to check.
 #[inline(always)]
 pub(crate) fn probe_racy(
     a: &Arena,
@@ -1091,61 +1091,100 @@ pub(crate) fn probe_racy(
     shape: Shape,
     key: &RacyKey<'_>,
 ) -> Option<Option<(u64, [u64; 2])>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    // The value cell is an entry's last two words (a set's key cell, for a set).
+    Some(if shape.values {
+        probe_words::<DICT_WORDS>(a, body, key)?.map(|(e, w)| {
+            (
+                e,
+                [
+                    w[DICT_WORDS - 2].load(Relaxed),
+                    w[DICT_WORDS - 1].load(Relaxed),
+                ],
+            )
+        })
+    } else {
+        probe_words::<SET_WORDS>(a, body, key)?.map(|(e, w)| {
+            (
+                e,
+                [
+                    w[SET_WORDS - 2].load(Relaxed),
+                    w[SET_WORDS - 1].load(Relaxed),
+                ],
+            )
+        })
+    })
+}
+
+/// An entry's size in 8-byte words: a dict's (head, key cell, value cell) and a set's.
+const DICT_WORDS: usize = (HEAD + 2 * CELL) as usize / 8;
+const SET_WORDS: usize = (HEAD + CELL) as usize / 8;
+const _: () = assert!(8 * DICT_WORDS as u64 == DICT.esize() && 8 * SET_WORDS as u64 == SET.esize());
+
+/// [`probe_racy`] for a table whose entries are `W` words: `Some(Some((e, entry)))` for the live
+/// entry at offset `e` whose key is `key`, with the entry's words in place.
+///
+/// The table is read through two windows ([`Arena::words_slice`]), the index and the entries
+/// up to `cap`, each bounds- and alignment-checked once: with the header words, the whole
+/// block as the locked path's `open_at` checks it (a table that does not fit in the arena is
+/// damage, which the locked path reports, even where the slots a probe visits would fit).
+/// Inside them, a slot is one index check away and an entry number's check against
+/// `nentries` is the entries window's own index check. Every word is still an atomic load of
+/// a word that may be racing, and every one that is used is validated (entry numbers, the
+/// `live` flag, the key cell).
+#[inline(always)]
+fn probe_words<'a, const W: usize>(
+    a: &'a Arena,
+    body: u64,
+    key: &RacyKey<'_>,
+) -> Option<Option<(u64, &'a [AtomicU64; W])>> {
+    use std::sync::atomic::Ordering::Relaxed;
     let toff = a.load_u64_racy(body).ok()?;
     if toff == 0 {
         return Some(None);
     }
     let [log2, cap, nentries] = a.load_words_racy::<3>(toff)?;
     // Out of range wraps to a huge value; the shift is masked so it cannot overflow, and a size
-    // computed from a bad `log2` is never used (the test fails first).
+    // computed from a bad `log2` is never used (the test fails first). The block is 16-aligned
+    // (`open_at`'s check); `nentries <= cap` is the entries window's `get` below.
     let size = 1u64 << (log2 & 63);
     if (log2.wrapping_sub(MIN_LOG2) > MAX_LOG2 - MIN_LOG2)
         | (cap != usable(size))
-        | (nentries > cap)
+        | (toff & 15 != 0)
     {
         return None;
     }
-    let esize = shape.esize();
-    let index = toff + HDR;
-    let entries = index + size * 4;
-    // One range check for the index and every entry up to `cap` (no overflow: `size` is at
-    // most 2**30 and `toff` was just read from inside the arena): a table that does not fit
-    // in the arena is damage, which the locked path reports, even where the slots a probe
-    // visits would fit.
-    a.check(toff, HDR + size * 4 + cap * esize, 16).ok()?;
+    // No overflow: `size` is at most 2**30 and `toff` was just read from inside the arena.
+    let index_off = toff + HDR;
+    let entries_off = index_off + size * 4;
+    let index = a.words_slice::<AtomicU32>(index_off, size).ok()?;
+    let entries = a.words_slice::<[AtomicU64; W]>(entries_off, cap).ok()?;
+    let entries = entries.get(..usize::try_from(nentries).ok()?)?;
     let mask = size - 1;
     let mut perturb = key.hash;
     let mut i = key.hash & mask;
     // Bounded by `RACY_PROBES`: the probe stops at an EMPTY slot, and a longer one (or a
     // garbage index that has none) leaves the answer to the lock.
     for _ in 0..RACY_PROBES {
-        match a.load_u32_racy(index + 4 * i).ok()? {
+        match index.get(i as usize)?.load(Relaxed) {
             EMPTY => return Some(None),
             DUMMY => {}
             ix => {
-                let ix = u64::from(ix);
-                if ix >= nentries {
-                    return None;
-                }
-                let e = entries + ix * esize;
-                // The entry's head first; its cells only when its hash is the key's.
-                let [h, live] = a.load_words_racy::<2>(e)?;
-                if h == key.hash && live != 0 {
-                    if live != 1 {
+                // An entry number past `nentries`: damage, for the lock to report.
+                let e = entries.get(ix as usize)?;
+                // The entry's head first; its key cell only when its hash is the key's.
+                if e[0].load(Relaxed) == key.hash {
+                    match e[1].load(Relaxed) {
+                        0 => {}
+                        1 => {
+                            if key.is([e[2].load(Relaxed), e[3].load(Relaxed)])? {
+                                return Some(Some((entries_off + u64::from(ix) * 8 * W as u64, e)));
+                            }
+                            // An unequal key of equal hash (a collision): probe on.
+                        }
                         // A bad flag: the locked path reports it.
-                        return None;
+                        _ => return None,
                     }
-                    // The cells under one bounds check (a set's has no value cell).
-                    let [k0, k1, v0, v1] = if shape.values {
-                        a.load_words_racy::<4>(e + HEAD)?
-                    } else {
-                        let [k0, k1] = a.load_words_racy::<2>(e + HEAD)?;
-                        [k0, k1, k0, k1]
-                    };
-                    if key.is([k0, k1])? {
-                        return Some(Some((e, [v0, v1])));
-                    }
-                    // An unequal key of equal hash (a collision): probe on.
                 }
             }
         }
@@ -1187,12 +1226,9 @@ pub fn set_value_fast(a: &Arena, body: u64, key: &RacyKey<'_>, new: Cell) -> Opt
     if !new.is_word_scalar() {
         return None;
     }
-    let (e, _) = probe_racy(a, body, DICT, key)??;
-    // The value cell: the entry's last two words.
-    new.replace_word_scalar(
-        a.words::<[AtomicU64; 2]>(e.checked_add(HEAD + CELL)?)
-            .ok()?,
-    )
+    let (_, e) = probe_words::<DICT_WORDS>(a, body, key)??;
+    // The value cell: the entry's last two words, in the window the probe checked.
+    new.replace_word_scalar(e.last_chunk::<2>()?)
 }
 
 /// The number of live entries of the dict or set (a table of `shape`) whose body is at `body`,
