@@ -193,9 +193,20 @@ impl Shape {
 
 /// Python's `USABLE_FRACTION`: entries a table of `size` slots holds.
 #[inline]
-fn usable(size: u64) -> u64 {
+const fn usable(size: u64) -> u64 {
     (size << 1) / 3
 }
+
+/// [`usable`] of each index size up to `2**MAX_LOG2`, by log2 (a lookup, not a division).
+const USABLE_OF_LOG2: [u64; MAX_LOG2 as usize + 1] = {
+    let mut t = [0; MAX_LOG2 as usize + 1];
+    let mut l = 0;
+    while l <= MAX_LOG2 as usize {
+        t[l] = usable(1 << l);
+        l += 1;
+    }
+    t
+};
 
 /// The smallest index (log2) whose table holds `n` entries.
 fn log2_for(n: u64) -> Result<u64> {
@@ -1144,21 +1155,23 @@ fn probe_words<'a, const W: usize>(
         return Some(None);
     }
     let [log2, cap, nentries] = a.load_words_racy::<3>(toff)?;
-    // Out of range wraps to a huge value; the shift is masked so it cannot overflow, and a size
-    // computed from a bad `log2` is never used (the test fails first). The block is 16-aligned
-    // (`open_at`'s check); `nentries <= cap` is the entries window's `get` below.
-    let size = 1u64 << (log2 & 63);
-    if (log2.wrapping_sub(MIN_LOG2) > MAX_LOG2 - MIN_LOG2)
-        | (cap != usable(size))
-        | (toff & 15 != 0)
-    {
+    // The size's range on its own branch: the compiler then knows `size <= 2**30` below, so
+    // neither window's length can overflow and `usable` is a table lookup. The block is
+    // 16-aligned (`open_at`'s check); `nentries <= cap` is the entries window's `get` below.
+    if !(MIN_LOG2..=MAX_LOG2).contains(&log2) {
+        return None;
+    }
+    let size = 1u64 << log2;
+    let cap_ok = USABLE_OF_LOG2[log2 as usize];
+    if (cap != cap_ok) | (toff & 15 != 0) {
         return None;
     }
     // No overflow: `size` is at most 2**30 and `toff` was just read from inside the arena.
     let index_off = toff + HDR;
     let entries_off = index_off + size * 4;
     let index = a.words_slice::<AtomicU32>(index_off, size).ok()?;
-    let entries = a.words_slice::<[AtomicU64; W]>(entries_off, cap).ok()?;
+    // `cap_ok`, equal to `cap`, whose bound the compiler knows.
+    let entries = a.words_slice::<[AtomicU64; W]>(entries_off, cap_ok).ok()?;
     let entries = entries.get(..usize::try_from(nentries).ok()?)?;
     let mask = size - 1;
     let mut perturb = key.hash;
