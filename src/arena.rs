@@ -671,8 +671,8 @@ impl Arena {
     /// caller's range test often makes redundant) instead of the arena's offset arithmetic for
     /// each word. For an optimistic reader's window (a hash table's index and entries): every
     /// access is still an atomic load of a word that may be racing, so whatever it reads is
-    /// untrusted and validated before use. An error for a range out of bounds (or whose length
-    /// overflows) or a misaligned `off`.
+    /// untrusted and validated before use. An error for a range out of bounds or a misaligned
+    /// `off`.
     ///
     /// # Examples
     /// ```
@@ -688,13 +688,15 @@ impl Arena {
     /// assert_eq!(slots[10].load(Relaxed), 5); // byte 40
     /// assert!(a.words_slice::<[AtomicU64; 2]>(16, 4).is_err()); // runs past the end
     /// assert!(a.words_slice::<AtomicU32>(2, 1).is_err()); // misaligned
-    /// assert!(a.words_slice::<[AtomicU64; 1]>(8, u64::MAX).is_err()); // length overflows
+    /// assert!(a.words_slice::<[AtomicU64; 1]>(8, u32::MAX).is_err()); // out of bounds
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     #[inline]
-    pub fn words_slice<T: AtomicWords>(&self, off: u64, n: u64) -> Result<&[T]> {
-        let Some(len) = n.checked_mul(size_of::<T>() as u64) else {
-            return Err(Error::corrupt("length overflows", n));
+    pub fn words_slice<T: AtomicWords>(&self, off: u64, n: u32) -> Result<&[T]> {
+        // A `u32` count: for any `T` of less than 4 GiB the length cannot overflow, and the
+        // compiler drops this test.
+        let Some(len) = u64::from(n).checked_mul(size_of::<T>() as u64) else {
+            return Err(Error::corrupt("length overflows", u64::from(n)));
         };
         let p = self.ptr(off, len, align_of::<T>() as u64)?;
         // SAFETY: 1. `[p, p + n * size_of::<T>())` is inside the arena and `p` is aligned for

@@ -198,11 +198,12 @@ const fn usable(size: u64) -> u64 {
 }
 
 /// [`usable`] of each index size up to `2**MAX_LOG2`, by log2 (a lookup, not a division).
-const USABLE_OF_LOG2: [u64; MAX_LOG2 as usize + 1] = {
+/// (`u32`: at most `2**31 / 3`).
+const USABLE_OF_LOG2: [u32; MAX_LOG2 as usize + 1] = {
     let mut t = [0; MAX_LOG2 as usize + 1];
     let mut l = 0;
     while l <= MAX_LOG2 as usize {
-        t[l] = usable(1 << l);
+        t[l] = usable(1 << l) as u32;
         l += 1;
     }
     t
@@ -1161,19 +1162,19 @@ fn probe_words<'a, const W: usize>(
     if !(MIN_LOG2..=MAX_LOG2).contains(&log2) {
         return None;
     }
-    let size = 1u64 << log2;
+    let size = 1u32 << log2;
     let cap_ok = USABLE_OF_LOG2[log2 as usize];
-    if (cap != cap_ok) | (toff & 15 != 0) {
+    if (cap != u64::from(cap_ok)) | (toff & 15 != 0) {
         return None;
     }
     // No overflow: `size` is at most 2**30 and `toff` was just read from inside the arena.
     let index_off = toff + HDR;
-    let entries_off = index_off + size * 4;
+    let entries_off = index_off + u64::from(size) * 4;
     let index = a.words_slice::<AtomicU32>(index_off, size).ok()?;
     // `cap_ok`, equal to `cap`, whose bound the compiler knows.
     let entries = a.words_slice::<[AtomicU64; W]>(entries_off, cap_ok).ok()?;
     let entries = entries.get(..usize::try_from(nentries).ok()?)?;
-    let mask = size - 1;
+    let mask = u64::from(size) - 1;
     let mut perturb = key.hash;
     let mut i = key.hash & mask;
     // Bounded by `RACY_PROBES`: the probe stops at an EMPTY slot, and a longer one (or a
