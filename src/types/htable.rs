@@ -2232,6 +2232,22 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(get(&a, BODY, 2), None);
+        // The whole table moved 8 bytes on: 8-aligned but not 16-aligned, which the locked
+        // path refuses, so the lookup does not answer either; moved 16 bytes on, it does.
+        for (by, found) in [(8, None), (16, Some(Some(Value::Int(20))))] {
+            let a = heap_dict(4);
+            a.copy_within(TOFF, TOFF + by, block_size(DICT, 3)).unwrap();
+            w(&a, BODY, TOFF + by);
+            assert_eq!(get(&a, BODY, 2), found, "table at {}", TOFF + by);
+        }
+        // A header claiming 16 slots: the index fits in the arena, the entries up to `cap` do
+        // not (the locked path reports it, even though slots a probe visits fit).
+        let a = heap_dict(4);
+        w(&a, TOFF, 4);
+        w(&a, TOFF + 8, usable(16));
+        assert!(TOFF + HDR + 16 * 4 + 4 * DICT.esize() <= a.len());
+        assert!(TOFF + block_size(DICT, 4) > a.len());
+        assert_eq!(get(&a, BODY, 2), None);
         // A sound header claiming 2**30 slots: the index runs off the arena.
         let a = heap_dict(0);
         w(&a, TOFF, MAX_LOG2);
