@@ -1132,6 +1132,8 @@ pub(crate) fn probe_racy(
 const DICT_WORDS: usize = (HEAD + 2 * CELL) as usize / 8;
 const SET_WORDS: usize = (HEAD + CELL) as usize / 8;
 const _: () = assert!(8 * DICT_WORDS as u64 == DICT.esize() && 8 * SET_WORDS as u64 == SET.esize());
+// EMPTY and DUMMY are no entry number: past every table's `cap`.
+const _: () = assert!(usable(1 << MAX_LOG2) < DUMMY as u64 && DUMMY < EMPTY);
 
 /// [`probe_racy`] for a table whose entries are `W` words: `Some(Some((e, entry)))` for the live
 /// entry at offset `e` whose key is `key`, with the entry's words in place.
@@ -1180,27 +1182,29 @@ fn probe_words<'a, const W: usize>(
     // Bounded by `RACY_PROBES`: the probe stops at an EMPTY slot, and a longer one (or a
     // garbage index that has none) leaves the answer to the lock.
     for _ in 0..RACY_PROBES {
-        match index.get(i as usize)?.load(Relaxed) {
-            EMPTY => return Some(None),
-            DUMMY => {}
-            ix => {
-                // An entry number past `nentries`: damage, for the lock to report.
-                let e = entries.get(ix as usize)?;
-                // The entry's head first; its key cell only when its hash is the key's.
-                if e[0].load(Relaxed) == key.hash {
-                    match e[1].load(Relaxed) {
-                        0 => {}
-                        1 => {
-                            if key.is([e[2].load(Relaxed), e[3].load(Relaxed)])? {
-                                return Some(Some((entries_off + u64::from(ix) * 8 * W as u64, e)));
-                            }
-                            // An unequal key of equal hash (a collision): probe on.
+        let ix = index.get(i as usize)?.load(Relaxed);
+        // An entry number first: the window's index check is `ix < nentries`, which EMPTY and
+        // DUMMY (above any `cap`) fail, so the common slot costs one test.
+        if let Some(e) = entries.get(ix as usize) {
+            // The entry's head first; its key cell only when its hash is the key's.
+            if e[0].load(Relaxed) == key.hash {
+                match e[1].load(Relaxed) {
+                    0 => {}
+                    1 => {
+                        if key.is([e[2].load(Relaxed), e[3].load(Relaxed)])? {
+                            return Some(Some((entries_off + u64::from(ix) * 8 * W as u64, e)));
                         }
-                        // A bad flag: the locked path reports it.
-                        _ => return None,
+                        // An unequal key of equal hash (a collision): probe on.
                     }
+                    // A bad flag: the locked path reports it.
+                    _ => return None,
                 }
             }
+        } else if ix == EMPTY {
+            return Some(None);
+        } else if ix != DUMMY {
+            // An entry number past `nentries`: damage, for the lock to report.
+            return None;
         }
         perturb >>= 5;
         i = (i.wrapping_mul(5).wrapping_add(perturb).wrapping_add(1)) & mask;
