@@ -860,7 +860,7 @@ impl<'v> RacyKey<'v> {
         Some(RacyKey {
             num: Num::No,
             cell: Cell::short_str(s)?,
-            hash: crate::value::hash_str(core.hash_seed(), s),
+            hash: crate::value::hash_str_inline(core.hash_seed(), s),
             _key: PhantomData,
         })
     }
