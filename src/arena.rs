@@ -167,6 +167,8 @@ pub unsafe trait AtomicWords: Sized {}
 
 // SAFETY: an array of `AtomicU64` is `N` atomics with no padding, valid for every bit pattern.
 unsafe impl<const N: usize> AtomicWords for [AtomicU64; N] {}
+// SAFETY: one atomic integer, valid for every bit pattern.
+unsafe impl AtomicWords for AtomicU32 {}
 
 /// Where [`Arena::pin`] found a `T`: [`Arena::pinned`] gets it back with one comparison, from
 /// the same arena only. A handle pins its object's slot once, so each call skips the slot
@@ -661,6 +663,48 @@ impl Arena {
                 .load(std::sync::atomic::Ordering::Relaxed);
         }
         Some(out)
+    }
+
+    /// `n` consecutive `T`s (atomic words only, see [`AtomicWords`]) from `off`, viewed in place
+    /// as one slice: the whole range is bounds- and alignment-checked once, here, and the caller
+    /// then reaches any element with the slice's own index check (one comparison, which a
+    /// caller's range test often makes redundant) instead of the arena's offset arithmetic for
+    /// each word. For an optimistic reader's window (a hash table's index and entries): every
+    /// access is still an atomic load of a word that may be racing, so whatever it reads is
+    /// untrusted and validated before use. An error for a range out of bounds or a misaligned
+    /// `off`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(64);
+    /// a.store_u64(16, 7)?;
+    /// let w = a.words_slice::<[AtomicU64; 2]>(16, 3)?; // bytes 16..64, checked once
+    /// assert_eq!((w.len(), w[0][0].load(Relaxed)), (3, 7));
+    /// assert!(w.get(3).is_none()); // past the window: the slice's own check
+    /// a.atomic_u32(40)?.store(5, Relaxed);
+    /// let slots = a.words_slice::<AtomicU32>(0, 16)?;
+    /// assert_eq!(slots[10].load(Relaxed), 5); // byte 40
+    /// assert!(a.words_slice::<[AtomicU64; 2]>(16, 4).is_err()); // runs past the end
+    /// assert!(a.words_slice::<AtomicU32>(2, 1).is_err()); // misaligned
+    /// assert!(a.words_slice::<[AtomicU64; 1]>(8, u32::MAX).is_err()); // out of bounds
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn words_slice<T: AtomicWords>(&self, off: u64, n: u32) -> Result<&[T]> {
+        // A `u32` count: for any `T` of less than 4 GiB the length cannot overflow, and the
+        // compiler drops this test.
+        let Some(len) = u64::from(n).checked_mul(size_of::<T>() as u64) else {
+            return Err(Error::corrupt("length overflows", u64::from(n)));
+        };
+        let p = self.ptr(off, len, align_of::<T>() as u64)?;
+        // SAFETY: 1. `[p, p + n * size_of::<T>())` is inside the arena and `p` is aligned for
+        // `T` (checked above); 2. `T` is atomic integers only (`AtomicWords`), valid for any
+        // bit pattern and only ever accessed atomically, so other processes' writes are no
+        // data race and no shared reference is violated; 3. the slice's length in bytes is at
+        // most the arena's, which fits in `isize`; 4. the arena outlives `&self`.
+        Ok(unsafe { std::slice::from_raw_parts(p.cast::<T>(), n as usize) })
     }
 
     /// As [`Arena::load_u64_racy`], for a `u32` at a 4-aligned offset.

@@ -1422,10 +1422,17 @@ impl Value {
 }
 
 /// [`Value::hash_with_seed`] of a `str` (as `hash_into` hashes it), out of line and without
-/// `hash_into`'s dispatch; also the hash of a borrowed `&str` dict key, which never becomes a
-/// `Value`.
+/// `hash_into`'s dispatch (inlined there, it would keep `hash_with_seed` out of its callers).
 #[inline(never)]
 pub(crate) fn hash_str(seed: u64, s: &str) -> u64 {
+    hash_str_inline(seed, s)
+}
+
+/// [`hash_str`], inline: the hash of a borrowed `&str` dict key, which never becomes a
+/// `Value`. In a borrowed-key lookup the key's bytes and length are already in registers (its
+/// cell is built from them), and the call cost a short key's lookup some 18 instructions.
+#[inline]
+pub(crate) fn hash_str_inline(seed: u64, s: &str) -> u64 {
     let mut mixer = Mixer(seed);
     mixer.word(hash_kind::STR);
     mixer.bytes(s.as_bytes());

@@ -65,7 +65,7 @@
 //! ```
 
 use std::marker::PhantomData;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use bytemuck::{Pod, Zeroable};
 
@@ -186,16 +186,28 @@ pub const SET: Shape = Shape { values: false };
 
 impl Shape {
     #[inline]
-    fn esize(self) -> u64 {
+    const fn esize(self) -> u64 {
         HEAD + CELL + if self.values { CELL } else { 0 }
     }
 }
 
 /// Python's `USABLE_FRACTION`: entries a table of `size` slots holds.
 #[inline]
-fn usable(size: u64) -> u64 {
+const fn usable(size: u64) -> u64 {
     (size << 1) / 3
 }
+
+/// [`usable`] of each index size up to `2**MAX_LOG2`, by log2 (a lookup, not a division).
+/// (`u32`: at most `2**31 / 3`).
+const USABLE_OF_LOG2: [u32; MAX_LOG2 as usize + 1] = {
+    let mut t = [0; MAX_LOG2 as usize + 1];
+    let mut l = 0;
+    while l <= MAX_LOG2 as usize {
+        t[l] = usable(1 << l) as u32;
+        l += 1;
+    }
+    t
+};
 
 /// The smallest index (log2) whose table holds `n` entries.
 fn log2_for(n: u64) -> Result<u64> {
@@ -848,7 +860,7 @@ impl<'v> RacyKey<'v> {
         Some(RacyKey {
             num: Num::No,
             cell: Cell::short_str(s)?,
-            hash: crate::value::hash_str(core.hash_seed(), s),
+            hash: crate::value::hash_str_inline(core.hash_seed(), s),
             _key: PhantomData,
         })
     }
@@ -1083,7 +1095,7 @@ pub fn lookup_racy(a: &Arena, body: u64, shape: Shape, key: &RacyKey<'_>) -> Opt
 ///
 /// Only the header words the probe uses are checked (`log2_size`, `cap`, `nentries`), with the
 /// block's bounds: the sequence check drops a torn read, and the derived counts (`live`,
-/// `filled`) are the locked path's to check. Each load is bounds-checked by the arena again.
+/// `filled`) are the locked path's to check.
 #[inline(always)]
 pub(crate) fn probe_racy(
     a: &Arena,
@@ -1091,63 +1103,108 @@ pub(crate) fn probe_racy(
     shape: Shape,
     key: &RacyKey<'_>,
 ) -> Option<Option<(u64, [u64; 2])>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    // The value cell is an entry's last two words (a set's key cell, for a set).
+    Some(if shape.values {
+        probe_words::<DICT_WORDS>(a, body, key)?.map(|(e, w)| {
+            (
+                e,
+                [
+                    w[DICT_WORDS - 2].load(Relaxed),
+                    w[DICT_WORDS - 1].load(Relaxed),
+                ],
+            )
+        })
+    } else {
+        probe_words::<SET_WORDS>(a, body, key)?.map(|(e, w)| {
+            (
+                e,
+                [
+                    w[SET_WORDS - 2].load(Relaxed),
+                    w[SET_WORDS - 1].load(Relaxed),
+                ],
+            )
+        })
+    })
+}
+
+/// An entry's size in 8-byte words: a dict's (head, key cell, value cell) and a set's.
+const DICT_WORDS: usize = (HEAD + 2 * CELL) as usize / 8;
+const SET_WORDS: usize = (HEAD + CELL) as usize / 8;
+const _: () = assert!(8 * DICT_WORDS as u64 == DICT.esize() && 8 * SET_WORDS as u64 == SET.esize());
+// EMPTY and DUMMY are no entry number: past every table's `cap`.
+const _: () = assert!(usable(1 << MAX_LOG2) < DUMMY as u64 && DUMMY < EMPTY);
+
+/// [`probe_racy`] for a table whose entries are `W` words: `Some(Some((e, entry)))` for the live
+/// entry at offset `e` whose key is `key`, with the entry's words in place.
+///
+/// The table is read through two windows ([`Arena::words_slice`]), the index and the entries
+/// up to `cap`, each bounds- and alignment-checked once: with the header words, the whole
+/// block as the locked path's `open_at` checks it (a table that does not fit in the arena is
+/// damage, which the locked path reports, even where the slots a probe visits would fit).
+/// Inside them, a slot is one index check away and an entry number's check against
+/// `nentries` is the entries window's own index check. Every word is still an atomic load of
+/// a word that may be racing, and every one that is used is validated (entry numbers, the
+/// `live` flag, the key cell).
+#[inline(always)]
+fn probe_words<'a, const W: usize>(
+    a: &'a Arena,
+    body: u64,
+    key: &RacyKey<'_>,
+) -> Option<Option<(u64, &'a [AtomicU64; W])>> {
+    use std::sync::atomic::Ordering::Relaxed;
     let toff = a.load_u64_racy(body).ok()?;
     if toff == 0 {
         return Some(None);
     }
     let [log2, cap, nentries] = a.load_words_racy::<3>(toff)?;
-    // Out of range wraps to a huge value; the shift is masked so it cannot overflow, and a size
-    // computed from a bad `log2` is never used (the test fails first).
-    let size = 1u64 << (log2 & 63);
-    if (log2.wrapping_sub(MIN_LOG2) > MAX_LOG2 - MIN_LOG2)
-        | (cap != usable(size))
-        | (nentries > cap)
-    {
+    // The size's range on its own branch: the compiler then knows `size <= 2**30` below, so
+    // neither window's length can overflow and `usable` is a table lookup. The block is
+    // 16-aligned (`open_at`'s check); `nentries <= cap` is the entries window's `get` below.
+    if !(MIN_LOG2..=MAX_LOG2).contains(&log2) {
         return None;
     }
-    let esize = shape.esize();
-    let index = toff + HDR;
-    let entries = index + size * 4;
-    // One range check for the index and every entry up to `cap` (no overflow: `size` is at
-    // most 2**30 and `toff` was just read from inside the arena): a table that does not fit
-    // in the arena is damage, which the locked path reports, even where the slots a probe
-    // visits would fit.
-    a.check(toff, HDR + size * 4 + cap * esize, 16).ok()?;
-    let mask = size - 1;
+    let size = 1u32 << log2;
+    let cap_ok = USABLE_OF_LOG2[log2 as usize];
+    if (cap != u64::from(cap_ok)) | (toff & 15 != 0) {
+        return None;
+    }
+    // No overflow: `size` is at most 2**30 and `toff` was just read from inside the arena.
+    let index_off = toff + HDR;
+    let entries_off = index_off + u64::from(size) * 4;
+    let index = a.words_slice::<AtomicU32>(index_off, size).ok()?;
+    // `cap_ok`, equal to `cap`, whose bound the compiler knows.
+    let entries = a.words_slice::<[AtomicU64; W]>(entries_off, cap_ok).ok()?;
+    let entries = entries.get(..usize::try_from(nentries).ok()?)?;
+    let mask = u64::from(size) - 1;
     let mut perturb = key.hash;
     let mut i = key.hash & mask;
     // Bounded by `RACY_PROBES`: the probe stops at an EMPTY slot, and a longer one (or a
     // garbage index that has none) leaves the answer to the lock.
     for _ in 0..RACY_PROBES {
-        match a.load_u32_racy(index + 4 * i).ok()? {
-            EMPTY => return Some(None),
-            DUMMY => {}
-            ix => {
-                let ix = u64::from(ix);
-                if ix >= nentries {
-                    return None;
-                }
-                let e = entries + ix * esize;
-                // The entry's head first; its cells only when its hash is the key's.
-                let [h, live] = a.load_words_racy::<2>(e)?;
-                if h == key.hash && live != 0 {
-                    if live != 1 {
-                        // A bad flag: the locked path reports it.
-                        return None;
+        let ix = index.get(i as usize)?.load(Relaxed);
+        // An entry number first: the window's index check is `ix < nentries`, which EMPTY and
+        // DUMMY (above any `cap`) fail, so the common slot costs one test.
+        if let Some(e) = entries.get(ix as usize) {
+            // The entry's head first; its key cell only when its hash is the key's.
+            if e[0].load(Relaxed) == key.hash {
+                match e[1].load(Relaxed) {
+                    0 => {}
+                    1 => {
+                        if key.is([e[2].load(Relaxed), e[3].load(Relaxed)])? {
+                            return Some(Some((entries_off + u64::from(ix) * 8 * W as u64, e)));
+                        }
+                        // An unequal key of equal hash (a collision): probe on.
                     }
-                    // The cells under one bounds check (a set's has no value cell).
-                    let [k0, k1, v0, v1] = if shape.values {
-                        a.load_words_racy::<4>(e + HEAD)?
-                    } else {
-                        let [k0, k1] = a.load_words_racy::<2>(e + HEAD)?;
-                        [k0, k1, k0, k1]
-                    };
-                    if key.is([k0, k1])? {
-                        return Some(Some((e, [v0, v1])));
-                    }
-                    // An unequal key of equal hash (a collision): probe on.
+                    // A bad flag: the locked path reports it.
+                    _ => return None,
                 }
             }
+        } else if ix == EMPTY {
+            return Some(None);
+        } else if ix != DUMMY {
+            // An entry number past `nentries`: damage, for the lock to report.
+            return None;
         }
         perturb >>= 5;
         i = (i.wrapping_mul(5).wrapping_add(perturb).wrapping_add(1)) & mask;
@@ -1187,12 +1244,9 @@ pub fn set_value_fast(a: &Arena, body: u64, key: &RacyKey<'_>, new: Cell) -> Opt
     if !new.is_word_scalar() {
         return None;
     }
-    let (e, _) = probe_racy(a, body, DICT, key)??;
-    // The value cell: the entry's last two words.
-    new.replace_word_scalar(
-        a.words::<[AtomicU64; 2]>(e.checked_add(HEAD + CELL)?)
-            .ok()?,
-    )
+    let (_, e) = probe_words::<DICT_WORDS>(a, body, key)??;
+    // The value cell: the entry's last two words, in the window the probe checked.
+    new.replace_word_scalar(e.last_chunk::<2>()?)
 }
 
 /// The number of live entries of the dict or set (a table of `shape`) whose body is at `body`,
@@ -2181,6 +2235,22 @@ mod tests {
             a.write(Offset::<u32>::new(TOFF + HDR + 4 * i), DUMMY)
                 .unwrap();
         }
+        assert_eq!(get(&a, BODY, 2), None);
+        // The whole table moved 8 bytes on: 8-aligned but not 16-aligned, which the locked
+        // path refuses, so the lookup does not answer either; moved 16 bytes on, it does.
+        for (by, found) in [(8, None), (16, Some(Some(Value::Int(20))))] {
+            let a = heap_dict(4);
+            a.copy_within(TOFF, TOFF + by, block_size(DICT, 3)).unwrap();
+            w(&a, BODY, TOFF + by);
+            assert_eq!(get(&a, BODY, 2), found, "table at {}", TOFF + by);
+        }
+        // A header claiming 16 slots: the index fits in the arena, the entries up to `cap` do
+        // not (the locked path reports it, even though slots a probe visits fit).
+        let a = heap_dict(4);
+        w(&a, TOFF, 4);
+        w(&a, TOFF + 8, usable(16));
+        assert!(TOFF + HDR + 16 * 4 + 4 * DICT.esize() <= a.len());
+        assert!(TOFF + block_size(DICT, 4) > a.len());
         assert_eq!(get(&a, BODY, 2), None);
         // A sound header claiming 2**30 slots: the index runs off the arena.
         let a = heap_dict(0);
