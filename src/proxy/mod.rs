@@ -250,7 +250,7 @@ macro_rules! proxy_common {
         impl $crate::proxy::CallFast for $ty {
             #[inline(always)]
             fn fast_by_index(&self, m: usize, a: &[$crate::Value]) -> Option<$crate::Value> {
-                $crate::dispatch::fast_builtin(&self.h, $id, m, a)
+                $crate::dispatch::fast_builtin_typed(&self.h, $id, m, a)
             }
         }
         proxy_common!(@go [Some($id)] impl[] $ty $doc);
@@ -268,7 +268,7 @@ macro_rules! proxy_common {
         impl<$($g)*> $crate::proxy::CallFast for $ty {
             #[inline(always)]
             fn fast_by_index(&self, m: usize, a: &[$crate::Value]) -> Option<$crate::Value> {
-                $crate::dispatch::fast_builtin(&self.h, $id, m, a)
+                $crate::dispatch::fast_builtin_typed(&self.h, $id, m, a)
             }
         }
         proxy_common!(@go [Some($id)] impl[$($g)*] $ty { $($doc)* });

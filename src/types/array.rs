@@ -424,8 +424,45 @@ pub(crate) fn prim_word_of<T: Pod>(want: &ElemType, x: &Value) -> Option<[u8; 8]
         return None;
     }
     let mut buf = [0u8; 8];
-    pod::from_value(want, x, buf.get_mut(..size_of::<T>())?).ok()?;
+    let out = buf.get_mut(..size_of::<T>())?;
+    match prim_bytes_inline(prim_kind_of::<T>(), x) {
+        Some(b) => out.copy_from_slice(b.get(..size_of::<T>())?),
+        None => pod::from_value(want, x, out).ok()?,
+    }
     Some(buf)
+}
+
+/// What [`pod::from_value`] writes for an int, bool or float `x` into a 4- or 8-byte
+/// primitive of kind `kind` (a constant where `T` is known, so only its arm is left, inlined):
+/// the value's native bytes, in the first 4 or 8 of the word. `None` for any other kind or
+/// `x`, and for an int out of the kind's range (`from_value` then answers, or reports it).
+#[inline(always)]
+fn prim_bytes_inline(kind: pod::Kind, x: &Value) -> Option<[u8; 8]> {
+    use pod::Kind;
+    let int = || match x {
+        Value::Int(i) => Some(*i),
+        Value::Bool(b) => Some(i64::from(*b)),
+        _ => None,
+    };
+    let float = || match x {
+        Value::Int(i) => Some(*i as f64),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        Value::Float(f) => Some(*f),
+        _ => None,
+    };
+    let mut w = [0u8; 8];
+    match kind {
+        Kind::I32 => w[..4].copy_from_slice(&i32::try_from(int()?).ok()?.to_ne_bytes()),
+        Kind::U32 => w[..4].copy_from_slice(&u32::try_from(int()?).ok()?.to_ne_bytes()),
+        Kind::I64 | Kind::Isize => w = int()?.to_ne_bytes(),
+        Kind::U64 | Kind::Usize => {
+            w = u64::try_from(int()?).ok()?.to_ne_bytes();
+        }
+        Kind::F32 => w[..4].copy_from_slice(&(float()? as f32).to_ne_bytes()),
+        Kind::F64 => w = float()?.to_ne_bytes(),
+        _ => return None,
+    }
+    Some(w)
 }
 
 /// Element `i` of an array whose element record is exactly `want` (every word of it), read

@@ -531,7 +531,8 @@ pub(crate) fn pod_bits_racy(a: &crate::arena::Arena, body: u64) -> Option<(Kind,
 /// assert_eq!(write_fast(core, &p.token(), |a, body| set_fast(a, body, s)), None); // plain data
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-#[inline]
+// Always inlined: the typed call and `call_method` on a typed proxy both inline it.
+#[inline(always)]
 pub fn set_fast(a: &crate::arena::Arena, body: u64, new: Cell) -> Option<()> {
     const CELL_WORDS: usize = (CELLS_OFF / 8) as usize;
     if new.owns_resources() {
@@ -793,6 +794,44 @@ pub(crate) fn fast_call(h: &Handle, method: usize, args: &[Value]) -> Option<Val
         (M_SETATTR, [Value::Str(name), x]) if name == "value" || name == "_value" => set_at(h, x),
         _ => None,
     }
+}
+
+/// [`fast_call`] for a `ValueProxy`'s `call_method` (see `dispatch::fast_builtin_typed`):
+/// `get()` of a scalar cell and `set(x)` of a scalar over a scalar inlined, as the typed
+/// `get` and `set` are (for a method index known at compile time only its arm is left); what
+/// they decline (a plain-data value, a string) then as [`fast_call`].
+#[inline(always)]
+pub(crate) fn fast_call_inline(h: &Handle, method: usize, args: &[Value]) -> Option<Value> {
+    match (method, args) {
+        (M_GET, []) => get_cell_inline(h).or_else(|| get_at(h)),
+        (M_SET, [x]) => match set_cell_inline(h, x) {
+            Some(()) => Some(Value::None),
+            None => set_at(h, x),
+        },
+        _ => fast_call(h, method, args),
+    }
+}
+
+/// A cell's value read without the lock on the handle's pinned slot when it is inline (the
+/// typed `get`'s first step); `None` for anything else.
+#[inline(always)]
+fn get_cell_inline(h: &Handle) -> Option<Value> {
+    h.read_optimistic(
+        #[inline(always)]
+        |a, b| get_racy(a, b),
+    )?
+    .inline_value()
+}
+
+/// `set(x)` of a scalar `x` over a scalar cell, in place on the handle's pinned slot (the
+/// typed `set`'s step, [`set_fast`]); `None`, having written nothing, for anything else.
+#[inline(always)]
+fn set_cell_inline(h: &Handle, x: &Value) -> Option<()> {
+    let c = Cell::scalar(x)?;
+    h.write_fast(
+        #[inline(always)]
+        |a, b| set_fast(a, b, c),
+    )
 }
 
 /// [`fast_call`] for a `TypedValueProxy<T>`, whose element record is `want` (`T`'s): `get()`
