@@ -369,13 +369,34 @@ pub(crate) fn fast_call_typed<T: Pod>(
     method: usize,
     args: &[Value],
 ) -> Option<Value> {
+    // Where the typed step applies to `T` (a constant), it alone answers: what it declines
+    // (another record, an index out of range, an `x` that does not convert) the out-of-line
+    // step declines too, and a single inlined path builds its result in place, with no copy
+    // from a second one.
     match (method, args) {
-        (M_GETITEM, [Value::Int(i)]) => getitem_typed::<T>(h, want, *i),
-        (M_SETITEM, [Value::Int(i), x]) => {
-            setitem_typed::<T>(h, want, *i, x).or_else(|| setitem_at(h, *i, x))
+        (M_GETITEM, [Value::Int(i)]) if typed_get_applies::<T>() => {
+            getitem_typed::<T>(h, want, *i)
+        }
+        (M_SETITEM, [Value::Int(i), x]) if typed_set_applies::<T>() => {
+            setitem_typed::<T>(h, want, *i, x)
         }
         _ => fast_call(h, method, args),
     }
+}
+
+/// True when [`getitem_typed`] can answer for `T` (a primitive number; a constant).
+#[inline(always)]
+pub(crate) fn typed_get_applies<T: Pod>() -> bool {
+    prim_kind_of::<T>() != pod::Kind::Other
+}
+
+/// True when [`setitem_typed`] can answer for `T` (a primitive number of 4 or 8 bytes aligned
+/// to its size, as [`prim_word_of`] requires of `T`'s record; a constant).
+#[inline(always)]
+pub(crate) fn typed_set_applies<T: Pod>() -> bool {
+    typed_get_applies::<T>()
+        && matches!(size_of::<T>(), 4 | 8)
+        && align_of::<T>() == size_of::<T>()
 }
 
 /// `__getitem__(i)` of an array of `T` (whose record is `want`) without the lock: the element

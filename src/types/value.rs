@@ -804,10 +804,10 @@ pub(crate) fn fast_call(h: &Handle, method: usize, args: &[Value]) -> Option<Val
 pub(crate) fn fast_call_inline(h: &Handle, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
         (M_GET, []) => get_cell_inline(h).or_else(|| get_at(h)),
-        (M_SET, [x]) => match set_cell_inline(h, x) {
-            Some(()) => Some(Value::None),
-            None => set_at(h, x),
-        },
+        // (The two steps' answers merged as `Option<()>`: the `Value` built once, in place.)
+        (M_SET, [x]) => set_cell_inline(h, x)
+            .or_else(|| set_unit_at(h, x))
+            .map(|()| Value::None),
         _ => fast_call(h, method, args),
     }
 }
@@ -845,8 +845,9 @@ pub(crate) fn fast_call_typed<T: Pod>(
     args: &[Value],
 ) -> Option<Value> {
     match (method, args) {
-        (M_GET, []) => get_typed::<T>(h, want).or_else(|| get_at(h)),
-        (M_SET, [x]) => set_typed::<T>(h, want, x).or_else(|| set_at(h, x)),
+        // (As in `array::fast_call_typed`: where the typed step applies to `T`, it alone.)
+        (M_GET, []) if super::array::typed_get_applies::<T>() => get_typed::<T>(h, want),
+        (M_SET, [x]) if super::array::typed_set_applies::<T>() => set_typed::<T>(h, want, x),
         _ => fast_call(h, method, args),
     }
 }
@@ -922,8 +923,13 @@ fn get_at(h: &Handle) -> Option<Value> {
 /// [`set_call_fast`] on the handle's pinned slot.
 #[inline(never)]
 fn set_at(h: &Handle, x: &Value) -> Option<Value> {
-    h.write_fast(|a, body| set_value_fast(a, body, x))?;
-    Some(Value::None)
+    set_unit_at(h, x).map(|()| Value::None)
+}
+
+/// [`set_at`], answering `Some(())` rather than the call's `None` value.
+#[inline(never)]
+fn set_unit_at(h: &Handle, x: &Value) -> Option<()> {
+    h.write_fast(|a, body| set_value_fast(a, body, x))
 }
 
 /// The value read without the lock, or `None` when the locked path must answer: a cell is
