@@ -374,9 +374,7 @@ pub(crate) fn fast_call_typed<T: Pod>(
     // step declines too, and a single inlined path builds its result in place, with no copy
     // from a second one.
     match (method, args) {
-        (M_GETITEM, [Value::Int(i)]) if typed_get_applies::<T>() => {
-            getitem_typed::<T>(h, want, *i)
-        }
+        (M_GETITEM, [Value::Int(i)]) if typed_get_applies::<T>() => getitem_typed::<T>(h, want, *i),
         (M_SETITEM, [Value::Int(i), x]) if typed_set_applies::<T>() => {
             setitem_typed::<T>(h, want, *i, x)
         }
@@ -394,9 +392,7 @@ pub(crate) fn typed_get_applies<T: Pod>() -> bool {
 /// to its size, as [`prim_word_of`] requires of `T`'s record; a constant).
 #[inline(always)]
 pub(crate) fn typed_set_applies<T: Pod>() -> bool {
-    typed_get_applies::<T>()
-        && matches!(size_of::<T>(), 4 | 8)
-        && align_of::<T>() == size_of::<T>()
+    typed_get_applies::<T>() && matches!(size_of::<T>(), 4 | 8) && align_of::<T>() == size_of::<T>()
 }
 
 /// `__getitem__(i)` of an array of `T` (whose record is `want`) without the lock: the element
@@ -1169,6 +1165,58 @@ fn m_repr(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
 
 #[cfg(test)]
 mod tests {
+    /// The inline conversion of the typed `__setitem__`/`set` writes what `pod::from_value`
+    /// writes, and declines exactly where `from_value` fails (then the general path reports).
+    #[test]
+    fn prim_bytes_inline_is_from_value() {
+        use super::{pod, prim_bytes_inline, prim_kind_of};
+        use crate::Value;
+        fn check<T: bytemuck::Pod>() {
+            let e = pod::ElemType::of::<T>();
+            let n = size_of::<T>();
+            let xs = [
+                Value::Int(0),
+                Value::Int(7),
+                Value::Int(-1),
+                Value::Int(i64::MIN),
+                Value::Int(i64::MAX),
+                Value::Int(i64::from(i32::MAX) + 1),
+                Value::Int(i64::from(i32::MIN) - 1),
+                Value::Int(i64::from(u32::MAX)),
+                Value::Int(i64::from(u32::MAX) + 1),
+                Value::Int((1 << 53) + 1),
+                Value::Bool(true),
+                Value::Bool(false),
+                Value::Float(2.5),
+                Value::Float(-0.0),
+                Value::Float(f64::NAN),
+                Value::Float(1e300),
+                Value::None,
+                Value::from("3"),
+                Value::bytes(vec![0u8; 8]),
+            ];
+            for x in &xs {
+                let mut want = [0u8; 8];
+                let general = pod::from_value(&e, x, &mut want[..n]);
+                let inline = prim_bytes_inline(prim_kind_of::<T>(), x);
+                let what = format!("{} {x:?}", std::any::type_name::<T>());
+                match (general, inline) {
+                    (Ok(()), Some(got)) => assert_eq!(got[..n], want[..n], "{what}"),
+                    (Err(_), None) => {}
+                    (g, i) => panic!("{what}: from_value {g:?}, inline {i:?}"),
+                }
+            }
+        }
+        check::<i32>();
+        check::<u32>();
+        check::<i64>();
+        check::<u64>();
+        check::<isize>();
+        check::<usize>();
+        check::<f32>();
+        check::<f64>();
+    }
+
     #[test]
     fn prim_kind_of_is_what_elem_type_records() {
         use super::{pod::ElemType, prim_kind_of};
