@@ -816,11 +816,7 @@ pub(crate) fn fast_call_inline(h: &Handle, method: usize, args: &[Value]) -> Opt
 /// typed `get`'s first step); `None` for anything else.
 #[inline(always)]
 fn get_cell_inline(h: &Handle) -> Option<Value> {
-    h.read_optimistic(
-        #[inline(always)]
-        |a, b| get_racy(a, b),
-    )?
-    .inline_value()
+    h.read_optimistic(get_racy)?.inline_value()
 }
 
 /// `set(x)` of a scalar `x` over a scalar cell, in place on the handle's pinned slot (the
