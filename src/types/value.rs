@@ -631,6 +631,8 @@ pub fn set_pod_fast(
 /// `v.set(x)` of a value whose representation is read under the lock: a scalar cell
 /// ([`set_fast`]) or a primitive plain-data number ([`set_pod_fast`], after `array.array`'s
 /// conversion). `None`, having written nothing, for anything else.
+// Always inlined: `call_method` on a `ValueProxy` inlines it (and `set_at` for the others).
+#[inline(always)]
 fn set_value_fast(a: &crate::arena::Arena, body: u64, x: &Value) -> Option<()> {
     let repr: [u32; 2] = bytemuck::cast(a.load_u64(body).ok()?);
     match repr[0] {
@@ -797,37 +799,15 @@ pub(crate) fn fast_call(h: &Handle, method: usize, args: &[Value]) -> Option<Val
 }
 
 /// [`fast_call`] for a `ValueProxy`'s `call_method` (see `dispatch::fast_builtin_typed`):
-/// `get()` of a scalar cell and `set(x)` of a scalar over a scalar inlined, as the typed
-/// `get` and `set` are (for a method index known at compile time only its arm is left); what
-/// they decline (a plain-data value, a string) then as [`fast_call`].
+/// `get()` and `set(x)` take [`fast_call`]'s steps inlined, as the typed `get` and `set` are
+/// (for a method index known at compile time only its arm is left).
 #[inline(always)]
 pub(crate) fn fast_call_inline(h: &Handle, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
-        (M_GET, []) => get_cell_inline(h).or_else(|| get_at(h)),
-        // (The two steps' answers merged as `Option<()>`: the `Value` built once, in place.)
-        (M_SET, [x]) => set_cell_inline(h, x)
-            .or_else(|| set_unit_at(h, x))
-            .map(|()| Value::None),
+        (M_GET, []) => get_inline(h),
+        (M_SET, [x]) => set_inline(h, x).map(|()| Value::None),
         _ => fast_call(h, method, args),
     }
-}
-
-/// A cell's value read without the lock on the handle's pinned slot when it is inline (the
-/// typed `get`'s first step); `None` for anything else.
-#[inline(always)]
-fn get_cell_inline(h: &Handle) -> Option<Value> {
-    h.read_optimistic(get_racy)?.inline_value()
-}
-
-/// `set(x)` of a scalar `x` over a scalar cell, in place on the handle's pinned slot (the
-/// typed `set`'s step, [`set_fast`]); `None`, having written nothing, for anything else.
-#[inline(always)]
-fn set_cell_inline(h: &Handle, x: &Value) -> Option<()> {
-    let c = Cell::scalar(x)?;
-    h.write_fast(
-        #[inline(always)]
-        |a, b| set_fast(a, b, c),
-    )
 }
 
 /// [`fast_call`] for a `TypedValueProxy<T>`, whose element record is `want` (`T`'s): `get()`
@@ -907,25 +887,36 @@ fn set_typed<T: Pod>(h: &Handle, want: &ElemType, x: &Value) -> Option<Value> {
     Some(Value::None)
 }
 
-/// [`get_optimistic`] on the handle's pinned slot.
-#[inline(never)]
-fn get_at(h: &Handle) -> Option<Value> {
+/// [`get_optimistic`] on the handle's pinned slot (as the typed `get`: a cell, else a
+/// primitive plain-data value's bits).
+#[inline(always)]
+fn get_inline(h: &Handle) -> Option<Value> {
     if let Some(c) = h.read_optimistic(get_racy) {
         return c.inline_value();
     }
     pod_bits_value(h.read_optimistic(pod_bits_racy)?)
 }
 
-/// [`set_call_fast`] on the handle's pinned slot.
+/// [`get_inline`], out of line.
 #[inline(never)]
-fn set_at(h: &Handle, x: &Value) -> Option<Value> {
-    set_unit_at(h, x).map(|()| Value::None)
+fn get_at(h: &Handle) -> Option<Value> {
+    get_inline(h)
 }
 
-/// [`set_at`], answering `Some(())` rather than the call's `None` value.
+/// [`set_call_fast`] on the handle's pinned slot: one in-place write of a scalar cell or a
+/// primitive plain-data value (`Some(())`), or `None`, having written nothing.
+#[inline(always)]
+fn set_inline(h: &Handle, x: &Value) -> Option<()> {
+    h.write_fast(
+        #[inline(always)]
+        |a, body| set_value_fast(a, body, x),
+    )
+}
+
+/// [`set_inline`], out of line.
 #[inline(never)]
-fn set_unit_at(h: &Handle, x: &Value) -> Option<()> {
-    h.write_fast(|a, body| set_value_fast(a, body, x))
+fn set_at(h: &Handle, x: &Value) -> Option<Value> {
+    set_inline(h, x).map(|()| Value::None)
 }
 
 /// The value read without the lock, or `None` when the locked path must answer: a cell is
