@@ -369,14 +369,16 @@ pub(crate) fn fast_call_typed<T: Pod>(
     method: usize,
     args: &[Value],
 ) -> Option<Value> {
-    // Where the typed step applies to `T` (a constant), it alone answers: what it declines
-    // (another record, an index out of range, an `x` that does not convert) the out-of-line
-    // step declines too, and a single inlined path builds its result in place, with no copy
-    // from a second one.
+    // Where the typed step applies to `T` (a constant), what it declines (another record, an
+    // index out of range, an `x` that does not convert) the out-of-line step declines too, so
+    // the read answers alone. The write keeps the out-of-line step after it all the same:
+    // measured with `compare` (03:06 UTC), the array and `value_of` set rows ran 1-5 ns faster
+    // with it than without (the caller's copies of the result compile differently), for a few
+    // more instructions.
     match (method, args) {
         (M_GETITEM, [Value::Int(i)]) if typed_get_applies::<T>() => getitem_typed::<T>(h, want, *i),
         (M_SETITEM, [Value::Int(i), x]) if typed_set_applies::<T>() => {
-            setitem_typed::<T>(h, want, *i, x)
+            setitem_typed::<T>(h, want, *i, x).or_else(|| setitem_at(h, *i, x))
         }
         _ => fast_call(h, method, args),
     }

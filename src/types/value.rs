@@ -821,9 +821,15 @@ pub(crate) fn fast_call_typed<T: Pod>(
     args: &[Value],
 ) -> Option<Value> {
     match (method, args) {
-        // (As in `array::fast_call_typed`: where the typed step applies to `T`, it alone.)
-        (M_GET, []) if super::array::typed_get_applies::<T>() => get_typed::<T>(h, want),
-        (M_SET, [x]) if super::array::typed_set_applies::<T>() => set_typed::<T>(h, want, x),
+        // (The typed step where it applies to `T`, then the out-of-line one, which declines
+        // what it declines but measured faster with it than without: see
+        // `array::fast_call_typed`.)
+        (M_GET, []) if super::array::typed_get_applies::<T>() => {
+            get_typed::<T>(h, want).or_else(|| get_at(h))
+        }
+        (M_SET, [x]) if super::array::typed_set_applies::<T>() => {
+            set_typed::<T>(h, want, x).or_else(|| set_at(h, x))
+        }
         _ => fast_call(h, method, args),
     }
 }
