@@ -1013,6 +1013,24 @@ pub(crate) fn fast_builtin(h: &Handle, type_id: u16, m: usize, args: &[Value]) -
     }
 }
 
+/// [`fast_builtin`] for a typed proxy of built-in type `type_id` (a constant): a list's and a
+/// value's steps inlined into the caller (`types::list::fast_call_inline`,
+/// `types::value::fast_call_inline`), as the typed calls are, so that for a string literal's
+/// method only that method's step is left; the other types as [`fast_builtin`].
+#[inline(always)]
+pub(crate) fn fast_builtin_typed(
+    h: &Handle,
+    type_id: u16,
+    m: usize,
+    args: &[Value],
+) -> Option<Value> {
+    match type_id {
+        type_ids::LIST => types::list::fast_call_inline(h, m, args),
+        type_ids::VALUE => types::value::fast_call_inline(h, m, args),
+        _ => fast_builtin(h, type_id, m, args),
+    }
+}
+
 /// [`call_by_name`] of a name not in its type's name table, or on a user-registered type.
 #[inline(never)]
 fn call_by_name_slow(

@@ -469,3 +469,77 @@ fn typed_sets_by_name_answer_as_the_general_path() {
     typed_and_dynamic_sets_agree::<i16>(&store);
     typed_and_dynamic_sets_agree::<u8>(&store);
 }
+
+/// A typed list or value proxy's `call_method` takes its fast steps inlined (a dynamic
+/// `Proxy`'s are out of line): both answer every call alike, whatever the element or the
+/// value holds (scalars in place, strings and lists through the general path, a plain-data
+/// value through a `ValueProxy`).
+#[test]
+fn typed_list_and_value_calls_answer_as_the_dynamic_proxy() {
+    let (store, _c) = store("cmc-inline");
+    let xs = [
+        Value::Int(3),
+        Value::Int(i64::MIN),
+        Value::Float(0.5),
+        Value::Bool(true),
+        Value::None,
+        Value::from("short"),
+        Value::from("a string too long to be inline in a cell"),
+        Value::List(vec![Value::Int(1)]),
+    ];
+    for x in &xs {
+        for y in &xs {
+            let (l, m) = (
+                store.list([x.clone(), x.clone()]).unwrap(),
+                store.list([x.clone(), x.clone()]).unwrap(),
+            );
+            let dynamic = Proxy::from(m.clone());
+            for i in [0i64, -1, 2, -3] {
+                assert_eq!(
+                    l.call_method("__setitem__", (i, y.clone())),
+                    dynamic.call_method("__setitem__", (i, y.clone())),
+                    "__setitem__({i}, {y:?}) over {x:?}"
+                );
+                assert_eq!(
+                    l.call_method("__getitem__", (i,)),
+                    dynamic.call_method("__getitem__", (i,))
+                );
+            }
+            assert_eq!(
+                l.call_method("append", (y.clone(),)),
+                dynamic.call_method("append", (y.clone(),))
+            );
+            assert_eq!(
+                l.call_method("__len__", ()),
+                dynamic.call_method("__len__", ())
+            );
+            assert_eq!(l.call_method("pop", ()), dynamic.call_method("pop", ()));
+            assert_eq!(l.call_method("pop", (0,)), dynamic.call_method("pop", (0,)));
+            assert_eq!(l.get_value().unwrap(), m.get_value().unwrap());
+
+            let (v, w) = (
+                store.value(x.clone()).unwrap(),
+                store.value(x.clone()).unwrap(),
+            );
+            let dynamic = Proxy::from(w.clone());
+            assert_eq!(
+                v.call_method("set", (y.clone(),)),
+                dynamic.call_method("set", (y.clone(),)),
+                "set({y:?}) over {x:?}"
+            );
+            assert_eq!(v.call_method("get", ()).unwrap(), y.clone());
+            assert_eq!(v.call_method("get", ()), dynamic.call_method("get", ()));
+        }
+    }
+    // A plain-data value through a `ValueProxy`: the inlined cell steps decline and the
+    // out-of-line ones (or the general path) answer.
+    let p = shmstore::ValueProxy::try_from(Proxy::from(store.value_of(5i64).unwrap())).unwrap();
+    assert_eq!(p.call_method("get", ()).unwrap(), Value::Int(5));
+    assert_eq!(p.call_method("set", (9,)).unwrap(), Value::None);
+    assert_eq!(p.call_method("get", ()).unwrap(), Value::Int(9));
+    assert!(matches!(
+        p.call_method("set", ("x",)),
+        Err(Error::TypeError(_))
+    ));
+    assert_eq!(p.call_method("get", ()).unwrap(), Value::Int(9));
+}

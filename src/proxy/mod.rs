@@ -235,7 +235,8 @@ pub trait AsProxy {
 /// Value`. The type must have a field `h: Arc<Handle>`. A generic proxy names its parameters:
 /// `proxy_common!(impl[T: Pod] UserProxy<T> { … })`. A proxy of one built-in type says which,
 /// so that `call_method` knows its type and fast path at compile time
-/// (`dispatch::fast_builtin` with a constant type id):
+/// (`dispatch::fast_builtin_typed` with a constant type id: a list's and a value's steps
+/// inlined into the caller, as the typed calls are):
 /// `proxy_common!(typed type_ids::LIST; ListProxy { … })`, or with a fast path of its own, an
 /// inherent `fn call_fast(&self, method: usize, args: &[Value]) -> Option<Value>` (a proxy that
 /// knows its element type): `proxy_common!(typed type_ids::ARRAY => own; impl[T: Pod] … )`.
@@ -250,7 +251,7 @@ macro_rules! proxy_common {
         impl $crate::proxy::CallFast for $ty {
             #[inline(always)]
             fn fast_by_index(&self, m: usize, a: &[$crate::Value]) -> Option<$crate::Value> {
-                $crate::dispatch::fast_builtin(&self.h, $id, m, a)
+                $crate::dispatch::fast_builtin_typed(&self.h, $id, m, a)
             }
         }
         proxy_common!(@go [Some($id)] impl[] $ty $doc);
@@ -268,7 +269,7 @@ macro_rules! proxy_common {
         impl<$($g)*> $crate::proxy::CallFast for $ty {
             #[inline(always)]
             fn fast_by_index(&self, m: usize, a: &[$crate::Value]) -> Option<$crate::Value> {
-                $crate::dispatch::fast_builtin(&self.h, $id, m, a)
+                $crate::dispatch::fast_builtin_typed(&self.h, $id, m, a)
             }
         }
         proxy_common!(@go [Some($id)] impl[$($g)*] $ty { $($doc)* });

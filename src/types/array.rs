@@ -369,13 +369,32 @@ pub(crate) fn fast_call_typed<T: Pod>(
     method: usize,
     args: &[Value],
 ) -> Option<Value> {
+    // Where the typed step applies to `T` (a constant), what it declines (another record, an
+    // index out of range, an `x` that does not convert) the out-of-line step declines too, so
+    // the read answers alone. The write keeps the out-of-line step after it all the same:
+    // measured with `compare` (03:06 UTC), the array and `value_of` set rows ran 1-5 ns faster
+    // with it than without (the caller's copies of the result compile differently), for a few
+    // more instructions.
     match (method, args) {
-        (M_GETITEM, [Value::Int(i)]) => getitem_typed::<T>(h, want, *i),
-        (M_SETITEM, [Value::Int(i), x]) => {
+        (M_GETITEM, [Value::Int(i)]) if typed_get_applies::<T>() => getitem_typed::<T>(h, want, *i),
+        (M_SETITEM, [Value::Int(i), x]) if typed_set_applies::<T>() => {
             setitem_typed::<T>(h, want, *i, x).or_else(|| setitem_at(h, *i, x))
         }
         _ => fast_call(h, method, args),
     }
+}
+
+/// True when [`getitem_typed`] can answer for `T` (a primitive number; a constant).
+#[inline(always)]
+pub(crate) fn typed_get_applies<T: Pod>() -> bool {
+    prim_kind_of::<T>() != pod::Kind::Other
+}
+
+/// True when [`setitem_typed`] can answer for `T` (a primitive number of 4 or 8 bytes aligned
+/// to its size, as [`prim_word_of`] requires of `T`'s record; a constant).
+#[inline(always)]
+pub(crate) fn typed_set_applies<T: Pod>() -> bool {
+    typed_get_applies::<T>() && matches!(size_of::<T>(), 4 | 8) && align_of::<T>() == size_of::<T>()
 }
 
 /// `__getitem__(i)` of an array of `T` (whose record is `want`) without the lock: the element
@@ -424,8 +443,45 @@ pub(crate) fn prim_word_of<T: Pod>(want: &ElemType, x: &Value) -> Option<[u8; 8]
         return None;
     }
     let mut buf = [0u8; 8];
-    pod::from_value(want, x, buf.get_mut(..size_of::<T>())?).ok()?;
+    let out = buf.get_mut(..size_of::<T>())?;
+    match prim_bytes_inline(prim_kind_of::<T>(), x) {
+        Some(b) => out.copy_from_slice(b.get(..size_of::<T>())?),
+        None => pod::from_value(want, x, out).ok()?,
+    }
     Some(buf)
+}
+
+/// What [`pod::from_value`] writes for an int, bool or float `x` into a 4- or 8-byte
+/// primitive of kind `kind` (a constant where `T` is known, so only its arm is left, inlined):
+/// the value's native bytes, in the first 4 or 8 of the word. `None` for any other kind or
+/// `x`, and for an int out of the kind's range (`from_value` then answers, or reports it).
+#[inline(always)]
+fn prim_bytes_inline(kind: pod::Kind, x: &Value) -> Option<[u8; 8]> {
+    use pod::Kind;
+    let int = || match x {
+        Value::Int(i) => Some(*i),
+        Value::Bool(b) => Some(i64::from(*b)),
+        _ => None,
+    };
+    let float = || match x {
+        Value::Int(i) => Some(*i as f64),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        Value::Float(f) => Some(*f),
+        _ => None,
+    };
+    let mut w = [0u8; 8];
+    match kind {
+        Kind::I32 => w[..4].copy_from_slice(&i32::try_from(int()?).ok()?.to_ne_bytes()),
+        Kind::U32 => w[..4].copy_from_slice(&u32::try_from(int()?).ok()?.to_ne_bytes()),
+        Kind::I64 | Kind::Isize => w = int()?.to_ne_bytes(),
+        Kind::U64 | Kind::Usize => {
+            w = u64::try_from(int()?).ok()?.to_ne_bytes();
+        }
+        Kind::F32 => w[..4].copy_from_slice(&(float()? as f32).to_ne_bytes()),
+        Kind::F64 => w = float()?.to_ne_bytes(),
+        _ => return None,
+    }
+    Some(w)
 }
 
 /// Element `i` of an array whose element record is exactly `want` (every word of it), read
@@ -1111,6 +1167,58 @@ fn m_repr(ctx: &mut Ctx<'_>, a: &[Value], k: Kwargs<'_>) -> Result<Value> {
 
 #[cfg(test)]
 mod tests {
+    /// The inline conversion of the typed `__setitem__`/`set` writes what `pod::from_value`
+    /// writes, and declines exactly where `from_value` fails (then the general path reports).
+    #[test]
+    fn prim_bytes_inline_is_from_value() {
+        use super::{pod, prim_bytes_inline, prim_kind_of};
+        use crate::Value;
+        fn check<T: bytemuck::Pod>() {
+            let e = pod::ElemType::of::<T>();
+            let n = size_of::<T>();
+            let xs = [
+                Value::Int(0),
+                Value::Int(7),
+                Value::Int(-1),
+                Value::Int(i64::MIN),
+                Value::Int(i64::MAX),
+                Value::Int(i64::from(i32::MAX) + 1),
+                Value::Int(i64::from(i32::MIN) - 1),
+                Value::Int(i64::from(u32::MAX)),
+                Value::Int(i64::from(u32::MAX) + 1),
+                Value::Int((1 << 53) + 1),
+                Value::Bool(true),
+                Value::Bool(false),
+                Value::Float(2.5),
+                Value::Float(-0.0),
+                Value::Float(f64::NAN),
+                Value::Float(1e300),
+                Value::None,
+                Value::from("3"),
+                Value::bytes(vec![0u8; 8]),
+            ];
+            for x in &xs {
+                let mut want = [0u8; 8];
+                let general = pod::from_value(&e, x, &mut want[..n]);
+                let inline = prim_bytes_inline(prim_kind_of::<T>(), x);
+                let what = format!("{} {x:?}", std::any::type_name::<T>());
+                match (general, inline) {
+                    (Ok(()), Some(got)) => assert_eq!(got[..n], want[..n], "{what}"),
+                    (Err(_), None) => {}
+                    (g, i) => panic!("{what}: from_value {g:?}, inline {i:?}"),
+                }
+            }
+        }
+        check::<i32>();
+        check::<u32>();
+        check::<i64>();
+        check::<u64>();
+        check::<isize>();
+        check::<usize>();
+        check::<f32>();
+        check::<f64>();
+    }
+
     #[test]
     fn prim_kind_of_is_what_elem_type_records() {
         use super::{pod::ElemType, prim_kind_of};

@@ -643,7 +643,8 @@ fn cell_words(a: &Arena, cells: u64, i: u64) -> Option<&[AtomicU64; 2]> {
 /// assert_eq!(l.to_string(), "[1, 9]");
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-#[inline]
+// Always inlined: the typed call and `call_method` on a typed proxy both inline it.
+#[inline(always)]
 pub fn set_fast(a: &Arena, body: u64, i: i64, new: Cell) -> Option<()> {
     if !new.is_word_scalar() {
         return None;
@@ -675,7 +676,8 @@ pub fn set_fast(a: &Arena, body: u64, i: i64, new: Cell) -> Option<()> {
 /// assert_eq!(l.to_string(), "[1, 'short']");
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-#[inline]
+// Always inlined: the typed call and `call_method` on a typed proxy both inline it.
+#[inline(always)]
 pub fn append_fast(a: &Arena, body: u64, new: Cell) -> Option<()> {
     if new.owns_resources() {
         return None;
@@ -712,7 +714,8 @@ pub fn append_fast(a: &Arena, body: u64, new: Cell) -> Option<()> {
 /// assert_eq!(l.len()?, 1);
 /// # Ok::<(), shmstore::Error>(())
 /// ```
-#[inline]
+// Always inlined: the typed call and `call_method` on a typed proxy both inline it.
+#[inline(always)]
 pub fn pop_fast(a: &Arena, body: u64, i: i64) -> Option<Value> {
     let (h, len, _, cells) = head_fast(a, body)?;
     let last = normalize(i, len)?;
@@ -836,21 +839,12 @@ fn pop_value_fast(core: &Core, token: &Token, i: i64) -> Option<Value> {
 /// `call_method`'s fast path on the handle's pinned slot (`Handle::read_optimistic`,
 /// `Handle::write_fast`), for a proxy's `call_method` (see `dispatch::fast_builtin`): the
 /// answers of [`fast_read`] and [`fast_write`], without finding the slot again.
-// Inlined into the proxy's `call_method`: for a method index known at compile time, only its
-// arm is left.
+/// `call_method`'s fast path on the handle's pinned slot, for a dynamic proxy's `call_method`
+/// (see `dispatch::fast_builtin`): each method's step out of line, shared by every call site.
 #[inline(always)]
 pub(crate) fn fast_call(h: &Handle, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {
-        (M_LEN, []) => {
-            // (A closure, as in `len_value_fast`; always inlined: this one is shared by every
-            // call site of `fast_call`.)
-            #[allow(clippy::redundant_closure)]
-            let n = h.read_optimistic(
-                #[inline(always)]
-                |a, b| len_racy(a, b),
-            )?;
-            Some(Value::Int(i64::try_from(n).ok()?))
-        }
+        (M_LEN, []) => len_inline(h),
         (M_GETITEM, [Value::Int(i)]) => getitem_at(h, *i),
         (M_SETITEM, [Value::Int(i), v]) => setitem_at(h, *i, v),
         (M_APPEND, [v]) => append_at(h, v),
@@ -860,32 +854,97 @@ pub(crate) fn fast_call(h: &Handle, method: usize, args: &[Value]) -> Option<Val
     }
 }
 
+/// [`fast_call`] for a `ListProxy`'s `call_method` (see `dispatch::fast_builtin_typed`): the
+/// same steps, inlined as the typed calls are. For a method index known at compile time (a
+/// string literal's), only its arm is left, and with the arguments' kinds known (a tuple's),
+/// the checks on them fold too.
+#[inline(always)]
+pub(crate) fn fast_call_inline(h: &Handle, method: usize, args: &[Value]) -> Option<Value> {
+    match (method, args) {
+        (M_LEN, []) => len_inline(h),
+        (M_GETITEM, [Value::Int(i)]) => getitem_inline(h, *i),
+        (M_SETITEM, [Value::Int(i), v]) => setitem_inline(h, *i, v).map(|()| Value::None),
+        (M_APPEND, [v]) => append_inline(h, v).map(|()| Value::None),
+        (M_POP, []) => pop_inline(h, -1),
+        (M_POP, [Value::Int(i)]) => pop_inline(h, *i),
+        _ => None,
+    }
+}
+
+/// `len(l)` on the handle's pinned slot, as an int.
+#[inline(always)]
+fn len_inline(h: &Handle) -> Option<Value> {
+    // (A closure, as in `len_value_fast`; always inlined: this one is shared by every call
+    // site.)
+    #[allow(clippy::redundant_closure)]
+    let n = h.read_optimistic(
+        #[inline(always)]
+        |a, b| len_racy(a, b),
+    )?;
+    Some(Value::Int(i64::try_from(n).ok()?))
+}
+
 /// [`getitem_fast`] on the handle's pinned slot.
-#[inline(never)]
-fn getitem_at(h: &Handle, i: i64) -> Option<Value> {
-    h.read_optimistic(|a, b| get_racy(a, b, i))?.inline_value()
+#[inline(always)]
+fn getitem_inline(h: &Handle, i: i64) -> Option<Value> {
+    h.read_optimistic(
+        #[inline(always)]
+        |a, b| get_racy(a, b, i),
+    )?
+    .inline_value()
 }
 
 /// [`setitem_fast`] on the handle's pinned slot.
-#[inline(never)]
-fn setitem_at(h: &Handle, i: i64, v: &Value) -> Option<Value> {
+#[inline(always)]
+fn setitem_inline(h: &Handle, i: i64, v: &Value) -> Option<()> {
     let c = Cell::scalar(v)?;
-    h.write_fast(|a, b| set_fast(a, b, i, c))?;
-    Some(Value::None)
+    h.write_fast(
+        #[inline(always)]
+        |a, b| set_fast(a, b, i, c),
+    )
 }
 
 /// [`append_value_fast`] on the handle's pinned slot.
-#[inline(never)]
-fn append_at(h: &Handle, v: &Value) -> Option<Value> {
+#[inline(always)]
+fn append_inline(h: &Handle, v: &Value) -> Option<()> {
     let c = Cell::scalar(v)?;
-    h.write_fast(|a, b| append_fast(a, b, c))?;
-    Some(Value::None)
+    h.write_fast(
+        #[inline(always)]
+        |a, b| append_fast(a, b, c),
+    )
 }
 
 /// [`pop_value_fast`] on the handle's pinned slot.
+#[inline(always)]
+fn pop_inline(h: &Handle, i: i64) -> Option<Value> {
+    h.write_fast(
+        #[inline(always)]
+        |a, b| pop_fast(a, b, i),
+    )
+}
+
+/// [`getitem_inline`], out of line.
+#[inline(never)]
+fn getitem_at(h: &Handle, i: i64) -> Option<Value> {
+    getitem_inline(h, i)
+}
+
+/// [`setitem_inline`], out of line.
+#[inline(never)]
+fn setitem_at(h: &Handle, i: i64, v: &Value) -> Option<Value> {
+    setitem_inline(h, i, v).map(|()| Value::None)
+}
+
+/// [`append_inline`], out of line.
+#[inline(never)]
+fn append_at(h: &Handle, v: &Value) -> Option<Value> {
+    append_inline(h, v).map(|()| Value::None)
+}
+
+/// [`pop_inline`], out of line.
 #[inline(never)]
 fn pop_at(h: &Handle, i: i64) -> Option<Value> {
-    h.write_fast(|a, b| pop_fast(a, b, i))
+    pop_inline(h, i)
 }
 
 /// `l[i] = v`.
