@@ -119,6 +119,10 @@ fn register() -> bool {
 /// assert_eq!(barrier::heavy(), barrier::heavy());
 /// ```
 pub fn heavy() -> bool {
+    #[cfg(test)]
+    if tests::UNSUPPORTED.load(Ordering::Relaxed) {
+        return false;
+    }
     // SAFETY: membarrier(2) reads and writes no memory of ours.
     unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0 }
 }
@@ -207,8 +211,19 @@ impl Drop for Waiting<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// Set in a test process that plays one without `membarrier(2)`.
+    pub(crate) static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+
+    /// Makes this process behave as one whose kernel refuses `membarrier(2)`: it releases by
+    /// exchange and its waiters sleep in short slices (for a forked child in a test).
+    pub(crate) fn pretend_unsupported() {
+        UNSUPPORTED.store(true, Ordering::Relaxed);
+        STATE.store(HEAVY, Ordering::Relaxed);
+    }
 
     #[test]
     fn registers_once_and_heavy_works_where_light_does() {

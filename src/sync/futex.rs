@@ -1015,6 +1015,53 @@ mod tests {
         assert_eq!(p.words().waiters.load(Ordering::Relaxed), 0);
     }
 
+    /// Processes that release by a plain store and processes without the barrier (releasing by
+    /// exchange, sleeping in short slices) share one lock: no update is lost and every waiter
+    /// gets the lock (a barrier-less waiter may sleep through a plain-store release, for one
+    /// short slice at most).
+    #[test]
+    fn processes_with_and_without_the_barrier_share_a_lock() {
+        const ROUNDS: u64 = 2_000;
+        let s = Shared::new();
+        let p = s.p();
+        let children: Vec<_> = [false, true, true]
+            .into_iter()
+            .map(|unsupported| {
+                fork_child(move || {
+                    if unsupported {
+                        crate::sync::barrier::tests::pretend_unsupported();
+                        if crate::sync::barrier::light() {
+                            return 4;
+                        }
+                    }
+                    for i in 0..ROUNDS {
+                        // SAFETY: the lock is initialized in the shared page; this process
+                        // unlocks what it holds.
+                        if unsafe { FutexLock::lock(p.m()) } != Ok(Acquired::Clean) {
+                            return 1;
+                        }
+                        let v = p.counter().load(Ordering::Relaxed);
+                        if i % 4 == 0 {
+                            std::thread::yield_now();
+                        }
+                        p.counter().store(v + 1, Ordering::Relaxed);
+                        // SAFETY: as above.
+                        if unsafe { FutexLock::unlock(p.m()) }.is_err() {
+                            return 2;
+                        }
+                    }
+                    0
+                })
+            })
+            .collect();
+        for c in children {
+            assert_eq!(wait_child(c), Exit::Code(0));
+        }
+        assert_eq!(p.counter().load(Ordering::Relaxed), 3 * ROUNDS);
+        assert_eq!(p.words().waiters.load(Ordering::Relaxed), 0);
+        assert_eq!(p.words().state.load(Ordering::Relaxed), 0);
+    }
+
     /// A waiter killed while it sleeps leaves the count one too high; the lock keeps working:
     /// the holder unlocks (waking nobody), and a later waiter is still woken by an unlock.
     #[test]
