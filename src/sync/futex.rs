@@ -1015,6 +1015,29 @@ mod tests {
         assert_eq!(p.words().waiters.load(Ordering::Relaxed), 0);
     }
 
+    /// `rounds` increments of the shared counter under the lock, each a read and a write (not
+    /// an atomic add: only the lock keeps them whole), every fourth yielding the CPU while
+    /// holding it so that other processes' waiters sleep. 0, or 1/2 for a failed lock/unlock.
+    fn hammer(p: Ptrs, rounds: u64) -> i32 {
+        for i in 0..rounds {
+            // SAFETY: the lock is initialized in the shared page; this process unlocks what it
+            // holds.
+            if unsafe { FutexLock::lock(p.m()) } != Ok(Acquired::Clean) {
+                return 1;
+            }
+            let v = p.counter().load(Ordering::Relaxed);
+            if i % 4 == 0 {
+                std::thread::yield_now();
+            }
+            p.counter().store(v + 1, Ordering::Relaxed);
+            // SAFETY: as above.
+            if unsafe { FutexLock::unlock(p.m()) }.is_err() {
+                return 2;
+            }
+        }
+        0
+    }
+
     /// Processes that release by a plain store and processes without the barrier (releasing by
     /// exchange, sleeping in short slices) share one lock: no update is lost and every waiter
     /// gets the lock (a barrier-less waiter may sleep through a plain-store release, for one
@@ -1034,23 +1057,7 @@ mod tests {
                             return 4;
                         }
                     }
-                    for i in 0..ROUNDS {
-                        // SAFETY: the lock is initialized in the shared page; this process
-                        // unlocks what it holds.
-                        if unsafe { FutexLock::lock(p.m()) } != Ok(Acquired::Clean) {
-                            return 1;
-                        }
-                        let v = p.counter().load(Ordering::Relaxed);
-                        if i % 4 == 0 {
-                            std::thread::yield_now();
-                        }
-                        p.counter().store(v + 1, Ordering::Relaxed);
-                        // SAFETY: as above.
-                        if unsafe { FutexLock::unlock(p.m()) }.is_err() {
-                            return 2;
-                        }
-                    }
-                    0
+                    hammer(p, ROUNDS)
                 })
             })
             .collect();
@@ -1115,24 +1122,9 @@ mod tests {
             .map(|_| {
                 fork_child(move || {
                     SLICES_ENDED_FREE.with(|c| c.set(0));
-                    for i in 0..ROUNDS {
-                        // SAFETY: the lock is initialized in the shared page; this process
-                        // unlocks what it holds.
-                        unsafe {
-                            if FutexLock::lock(p.m()) != Ok(Acquired::Clean) {
-                                return 1;
-                            }
-                        }
-                        // A read and a write, not an atomic add: only the lock keeps them whole.
-                        let v = p.counter().load(Ordering::Relaxed);
-                        if i % 4 == 0 {
-                            std::thread::yield_now();
-                        }
-                        p.counter().store(v + 1, Ordering::Relaxed);
-                        // SAFETY: as above.
-                        if unsafe { FutexLock::unlock(p.m()) }.is_err() {
-                            return 2;
-                        }
+                    let code = hammer(p, ROUNDS);
+                    if code != 0 {
+                        return code;
                     }
                     if SLICES_ENDED_FREE.with(|c| c.get()) != 0 {
                         return 3;
