@@ -324,7 +324,7 @@ impl Words<'_> {
 // Liveness.
 
 /// Thread state letter from `/proc/<path>/stat`, if readable.
-fn thread_state(path: &str) -> Option<u8> {
+pub(super) fn thread_state(path: &str) -> Option<u8> {
     let text = std::fs::read_to_string(path).ok()?;
     let rest = text.get(text.rfind(')')? + 1..)?;
     rest.split_ascii_whitespace().next()?.bytes().next()
@@ -761,7 +761,9 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::sync::test_support::{fork_child, kill_child, wait_child, Exit, Pipe, SharedPage};
+    use crate::sync::test_support::{
+        fork_child, kill_child, wait_child, wait_until_asleep, Exit, Pipe, SharedPage,
+    };
     use crate::sync::RawCondvar;
 
     const PATIENCE: Duration = Duration::from_secs(10);
@@ -986,6 +988,32 @@ mod tests {
         pub(super) static SLICES_ENDED_FREE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     }
 
+    /// With the lock held by this thread and `counted` waiters already counted: a thread waits
+    /// for the lock; once it is counted and asleep on the futex, this thread unlocks, and the
+    /// waiter must get the lock from the wake-up, not from its slice running out.
+    fn unlock_wakes_a_sleeping_thread(p: Ptrs, counted: u32) {
+        std::thread::scope(|sc| {
+            let (tid_tx, tid_rx) = mpsc::channel();
+            let t = sc.spawn(move || {
+                let _ = tid_tx.send(crate::process::current_tid());
+                // SAFETY: the lock is initialized; this thread unlocks what it takes.
+                unsafe {
+                    let r = FutexLock::lock_timeout(p.m(), PATIENCE);
+                    let woken = SLICES_ENDED_FREE.with(|c| c.get()) == 0;
+                    r == Ok(Acquired::Clean) && FutexLock::unlock(p.m()).is_ok() && woken
+                }
+            });
+            let tid = tid_rx.recv().unwrap();
+            while p.words().waiters.load(Ordering::Relaxed) <= counted {
+                std::thread::yield_now();
+            }
+            assert!(wait_until_asleep(tid));
+            // SAFETY: this thread holds the lock (the caller's contract).
+            unsafe { FutexLock::unlock(p.m()).unwrap() };
+            assert!(t.join().unwrap());
+        });
+    }
+
     /// A waiter sleeping on a lock is woken by the unlock (a plain store in this process when
     /// `barrier::light`), not by its slice running out.
     #[test]
@@ -996,20 +1024,7 @@ mod tests {
             // SAFETY: the lock is initialized; each thread unlocks what it holds.
             unsafe {
                 assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
-                std::thread::scope(|sc| {
-                    let t = sc.spawn(move || {
-                        let r = FutexLock::lock_timeout(p.m(), PATIENCE);
-                        let woken = SLICES_ENDED_FREE.with(|c| c.get()) == 0;
-                        r == Ok(Acquired::Clean) && FutexLock::unlock(p.m()).is_ok() && woken
-                    });
-                    while p.words().waiters.load(Ordering::Relaxed) == 0 {
-                        std::thread::yield_now();
-                    }
-                    // Counted; let it reach the futex and sleep.
-                    std::thread::sleep(Duration::from_millis(5));
-                    FutexLock::unlock(p.m()).unwrap();
-                    assert!(t.join().unwrap());
-                });
+                unlock_wakes_a_sleeping_thread(p, 0);
             }
         }
         assert_eq!(p.words().waiters.load(Ordering::Relaxed), 0);
@@ -1089,19 +1104,7 @@ mod tests {
             assert_eq!(p.words().waiters.load(Ordering::Relaxed), 1);
             FutexLock::unlock(p.m()).unwrap();
             assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
-            std::thread::scope(|sc| {
-                let t = sc.spawn(move || {
-                    let r = FutexLock::lock_timeout(p.m(), PATIENCE);
-                    let woken = SLICES_ENDED_FREE.with(|c| c.get()) == 0;
-                    r == Ok(Acquired::Clean) && FutexLock::unlock(p.m()).is_ok() && woken
-                });
-                while p.words().waiters.load(Ordering::Relaxed) < 2 {
-                    std::thread::yield_now();
-                }
-                std::thread::sleep(Duration::from_millis(5));
-                FutexLock::unlock(p.m()).unwrap();
-                assert!(t.join().unwrap());
-            });
+            unlock_wakes_a_sleeping_thread(p, 1);
             assert_eq!(FutexLock::try_lock(p.m()), Ok(Some(Acquired::Clean)));
             FutexLock::unlock(p.m()).unwrap();
         }

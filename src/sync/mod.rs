@@ -738,6 +738,21 @@ pub(crate) mod test_support {
         }
     }
 
+    /// Waits (up to 10 s) until task `tid` (a thread of this process or a child) sleeps in the
+    /// kernel (`S` in `/proc/<tid>/stat`): for a waiter already counted on a lock, that is its
+    /// futex wait (spinning, the barrier and yielding all run). False if it never did.
+    pub(crate) fn wait_until_asleep(tid: u32) -> bool {
+        let path = format!("/proc/{tid}/stat");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if super::futex::thread_state(&path) == Some(b'S') {
+                return true;
+            }
+            std::thread::yield_now();
+        }
+        false
+    }
+
     /// Kills child `pid` with SIGKILL and reaps it.
     pub(crate) fn kill_child(pid: libc::pid_t) -> Exit {
         // SAFETY: `pid` is our child, not yet reaped.

@@ -408,7 +408,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::{Got, WordLock};
-    use crate::sync::test_support::{fork_child, wait_child, Exit, SharedPage};
+    use crate::sync::test_support::{fork_child, wait_child, wait_until_asleep, Exit, SharedPage};
 
     thread_local! {
         /// Times this thread's sleep slice ran out and it found the lock free: the symptom of a
@@ -457,7 +457,7 @@ mod tests {
             while p.lock().waiters.load(Ordering::Relaxed) == 0 {
                 std::thread::yield_now();
             }
-            std::thread::sleep(Duration::from_millis(5)); // counted: let it reach the futex
+            assert!(wait_until_asleep(child as u32)); // counted, and asleep on the futex
             assert_eq!(p.lock().release(), Ok(true));
             assert_eq!(wait_child(child), Exit::Code(0));
         }

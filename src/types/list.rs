@@ -837,10 +837,9 @@ fn pop_value_fast(core: &Core, token: &Token, i: i64) -> Option<Value> {
 }
 
 /// `call_method`'s fast path on the handle's pinned slot (`Handle::read_optimistic`,
-/// `Handle::write_fast`), for a proxy's `call_method` (see `dispatch::fast_builtin`): the
-/// answers of [`fast_read`] and [`fast_write`], without finding the slot again.
-/// `call_method`'s fast path on the handle's pinned slot, for a dynamic proxy's `call_method`
-/// (see `dispatch::fast_builtin`): each method's step out of line, shared by every call site.
+/// `Handle::write_fast`), for a dynamic proxy's `call_method` (see `dispatch::fast_builtin`):
+/// the answers of [`fast_read`] and [`fast_write`], without finding the slot again, each
+/// method's step out of line, shared by every call site.
 #[inline(always)]
 pub(crate) fn fast_call(h: &Handle, method: usize, args: &[Value]) -> Option<Value> {
     match (method, args) {

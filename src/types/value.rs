@@ -148,16 +148,6 @@ pub const FAST_HOOKS: super::FastHooks = super::FastHooks {
     fixed: None,
 };
 
-/// [`FAST_HOOKS`] for a value that is most likely plain data: its read tries the plain-data
-/// representation first ([`fast_read_pod_first`]). The same answers, in another order. (A
-/// `TypedValueProxy`'s `call_method` reads its `T` on its pinned slot instead:
-/// `fast_call_typed`.)
-pub const POD_FAST_HOOKS: super::FastHooks = super::FastHooks {
-    read: Some(fast_read_pod_first),
-    write: Some(fast_write),
-    fixed: None,
-};
-
 // ---------------------------------------------------------------------------------------------
 // Raw access.
 
@@ -740,48 +730,6 @@ pub fn fast_read(core: &Core, token: &Token, method: usize, args: &[Value]) -> O
 #[inline(never)]
 fn get_call_fast(core: &Core, token: &Token) -> Option<Value> {
     get_optimistic(core, token)
-}
-
-/// [`fast_read`] for a value that is most likely plain data (a `TypedValueProxy`'s): the same
-/// answers, the plain-data read tried first.
-///
-/// # Examples
-/// ```
-/// # let name = format!("doc-valuefastreadpod-{}", std::process::id());
-/// # let store = shmstore::Store::create(&name, 1 << 20)?;
-/// use shmstore::types::value::{fast_read_pod_first, DESC};
-/// use shmstore::Value;
-/// let core = store.core();
-/// let get = DESC.method_index("get").unwrap();
-/// let p = store.value_of(7u16)?;
-/// assert_eq!(fast_read_pod_first(core, &p.token(), get, &[]), Some(Value::Int(7)));
-/// let v = store.value(1.5)?; // cells: answered too
-/// assert_eq!(fast_read_pod_first(core, &v.token(), get, &[]), Some(Value::Float(1.5)));
-/// # Ok::<(), shmstore::Error>(())
-/// ```
-#[inline]
-pub fn fast_read_pod_first(
-    core: &Core,
-    token: &Token,
-    method: usize,
-    args: &[Value],
-) -> Option<Value> {
-    match (method, args) {
-        (M_GET, []) => {}
-        (M_GETATTRIBUTE, [Value::Str(a)]) if a == "value" || a == "_value" => {}
-        _ => return None,
-    }
-    get_pod_first_fast(core, token)
-}
-
-/// [`get_optimistic`] with the plain-data read first, for [`fast_read_pod_first`].
-#[inline(never)]
-fn get_pod_first_fast(core: &Core, token: &Token) -> Option<Value> {
-    use crate::dispatch::read_optimistic;
-    if let Some((kind, bits)) = read_optimistic(core, token, pod_bits_racy) {
-        return pod::scalar_of(kind, bits);
-    }
-    get_call_fast(core, token)
 }
 
 /// `call_method`'s fast path on the handle's pinned slot (`Handle::read_optimistic`,
