@@ -96,6 +96,11 @@ const _: () = assert!(align_of::<ValueBody>() == 8);
 
 const CURRENT_OFF: u64 = 8;
 const CELLS_OFF: u64 = 64;
+/// The body in words, and the word indexes of `current` and of the first cell.
+const BODY_WORDS: usize = size_of::<ValueBody>() / 8;
+const CURRENT_WORD: usize = CURRENT_OFF as usize / 8;
+const CELL0_WORD: usize = CELLS_OFF as usize / 8;
+const _: () = assert!(CELL0_WORD + 4 == BODY_WORDS && 2 * cell::CELL_SIZE == 32);
 
 /// The value type.
 pub static DESC: TypeDesc = TypeDesc {
@@ -422,15 +427,24 @@ pub fn get(ctx: &mut Ctx<'_>) -> Result<Value> {
 /// ```
 #[inline]
 pub fn get_racy(a: &crate::arena::Arena, body: u64) -> Option<Cell> {
-    // The representation (the first u32, native order) and the current copy's index, in one
-    // bounds check.
-    let [w0, current] = a.load_words_racy::<2>(body)?;
-    let repr: [u32; 2] = bytemuck::cast(w0);
+    // The whole body in one bounds check. Both cells are loaded beside the representation (the
+    // first u32, native order) and `current`, and the current one is chosen after: the cell
+    // loads then do not wait for `current`'s, one dependent load fewer on the read's path.
+    let w = a
+        .words_slice::<[AtomicU64; BODY_WORDS]>(body, 1)
+        .ok()?
+        .first()?;
+    let repr: [u32; 2] = bytemuck::cast(w[0].load(Relaxed));
+    let current = w[CURRENT_WORD].load(Relaxed);
+    let c0 = [w[CELL0_WORD].load(Relaxed), w[CELL0_WORD + 1].load(Relaxed)];
+    let c1 = [
+        w[CELL0_WORD + 2].load(Relaxed),
+        w[CELL0_WORD + 3].load(Relaxed),
+    ];
     if repr[0] != REPR_CELLS || current > 1 {
         return None;
     }
-    let at = body.checked_add(CELLS_OFF + current * cell::CELL_SIZE as u64)?;
-    Some(bytemuck::cast(a.load_words_racy::<2>(at)?))
+    Some(bytemuck::cast(if current == 0 { c0 } else { c1 }))
 }
 
 /// The plain-data value (of type `T`, whose record is `want`) read without the lock, for
