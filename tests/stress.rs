@@ -263,7 +263,7 @@ fn four_processes_200k_operations_one_killed_and_restarted() {
     store.unbind("d").unwrap();
     drop(d);
     let after = store.stats().unwrap();
-    assert_eq!(after.objects_live, 0);
+    assert_eq!(after.objects_live, 0, "still live: {:?}", store.objects());
     let leaked = after.blocks_in_use - empty.blocks_in_use;
     println!(
         "leaked {leaked} blocks, {} bytes, over {kills} kills",
