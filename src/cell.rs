@@ -183,8 +183,8 @@ impl Cell {
     }
 
     /// The int of an int cell whose first word is its tag alone (as every int cell is
-    /// stored), without [`Cell::inline_value`]'s match: the dict's lock-free `get` tries this
-    /// first. `None` for any other cell.
+    /// stored), without the tag's match: [`Cell::inline_value`] tries this first. `None` for any
+    /// other cell.
     #[inline(always)]
     pub(crate) fn exact_int(&self) -> Option<i64> {
         (self.w[0] == u64::from(INT)).then_some(self.w[1] as i64)
@@ -271,6 +271,11 @@ impl Cell {
     /// ```
     #[inline]
     pub fn inline_value(&self) -> Option<Value> {
+        // An int first, the common case: one comparison of the whole first word instead of the
+        // tag's match (about 18 instructions fewer on a list `get`).
+        if let Some(i) = self.exact_int() {
+            return Some(Value::Int(i));
+        }
         match self.scalar_value() {
             Some(v) => Some(v),
             None => self.inline_bytes_value(),
