@@ -85,18 +85,11 @@ pub enum Value {
     /// A `dict`: key/value pairs in insertion order, keys hashable and unique. Build one with
     /// [`Value::dict_from_pairs`], which keeps that invariant.
     Dict(Vec<(Value, Value)>),
-    /// A `slice`; make one with `Value::from(slice)`. Boxed: its three `Option<i64>` are the
-    /// only payload over 24 bytes, and in place they made every `Value` 48 bytes instead of 32
-    /// (and every `Result<Value>` 56 instead of 40), which every call returning a `Value` paid
-    /// for in copies.
-    Slice(Box<Slice>),
+    /// A `slice`.
+    Slice(Slice),
     /// A proxy: the token of another shared object.
     Proxy(Token),
 }
-
-// A `Value` is a tag and 24 bytes of payload (see `Value::Slice`).
-#[cfg(target_pointer_width = "64")]
-const _: () = assert!(size_of::<Value>() == 32 && size_of::<Result<Value, Error>>() == 40);
 
 /// Python's `slice(start, stop, step)`; a missing part is `None`.
 ///
@@ -615,7 +608,7 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 
 impl From<Slice> for Value {
     fn from(s: Slice) -> Value {
-        Value::Slice(Box::new(s))
+        Value::Slice(s)
     }
 }
 
@@ -1809,7 +1802,7 @@ impl<'a> Reader<'a> {
                         self.i64().map(Some)
                     }
                 };
-                Value::Slice(Box::new(Slice::from_options(part(0)?, part(1)?, part(2)?)))
+                Value::Slice(Slice::from_options(part(0)?, part(1)?, part(2)?))
             }
             tag::PROXY => Value::Proxy(Token {
                 store: u64::from_le_bytes(self.array()?),
@@ -2610,7 +2603,7 @@ mod tests {
             ".{0,8}".prop_map(Value::Str),
             prop::collection::vec(any::<u8>(), 0..8).prop_map(Value::Bytes),
             any::<(Option<i64>, Option<i64>, Option<i64>)>()
-                .prop_map(|(a, b, c)| Value::from(Slice::from_options(a, b, c))),
+                .prop_map(|(a, b, c)| Value::Slice(Slice::from_options(a, b, c))),
             any::<(u64, u16, u32, u32)>().prop_map(|(store, type_id, slot, generation)| {
                 Value::Proxy(Token {
                     store,

@@ -134,7 +134,7 @@ impl ValueGen<'_> {
             }
             7 => {
                 if self.tokens.is_empty() || u.ratio(1, 4)? {
-                    Value::from(Slice::from_options(
+                    Value::Slice(Slice::from_options(
                         self.opt_int(u)?,
                         self.opt_int(u)?,
                         self.opt_int(u)?,

@@ -74,7 +74,7 @@ def rust_value(v):
     if isinstance(v, slice):
         def o(x):
             return "None" if x is None else f"Some({x})"
-        return f"Value::from(Slice::from_options({o(v.start)}, {o(v.stop)}, {o(v.step)}))"
+        return f"Value::Slice(Slice::from_options({o(v.start)}, {o(v.stop)}, {o(v.step)}))"
     raise TypeError(v)
 
 
