@@ -272,7 +272,7 @@ impl Cell {
     #[inline]
     pub fn inline_value(&self) -> Option<Value> {
         // An int first, the common case: one comparison of the whole first word instead of the
-        // tag's match (about 18 instructions fewer on a list `get`).
+        // tag's match (9 instructions fewer on a list `get`, 20 on a value's).
         if let Some(i) = self.exact_int() {
             return Some(Value::Int(i));
         }

@@ -421,8 +421,12 @@ pub fn get(ctx: &mut Ctx<'_>) -> Result<Value> {
 /// let body = store.objects()?[0].body;
 /// let raw = shmstore::segment::open(&name)?;
 /// assert_eq!(get_racy(&raw, body), Cell::scalar(&Value::Int(7)));
-/// v.set(8)?;
+/// v.set(8)?; // the same kind: in place, in cell 0
 /// assert_eq!(get_racy(&raw, body), Cell::scalar(&Value::Int(8)));
+/// v.set("eight")?; // another kind: written to cell 1, which becomes current
+/// assert_eq!(get_racy(&raw, body), Cell::scalar(&Value::from("eight")));
+/// v.set(9.5)?; // and back to cell 0
+/// assert_eq!(get_racy(&raw, body), Cell::scalar(&Value::Float(9.5)));
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 #[inline]
