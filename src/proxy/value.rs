@@ -87,15 +87,7 @@ impl ValueProxy {
     #[inline]
     pub fn get(&self) -> Result<Value> {
         // A scalar is read lock-free when no write is under way; anything else takes the lock.
-        let h = &self.h;
-        if let Some(c) = h.read_optimistic(value::get_racy) {
-            if let Some(v) = c.inline_value() {
-                return Ok(v);
-            }
-        } else if let Some(v) = h
-            .read_optimistic(value::pod_bits_racy)
-            .and_then(value::pod_bits_value)
-        {
+        if let Some(v) = value::get_inline(&self.h) {
             return Ok(v);
         }
         self.with(value::get)

@@ -1100,6 +1100,7 @@ mod tests {
             while p.words().waiters.load(Ordering::Relaxed) == 0 {
                 std::thread::yield_now();
             }
+            assert!(wait_until_asleep(child as u32)); // counted, and asleep on the futex
             assert_eq!(kill_child(child), Exit::Signal(libc::SIGKILL));
             assert_eq!(p.words().waiters.load(Ordering::Relaxed), 1);
             FutexLock::unlock(p.m()).unwrap();

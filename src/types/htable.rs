@@ -1103,29 +1103,19 @@ pub(crate) fn probe_racy(
     shape: Shape,
     key: &RacyKey<'_>,
 ) -> Option<Option<(u64, [u64; 2])>> {
-    use std::sync::atomic::Ordering::Relaxed;
     // The value cell is an entry's last two words (a set's key cell, for a set).
     Some(if shape.values {
-        probe_words::<DICT_WORDS>(a, body, key)?.map(|(e, w)| {
-            (
-                e,
-                [
-                    w[DICT_WORDS - 2].load(Relaxed),
-                    w[DICT_WORDS - 1].load(Relaxed),
-                ],
-            )
-        })
+        probe_words::<DICT_WORDS>(a, body, key)?.map(last_cell)
     } else {
-        probe_words::<SET_WORDS>(a, body, key)?.map(|(e, w)| {
-            (
-                e,
-                [
-                    w[SET_WORDS - 2].load(Relaxed),
-                    w[SET_WORDS - 1].load(Relaxed),
-                ],
-            )
-        })
+        probe_words::<SET_WORDS>(a, body, key)?.map(last_cell)
     })
+}
+
+/// An entry's offset and its last cell's words, from [`probe_words`]' answer.
+#[inline(always)]
+fn last_cell<const W: usize>((e, w): (u64, &[AtomicU64; W])) -> (u64, [u64; 2]) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (e, [w[W - 2].load(Relaxed), w[W - 1].load(Relaxed)])
 }
 
 /// An entry's size in 8-byte words: a dict's (head, key cell, value cell) and a set's.

@@ -862,7 +862,7 @@ fn set_typed<T: Pod>(h: &Handle, want: &ElemType, x: &Value) -> Option<Value> {
 /// [`get_optimistic`] on the handle's pinned slot (as the typed `get`: a cell, else a
 /// primitive plain-data value's bits).
 #[inline(always)]
-fn get_inline(h: &Handle) -> Option<Value> {
+pub(crate) fn get_inline(h: &Handle) -> Option<Value> {
     if let Some(c) = h.read_optimistic(get_racy) {
         return c.inline_value();
     }
