@@ -109,13 +109,19 @@ impl Core {
         }
     }
 
-    /// Un-records a reference this attachment is about to drop.
-    pub(crate) fn unhold(&self, token: &Token) {
+    /// Drops a reference this attachment holds (a handle's), freeing the object if it was the
+    /// last, so that a reclaimer can finish the drop exactly if this process dies inside it
+    /// (`procs::drop_reference`).
+    pub(crate) fn drop_reference(&self, token: &Token) {
         let idx = self.proc_idx.load(Ordering::Relaxed);
-        if idx != u32::MAX {
-            let _g = self.holdings.lock();
-            let _ = crate::procs::unhold(self, idx, token);
+        if idx == u32::MAX {
+            crate::dispatch::release(self, token);
+            return;
         }
+        let _g = self.holdings.lock();
+        // An error here (a reference not recorded, a refcount already 0) was reported by the
+        // check's findings; the drop itself has done what it could.
+        let _ = crate::procs::drop_reference(self, idx, token);
     }
 
     /// Fork handler, parent side before the fork: holds the holdings mutex across the fork and
@@ -519,10 +525,9 @@ impl Core {
                 crate::token::names_in(self.hdr.store_id, ty).0
             )));
         }
-        let rc = t.refcount(token.slot)?;
-        let mut cur = rc.load(Ordering::Relaxed);
-        loop {
-            if cur == 0 {
+        match t.refcount(token.slot)?.increment_live(MAX_REFCOUNT) {
+            Ok(()) => {}
+            Err(0) => {
                 let found = t.generation(token.slot)?.load(Ordering::Relaxed);
                 return Err(Error::StaleHandle {
                     slot: token.slot,
@@ -530,14 +535,7 @@ impl Core {
                     found,
                 });
             }
-            if cur > MAX_REFCOUNT {
-                return Err(Error::corrupt("refcount overflow", u64::from(token.slot)));
-            }
-            // Acquire on success: we now own a reference and will read the body.
-            match rc.compare_exchange_weak(cur, cur + 1, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(c) => cur = c,
-            }
+            Err(_) => return Err(Error::corrupt("refcount overflow", u64::from(token.slot))),
         }
         // The slot may have been freed and reused between the check and the increment: then we
         // incremented somebody else's object, and give the reference back.
@@ -565,13 +563,16 @@ impl Core {
     #[inline]
     pub fn decref(&self, slot: u32) -> Result<bool> {
         // Release: our writes to the object happen before whoever frees it reads it.
-        let old = self.table().refcount(slot)?.fetch_sub(1, Ordering::Release);
-        if old == 0 {
+        let rc = self.table().refcount(slot)?;
+        let Ok(old) = rc.fetch_sub(1, Ordering::Release) else {
             return Err(Error::corrupt("refcount underflow", u64::from(slot)));
-        }
+        };
         if old == 1 {
             // Acquire: every other holder's writes happen before we free.
             fence(Ordering::Acquire);
+            // A handle drop whose marker this is took effect: say so before the slot can be
+            // reused (`procs`, "Dropping a handle").
+            rc.take_marker(|e| crate::procs::drop_landed(self, e, slot));
             return Ok(true);
         }
         Ok(false)

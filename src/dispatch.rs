@@ -1194,10 +1194,16 @@ pub fn release_all(core: &Core, mut tokens: Vec<Token>) {
 /// ```
 pub fn release(core: &Core, token: &Token) {
     if let Ok(true) = core.decref(token.slot) {
-        let mut more = Vec::new();
-        let _ = destroy(core, token, &mut more);
-        release_all(core, more);
+        free_unreferenced(core, token);
     }
+}
+
+/// Frees an object whose last reference the caller took off, and drops the references its body
+/// held.
+pub(crate) fn free_unreferenced(core: &Core, token: &Token) {
+    let mut more = Vec::new();
+    let _ = destroy(core, token, &mut more);
+    release_all(core, more);
 }
 
 /// Frees an object no one references any more: its body, then its slot.

@@ -12,7 +12,8 @@
 //! The points: `list.append.before_publish`, `list.grow.after_alloc`,
 //! `list.rebuild.before_publish`, `list.set.before_journal_clear`, `value.set.before_publish`,
 //! `htable.grow.before_publish`, `htable.replace.before_journal_clear`, `alloc.mid`,
-//! `table.take.mid`.
+//! `table.take.mid`, `handle.drop.after_intent`, `handle.drop.after_decrement`,
+//! `handle.drop.after_row`.
 //!
 //! # Examples
 //! ```

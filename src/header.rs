@@ -42,8 +42,10 @@ use crate::error::{Error, Result};
 /// `b"SHMSTORE"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMSTORE");
 /// Layout version: bump on any change to the arena's layout (3: a `Lock` body is a futex word;
-/// 4: locks count their waiters in a word of their own and are released by a plain store).
-pub const LAYOUT_VERSION: u64 = 4;
+/// 4: locks count their waiters in a word of their own and are released by a plain store;
+/// 5: a slot's refcount is a 64-bit word with a drop marker, a process entry records the handle
+/// drop in progress, and holdings rows are never moved).
+pub const LAYOUT_VERSION: u64 = 5;
 
 /// Fixed part of the header, immutable after initialization.
 ///

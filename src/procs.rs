@@ -5,10 +5,11 @@
 //! entry (64 bytes)                                  holdings block (HOLDING bytes per row)
 //! 0   proc    ProcId (pid, start time)              slot + 1   u32   (0: empty row)
 //! 16  state   u32  FREE | LIVE | FORKING | RECLAIM   generation u32
-//! 20  pad     u32                                   count      u32   references held
+//! 20  intent generation u32                         count      u32   references held
 //! 24  table   u64  holdings block | log2(rows) << 56  pad        u32
 //! 32  reclaimer ProcId (who is reclaiming a dead entry)
-//! 48  reserved
+//! 48  rows    u64  rows with a key | rows with a count << 32
+//! 56  intent  u64  the handle drop in progress: slot + 1 | row count before << 32 | LANDED
 //! ```
 //!
 //! Protocol. An entry is taken (FREE → LIVE) and given back (→ FREE) under the arena lock. Its
@@ -16,8 +17,11 @@
 //! process-local mutex), and read by others only once the owner is dead. The order of every
 //! change makes a crash leak, never free twice:
 //! - taking a reference: the refcount is incremented first, then the row's count;
-//! - dropping one: the row's count is decremented first, then the refcount;
-//! - a new row: the key is written with count 0, then the count;
+//! - dropping one: see [`drop_reference`] — an intent, the refcount (marking the slot's word
+//!   with the entry), the row's count; a reclaimer settles a drop the owner died in, exactly;
+//! - a new row: the key is written with count 0, then the count; a row whose count falls to 0
+//!   keeps its key (and is reused for the same slot), so rows never move: growth and shrinking
+//!   rebuild the table without them;
 //! - growth: a new block is filled, then published with one store of `table` (offset and size in
 //!   one word), then the old block is freed;
 //! - reclaiming a dead entry: the reclaimer marks it RECLAIM with its own identity (a second
@@ -80,13 +84,14 @@ pub struct ProcEntry {
     pub proc: ProcId,
     /// FREE, LIVE, FORKING or RECLAIM.
     pub state: u32,
-    /// Reserved; zero.
-    pub pad: u32,
+    /// The generation of the object whose handle drop is in progress (see [`drop_reference`]).
+    pub intent_generation: u32,
     /// Holdings block offset | log2(rows) << 56; 0 when there is none.
     pub table: u64,
     /// Who is reclaiming the entry (state RECLAIM).
     pub reclaimer: ProcId,
-    /// Reserved; zero.
+    /// Holdings rows with a key (low half) and with a count (high half); the handle drop in
+    /// progress: slot + 1 | the row's count before << 32 | LANDED (bit 63).
     pub reserved: [u64; 2],
 }
 const _: () = assert!(size_of::<ProcEntry>() == 64);
@@ -94,7 +99,8 @@ const _: () = assert!(size_of::<ProcEntry>() == 64);
 const HOLDING: u64 = 16;
 const STATE_AT: u64 = 16;
 const TABLE_AT: u64 = 24;
-/// `reserved[0]`: rows with a key (a hint for sizing; reclaim does not rely on it).
+/// `reserved[0]`: rows with a key | rows with a count << 32 (for sizing; reclaim does not rely
+/// on it).
 const USED_AT: u64 = 48;
 const OFF_MASK: u64 = (1 << 56) - 1;
 const MIN_ROWS_LOG2: u64 = 4;
@@ -258,18 +264,25 @@ pub(crate) fn hold(core: &Core, i: u32, token: &Token) -> Result<()> {
         return hold(core, i, token);
     };
     let (r, found) = find_row(core, off, rows, token.slot)?;
+    let eo = entry_off(core, i)?;
+    let (used, live) = counts(a.load_u64(eo + USED_AT)?);
     if found {
         let c = a.atomic_u32(r + 8)?;
-        c.store(
-            c.load(Ordering::Relaxed).saturating_add(1),
-            Ordering::Release,
-        );
+        let n = c.load(Ordering::Relaxed);
+        if n == 0 {
+            // A row left by an earlier reference to this slot: generation first, then the
+            // count.
+            a.atomic_u32(r + 4)?
+                .store(token.generation, Ordering::Relaxed);
+            c.store(1, Ordering::Release);
+            return a.store_u64(eo + USED_AT, pack(used, live + 1));
+        }
+        c.store(n.saturating_add(1), Ordering::Release);
         return Ok(());
     }
-    let used = a.load_u64(entry_off(core, i)? + USED_AT)?;
-    // Keep the table at most half full.
+    // Keep the table at most half full of keys (rows with a count and rows left at 0).
     if r == 0 || (used + 1) * 2 > rows {
-        resize(core, i, &e, rows.trailing_zeros() as u64 + 1)?;
+        resize(core, i, &e, fitting_log2(live + 1))?;
         return hold(core, i, token);
     }
     // Key with count 0 first, then the count: a crash in between holds nothing extra.
@@ -278,7 +291,24 @@ pub(crate) fn hold(core: &Core, i: u32, token: &Token) -> Result<()> {
         .store(token.generation, Ordering::Relaxed);
     a.atomic_u32(r)?.store(token.slot + 1, Ordering::Release);
     a.atomic_u32(r + 8)?.store(1, Ordering::Release);
-    a.store_u64(entry_off(core, i)? + USED_AT, used + 1)
+    a.store_u64(eo + USED_AT, pack(used + 1, live + 1))
+}
+
+/// The `USED_AT` word: rows with a key (low half), rows with a count (high half).
+fn counts(w: u64) -> (u64, u64) {
+    (w & u64::from(u32::MAX), w >> 32)
+}
+
+fn pack(used: u64, live: u64) -> u64 {
+    used.min(u64::from(u32::MAX)) | (live.min(u64::from(u32::MAX)) << 32)
+}
+
+/// The table size for `live` rows with a count: at most a quarter full.
+fn fitting_log2(live: u64) -> u64 {
+    (live.max(1) * 4)
+        .next_power_of_two()
+        .trailing_zeros()
+        .max(MIN_ROWS_LOG2 as u32) as u64
 }
 
 /// Rebuilds the holdings table of entry `i` with 2^`log2` rows, keeping rows whose count is not
@@ -320,84 +350,160 @@ fn resize(core: &Core, i: u32, e: &ProcEntry, log2: u64) -> Result<()> {
     let eo = entry_off(core, i)?;
     a.atomic_u64(eo + TABLE_AT)?
         .store(off | (log2 << 56), Ordering::Release);
-    a.store_u64(eo + USED_AT, used)?;
+    a.store_u64(eo + USED_AT, pack(used, used))?;
     if let Some((old_off, _)) = old {
         core.free(old_off)?;
     }
     Ok(())
 }
 
-/// Records one reference to `token` fewer for entry `i`, before the caller drops it. A row
-/// whose count reaches 0 is removed (linear probing's backward shift), and a table that has
-/// become mostly empty shrinks, so holdings take memory only while proxies live.
-pub(crate) fn unhold(core: &Core, i: u32, token: &Token) -> Result<()> {
-    let e = read(core, i)?;
-    let Some((off, rows)) = table_of(core, &e, i)? else {
-        return Err(Error::corrupt(
-            "dropping a reference that was not held",
-            u64::from(i),
-        ));
+/// The count in entry `i`'s row for `slot` (0 when there is none), and the row.
+fn row_count(core: &Core, i: u32, e: &ProcEntry, slot: u32) -> Result<(u32, u64)> {
+    let Some((off, rows)) = table_of(core, e, i)? else {
+        return Ok((0, 0));
     };
-    let (r, found) = find_row(core, off, rows, token.slot)?;
-    if !found {
+    match find_row(core, off, rows, slot)? {
+        (r, true) => Ok((core.arena().atomic_u32(r + 8)?.load(Ordering::Acquire), r)),
+        _ => Ok((0, 0)),
+    }
+}
+
+/// The intent word: slot + 1 | count of the slot's row before the drop << 32 | LANDED.
+const INTENT_AT: u64 = 56;
+/// The generation of the intent's object (the entry's `intent_generation`).
+const INTENT_GEN_AT: u64 = 20;
+const INTENT_COUNT_MAX: u64 = (1 << 31) - 1;
+const LANDED: u64 = 1 << 63;
+
+/// Tells entry `e`, whose marker a decrement of `slot`'s refcount is replacing (or a last
+/// decrement is clearing), that its drop of `slot` took effect, unless its intent is about
+/// another slot by now. Any process may call it.
+pub(crate) fn drop_landed(core: &Core, e: u32, slot: u32) {
+    let Ok(eo) = entry_off(core, e) else { return };
+    let Ok(w) = core.arena().atomic_u64(eo + INTENT_AT) else {
+        return;
+    };
+    let x = w.load(Ordering::Acquire);
+    if x as u32 == slot.wrapping_add(1) && x & LANDED == 0 {
+        let _ = w.compare_exchange(x, x | LANDED, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+/// Drops one reference to `token` that entry `i` holds: its row's count and the object's
+/// refcount, and frees the object with `free` when it was the last reference. The caller holds
+/// this attachment's holdings mutex.
+///
+/// Dropping a handle. A process killed at any step leaves what its reclaimer needs to drop the
+/// reference exactly once:
+/// 1. the intent — slot, generation and the row's count before — is written to the entry;
+/// 2. the refcount is decremented with the entry as the word's marker
+///    ([`RefCount::decrement_marked`](crate::table::RefCount::decrement_marked));
+/// 3. the row's count is decremented (a row at 0 keeps its key: rows never move);
+/// 4. on the last reference, the marker is cleared and the object freed;
+/// 5. the intent is cleared, then the marker.
+///
+/// The reclaimer of a dead entry with an intent whose row still has the count before knows the
+/// decrement landed when the slot's marker still names the entry, or the intent was marked
+/// LANDED by whoever replaced or cleared the marker ([`drop_landed`]) — every change of a
+/// marker other than its owner's own does that first. Then it releases one reference fewer than
+/// the row says; and when the count is 0 with the marker still the entry's, the dead process was
+/// to free the object, and the reclaimer does.
+pub(crate) fn drop_reference(core: &Core, i: u32, token: &Token) -> Result<()> {
+    let a = core.arena();
+    let e = read(core, i)?;
+    let eo = entry_off(core, i)?;
+    let rc = core.table().refcount(token.slot)?;
+    let (before, row) = row_count(core, i, &e, token.slot)?;
+    if before == 0 || u64::from(before) > INTENT_COUNT_MAX {
+        crate::dispatch::release(core, token);
         return Err(Error::corrupt(
             "dropping a reference that was not held",
             u64::from(i),
         ));
     }
-    let a = core.arena();
-    let c = a.atomic_u32(r + 8)?;
-    let n = c.load(Ordering::Relaxed).saturating_sub(1);
-    c.store(n, Ordering::Release);
-    if n > 0 {
-        return Ok(());
+    let intent = a.atomic_u64(eo + INTENT_AT)?;
+    a.atomic_u32(eo + INTENT_GEN_AT)?
+        .store(token.generation, Ordering::Relaxed);
+    intent.store(
+        u64::from(token.slot + 1) | (u64::from(before) << 32),
+        Ordering::Release,
+    );
+    failpoint!("handle.drop.after_intent");
+    let last = match rc.decrement_marked(i, |e| drop_landed(core, e, token.slot)) {
+        Ok(old) => old == 1,
+        Err(_) => {
+            intent.store(0, Ordering::Release);
+            return Err(Error::corrupt("refcount underflow", u64::from(token.slot)));
+        }
+    };
+    failpoint!("handle.drop.after_decrement");
+    a.atomic_u32(row + 8)?.store(before - 1, Ordering::Release);
+    failpoint!("handle.drop.after_row");
+    if last {
+        // Acquire: every other holder's writes happen before we free.
+        std::sync::atomic::fence(Ordering::Acquire);
+        rc.clear_marker(i);
+        crate::dispatch::free_unreferenced(core, token);
     }
-    remove_row(core, off, rows, r)?;
-    let eo = entry_off(core, i)?;
-    let used = a.load_u64(eo + USED_AT)?.saturating_sub(1);
-    a.store_u64(eo + USED_AT, used)?;
-    if rows > 1 << MIN_ROWS_LOG2 && used * 8 < rows {
-        resize(core, i, &e, rows.trailing_zeros() as u64 - 1)?;
+    intent.store(0, Ordering::Release);
+    if !last {
+        rc.clear_marker(i);
+    }
+    if before == 1 {
+        let (used, live) = counts(a.load_u64(eo + USED_AT)?);
+        let live = live.saturating_sub(1);
+        a.store_u64(eo + USED_AT, pack(used, live))?;
+        if let Some((_, rows)) = table_of(core, &e, i)? {
+            if rows > 1 << MIN_ROWS_LOG2 && live * 8 < rows {
+                resize(core, i, &e, fitting_log2(live))?;
+            }
+        }
     }
     Ok(())
 }
 
-/// Empties row `r` (count already 0) and shifts later rows of its probe run back, so lookups
-/// stay correct. Each move writes the new row (count 0, key, then count), zeroes the old count,
-/// then clears the old key: a crash holds a count in at most one of the two rows.
-fn remove_row(core: &Core, off: u64, rows: u64, mut hole: u64) -> Result<()> {
+/// A dead entry's drop in progress, settled by its reclaimer before the rows are released: a
+/// decrement that landed takes one off the row that still counts it, and an object the dead
+/// process was to free is freed. Then the intent and the entry's marker are cleared.
+fn settle_intent(core: &Core, i: u32, e: &ProcEntry) -> Result<()> {
     let a = core.arena();
-    let index = |r: u64| (r - off) / HOLDING;
-    let mut j = hole;
-    for _ in 0..rows {
-        j = off + ((index(j) + 1) & (rows - 1)) * HOLDING;
-        let key = a.atomic_u32(j)?.load(Ordering::Relaxed);
-        if key == 0 {
-            break;
-        }
-        let home = index(row_off(off, rows, key - 1, 0));
-        // Move j into the hole unless its home lies cyclically in (hole, j].
-        let (h, jj) = (index(hole), index(j));
-        let stays = if h <= jj {
-            h < home && home <= jj
-        } else {
-            h < home || home <= jj
-        };
-        if stays {
-            continue;
-        }
-        let count = a.atomic_u32(j + 8)?.load(Ordering::Relaxed);
-        a.atomic_u32(hole + 8)?.store(0, Ordering::Relaxed);
-        a.atomic_u32(hole + 4)?.store(
-            a.atomic_u32(j + 4)?.load(Ordering::Relaxed),
-            Ordering::Relaxed,
-        );
-        a.atomic_u32(hole)?.store(key, Ordering::Release);
-        a.atomic_u32(j + 8)?.store(0, Ordering::Release);
-        a.atomic_u32(hole + 8)?.store(count, Ordering::Release);
-        hole = j;
+    let eo = entry_off(core, i)?;
+    let intent = a.atomic_u64(eo + INTENT_AT)?;
+    let x = intent.load(Ordering::Acquire);
+    if x == 0 {
+        return Ok(());
     }
-    a.atomic_u32(hole)?.store(0, Ordering::Release);
+    let slot = (x as u32).wrapping_sub(1);
+    let before = ((x & !LANDED) >> 32) as u32;
+    let generation = a.atomic_u32(eo + INTENT_GEN_AT)?.load(Ordering::Relaxed);
+    let table = core.table();
+    let rc = table.refcount(slot)?;
+    // The marker first, then the flag: whoever replaces or clears the marker sets the flag
+    // before.
+    let marked = rc.marker(Ordering::Acquire) == i + 1;
+    let landed = marked || intent.load(Ordering::Acquire) & LANDED != 0;
+    let live = table.check_live(slot, generation).is_ok();
+    let (now, row) = row_count(core, i, e, slot)?;
+    if (landed || !live) && now == before && row != 0 {
+        // The refcount lost this reference; the row still counts it.
+        a.atomic_u32(row + 8)?.store(now - 1, Ordering::Release);
+    }
+    if marked && live && rc.load(Ordering::Acquire) == 0 {
+        // The dead process took the last reference off and did not get to free the object.
+        rc.clear_marker(i);
+        let (type_id, _) = table.type_and_state(slot)?;
+        crate::dispatch::free_unreferenced(
+            core,
+            &Token {
+                store: core.store_id(),
+                type_id,
+                slot,
+                generation,
+            },
+        );
+    }
+    rc.clear_marker(i);
+    intent.store(0, Ordering::Release);
     Ok(())
 }
 
@@ -513,6 +619,7 @@ pub(crate) fn reclaim(core: &Core, release: &dyn Fn(&Core, &Token)) -> Result<Re
             state(core, i)?.store(RECLAIM, Ordering::Release);
             e
         };
+        settle_intent(core, i, &e)?;
         for (t, n, row) in holdings(core, i, &e)? {
             // Zero the row first: a crash now leaks these references instead of dropping them
             // twice.

@@ -4,12 +4,18 @@
 //! ```text
 //! slot (SLOT_SIZE bytes, 64-aligned)
 //! 0         robust process-shared lock (ObjLock::SIZE bytes)
-//! META+0    refcount   u32  atomic; +1 Relaxed, -1 Release + Acquire fence before freeing
-//! META+4    generation u32  bumped under the arena lock when the slot is freed
-//! META+8    kind       u32  type id (low 16 bits) | state (high 16 bits): FREE, LIVE
-//! META+12   seq        u32  write sequence (odd while a writer is inside), for lock-free reads
-//! META+16   body       u64  offset of the body; for a free slot, the next free slot + 1
+//! META+0    refs       u64  refcount (low 32 bits) | marker (high 32 bits), see RefCount
+//! META+8    generation u32  bumped under the arena lock when the slot is freed
+//! META+12   kind       u32  type id (low 16 bits) | state (high 16 bits): FREE, LIVE
+//! META+16   seq        u32  write sequence (odd while a writer is inside), for lock-free reads
+//! META+20   reserved   u32  zero
+//! META+24   body       u64  offset of the body; for a free slot, the next free slot + 1
 //! ```
+//!
+//! The refcount is +1 Relaxed, -1 Release with an Acquire fence before freeing. Its word's high
+//! half, the marker, names the process-table entry (+ 1) whose handle drop last took one
+//! reference off and has not finished yet: with it, a reclaimer can tell whether a process
+//! killed inside a drop had already given its reference back (`procs`, "Dropping a handle").
 //!
 //! Protocol. Slots are taken and given back only under the arena lock. Taking one: pop it from
 //! the free list (or take the next never-used slot and initialize its lock), write refcount 1,
@@ -84,11 +90,25 @@ const COND_ALIGN: u64 = <ObjCondvar as RawCondvar>::ALIGN as u64;
 const LOCK_SIZE: u64 = <ObjLock as RawLock>::SIZE as u64;
 const LOCK_ALIGN: u64 = <ObjLock as RawLock>::ALIGN as u64;
 const META: u64 = LOCK_SIZE.div_ceil(8) * 8;
-const META_SIZE: u64 = 24;
+const META_SIZE: u64 = 32;
 /// Bytes per slot.
 pub const SLOT_SIZE: u64 = (META + META_SIZE).div_ceil(64) * 64;
 /// Bytes of a lock.
 pub const LOCK_BYTES: usize = LOCK_SIZE as usize;
+/// Where a slot's body offset lies, from the slot's start (for tools reading a segment raw).
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-bodyat-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::table::{BODY_AT, SLOT_SIZE};
+/// let l = store.list([1])?;
+/// let slot_off = store.header().table_off + u64::from(l.token().slot) * SLOT_SIZE;
+/// let raw = shmstore::segment::open(&name)?;
+/// assert_eq!(raw.load_u64(slot_off + BODY_AT)?, store.objects()?[0].body);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub const BODY_AT: u64 = META + 24;
 const _: () = assert!(LOCK_ALIGN <= 64 && 64 % LOCK_ALIGN == 0);
 
 /// A slot's words, viewed in place with one bounds check (see the module's layout).
@@ -111,21 +131,192 @@ const _: () = assert!(LOCK_ALIGN <= 64 && 64 % LOCK_ALIGN == 0);
 #[repr(C)]
 pub struct SlotWords {
     lock: [AtomicU32; (META / 4) as usize],
-    /// Proxies (and containers) holding the object.
-    pub refcount: AtomicU32,
+    /// Proxies (and containers) holding the object, and the drop marker.
+    pub refcount: RefCount,
     /// Bumped when the slot is freed.
     pub generation: AtomicU32,
     /// Type id | state << 16.
     pub kind: AtomicU32,
     /// Write sequence, odd while a writer is inside.
     pub seq: AtomicU32,
+    reserved: AtomicU32,
     /// Offset of the body (free slot: next free slot + 1).
     pub body: AtomicU64,
 }
-// SAFETY: `repr(C)`, only atomic integers; META is a multiple of 8, so no padding.
+// SAFETY: `repr(C)`, only atomic integers (`RefCount` is a transparent `AtomicU64`); META is a
+// multiple of 8, so no padding.
 unsafe impl AtomicWords for SlotWords {}
 const _: () = assert!(std::mem::size_of::<SlotWords>() as u64 == META + META_SIZE);
-const _: () = assert!(std::mem::offset_of!(SlotWords, body) as u64 == META + 16);
+const _: () = assert!(std::mem::offset_of!(SlotWords, body) as u64 == BODY_AT);
+
+/// A slot's reference count (the low 32 bits of one atomic word) and its drop marker (the high
+/// 32 bits): 0, or the process-table entry + 1 of a handle drop that took a reference off with
+/// [`RefCount::decrement_marked`] and has not called [`RefCount::clear_marker`] yet.
+///
+/// Plain increments and decrements keep the marker; only a marked decrement replaces it, after
+/// telling the entry it replaces that its drop landed (see `procs`).
+///
+/// # Examples
+/// ```
+/// use std::sync::atomic::Ordering;
+/// use shmstore::table::RefCount;
+/// let rc = RefCount::new(1);
+/// assert_eq!(rc.fetch_add(1, Ordering::Relaxed), 1);
+/// assert_eq!(rc.decrement_marked(7, |_| {}), Ok(2)); // entry 7 took one off
+/// assert_eq!((rc.load(Ordering::Relaxed), rc.marker(Ordering::Relaxed)), (1, 8));
+/// assert_eq!(rc.fetch_sub(1, Ordering::Relaxed), Ok(1)); // a plain decrement keeps it
+/// assert_eq!(rc.marker(Ordering::Relaxed), 8);
+/// rc.clear_marker(7);
+/// assert_eq!(rc.marker(Ordering::Relaxed), 0);
+/// assert!(rc.fetch_sub(1, Ordering::Relaxed).is_err()); // no reference left to drop
+/// ```
+#[repr(transparent)]
+pub struct RefCount(AtomicU64);
+
+const COUNT_MASK: u64 = u32::MAX as u64;
+
+impl RefCount {
+    /// A count of `n` with no marker (for tests and tools; slots live in the arena).
+    pub const fn new(n: u32) -> RefCount {
+        RefCount(AtomicU64::new(n as u64))
+    }
+
+    /// The reference count.
+    #[inline]
+    pub fn load(&self, order: Ordering) -> u32 {
+        self.0.load(order) as u32
+    }
+
+    /// The marker: 0, or the entry + 1 of an unfinished marked decrement.
+    #[inline]
+    pub fn marker(&self, order: Ordering) -> u32 {
+        (self.0.load(order) >> 32) as u32
+    }
+
+    /// Sets the count to `n` and clears the marker (a slot being taken).
+    #[inline]
+    pub fn store(&self, n: u32, order: Ordering) {
+        self.0.store(u64::from(n), order);
+    }
+
+    /// Adds `n`, keeping the marker; returns the count before. The caller keeps the count far
+    /// below 2^32 (the object table refuses counts above 2^31).
+    #[inline]
+    pub fn fetch_add(&self, n: u32, order: Ordering) -> u32 {
+        self.0.fetch_add(u64::from(n), order) as u32
+    }
+
+    /// Takes one off, keeping the marker; returns the count before, or `Err(0)` (nothing
+    /// changed) when it was already 0.
+    #[inline]
+    pub fn fetch_sub(&self, n: u32, order: Ordering) -> std::result::Result<u32, u32> {
+        let old = self.0.fetch_sub(u64::from(n), order);
+        if (old & COUNT_MASK) < u64::from(n) {
+            // It borrowed from the marker: undo.
+            self.0.fetch_add(u64::from(n), Ordering::Relaxed);
+            return Err(old as u32);
+        }
+        Ok(old as u32)
+    }
+
+    /// Adds one if the count is neither 0 (a dead object) nor above `max`, keeping the marker;
+    /// `Err(count)` otherwise.
+    #[inline]
+    pub fn increment_live(&self, max: u32) -> std::result::Result<(), u32> {
+        let mut w = self.0.load(Ordering::Relaxed);
+        loop {
+            let c = w as u32;
+            if c == 0 || c > max {
+                return Err(c);
+            }
+            // Acquire on success: the caller now owns a reference and will read the body.
+            match self
+                .0
+                .compare_exchange_weak(w, w + 1, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// Takes one reference off for process-table entry `entry` and sets the marker to
+    /// `entry + 1`, in one compare-and-swap (Release); returns the count before, or `Err(0)`
+    /// (nothing changed) when it was 0. When the marker it replaces names another entry,
+    /// `landed` is called with that entry first, so that its owner's reclaimer knows its drop
+    /// took effect.
+    #[inline]
+    pub fn decrement_marked(
+        &self,
+        entry: u32,
+        landed: impl Fn(u32),
+    ) -> std::result::Result<u32, u32> {
+        let mine = u64::from(entry + 1) << 32;
+        let mut w = self.0.load(Ordering::Relaxed);
+        let mut helped = 0u32;
+        loop {
+            let c = w as u32;
+            if c == 0 {
+                return Err(0);
+            }
+            let other = (w >> 32) as u32;
+            if other != 0 && other != entry + 1 && other != helped {
+                landed(other - 1);
+                helped = other;
+            }
+            match self.0.compare_exchange_weak(
+                w,
+                mine | u64::from(c - 1),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(c),
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// Clears the marker if it still names `entry`, keeping the count.
+    #[inline]
+    pub fn clear_marker(&self, entry: u32) {
+        let mut w = self.0.load(Ordering::Relaxed);
+        while (w >> 32) as u32 == entry + 1 {
+            match self.0.compare_exchange_weak(
+                w,
+                w & COUNT_MASK,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// Clears whatever marker the word holds, after calling `landed` with the entry it names:
+    /// the last plain decrement does this before the object is freed, so that a drop whose
+    /// marker it was is known to have landed once the slot is reused.
+    #[inline]
+    pub fn take_marker(&self, landed: impl Fn(u32)) {
+        let mut w = self.0.load(Ordering::Relaxed);
+        loop {
+            let other = (w >> 32) as u32;
+            if other == 0 {
+                return;
+            }
+            landed(other - 1);
+            match self.0.compare_exchange_weak(
+                w,
+                w & COUNT_MASK,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => w = now,
+            }
+        }
+    }
+}
 
 impl SlotWords {
     /// The slot's lock, for the `RawLock` functions.
@@ -846,7 +1037,7 @@ impl<'a> Table<'a> {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     #[inline]
-    pub fn refcount(&self, slot: u32) -> Result<&'a AtomicU32> {
+    pub fn refcount(&self, slot: u32) -> Result<&'a RefCount> {
         Ok(&self.slot(slot)?.refcount)
     }
 

@@ -29,10 +29,8 @@ fn a_sound_store_passes_and_scribbled_bodies_are_reported() {
     let raw = shmstore::segment::open(&name).unwrap();
     let slot = l.token().slot;
     let hdr: shmstore::header::Header = raw.read(shmstore::arena::Offset::new(0)).unwrap();
-    let meta = hdr.table_off
-        + u64::from(slot) * shmstore::table::SLOT_SIZE
-        + shmstore::table::LOCK_BYTES.div_ceil(8) as u64 * 8;
-    let body = raw.load_u64(meta + 16).unwrap();
+    let slot_off = hdr.table_off + u64::from(slot) * shmstore::table::SLOT_SIZE;
+    let body = raw.load_u64(slot_off + shmstore::table::BODY_AT).unwrap();
     raw.store_u64(body, 1 << 40).unwrap();
     let r = tool.check().unwrap();
     assert!(

@@ -181,10 +181,8 @@ fn check_exits_0_on_a_sound_store_and_1_with_a_report_on_a_scribbled_body() {
     let raw = shmstore::segment::open(&name).unwrap();
     let hdr = store.header();
     let slot = l.token().slot;
-    let meta = hdr.table_off
-        + u64::from(slot) * shmstore::table::SLOT_SIZE
-        + shmstore::table::LOCK_BYTES.div_ceil(8) as u64 * 8;
-    let body = raw.load_u64(meta + 16).unwrap();
+    let slot_off = hdr.table_off + u64::from(slot) * shmstore::table::SLOT_SIZE;
+    let body = raw.load_u64(slot_off + shmstore::table::BODY_AT).unwrap();
     let saved = raw.load_u64(body).unwrap();
     raw.store_u64(body, 1 << 40).unwrap();
 

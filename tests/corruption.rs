@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use common::{unique, Cleanup};
 use shmstore::arena::{Arena, Offset};
 use shmstore::header::{Header, LOCK_OFF};
-use shmstore::table::{LOCK_BYTES, SLOT_SIZE};
+use shmstore::table::{BODY_AT, LOCK_BYTES, SLOT_SIZE};
 use shmstore::{Error, Proxy, Store, Value};
 
 const SIZE: usize = 128 << 10;
@@ -147,8 +147,8 @@ fn make_image() -> Image {
         .collect();
     let body_of = |name: &str| {
         let slot = store.lookup(name).unwrap().token().slot;
-        let meta = hdr.table_off + u64::from(slot) * SLOT_SIZE + LOCK_BYTES.div_ceil(8) as u64 * 8;
-        raw.load_u64(meta + 16).unwrap()
+        raw.load_u64(hdr.table_off + u64::from(slot) * SLOT_SIZE + BODY_AT)
+            .unwrap()
     };
     let list_body = body_of("l");
     let list_len = raw.load_u64(list_body).unwrap();

@@ -12,6 +12,10 @@
 //! completed operations (reporting each as an `OP` line) and sets it just before the operation
 //! it is to die in; the failpoint prints `FAILPOINT <name>` and blocks until the parent kills it.
 //!
+//! A child killed at each step of dropping a handle (`procs::drop_reference`) gives back exactly
+//! the references it held: none twice, none leaked, and the object it held the last reference
+//! to is freed.
+//!
 //! A child killed while holding 1,000 proxies is `tests/processes.rs`,
 //! `references_of_a_killed_process_holding_1000_proxies_are_reclaimed`.
 //!
@@ -142,6 +146,24 @@ fn child_main() {
             arm();
             // Body and array allocated, then dies taking a slot, holding the arena lock.
             let _ = store.list([7, 8, 9]);
+        }
+        "drop" => {
+            // Two handles of its own; dies dropping one of them.
+            let a = list();
+            let b = list();
+            a.append(1).unwrap();
+            op("append 1");
+            arm();
+            drop(b);
+            drop(a);
+        }
+        "drop_last" => {
+            // Takes over the binding's reference: its handle is the last one.
+            let a = list();
+            store.unbind("l").unwrap();
+            op("unbind l");
+            arm();
+            drop(a);
         }
         other => panic!("unknown role {other}"),
     }
@@ -554,4 +576,72 @@ fn killed_taking_a_never_used_slot_of_the_object_table() {
 #[test]
 fn killed_taking_a_freed_slot_off_the_free_slot_list() {
     take_scenario(true);
+}
+
+const DROP_STEPS: [&str; 3] = [
+    "handle.drop.after_intent",
+    "handle.drop.after_decrement",
+    "handle.drop.after_row",
+];
+
+/// The refcount of the object `p` names.
+fn refcount(store: &Store, p: &ListProxy) -> u32 {
+    let slot = p.token().slot;
+    let o = store.objects().unwrap();
+    o.iter().find(|o| o.slot == slot).unwrap().refcount
+}
+
+#[test]
+fn killed_dropping_one_of_two_handles_at_each_step() {
+    for fp in DROP_STEPS {
+        let f = Fixture::new("drop");
+        let l = f.store.list([0]).unwrap();
+        f.store.bind("l", &l).unwrap();
+        let done = f.crash_child("drop", fp);
+        assert_eq!(done, ["append 1"], "{fp}");
+        // Before the reclaim: the binding's, ours, and the child's (one or two).
+        let rc = refcount(&f.store, &l);
+        assert!(rc == 3 || rc == 4, "{fp}: refcount {rc}");
+        f.assert_recovered(1);
+        assert_eq!(refcount(&f.store, &l), 2, "{fp}: the binding's and ours");
+        assert_eq!(l.get_value().unwrap(), ints(&[0, 1]));
+        f.store.unbind("l").unwrap();
+        drop(l);
+        f.assert_only_leaks(&[]);
+    }
+}
+
+#[test]
+fn killed_dropping_a_handle_then_a_peer_drops_the_same_object() {
+    // The child's decrement landed and marked the slot; our own drop replaces the marker (and
+    // says so in the child's entry) before the reclaim.
+    for fp in DROP_STEPS {
+        let f = Fixture::new("dropmark");
+        let l = f.store.list([0]).unwrap();
+        f.store.bind("l", &l).unwrap();
+        let mine = ListProxy::try_from(f.store.lookup("l").unwrap()).unwrap();
+        f.crash_child("drop", fp);
+        drop(mine);
+        drop(ListProxy::try_from(f.store.lookup("l").unwrap()).unwrap());
+        f.assert_recovered(1);
+        assert_eq!(refcount(&f.store, &l), 2, "{fp}: the binding's and ours");
+        f.store.unbind("l").unwrap();
+        drop(l);
+        f.assert_only_leaks(&[]);
+    }
+}
+
+#[test]
+fn killed_dropping_the_last_handle_at_each_step_frees_the_object() {
+    for fp in DROP_STEPS {
+        let f = Fixture::new("droplast");
+        let l = f.store.list(["x".repeat(100)]).unwrap();
+        f.store.bind("l", &l).unwrap();
+        drop(l);
+        let done = f.crash_child("drop_last", fp);
+        assert_eq!(done, ["unbind l"], "{fp}");
+        assert_eq!(f.store.stats().unwrap().objects_live, 1, "{fp}");
+        f.assert_recovered(0);
+        f.assert_only_leaks(&[]);
+    }
 }

@@ -79,8 +79,7 @@ impl Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.core.unhold(&self.token);
-        dispatch::release(&self.core, &self.token);
+        self.core.drop_reference(&self.token);
     }
 }
 
