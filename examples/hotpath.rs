@@ -18,7 +18,8 @@
 //! `cmtget`/`cmtset` (the same on `value_of::<i64>`), `cmaget`/`cmaset` (array
 //! `__getitem__`/`__setitem__`; `cmagetm` matches the result), `cmlock` (Lock `acquire` + `release`), `cmdget`/`cmdset` (dict
 //! `get`/`__setitem__`, int keys); `wl` (an empty `with_lock`), `wf` (an empty
-//! `dispatch::write_fast`), `raw` (a compare-and-swap and an exchange on a local word: the floor
+//! `dispatch::write_fast`), `create` (a one-int list made and dropped), `lookup` (a name looked
+//! up and the proxy dropped: a reference taken and given back), `raw` (a compare-and-swap and an exchange on a local word: the floor
 //! of any lock).
 //! Instruction counts are repeatable whatever else the machine runs, unlike timings.
 use shmstore::*;
@@ -177,6 +178,11 @@ fn main() {
                 let _ = black_box(&w).compare_exchange(0, 5, Acquire, Relaxed);
                 black_box(&w).swap(0, Release);
             })
+        }
+        "create" => run(n, |_, _| drop(black_box(store.list([1]).unwrap()))),
+        "lookup" => {
+            store.bind("l", &l).unwrap();
+            run(n, |_, _| drop(black_box(store.lookup("l").unwrap())))
         }
         "none" => run(n, |_, k| {
             black_box(k);
