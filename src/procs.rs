@@ -399,8 +399,8 @@ pub(crate) fn drop_landed(core: &Core, e: u32, slot: u32) {
 /// 2. the refcount is decremented with the entry as the word's marker
 ///    ([`RefCount::decrement_marked`](crate::table::RefCount::decrement_marked));
 /// 3. the row's count is decremented (a row at 0 keeps its key: rows never move);
-/// 4. on the last reference, the marker is cleared and the object freed;
-/// 5. the intent is cleared, then the marker.
+/// 4. the marker is cleared, and on the last reference the object freed;
+/// 5. the intent is cleared.
 ///
 /// The reclaimer of a dead entry with an intent whose row still has the count before knows the
 /// decrement landed when the slot's marker still names the entry, or the intent was marked
@@ -439,16 +439,15 @@ pub(crate) fn drop_reference(core: &Core, i: u32, token: &Token) -> Result<()> {
     failpoint!("handle.drop.after_decrement");
     a.atomic_u32(row + 8)?.store(before - 1, Ordering::Release);
     failpoint!("handle.drop.after_row");
+    // The marker before the intent: a marker left without an intent would be taken for this
+    // entry's by its next drop of the slot.
+    rc.clear_marker(i);
     if last {
         // Acquire: every other holder's writes happen before we free.
         std::sync::atomic::fence(Ordering::Acquire);
-        rc.clear_marker(i);
         crate::dispatch::free_unreferenced(core, token);
     }
     intent.store(0, Ordering::Release);
-    if !last {
-        rc.clear_marker(i);
-    }
     if before == 1 {
         let (used, live) = counts(a.load_u64(eo + USED_AT)?);
         let live = live.saturating_sub(1);
@@ -619,7 +618,14 @@ pub(crate) fn reclaim(core: &Core, release: &dyn Fn(&Core, &Token)) -> Result<Re
             state(core, i)?.store(RECLAIM, Ordering::Release);
             e
         };
-        settle_intent(core, i, &e)?;
+        if settle_intent(core, i, &e).is_err() {
+            // An intent naming no slot of this store (damage): dropped, so that the rows are
+            // still given back.
+            let _ = core
+                .arena()
+                .atomic_u64(entry_off(core, i)? + INTENT_AT)
+                .map(|w| w.store(0, Ordering::Release));
+        }
         for (t, n, row) in holdings(core, i, &e)? {
             // Zero the row first: a crash now leaks these references instead of dropping them
             // twice.
