@@ -22,14 +22,22 @@
 //! ```
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 
 use crate::alloc::{AllocStats, Heap};
 use crate::arena::Arena;
 use crate::error::{Error, Result};
 use crate::header::{self, Header, ATTACH_OFF, LIVE_OFF, REPAIRS_OFF, STATE_OFF};
+use crate::proxy::Handle;
 use crate::sync::Acquired;
 use crate::table::{self, LockGuard, Table};
 use crate::token::Token;
+
+thread_local! {
+    /// Set by [`Core::make`] for the one [`Core::create_object`] its `create` makes: the core
+    /// (its address) and the process-table entry that records the creation.
+    static CREATING: std::cell::Cell<Option<(usize, u32)>> = const { std::cell::Cell::new(None) };
+}
 
 /// Refcounts above this abort the process, as `Arc` does: a count that could wrap would free a
 /// live object.
@@ -107,6 +115,55 @@ impl Core {
             // if this process died; the reference itself is good.
             let _ = crate::procs::hold(self, idx, token);
         }
+    }
+
+    /// Runs `create` (a type's `create`, which calls [`Core::create_object`] once) and wraps the
+    /// new object's reference in a handle, with the creation recorded in this attachment's
+    /// process-table entry from before the slot is published until the reference is in its row
+    /// (`procs`, "Taking a reference"): a process killed in between leaves its reclaimer what
+    /// it needs to free the object.
+    pub(crate) fn make(
+        self: &Arc<Core>,
+        create: impl FnOnce(&Core) -> Result<Token>,
+    ) -> Result<Arc<Handle>> {
+        let idx = self.proc_idx.load(Ordering::Relaxed);
+        if idx == u32::MAX {
+            return Ok(Handle::adopt(self.clone(), create(self)?));
+        }
+        let _g = self.holdings.lock();
+        let me = Arc::as_ptr(self) as usize;
+        CREATING.with(|c| c.set(Some((me, idx))));
+        let made = create(self);
+        CREATING.with(|c| c.set(None));
+        let token = match made {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = crate::procs::abandon_intent(self, idx);
+                return Err(e);
+            }
+        };
+        failpoint!("handle.create.before_row");
+        // A failure only means the reference would leak if this process died.
+        let _ = crate::procs::finish_take(self, idx, &token);
+        Ok(Handle::adopt_recorded(self.clone(), token))
+    }
+
+    /// Takes a reference to the live object `token` names for a handle, recorded as
+    /// [`Core::make`] records a creation; `find` runs first and may name the token (a lookup
+    /// under the arena lock it takes): the increment happens inside it, through `incref`.
+    pub(crate) fn take_handle(
+        self: &Arc<Core>,
+        find: impl FnOnce(&dyn Fn(&Token) -> Result<()>) -> Result<Token>,
+    ) -> Result<Arc<Handle>> {
+        let idx = self.proc_idx.load(Ordering::Relaxed);
+        if idx == u32::MAX {
+            let token = find(&|t| self.incref_token(t))?;
+            return Ok(Handle::adopt(self.clone(), token));
+        }
+        let _g = self.holdings.lock();
+        let token = find(&|t| self.incref_token_for(t, Some(idx)))?;
+        let _ = crate::procs::finish_take(self, idx, &token);
+        Ok(Handle::adopt_recorded(self.clone(), token))
     }
 
     /// Drops a reference this attachment holds (a handle's), freeing the object if it was the
@@ -420,8 +477,23 @@ impl Core {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn create_object(&self, type_id: u16, body: u64) -> Result<Token> {
+        // A creation for a handle (`Core::make`) is recorded in this attachment's entry.
+        let me = self as *const Core as usize;
+        let entry = CREATING.with(|c| match c.get() {
+            Some((core, entry)) if core == me => {
+                c.set(None);
+                Some(entry)
+            }
+            _ => None,
+        });
         let _g = self.lock_arena()?;
-        let (slot, generation) = self.table().take(type_id, body)?;
+        let record = |slot: u32, generation: u32| match entry {
+            Some(e) => crate::procs::intend_create(self, e, slot, generation),
+            None => Ok(()),
+        };
+        let (slot, generation) =
+            self.table()
+                .take_marked(type_id, body, entry.map(|e| (e, &record as _)))?;
         self.arena
             .atomic_u64(LIVE_OFF)?
             .fetch_add(1, Ordering::Relaxed);
@@ -511,6 +583,12 @@ impl Core {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn incref_token(&self, token: &Token) -> Result<()> {
+        self.incref_token_for(token, None)
+    }
+
+    /// [`Core::incref_token`]; for entry `entry`, recorded: the intent before a marked
+    /// increment (the caller holds the holdings mutex and records the row after).
+    fn incref_token_for(&self, token: &Token, entry: Option<u32>) -> Result<()> {
         if token.store != self.hdr.store_id {
             return Err(Error::NotFound(format!(
                 "token {token} belongs to another store"
@@ -525,22 +603,50 @@ impl Core {
                 crate::token::names_in(self.hdr.store_id, ty).0
             )));
         }
-        match t.refcount(token.slot)?.increment_live(MAX_REFCOUNT) {
+        let rc = t.refcount(token.slot)?;
+        let entry = match entry {
+            Some(e) if crate::procs::intend_take(self, e, token.slot, token.generation)? => Some(e),
+            _ => None,
+        };
+        let taken = match entry {
+            Some(e) => rc.increment_live_marked(e, MAX_REFCOUNT, |other| {
+                crate::procs::drop_landed(self, other, token.slot)
+            }),
+            None => rc.increment_live(MAX_REFCOUNT),
+        };
+        failpoint!("handle.take.after_increment");
+        match taken {
             Ok(()) => {}
-            Err(0) => {
-                let found = t.generation(token.slot)?.load(Ordering::Relaxed);
-                return Err(Error::StaleHandle {
-                    slot: token.slot,
-                    expected: token.generation,
-                    found,
-                });
+            Err(c) => {
+                if let Some(e) = entry {
+                    crate::procs::abandon_intent(self, e)?;
+                }
+                if c == 0 {
+                    let found = t.generation(token.slot)?.load(Ordering::Relaxed);
+                    return Err(Error::StaleHandle {
+                        slot: token.slot,
+                        expected: token.generation,
+                        found,
+                    });
+                }
+                return Err(Error::corrupt("refcount overflow", u64::from(token.slot)));
             }
-            Err(_) => return Err(Error::corrupt("refcount overflow", u64::from(token.slot))),
         }
         // The slot may have been freed and reused between the check and the increment: then we
         // incremented somebody else's object, and give the reference back.
         if let Err(e) = t.check_live(token.slot, token.generation) {
-            let _ = self.decref(token.slot);
+            if let Some(entry) = entry {
+                crate::procs::abandon_take(self, entry, token.slot)?;
+            }
+            if let Ok((type_id, _)) = t.type_and_state(token.slot) {
+                let now = Token {
+                    store: self.hdr.store_id,
+                    type_id,
+                    slot: token.slot,
+                    generation: t.generation(token.slot)?.load(Ordering::Relaxed),
+                };
+                crate::dispatch::release(self, &now);
+            }
             return Err(e);
         }
         Ok(())

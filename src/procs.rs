@@ -368,12 +368,84 @@ fn row_count(core: &Core, i: u32, e: &ProcEntry, slot: u32) -> Result<(u32, u64)
     }
 }
 
-/// The intent word: slot + 1 | count of the slot's row before the drop << 32 | LANDED.
+/// The intent word: slot + 1 | count of the slot's row before << 32 | TAKE | LANDED.
 const INTENT_AT: u64 = 56;
 /// The generation of the intent's object (the entry's `intent_generation`).
 const INTENT_GEN_AT: u64 = 20;
-const INTENT_COUNT_MAX: u64 = (1 << 31) - 1;
+const INTENT_COUNT_MAX: u64 = (1 << 30) - 1;
+/// The intent is a reference being taken (created, looked up, attached), not dropped.
+const TAKE: u64 = 1 << 62;
 const LANDED: u64 = 1 << 63;
+
+/// Writes entry `i`'s intent: a reference to (`slot`, `generation`) being taken (`take`) or
+/// dropped, whose row counts `before` now. The generation first, then the word (Release). The
+/// caller holds this attachment's holdings mutex.
+fn intend(core: &Core, i: u32, slot: u32, generation: u32, before: u32, take: bool) -> Result<()> {
+    let a = core.arena();
+    let eo = entry_off(core, i)?;
+    a.atomic_u32(eo + INTENT_GEN_AT)?
+        .store(generation, Ordering::Relaxed);
+    let kind = if take { TAKE } else { 0 };
+    a.atomic_u64(eo + INTENT_AT)?.store(
+        u64::from(slot + 1) | (u64::from(before) << 32) | kind,
+        Ordering::Release,
+    );
+    Ok(())
+}
+
+fn clear_intent(core: &Core, i: u32) -> Result<()> {
+    core.arena()
+        .atomic_u64(entry_off(core, i)? + INTENT_AT)?
+        .store(0, Ordering::Release);
+    Ok(())
+}
+
+/// Before a reference to (`slot`, `generation`) is taken for entry `i` with a marked increment:
+/// records the intent, with the slot's row count now. `false` when the count is too large to
+/// record (the take then goes unrecorded until its row is written, as before layout 5). The
+/// caller holds this attachment's holdings mutex.
+pub(crate) fn intend_take(core: &Core, i: u32, slot: u32, generation: u32) -> Result<bool> {
+    let e = read(core, i)?;
+    let (before, _) = row_count(core, i, &e, slot)?;
+    if u64::from(before) >= INTENT_COUNT_MAX {
+        return Ok(false);
+    }
+    intend(core, i, slot, generation, before, true)?;
+    Ok(true)
+}
+
+/// After a marked increment for entry `i` (or a creation marked with it): records the
+/// reference in the row, then clears the slot's marker and the intent. The caller holds this
+/// attachment's holdings mutex.
+pub(crate) fn finish_take(core: &Core, i: u32, token: &Token) -> Result<()> {
+    let held = hold(core, i, token);
+    failpoint!("handle.take.after_row");
+    if let Ok(rc) = core.table().refcount(token.slot) {
+        rc.clear_marker(i);
+    }
+    clear_intent(core, i)?;
+    held
+}
+
+/// Records, under the arena lock inside `Table::take_marked`, the creation of (`slot`,
+/// `generation`) for entry `i` (its row for a slot that was free counts 0).
+pub(crate) fn intend_create(core: &Core, i: u32, slot: u32, generation: u32) -> Result<()> {
+    intend(core, i, slot, generation, 0, true)
+}
+
+/// Clears entry `i`'s intent when the operation it records did not happen (a failed take or
+/// creation).
+pub(crate) fn abandon_intent(core: &Core, i: u32) -> Result<()> {
+    clear_intent(core, i)
+}
+
+/// Gives up a take whose marked increment must be undone (the slot was reused): the intent
+/// first (a crash then leaks the increment, never drops it twice), then the marker.
+pub(crate) fn abandon_take(core: &Core, i: u32, slot: u32) -> Result<()> {
+    clear_intent(core, i)?;
+    core.table().refcount(slot)?.clear_marker(i);
+    Ok(())
+}
 
 /// Tells entry `e`, whose marker a decrement of `slot`'s refcount is replacing (or a last
 /// decrement is clearing), that its drop of `slot` took effect, unless its intent is about
@@ -422,12 +494,7 @@ pub(crate) fn drop_reference(core: &Core, i: u32, token: &Token) -> Result<()> {
         ));
     }
     let intent = a.atomic_u64(eo + INTENT_AT)?;
-    a.atomic_u32(eo + INTENT_GEN_AT)?
-        .store(token.generation, Ordering::Relaxed);
-    intent.store(
-        u64::from(token.slot + 1) | (u64::from(before) << 32),
-        Ordering::Release,
-    );
+    intend(core, i, token.slot, token.generation, before, false)?;
     failpoint!("handle.drop.after_intent");
     let last = match rc.decrement_marked(i, |e| drop_landed(core, e, token.slot)) {
         Ok(old) => old == 1,
@@ -473,7 +540,7 @@ fn settle_intent(core: &Core, i: u32, e: &ProcEntry) -> Result<()> {
         return Ok(());
     }
     let slot = (x as u32).wrapping_sub(1);
-    let before = ((x & !LANDED) >> 32) as u32;
+    let before = ((x >> 32) & INTENT_COUNT_MAX) as u32;
     let generation = a.atomic_u32(eo + INTENT_GEN_AT)?.load(Ordering::Relaxed);
     let table = core.table();
     let rc = table.refcount(slot)?;
@@ -483,6 +550,24 @@ fn settle_intent(core: &Core, i: u32, e: &ProcEntry) -> Result<()> {
     let landed = marked || intent.load(Ordering::Acquire) & LANDED != 0;
     let live = table.check_live(slot, generation).is_ok();
     let (now, row) = row_count(core, i, e, slot)?;
+    let token = |type_id| Token {
+        store: core.store_id(),
+        type_id,
+        slot,
+        generation,
+    };
+    if x & TAKE != 0 {
+        // A reference taken (the increment landed: the object lives on it) and not yet in the
+        // row: given back here, the row's are below.
+        if landed && live && now == before {
+            rc.clear_marker(i);
+            let (type_id, _) = table.type_and_state(slot)?;
+            crate::dispatch::release(core, &token(type_id));
+        }
+        rc.clear_marker(i);
+        intent.store(0, Ordering::Release);
+        return Ok(());
+    }
     if (landed || !live) && now == before && row != 0 {
         // The refcount lost this reference; the row still counts it.
         a.atomic_u32(row + 8)?.store(now - 1, Ordering::Release);
@@ -491,15 +576,7 @@ fn settle_intent(core: &Core, i: u32, e: &ProcEntry) -> Result<()> {
         // The dead process took the last reference off and did not get to free the object.
         rc.clear_marker(i);
         let (type_id, _) = table.type_and_state(slot)?;
-        crate::dispatch::free_unreferenced(
-            core,
-            &Token {
-                store: core.store_id(),
-                type_id,
-                slot,
-                generation,
-            },
-        );
+        crate::dispatch::free_unreferenced(core, &token(type_id));
     }
     rc.clear_marker(i);
     intent.store(0, Ordering::Release);

@@ -411,9 +411,10 @@ impl Store {
         self.core.store_id()
     }
 
-    /// Wraps a reference the caller took into a handle (for the typed factories).
-    pub(crate) fn adopt(&self, token: Token) -> Arc<Handle> {
-        Handle::adopt(self.core.clone(), token)
+    /// Creates an object with `create` (a type's `create`) and wraps its reference in a
+    /// handle (for the typed factories), recorded so that a crash in between leaks nothing.
+    pub(crate) fn make(&self, create: impl FnOnce(&Core) -> Result<Token>) -> Result<Arc<Handle>> {
+        self.core.make(create)
     }
 
     /// The attached arena: the entry point to the store's internal layers (the object table,
@@ -462,9 +463,11 @@ impl Store {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn attach(&self, token: &Token) -> Result<Proxy> {
-        self.core.incref_token(token)?;
         let p = Proxy {
-            h: self.adopt(*token),
+            h: self.core.take_handle(|incref| {
+                incref(token)?;
+                Ok(*token)
+            })?,
         };
         crate::types::user::check(&self.core, token.type_id)?;
         Ok(p)
@@ -609,7 +612,7 @@ impl Store {
     /// ```
     pub fn lookup(&self, name: &str) -> Result<Proxy> {
         Self::check_bound_name(name)?;
-        let token = {
+        let h = self.core.take_handle(|incref| {
             let _g = self.core.lock_arena()?;
             let mut found = None;
             for e in self.name_entries() {
@@ -625,14 +628,13 @@ impl Store {
                 }
             }
             let token = found.ok_or_else(|| Error::NotFound(name.to_owned()))?;
-            self.core.incref_token(&token)?;
-            token
-        };
-        let p = Proxy {
-            h: self.adopt(token),
-        };
+            incref(&token)?;
+            Ok(token)
+        })?;
+        let type_id = h.token.type_id;
+        let p = Proxy { h };
         // After the arena lock is let go: the check may take it.
-        crate::types::user::check(&self.core, token.type_id)?;
+        crate::types::user::check(&self.core, type_id)?;
         Ok(p)
     }
 

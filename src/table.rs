@@ -149,6 +149,10 @@ unsafe impl AtomicWords for SlotWords {}
 const _: () = assert!(std::mem::size_of::<SlotWords>() as u64 == META + META_SIZE);
 const _: () = assert!(std::mem::offset_of!(SlotWords, body) as u64 == BODY_AT);
 
+/// Records a creation in a process-table entry: (slot, generation), before the slot is
+/// published ([`Table::take_marked`]).
+pub(crate) type Record<'r> = &'r dyn Fn(u32, u32) -> Result<()>;
+
 /// A slot's reference count (the low 32 bits of one atomic word) and its drop marker (the high
 /// 32 bits): 0, or the process-table entry + 1 of a handle drop that took a reference off with
 /// [`RefCount::decrement_marked`] and has not called [`RefCount::clear_marker`] yet.
@@ -199,6 +203,16 @@ impl RefCount {
         self.0.store(u64::from(n), order);
     }
 
+    /// Sets the count to `n` and the marker to `entry + 1` (a slot being taken by a process
+    /// that records the creation).
+    #[inline]
+    pub fn store_marked(&self, n: u32, entry: u32) {
+        self.0.store(
+            u64::from(n) | (u64::from(entry + 1) << 32),
+            Ordering::Relaxed,
+        );
+    }
+
     /// Adds `n`, keeping the marker; returns the count before. The caller keeps the count far
     /// below 2^32 (the object table refuses counts above 2^31).
     #[inline]
@@ -234,6 +248,53 @@ impl RefCount {
                 .0
                 .compare_exchange_weak(w, w + 1, Ordering::Acquire, Ordering::Relaxed)
             {
+                Ok(_) => return Ok(()),
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// [`RefCount::increment_live`] that also sets the marker to `entry + 1`, calling `landed`
+    /// first with the entry of a marker it replaces (see [`RefCount::decrement_marked`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// use shmstore::table::RefCount;
+    /// let rc = RefCount::new(1);
+    /// assert_eq!(rc.decrement_marked(2, |_| {}), Ok(1)); // entry 2's drop of the last one
+    /// assert_eq!(rc.increment_live_marked(3, 100, |_| {}), Err(0)); // dead: refused
+    /// rc.store(1, Ordering::Relaxed);
+    /// assert_eq!(rc.increment_live_marked(3, 100, |_| {}), Ok(()));
+    /// assert_eq!((rc.load(Ordering::Relaxed), rc.marker(Ordering::Relaxed)), (2, 4));
+    /// ```
+    #[inline]
+    pub fn increment_live_marked(
+        &self,
+        entry: u32,
+        max: u32,
+        landed: impl Fn(u32),
+    ) -> std::result::Result<(), u32> {
+        let mine = u64::from(entry + 1) << 32;
+        let mut w = self.0.load(Ordering::Relaxed);
+        let mut helped = 0u32;
+        loop {
+            let c = w as u32;
+            if c == 0 || c > max {
+                return Err(c);
+            }
+            let other = (w >> 32) as u32;
+            if other != 0 && other != entry + 1 && other != helped {
+                landed(other - 1);
+                helped = other;
+            }
+            // Acquire on success: the caller now owns a reference and will read the body.
+            match self.0.compare_exchange_weak(
+                w,
+                mine | u64::from(c + 1),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return Ok(()),
                 Err(now) => w = now,
             }
@@ -1281,6 +1342,22 @@ impl<'a> Table<'a> {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn take(&self, type_id: u16, body: u64) -> Result<(u32, u32)> {
+        self.take_marked(type_id, body, None)
+    }
+
+    /// [`Table::take`] for process-table entry `marked.0`, which records the creation with
+    /// `marked.1(slot, generation)` before the slot is published, and whose entry the new
+    /// refcount word's marker names (see `procs`: a reclaimer then knows whether the dead
+    /// creator's object was published).
+    ///
+    /// # Errors
+    /// As [`Table::take`], and `marked.1`'s.
+    pub(crate) fn take_marked(
+        &self,
+        type_id: u16,
+        body: u64,
+        marked: Option<(u32, Record<'_>)>,
+    ) -> Result<(u32, u32)> {
         let head = self.arena.atomic_u32(SLOT_FREE_OFF)?;
         let unused = self.arena.atomic_u32(SLOT_UNUSED_OFF)?;
         let h = head.load(Ordering::Relaxed);
@@ -1315,7 +1392,15 @@ impl<'a> Table<'a> {
             n
         };
         failpoint!("table.take.mid");
-        self.refcount(slot)?.store(1, Ordering::Relaxed);
+        let rc = self.refcount(slot)?;
+        match marked {
+            Some((entry, record)) => {
+                record(slot, self.generation(slot)?.load(Ordering::Relaxed))?;
+                rc.store_marked(1, entry);
+                failpoint!("table.take.after_record");
+            }
+            None => rc.store(1, Ordering::Relaxed),
+        }
         // Even (no write open), and never back to a value a reader of the slot's previous
         // object may have read.
         let seq = self.seq(slot)?;

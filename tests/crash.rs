@@ -12,9 +12,9 @@
 //! completed operations (reporting each as an `OP` line) and sets it just before the operation
 //! it is to die in; the failpoint prints `FAILPOINT <name>` and blocks until the parent kills it.
 //!
-//! A child killed at each step of dropping a handle (`procs::drop_reference`) gives back exactly
-//! the references it held: none twice, none leaked, and the object it held the last reference
-//! to is freed.
+//! A child killed at each step of dropping a handle (`procs::drop_reference`), taking a reference
+//! (a lookup) or creating an object gives back exactly the references it held: none twice, none
+//! leaked; the object it held the last reference to, or had just created, is freed.
 //!
 //! A child killed while holding 1,000 proxies is `tests/processes.rs`,
 //! `references_of_a_killed_process_holding_1000_proxies_are_reclaimed`.
@@ -164,6 +164,22 @@ fn child_main() {
             op("unbind l");
             arm();
             drop(a);
+        }
+        "take_ref" => {
+            let a = list();
+            a.append(1).unwrap();
+            op("append 1");
+            arm();
+            // A second reference of its own: dies taking it.
+            let _b = list();
+        }
+        "create" => {
+            let l = list();
+            l.append(3).unwrap();
+            op("append 3");
+            arm();
+            // Body and array allocated; dies creating the object.
+            let _n = store.list([7, 8, 9]);
         }
         other => panic!("unknown role {other}"),
     }
@@ -644,4 +660,60 @@ fn killed_dropping_the_last_handle_at_each_step_frees_the_object() {
         f.assert_recovered(0);
         f.assert_only_leaks(&[]);
     }
+}
+
+const TAKE_STEPS: [&str; 2] = ["handle.take.after_increment", "handle.take.after_row"];
+
+#[test]
+fn killed_taking_a_reference_at_each_step() {
+    for fp in TAKE_STEPS {
+        for peer_takes_too in [false, true] {
+            let f = Fixture::new("take_ref");
+            let l = f.store.list([0]).unwrap();
+            f.store.bind("l", &l).unwrap();
+            let done = f.crash_child("take_ref", fp);
+            assert_eq!(done, ["append 1"], "{fp}");
+            // The binding's, ours, the child's first and its second (taken, not yet recorded).
+            assert_eq!(refcount(&f.store, &l), 4, "{fp}");
+            if peer_takes_too {
+                // Our own take replaces the child's marker, and says so in its entry.
+                drop(f.store.lookup("l").unwrap());
+            }
+            f.assert_recovered(1);
+            assert_eq!(refcount(&f.store, &l), 2, "{fp}: the binding's and ours");
+            f.store.unbind("l").unwrap();
+            drop(l);
+            f.assert_only_leaks(&[]);
+        }
+    }
+}
+
+#[test]
+fn killed_creating_an_object_before_it_is_published() {
+    let f = Fixture::new("create_pub");
+    let l = f.store.list([0]).unwrap();
+    f.store.bind("l", &l).unwrap();
+    let done = f.crash_child("create", "table.take.after_record");
+    assert_eq!(done, ["append 3"]);
+    // The arena lock is taken over: the slot goes back on the free list.
+    f.assert_recovered(1);
+    f.store.unbind("l").unwrap();
+    drop(l);
+    // The new list's body (32 bytes) and its array of 3 cells were allocated and never owned.
+    f.assert_only_leaks(&[32, 3 * 16]);
+}
+
+#[test]
+fn killed_creating_an_object_before_its_reference_is_recorded() {
+    let f = Fixture::new("create_row");
+    let l = f.store.list([0]).unwrap();
+    f.store.bind("l", &l).unwrap();
+    let done = f.crash_child("create", "handle.create.before_row");
+    assert_eq!(done, ["append 3"]);
+    assert_eq!(f.store.stats().unwrap().objects_live, 2);
+    // The reclaim frees the new list: its reference was the dead child's only.
+    f.assert_recovered(1);
+    f.store.unbind("l").unwrap();
+    drop(l);
+    f.assert_only_leaks(&[]);
 }

@@ -495,15 +495,17 @@ impl Store {
     pub fn array<T: Pod>(&self, init: impl ArrayInit<T>) -> Result<ArrayProxy<T>> {
         let (len, items) = init.into_init();
         let bytes = items.as_deref().map(bytemuck::cast_slice::<T, u8>);
-        let token = array::create(
-            self.core(),
-            ElemType::of::<T>(),
-            pod::typecode_of::<T>(),
-            len as u64,
-            bytes,
-        )?;
+        let h = self.make(|core| {
+            array::create(
+                core,
+                ElemType::of::<T>(),
+                pod::typecode_of::<T>(),
+                len as u64,
+                bytes,
+            )
+        })?;
         Ok(ArrayProxy {
-            h: self.adopt(token),
+            h,
             _t: PhantomData,
             elem: ElemType::of::<T>(),
         })

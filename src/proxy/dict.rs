@@ -934,10 +934,8 @@ impl Store {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        let token = dict::create(self.core(), &pairs)?;
-        Ok(DictProxy {
-            h: self.adopt(token),
-        })
+        let h = self.make(|core| dict::create(core, &pairs))?;
+        Ok(DictProxy { h })
     }
 }
 

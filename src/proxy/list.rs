@@ -723,10 +723,8 @@ impl Store {
         V: Into<Value>,
     {
         let items: Vec<Value> = items.into_iter().map(Into::into).collect();
-        let token = list::create(self.core(), &items)?;
-        Ok(ListProxy {
-            h: self.adopt(token),
-        })
+        let h = self.make(|core| list::create(core, &items))?;
+        Ok(ListProxy { h })
     }
 }
 

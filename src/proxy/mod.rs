@@ -30,9 +30,16 @@ pub(crate) struct Handle {
 }
 
 impl Handle {
-    /// Wraps a reference the caller already took (creation, attach, lookup).
+    /// Wraps a reference the caller already took (a queue's item handed over), recording it in
+    /// this attachment's process-table entry.
     pub(crate) fn adopt(core: Arc<Core>, token: Token) -> Arc<Handle> {
         core.hold(&token);
+        Handle::adopt_recorded(core, token)
+    }
+
+    /// Wraps a reference the caller took and recorded already ([`Core::make`],
+    /// [`Core::take_handle`]).
+    pub(crate) fn adopt_recorded(core: Arc<Core>, token: Token) -> Arc<Handle> {
         let slot = core.table().pin_slot(token.slot).unwrap_or(Pinned::NOWHERE);
         Arc::new(Handle {
             core,

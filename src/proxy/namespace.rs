@@ -350,9 +350,7 @@ impl Store {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        let token = namespace::create(self.core(), &attrs)?;
-        Ok(NamespaceProxy {
-            h: self.adopt(token),
-        })
+        let h = self.make(|core| namespace::create(core, &attrs))?;
+        Ok(NamespaceProxy { h })
     }
 }

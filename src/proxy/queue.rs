@@ -509,10 +509,8 @@ impl Store {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn queue(&self, maxsize: usize) -> Result<QueueProxy> {
-        let token = queue::create(self.core(), type_ids::QUEUE, maxsize as u64)?;
-        Ok(QueueProxy {
-            h: self.adopt(token),
-        })
+        let h = self.make(|core| queue::create(core, type_ids::QUEUE, maxsize as u64))?;
+        Ok(QueueProxy { h })
     }
 
     /// A new shared `JoinableQueue` holding at most `maxsize` items (0: unbounded), as CPython's
@@ -533,9 +531,7 @@ impl Store {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn joinable_queue(&self, maxsize: usize) -> Result<JoinableQueueProxy> {
-        let token = queue::create(self.core(), type_ids::JOINABLE_QUEUE, maxsize as u64)?;
-        Ok(JoinableQueueProxy {
-            h: self.adopt(token),
-        })
+        let h = self.make(|core| queue::create(core, type_ids::JOINABLE_QUEUE, maxsize as u64))?;
+        Ok(JoinableQueueProxy { h })
     }
 }

@@ -711,9 +711,7 @@ impl Store {
         V: Into<Value>,
     {
         let items = values(items);
-        let token = set::create(self.core(), &items)?;
-        Ok(SetProxy {
-            h: self.adopt(token),
-        })
+        let h = self.make(|core| set::create(core, &items))?;
+        Ok(SetProxy { h })
     }
 }

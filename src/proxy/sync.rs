@@ -1222,10 +1222,8 @@ impl Store {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn lock(&self) -> Result<LockProxy> {
-        let token = lock::create(self.core())?;
-        Ok(LockProxy {
-            h: self.adopt(token),
-        })
+        let h = self.make(lock::create)?;
+        Ok(LockProxy { h })
     }
 
     /// A new shared `RLock`, free.
@@ -1244,10 +1242,8 @@ impl Store {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn rlock(&self) -> Result<RLockProxy> {
-        let token = rlock::create(self.core())?;
-        Ok(RLockProxy {
-            h: self.adopt(token),
-        })
+        let h = self.make(rlock::create)?;
+        Ok(RLockProxy { h })
     }
 
     /// A new shared `Semaphore` with `value` free units.
@@ -1265,10 +1261,8 @@ impl Store {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn semaphore(&self, value: usize) -> Result<SemaphoreProxy> {
-        let token = semaphore::create(self.core(), type_ids::SEMAPHORE, value as u64)?;
-        Ok(SemaphoreProxy {
-            h: self.adopt(token),
-        })
+        let h = self.make(|core| semaphore::create(core, type_ids::SEMAPHORE, value as u64))?;
+        Ok(SemaphoreProxy { h })
     }
 
     /// A new shared `BoundedSemaphore` with `value` free units, never more.
@@ -1285,10 +1279,9 @@ impl Store {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn bounded_semaphore(&self, value: usize) -> Result<BoundedSemaphoreProxy> {
-        let token = semaphore::create(self.core(), type_ids::BOUNDED_SEMAPHORE, value as u64)?;
-        Ok(BoundedSemaphoreProxy {
-            h: self.adopt(token),
-        })
+        let h =
+            self.make(|core| semaphore::create(core, type_ids::BOUNDED_SEMAPHORE, value as u64))?;
+        Ok(BoundedSemaphoreProxy { h })
     }
 
     /// A new shared `Condition` (its lock an RLock).
@@ -1306,10 +1299,8 @@ impl Store {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn condition(&self) -> Result<ConditionProxy> {
-        let token = condition::create(self.core())?;
-        Ok(ConditionProxy {
-            h: self.adopt(token),
-        })
+        let h = self.make(condition::create)?;
+        Ok(ConditionProxy { h })
     }
 
     /// A new shared `Event`, clear.
@@ -1326,10 +1317,8 @@ impl Store {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn event(&self) -> Result<EventProxy> {
-        let token = event::create(self.core())?;
-        Ok(EventProxy {
-            h: self.adopt(token),
-        })
+        let h = self.make(event::create)?;
+        Ok(EventProxy { h })
     }
 
     /// A new shared `Barrier` for `parties` parties, without a default timeout.
@@ -1370,9 +1359,7 @@ impl Store {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn barrier_with(&self, parties: usize, timeout: Option<Duration>) -> Result<BarrierProxy> {
-        let token = barrier::create(self.core(), parties as u64, timeout)?;
-        Ok(BarrierProxy {
-            h: self.adopt(token),
-        })
+        let h = self.make(|core| barrier::create(core, parties as u64, timeout))?;
+        Ok(BarrierProxy { h })
     }
 }

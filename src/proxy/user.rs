@@ -220,10 +220,7 @@ impl Store {
     /// ```
     pub fn user<T: Pod>(&self, typeid: &str, init: T) -> Result<UserProxy<T>> {
         let reg = user::registered_as::<T>(typeid)?;
-        let token = user::create(self.core(), reg, &init)?;
-        Ok(UserProxy {
-            h: self.adopt(token),
-            _t: PhantomData,
-        })
+        let h = self.make(|core| user::create(core, reg, &init))?;
+        Ok(UserProxy { h, _t: PhantomData })
     }
 }

@@ -513,10 +513,8 @@ impl Store {
         typecode: impl Into<Value>,
         v: impl Into<Value>,
     ) -> Result<ValueProxy> {
-        let token = value::create(self.core(), &typecode.into(), &v.into())?;
-        Ok(ValueProxy {
-            h: self.adopt(token),
-        })
+        let h = self.make(|core| value::create(core, &typecode.into(), &v.into()))?;
+        Ok(ValueProxy { h })
     }
 
     /// A new shared plain-data value of type `T`.
@@ -539,14 +537,16 @@ impl Store {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn value_of<T: Pod>(&self, x: T) -> Result<TypedValueProxy<T>> {
-        let token = value::create_pod(
-            self.core(),
-            ElemType::of::<T>(),
-            pod::typecode_of::<T>(),
-            bytemuck::bytes_of(&x),
-        )?;
+        let h = self.make(|core| {
+            value::create_pod(
+                core,
+                ElemType::of::<T>(),
+                pod::typecode_of::<T>(),
+                bytemuck::bytes_of(&x),
+            )
+        })?;
         Ok(TypedValueProxy {
-            h: self.adopt(token),
+            h,
             _t: PhantomData,
             elem: ElemType::of::<T>(),
         })
