@@ -14,11 +14,30 @@
 //!
 //! Protocol. An entry is taken (FREE → LIVE) and given back (→ FREE) under the arena lock. Its
 //! holdings are written only by the attachment that owns it (its threads serialize on a
-//! process-local mutex), and read by others only once the owner is dead. The order of every
-//! change makes a crash leak, never free twice:
-//! - taking a reference: the refcount is incremented first, then the row's count;
-//! - dropping one: see [`drop_reference`] — an intent, the refcount (marking the slot's word
-//!   with the entry), the row's count; a reclaimer settles a drop the owner died in, exactly;
+//! process-local mutex), and read by others only once the owner is dead. A reference a handle
+//! takes or drops is settled exactly when its process dies at any step; every other change
+//! makes a crash leak, never free twice.
+//!
+//! Handles' references. The entry has one *intent* (slot, generation, the slot's row count
+//! before, TAKE or drop, LANDED), written before the refcount changes and cleared after the
+//! row has changed. The refcount changes in one compare-and-swap that also writes the entry
+//! into the slot's refcount word as its *marker* ([`RefCount`](crate::table::RefCount));
+//! whoever replaces or clears another entry's marker first sets LANDED in that entry's intent
+//! ([`drop_landed`]), and the owner clears its own marker before its intent. So the reclaimer
+//! of a dead entry with an intent knows whether the refcount changed (its marker, or LANDED)
+//! and whether the row did (its count against the one recorded), and evens them out:
+//! - taking (`Core::take_handle` for `lookup` and `attach`, `Core::make` for every factory,
+//!   whose creation is recorded before the slot is published, with the creator as the new
+//!   word's marker): a landed increment not yet in the row is given back, so an object the
+//!   dead process had just made is freed;
+//! - dropping ([`drop_reference`]): a landed decrement the row still counts is taken off the
+//!   row, and an object the dead process had taken the last reference off is freed.
+//!
+//! What can still leak on a kill: a queue item's references between the queue and the row of
+//! the process that took it, the references a fork handler takes for the child, an object whose
+//! freeing was under way, and the references a reclaimer was giving back.
+//!
+//! The rest:
 //! - a new row: the key is written with count 0, then the count; a row whose count falls to 0
 //!   keeps its key (and is reused for the same slot), so rows never move: growth and shrinking
 //!   rebuild the table without them;
