@@ -23,14 +23,14 @@
 //! row has changed. The refcount changes in one compare-and-swap that also writes the entry
 //! into the slot's refcount word as its *marker* ([`RefCount`](crate::table::RefCount));
 //! whoever replaces or clears another entry's marker first sets LANDED in that entry's intent
-//! ([`drop_landed`]), and the owner clears its own marker before its intent. So the reclaimer
+//! (`drop_landed`), and the owner clears its own marker before its intent. So the reclaimer
 //! of a dead entry with an intent knows whether the refcount changed (its marker, or LANDED)
 //! and whether the row did (its count against the one recorded), and evens them out:
 //! - taking (`Core::take_handle` for `lookup` and `attach`, `Core::make` for every factory,
 //!   whose creation is recorded before the slot is published, with the creator as the new
 //!   word's marker): a landed increment not yet in the row is given back, so an object the
 //!   dead process had just made is freed;
-//! - dropping ([`drop_reference`]): a landed decrement the row still counts is taken off the
+//! - dropping (`drop_reference`): a landed decrement the row still counts is taken off the
 //!   row, and an object the dead process had taken the last reference off is freed.
 //!
 //! What can still leak on a kill: a queue item's references between the queue and the row of
@@ -103,7 +103,7 @@ pub struct ProcEntry {
     pub proc: ProcId,
     /// FREE, LIVE, FORKING or RECLAIM.
     pub state: u32,
-    /// The generation of the object whose handle drop is in progress (see [`drop_reference`]).
+    /// The generation of the object whose handle drop is in progress (see `drop_reference`).
     pub intent_generation: u32,
     /// Holdings block offset | log2(rows) << 56; 0 when there is none.
     pub table: u64,
@@ -495,7 +495,7 @@ pub(crate) fn drop_landed(core: &Core, e: u32, slot: u32) {
 ///
 /// The reclaimer of a dead entry with an intent whose row still has the count before knows the
 /// decrement landed when the slot's marker still names the entry, or the intent was marked
-/// LANDED by whoever replaced or cleared the marker ([`drop_landed`]) — every change of a
+/// LANDED by whoever replaced or cleared the marker (`drop_landed`) — every change of a
 /// marker other than its owner's own does that first. Then it releases one reference fewer than
 /// the row says; and when the count is 0 with the marker still the entry's, the dead process was
 /// to free the object, and the reclaimer does.
