@@ -192,9 +192,6 @@ impl Core {
         }
         if let Ok(child) = crate::procs::prepare_fork(self, idx) {
             self.fork_child.store(child, Ordering::Relaxed);
-            if let Ok(a) = self.arena.atomic_u32(ATTACH_OFF) {
-                a.fetch_add(1, Ordering::AcqRel);
-            }
         }
     }
 

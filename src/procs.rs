@@ -33,9 +33,12 @@
 //! - dropping (`drop_reference`): a landed decrement the row still counts is taken off the
 //!   row, and an object the dead process had taken the last reference off is freed.
 //!
+//! - the fork handler takes the child's references one by one, each recorded in the child's
+//!   entry in the same way.
+//!
 //! What can still leak on a kill: a queue item's references between the queue and the row of
-//! the process that took it, the references a fork handler takes for the child, an object whose
-//! freeing was under way, and the references a reclaimer was giving back.
+//! the process that took it, an object whose freeing was under way, and the references a
+//! reclaimer was giving back.
 //!
 //! The rest:
 //! - a new row: the key is written with count 0, then the count; a row whose count falls to 0
@@ -638,17 +641,54 @@ pub(crate) fn prepare_fork(core: &Core, i: u32) -> Result<u32> {
     let held = holdings(core, i, &e)?;
     let child = {
         let _g = core.lock_arena()?;
-        take_entry(core, ProcId::current(), FORKING)?
+        let child = take_entry(core, ProcId::current(), FORKING)?;
+        // Counted with the entry: whoever gives it back (the child detaching, a reclaimer)
+        // takes the count back.
+        core.counter_u32(crate::header::ATTACH_OFF)?
+            .fetch_add(1, Ordering::AcqRel);
+        child
     };
-    for (t, n, _) in &held {
-        // Reference first, then the row (a crash leaks).
-        let rc = core.table().refcount(t.slot)?;
-        rc.fetch_add(*n, Ordering::Relaxed);
-        for _ in 0..*n {
-            hold(core, child, t)?;
-        }
+    let filled = take_for_child(core, child, &held);
+    if let Err(e) = filled {
+        let entry = read(core, child)?;
+        give_back_entry(core, child, &entry, &crate::dispatch::release)?;
+        return Err(e);
     }
     Ok(child)
+}
+
+/// Takes the references `held` lists for the FORKING entry `child`.
+fn take_for_child(core: &Core, child: u32, held: &[(Token, u32, u64)]) -> Result<()> {
+    for (t, n, _) in held {
+        for _ in 0..*n {
+            // One at a time, each recorded as a take of the child's entry: a parent killed in
+            // the handler leaves the entry exact for its reclaimer.
+            failpoint!("fork.prepare.take");
+            if !intend_take(core, child, t.slot, t.generation)? {
+                core.table()
+                    .refcount(t.slot)?
+                    .fetch_add(1, Ordering::Relaxed);
+                hold(core, child, t)?;
+                continue;
+            }
+            let rc = core.table().refcount(t.slot)?;
+            if rc
+                .increment_live_marked(child, u32::MAX / 2, |other| {
+                    drop_landed(core, other, t.slot)
+                })
+                .is_err()
+            {
+                abandon_intent(core, child)?;
+                return Err(Error::corrupt(
+                    "refcount of a held object",
+                    u64::from(t.slot),
+                ));
+            }
+            failpoint!("fork.prepare.after_increment");
+            finish_take(core, child, t)?;
+        }
+    }
+    Ok(())
 }
 
 /// In the child after a fork: makes the FORKING entry `i` this process's own.
@@ -714,34 +754,45 @@ pub(crate) fn reclaim(core: &Core, release: &dyn Fn(&Core, &Token)) -> Result<Re
             state(core, i)?.store(RECLAIM, Ordering::Release);
             e
         };
-        if settle_intent(core, i, &e).is_err() {
-            // An intent naming no slot of this store (damage): dropped, so that the rows are
-            // still given back.
-            let _ = core
-                .arena()
-                .atomic_u64(entry_off(core, i)? + INTENT_AT)
-                .map(|w| w.store(0, Ordering::Release));
-        }
-        for (t, n, row) in holdings(core, i, &e)? {
-            // Zero the row first: a crash now leaks these references instead of dropping them
-            // twice.
-            core.arena()
-                .atomic_u32(row + 8)?
-                .store(0, Ordering::Release);
-            for _ in 0..n {
-                release(core, &t);
-            }
-            done.references += u64::from(n);
-        }
-        let _g = core.lock_arena()?;
-        unregister(core, i)?;
-        let a = core.counter_u32(crate::header::ATTACH_OFF)?;
-        let _ = a.fetch_update(Ordering::AcqRel, Ordering::Acquire, |x| {
-            Some(x.saturating_sub(1))
-        });
+        done.references += give_back_entry(core, i, &e, release)?;
         done.processes += 1;
     }
     Ok(done)
+}
+
+/// Gives back everything entry `i` (dead, or a FORKING entry its maker gives up) holds: its
+/// operation in progress, its rows' references, the entry and its attach count. Returns the
+/// references dropped.
+fn give_back_entry(
+    core: &Core,
+    i: u32,
+    e: &ProcEntry,
+    release: &dyn Fn(&Core, &Token),
+) -> Result<u64> {
+    if settle_intent(core, i, e).is_err() {
+        // An intent naming no slot of this store (damage): dropped, so that the rows are still
+        // given back.
+        clear_intent(core, i)?;
+    }
+    let mut references = 0;
+    for (t, n, row) in holdings(core, i, e)? {
+        // Zero the row first: a crash now leaks these references instead of dropping them
+        // twice.
+        core.arena()
+            .atomic_u32(row + 8)?
+            .store(0, Ordering::Release);
+        for _ in 0..n {
+            release(core, &t);
+        }
+        references += u64::from(n);
+    }
+    let _g = core.lock_arena()?;
+    unregister(core, i)?;
+    let a = core.counter_u32(crate::header::ATTACH_OFF)?;
+    let _ = a.fetch_update(Ordering::AcqRel, Ordering::Acquire, |x| {
+        Some(x.saturating_sub(1))
+    });
+    Ok(references)
 }
 
 /// The holdings blocks of every entry in use (roots for a mark and sweep). The caller holds the

@@ -181,6 +181,23 @@ fn child_main() {
             // Body and array allocated; dies creating the object.
             let _n = store.list([7, 8, 9]);
         }
+        "fork" => {
+            let a = list();
+            let b = list();
+            a.append(1).unwrap();
+            op("append 1");
+            // Dies in the fork handler, the first of its two references taken for the fork's
+            // child and not yet recorded in the child's entry.
+            arm();
+            // SAFETY: the child only exits, without touching anything the fork could have left
+            // locked.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: `_exit` is async-signal-safe.
+                unsafe { libc::_exit(0) };
+            }
+            drop((a, b));
+        }
         other => panic!("unknown role {other}"),
     }
     common::signal("MISSED");
@@ -713,6 +730,23 @@ fn killed_creating_an_object_before_its_reference_is_recorded() {
     assert_eq!(f.store.stats().unwrap().objects_live, 2);
     // The reclaim frees the new list: its reference was the dead child's only.
     f.assert_recovered(1);
+    f.store.unbind("l").unwrap();
+    drop(l);
+    f.assert_only_leaks(&[]);
+}
+
+#[test]
+fn killed_in_the_fork_handler_taking_the_childs_references() {
+    let f = Fixture::new("forkprep");
+    let l = f.store.list([0]).unwrap();
+    f.store.bind("l", &l).unwrap();
+    let done = f.crash_child("fork", "fork.prepare.after_increment");
+    assert_eq!(done, ["append 1"]);
+    // The binding's, ours, the child's two, and the one the handler took for the fork's child.
+    assert_eq!(refcount(&f.store, &l), 5);
+    // Two dead entries: the child's own and the FORKING one the handler was filling.
+    f.assert_recovered(1);
+    assert_eq!(refcount(&f.store, &l), 2, "the binding's and ours");
     f.store.unbind("l").unwrap();
     drop(l);
     f.assert_only_leaks(&[]);
