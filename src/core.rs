@@ -176,9 +176,14 @@ impl Core {
             return;
         }
         let _g = self.holdings.lock();
-        // An error here (a reference not recorded, a refcount already 0) was reported by the
-        // check's findings; the drop itself has done what it could.
-        let _ = crate::procs::drop_reference(self, idx, token);
+        match crate::procs::drop_reference(self, idx, token) {
+            Ok(true) => {}
+            // Never recorded (no room for the row when it was taken): dropped unrecorded.
+            Ok(false) => crate::dispatch::release(self, token),
+            // Damage (a refcount already 0, a table out of the arena): `check` reports it; the
+            // drop has done what it could.
+            Err(_) => {}
+        }
     }
 
     /// Fork handler, parent side before the fork: holds the holdings mutex across the fork and

@@ -500,7 +500,7 @@ pub fn with_object_timeout<R>(
     if died && core.reports_owner_died() {
         // Repaired and consistent; the caller asked to be told instead of going on.
         drop(guard);
-        let _ = crate::procs::reclaim(core, &release);
+        let _ = crate::procs::reclaim(core);
         return Err(Error::OwnerDied);
     }
     let out = f(&mut ctx);
@@ -509,7 +509,7 @@ pub fn with_object_timeout<R>(
         release_all(core, std::mem::take(&mut ctx.released));
     }
     if core.take_reclaim_request() {
-        let _ = crate::procs::reclaim(core, &release);
+        let _ = crate::procs::reclaim(core);
     }
     out
 }

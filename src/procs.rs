@@ -36,9 +36,11 @@
 //! - the fork handler takes the child's references one by one, each recorded in the child's
 //!   entry in the same way.
 //!
+//! - a reclaimer drops a dead entry's references one by one in the same way, recorded in the dead
+//!   entry (which it has claimed): a reclaimer killed on the way leaves it exact for the next.
+//!
 //! What can still leak on a kill: a queue item's references between the queue and the row of
-//! the process that took it, an object whose freeing was under way, and the references a
-//! reclaimer was giving back.
+//! the process that took it, and an object whose freeing was under way.
 //!
 //! The rest:
 //! - a new row: the key is written with count 0, then the count; a row whose count falls to 0
@@ -47,8 +49,8 @@
 //! - growth: a new block is filled, then published with one store of `table` (offset and size in
 //!   one word), then the old block is freed;
 //! - reclaiming a dead entry: the reclaimer marks it RECLAIM with its own identity (a second
-//!   reclaimer skips it unless that reclaimer is dead too), and for each row sets the count to 0
-//!   before dropping that many references; a crash leaves the rest for the next reclaimer.
+//!   reclaimer skips it unless that reclaimer is dead too), settles its operation in progress,
+//!   and drops its references as above; a crash leaves the rest for the next reclaimer.
 //!
 //! Fork: the prepare handler copies the parent's entry into a FORKING entry (taking one reference
 //! per held reference), which the child claims by writing its own identity and LIVE. A failed
@@ -502,18 +504,15 @@ pub(crate) fn drop_landed(core: &Core, e: u32, slot: u32) {
 /// marker other than its owner's own does that first. Then it releases one reference fewer than
 /// the row says; and when the count is 0 with the marker still the entry's, the dead process was
 /// to free the object, and the reclaimer does.
-pub(crate) fn drop_reference(core: &Core, i: u32, token: &Token) -> Result<()> {
+pub(crate) fn drop_reference(core: &Core, i: u32, token: &Token) -> Result<bool> {
     let a = core.arena();
     let e = read(core, i)?;
     let eo = entry_off(core, i)?;
     let rc = core.table().refcount(token.slot)?;
     let (before, row) = row_count(core, i, &e, token.slot)?;
     if before == 0 || u64::from(before) > INTENT_COUNT_MAX {
-        crate::dispatch::release(core, token);
-        return Err(Error::corrupt(
-            "dropping a reference that was not held",
-            u64::from(i),
-        ));
+        // Not recorded (a row that could not be written); the caller drops it unrecorded.
+        return Ok(false);
     }
     let intent = a.atomic_u64(eo + INTENT_AT)?;
     intend(core, i, token.slot, token.generation, before, false)?;
@@ -547,7 +546,7 @@ pub(crate) fn drop_reference(core: &Core, i: u32, token: &Token) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// A dead entry's drop in progress, settled by its reclaimer before the rows are released: a
@@ -651,7 +650,7 @@ pub(crate) fn prepare_fork(core: &Core, i: u32) -> Result<u32> {
     let filled = take_for_child(core, child, &held);
     if let Err(e) = filled {
         let entry = read(core, child)?;
-        give_back_entry(core, child, &entry, &crate::dispatch::release)?;
+        give_back_entry(core, child, &entry)?;
         return Err(e);
     }
     Ok(child)
@@ -732,8 +731,9 @@ pub fn list(core: &Core) -> Result<Vec<ProcInfo>> {
 }
 
 /// Gives back what dead attachments held: their references (freeing objects whose last
-/// reference they were, through `release`) and their attach counts.
-pub(crate) fn reclaim(core: &Core, release: &dyn Fn(&Core, &Token)) -> Result<Reclaimed> {
+/// reference they were), each dropped as its owner would have dropped it, and their attach
+/// counts.
+pub(crate) fn reclaim(core: &Core) -> Result<Reclaimed> {
     let me = ProcId::current();
     let mut done = Reclaimed::default();
     for i in 0..core.header().procs_cap as u32 {
@@ -754,7 +754,7 @@ pub(crate) fn reclaim(core: &Core, release: &dyn Fn(&Core, &Token)) -> Result<Re
             state(core, i)?.store(RECLAIM, Ordering::Release);
             e
         };
-        done.references += give_back_entry(core, i, &e, release)?;
+        done.references += give_back_entry(core, i, &e)?;
         done.processes += 1;
     }
     Ok(done)
@@ -763,26 +763,21 @@ pub(crate) fn reclaim(core: &Core, release: &dyn Fn(&Core, &Token)) -> Result<Re
 /// Gives back everything entry `i` (dead, or a FORKING entry its maker gives up) holds: its
 /// operation in progress, its rows' references, the entry and its attach count. Returns the
 /// references dropped.
-fn give_back_entry(
-    core: &Core,
-    i: u32,
-    e: &ProcEntry,
-    release: &dyn Fn(&Core, &Token),
-) -> Result<u64> {
+fn give_back_entry(core: &Core, i: u32, e: &ProcEntry) -> Result<u64> {
     if settle_intent(core, i, e).is_err() {
         // An intent naming no slot of this store (damage): dropped, so that the rows are still
         // given back.
         clear_intent(core, i)?;
     }
     let mut references = 0;
-    for (t, n, row) in holdings(core, i, e)? {
-        // Zero the row first: a crash now leaks these references instead of dropping them
-        // twice.
-        core.arena()
-            .atomic_u32(row + 8)?
-            .store(0, Ordering::Release);
+    for (t, n, _) in holdings(core, i, e)? {
+        // Each reference dropped as its owner would have, recorded in the entry: a reclaimer
+        // killed here leaves the next one (which claims the entry again) an exact entry.
         for _ in 0..n {
-            release(core, &t);
+            if !matches!(drop_reference(core, i, &t), Ok(true)) {
+                // The row no longer counts it: never drop what is not recorded.
+                break;
+            }
         }
         references += u64::from(n);
     }

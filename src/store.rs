@@ -690,7 +690,7 @@ impl Store {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn reclaim(&self) -> Result<Reclaimed> {
-        crate::procs::reclaim(&self.core, &crate::dispatch::release)
+        crate::procs::reclaim(&self.core)
     }
 
     /// Walks and validates the whole store — allocator, object table, every object's body, the

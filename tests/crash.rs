@@ -45,6 +45,13 @@ fn child_main() {
     let fp = std::env::var(ENV).expect("child: no failpoint named");
     std::env::remove_var(ENV);
     let arm = || std::env::set_var(ENV, &fp);
+    if role == "reclaim" {
+        // Dies inside the reclaim its open runs.
+        arm();
+        let _s = Store::open(&args[0]);
+        common::signal("MISSED");
+        return;
+    }
     let store = Store::open(&args[0]).expect("child: open");
     let list = || ListProxy::try_from(store.lookup("l").unwrap()).unwrap();
     match role.as_str() {
@@ -750,4 +757,22 @@ fn killed_in_the_fork_handler_taking_the_childs_references() {
     f.store.unbind("l").unwrap();
     drop(l);
     f.assert_only_leaks(&[]);
+}
+
+#[test]
+fn a_reclaimer_killed_at_each_step_leaves_the_dead_entry_exact_for_the_next() {
+    for fp in DROP_STEPS {
+        let f = Fixture::new("reclaimer");
+        let l = f.store.list([0]).unwrap();
+        f.store.bind("l", &l).unwrap();
+        // A first child dies holding two references (in the middle of dropping a third)...
+        f.crash_child("drop", "handle.drop.after_intent");
+        // ...and a second dies reclaiming them, at `fp` of the reclaim's own drops.
+        f.crash_child("reclaim", fp);
+        f.assert_recovered(1);
+        assert_eq!(refcount(&f.store, &l), 2, "{fp}: the binding's and ours");
+        f.store.unbind("l").unwrap();
+        drop(l);
+        f.assert_only_leaks(&[]);
+    }
 }
