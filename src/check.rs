@@ -223,9 +223,13 @@ pub struct RepairReport {
     pub freed_bytes: u64,
     /// Free slots that were missing from the free-slot list, now on it again.
     pub slots_relinked: u64,
+    /// Live objects no reference named (their last holder was killed before freeing them), now
+    /// freed.
+    pub objects_freed: u64,
 }
 
-/// Mark and sweep: with every object's lock and then the arena lock held (so nothing is
+/// Frees the live objects no reference names (a freer killed before freeing them); then mark
+/// and sweep: with every object's lock and then the arena lock held (so nothing is
 /// half-published), marks every block reachable from the object table, the process table and
 /// the user-type table, and rebuilds the allocator with the rest free; relinks free slots that a
 /// crash left off the free-slot list.
@@ -241,6 +245,30 @@ pub struct RepairReport {
 pub fn repair(core: &Core) -> Result<RepairReport> {
     let table = core.table();
     let used = table.used_slots()?;
+    // 0. Objects whose refcount reached 0 and whose freer was killed before giving the slot
+    // back (a handle drop's marker names a process whose reclaimer does that: left to it). A
+    // freer that is only slow finds the slot given back, and stops: the slot is the commit
+    // point of freeing.
+    let mut objects_freed = 0;
+    for slot in 0..used {
+        let (ty, state) = table.type_and_state(slot)?;
+        let rc = table.refcount(slot)?;
+        if state == STATE_LIVE
+            && rc.load(Ordering::Acquire) == 0
+            && rc.marker(Ordering::Acquire) == 0
+        {
+            let t = Token {
+                store: core.store_id(),
+                type_id: ty,
+                slot,
+                generation: table.generation(slot)?.load(Ordering::Acquire),
+            };
+            if dispatch::type_desc(ty).is_ok() {
+                dispatch::free_unreferenced(core, &t);
+                objects_freed += 1;
+            }
+        }
+    }
     // 1. Every live object's lock, in slot order (the lock order), repairing dead holders' state.
     let mut guards = Vec::new();
     let mut roots = Vec::new();
@@ -312,6 +340,7 @@ pub fn repair(core: &Core) -> Result<RepairReport> {
         freed_blocks: rebuilt.freed_blocks,
         freed_bytes: rebuilt.freed_bytes,
         slots_relinked: 0,
+        objects_freed,
     };
     let mut on_list = HashSet::new();
     let head = core.arena().atomic_u32(SLOT_FREE_OFF)?;

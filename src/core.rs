@@ -507,6 +507,24 @@ impl Core {
         })
     }
 
+    /// Gives the slot of `token`'s object back if it still holds that object, live, with no
+    /// reference left (under the arena lock: the commit point of freeing it); false when it
+    /// does not (someone else freed it).
+    pub(crate) fn give_back_slot(&self, token: &Token) -> Result<bool> {
+        let _g = self.lock_arena()?;
+        let t = self.table();
+        if t.check_live(token.slot, token.generation).is_err()
+            || t.refcount(token.slot)?.load(Ordering::Acquire) != 0
+        {
+            return Ok(false);
+        }
+        t.give_back(token.slot)?;
+        self.arena
+            .atomic_u64(LIVE_OFF)?
+            .fetch_sub(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
     /// Gives the slot of a dead object back (its body already freed).
     ///
     /// # Examples

@@ -1206,7 +1206,13 @@ pub(crate) fn free_unreferenced(core: &Core, token: &Token) {
     release_all(core, more);
 }
 
-/// Frees an object no one references any more: its body, then its slot.
+/// Frees an object no one references any more: its slot, then its body.
+///
+/// The slot is given back first, under the arena lock and only if it still holds this object:
+/// that is the commit point, so two callers never both free one object (a reclaimer finishing
+/// a dead process's drop, `repair` freeing an unreferenced object, and a slow freer). A process
+/// killed while it frees the body then leaves blocks nothing reaches, which the mark and sweep
+/// gives back, never a live slot with a half-freed body.
 fn destroy(core: &Core, token: &Token, released: &mut Vec<Token>) -> Result<()> {
     let table = core.table();
     let (ty, _) = table.type_and_state(token.slot)?;
@@ -1214,17 +1220,20 @@ fn destroy(core: &Core, token: &Token, released: &mut Vec<Token>) -> Result<()> 
     let body = table
         .body(token.slot)?
         .load(std::sync::atomic::Ordering::Acquire);
+    let lock_off = table.lock_off(token.slot)?;
+    if !core.give_back_slot(token)? {
+        return Ok(());
+    }
     let mut ctx = Ctx {
         core,
-        slot: token.slot,
+        slot: crate::types::htable::UNPUBLISHED,
         body,
-        lock_off: table.lock_off(token.slot)?,
+        lock_off,
         repair: desc.repair,
         released: std::mem::take(released),
     };
     let freed = (desc.drop_body)(&mut ctx);
     *released = ctx.released;
-    core.destroy_slot(token.slot)?;
     freed
 }
 

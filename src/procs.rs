@@ -495,8 +495,8 @@ pub(crate) fn drop_landed(core: &Core, e: u32, slot: u32) {
 /// 2. the refcount is decremented with the entry as the word's marker
 ///    ([`RefCount::decrement_marked`](crate::table::RefCount::decrement_marked));
 /// 3. the row's count is decremented (a row at 0 keeps its key: rows never move);
-/// 4. the marker is cleared, and on the last reference the object freed;
-/// 5. the intent is cleared.
+/// 4. on the last reference, the object is freed (its slot given back first);
+/// 5. the marker is cleared, then the intent.
 ///
 /// The reclaimer of a dead entry with an intent whose row still has the count before knows the
 /// decrement landed when the slot's marker still names the entry, or the intent was marked
@@ -527,14 +527,17 @@ pub(crate) fn drop_reference(core: &Core, i: u32, token: &Token) -> Result<bool>
     failpoint!("handle.drop.after_decrement");
     a.atomic_u32(row + 8)?.store(before - 1, Ordering::Release);
     failpoint!("handle.drop.after_row");
-    // The marker before the intent: a marker left without an intent would be taken for this
-    // entry's by its next drop of the slot.
-    rc.clear_marker(i);
     if last {
         // Acquire: every other holder's writes happen before we free.
         std::sync::atomic::fence(Ordering::Acquire);
+        // With the marker still ours: killed before the slot is given back, we leave the
+        // reclaimer an object to free; after, nothing it could free twice.
         crate::dispatch::free_unreferenced(core, token);
     }
+    // The marker before the intent: a marker left without an intent would be taken for this
+    // entry's by its next drop of the slot. (A slot freed and taken again has a marker of its
+    // own, which this leaves alone.)
+    rc.clear_marker(i);
     intent.store(0, Ordering::Release);
     if before == 1 {
         let (used, live) = counts(a.load_u64(eo + USED_AT)?);

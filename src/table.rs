@@ -22,10 +22,11 @@
 //! the body and the kind LIVE — `kind` last, so a crash before it leaves a FREE slot off the
 //! list, which the next taker of the arena lock (it finds the dead holder) puts back
 //! ([`Table::relink_lost_slots`]). Freeing one: the caller has seen the refcount reach zero, so
-//! no proxy anywhere names the slot; it frees the body, then (arena lock) writes kind FREE,
-//! bumps the generation, links the slot into the free list (a crash before the link leaves a
-//! FREE slot off the list, put back the same way). A token that names the old generation is
-//! then refused as stale.
+//! no proxy anywhere names the slot; under the arena lock, and only if the slot still holds
+//! that object, it writes kind FREE, bumps the generation, links the slot into the free list (a
+//! crash before the link leaves a FREE slot off the list, put back the same way); then it frees
+//! the body, which nothing names any more (a crash leaves blocks for the mark and sweep). A
+//! token that names the old generation is then refused as stale.
 //!
 //! All fields are reached as atomics, so a reader that holds no lock (attach, a seqlock read)
 //! never races a plain write.

@@ -1280,7 +1280,8 @@ pub(crate) fn writing<'a>(ctx: &Ctx<'a>) -> Result<Option<crate::table::SeqWrite
 }
 
 /// The slot of a context whose object is not yet in the table (see [`create`]).
-const UNPUBLISHED: u32 = u32::MAX;
+/// `Ctx::slot` of a body no slot names (yet, or any more): its writes open no seqlock.
+pub(crate) const UNPUBLISHED: u32 = u32::MAX;
 
 /// The value cell of a found key (dicts only), with its offset.
 ///

@@ -634,6 +634,7 @@ struct RepairOut {
     blocks_freed: u64,
     bytes_freed: u64,
     slots_relinked: u64,
+    objects_freed: u64,
 }
 
 fn repair(store: &Store) -> Result<RepairOut, Error> {
@@ -645,6 +646,7 @@ fn repair(store: &Store) -> Result<RepairOut, Error> {
         blocks_freed: m.freed_blocks,
         bytes_freed: m.freed_bytes,
         slots_relinked: m.slots_relinked,
+        objects_freed: m.objects_freed,
     })
 }
 
@@ -697,10 +699,11 @@ fn check(name: &str, do_repair: bool, json: bool) -> CmdResult {
     } else {
         if let Some(r) = &report.repaired {
             println!(
-                "repaired: {} dead processes ({} references) reclaimed, {} blocks ({} bytes) \
-                 freed, {} slots relinked",
+                "repaired: {} dead processes ({} references) reclaimed, {} unreferenced objects \
+                 freed, {} blocks ({} bytes) freed, {} slots relinked",
                 r.processes_reclaimed,
                 r.references_reclaimed,
+                r.objects_freed,
                 r.blocks_freed,
                 r.bytes_freed,
                 r.slots_relinked
