@@ -362,6 +362,11 @@ impl Core {
             let _ = heap.repair_if_dirty();
         }
         let _ = self.table().relink_lost_slots();
+        // The live-object count moves beside a slot's state, both under this lock: a holder
+        // killed between the two left it one off.
+        if let (Ok(n), Ok(live)) = (self.table().count_live(), self.arena.atomic_u64(LIVE_OFF)) {
+            live.store(n, Ordering::Relaxed);
+        }
     }
 
     /// Counts a lock recovered from a dead holder.

@@ -1527,4 +1527,28 @@ impl<'a> Table<'a> {
             .load(Ordering::Relaxed)
             .min(self.slots))
     }
+
+    /// Slots holding a live object (exact under the arena lock, which every change of a slot's
+    /// state holds).
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-livecount-{}", std::process::id());
+    /// # let store = shmstore::Store::create(&name, 1 << 20)?;
+    /// let table = store.core().table();
+    /// let (a, _b) = (store.list([1])?, store.dict([(1, 2)])?);
+    /// assert_eq!(table.count_live()?, 2);
+    /// drop(a);
+    /// assert_eq!(table.count_live()?, 1);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn count_live(&self) -> Result<u64> {
+        let mut n = 0;
+        for slot in 0..self.used_slots()? {
+            if self.type_and_state(slot)?.1 == STATE_LIVE {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
 }
