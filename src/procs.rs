@@ -463,12 +463,12 @@ pub(crate) fn abandon_intent(core: &Core, i: u32) -> Result<()> {
     clear_intent(core, i)
 }
 
-/// Gives up a take whose marked increment must be undone (the slot was reused): the intent
-/// first (a crash then leaks the increment, never drops it twice), then the marker.
+/// Gives up a take whose marked increment must be undone (the slot was reused): the marker
+/// first, then the intent — as everywhere, so that no marker outlives its intent (a crash in
+/// between leaks the increment on the slot's new object, never drops it twice).
 pub(crate) fn abandon_take(core: &Core, i: u32, slot: u32) -> Result<()> {
-    clear_intent(core, i)?;
     core.table().refcount(slot)?.clear_marker(i);
-    Ok(())
+    clear_intent(core, i)
 }
 
 /// Tells entry `e`, whose marker a decrement of `slot`'s refcount is replacing (or a last
