@@ -552,9 +552,10 @@ pub(crate) fn drop_reference(core: &Core, i: u32, token: &Token) -> Result<bool>
     Ok(true)
 }
 
-/// A dead entry's drop in progress, settled by its reclaimer before the rows are released: a
-/// decrement that landed takes one off the row that still counts it, and an object the dead
-/// process was to free is freed. Then the intent and the entry's marker are cleared.
+/// A dead entry's take or drop in progress, settled by its reclaimer before the rows are
+/// released: an increment that landed and is not in the row is written to it; a decrement that
+/// landed takes one off the row that still counts it, and an object the dead process was to
+/// free is freed. Then the entry's marker and its intent are cleared.
 fn settle_intent(core: &Core, i: u32, e: &ProcEntry) -> Result<()> {
     let a = core.arena();
     let eo = entry_off(core, i)?;
@@ -582,11 +583,17 @@ fn settle_intent(core: &Core, i: u32, e: &ProcEntry) -> Result<()> {
     };
     if x & TAKE != 0 {
         // A reference taken (the increment landed: the object lives on it) and not yet in the
-        // row: given back here, the row's are below.
+        // row: written to the row, whose references are dropped next, each recorded (so a
+        // reclaimer killed from here on leaves the entry exact for the next).
         if landed && live && now == before {
-            rc.clear_marker(i);
             let (type_id, _) = table.type_and_state(slot)?;
-            crate::dispatch::release(core, &token(type_id));
+            if hold(core, i, &token(type_id)).is_err() {
+                // No room for the row: given back unrecorded.
+                rc.clear_marker(i);
+                intent.store(0, Ordering::Release);
+                crate::dispatch::release(core, &token(type_id));
+                return Ok(());
+            }
         }
         rc.clear_marker(i);
         intent.store(0, Ordering::Release);
@@ -598,7 +605,8 @@ fn settle_intent(core: &Core, i: u32, e: &ProcEntry) -> Result<()> {
     }
     if marked && live && rc.load(Ordering::Acquire) == 0 {
         // The dead process took the last reference off and did not get to free the object.
-        rc.clear_marker(i);
+        // The marker stays until the slot is given back: a reclaimer killed before that leaves
+        // the next one the same decision.
         let (type_id, _) = table.type_and_state(slot)?;
         crate::dispatch::free_unreferenced(core, &token(type_id));
     }
@@ -772,8 +780,10 @@ fn give_back_entry(core: &Core, i: u32, e: &ProcEntry) -> Result<u64> {
         // given back.
         clear_intent(core, i)?;
     }
+    // Read again: settling may have written a row (and grown the table).
+    let e = read(core, i)?;
     let mut references = 0;
-    for (t, n, _) in holdings(core, i, e)? {
+    for (t, n, _) in holdings(core, i, &e)? {
         // Each reference dropped as its owner would have, recorded in the entry: a reclaimer
         // killed here leaves the next one (which claims the entry again) an exact entry.
         for _ in 0..n {
