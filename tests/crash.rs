@@ -761,18 +761,28 @@ fn killed_in_the_fork_handler_taking_the_childs_references() {
 
 #[test]
 fn a_reclaimer_killed_at_each_step_leaves_the_dead_entry_exact_for_the_next() {
-    for fp in DROP_STEPS {
-        let f = Fixture::new("reclaimer");
-        let l = f.store.list([0]).unwrap();
-        f.store.bind("l", &l).unwrap();
-        // A first child dies holding two references (in the middle of dropping a third)...
-        f.crash_child("drop", "handle.drop.after_intent");
-        // ...and a second dies reclaiming them, at `fp` of the reclaim's own drops.
-        f.crash_child("reclaim", fp);
-        f.assert_recovered(1);
-        assert_eq!(refcount(&f.store, &l), 2, "{fp}: the binding's and ours");
-        f.store.unbind("l").unwrap();
-        drop(l);
-        f.assert_only_leaks(&[]);
+    // A first child dies in the middle of dropping one of its two references, or of taking a
+    // second; a second child dies reclaiming it, at `fp` of the reclaim's own drops.
+    let first = [
+        ("drop", "handle.drop.after_intent"),
+        ("take_ref", "handle.take.after_increment"),
+    ];
+    for (role, dies_at) in first {
+        for fp in DROP_STEPS {
+            let f = Fixture::new("reclaimer");
+            let l = f.store.list([0]).unwrap();
+            f.store.bind("l", &l).unwrap();
+            f.crash_child(role, dies_at);
+            f.crash_child("reclaim", fp);
+            f.assert_recovered(1);
+            assert_eq!(
+                refcount(&f.store, &l),
+                2,
+                "{role} {fp}: the binding's and ours"
+            );
+            f.store.unbind("l").unwrap();
+            drop(l);
+            f.assert_only_leaks(&[]);
+        }
     }
 }
