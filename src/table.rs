@@ -276,30 +276,11 @@ impl RefCount {
         max: u32,
         landed: impl Fn(u32),
     ) -> std::result::Result<(), u32> {
-        let mine = u64::from(entry + 1) << 32;
-        let mut w = self.0.load(Ordering::Relaxed);
-        let mut helped = 0u32;
-        loop {
-            let c = w as u32;
-            if c == 0 || c > max {
-                return Err(c);
-            }
-            let other = (w >> 32) as u32;
-            if other != 0 && other != entry + 1 && other != helped {
-                landed(other - 1);
-                helped = other;
-            }
-            // Acquire on success: the caller now owns a reference and will read the body.
-            match self.0.compare_exchange_weak(
-                w,
-                mine | u64::from(c + 1),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Ok(()),
-                Err(now) => w = now,
-            }
-        }
+        // Acquire on success: the caller now owns a reference and will read the body.
+        self.update_marked(entry, landed, Ordering::Acquire, |c| {
+            (c != 0 && c <= max).then(|| c + 1)
+        })
+        .map(|_| ())
     }
 
     /// Takes one reference off for process-table entry `entry` and sets the marker to
@@ -313,25 +294,37 @@ impl RefCount {
         entry: u32,
         landed: impl Fn(u32),
     ) -> std::result::Result<u32, u32> {
+        self.update_marked(entry, landed, Ordering::Release, |c| c.checked_sub(1))
+    }
+
+    /// One compare-and-swap loop: the count becomes `step(count)` (`Err(count)`, nothing
+    /// changed, when that is `None`) and the marker `entry + 1`, after `landed` is called with
+    /// the entry of another marker it replaces. Returns the count before.
+    #[inline(always)]
+    fn update_marked(
+        &self,
+        entry: u32,
+        landed: impl Fn(u32),
+        order: Ordering,
+        step: impl Fn(u32) -> Option<u32>,
+    ) -> std::result::Result<u32, u32> {
         let mine = u64::from(entry + 1) << 32;
         let mut w = self.0.load(Ordering::Relaxed);
         let mut helped = 0u32;
         loop {
             let c = w as u32;
-            if c == 0 {
-                return Err(0);
-            }
+            let Some(n) = step(c) else {
+                return Err(c);
+            };
             let other = (w >> 32) as u32;
             if other != 0 && other != entry + 1 && other != helped {
                 landed(other - 1);
                 helped = other;
             }
-            match self.0.compare_exchange_weak(
-                w,
-                mine | u64::from(c - 1),
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .0
+                .compare_exchange_weak(w, mine | u64::from(n), order, Ordering::Relaxed)
+            {
                 Ok(_) => return Ok(c),
                 Err(now) => w = now,
             }

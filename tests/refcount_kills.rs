@@ -12,20 +12,12 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::sync::mpsc;
 
-use common::{spawn, unique, ChildGuard, Cleanup};
+use common::{next, spawn, unique, ChildGuard, Cleanup};
 use shmstore::{ListProxy, Store};
 
 const OBJECTS: u64 = 4;
 const WORKERS: usize = 3;
 const KILLS: u32 = 40;
-
-/// A small deterministic generator.
-fn next(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
-}
 
 /// Entry point for child processes (run by the test below, not on its own).
 #[test]

@@ -20,7 +20,7 @@ use std::io::{BufRead, BufReader};
 use std::process::ChildStdout;
 use std::sync::mpsc;
 
-use common::{spawn, unique, ChildGuard, Cleanup};
+use common::{next, spawn, unique, ChildGuard, Cleanup};
 use shmstore::{DictProxy, ListProxy, Store, Value};
 
 const WORKERS: usize = 4;
@@ -100,14 +100,6 @@ fn reader(out: ChildStdout, w: usize, gen: u32, tx: mpsc::Sender<Msg>) {
         }
         let _ = tx.send(Msg::Eof(w, gen));
     });
-}
-
-/// A small deterministic generator (the kill points are reproducible from the seed).
-fn next(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
 }
 
 #[test]

@@ -132,3 +132,11 @@ pub fn signal(marker: &str) {
     let _ = writeln!(out, "\n{marker}");
     let _ = out.flush();
 }
+
+/// A small deterministic generator (xorshift64), for reproducible kill points and choices.
+pub fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
