@@ -120,7 +120,7 @@ impl Core {
     /// Runs `create` (a type's `create`, which calls [`Core::create_object`] once) and wraps the
     /// new object's reference in a handle, with the creation recorded in this attachment's
     /// process-table entry from before the slot is published until the reference is in its row
-    /// (`procs`, "Taking a reference"): a process killed in between leaves its reclaimer what
+    /// (`procs`, "Handles' references"): a process killed in between leaves its reclaimer what
     /// it needs to free the object.
     pub(crate) fn make(
         self: &Arc<Core>,
@@ -702,7 +702,7 @@ impl Core {
             // Acquire: every other holder's writes happen before we free.
             fence(Ordering::Acquire);
             // A handle drop whose marker this is took effect: say so before the slot can be
-            // reused (`procs`, "Dropping a handle").
+            // reused (`procs`, "Handles' references").
             rc.take_marker(|e| crate::procs::drop_landed(self, e, slot));
             return Ok(true);
         }
