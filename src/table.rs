@@ -13,9 +13,9 @@
 //! ```
 //!
 //! The refcount is +1 Relaxed, -1 Release with an Acquire fence before freeing. Its word's high
-//! half, the marker, names the process-table entry (+ 1) whose handle drop last took one
-//! reference off and has not finished yet: with it, a reclaimer can tell whether a process
-//! killed inside a drop had already given its reference back (`procs`, "Handles' references").
+//! half, the marker, names the process-table entry (+ 1) whose handle take or drop last
+//! changed the count and has not finished yet: with it, a reclaimer can tell whether a process
+//! killed inside one had changed the count already (`procs`, "Handles' references").
 //!
 //! Protocol. Slots are taken and given back only under the arena lock. Taking one: pop it from
 //! the free list (or take the next never-used slot and initialize its lock), write refcount 1,
