@@ -169,6 +169,8 @@ pub unsafe trait AtomicWords: Sized {}
 unsafe impl<const N: usize> AtomicWords for [AtomicU64; N] {}
 // SAFETY: one atomic integer, valid for every bit pattern.
 unsafe impl AtomicWords for AtomicU32 {}
+// SAFETY: an array of `AtomicU32` is `N` atomics with no padding, valid for every bit pattern.
+unsafe impl<const N: usize> AtomicWords for [AtomicU32; N] {}
 
 /// Where [`Arena::pin`] found a `T`: [`Arena::pinned`] gets it back with one comparison, from
 /// the same arena only. A handle pins its object's slot once, so each call skips the slot

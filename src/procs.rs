@@ -188,13 +188,13 @@ fn read(core: &Core, i: u32) -> Result<ProcEntry> {
     core.arena().read(Offset::new(entry_off(core, i)?))
 }
 
-/// The holdings block of an entry: (offset, rows), checked against the arena.
-fn table_of(core: &Core, e: &ProcEntry, i: u32) -> Result<Option<(u64, u64)>> {
-    if e.table == 0 {
+/// The holdings block an entry's `table` word names: (offset, rows), checked against the arena.
+fn table_of(core: &Core, table: u64, i: u32) -> Result<Option<(u64, u64)>> {
+    if table == 0 {
         return Ok(None);
     }
-    let log2 = e.table >> 56;
-    let off = e.table & OFF_MASK;
+    let log2 = table >> 56;
+    let off = table & OFF_MASK;
     if !(MIN_ROWS_LOG2..=MAX_ROWS_LOG2).contains(&log2) {
         return Err(Error::corrupt("holdings table size", u64::from(i)));
     }
@@ -247,8 +247,7 @@ pub(crate) fn register(core: &Core) -> Result<u32> {
 /// Frees the entry of a detaching attachment (whose holdings are all zero by now, or are being
 /// dropped with the segment). The caller holds the arena lock.
 pub(crate) fn unregister(core: &Core, i: u32) -> Result<()> {
-    let e = read(core, i)?;
-    let table = table_of(core, &e, i)?;
+    let table = table_of(core, table_word(core, i)?, i)?;
     state(core, i)?.store(FREE, Ordering::Release);
     if let Some((off, _)) = table {
         let heap = crate::alloc::Heap::open(core.arena(), core.header().alloc_off)?;
@@ -257,65 +256,96 @@ pub(crate) fn unregister(core: &Core, i: u32) -> Result<()> {
     Ok(())
 }
 
-fn row_off(off: u64, rows: u64, slot: u32, k: u64) -> u64 {
-    let h = u64::from(slot).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
-    off + ((h + k) & (rows - 1)) * HOLDING
+/// One holdings row: slot + 1 (0: empty), generation, count, reserved.
+type Row = [AtomicU32; 4];
+const KEY: usize = 0;
+const GEN: usize = 1;
+const COUNT: usize = 2;
+const _: () = assert!(size_of::<Row>() as u64 == HOLDING);
+
+/// An entry's holdings table, checked against the arena once.
+struct Rows<'a> {
+    rows: &'a [Row],
 }
 
-/// Finds the row of `slot` (or the empty row where it would go).
-fn find_row(core: &Core, off: u64, rows: u64, slot: u32) -> Result<(u64, bool)> {
-    let a = core.arena();
-    for k in 0..rows {
-        let r = row_off(off, rows, slot, k);
-        let key = a.atomic_u32(r)?.load(Ordering::Relaxed);
-        if key == slot + 1 {
-            return Ok((r, true));
-        }
-        if key == 0 {
-            return Ok((r, false));
-        }
+impl<'a> Rows<'a> {
+    /// The table `table` (an entry's `table` word) describes, if any.
+    fn of(core: &'a Core, table: u64, i: u32) -> Result<Option<Rows<'a>>> {
+        let Some((off, n)) = table_of(core, table, i)? else {
+            return Ok(None);
+        };
+        // `n` is at most 2^30 (`table_of`).
+        Ok(Some(Rows {
+            rows: core.arena().words_slice::<Row>(off, n as u32)?,
+        }))
     }
-    Ok((0, false))
+
+    /// The row of `slot` (`true`), or the empty row where it would go (`false`); `None` when
+    /// every row has another key.
+    fn find(&self, slot: u32) -> Option<(&'a Row, bool)> {
+        let mask = self.rows.len().wrapping_sub(1);
+        let h = (u64::from(slot).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize;
+        for k in 0..self.rows.len() {
+            let r = self.rows.get(h.wrapping_add(k) & mask)?;
+            let key = r[KEY].load(Ordering::Relaxed);
+            if key == slot.wrapping_add(1) {
+                return Some((r, true));
+            }
+            if key == 0 {
+                return Some((r, false));
+            }
+        }
+        None
+    }
+}
+
+/// Entry `i`'s `table` word.
+fn table_word(core: &Core, i: u32) -> Result<u64> {
+    Ok(core
+        .arena()
+        .atomic_u64(entry_off(core, i)? + TABLE_AT)?
+        .load(Ordering::Acquire))
 }
 
 /// Records one more reference to `token` held by entry `i`. The caller has incremented the
 /// refcount already and holds this attachment's holdings mutex.
 pub(crate) fn hold(core: &Core, i: u32, token: &Token) -> Result<()> {
-    let e = read(core, i)?;
     let a = core.arena();
-    let Some((off, rows)) = table_of(core, &e, i)? else {
-        resize(core, i, &e, MIN_ROWS_LOG2)?;
+    let table = table_word(core, i)?;
+    let Some(rows) = Rows::of(core, table, i)? else {
+        resize(core, i, table, MIN_ROWS_LOG2)?;
         return hold(core, i, token);
     };
-    let (r, found) = find_row(core, off, rows, token.slot)?;
     let eo = entry_off(core, i)?;
     let (used, live) = counts(a.load_u64(eo + USED_AT)?);
-    if found {
-        let c = a.atomic_u32(r + 8)?;
-        let n = c.load(Ordering::Relaxed);
-        if n == 0 {
-            // A row left by an earlier reference to this slot: generation first, then the
-            // count.
-            a.atomic_u32(r + 4)?
-                .store(token.generation, Ordering::Relaxed);
-            c.store(1, Ordering::Release);
-            return a.store_u64(eo + USED_AT, pack(used, live + 1));
+    let n_rows = rows.rows.len() as u64;
+    match rows.find(token.slot) {
+        Some((r, true)) => {
+            let n = r[COUNT].load(Ordering::Relaxed);
+            if n == 0 {
+                // A row left by an earlier reference to this slot: generation first, then the
+                // count.
+                r[GEN].store(token.generation, Ordering::Relaxed);
+                r[COUNT].store(1, Ordering::Release);
+                return a.store_u64(eo + USED_AT, pack(used, live + 1));
+            }
+            r[COUNT].store(n.saturating_add(1), Ordering::Release);
+            Ok(())
         }
-        c.store(n.saturating_add(1), Ordering::Release);
-        return Ok(());
+        // Keep the table at most half full of keys (rows with a count and rows left at 0).
+        Some((r, false)) if (used + 1) * 2 <= n_rows => {
+            // Key with count 0 first, then the count: a crash in between holds nothing extra.
+            r[COUNT].store(0, Ordering::Relaxed);
+            r[GEN].store(token.generation, Ordering::Relaxed);
+            r[KEY].store(token.slot + 1, Ordering::Release);
+            r[COUNT].store(1, Ordering::Release);
+            a.store_u64(eo + USED_AT, pack(used + 1, live + 1))
+        }
+        _ => {
+            resize(core, i, table, fitting_log2(live + 1))?;
+            hold(core, i, token)
+        }
     }
-    // Keep the table at most half full of keys (rows with a count and rows left at 0).
-    if r == 0 || (used + 1) * 2 > rows {
-        resize(core, i, &e, fitting_log2(live + 1))?;
-        return hold(core, i, token);
-    }
-    // Key with count 0 first, then the count: a crash in between holds nothing extra.
-    a.atomic_u32(r + 8)?.store(0, Ordering::Relaxed);
-    a.atomic_u32(r + 4)?
-        .store(token.generation, Ordering::Relaxed);
-    a.atomic_u32(r)?.store(token.slot + 1, Ordering::Release);
-    a.atomic_u32(r + 8)?.store(1, Ordering::Release);
-    a.store_u64(eo + USED_AT, pack(used + 1, live + 1))
 }
 
 /// The `USED_AT` word: rows with a key (low half), rows with a count (high half).
@@ -335,45 +365,40 @@ fn fitting_log2(live: u64) -> u64 {
         .max(MIN_ROWS_LOG2 as u32) as u64
 }
 
-/// Rebuilds the holdings table of entry `i` with 2^`log2` rows, keeping rows whose count is not
-/// 0.
-fn resize(core: &Core, i: u32, e: &ProcEntry, log2: u64) -> Result<()> {
-    let old = table_of(core, e, i)?;
+/// Rebuilds the holdings table of entry `i` (whose `table` word is `table`) with 2^`log2`
+/// rows, keeping rows whose count is not 0.
+fn resize(core: &Core, i: u32, table: u64, log2: u64) -> Result<()> {
+    let old = table_of(core, table, i)?;
     if log2 > MAX_ROWS_LOG2 {
         return Err(Error::OutOfMemory {
             requested: usize::MAX,
             available: 0,
         });
     }
-    let rows = 1u64 << log2;
-    let off = core.with_heap(|h| h.alloc_zeroed(rows * HOLDING))?;
-    let a = core.arena();
+    let off = core.with_heap(|h| h.alloc_zeroed((1u64 << log2) * HOLDING))?;
+    let new_table = off | (log2 << 56);
     let mut used = 0;
-    if let Some((old_off, old_rows)) = old {
-        for k in 0..old_rows {
-            let r = old_off + k * HOLDING;
-            let key = a.atomic_u32(r)?.load(Ordering::Relaxed);
-            let count = a.atomic_u32(r + 8)?.load(Ordering::Relaxed);
+    if let (Some(from), Some(to)) = (Rows::of(core, table, i)?, Rows::of(core, new_table, i)?) {
+        for r in from.rows {
+            let key = r[KEY].load(Ordering::Relaxed);
+            let count = r[COUNT].load(Ordering::Relaxed);
             if key == 0 || count == 0 {
                 continue;
             }
-            let (nr, _) = find_row(core, off, rows, key - 1)?;
-            if nr == 0 {
+            let Some((nr, _)) = to.find(key - 1) else {
                 break;
-            }
-            a.atomic_u32(nr + 4)?.store(
-                a.atomic_u32(r + 4)?.load(Ordering::Relaxed),
-                Ordering::Relaxed,
-            );
-            a.atomic_u32(nr + 8)?.store(count, Ordering::Relaxed);
-            a.atomic_u32(nr)?.store(key, Ordering::Relaxed);
+            };
+            nr[GEN].store(r[GEN].load(Ordering::Relaxed), Ordering::Relaxed);
+            nr[COUNT].store(count, Ordering::Relaxed);
+            nr[KEY].store(key, Ordering::Relaxed);
             used += 1;
         }
     }
     // Publish offset and size with one store, then free the old block.
     let eo = entry_off(core, i)?;
+    let a = core.arena();
     a.atomic_u64(eo + TABLE_AT)?
-        .store(off | (log2 << 56), Ordering::Release);
+        .store(new_table, Ordering::Release);
     a.store_u64(eo + USED_AT, pack(used, used))?;
     if let Some((old_off, _)) = old {
         core.free(old_off)?;
@@ -382,13 +407,13 @@ fn resize(core: &Core, i: u32, e: &ProcEntry, log2: u64) -> Result<()> {
 }
 
 /// The count in entry `i`'s row for `slot` (0 when there is none), and the row.
-fn row_count(core: &Core, i: u32, e: &ProcEntry, slot: u32) -> Result<(u32, u64)> {
-    let Some((off, rows)) = table_of(core, e, i)? else {
-        return Ok((0, 0));
+fn row_count(core: &Core, i: u32, slot: u32) -> Result<(u32, Option<&Row>)> {
+    let Some(rows) = Rows::of(core, table_word(core, i)?, i)? else {
+        return Ok((0, None));
     };
-    match find_row(core, off, rows, slot)? {
-        (r, true) => Ok((core.arena().atomic_u32(r + 8)?.load(Ordering::Acquire), r)),
-        _ => Ok((0, 0)),
+    match rows.find(slot) {
+        Some((r, true)) => Ok((r[COUNT].load(Ordering::Acquire), Some(r))),
+        _ => Ok((0, None)),
     }
 }
 
@@ -429,8 +454,7 @@ fn clear_intent(core: &Core, i: u32) -> Result<()> {
 /// record (the take then goes unrecorded until its row is written, as before layout 5). The
 /// caller holds this attachment's holdings mutex.
 pub(crate) fn intend_take(core: &Core, i: u32, slot: u32, generation: u32) -> Result<bool> {
-    let e = read(core, i)?;
-    let (before, _) = row_count(core, i, &e, slot)?;
+    let (before, _) = row_count(core, i, slot)?;
     if u64::from(before) >= INTENT_COUNT_MAX {
         return Ok(false);
     }
@@ -506,14 +530,13 @@ pub(crate) fn drop_landed(core: &Core, e: u32, slot: u32) {
 /// to free the object, and the reclaimer does.
 pub(crate) fn drop_reference(core: &Core, i: u32, token: &Token) -> Result<bool> {
     let a = core.arena();
-    let e = read(core, i)?;
     let eo = entry_off(core, i)?;
     let rc = core.table().refcount(token.slot)?;
-    let (before, row) = row_count(core, i, &e, token.slot)?;
-    if before == 0 || u64::from(before) > INTENT_COUNT_MAX {
+    let (before, row) = row_count(core, i, token.slot)?;
+    let Some(row) = row.filter(|_| before != 0 && u64::from(before) <= INTENT_COUNT_MAX) else {
         // Not recorded (a row that could not be written); the caller drops it unrecorded.
         return Ok(false);
-    }
+    };
     let intent = a.atomic_u64(eo + INTENT_AT)?;
     intend(core, i, token.slot, token.generation, before, false)?;
     failpoint!("handle.drop.after_intent");
@@ -525,7 +548,7 @@ pub(crate) fn drop_reference(core: &Core, i: u32, token: &Token) -> Result<bool>
         }
     };
     failpoint!("handle.drop.after_decrement");
-    a.atomic_u32(row + 8)?.store(before - 1, Ordering::Release);
+    row[COUNT].store(before - 1, Ordering::Release);
     failpoint!("handle.drop.after_row");
     if last {
         // Acquire: every other holder's writes happen before we free.
@@ -543,9 +566,10 @@ pub(crate) fn drop_reference(core: &Core, i: u32, token: &Token) -> Result<bool>
         let (used, live) = counts(a.load_u64(eo + USED_AT)?);
         let live = live.saturating_sub(1);
         a.store_u64(eo + USED_AT, pack(used, live))?;
-        if let Some((_, rows)) = table_of(core, &e, i)? {
+        let table = table_word(core, i)?;
+        if let Some((_, rows)) = table_of(core, table, i)? {
             if rows > 1 << MIN_ROWS_LOG2 && live * 8 < rows {
-                resize(core, i, &e, fitting_log2(live))?;
+                resize(core, i, table, fitting_log2(live))?;
             }
         }
     }
@@ -556,7 +580,7 @@ pub(crate) fn drop_reference(core: &Core, i: u32, token: &Token) -> Result<bool>
 /// released: an increment that landed and is not in the row is written to it; a decrement that
 /// landed takes one off the row that still counts it, and an object the dead process was to
 /// free is freed. Then the entry's marker and its intent are cleared.
-fn settle_intent(core: &Core, i: u32, e: &ProcEntry) -> Result<()> {
+fn settle_intent(core: &Core, i: u32) -> Result<()> {
     let a = core.arena();
     let eo = entry_off(core, i)?;
     let intent = a.atomic_u64(eo + INTENT_AT)?;
@@ -574,7 +598,7 @@ fn settle_intent(core: &Core, i: u32, e: &ProcEntry) -> Result<()> {
     let marked = rc.marker(Ordering::Acquire) == i + 1;
     let landed = marked || intent.load(Ordering::Acquire) & LANDED != 0;
     let live = table.check_live(slot, generation).is_ok();
-    let (now, row) = row_count(core, i, e, slot)?;
+    let (now, row) = row_count(core, i, slot)?;
     let token = |type_id| Token {
         store: core.store_id(),
         type_id,
@@ -599,9 +623,9 @@ fn settle_intent(core: &Core, i: u32, e: &ProcEntry) -> Result<()> {
         intent.store(0, Ordering::Release);
         return Ok(());
     }
-    if (landed || !live) && now == before && row != 0 {
+    if let Some(row) = row.filter(|_| (landed || !live) && now == before && now != 0) {
         // The refcount lost this reference; the row still counts it.
-        a.atomic_u32(row + 8)?.store(now - 1, Ordering::Release);
+        row[COUNT].store(now - 1, Ordering::Release);
     }
     if marked && live && rc.load(Ordering::Acquire) == 0 {
         // The dead process took the last reference off and did not get to free the object.
@@ -616,26 +640,24 @@ fn settle_intent(core: &Core, i: u32, e: &ProcEntry) -> Result<()> {
 }
 
 /// Rows of an entry with a non-zero count: (token, count).
-fn holdings(core: &Core, i: u32, e: &ProcEntry) -> Result<Vec<(Token, u32, u64)>> {
+fn holdings(core: &Core, i: u32) -> Result<Vec<(Token, u32)>> {
     let mut out = Vec::new();
-    if let Some((off, rows)) = table_of(core, e, i)? {
-        let a = core.arena();
-        for k in 0..rows {
-            let r = off + k * HOLDING;
-            let key = a.atomic_u32(r)?.load(Ordering::Acquire);
-            let count = a.atomic_u32(r + 8)?.load(Ordering::Acquire);
+    if let Some(rows) = Rows::of(core, table_word(core, i)?, i)? {
+        for r in rows.rows {
+            let key = r[KEY].load(Ordering::Acquire);
+            let count = r[COUNT].load(Ordering::Acquire);
             if key != 0 && count != 0 {
                 let slot = key - 1;
                 let (type_id, _) = core.table().type_and_state(slot)?;
+                let generation = r[GEN].load(Ordering::Relaxed);
                 out.push((
                     Token {
                         store: core.store_id(),
                         type_id,
                         slot,
-                        generation: a.atomic_u32(r + 4)?.load(Ordering::Relaxed),
+                        generation,
                     },
                     count,
-                    r,
                 ));
             }
         }
@@ -647,8 +669,7 @@ fn holdings(core: &Core, i: u32, e: &ProcEntry) -> Result<Vec<(Token, u32, u64)>
 /// taking one more reference per reference held. Returns the new entry. The caller holds this
 /// attachment's holdings mutex.
 pub(crate) fn prepare_fork(core: &Core, i: u32) -> Result<u32> {
-    let e = read(core, i)?;
-    let held = holdings(core, i, &e)?;
+    let held = holdings(core, i)?;
     let child = {
         let _g = core.lock_arena()?;
         let child = take_entry(core, ProcId::current(), FORKING)?;
@@ -660,16 +681,15 @@ pub(crate) fn prepare_fork(core: &Core, i: u32) -> Result<u32> {
     };
     let filled = take_for_child(core, child, &held);
     if let Err(e) = filled {
-        let entry = read(core, child)?;
-        give_back_entry(core, child, &entry)?;
+        give_back_entry(core, child)?;
         return Err(e);
     }
     Ok(child)
 }
 
 /// Takes the references `held` lists for the FORKING entry `child`.
-fn take_for_child(core: &Core, child: u32, held: &[(Token, u32, u64)]) -> Result<()> {
-    for (t, n, _) in held {
+fn take_for_child(core: &Core, child: u32, held: &[(Token, u32)]) -> Result<()> {
+    for (t, n) in held {
         for _ in 0..*n {
             // One at a time, each recorded as a take of the child's entry: a parent killed in
             // the handler leaves the entry exact for its reclaimer.
@@ -729,7 +749,7 @@ pub fn list(core: &Core) -> Result<Vec<ProcInfo>> {
         if e.state == FREE {
             continue;
         }
-        let references = holdings(core, i, &e)?.iter().map(|h| u64::from(h.1)).sum();
+        let references = holdings(core, i)?.iter().map(|h| u64::from(h.1)).sum();
         out.push(ProcInfo {
             index: i,
             pid: e.proc.pid,
@@ -749,7 +769,7 @@ pub(crate) fn reclaim(core: &Core) -> Result<Reclaimed> {
     let mut done = Reclaimed::default();
     for i in 0..core.header().procs_cap as u32 {
         // Claim a dead entry under the arena lock, so two reclaimers never share one.
-        let e = {
+        {
             let _g = core.lock_arena()?;
             let e = read(core, i)?;
             let dead = match e.state {
@@ -763,9 +783,8 @@ pub(crate) fn reclaim(core: &Core) -> Result<Reclaimed> {
             let off = entry_off(core, i)?;
             core.arena().write(Offset::new(off + 32), me)?;
             state(core, i)?.store(RECLAIM, Ordering::Release);
-            e
-        };
-        done.references += give_back_entry(core, i, &e)?;
+        }
+        done.references += give_back_entry(core, i)?;
         done.processes += 1;
     }
     Ok(done)
@@ -774,16 +793,15 @@ pub(crate) fn reclaim(core: &Core) -> Result<Reclaimed> {
 /// Gives back everything entry `i` (dead, or a FORKING entry its maker gives up) holds: its
 /// operation in progress, its rows' references, the entry and its attach count. Returns the
 /// references dropped.
-fn give_back_entry(core: &Core, i: u32, e: &ProcEntry) -> Result<u64> {
-    if settle_intent(core, i, e).is_err() {
+fn give_back_entry(core: &Core, i: u32) -> Result<u64> {
+    if settle_intent(core, i).is_err() {
         // An intent naming no slot of this store (damage): dropped, so that the rows are still
         // given back.
         clear_intent(core, i)?;
     }
-    // Read again: settling may have written a row (and grown the table).
-    let e = read(core, i)?;
+    // After settling, which may have written a row (and grown the table).
     let mut references = 0;
-    for (t, n, _) in holdings(core, i, &e)? {
+    for (t, n) in holdings(core, i)? {
         // Each reference dropped as its owner would have, recorded in the entry: a reclaimer
         // killed here leaves the next one (which claims the entry again) an exact entry.
         for _ in 0..n {
@@ -810,7 +828,7 @@ pub(crate) fn holdings_blocks(core: &Core) -> Result<Vec<u64>> {
     for i in 0..core.header().procs_cap as u32 {
         let e = read(core, i)?;
         if e.state != FREE {
-            if let Some((off, _)) = table_of(core, &e, i)? {
+            if let Some((off, _)) = table_of(core, e.table, i)? {
                 out.push(off);
             }
         }
