@@ -6,10 +6,10 @@
 //! 0   proc    ProcId (pid, start time)              slot + 1   u32   (0: empty row)
 //! 16  state   u32  FREE | LIVE | FORKING | RECLAIM   generation u32
 //! 20  intent generation u32                         count      u32   references held
-//! 24  table   u64  holdings block | log2(rows) << 56  pad        u32
+//! 24  table   u64  holdings block | log2(rows) << 56  reserved   u32
 //! 32  reclaimer ProcId (who is reclaiming a dead entry)
 //! 48  rows    u64  rows with a key | rows with a count << 32
-//! 56  intent  u64  the handle drop in progress: slot + 1 | row count before << 32 | LANDED
+//! 56  intent  u64  slot + 1 | row count before << 32 | TAKE (bit 62) | LANDED (bit 63)
 //! ```
 //!
 //! Protocol. An entry is taken (FREE → LIVE) and given back (→ FREE) under the arena lock. Its
@@ -28,19 +28,20 @@
 //! and whether the row did (its count against the one recorded), and evens them out:
 //! - taking (`Core::take_handle` for `lookup` and `attach`, `Core::make` for every factory,
 //!   whose creation is recorded before the slot is published, with the creator as the new
-//!   word's marker): a landed increment not yet in the row is given back, so an object the
-//!   dead process had just made is freed;
+//!   word's marker): a landed increment not yet in the row is written to the row, and so given
+//!   back with the others (an object the dead process had just made is freed);
 //! - dropping (`drop_reference`): a landed decrement the row still counts is taken off the
-//!   row, and an object the dead process had taken the last reference off is freed.
-//!
+//!   row, and an object the dead process had taken the last reference off is freed (freeing
+//!   commits when the slot is given back, before the body is freed: see `dispatch::destroy`);
 //! - the fork handler takes the child's references one by one, each recorded in the child's
-//!   entry in the same way.
-//!
-//! - a reclaimer drops a dead entry's references one by one in the same way, recorded in the dead
-//!   entry (which it has claimed): a reclaimer killed on the way leaves it exact for the next.
+//!   entry in the same way;
+//! - a reclaimer drops a dead entry's references one by one in the same way, recorded in the
+//!   dead entry (which it has claimed): a reclaimer killed on the way leaves it exact for the
+//!   next.
 //!
 //! What can still leak on a kill: a queue item's references between the queue and the row of
-//! the process that took it, and an object whose freeing was under way.
+//! the process that took it, and the blocks of a body whose freeing was under way (the mark and
+//! sweep, `Store::repair`, gives those back).
 //!
 //! The rest:
 //! - a new row: the key is written with count 0, then the count; a row whose count falls to 0
