@@ -836,3 +836,75 @@ pub(crate) fn holdings_blocks(core: &Core) -> Result<Vec<u64>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    fn store(tag: &str) -> Store {
+        let name = format!("t-procs-{tag}-{}", std::process::id());
+        Store::create(&name, 8 << 20).unwrap()
+    }
+
+    /// Rows of this process's holdings table.
+    fn rows(store: &Store) -> u64 {
+        let i = store.processes().unwrap()[0].index;
+        let core = store.core();
+        table_of(core, table_word(core, i).unwrap(), i)
+            .unwrap()
+            .map_or(0, |(_, rows)| rows)
+    }
+
+    #[test]
+    fn threads_taking_and_dropping_references_leave_every_count_exact() {
+        let store = store("threads");
+        for i in 0..4i64 {
+            store
+                .bind(&format!("o{i}"), &store.list([i]).unwrap())
+                .unwrap();
+        }
+        std::thread::scope(|s| {
+            for t in 0..4usize {
+                let store = &store;
+                s.spawn(move || {
+                    for k in 0..2_000usize {
+                        let p = store.lookup(&format!("o{}", (k + t) % 4)).unwrap();
+                        let q = store.attach(&p.token()).unwrap();
+                        let tmp = store.list([k as i64]).unwrap();
+                        drop((p, tmp));
+                        drop(q);
+                    }
+                });
+            }
+        });
+        assert_eq!(store.processes().unwrap()[0].references, 0);
+        let objects = store.objects().unwrap();
+        assert_eq!(objects.len(), 4, "{objects:?}");
+        assert!(objects.iter().all(|o| o.refcount == 1), "{objects:?}");
+        let r = store.check().unwrap();
+        assert!(r.is_ok(), "{:?}", r.problems);
+    }
+
+    #[test]
+    fn holdings_grow_with_the_objects_held_and_shrink_when_they_are_dropped() {
+        let store = store("grow");
+        let first = rows(&store);
+        assert_eq!(first, 1 << MIN_ROWS_LOG2);
+        let lists: Vec<_> = (0..1_000i64).map(|i| store.list([i]).unwrap()).collect();
+        // Two more references to the first list: its row counts 3.
+        let again = [
+            store.attach(&lists[0].token()).unwrap(),
+            store.attach(&lists[0].token()).unwrap(),
+        ];
+        assert_eq!(store.processes().unwrap()[0].references, 1_002);
+        assert!(rows(&store) >= 2_000, "at most half full");
+        drop(lists);
+        assert_eq!(store.processes().unwrap()[0].references, 2);
+        // Mostly empty: rebuilt small, the one row left kept.
+        assert!(rows(&store) <= 16, "{} rows", rows(&store));
+        drop(again);
+        assert_eq!(store.processes().unwrap()[0].references, 0);
+        assert_eq!(store.stats().unwrap().objects_live, 0);
+    }
+}
