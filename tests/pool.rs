@@ -557,3 +557,73 @@ fn building_a_pool_in_a_worker_is_refused_child() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A worker killed after it took a chunk's key from the task queue and before it claimed the
+/// chunk loses nothing: the supervisor posts the keys of unclaimed chunks again, and the
+/// replacement runs the chunk.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_worker_killed_between_taking_a_chunk_key_and_claiming_it_loses_nothing() {
+    setup();
+    let name = unique("takeclaim");
+    let dir = std::env::temp_dir();
+    let (marker, out) = (
+        dir.join(format!("{name}.first")),
+        dir.join(format!("{name}.out")),
+    );
+    let _c = (
+        Cleanup(name),
+        FileCleanup(marker.clone()),
+        FileCleanup(out.clone()),
+    );
+    // The first worker stops at the failpoint (and says so in `out`); the one that replaces it
+    // finds the marker and runs normally.
+    let script = r#"if [ -e "$1" ]; then exec "$0" --exact child_main --ignored --quiet >/dev/null; fi
+        touch "$1"
+        SHMSTORE_FAILPOINT=pool.worker.after_take exec "$0" --exact child_main --ignored --quiet >"$2""#;
+    let exe = std::env::current_exe().unwrap();
+    let pool = Pool::builder()
+        .processes(1)
+        .store_size(4 << 20)
+        .worker_command(
+            "sh",
+            [
+                "-c".into(),
+                script.into(),
+                exe.into_os_string(),
+                marker.into_os_string(),
+                out.clone().into_os_string(),
+            ],
+        )
+        .build()
+        .unwrap();
+    let victim = pool.worker_pids()[0];
+    let r = pool.map_async("square", 0..10, Some(5)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains("FAILPOINT pool.worker.after_take")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never took a key"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    kill9(victim);
+    assert_eq!(
+        r.get(Some(Duration::from_secs(30))),
+        Ok(Value::List(squares(10)))
+    );
+    assert!(!pool.worker_pids().contains(&victim));
+}
+
+#[cfg(feature = "failpoints")]
+struct FileCleanup(std::path::PathBuf);
+
+#[cfg(feature = "failpoints")]
+impl Drop for FileCleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

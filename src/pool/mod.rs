@@ -4,14 +4,17 @@
 //!
 //! # How it works
 //! [`Pool::builder`]`.build()` creates a private store (`pool-<pid>-<n>`) holding a task queue,
-//! a result queue, a `running` dict (worker id → the chunk it has taken) and the configuration,
-//! then starts the workers. A call such as [`Pool::map`] registers a job, cuts its arguments
-//! into chunks and puts them on the task queue; each worker takes a chunk, runs the task once
-//! per argument tuple, and puts the outcomes on the result queue. A supervisor thread in the
-//! parent files the outcomes under their job (waking whoever waits for them) and watches the
-//! workers: one that ended is reaped and, unless it was told to stop, replaced; if it died
-//! while running a chunk, the calls of that chunk fail with a `RuntimeError` naming the worker
-//! and how it died.
+//! a result queue, a `running` dict of chunks ((job, start) → the chunk, or the worker that
+//! claimed it) and the configuration, then starts the workers. A call such as [`Pool::map`]
+//! registers a job, cuts its arguments into chunks, puts each in the dict and its key on the
+//! task queue; a worker takes a key, claims the chunk in the dict (one step, under the dict's
+//! lock), runs the task once per argument tuple, and puts the outcomes on the result queue. A
+//! supervisor thread in the parent files the outcomes under their job (waking whoever waits for
+//! them) and watches the workers: one that ended is reaped and, unless it was told to stop,
+//! replaced; if it died while running a chunk, the calls of that chunk fail with a
+//! `RuntimeError` naming the worker and how it died. The keys of chunks nobody has claimed are
+//! then posted again, so a worker killed between taking a key and claiming its chunk loses
+//! nothing.
 //!
 //! # Tasks are registered by name
 //! A spawned worker is a fresh run of the program, so tasks travel by name: every process
@@ -57,9 +60,6 @@
 //! An initializer that fails breaks the pool: pending and later calls fail with its error.
 //!
 //! # Limits
-//! - A worker records the chunk it took right after taking it from the queue; a worker killed
-//!   between those two store calls (a window of about a microsecond) loses that chunk: its
-//!   calls wait until the pool is closed and joined or terminated, then fail.
 //! - Arguments and results are [`Value`]s stored in the pool's store: a proxy of another store
 //!   is refused (`NotFound`); pass its token as a string (`token.to_string()`) and attach to it
 //!   in the task.
@@ -1665,7 +1665,17 @@ impl Shared {
                 name: func.to_owned(),
                 calls: calls.by_ref().take(chunksize).collect(),
             };
-            if let Err(e) = self.tasks.put(task.to_value()) {
+            // The chunk first, then its key (a worker claims the chunk the key names).
+            let key = task.key();
+            let queued = self
+                .running
+                .insert(key.clone(), task.to_value())
+                .and_then(|()| {
+                    self.tasks.put(key.clone()).inspect_err(|_| {
+                        let _ = self.running.remove(key.clone());
+                    })
+                });
+            if let Err(e) = queued {
                 // This chunk and the later ones will not run; the earlier ones will.
                 job.fail_all_from(start as u64, &e);
                 break;
@@ -1817,7 +1827,13 @@ impl Shared {
         for (i, status) in ended.into_iter().rev() {
             let w = inner.workers.swap_remove(i);
             let how = status.map_or_else(|| "status unknown".to_owned(), |s| s.to_string());
-            self.fail_running(inner, w.wid, w.pid, &how);
+            // A worker that ended on its own (stopped, retired) was not between a key and
+            // its claim: only the others' unclaimed keys are posted again.
+            let ended_itself = matches!(
+                status.and_then(|s| s.code()),
+                Some(worker::EXIT_STOPPED | worker::EXIT_RETIRED)
+            );
+            self.fail_running(inner, w.wid, w.pid, &how, !ended_itself);
             match status.and_then(|s| s.code()) {
                 // It exited by itself before it could work: a worker command that does not
                 // run the worker (or cannot attach). Replacing it would fail the same way.
@@ -1837,27 +1853,41 @@ impl Shared {
         self.changed.notify_all();
     }
 
-    /// Fails the chunk the ended worker `wid` had taken, if it had not reported it.
-    fn fail_running(&self, inner: &mut Inner, wid: u64, pid: u32, how: &str) {
-        let key = Value::Int(i64::try_from(wid).unwrap_or(i64::MAX));
-        let Ok(Some(Value::Tuple(t))) = self.running.remove(key) else {
+    /// Fails the chunks the ended worker `wid` had claimed and not reported, and posts the keys
+    /// of the chunks nobody has claimed again: the worker may have taken one of those keys from
+    /// the queue and died before claiming its chunk (a key posted twice is skipped by the
+    /// worker that finds its chunk claimed or gone).
+    fn fail_running(&self, inner: &mut Inner, wid: u64, pid: u32, how: &str, repost: bool) {
+        let repost = repost && matches!(inner.state, State::Running | State::Closed);
+        let Ok(entries) = self.running.items() else {
             return;
         };
-        let [job, start] = t.as_slice() else {
-            return;
-        };
-        let as_u64 = |v: &Value| v.as_int().and_then(|i| u64::try_from(i).ok());
-        let (Some(job), Some(start)) = (as_u64(job), as_u64(start)) else {
-            return;
-        };
-        let Some(j) = inner.jobs.get_mut(&job) else {
-            return;
-        };
-        if let Some((_, task)) = j.chunks.get(&start) {
-            let e = Error::RuntimeError(format!(
-                "pool worker {pid} died ({how}) while running task '{task}'"
-            ));
-            j.fail_chunk(start, &e);
+        for (key, v) in entries {
+            let Some((job, start)) = wire::parse_key(&key) else {
+                continue;
+            };
+            match wire::claimed_by(&v) {
+                Some(w) if w == wid => {
+                    let _ = self.running.remove(key);
+                    let Some(j) = inner.jobs.get_mut(&job) else {
+                        continue;
+                    };
+                    if let Some((_, task)) = j.chunks.get(&start) {
+                        let e = Error::RuntimeError(format!(
+                            "pool worker {pid} died ({how}) while running task '{task}'"
+                        ));
+                        j.fail_chunk(start, &e);
+                    }
+                }
+                Some(_) => {}
+                None if repost => {
+                    if let Err(e) = self.tasks.put(key) {
+                        self.break_pool(inner, e);
+                        return;
+                    }
+                }
+                None => {}
+            }
         }
     }
 

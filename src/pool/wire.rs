@@ -1,14 +1,15 @@
 //! The pool's messages, as plain [`Value`]s that travel through the store's own queues.
 //!
 //! ```text
-//! task queue    (job, start, name, [args tuple, …])    a chunk: one call per args tuple
+//! task queue    (job, start)                           a chunk's key: a hint to claim it
 //!               None                                   stop (one per worker, after close)
+//! chunks dict   (job, start) -> (job, start, name, [args tuple, …])   a chunk not claimed yet
+//!               (job, start) -> ("claimed", wid)       the chunk a worker has claimed
 //! result queue  ("ready", wid, pid)                    a worker attached and initialized
 //!               ("done", job, start, [outcome, …])     a chunk's outcomes, in its order
 //!               ("init-error", wid, error)             the initializer failed; worker exits
 //! outcome       (True, value) | (False, error)
 //! error         (kind, payload)                        kind as `Error::kind`
-//! running dict  wid -> (job, start)                    the chunk a worker has taken
 //! ```
 //!
 //! The messages are ours, but they are read from shared memory: a malformed one gives a
@@ -17,7 +18,7 @@
 use crate::error::{Error, Result};
 use crate::value::Value;
 
-/// A chunk of calls of one task, as the task queue carries it.
+/// A chunk of calls of one task, as the chunks dict holds it until a worker claims it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Task {
     pub job: u64,
@@ -53,6 +54,38 @@ fn int(v: &Value) -> Option<u64> {
     v.as_int().and_then(|i| u64::try_from(i).ok())
 }
 
+/// The key of chunk (`job`, `start`) in the chunks dict.
+pub(crate) fn chunk_key(job: u64, start: u64) -> Value {
+    Value::Tuple(vec![ival(job), ival(start)])
+}
+
+/// A chunks-dict key: (job, start).
+pub(crate) fn parse_key(v: &Value) -> Option<(u64, u64)> {
+    match v {
+        Value::Tuple(f) => match f.as_slice() {
+            [job, start] => Some((int(job)?, int(start)?)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The chunks-dict value of a chunk claimed by worker `wid`.
+pub(crate) fn claimed(wid: u64) -> Value {
+    Value::Tuple(vec![Value::from("claimed"), ival(wid)])
+}
+
+/// The worker that claimed a chunk, if the chunks-dict value `v` is a claim.
+pub(crate) fn claimed_by(v: &Value) -> Option<u64> {
+    match v {
+        Value::Tuple(f) => match f.as_slice() {
+            [Value::Str(tag), wid] if tag == "claimed" => int(wid),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn ival(n: u64) -> Value {
     // Job ids, chunk starts and worker ids count up from 0 and never reach i64::MAX.
     Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
@@ -66,6 +99,11 @@ impl Task {
             Value::Str(self.name.clone()),
             Value::List(self.calls.iter().map(|c| Value::Tuple(c.clone())).collect()),
         ])
+    }
+
+    /// The chunk's key in the chunks dict, which the task queue carries.
+    pub fn key(&self) -> Value {
+        chunk_key(self.job, self.start)
     }
 
     /// `None` for the stop message.

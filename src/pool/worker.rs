@@ -1,20 +1,24 @@
 //! The worker side: recognising a worker process, and its loop.
 //!
 //! A worker attaches to the pool's store, reads the configuration the parent bound there, runs
-//! the initializer, reports `ready`, then takes chunks from the task queue until it reads the
-//! stop message, has run `maxtasksperchild` chunks, or finds its parent gone. Before running a
-//! chunk it records it in the `running` dict under its worker id, and clears that entry after
-//! the chunk's outcomes are on the result queue: a parent that finds the worker dead reads the
-//! entry to fail that chunk instead of waiting for it forever.
+//! the initializer, reports `ready`, then takes chunk keys from the task queue until it reads
+//! the stop message, has run `maxtasksperchild` chunks, or finds its parent gone. A chunk lives
+//! in the `running` dict (the chunks dict) from its submission until its outcomes are on the
+//! result queue; a worker claims it there, in one step under the dict's lock, by replacing it
+//! with its own worker id. A parent that finds the worker dead fails the chunks it had claimed
+//! instead of waiting for them forever, and posts the keys of unclaimed chunks again, so that a
+//! worker killed between taking a key and claiming its chunk loses nothing.
 
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use super::tasks;
-use super::wire::{Report, Task};
+use super::wire::{claimed, claimed_by, Report, Task};
+use crate::dispatch::with_object;
 use crate::error::{Error, Result};
 use crate::proxy::{DictProxy, QueueProxy};
 use crate::store::Store;
+use crate::types::dict;
 use crate::value::Value;
 
 /// The environment variable that makes a process a pool worker: `<store>:<wid>:<parent pid>`.
@@ -165,7 +169,6 @@ fn serve(store: &Store, spec: &Spec) -> Result<i32> {
     let (tasks_q, results) = (queue(TASKS)?, queue(RESULTS)?);
     let running = DictProxy::try_from(store.lookup(RUNNING)?)?;
     let config = Config::read(&DictProxy::try_from(store.lookup(CONFIG)?)?)?;
-    let wid = Value::Int(i64::try_from(spec.wid).unwrap_or(i64::MAX));
 
     if let Some((name, args)) = config.initializer {
         if let Err(error) = tasks::run(&name, args) {
@@ -194,16 +197,36 @@ fn serve(store: &Store, spec: &Spec) -> Result<i32> {
             }
             Err(e) => return Err(e),
         };
+        if msg == Value::None {
+            return Ok(EXIT_STOPPED);
+        }
+        failpoint!("pool.worker.after_take");
+        // The message is a hint: the chunk is claimed in the chunks dict, under its lock, in
+        // one step. A worker killed before it leaves the chunk there for another (the
+        // supervisor posts the hint again); a hint for a chunk already claimed or done (such a
+        // repost) is skipped.
+        let claim = with_object(store.core(), &running.token(), |ctx| {
+            match dict::get(ctx, &msg)? {
+                Some(v) if claimed_by(&v).is_none() => {
+                    dict::insert(ctx, &msg, &claimed(spec.wid))?;
+                    Ok(Some(v))
+                }
+                _ => Ok(None),
+            }
+        })?;
+        let Some(task) = claim else {
+            continue;
+        };
         let Some(Task {
             job,
             start,
             name,
             calls,
-        }) = Task::from_value(msg)?
+        }) = Task::from_value(task)?
         else {
-            return Ok(EXIT_STOPPED);
+            running.remove(msg)?;
+            continue;
         };
-        running.insert(wid.clone(), (job, start))?;
         let outcomes: Vec<Result<Value>> = calls
             .into_iter()
             .map(|args| tasks::run(&name, args))
@@ -227,7 +250,7 @@ fn serve(store: &Store, spec: &Spec) -> Result<i32> {
                 .to_value(),
             )?;
         }
-        running.remove(wid.clone())?;
+        running.remove(msg)?;
         done += 1;
         if config.maxtasksperchild > 0 && done >= config.maxtasksperchild {
             return Ok(EXIT_RETIRED);
