@@ -334,18 +334,7 @@ impl RefCount {
     /// Clears the marker if it still names `entry`, keeping the count.
     #[inline]
     pub fn clear_marker(&self, entry: u32) {
-        let mut w = self.0.load(Ordering::Relaxed);
-        while (w >> 32) as u32 == entry + 1 {
-            match self.0.compare_exchange_weak(
-                w,
-                w & COUNT_MASK,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(now) => w = now,
-            }
-        }
+        self.clear_marker_if(|m| m == entry + 1, |_| {});
     }
 
     /// Clears whatever marker the word holds, after calling `landed` with the entry it names:
@@ -353,13 +342,20 @@ impl RefCount {
     /// marker it was is known to have landed once the slot is reused.
     #[inline]
     pub fn take_marker(&self, landed: impl Fn(u32)) {
+        self.clear_marker_if(|m| m != 0, |m| landed(m - 1));
+    }
+
+    /// Clears the marker, keeping the count, while `clear` says so of the marker found; calls
+    /// `before` with it first.
+    #[inline(always)]
+    fn clear_marker_if(&self, clear: impl Fn(u32) -> bool, before: impl Fn(u32)) {
         let mut w = self.0.load(Ordering::Relaxed);
         loop {
-            let other = (w >> 32) as u32;
-            if other == 0 {
+            let marker = (w >> 32) as u32;
+            if !clear(marker) {
                 return;
             }
-            landed(other - 1);
+            before(marker);
             match self.0.compare_exchange_weak(
                 w,
                 w & COUNT_MASK,
