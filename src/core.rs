@@ -523,11 +523,18 @@ impl Core {
         {
             return Ok(false);
         }
-        t.give_back(token.slot)?;
+        self.give_back_locked(token.slot)?;
+        Ok(true)
+    }
+
+    /// Gives slot `slot` back and counts one live object fewer. The caller holds the arena
+    /// lock.
+    fn give_back_locked(&self, slot: u32) -> Result<()> {
+        self.table().give_back(slot)?;
         self.arena
             .atomic_u64(LIVE_OFF)?
             .fetch_sub(1, Ordering::Relaxed);
-        Ok(true)
+        Ok(())
     }
 
     /// Gives the slot of a dead object back (its body already freed).
@@ -550,11 +557,7 @@ impl Core {
     /// ```
     pub fn destroy_slot(&self, slot: u32) -> Result<()> {
         let _g = self.lock_arena()?;
-        self.table().give_back(slot)?;
-        self.arena
-            .atomic_u64(LIVE_OFF)?
-            .fetch_sub(1, Ordering::Relaxed);
-        Ok(())
+        self.give_back_locked(slot)
     }
 
     /// Adds a reference to an object the caller already holds a reference to.
@@ -613,7 +616,7 @@ impl Core {
 
     /// [`Core::incref_token`]; for entry `entry`, recorded: the intent before a marked
     /// increment (the caller holds the holdings mutex and records the row after).
-    fn incref_token_for(&self, token: &Token, entry: Option<u32>) -> Result<()> {
+    pub(crate) fn incref_token_for(&self, token: &Token, entry: Option<u32>) -> Result<()> {
         if token.store != self.hdr.store_id {
             return Err(Error::NotFound(format!(
                 "token {token} belongs to another store"

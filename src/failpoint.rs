@@ -14,8 +14,9 @@
 //! `htable.grow.before_publish`, `htable.replace.before_journal_clear`, `alloc.mid`,
 //! `table.take.mid`, `handle.drop.after_intent`, `handle.drop.after_decrement`,
 //! `handle.drop.after_row`, `handle.take.after_increment`, `handle.take.after_row`,
-//! `table.take.after_record`, `handle.create.before_row`, `fork.prepare.after_increment`,
-//! `pool.worker.after_take`.
+//! `table.take.after_record`, `handle.create.before_row`,
+//! `pool.worker.after_take` (`handle.take.after_increment` is also where the fork handler stops
+//! taking the child's references).
 //!
 //! # Examples
 //! ```

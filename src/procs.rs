@@ -109,14 +109,15 @@ pub struct ProcEntry {
     pub proc: ProcId,
     /// FREE, LIVE, FORKING or RECLAIM.
     pub state: u32,
-    /// The generation of the object whose handle drop is in progress (see `drop_reference`).
+    /// The generation of the object whose handle take or drop is in progress (the intent).
     pub intent_generation: u32,
     /// Holdings block offset | log2(rows) << 56; 0 when there is none.
     pub table: u64,
     /// Who is reclaiming the entry (state RECLAIM).
     pub reclaimer: ProcId,
-    /// Holdings rows with a key (low half) and with a count (high half); the handle drop in
-    /// progress: slot + 1 | the row's count before << 32 | LANDED (bit 63).
+    /// Holdings rows with a key (low half) and with a count (high half); the intent: the handle
+    /// take or drop in progress, slot + 1 | the row's count before << 32 | TAKE (bit 62) |
+    /// LANDED (bit 63).
     pub reserved: [u64; 2],
 }
 const _: () = assert!(size_of::<ProcEntry>() == 64);
@@ -191,6 +192,15 @@ fn read(core: &Core, i: u32) -> Result<ProcEntry> {
 
 /// The holdings block an entry's `table` word names: (offset, rows), checked against the arena.
 fn table_of(core: &Core, table: u64, i: u32) -> Result<Option<(u64, u64)>> {
+    let Some((off, rows)) = decode_table(table, i)? else {
+        return Ok(None);
+    };
+    core.arena().check(off, rows * HOLDING, 16)?;
+    Ok(Some((off, rows)))
+}
+
+/// An entry's `table` word: (offset, rows), its size checked (not its place in the arena).
+fn decode_table(table: u64, i: u32) -> Result<Option<(u64, u64)>> {
     if table == 0 {
         return Ok(None);
     }
@@ -199,9 +209,7 @@ fn table_of(core: &Core, table: u64, i: u32) -> Result<Option<(u64, u64)>> {
     if !(MIN_ROWS_LOG2..=MAX_ROWS_LOG2).contains(&log2) {
         return Err(Error::corrupt("holdings table size", u64::from(i)));
     }
-    let rows = 1u64 << log2;
-    core.arena().check(off, rows * HOLDING, 16)?;
-    Ok(Some((off, rows)))
+    Ok(Some((off, 1u64 << log2)))
 }
 
 /// Takes a free entry for `proc` in state `st`. The caller holds the arena lock.
@@ -272,10 +280,14 @@ struct Rows<'a> {
 impl<'a> Rows<'a> {
     /// The table `table` (an entry's `table` word) describes, if any.
     fn of(core: &'a Core, table: u64, i: u32) -> Result<Option<Rows<'a>>> {
-        let Some((off, n)) = table_of(core, table, i)? else {
+        let Some((off, n)) = decode_table(table, i)? else {
             return Ok(None);
         };
-        // `n` is at most 2^30 (`table_of`).
+        // `n` is at most 2^30 (`decode_table`); the slice is checked against the arena (bounds
+        // and 16-byte alignment: `Row` is 16 bytes of `AtomicU32`, aligned to 4 only).
+        if off % 16 != 0 {
+            return Err(Error::corrupt("holdings table alignment", u64::from(i)));
+        }
         Ok(Some(Rows {
             rows: core.arena().words_slice::<Row>(off, n as u32)?,
         }))
@@ -511,7 +523,8 @@ pub(crate) fn drop_landed(core: &Core, e: u32, slot: u32) {
 }
 
 /// Drops one reference to `token` that entry `i` holds: its row's count and the object's
-/// refcount, and frees the object with `free` when it was the last reference. The caller holds
+/// refcount, and frees the object when it was the last reference; `false` (nothing done) when
+/// the row does not count it. The caller holds
 /// this attachment's holdings mutex.
 ///
 /// Dropping a handle. A process killed at any step leaves what its reclaimer needs to drop the
@@ -688,34 +701,13 @@ pub(crate) fn prepare_fork(core: &Core, i: u32) -> Result<u32> {
     Ok(child)
 }
 
-/// Takes the references `held` lists for the FORKING entry `child`.
+/// Takes the references `held` lists for the FORKING entry `child`, one at a time, each
+/// recorded as a take of the child's entry (as a lookup records one): a parent killed in the
+/// handler leaves the entry exact for its reclaimer.
 fn take_for_child(core: &Core, child: u32, held: &[(Token, u32)]) -> Result<()> {
     for (t, n) in held {
         for _ in 0..*n {
-            // One at a time, each recorded as a take of the child's entry: a parent killed in
-            // the handler leaves the entry exact for its reclaimer.
-            failpoint!("fork.prepare.take");
-            if !intend_take(core, child, t.slot, t.generation)? {
-                core.table()
-                    .refcount(t.slot)?
-                    .fetch_add(1, Ordering::Relaxed);
-                hold(core, child, t)?;
-                continue;
-            }
-            let rc = core.table().refcount(t.slot)?;
-            if rc
-                .increment_live_marked(child, u32::MAX / 2, |other| {
-                    drop_landed(core, other, t.slot)
-                })
-                .is_err()
-            {
-                abandon_intent(core, child)?;
-                return Err(Error::corrupt(
-                    "refcount of a held object",
-                    u64::from(t.slot),
-                ));
-            }
-            failpoint!("fork.prepare.after_increment");
+            core.incref_token_for(t, Some(child))?;
             finish_take(core, child, t)?;
         }
     }

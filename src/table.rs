@@ -180,6 +180,16 @@ pub struct RefCount(AtomicU64);
 
 const COUNT_MASK: u64 = u32::MAX as u64;
 
+/// The marker a marked update writes for `entry`, after telling the entry of the marker `m` it
+/// replaces, if another, that its operation landed.
+#[inline(always)]
+fn marking(m: u32, entry: u32, landed: &impl Fn(u32)) -> u32 {
+    if m != 0 && m != entry + 1 {
+        landed(m - 1);
+    }
+    entry + 1
+}
+
 impl RefCount {
     /// A count of `n` with no marker (for tests and tools; slots live in the arena).
     pub const fn new(n: u32) -> RefCount {
@@ -221,38 +231,24 @@ impl RefCount {
         self.0.fetch_add(u64::from(n), order) as u32
     }
 
-    /// Takes one off, keeping the marker; returns the count before, or `Err(0)` (nothing
-    /// changed) when it was already 0.
+    /// Takes `n` off, keeping the marker; returns the count before, or `Err(count)` (nothing
+    /// changed) when the count is below `n`.
     #[inline]
     pub fn fetch_sub(&self, n: u32, order: Ordering) -> std::result::Result<u32, u32> {
-        let old = self.0.fetch_sub(u64::from(n), order);
-        if (old & COUNT_MASK) < u64::from(n) {
-            // It borrowed from the marker: undo.
-            self.0.fetch_add(u64::from(n), Ordering::Relaxed);
-            return Err(old as u32);
-        }
-        Ok(old as u32)
+        self.update(order, |c| c.checked_sub(n), |m| m)
     }
 
     /// Adds one if the count is neither 0 (a dead object) nor above `max`, keeping the marker;
     /// `Err(count)` otherwise.
     #[inline]
     pub fn increment_live(&self, max: u32) -> std::result::Result<(), u32> {
-        let mut w = self.0.load(Ordering::Relaxed);
-        loop {
-            let c = w as u32;
-            if c == 0 || c > max {
-                return Err(c);
-            }
-            // Acquire on success: the caller now owns a reference and will read the body.
-            match self
-                .0
-                .compare_exchange_weak(w, w + 1, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return Ok(()),
-                Err(now) => w = now,
-            }
-        }
+        // Acquire on success: the caller now owns a reference and will read the body.
+        self.update(
+            Ordering::Acquire,
+            |c| (c != 0 && c <= max).then(|| c + 1),
+            |m| m,
+        )
+        .map(|_| ())
     }
 
     /// [`RefCount::increment_live`] that also sets the marker to `entry + 1`, calling `landed`
@@ -276,10 +272,11 @@ impl RefCount {
         max: u32,
         landed: impl Fn(u32),
     ) -> std::result::Result<(), u32> {
-        // Acquire on success: the caller now owns a reference and will read the body.
-        self.update_marked(entry, landed, Ordering::Acquire, |c| {
-            (c != 0 && c <= max).then(|| c + 1)
-        })
+        self.update(
+            Ordering::Acquire,
+            |c| (c != 0 && c <= max).then(|| c + 1),
+            |m| marking(m, entry, &landed),
+        )
         .map(|_| ())
     }
 
@@ -294,37 +291,35 @@ impl RefCount {
         entry: u32,
         landed: impl Fn(u32),
     ) -> std::result::Result<u32, u32> {
-        self.update_marked(entry, landed, Ordering::Release, |c| c.checked_sub(1))
+        self.update(
+            Ordering::Release,
+            |c| c.checked_sub(1),
+            |m| marking(m, entry, &landed),
+        )
     }
 
     /// One compare-and-swap loop: the count becomes `step(count)` (`Err(count)`, nothing
-    /// changed, when that is `None`) and the marker `entry + 1`, after `landed` is called with
-    /// the entry of another marker it replaces. Returns the count before.
+    /// changed, when that is `None`) and the marker `mark(marker)`. Returns the count before.
     #[inline(always)]
-    fn update_marked(
+    fn update(
         &self,
-        entry: u32,
-        landed: impl Fn(u32),
         order: Ordering,
         step: impl Fn(u32) -> Option<u32>,
+        mark: impl Fn(u32) -> u32,
     ) -> std::result::Result<u32, u32> {
-        let mine = u64::from(entry + 1) << 32;
         let mut w = self.0.load(Ordering::Relaxed);
-        let mut helped = 0u32;
         loop {
             let c = w as u32;
             let Some(n) = step(c) else {
                 return Err(c);
             };
-            let other = (w >> 32) as u32;
-            if other != 0 && other != entry + 1 && other != helped {
-                landed(other - 1);
-                helped = other;
-            }
-            match self
-                .0
-                .compare_exchange_weak(w, mine | u64::from(n), order, Ordering::Relaxed)
-            {
+            let m = mark((w >> 32) as u32);
+            match self.0.compare_exchange_weak(
+                w,
+                (u64::from(m) << 32) | u64::from(n),
+                order,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return Ok(c),
                 Err(now) => w = now,
             }

@@ -747,7 +747,7 @@ fn killed_in_the_fork_handler_taking_the_childs_references() {
     let f = Fixture::new("forkprep");
     let l = f.store.list([0]).unwrap();
     f.store.bind("l", &l).unwrap();
-    let done = f.crash_child("fork", "fork.prepare.after_increment");
+    let done = f.crash_child("fork", "handle.take.after_increment");
     assert_eq!(done, ["append 1"]);
     // The binding's, ours, the child's two, and the one the handler took for the fork's child.
     assert_eq!(refcount(&f.store, &l), 5);

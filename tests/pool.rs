@@ -576,7 +576,24 @@ fn a_worker_killed_between_taking_a_chunk_key_and_claiming_it_loses_nothing() {
         FileCleanup(marker.clone()),
         FileCleanup(out.clone()),
     );
-    // The first worker stops at the failpoint (and says so in `out`); the one that replaces it
+    let path = std::ffi::CString::new(out.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `path` is a NUL-terminated path; mkfifo has no other precondition.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    // Opening a FIFO to read waits for its writer (the first worker): on a thread of its own,
+    // which sends the failpoint's line.
+    let (tx, reader) = std::sync::mpsc::channel::<String>();
+    let fifo = out.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let f = std::io::BufReader::new(std::fs::File::open(fifo).unwrap());
+        for line in f.lines().map_while(|l| l.ok()) {
+            // (The harness's own lines come first.)
+            if line.starts_with("FAILPOINT") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    // The first worker stops at the failpoint (and says so in `out`, a FIFO); the one that replaces it
     // finds the marker and runs normally.
     let script = r#"if [ -e "$1" ]; then exec "$0" --exact child_main --ignored --quiet >/dev/null; fi
         touch "$1"
@@ -599,17 +616,13 @@ fn a_worker_killed_between_taking_a_chunk_key_and_claiming_it_loses_nothing() {
         .unwrap();
     let victim = pool.worker_pids()[0];
     let r = pool.map_async("square", 0..10, Some(5)).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&out)
-        .unwrap_or_default()
-        .contains("FAILPOINT pool.worker.after_take")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the worker never took a key"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    // The worker's stdout is a FIFO: the failpoint's line arrives as it is written.
+    let line = reader.recv_timeout(Duration::from_secs(30));
+    assert_eq!(
+        line.as_deref().map(str::trim),
+        Ok("FAILPOINT pool.worker.after_take"),
+        "the worker never took a key"
+    );
     kill9(victim);
     assert_eq!(
         r.get(Some(Duration::from_secs(30))),
