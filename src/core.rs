@@ -78,13 +78,17 @@ pub struct Core {
     report_owner_died: AtomicBool,
     /// The hash mixer's state seeded with this segment's key, computed once.
     hash_seed: u64,
+    /// The mixer's states after an int's and a str's kind word (`value::kind_seeds`).
+    kind_seeds: (u64, u64),
 }
 
 impl Core {
     /// Wraps a validated arena not yet counted as attached (dropping it detaches nothing).
     pub(crate) fn new_unattached(arena: Arena, hdr: Header, name: String) -> Core {
+        let hash_seed = crate::value::hash_seed(crate::types::htable::key_of(hdr.hash_key));
         Core {
-            hash_seed: crate::value::hash_seed(crate::types::htable::key_of(hdr.hash_key)),
+            hash_seed,
+            kind_seeds: crate::value::kind_seeds(hash_seed),
             arena,
             hdr,
             name,
@@ -794,6 +798,24 @@ impl Core {
     /// ```
     pub fn hash_seed(&self) -> u64 {
         self.hash_seed
+    }
+
+    /// The mixer's state after an int's kind word (`value::kind_seeds`).
+    #[inline]
+    pub(crate) fn int_seed(&self) -> u64 {
+        self.kind_seeds.0
+    }
+
+    /// The hash of an int key in this segment's dicts and sets, from the precomputed state.
+    #[cfg(test)]
+    pub(crate) fn hash_int(&self, i: i64) -> u64 {
+        crate::value::hash_int_after_kind(self.kind_seeds.0, i)
+    }
+
+    /// The hash of a str key in this segment's dicts and sets, from the precomputed state.
+    #[inline]
+    pub(crate) fn hash_str(&self, s: &str) -> u64 {
+        crate::value::hash_str_after_kind(self.kind_seeds.1, s)
     }
 
     /// The keyed-hash key drawn at creation.

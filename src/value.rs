@@ -1383,6 +1383,21 @@ impl Value {
         Ok(mixer.finish())
     }
 
+    /// [`Value::hash_with_seed`] with the int kind's state precomputed too
+    /// ([`kind_seeds`]`(seed).0`): the same hash, an int's one multiply sooner.
+    #[inline]
+    pub(crate) fn hash_with_seeds(&self, seed: u64, int_seed: u64) -> Result<u64, Error> {
+        match self {
+            Value::Int(i) => Ok(hash_int_after_kind(int_seed, *i)),
+            Value::Str(s) => Ok(hash_str(seed, s)),
+            _ => {
+                let mut mixer = Mixer(seed);
+                self.hash_into(&mut mixer)?;
+                Ok(mixer.finish())
+            }
+        }
+    }
+
     fn hash_into(&self, mixer: &mut Mixer) -> Result<(), Error> {
         match self {
             Value::None => mixer.word(hash_kind::NONE),
@@ -1425,16 +1440,38 @@ impl Value {
 /// `hash_into`'s dispatch (inlined there, it would keep `hash_with_seed` out of its callers).
 #[inline(never)]
 pub(crate) fn hash_str(seed: u64, s: &str) -> u64 {
-    hash_str_inline(seed, s)
-}
-
-/// [`hash_str`], inline: the hash of a borrowed `&str` dict key, which never becomes a
-/// `Value`. In a borrowed-key lookup the key's bytes and length are already in registers (its
-/// cell is built from them), and the call cost a short key's lookup some 18 instructions.
-#[inline]
-pub(crate) fn hash_str_inline(seed: u64, s: &str) -> u64 {
     let mut mixer = Mixer(seed);
     mixer.word(hash_kind::STR);
+    mixer.bytes(s.as_bytes());
+    mixer.finish()
+}
+
+/// The mixer's states after the first word of an int's and of a str's hash (their kind), from
+/// `seed`: each depends on the seed alone, so an attachment works them out once
+/// ([`Core`](crate::core::Core) keeps them) and a key's hash starts one multiply later in the
+/// chain — the hash of an int key is then one multiply and the finalizer, not two multiplies.
+#[inline]
+pub(crate) fn kind_seeds(seed: u64) -> (u64, u64) {
+    let (mut int, mut str) = (Mixer(seed), Mixer(seed));
+    int.word(hash_kind::INT);
+    str.word(hash_kind::STR);
+    (int.0, str.0)
+}
+
+/// The hash of the int `i` from the int kind's state ([`kind_seeds`]): `hash_with_seed`'s.
+#[inline]
+pub(crate) fn hash_int_after_kind(int_seed: u64, i: i64) -> u64 {
+    let mut mixer = Mixer(int_seed);
+    mixer.word(i as u64);
+    mixer.finish()
+}
+
+/// The hash of the str `s` from the str kind's state ([`kind_seeds`]): `hash_with_seed`'s.
+/// Inline: a borrowed `&str` dict key's bytes and length are already in registers (its cell
+/// is built from them).
+#[inline]
+pub(crate) fn hash_str_after_kind(str_seed: u64, s: &str) -> u64 {
+    let mut mixer = Mixer(str_seed);
     mixer.bytes(s.as_bytes());
     mixer.finish()
 }
