@@ -44,7 +44,8 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMSTORE");
 /// Layout version: bump on any change to the arena's layout (3: a `Lock` body is a futex word;
 /// 4: locks count their waiters in a word of their own and are released by a plain store;
 /// 5: a slot's refcount is a 64-bit word with a drop marker, a process entry records the handle
-/// drop in progress, and holdings rows are never moved).
+/// drop in progress, and holdings rows are never moved). The format word holds it in its top
+/// byte, beside the object lock's format ([`format_word`]).
 pub const LAYOUT_VERSION: u64 = 5;
 
 /// Fixed part of the header, immutable after initialization.
@@ -181,8 +182,9 @@ const _: () = assert!(size_of::<NameEntry>() == 64);
 /// Longest name for a bound object.
 pub const MAX_BOUND_NAME: usize = 48;
 
-/// The format word: layout version and the sizes this build gives to the structures in the
-/// segment.
+/// The format word: layout version, the byte format of this build's object lock
+/// ([`RawLock::FORMAT`](crate::sync::RawLock::FORMAT) of [`ObjLock`](crate::table::ObjLock)) and the
+/// sizes this build gives to the structures in the segment.
 ///
 /// # Examples
 /// ```
@@ -198,13 +200,51 @@ pub const MAX_BOUND_NAME: usize = 48;
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub const fn format_word(lock_size: usize, slot_size: usize, cell_size: usize) -> u64 {
-    (LAYOUT_VERSION << 48)
+    use crate::sync::RawLock;
+    format_word_for(
+        lock_size,
+        <crate::table::ObjLock as RawLock>::FORMAT,
+        slot_size,
+        cell_size,
+    )
+}
+
+/// [`format_word`] for a lock of byte format `lock_format`: two lock implementations of one size
+/// give two words, so a build refuses the other's segments instead of misreading its locks.
+///
+/// # Examples
+/// ```
+/// use shmstore::header::format_word_for;
+/// use shmstore::sync::{FutexLock, PthreadMutex, RawLock};
+/// let futex = format_word_for(24, FutexLock::FORMAT, 64, 16);
+/// assert_ne!(futex, format_word_for(24, PthreadMutex::FORMAT, 64, 16));
+/// ```
+pub const fn format_word_for(
+    lock_size: usize,
+    lock_format: u32,
+    slot_size: usize,
+    cell_size: usize,
+) -> u64 {
+    // The lock's four format bytes folded into one: the two implementations' folds differ
+    // (checked below), and a future one gets a distinct fold or a new layout version.
+    let [a, b, c, d] = lock_format.to_be_bytes();
+    (LAYOUT_VERSION << 56)
+        | ((a ^ b ^ c ^ d) as u64) << 48
         | ((lock_size as u64 & 0xff) << 40)
         | ((slot_size as u64 & 0xffff) << 24)
         | ((cell_size as u64 & 0xff) << 16)
         | ((size_of::<Header>() as u64 & 0x3ff) << 6)
         | (usize::BITS as u64 & 0x3f)
 }
+
+// The two lock implementations' formats fold to different bytes of the format word.
+const _: () = {
+    use crate::sync::{FutexLock, PthreadMutex, RawLock};
+    assert!(
+        format_word_for(24, FutexLock::FORMAT, 0, 0)
+            != format_word_for(24, PthreadMutex::FORMAT, 0, 0)
+    );
+};
 
 /// How a segment of a given size is laid out.
 ///

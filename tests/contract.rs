@@ -3,6 +3,7 @@
 mod common;
 
 use common::{unique, Cleanup};
+use shmstore::header::format_word_for;
 use shmstore::{Error, ListProxy, Proxy, Slice, Store, Token, Value};
 
 #[test]
@@ -192,6 +193,20 @@ fn corrupt_foreign_and_truncated_segments_are_refused() {
     assert!(matches!(
         Store::open(&name),
         Err(Error::Incompatible { .. })
+    ));
+    // A build whose object lock has another byte format, of the same size: refused too.
+    use shmstore::sync::{FutexLock, PthreadMutex, RawLock};
+    use shmstore::table::{LOCK_BYTES, SLOT_SIZE};
+    let (slot, cell) = (SLOT_SIZE as usize, shmstore::cell::CELL_SIZE);
+    assert_eq!(
+        fmt,
+        format_word_for(LOCK_BYTES, FutexLock::FORMAT, slot, cell)
+    );
+    let other = format_word_for(LOCK_BYTES, PthreadMutex::FORMAT, slot, cell);
+    raw.store_u64(8, other).unwrap();
+    assert!(matches!(
+        Store::open(&name),
+        Err(Error::Incompatible { found, .. }) if found == other
     ));
     // And a header whose table offsets point outside the segment.
     raw.store_u64(8, fmt).unwrap();
