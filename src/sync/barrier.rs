@@ -36,7 +36,7 @@
 
 use std::sync::atomic::{compiler_fence, AtomicU32, AtomicU8, Ordering};
 use std::sync::Once;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libc::{
     MEMBARRIER_CMD_GLOBAL_EXPEDITED, MEMBARRIER_CMD_QUERY, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
@@ -204,9 +204,110 @@ impl<'a> Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         if self.counted {
-            // Relaxed: the count only decides whether a release calls FUTEX_WAKE.
-            self.waiters.fetch_sub(1, Ordering::Relaxed);
+            // Relaxed: the count only decides whether a release calls FUTEX_WAKE. Never below
+            // 0: `woke` may have cleared this thread's count with a dead waiter's.
+            let _ = self
+                .waiters
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         }
+    }
+}
+
+/// How long a lock's waiter count must stay the same, with every wake this process made on it
+/// waking nobody, before a releaser (`woke`) takes the count for dead waiters' and clears it: three sleep
+/// slices. A live waiter sleeps on the futex but for a few microseconds per slice, so it would
+/// have been woken by one of those wakes.
+pub const PHANTOM_AGE: Duration = Duration::from_millis(300);
+
+/// Past this, a suspect's record is not trusted (its address may be another lock's by now);
+/// it is started again. A lock released so seldom keeps its system call, a rare one.
+const STALE_AGE: Duration = Duration::from_secs(3);
+
+/// A lock whose wakes found nobody asleep: the address of its waiter count, the count then,
+/// and when this process first saw that.
+#[derive(Clone, Copy)]
+struct Suspect {
+    waiters: usize,
+    count: u32,
+    since: Instant,
+}
+
+/// This process's suspects, a few at a time (a lock that does not fit is tracked once a record
+/// goes stale or is cleared).
+static SUSPECTS: std::sync::Mutex<[Option<Suspect>; 8]> = std::sync::Mutex::new([None; 8]);
+/// Whether `SUSPECTS` may hold anything: a wake that woke someone then looks, otherwise not.
+static ANY_SUSPECT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// After a release's `FUTEX_WAKE` on the lock whose waiter count is `waiters` woke `woken`
+/// threads: clears a count that only dead waiters hold.
+///
+/// A waiter killed while it waits cannot take itself back from the count, and every later
+/// release of the lock would then make a system call that wakes nobody. A dead thread never
+/// sleeps on a futex, but a live waiter does, all of each slice but the few microseconds between
+/// two. So when the count has stayed the same for [`PHANTOM_AGE`] and every wake this process
+/// made on the lock in that time woke nobody, the count is taken for dead waiters' and set to 0
+/// (a compare-and-swap from the count seen).
+///
+/// If a live waiter was counted after all (awake at each of those wakes), it is no longer
+/// counted: a release may then skip its wake-up and it sleeps out its slice before it looks at
+/// the lock again. That is the worst case — a bounded delay, never a lost lock — and its own
+/// take-back stops at 0 (`Waiting`'s drop).
+pub(crate) fn woke(waiters: &AtomicU32, woken: usize) {
+    if woken != 0 && !ANY_SUSPECT.load(Ordering::Relaxed) {
+        return;
+    }
+    // `try_lock`: best effort. Another thread of this process is tracking a wake (its own
+    // system call was the slow part), or held the table when this process was forked from its
+    // parent, where nobody will give it back: never wait for it.
+    let mut suspects = match SUSPECTS.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    track(&mut *suspects, waiters, woken, Instant::now());
+    ANY_SUSPECT.store(suspects.iter().any(Option::is_some), Ordering::Relaxed);
+}
+
+/// [`woke`]'s bookkeeping in `suspects`, at the instant `now`.
+fn track(suspects: &mut [Option<Suspect>], waiters: &AtomicU32, woken: usize, now: Instant) {
+    let addr = std::ptr::from_ref(waiters) as usize;
+    let found = suspects
+        .iter()
+        .position(|s| s.is_some_and(|s| s.waiters == addr));
+    let count = waiters.load(Ordering::Relaxed);
+    let record = Some(Suspect {
+        waiters: addr,
+        count,
+        since: now,
+    });
+    if woken != 0 || count == 0 {
+        // A live sleeper (or nobody counted): the lock's history starts again.
+        if let Some(i) = found {
+            suspects[i] = None;
+        }
+        return;
+    }
+    let Some(i) = found else {
+        // A free place, or a stale record's.
+        let stale = |s: &Option<Suspect>| {
+            s.map_or(true, |s| {
+                now.saturating_duration_since(s.since) >= STALE_AGE
+            })
+        };
+        if let Some(free) = suspects.iter_mut().find(|s| stale(s)) {
+            *free = record;
+        }
+        return;
+    };
+    match suspects[i].map(|s| (s.count, now.saturating_duration_since(s.since))) {
+        Some((c, age)) if c == count && (PHANTOM_AGE..STALE_AGE).contains(&age) => {
+            let _ = waiters.compare_exchange(count, 0, Ordering::Relaxed, Ordering::Relaxed);
+            suspects[i] = None;
+        }
+        Some((c, age)) if c == count && age < PHANTOM_AGE => {}
+        // A new count, or a record too old to trust (the lock may be unmapped and another
+        // mapped at its address since): the wait starts now.
+        _ => suspects[i] = record,
     }
 }
 
@@ -249,6 +350,55 @@ pub(crate) mod tests {
             assert_eq!(w.slice(long), if light() { long } else { SHORT_SLICE });
         }
         assert!(!anyone_waiting(&count));
+    }
+
+    /// A count that wakes nobody for `PHANTOM_AGE` is cleared; a wake that woke a sleeper, or
+    /// a count that changed, starts the wait again, as does a record past `STALE_AGE`; a full
+    /// table takes a stale record's place. A waiter whose count was cleared takes itself back
+    /// without going below 0.
+    #[test]
+    fn a_count_that_wakes_nobody_for_the_phantom_age_is_cleared() {
+        let mut table = [None; 2];
+        let t = Instant::now();
+        let at = |ms: u64| t + Duration::from_millis(ms);
+        let count = AtomicU32::new(2);
+        track(&mut table, &count, 0, at(0));
+        track(&mut table, &count, 0, at(100));
+        assert_eq!(count.load(Ordering::Relaxed), 2); // too soon
+        track(&mut table, &count, 1, at(400)); // someone was asleep: a live waiter's count
+        track(&mut table, &count, 0, at(500));
+        assert_eq!(count.load(Ordering::Relaxed), 2);
+        count.store(3, Ordering::Relaxed); // a new waiter: the count seen changed
+        track(&mut table, &count, 0, at(900));
+        assert_eq!(count.load(Ordering::Relaxed), 3);
+        track(&mut table, &count, 0, at(1199));
+        assert_eq!(count.load(Ordering::Relaxed), 3);
+        track(&mut table, &count, 0, at(1200));
+        assert_eq!(count.load(Ordering::Relaxed), 0);
+        assert!(table.iter().all(Option::is_none));
+        // A record past STALE_AGE is not trusted: it starts again.
+        count.store(1, Ordering::Relaxed);
+        track(&mut table, &count, 0, at(2000));
+        track(&mut table, &count, 0, at(6000));
+        assert_eq!(count.load(Ordering::Relaxed), 1);
+        track(&mut table, &count, 0, at(6300));
+        assert_eq!(count.load(Ordering::Relaxed), 0);
+        // A full table: a new lock waits for a place, then takes a stale one's.
+        let (a, b, c) = (AtomicU32::new(1), AtomicU32::new(1), AtomicU32::new(1));
+        track(&mut table, &a, 0, at(7000));
+        track(&mut table, &b, 0, at(7000));
+        track(&mut table, &c, 0, at(7100)); // no place
+        track(&mut table, &c, 0, at(7500));
+        assert_eq!(c.load(Ordering::Relaxed), 1); // not tracked: not cleared
+        track(&mut table, &c, 0, at(10_000)); // takes a stale place
+        track(&mut table, &c, 0, at(10_300));
+        assert_eq!(c.load(Ordering::Relaxed), 0);
+        // A waiter counted before the clearing leaves the count at 0.
+        let mut w = Waiting::new(&count);
+        w.count();
+        count.store(0, Ordering::Relaxed);
+        drop(w);
+        assert_eq!(count.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -57,8 +57,10 @@
 //!   another process is taken for alive: waiters wait until that thread ends (the kernel hands
 //!   out pids and tids cyclically, so reuse takes a full turn of `pid_max`);
 //! - a dead owner is noticed only when a waiter's slice runs out: up to `SLICE` late;
-//! - a waiter killed while it waits leaves `waiters` one too high: every later unlock of that
-//!   lock then makes a `FUTEX_WAKE` system call that wakes nobody (slower, never wrong);
+//! - a waiter killed while it waits leaves `waiters` one too high: later unlocks of that lock
+//!   make a `FUTEX_WAKE` system call that wakes nobody, until an unlocking process has seen
+//!   that for [`PHANTOM_AGE`](super::barrier::PHANTOM_AGE) with the count unchanged and clears
+//!   it (`barrier::woke`; a live waiter it clears by mistake sleeps out a slice);
 //! - a waiter whose heavy barrier fails (no `membarrier(2)` for it) may sleep through a
 //!   plain-store unlock: it sleeps in slices of [`SHORT_SLICE`](super::barrier::SHORT_SLICE)
 //!   instead, and looks again after each;
@@ -95,7 +97,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
-use super::barrier::{anyone_waiting, give_back, light, Waiting};
+use super::barrier::{anyone_waiting, give_back, light, woke, Waiting};
 use super::pthread::{add_saturating, deadline, futex_wait, futex_wake, now, reached};
 use super::{Acquired, LockHolder, RawLock};
 use crate::error::{Error, Result};
@@ -501,7 +503,9 @@ fn take_over_if_dead(w: &Words<'_>, s: u32, me: Me) -> Result<Option<()>> {
 #[inline(never)]
 unsafe fn wake_one(ptr: *mut u8) -> Result<()> {
     // SAFETY: the caller's contract.
-    futex_wake(unsafe { words(ptr) }.state, 1)
+    let w = unsafe { words(ptr) };
+    woke(w.waiters, futex_wake(w.state, 1)?);
+    Ok(())
 }
 
 /// The slow path of unlock: an inconsistent lock, or a caller that does not hold the lock.
@@ -531,7 +535,11 @@ unsafe fn unlock_slow(ptr: *mut u8) -> Result<()> {
         return Ok(());
     }
     // Every waiter must see "not recoverable"; otherwise one takes the lock.
-    futex_wake(w.state, if to == 0 { 1 } else { c_int::MAX })
+    woke(
+        w.waiters,
+        futex_wake(w.state, if to == 0 { 1 } else { c_int::MAX })?,
+    );
+    Ok(())
 }
 
 impl FutexLock {
@@ -1085,7 +1093,9 @@ mod tests {
     }
 
     /// A waiter killed while it sleeps leaves the count one too high; the lock keeps working:
-    /// the holder unlocks (waking nobody), and a later waiter is still woken by an unlock.
+    /// the holder unlocks (waking nobody), and a later waiter is still woken by an unlock. Once
+    /// unlocks have woken nobody for `PHANTOM_AGE`, the dead waiter's count is cleared, so
+    /// unlocks stop making a system call, and a sleeping waiter is still woken by the next.
     #[test]
     fn a_waiter_killed_while_sleeping_leaves_a_working_lock() {
         let s = Shared::new();
@@ -1108,8 +1118,21 @@ mod tests {
             unlock_wakes_a_sleeping_thread(p, 1);
             assert_eq!(FutexLock::try_lock(p.m()), Ok(Some(Acquired::Clean)));
             FutexLock::unlock(p.m()).unwrap();
+            assert_eq!(p.words().waiters.load(Ordering::Relaxed), 1); // the dead waiter's
+                                                                      // Unlocks that wake nobody, spread over more than PHANTOM_AGE: the count is cleared.
+            let start = Instant::now();
+            while p.words().waiters.load(Ordering::Relaxed) != 0 {
+                assert!(start.elapsed() < PATIENCE, "the dead waiter's count stayed");
+                assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
+                FutexLock::unlock(p.m()).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(start.elapsed() >= crate::sync::barrier::PHANTOM_AGE);
+            // A live waiter is still counted, and woken by an unlock.
+            assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
+            unlock_wakes_a_sleeping_thread(p, 0);
         }
-        assert_eq!(p.words().waiters.load(Ordering::Relaxed), 1); // the dead waiter's
+        assert_eq!(p.words().waiters.load(Ordering::Relaxed), 0);
     }
 
     /// Processes hammer one lock with critical sections that yield the CPU, so that waiters

@@ -667,14 +667,11 @@ pub(super) fn futex_wait(
 }
 
 /// Wakes up to `n` threads sleeping on `word`, in any process.
-pub(super) fn futex_wake(word: &AtomicU32, n: c_int) -> Result<()> {
+pub(super) fn futex_wake(word: &AtomicU32, n: c_int) -> Result<usize> {
     // SAFETY: `word` is a valid, aligned futex word; not FUTEX_PRIVATE_FLAG (shared).
     let rc = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n) };
-    if rc < 0 {
-        Err(Error::last_os("futex(FUTEX_WAKE)"))
-    } else {
-        Ok(())
-    }
+    // The number of threads woken, or -1 with errno.
+    usize::try_from(rc).map_err(|_| Error::last_os("futex(FUTEX_WAKE)"))
 }
 
 /// The shared body of every condition variable's `wait` and `wait_timeout`, whatever lock `L`
@@ -749,7 +746,7 @@ pub(super) unsafe fn cond_notify(cond: *mut u8, n: c_int) -> Result<()> {
     if waiters.load(Ordering::SeqCst) == 0 {
         return Ok(());
     }
-    futex_wake(seq, n)
+    futex_wake(seq, n).map(|_| ())
 }
 
 /// Bytes of a condition variable.

@@ -40,8 +40,10 @@
 //! The holder is a *process*: a thread that acquires and ends leaves the lock held, as Python's
 //! `Lock` does; the lock is taken over only when the whole process is gone. A pid is below 2^22
 //! on Linux (`PID_MAX_LIMIT`); a word whose pid bits name no process (a scribble) reads as a dead
-//! holder. A waiter killed while it waits leaves `waiters` one too high: every later release
-//! makes a `FUTEX_WAKE` system call that wakes nobody (slower, never wrong).
+//! holder. A waiter killed while it waits leaves `waiters` one too high: later releases make a
+//! `FUTEX_WAKE` system call that wakes nobody, until a releasing process has seen that for
+//! [`PHANTOM_AGE`](super::barrier::PHANTOM_AGE) and clears the count
+//! (`barrier::woke`).
 //!
 //! # Examples
 //! ```
@@ -62,7 +64,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::barrier::{anyone_waiting, give_back, light, Waiting};
+use super::barrier::{anyone_waiting, give_back, light, woke, Waiting};
 use super::pthread::{futex_wait, futex_wake};
 use crate::arena::AtomicWords;
 use crate::error::{Error, Result};
@@ -214,7 +216,9 @@ impl WordLock {
         give_back(&self.state, 0, light());
         if anyone_waiting(&self.waiters) {
             // Best effort, as documented: the waiter's slice bounds the delay.
-            let _ = futex_wake(&self.state, 1);
+            if let Ok(n) = futex_wake(&self.state, 1) {
+                woke(&self.waiters, n);
+            }
         }
         true
     }
@@ -395,7 +399,7 @@ impl WordLock {
         self.rec_pid.store(0, Ordering::Relaxed);
         let prev = give_back(&self.state, 0, light());
         if anyone_waiting(&self.waiters) {
-            futex_wake(&self.state, 1)?;
+            woke(&self.waiters, futex_wake(&self.state, 1)?);
         }
         // The exchange (no heavy barrier here) tells whether another release came first.
         Ok(prev.map_or(true, |p| p & PID_MASK != 0))
