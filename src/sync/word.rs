@@ -412,7 +412,9 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::{Got, WordLock};
-    use crate::sync::test_support::{fork_child, wait_child, wait_until_asleep, Exit, SharedPage};
+    use crate::sync::test_support::{
+        fork_child, kill_child, wait_child, wait_until_asleep, Exit, SharedPage,
+    };
 
     thread_local! {
         /// Times this thread's sleep slice ran out and it found the lock free: the symptom of a
@@ -465,6 +467,50 @@ mod tests {
             assert_eq!(p.lock().release(), Ok(true));
             assert_eq!(wait_child(child), Exit::Code(0));
         }
+        assert_eq!(p.lock().waiters.load(Ordering::Relaxed), 0);
+    }
+
+    /// A waiter process killed while it sleeps leaves the count one too high; releases that
+    /// wake nobody for `PHANTOM_AGE` clear it, and a later sleeper is still woken by a release.
+    #[test]
+    fn a_killed_waiters_count_is_cleared_by_releases() {
+        let page = SharedPage::new();
+        let p = Ptrs(page.at(0));
+        assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
+        let child = fork_child(move || i32::from(p.lock().acquire(true, None).is_err()));
+        while p.lock().waiters.load(Ordering::Relaxed) == 0 {
+            std::thread::yield_now();
+        }
+        assert!(wait_until_asleep(child as u32));
+        assert_eq!(kill_child(child), Exit::Signal(libc::SIGKILL));
+        assert_eq!(p.lock().waiters.load(Ordering::Relaxed), 1);
+        assert_eq!(p.lock().release(), Ok(true));
+        let start = Instant::now();
+        while p.lock().waiters.load(Ordering::Relaxed) != 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the count stayed"
+            );
+            assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
+            assert_eq!(p.lock().release(), Ok(true));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(start.elapsed() >= crate::sync::barrier::PHANTOM_AGE);
+        // A live sleeper is counted again, and woken by the release, not by its slice.
+        assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
+        let child = fork_child(move || {
+            SLICES_ENDED_FREE.with(|c| c.set(0));
+            let deadline = Some(Instant::now() + Duration::from_secs(10));
+            let ok = p.lock().acquire(true, deadline) == Ok(Got::Taken)
+                && SLICES_ENDED_FREE.with(|c| c.get()) == 0;
+            i32::from(!ok || p.lock().release() != Ok(true))
+        });
+        while p.lock().waiters.load(Ordering::Relaxed) == 0 {
+            std::thread::yield_now();
+        }
+        assert!(wait_until_asleep(child as u32));
+        assert_eq!(p.lock().release(), Ok(true));
+        assert_eq!(wait_child(child), Exit::Code(0));
         assert_eq!(p.lock().waiters.load(Ordering::Relaxed), 0);
     }
 
