@@ -227,6 +227,14 @@ pub struct Arena {
     _backing: Backing,
 }
 
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // The locks in these bytes are gone with them: a lock mapped here later has no history
+        // of dead waiters (`sync::barrier::woke`).
+        crate::sync::barrier::forget_range(self.base.as_ptr() as usize, self.len as usize);
+    }
+}
+
 // SAFETY: the arena is a region of plain bytes meant to be shared by many threads and processes;
 // all access goes through raw pointers (never long-lived references) or atomics, and mutation of
 // non-atomic data is serialized by the interprocess locks stored in the arena.

@@ -800,10 +800,10 @@ impl Core {
         self.hash_seed
     }
 
-    /// The mixer's state after an int's kind word (`value::kind_seeds`).
+    /// The mixer's states after an int's and a str's kind word (`value::kind_seeds`).
     #[inline]
-    pub(crate) fn int_seed(&self) -> u64 {
-        self.kind_seeds.0
+    pub(crate) fn kind_seeds(&self) -> (u64, u64) {
+        self.kind_seeds
     }
 
     /// The hash of an int key in this segment's dicts and sets, from the precomputed state.

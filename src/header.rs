@@ -11,9 +11,9 @@
 //! …      heap (allocator blocks) up to the end of the segment
 //! ```
 //!
-//! The format word mixes the layout version with the sizes of the structures it holds (LMDB's
-//! trick), so a build with another lock size, slot size or header size refuses to share a
-//! segment (`Error::Incompatible`) instead of corrupting it.
+//! The format word mixes the layout version with the object lock's byte format and the sizes of
+//! the structures it holds (LMDB's trick), so a build with another lock, slot size or header
+//! size refuses to share a segment (`Error::Incompatible`) instead of corrupting it.
 //!
 //! Crash protocol: the creator fills everything while `state` is INIT (0, what `ftruncate` left),
 //! then stores READY with `Release`. An opener that sees INIT waits a bounded time for READY; a
@@ -183,8 +183,9 @@ const _: () = assert!(size_of::<NameEntry>() == 64);
 pub const MAX_BOUND_NAME: usize = 48;
 
 /// The format word: layout version, the byte format of this build's object lock
-/// ([`RawLock::FORMAT`](crate::sync::RawLock::FORMAT) of [`ObjLock`](crate::table::ObjLock)) and the
-/// sizes this build gives to the structures in the segment.
+/// ([`RawLock::FORMAT`](crate::sync::RawLock::FORMAT) of
+/// [`ObjLock`](crate::table::ObjLock)) and the sizes this build gives to the structures in the
+/// segment.
 ///
 /// # Examples
 /// ```

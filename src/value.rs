@@ -1383,13 +1383,14 @@ impl Value {
         Ok(mixer.finish())
     }
 
-    /// [`Value::hash_with_seed`] with the int kind's state precomputed too
-    /// ([`kind_seeds`]`(seed).0`): the same hash, an int's one multiply sooner.
+    /// [`Value::hash_with_seed`] with the int and str kinds' states precomputed too
+    /// (`kind_seeds` = [`kind_seeds`]`(seed)`): the same hash, an int's or a str's one multiply
+    /// sooner.
     #[inline]
-    pub(crate) fn hash_with_seeds(&self, seed: u64, int_seed: u64) -> Result<u64, Error> {
+    pub(crate) fn hash_with_seeds(&self, seed: u64, kind_seeds: (u64, u64)) -> Result<u64, Error> {
         match self {
-            Value::Int(i) => Ok(hash_int_after_kind(int_seed, *i)),
-            Value::Str(s) => Ok(hash_str(seed, s)),
+            Value::Int(i) => Ok(hash_int_after_kind(kind_seeds.0, *i)),
+            Value::Str(s) => Ok(hash_str_after_kind_outline(kind_seeds.1, s)),
             _ => {
                 let mut mixer = Mixer(seed);
                 self.hash_into(&mut mixer)?;
@@ -1464,6 +1465,12 @@ pub(crate) fn hash_int_after_kind(int_seed: u64, i: i64) -> u64 {
     let mut mixer = Mixer(int_seed);
     mixer.word(i as u64);
     mixer.finish()
+}
+
+/// [`hash_str_after_kind`], out of line (as [`hash_str`], for [`Value::hash_with_seeds`]).
+#[inline(never)]
+fn hash_str_after_kind_outline(str_seed: u64, s: &str) -> u64 {
+    hash_str_after_kind(str_seed, s)
 }
 
 /// The hash of the str `s` from the str kind's state ([`kind_seeds`]): `hash_with_seed`'s.

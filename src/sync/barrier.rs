@@ -34,7 +34,7 @@
 //! }
 //! ```
 
-use std::sync::atomic::{compiler_fence, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{compiler_fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -150,43 +150,61 @@ pub(crate) fn give_back(state: &AtomicU32, to: u32, light: bool) -> Option<u32> 
     }
 }
 
-/// Whether a waiter is counted on the lock whose waiter count is `waiters`, read after
+/// The waiter count's bits of a lock's waiter word; the bits above are the word's *clearing
+/// generation*, which [`woke`] advances when it clears a count only dead waiters held.
+pub const COUNT_MASK: u32 = (1 << 24) - 1;
+/// One clearing generation, in the waiter word.
+const GENERATION_ONE: u32 = COUNT_MASK + 1;
+
+/// The waiters counted in the waiter word `word` (its clearing generation masked off).
+#[inline]
+pub fn waiter_count(word: u32) -> u32 {
+    word & COUNT_MASK
+}
+
+/// Whether a waiter is counted on the lock whose waiter word is `waiters`, read after
 /// [`give_back`].
 #[inline]
 pub(crate) fn anyone_waiting(waiters: &AtomicU32) -> bool {
     // SeqCst: pairs with `Waiting::count`.
-    waiters.load(Ordering::SeqCst) != 0
+    waiter_count(waiters.load(Ordering::SeqCst)) != 0
 }
 
 /// A thread counted among a lock's waiters from [`Waiting::count`] until dropped, however its
 /// wait ends.
 pub(crate) struct Waiting<'a> {
     waiters: &'a AtomicU32,
-    counted: bool,
+    /// The clearing generation this thread counted itself in; `None` before it has.
+    counted: Option<u32>,
     barrier: bool,
 }
 
 impl<'a> Waiting<'a> {
-    /// Not counted yet, on the lock whose waiter count is `waiters`.
+    /// Not counted yet, on the lock whose waiter word is `waiters`.
     pub(crate) fn new(waiters: &'a AtomicU32) -> Waiting<'a> {
         Waiting {
             waiters,
-            counted: false,
+            counted: None,
             barrier: false,
         }
     }
 
-    /// Whether [`Waiting::count`] ran.
-    pub(crate) fn counted(&self) -> bool {
-        self.counted
+    /// Whether this thread must (re)count itself before it sleeps: it has not yet, or [`woke`]
+    /// has since cleared the count, taking this live waiter for a dead one (the generation
+    /// moved on). A waiter asks each time it wakes, so a mistaken clearing costs it at most the
+    /// slice it was asleep in.
+    pub(crate) fn must_count(&self) -> bool {
+        self.counted.map_or(true, |generation| {
+            self.waiters.load(Ordering::Relaxed) & !COUNT_MASK != generation
+        })
     }
 
     /// Counts this thread among the waiters, then runs the heavy barrier. After it, a release
     /// whose store the caller's next look at the lock word does not see will see the count.
     pub(crate) fn count(&mut self) {
         // SeqCst: pairs with a barrier-less release's SeqCst exchange and load.
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        self.counted = true;
+        let before = self.waiters.fetch_add(1, Ordering::SeqCst);
+        self.counted = Some(before & !COUNT_MASK);
         self.barrier = heavy();
     }
 
@@ -203,57 +221,68 @@ impl<'a> Waiting<'a> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        if self.counted {
-            // Relaxed: the count only decides whether a release calls FUTEX_WAKE. Never below
-            // 0: `woke` may have cleared this thread's count with a dead waiter's.
+        if let Some(generation) = self.counted {
+            // Relaxed: the count only decides whether a release calls FUTEX_WAKE. Only in the
+            // generation this thread counted itself in: a clearing since took its count away
+            // already, and the count now is other waiters'.
             let _ = self
                 .waiters
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                    (w & !COUNT_MASK == generation && waiter_count(w) != 0).then(|| w - 1)
+                });
         }
     }
 }
 
 /// How long a lock's waiter count must stay the same, with every wake this process made on it
-/// waking nobody, before a releaser (`woke`) takes the count for dead waiters' and clears it: three sleep
-/// slices. A live waiter sleeps on the futex but for a few microseconds per slice, so it would
-/// have been woken by one of those wakes.
+/// waking nobody, before a releaser ([`woke`]'s caller) takes the count for dead waiters' and
+/// clears it: three sleep slices. A live waiter sleeps on the futex but for a few microseconds
+/// per slice, so it would have been woken by one of those wakes.
 pub const PHANTOM_AGE: Duration = Duration::from_millis(300);
 
-/// Past this, a suspect's record is not trusted (its address may be another lock's by now);
-/// it is started again. A lock released so seldom keeps its system call, a rare one.
+/// Past this, a suspect's record is not trusted; it is started again. A lock released so
+/// seldom keeps its system call, a rare one.
 const STALE_AGE: Duration = Duration::from_secs(3);
 
-/// A lock whose wakes found nobody asleep: the address of its waiter count, the count then,
-/// and when this process first saw that.
+/// A lock whose wakes found nobody asleep: the address of its waiter word, the word then
+/// (count and clearing generation), when this process first saw that, and [`MISSED`] then.
 #[derive(Clone, Copy)]
 struct Suspect {
     waiters: usize,
-    count: u32,
+    word: u32,
     since: Instant,
+    missed: u64,
 }
 
 /// This process's suspects, a few at a time (a lock that does not fit is tracked once a record
 /// goes stale or is cleared).
 static SUSPECTS: std::sync::Mutex<[Option<Suspect>; 8]> = std::sync::Mutex::new([None; 8]);
 /// Whether `SUSPECTS` may hold anything: a wake that woke someone then looks, otherwise not.
-static ANY_SUSPECT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static ANY_SUSPECT: AtomicBool = AtomicBool::new(false);
+/// Wakes that woke someone while `SUSPECTS` was busy, so that no record heard of them: a record
+/// made before one is not trusted.
+static MISSED: AtomicU64 = AtomicU64::new(0);
 
-/// After a release's `FUTEX_WAKE` on the lock whose waiter count is `waiters` woke `woken`
+/// After a release's `FUTEX_WAKE` on the lock whose waiter word is `waiters` woke `woken`
 /// threads: clears a count that only dead waiters hold.
 ///
 /// A waiter killed while it waits cannot take itself back from the count, and every later
 /// release of the lock would then make a system call that wakes nobody. A dead thread never
 /// sleeps on a futex, but a live waiter does, all of each slice but the few microseconds between
-/// two. So when the count has stayed the same for [`PHANTOM_AGE`] and every wake this process
-/// made on the lock in that time woke nobody, the count is taken for dead waiters' and set to 0
-/// (a compare-and-swap from the count seen).
+/// two. So when the waiter word has stayed the same for [`PHANTOM_AGE`] and every wake this
+/// process made on the lock in that time woke nobody, the count is taken for dead waiters' and
+/// cleared: a compare-and-swap from the word seen to a count of 0 in the next clearing
+/// generation.
 ///
-/// If a live waiter was counted after all (awake at each of those wakes), it is no longer
-/// counted: a release may then skip its wake-up and it sleeps out its slice before it looks at
-/// the lock again. That is the worst case — a bounded delay, never a lost lock — and its own
-/// take-back stops at 0 (`Waiting`'s drop).
+/// A live waiter taken for dead (stopped by `SIGSTOP` or a debugger, or awake at each of those
+/// wakes) notices the new generation when it next wakes, at the latest when its slice runs out,
+/// and counts itself again ([`Waiting::must_count`]); until then a release may skip its
+/// wake-up. Its own take-back only counts in its generation. Wakes by other processes are not
+/// seen here; each process judges by its own.
 pub(crate) fn woke(waiters: &AtomicU32, woken: usize) {
-    if woken != 0 && !ANY_SUSPECT.load(Ordering::Relaxed) {
+    // SeqCst: pairs with the store of `true` in `track`. A wake that reads `false` here came
+    // before any record of this lock began, so no record needs to hear of it.
+    if woken != 0 && !ANY_SUSPECT.load(Ordering::SeqCst) {
         return;
     }
     // `try_lock`: best effort. Another thread of this process is tracking a wake (its own
@@ -262,31 +291,72 @@ pub(crate) fn woke(waiters: &AtomicU32, woken: usize) {
     let mut suspects = match SUSPECTS.try_lock() {
         Ok(g) => g,
         Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => return,
+        Err(std::sync::TryLockError::WouldBlock) => {
+            if woken != 0 {
+                MISSED.fetch_add(1, Ordering::SeqCst);
+            }
+            return;
+        }
     };
-    track(&mut *suspects, waiters, woken, Instant::now());
-    ANY_SUSPECT.store(suspects.iter().any(Option::is_some), Ordering::Relaxed);
+    track(&mut *suspects, waiters, woken, || {
+        (Instant::now(), MISSED.load(Ordering::SeqCst))
+    });
+    ANY_SUSPECT.store(suspects.iter().any(Option::is_some), Ordering::SeqCst);
 }
 
-/// [`woke`]'s bookkeeping in `suspects`, at the instant `now`.
-fn track(suspects: &mut [Option<Suspect>], waiters: &AtomicU32, woken: usize, now: Instant) {
+/// Forgets the suspects whose waiter words lie in `[start, start + len)`: memory about to be
+/// unmapped, so that a lock mapped at the same address later starts with no history.
+pub(crate) fn forget_range(start: usize, len: usize) {
+    if !ANY_SUSPECT.load(Ordering::SeqCst) {
+        return;
+    }
+    // Waiting here is safe: this runs at an unmapping, never inside a fork handler, and the
+    // table's holders hold it for a few instructions.
+    let mut suspects = SUSPECTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    forget_in(&mut *suspects, start, len);
+    ANY_SUSPECT.store(suspects.iter().any(Option::is_some), Ordering::SeqCst);
+}
+
+/// [`forget_range`] in `suspects`.
+fn forget_in(suspects: &mut [Option<Suspect>], start: usize, len: usize) {
+    for s in suspects.iter_mut() {
+        if s.is_some_and(|s| s.waiters.wrapping_sub(start) < len) {
+            *s = None;
+        }
+    }
+}
+
+/// [`woke`]'s bookkeeping in `suspects`; `clock` tells the time and [`MISSED`].
+fn track(
+    suspects: &mut [Option<Suspect>],
+    waiters: &AtomicU32,
+    woken: usize,
+    clock: impl Fn() -> (Instant, u64),
+) {
     let addr = std::ptr::from_ref(waiters) as usize;
     let found = suspects
         .iter()
         .position(|s| s.is_some_and(|s| s.waiters == addr));
-    let count = waiters.load(Ordering::Relaxed);
-    let record = Some(Suspect {
-        waiters: addr,
-        count,
-        since: now,
-    });
-    if woken != 0 || count == 0 {
+    let word = waiters.load(Ordering::Relaxed);
+    if woken != 0 || waiter_count(word) == 0 {
         // A live sleeper (or nobody counted): the lock's history starts again.
         if let Some(i) = found {
             suspects[i] = None;
         }
         return;
     }
+    // The flag first, then the time and the missed wakes (SeqCst): a live wake that read the
+    // flag unset came before this record's time.
+    ANY_SUSPECT.store(true, Ordering::SeqCst);
+    let (now, missed) = clock();
+    let record = Some(Suspect {
+        waiters: addr,
+        word,
+        since: now,
+        missed,
+    });
     let Some(i) = found else {
         // A free place, or a stale record's.
         let stale = |s: &Option<Suspect>| {
@@ -299,15 +369,18 @@ fn track(suspects: &mut [Option<Suspect>], waiters: &AtomicU32, woken: usize, no
         }
         return;
     };
-    match suspects[i].map(|s| (s.count, now.saturating_duration_since(s.since))) {
-        Some((c, age)) if c == count && (PHANTOM_AGE..STALE_AGE).contains(&age) => {
-            let _ = waiters.compare_exchange(count, 0, Ordering::Relaxed, Ordering::Relaxed);
-            suspects[i] = None;
-        }
-        Some((c, age)) if c == count && age < PHANTOM_AGE => {}
-        // A new count, or a record too old to trust (the lock may be unmapped and another
-        // mapped at its address since): the wait starts now.
-        _ => suspects[i] = record,
+    let Some(old) = suspects[i] else {
+        return;
+    };
+    let age = now.saturating_duration_since(old.since);
+    if old.word != word || old.missed != missed || age >= STALE_AGE {
+        // A new count or generation, a live wake no record heard of, or a record too old to
+        // trust: the wait starts now.
+        suspects[i] = record;
+    } else if age >= PHANTOM_AGE {
+        let cleared = (word & !COUNT_MASK).wrapping_add(GENERATION_ONE);
+        let _ = waiters.compare_exchange(word, cleared, Ordering::SeqCst, Ordering::Relaxed);
+        suspects[i] = None;
     }
 }
 
@@ -343,24 +416,25 @@ pub(crate) mod tests {
         let count = AtomicU32::new(0);
         {
             let mut w = Waiting::new(&count);
-            assert!(!w.counted() && !anyone_waiting(&count));
+            assert!(w.must_count() && !anyone_waiting(&count));
             w.count();
-            assert!(w.counted() && anyone_waiting(&count));
+            assert!(!w.must_count() && anyone_waiting(&count));
             let long = Duration::from_millis(100);
             assert_eq!(w.slice(long), if light() { long } else { SHORT_SLICE });
         }
         assert!(!anyone_waiting(&count));
     }
 
-    /// A count that wakes nobody for `PHANTOM_AGE` is cleared; a wake that woke a sleeper, or
-    /// a count that changed, starts the wait again, as does a record past `STALE_AGE`; a full
-    /// table takes a stale record's place. A waiter whose count was cleared takes itself back
-    /// without going below 0.
+    /// A count that wakes nobody for `PHANTOM_AGE` is cleared into the next generation; a wake
+    /// that woke a sleeper, a changed count, a missed live wake or a record past `STALE_AGE`
+    /// starts the wait again; a full table takes a stale record's place; unmapped memory's
+    /// records are forgotten. A live waiter cleared by mistake must count itself again, and
+    /// its take-back leaves the other waiters' count alone.
     #[test]
     fn a_count_that_wakes_nobody_for_the_phantom_age_is_cleared() {
         let mut table = [None; 2];
         let t = Instant::now();
-        let at = |ms: u64| t + Duration::from_millis(ms);
+        let at = |ms: u64| move || (t + Duration::from_millis(ms), 0);
         let count = AtomicU32::new(2);
         track(&mut table, &count, 0, at(0));
         track(&mut table, &count, 0, at(100));
@@ -370,19 +444,26 @@ pub(crate) mod tests {
         assert_eq!(count.load(Ordering::Relaxed), 2);
         count.store(3, Ordering::Relaxed); // a new waiter: the count seen changed
         track(&mut table, &count, 0, at(900));
-        assert_eq!(count.load(Ordering::Relaxed), 3);
         track(&mut table, &count, 0, at(1199));
         assert_eq!(count.load(Ordering::Relaxed), 3);
-        track(&mut table, &count, 0, at(1200));
-        assert_eq!(count.load(Ordering::Relaxed), 0);
+        // A live wake that no record heard of (the table was busy) starts the wait again.
+        track(&mut table, &count, 0, move || {
+            (t + Duration::from_millis(1300), 1)
+        });
+        assert_eq!(count.load(Ordering::Relaxed), 3);
+        track(&mut table, &count, 0, move || {
+            (t + Duration::from_millis(1600), 1)
+        });
+        assert_eq!(count.load(Ordering::Relaxed), GENERATION_ONE); // cleared, generation 1
+        assert_eq!(waiter_count(count.load(Ordering::Relaxed)), 0);
         assert!(table.iter().all(Option::is_none));
         // A record past STALE_AGE is not trusted: it starts again.
-        count.store(1, Ordering::Relaxed);
+        count.fetch_add(1, Ordering::Relaxed);
         track(&mut table, &count, 0, at(2000));
         track(&mut table, &count, 0, at(6000));
-        assert_eq!(count.load(Ordering::Relaxed), 1);
+        assert_eq!(waiter_count(count.load(Ordering::Relaxed)), 1);
         track(&mut table, &count, 0, at(6300));
-        assert_eq!(count.load(Ordering::Relaxed), 0);
+        assert_eq!(count.load(Ordering::Relaxed), 2 * GENERATION_ONE);
         // A full table: a new lock waits for a place, then takes a stale one's.
         let (a, b, c) = (AtomicU32::new(1), AtomicU32::new(1), AtomicU32::new(1));
         track(&mut table, &a, 0, at(7000));
@@ -392,13 +473,40 @@ pub(crate) mod tests {
         assert_eq!(c.load(Ordering::Relaxed), 1); // not tracked: not cleared
         track(&mut table, &c, 0, at(10_000)); // takes a stale place
         track(&mut table, &c, 0, at(10_300));
-        assert_eq!(c.load(Ordering::Relaxed), 0);
-        // A waiter counted before the clearing leaves the count at 0.
-        let mut w = Waiting::new(&count);
-        w.count();
-        count.store(0, Ordering::Relaxed);
-        drop(w);
-        assert_eq!(count.load(Ordering::Relaxed), 0);
+        assert_eq!(waiter_count(c.load(Ordering::Relaxed)), 0);
+        // A live waiter whose count was cleared must count itself again; its take-back is
+        // only in its own generation.
+        let word = AtomicU32::new(0);
+        let mut live = Waiting::new(&word);
+        live.count();
+        assert!(!live.must_count());
+        track(&mut table, &word, 0, at(20_000));
+        track(&mut table, &word, 0, at(20_300)); // taken for a dead waiter's
+        assert!(live.must_count());
+        let mut other = Waiting::new(&word);
+        other.count(); // a waiter of the new generation
+        drop(live); // not counted in this generation: takes nothing
+        assert!(anyone_waiting(&word));
+        drop(other);
+        assert!(!anyone_waiting(&word));
+    }
+
+    /// Forgetting a range drops the records of the words inside it only.
+    #[test]
+    fn unmapped_memory_s_records_are_forgotten() {
+        let mut table = [None; 4];
+        let t = Instant::now();
+        let words = [AtomicU32::new(1), AtomicU32::new(1)];
+        for w in &words {
+            track(&mut table, w, 0, || (t, 0));
+        }
+        assert_eq!(table.iter().flatten().count(), 2);
+        let addr = |w: &AtomicU32| std::ptr::from_ref(w) as usize;
+        forget_in(&mut table, addr(&words[0]), 4);
+        let left: Vec<usize> = table.iter().flatten().map(|s| s.waiters).collect();
+        assert_eq!(left, [addr(&words[1])]);
+        forget_in(&mut table, addr(&words[0]), 8); // both words
+        assert!(table.iter().all(Option::is_none));
     }
 
     #[test]

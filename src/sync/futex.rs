@@ -449,7 +449,7 @@ unsafe fn lock_slow(ptr: *mut u8, wait: Wait) -> Result<Option<Acquired>> {
             }
             Wait::Forever => None,
         };
-        if !waiting.counted() {
+        if waiting.must_count() {
             waiting.count();
             continue; // look at `state` again, after the barrier
         }
@@ -769,6 +769,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::sync::barrier::waiter_count;
     use crate::sync::test_support::{
         fork_child, kill_child, wait_child, wait_until_asleep, Exit, Pipe, SharedPage,
     };
@@ -1012,7 +1013,7 @@ mod tests {
                 }
             });
             let tid = tid_rx.recv().unwrap();
-            while p.words().waiters.load(Ordering::Relaxed) <= counted {
+            while waiter_count(p.words().waiters.load(Ordering::Relaxed)) <= counted {
                 std::thread::yield_now();
             }
             assert!(wait_until_asleep(tid));
@@ -1035,7 +1036,7 @@ mod tests {
                 unlock_wakes_a_sleeping_thread(p, 0);
             }
         }
-        assert_eq!(p.words().waiters.load(Ordering::Relaxed), 0);
+        assert_eq!(waiter_count(p.words().waiters.load(Ordering::Relaxed)), 0);
     }
 
     /// `rounds` increments of the shared counter under the lock, each a read and a write (not
@@ -1088,7 +1089,7 @@ mod tests {
             assert_eq!(wait_child(c), Exit::Code(0));
         }
         assert_eq!(p.counter().load(Ordering::Relaxed), 3 * ROUNDS);
-        assert_eq!(p.words().waiters.load(Ordering::Relaxed), 0);
+        assert_eq!(waiter_count(p.words().waiters.load(Ordering::Relaxed)), 0);
         assert_eq!(p.words().state.load(Ordering::Relaxed), 0);
     }
 
@@ -1107,21 +1108,22 @@ mod tests {
                 Ok(_) => 0,
                 Err(_) => 1,
             });
-            while p.words().waiters.load(Ordering::Relaxed) == 0 {
+            while waiter_count(p.words().waiters.load(Ordering::Relaxed)) == 0 {
                 std::thread::yield_now();
             }
             assert!(wait_until_asleep(child as u32)); // counted, and asleep on the futex
             assert_eq!(kill_child(child), Exit::Signal(libc::SIGKILL));
-            assert_eq!(p.words().waiters.load(Ordering::Relaxed), 1);
+            assert_eq!(waiter_count(p.words().waiters.load(Ordering::Relaxed)), 1);
             FutexLock::unlock(p.m()).unwrap();
             assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
             unlock_wakes_a_sleeping_thread(p, 1);
             assert_eq!(FutexLock::try_lock(p.m()), Ok(Some(Acquired::Clean)));
             FutexLock::unlock(p.m()).unwrap();
-            assert_eq!(p.words().waiters.load(Ordering::Relaxed), 1); // the dead waiter's
-                                                                      // Unlocks that wake nobody, spread over more than PHANTOM_AGE: the count is cleared.
+            // The dead waiter's count.
+            assert_eq!(waiter_count(p.words().waiters.load(Ordering::Relaxed)), 1);
+            // Unlocks that wake nobody, spread over more than PHANTOM_AGE: the count is cleared.
             let start = Instant::now();
-            while p.words().waiters.load(Ordering::Relaxed) != 0 {
+            while waiter_count(p.words().waiters.load(Ordering::Relaxed)) != 0 {
                 assert!(start.elapsed() < PATIENCE, "the dead waiter's count stayed");
                 assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
                 FutexLock::unlock(p.m()).unwrap();
@@ -1132,7 +1134,7 @@ mod tests {
             assert_eq!(FutexLock::lock(p.m()), Ok(Acquired::Clean));
             unlock_wakes_a_sleeping_thread(p, 0);
         }
-        assert_eq!(p.words().waiters.load(Ordering::Relaxed), 0);
+        assert_eq!(waiter_count(p.words().waiters.load(Ordering::Relaxed)), 0);
     }
 
     /// Processes hammer one lock with critical sections that yield the CPU, so that waiters
@@ -1167,7 +1169,7 @@ mod tests {
             p.counter().load(Ordering::Relaxed),
             u64::from(PROCS) * ROUNDS
         );
-        assert_eq!(p.words().waiters.load(Ordering::Relaxed), 0);
+        assert_eq!(waiter_count(p.words().waiters.load(Ordering::Relaxed)), 0);
         assert_eq!(p.words().state.load(Ordering::Relaxed), 0);
     }
 

@@ -64,7 +64,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::barrier::{anyone_waiting, give_back, light, woke, Waiting};
+use super::barrier::{anyone_waiting, give_back, light, waiter_count, woke, Waiting};
 use super::pthread::{futex_wait, futex_wake};
 use crate::arena::AtomicWords;
 use crate::error::{Error, Result};
@@ -208,7 +208,7 @@ impl WordLock {
     #[inline]
     pub fn try_release_uncontended(&self) -> bool {
         let s = self.state.load(Ordering::Relaxed);
-        if s & PID_MASK == 0 || self.waiters.load(Ordering::Relaxed) != 0 {
+        if s & PID_MASK == 0 || waiter_count(self.waiters.load(Ordering::Relaxed)) != 0 {
             return false;
         }
         // As in `release`: the record is cleared first.
@@ -310,7 +310,7 @@ impl WordLock {
                     Got::Busy
                 });
             }
-            if !waiting.counted() {
+            if waiting.must_count() {
                 waiting.count();
                 continue; // look at `state` again, after the barrier
             }
@@ -412,6 +412,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::{Got, WordLock};
+    use crate::sync::barrier::waiter_count;
     use crate::sync::test_support::{
         fork_child, kill_child, wait_child, wait_until_asleep, Exit, SharedPage,
     };
@@ -460,14 +461,14 @@ mod tests {
                 }
                 i32::from(p.lock().release() != Ok(true)) * 3
             });
-            while p.lock().waiters.load(Ordering::Relaxed) == 0 {
+            while waiter_count(p.lock().waiters.load(Ordering::Relaxed)) == 0 {
                 std::thread::yield_now();
             }
             assert!(wait_until_asleep(child as u32)); // counted, and asleep on the futex
             assert_eq!(p.lock().release(), Ok(true));
             assert_eq!(wait_child(child), Exit::Code(0));
         }
-        assert_eq!(p.lock().waiters.load(Ordering::Relaxed), 0);
+        assert_eq!(waiter_count(p.lock().waiters.load(Ordering::Relaxed)), 0);
     }
 
     /// A waiter process killed while it sleeps leaves the count one too high; releases that
@@ -478,15 +479,15 @@ mod tests {
         let p = Ptrs(page.at(0));
         assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
         let child = fork_child(move || i32::from(p.lock().acquire(true, None).is_err()));
-        while p.lock().waiters.load(Ordering::Relaxed) == 0 {
+        while waiter_count(p.lock().waiters.load(Ordering::Relaxed)) == 0 {
             std::thread::yield_now();
         }
         assert!(wait_until_asleep(child as u32));
         assert_eq!(kill_child(child), Exit::Signal(libc::SIGKILL));
-        assert_eq!(p.lock().waiters.load(Ordering::Relaxed), 1);
+        assert_eq!(waiter_count(p.lock().waiters.load(Ordering::Relaxed)), 1);
         assert_eq!(p.lock().release(), Ok(true));
         let start = Instant::now();
-        while p.lock().waiters.load(Ordering::Relaxed) != 0 {
+        while waiter_count(p.lock().waiters.load(Ordering::Relaxed)) != 0 {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "the count stayed"
@@ -505,13 +506,13 @@ mod tests {
                 && SLICES_ENDED_FREE.with(|c| c.get()) == 0;
             i32::from(!ok || p.lock().release() != Ok(true))
         });
-        while p.lock().waiters.load(Ordering::Relaxed) == 0 {
+        while waiter_count(p.lock().waiters.load(Ordering::Relaxed)) == 0 {
             std::thread::yield_now();
         }
         assert!(wait_until_asleep(child as u32));
         assert_eq!(p.lock().release(), Ok(true));
         assert_eq!(wait_child(child), Exit::Code(0));
-        assert_eq!(p.lock().waiters.load(Ordering::Relaxed), 0);
+        assert_eq!(waiter_count(p.lock().waiters.load(Ordering::Relaxed)), 0);
     }
 
     /// Processes hammer one lock with critical sections that yield the CPU, half of them
@@ -553,7 +554,7 @@ mod tests {
             p.counter().load(Ordering::Relaxed),
             u64::from(PROCS) * ROUNDS
         );
-        assert_eq!(p.lock().waiters.load(Ordering::Relaxed), 0);
+        assert_eq!(waiter_count(p.lock().waiters.load(Ordering::Relaxed)), 0);
         assert!(!p.lock().locked());
     }
 }

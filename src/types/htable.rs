@@ -316,8 +316,8 @@ pub(crate) fn key_of([a, b]: [u64; 2]) -> u64 {
 /// ```
 #[inline]
 pub fn hash(core: &Core, key: &Value) -> Result<u64> {
-    // An int key from the attachment's precomputed state: one multiply fewer in the chain.
-    key.hash_with_seeds(core.hash_seed(), core.int_seed())
+    // An int or str key from the attachment's precomputed states: one multiply fewer.
+    key.hash_with_seeds(core.hash_seed(), core.kind_seeds())
 }
 
 /// Reads and validates the table of the body at `ctx.body`.

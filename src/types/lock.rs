@@ -11,8 +11,9 @@
 //!
 //! Crash protocol: every change of the state is one atomic instruction on the word; a process
 //! killed at any point leaves it locked by that process (taken over later) or not locked. A
-//! process killed while it waits leaves the waiter count one too high, which only costs later
-//! releases a wake-up system call.
+//! process killed while it waits leaves the waiter count one too high, which costs later
+//! releases a wake-up system call until a releasing process has seen it wake nobody for
+//! `sync::barrier::PHANTOM_AGE` and clears it.
 //!
 //! # Examples
 //! ```
