@@ -760,6 +760,26 @@ pub(crate) mod test_support {
         false
     }
 
+    /// Sends child `pid` the signal `sig` (`SIGSTOP`, `SIGCONT`).
+    pub(crate) fn signal_child(pid: libc::pid_t, sig: libc::c_int) {
+        // SAFETY: `pid` is our child, not yet reaped.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits (at most 10 s) until thread `tid` is stopped by a signal.
+    pub(crate) fn wait_until_stopped(tid: u32) -> bool {
+        let path = format!("/proc/{tid}/stat");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if super::futex::thread_state(&path) == Some(b'T') {
+                return true;
+            }
+            std::thread::yield_now();
+        }
+        false
+    }
+
     /// Kills child `pid` with SIGKILL and reaps it.
     pub(crate) fn kill_child(pid: libc::pid_t) -> Exit {
         // SAFETY: `pid` is our child, not yet reaped.

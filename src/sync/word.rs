@@ -414,7 +414,8 @@ mod tests {
     use super::{Got, WordLock};
     use crate::sync::barrier::waiter_count;
     use crate::sync::test_support::{
-        fork_child, kill_child, wait_child, wait_until_asleep, Exit, SharedPage,
+        fork_child, kill_child, signal_child, wait_child, wait_until_asleep, wait_until_stopped,
+        Exit, SharedPage,
     };
 
     thread_local! {
@@ -513,6 +514,53 @@ mod tests {
         assert_eq!(p.lock().release(), Ok(true));
         assert_eq!(wait_child(child), Exit::Code(0));
         assert_eq!(waiter_count(p.lock().waiters.load(Ordering::Relaxed)), 0);
+    }
+
+    /// A live waiter taken for dead: stopped (`SIGSTOP`) while it sleeps, it wakes nobody, so
+    /// the releases clear its count. Continued, it finds the generation moved when it next
+    /// wakes, counts itself again, and is woken by a release; its take-back leaves the count
+    /// at 0, not below.
+    #[test]
+    fn a_stopped_waiter_taken_for_dead_counts_itself_again() {
+        let page = SharedPage::new();
+        let p = Ptrs(page.at(0));
+        let count = || waiter_count(p.lock().waiters.load(Ordering::Relaxed));
+        assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
+        let child = fork_child(move || {
+            let deadline = Some(Instant::now() + Duration::from_secs(10));
+            let ok = p.lock().acquire(true, deadline) == Ok(Got::Taken);
+            i32::from(!ok || p.lock().release() != Ok(true))
+        });
+        while count() == 0 {
+            std::thread::yield_now();
+        }
+        assert!(wait_until_asleep(child as u32));
+        signal_child(child, libc::SIGSTOP);
+        assert!(wait_until_stopped(child as u32));
+        let start = Instant::now();
+        while count() != 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the count stayed"
+            );
+            assert_eq!(p.lock().release(), Ok(true));
+            assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal_child(child, libc::SIGCONT);
+        // Within a slice of waking, the child counts itself again.
+        let start = Instant::now();
+        while count() == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the waiter did not recount"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(wait_until_asleep(child as u32));
+        assert_eq!(p.lock().release(), Ok(true));
+        assert_eq!(wait_child(child), Exit::Code(0));
+        assert_eq!(count(), 0);
     }
 
     /// Processes hammer one lock with critical sections that yield the CPU, half of them
