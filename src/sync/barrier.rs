@@ -151,7 +151,7 @@ pub(crate) fn give_back(state: &AtomicU32, to: u32, light: bool) -> Option<u32> 
 }
 
 /// The waiter count's bits of a lock's waiter word; the bits above are the word's *clearing
-/// generation*, which [`woke`] advances when it clears a count only dead waiters held.
+/// generation*, which a releaser advances when it clears a count only dead waiters held.
 pub const COUNT_MASK: u32 = (1 << 24) - 1;
 /// One clearing generation, in the waiter word.
 const GENERATION_ONE: u32 = COUNT_MASK + 1;
@@ -235,9 +235,9 @@ impl Drop for Waiting<'_> {
 }
 
 /// How long a lock's waiter count must stay the same, with every wake this process made on it
-/// waking nobody, before a releaser ([`woke`]'s caller) takes the count for dead waiters' and
-/// clears it: three sleep slices. A live waiter sleeps on the futex but for a few microseconds
-/// per slice, so it would have been woken by one of those wakes.
+/// waking nobody, before a releaser takes the count for dead waiters' and clears it: three sleep
+/// slices. A live waiter sleeps on the futex but for a few microseconds per slice, so it would
+/// have been woken by one of those wakes.
 pub const PHANTOM_AGE: Duration = Duration::from_millis(300);
 
 /// Past this, a suspect's record is not trusted; it is started again. A lock released so

@@ -60,7 +60,8 @@
 //! - a waiter killed while it waits leaves `waiters` one too high: later unlocks of that lock
 //!   make a `FUTEX_WAKE` system call that wakes nobody, until an unlocking process has seen
 //!   that for [`PHANTOM_AGE`](super::barrier::PHANTOM_AGE) with the count unchanged and clears
-//!   it (`barrier::woke`; a live waiter it clears by mistake sleeps out a slice);
+//!   it (`barrier::woke`; a live waiter it clears by mistake counts itself again when it next
+//!   wakes, so it misses at most the wake-ups of one slice);
 //! - a waiter whose heavy barrier fails (no `membarrier(2)` for it) may sleep through a
 //!   plain-store unlock: it sleeps in slices of [`SHORT_SLICE`](super::barrier::SHORT_SLICE)
 //!   instead, and looks again after each;
