@@ -36,6 +36,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let name = format!("killed-waiter-{}", std::process::id());
     let store = Store::create(&name, 1 << 20)?;
+    // Removes the segment however this ends (a panic too, e.g. on a closed stdout).
+    struct Remove<'a>(&'a str);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            let _ = Store::remove(self.0);
+        }
+    }
+    let _remove = Remove(&name);
     let lk = store.lock()?;
     let before = ns_per_call(&lk);
     lk.acquire(true, None)?;
@@ -59,6 +67,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     drop(lk);
     drop(store);
-    Store::remove(&name)?;
     Ok(())
 }
