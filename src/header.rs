@@ -44,9 +44,10 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMSTORE");
 /// Layout version: bump on any change to the arena's layout (3: a `Lock` body is a futex word;
 /// 4: locks count their waiters in a word of their own and are released by a plain store;
 /// 5: a slot's refcount is a 64-bit word with a drop marker, a process entry records the handle
-/// drop in progress, and holdings rows are never moved). The format word holds it in its top
-/// byte, beside the object lock's format ([`format_word`]).
-pub const LAYOUT_VERSION: u64 = 5;
+/// drop in progress, and holdings rows are never moved; 6: a lock's waiter word keeps its count
+/// in the low 24 bits and a clearing generation above, `sync::barrier::COUNT_MASK`). The format
+/// word holds it in its top byte, beside the object lock's format ([`format_word`]).
+pub const LAYOUT_VERSION: u64 = 6;
 
 /// Fixed part of the header, immutable after initialization.
 ///
