@@ -152,6 +152,11 @@ pub(crate) fn give_back(state: &AtomicU32, to: u32, light: bool) -> Option<u32> 
 
 /// The waiter count's bits of a lock's waiter word; the bits above are the word's *clearing
 /// generation*, which a releaser advances when it clears a count only dead waiters held.
+///
+/// Clears of one lock are at least [`PHANTOM_AGE`] apart, so the 8-bit generation comes back
+/// to a value after 77 s of them at the soonest. A waiter stopped across exactly 256 clears
+/// would take itself for still counted, and its take-back would remove another waiter's count:
+/// that waiter then misses the wake-ups of one slice, as any waiter taken for dead does.
 pub const COUNT_MASK: u32 = (1 << 24) - 1;
 /// One clearing generation, in the waiter word.
 const GENERATION_ONE: u32 = COUNT_MASK + 1;
@@ -310,11 +315,16 @@ pub(crate) fn forget_range(start: usize, len: usize) {
     if !ANY_SUSPECT.load(Ordering::SeqCst) {
         return;
     }
-    // Waiting here is safe: this runs at an unmapping, never inside a fork handler, and the
-    // table's holders hold it for a few instructions.
-    let mut suspects = SUSPECTS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // `try_lock`, as in `woke`: a child forked while another thread held the table must not
+    // wait for it. Busy, every record is voided instead (as a missed live wake voids them).
+    let mut suspects = match SUSPECTS.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            MISSED.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+    };
     forget_in(&mut *suspects, start, len);
     ANY_SUSPECT.store(suspects.iter().any(Option::is_some), Ordering::SeqCst);
 }

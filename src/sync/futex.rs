@@ -772,7 +772,7 @@ mod tests {
     use super::*;
     use crate::sync::barrier::waiter_count;
     use crate::sync::test_support::{
-        fork_child, kill_child, wait_child, wait_until_asleep, Exit, Pipe, SharedPage,
+        fork_child, kill_child, wait_child, wait_for, wait_until_asleep, Exit, Pipe, SharedPage,
     };
     use crate::sync::RawCondvar;
 
@@ -1014,9 +1014,9 @@ mod tests {
                 }
             });
             let tid = tid_rx.recv().unwrap();
-            while waiter_count(p.words().waiters.load(Ordering::Relaxed)) <= counted {
-                std::thread::yield_now();
-            }
+            wait_for("a waiter to count itself", || {
+                waiter_count(p.words().waiters.load(Ordering::Relaxed)) > counted
+            });
             assert!(wait_until_asleep(tid));
             // SAFETY: this thread holds the lock (the caller's contract).
             unsafe { FutexLock::unlock(p.m()).unwrap() };
@@ -1109,9 +1109,9 @@ mod tests {
                 Ok(_) => 0,
                 Err(_) => 1,
             });
-            while waiter_count(p.words().waiters.load(Ordering::Relaxed)) == 0 {
-                std::thread::yield_now();
-            }
+            wait_for("a waiter to count itself", || {
+                waiter_count(p.words().waiters.load(Ordering::Relaxed)) != 0
+            });
             assert!(wait_until_asleep(child as u32)); // counted, and asleep on the futex
             assert_eq!(kill_child(child), Exit::Signal(libc::SIGKILL));
             assert_eq!(waiter_count(p.words().waiters.load(Ordering::Relaxed)), 1);

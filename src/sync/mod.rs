@@ -760,6 +760,19 @@ pub(crate) mod test_support {
         false
     }
 
+    /// Yields until `cond` holds; panics after 10 s (a child that failed before it got there)
+    /// instead of spinning for good.
+    pub(crate) fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !cond() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited 10 s for {what}"
+            );
+            std::thread::yield_now();
+        }
+    }
+
     /// Sends child `pid` the signal `sig` (`SIGSTOP`, `SIGCONT`).
     pub(crate) fn signal_child(pid: libc::pid_t, sig: libc::c_int) {
         // SAFETY: `pid` is our child, not yet reaped.

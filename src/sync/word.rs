@@ -414,8 +414,8 @@ mod tests {
     use super::{Got, WordLock};
     use crate::sync::barrier::waiter_count;
     use crate::sync::test_support::{
-        fork_child, kill_child, signal_child, wait_child, wait_until_asleep, wait_until_stopped,
-        Exit, SharedPage,
+        fork_child, kill_child, signal_child, wait_child, wait_for, wait_until_asleep,
+        wait_until_stopped, Exit, SharedPage,
     };
 
     thread_local! {
@@ -462,9 +462,9 @@ mod tests {
                 }
                 i32::from(p.lock().release() != Ok(true)) * 3
             });
-            while waiter_count(p.lock().waiters.load(Ordering::Relaxed)) == 0 {
-                std::thread::yield_now();
-            }
+            wait_for("a waiter to count itself", || {
+                waiter_count(p.lock().waiters.load(Ordering::Relaxed)) != 0
+            });
             assert!(wait_until_asleep(child as u32)); // counted, and asleep on the futex
             assert_eq!(p.lock().release(), Ok(true));
             assert_eq!(wait_child(child), Exit::Code(0));
@@ -480,9 +480,9 @@ mod tests {
         let p = Ptrs(page.at(0));
         assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
         let child = fork_child(move || i32::from(p.lock().acquire(true, None).is_err()));
-        while waiter_count(p.lock().waiters.load(Ordering::Relaxed)) == 0 {
-            std::thread::yield_now();
-        }
+        wait_for("a waiter to count itself", || {
+            waiter_count(p.lock().waiters.load(Ordering::Relaxed)) != 0
+        });
         assert!(wait_until_asleep(child as u32));
         assert_eq!(kill_child(child), Exit::Signal(libc::SIGKILL));
         assert_eq!(waiter_count(p.lock().waiters.load(Ordering::Relaxed)), 1);
@@ -507,9 +507,9 @@ mod tests {
                 && SLICES_ENDED_FREE.with(|c| c.get()) == 0;
             i32::from(!ok || p.lock().release() != Ok(true))
         });
-        while waiter_count(p.lock().waiters.load(Ordering::Relaxed)) == 0 {
-            std::thread::yield_now();
-        }
+        wait_for("a waiter to count itself", || {
+            waiter_count(p.lock().waiters.load(Ordering::Relaxed)) != 0
+        });
         assert!(wait_until_asleep(child as u32));
         assert_eq!(p.lock().release(), Ok(true));
         assert_eq!(wait_child(child), Exit::Code(0));
@@ -531,9 +531,7 @@ mod tests {
             let ok = p.lock().acquire(true, deadline) == Ok(Got::Taken);
             i32::from(!ok || p.lock().release() != Ok(true))
         });
-        while count() == 0 {
-            std::thread::yield_now();
-        }
+        wait_for("the waiter to count itself", || count() != 0);
         assert!(wait_until_asleep(child as u32));
         signal_child(child, libc::SIGSTOP);
         assert!(wait_until_stopped(child as u32));
