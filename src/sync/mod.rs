@@ -749,10 +749,15 @@ pub(crate) mod test_support {
     /// kernel (`S` in `/proc/<tid>/stat`): for a waiter already counted on a lock, that is its
     /// futex wait (spinning, the barrier and yielding all run). False if it never did.
     pub(crate) fn wait_until_asleep(tid: u32) -> bool {
+        wait_until_state(tid, b'S')
+    }
+
+    /// Waits (up to 10 s) until task `tid`'s state in `/proc/<tid>/stat` is `state`.
+    fn wait_until_state(tid: u32, state: u8) -> bool {
         let path = format!("/proc/{tid}/stat");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
-            if super::futex::thread_state(&path) == Some(b'S') {
+            if super::futex::thread_state(&path) == Some(state) {
                 return true;
             }
             std::thread::yield_now();
@@ -782,22 +787,12 @@ pub(crate) mod test_support {
 
     /// Waits (at most 10 s) until thread `tid` is stopped by a signal.
     pub(crate) fn wait_until_stopped(tid: u32) -> bool {
-        let path = format!("/proc/{tid}/stat");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if super::futex::thread_state(&path) == Some(b'T') {
-                return true;
-            }
-            std::thread::yield_now();
-        }
-        false
+        wait_until_state(tid, b'T')
     }
 
     /// Kills child `pid` with SIGKILL and reaps it.
     pub(crate) fn kill_child(pid: libc::pid_t) -> Exit {
-        // SAFETY: `pid` is our child, not yet reaped.
-        let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
-        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+        signal_child(pid, libc::SIGKILL);
         wait_child(pid)
     }
 }

@@ -443,14 +443,33 @@ mod tests {
         }
     }
 
-    /// A child sleeps on a held lock; the parent's release (a plain store when
-    /// `barrier::light`) wakes it before its slice runs out.
-    #[test]
-    fn a_release_wakes_a_sleeper_in_another_process() {
-        let page = SharedPage::new();
-        let p = Ptrs(page.at(0));
-        for _ in 0..3 {
-            assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
+    impl Ptrs {
+        /// The waiters counted on the lock (its clearing generation masked off).
+        fn count(self) -> u32 {
+            waiter_count(self.lock().waiters.load(Ordering::Relaxed))
+        }
+
+        /// With the lock held here (and again on return): releases and takes it back every
+        /// 20 ms, each release waking nobody, until the count is cleared; that takes at least
+        /// `PHANTOM_AGE`.
+        fn cycle_until_cleared(self) {
+            let start = Instant::now();
+            while self.count() != 0 {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "the count stayed"
+                );
+                assert_eq!(self.lock().release(), Ok(true));
+                assert_eq!(self.lock().acquire(true, None), Ok(Got::Taken));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(start.elapsed() >= crate::sync::barrier::PHANTOM_AGE);
+        }
+
+        /// With the lock held here: a child sleeps on it, and this release (a plain store when
+        /// `barrier::light`) wakes it before its slice runs out.
+        fn release_wakes_a_sleeping_child(self) {
+            let p = self;
             let child = fork_child(move || {
                 SLICES_ENDED_FREE.with(|c| c.set(0));
                 let deadline = Some(Instant::now() + Duration::from_secs(10));
@@ -462,14 +481,24 @@ mod tests {
                 }
                 i32::from(p.lock().release() != Ok(true)) * 3
             });
-            wait_for("a waiter to count itself", || {
-                waiter_count(p.lock().waiters.load(Ordering::Relaxed)) != 0
-            });
+            wait_for("a waiter to count itself", || p.count() != 0);
             assert!(wait_until_asleep(child as u32)); // counted, and asleep on the futex
             assert_eq!(p.lock().release(), Ok(true));
             assert_eq!(wait_child(child), Exit::Code(0));
         }
-        assert_eq!(waiter_count(p.lock().waiters.load(Ordering::Relaxed)), 0);
+    }
+
+    /// A child sleeps on a held lock; the parent's release (a plain store when
+    /// `barrier::light`) wakes it before its slice runs out.
+    #[test]
+    fn a_release_wakes_a_sleeper_in_another_process() {
+        let page = SharedPage::new();
+        let p = Ptrs(page.at(0));
+        for _ in 0..3 {
+            assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
+            p.release_wakes_a_sleeping_child();
+        }
+        assert_eq!(p.count(), 0);
     }
 
     /// A waiter process killed while it sleeps leaves the count one too high; releases that
@@ -480,40 +509,14 @@ mod tests {
         let p = Ptrs(page.at(0));
         assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
         let child = fork_child(move || i32::from(p.lock().acquire(true, None).is_err()));
-        wait_for("a waiter to count itself", || {
-            waiter_count(p.lock().waiters.load(Ordering::Relaxed)) != 0
-        });
+        wait_for("a waiter to count itself", || p.count() != 0);
         assert!(wait_until_asleep(child as u32));
         assert_eq!(kill_child(child), Exit::Signal(libc::SIGKILL));
-        assert_eq!(waiter_count(p.lock().waiters.load(Ordering::Relaxed)), 1);
-        assert_eq!(p.lock().release(), Ok(true));
-        let start = Instant::now();
-        while waiter_count(p.lock().waiters.load(Ordering::Relaxed)) != 0 {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the count stayed"
-            );
-            assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
-            assert_eq!(p.lock().release(), Ok(true));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(start.elapsed() >= crate::sync::barrier::PHANTOM_AGE);
+        assert_eq!(p.count(), 1);
+        p.cycle_until_cleared();
         // A live sleeper is counted again, and woken by the release, not by its slice.
-        assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
-        let child = fork_child(move || {
-            SLICES_ENDED_FREE.with(|c| c.set(0));
-            let deadline = Some(Instant::now() + Duration::from_secs(10));
-            let ok = p.lock().acquire(true, deadline) == Ok(Got::Taken)
-                && SLICES_ENDED_FREE.with(|c| c.get()) == 0;
-            i32::from(!ok || p.lock().release() != Ok(true))
-        });
-        wait_for("a waiter to count itself", || {
-            waiter_count(p.lock().waiters.load(Ordering::Relaxed)) != 0
-        });
-        assert!(wait_until_asleep(child as u32));
-        assert_eq!(p.lock().release(), Ok(true));
-        assert_eq!(wait_child(child), Exit::Code(0));
-        assert_eq!(waiter_count(p.lock().waiters.load(Ordering::Relaxed)), 0);
+        p.release_wakes_a_sleeping_child();
+        assert_eq!(p.count(), 0);
     }
 
     /// A live waiter taken for dead: stopped (`SIGSTOP`) while it sleeps, it wakes nobody, so
@@ -524,41 +527,24 @@ mod tests {
     fn a_stopped_waiter_taken_for_dead_counts_itself_again() {
         let page = SharedPage::new();
         let p = Ptrs(page.at(0));
-        let count = || waiter_count(p.lock().waiters.load(Ordering::Relaxed));
         assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
         let child = fork_child(move || {
             let deadline = Some(Instant::now() + Duration::from_secs(10));
             let ok = p.lock().acquire(true, deadline) == Ok(Got::Taken);
             i32::from(!ok || p.lock().release() != Ok(true))
         });
-        wait_for("the waiter to count itself", || count() != 0);
+        wait_for("the waiter to count itself", || p.count() != 0);
         assert!(wait_until_asleep(child as u32));
         signal_child(child, libc::SIGSTOP);
         assert!(wait_until_stopped(child as u32));
-        let start = Instant::now();
-        while count() != 0 {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the count stayed"
-            );
-            assert_eq!(p.lock().release(), Ok(true));
-            assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        p.cycle_until_cleared();
         signal_child(child, libc::SIGCONT);
         // Within a slice of waking, the child counts itself again.
-        let start = Instant::now();
-        while count() == 0 {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the waiter did not recount"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for("the waiter to count itself again", || p.count() != 0);
         assert!(wait_until_asleep(child as u32));
         assert_eq!(p.lock().release(), Ok(true));
         assert_eq!(wait_child(child), Exit::Code(0));
-        assert_eq!(count(), 0);
+        assert_eq!(p.count(), 0);
     }
 
     /// Processes hammer one lock with critical sections that yield the CPU, half of them
@@ -600,7 +586,7 @@ mod tests {
             p.counter().load(Ordering::Relaxed),
             u64::from(PROCS) * ROUNDS
         );
-        assert_eq!(waiter_count(p.lock().waiters.load(Ordering::Relaxed)), 0);
+        assert_eq!(p.count(), 0);
         assert!(!p.lock().locked());
     }
 }
