@@ -53,7 +53,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .spawn()?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-    std::thread::sleep(Duration::from_millis(100)); // asleep on the futex by now
+    // Asleep on the futex: the child's main thread in state `S` (`/proc/<pid>/stat`).
+    let stat = format!("/proc/{}/stat", child.id());
+    let asleep = || {
+        std::fs::read_to_string(&stat).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('S'))
+        })
+    };
+    let start = Instant::now();
+    while !asleep() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the child never slept"
+        );
+        std::thread::yield_now();
+    }
     child.kill()?; // SIGKILL
     child.wait()?;
     lk.release()?;

@@ -151,7 +151,8 @@ fn child_main() {
             l.append(3).unwrap();
             op("append 3");
             arm();
-            // Body and array allocated, then dies taking a slot, holding the arena lock.
+            // Body and array allocated, then dies creating the list: taking its slot (holding
+            // the arena lock), or before its reference is recorded, by the failpoint armed.
             let _ = store.list([7, 8, 9]);
         }
         "drop" => {
@@ -179,14 +180,6 @@ fn child_main() {
             arm();
             // A second reference of its own: dies taking it.
             let _b = list();
-        }
-        "create" => {
-            let l = list();
-            l.append(3).unwrap();
-            op("append 3");
-            arm();
-            // Body and array allocated; dies creating the object.
-            let _n = store.list([7, 8, 9]);
         }
         "fork" => {
             let a = list();
@@ -712,34 +705,34 @@ fn killed_taking_a_reference_at_each_step() {
     }
 }
 
-#[test]
-fn killed_creating_an_object_before_it_is_published() {
-    let f = Fixture::new("create_pub");
+/// A child killed at failpoint `fp` while creating a list: `live` objects (when given) before
+/// the recovery, and the blocks `leaks` left after it.
+fn killed_creating_an_object(tag: &str, fp: &str, live: Option<u64>, leaks: &[u64]) {
+    let f = Fixture::new(tag);
     let l = f.store.list([0]).unwrap();
     f.store.bind("l", &l).unwrap();
-    let done = f.crash_child("create", "table.take.after_record");
+    let done = f.crash_child("take", fp);
     assert_eq!(done, ["append 3"]);
-    // The arena lock is taken over: the slot goes back on the free list.
+    if let Some(live) = live {
+        assert_eq!(f.store.stats().unwrap().objects_live, live, "{fp}");
+    }
     f.assert_recovered(1);
     f.store.unbind("l").unwrap();
     drop(l);
-    // The new list's body (32 bytes) and its array of 3 cells were allocated and never owned.
-    f.assert_only_leaks(&[32, 3 * 16]);
+    f.assert_only_leaks(leaks);
+}
+
+#[test]
+fn killed_creating_an_object_before_it_is_published() {
+    // The arena lock is taken over: the slot goes back on the free list. The new list's body
+    // (32 bytes) and its array of 3 cells were allocated and never owned.
+    killed_creating_an_object("create_pub", "table.take.after_record", None, &[32, 3 * 16]);
 }
 
 #[test]
 fn killed_creating_an_object_before_its_reference_is_recorded() {
-    let f = Fixture::new("create_row");
-    let l = f.store.list([0]).unwrap();
-    f.store.bind("l", &l).unwrap();
-    let done = f.crash_child("create", "handle.create.before_row");
-    assert_eq!(done, ["append 3"]);
-    assert_eq!(f.store.stats().unwrap().objects_live, 2);
-    // The reclaim frees the new list: its reference was the dead child's only.
-    f.assert_recovered(1);
-    f.store.unbind("l").unwrap();
-    drop(l);
-    f.assert_only_leaks(&[]);
+    // Published, with the dead child's reference only: the reclaim frees it.
+    killed_creating_an_object("create_row", "handle.create.before_row", Some(2), &[]);
 }
 
 #[test]

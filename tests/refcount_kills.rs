@@ -23,11 +23,9 @@ const KILLS: u32 = 40;
 #[test]
 #[ignore = "entry point for the child processes of this file's tests"]
 fn child_main() {
-    let Some((role, args)) = common::child_role() else {
+    let Some((store, _)) = common::worker_store() else {
         return;
     };
-    assert_eq!(role, "worker");
-    let store = Store::open(&args[0]).expect("child: open");
     let mut seed = u64::from(std::process::id()) | 1 << 40;
     let mut out = std::io::stdout().lock();
     for n in 0u64.. {

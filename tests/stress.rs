@@ -56,11 +56,9 @@ fn progress(l: &ListProxy, d: &DictProxy, w: usize) -> u64 {
 #[test]
 #[ignore = "entry point for the child processes of this file's tests"]
 fn child_main() {
-    let Some((role, args)) = common::child_role() else {
+    let Some((store, args)) = common::worker_store() else {
         return;
     };
-    assert_eq!(role, "worker");
-    let store = Store::open(&args[0]).expect("child: open");
     let w: usize = args[1].parse().unwrap();
     let l = ListProxy::try_from(store.lookup(&format!("l{w}")).unwrap()).unwrap();
     let d = DictProxy::try_from(store.lookup("d").unwrap()).unwrap();

@@ -124,6 +124,15 @@ pub fn child_role() -> Option<(String, Vec<String>)> {
     Some((role, args))
 }
 
+/// In a child of role `worker`: the store its first argument names, opened, and the
+/// arguments; `None` in the parent.
+pub fn worker_store() -> Option<(shmstore::Store, Vec<String>)> {
+    let (role, args) = child_role()?;
+    assert_eq!(role, "worker");
+    let store = shmstore::Store::open(&args[0]).expect("child: open");
+    Some((store, args))
+}
+
 /// Prints a marker line for the parent and flushes it.
 pub fn signal(marker: &str) {
     use std::io::Write;
