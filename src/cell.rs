@@ -299,6 +299,42 @@ impl Cell {
         })
     }
 
+    /// True when [`Cell::inline_value`] answers for this cell, found without building the value
+    /// (no allocation): a writer that takes a cell out of a container checks this under the
+    /// lock and decodes the copy once it is released.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmstore::cell::Cell;
+    /// use shmstore::Value;
+    /// for v in [Value::None, Value::Bool(true), Value::Int(7), Value::Float(0.5), Value::from("short")] {
+    ///     let c = Cell::scalar(&v).unwrap();
+    ///     assert!(c.decodes_inline());
+    ///     assert_eq!(c.inline_value(), Some(v));
+    /// }
+    /// let mut bad: [u8; 16] = bytemuck::cast(Cell::scalar(&Value::from("ab")).unwrap());
+    /// bad[2] = 0xff; // not UTF-8
+    /// let bad: Cell = bytemuck::cast(bad);
+    /// assert!(!bad.decodes_inline());
+    /// assert_eq!(bad.inline_value(), None);
+    /// ```
+    #[inline(always)]
+    pub fn decodes_inline(&self) -> bool {
+        if self.exact_int().is_some() {
+            return true;
+        }
+        match self.tag() {
+            NONE | INT | FLOAT => true,
+            BOOL => self.w[1] <= 1,
+            tag @ (SSTR | SBYTES) => {
+                let b: [u8; 16] = bytemuck::cast(*self);
+                b.get(2..2 + b[1] as usize)
+                    .is_some_and(|data| tag == SBYTES || std::str::from_utf8(data).is_ok())
+            }
+            _ => false,
+        }
+    }
+
     /// The value of a None, bool, int or float cell (no allocation); `None` for any other cell
     /// and for a bad bool.
     #[inline]
@@ -732,6 +768,33 @@ impl Scalar for bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A list's `pop` unpublishes the last item once `decodes_inline` says its cell decodes,
+        /// and decodes the copy after the lock: the two must agree on every 16 bytes, or an
+        /// item would be taken and not returned. Every tag, with random payloads.
+        #[test]
+        fn decodes_inline_is_exactly_when_inline_value_answers(
+            tag in 0u8..16,
+            len in 0u8..20,
+            rest in proptest::array::uniform14(any::<u8>()),
+            ascii in any::<bool>(),
+        ) {
+            let mut b = [0u8; 16];
+            b[0] = tag;
+            b[1] = len;
+            b[2..].copy_from_slice(&rest);
+            if ascii {
+                b[2..].iter_mut().for_each(|x| *x &= 0x7f);
+            }
+            let c: Cell = bytemuck::cast(b);
+            prop_assert_eq!(c.decodes_inline(), c.inline_value().is_some());
+            // A bool's payload word decides: 0 and 1 decode, anything else does not.
+            let bool_cell = Cell::from_words([u64::from(BOOL), u64::from(len)]);
+            prop_assert_eq!(bool_cell.decodes_inline(), bool_cell.inline_value().is_some());
+        }
+    }
     use super::*;
 
     /// `Cell::inline`'s fixed-size moves lay out every length as the byte copy did.

@@ -45,9 +45,10 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMSTORE");
 /// 4: locks count their waiters in a word of their own and are released by a plain store;
 /// 5: a slot's refcount is a 64-bit word with a drop marker, a process entry records the handle
 /// drop in progress, and holdings rows are never moved; 6: a lock's waiter word keeps its count
-/// in the low 24 bits and a clearing generation above, `sync::barrier::COUNT_MASK`). The format
+/// in the low 24 bits and a clearing generation above, `sync::barrier::COUNT_MASK`; 7: a dict or
+/// set entry's stored hash has no finalizer after its last fold). The format
 /// word holds it in its top byte, beside the object lock's format ([`format_word`]).
-pub const LAYOUT_VERSION: u64 = 6;
+pub const LAYOUT_VERSION: u64 = 7;
 
 /// Fixed part of the header, immutable after initialization.
 ///

@@ -1212,8 +1212,11 @@ fn seq_lt(a: &[Value], b: &[Value]) -> Result<bool, Error> {
 // ---------------------------------------------------------------------------------------------
 // Hashing
 
-/// Streaming hasher over 64-bit words: a folded 128-bit multiply per word (as wyhash and foldhash
-/// do) and a splitmix64 finalizer. No random seed, so every process and run agrees.
+/// Streaming hasher over 64-bit words: a folded 128-bit multiply per word, as foldhash (hashbrown's
+/// default) and wyhash do, from a state seeded through splitmix64, and the last fold's high half
+/// folded onto its low half (see [`Mixer::finish`]). A dict's slot is the hash's low bits:
+/// `hashes_spread_structured_keys_over_a_tables_slots` checks structured keys probe as random
+/// ones do. No random seed, so every process and run agrees.
 struct Mixer(u64);
 
 const MIX_A: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -1285,7 +1288,11 @@ impl Mixer {
 
     #[inline]
     fn finish(&self) -> u64 {
-        splitmix64(self.0)
+        // The high half folded onto the low one: keys that differ only in a run of middle or
+        // high bits (`i << 36`, packed ids) otherwise land on a lattice of slots that no seed
+        // moves, up to 1.45 times the probes of random hashes. Three instructions, where
+        // splitmix64's finalizer took a dozen for the same spread.
+        self.0 ^ (self.0 >> 32)
     }
 }
 
@@ -1894,6 +1901,63 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Mean probes to insert each of `hashes` into a table of `2**log2` slots probed as
+    /// `htable` probes (CPython's recurrence).
+    fn mean_probes(hashes: &[u64], log2: u32) -> f64 {
+        let mask = (1u64 << log2) - 1;
+        let mut taken = vec![false; 1 << log2];
+        let mut total = 0;
+        for &h in hashes {
+            let (mut i, mut perturb) = (h & mask, h);
+            total += 1;
+            while taken[i as usize] {
+                perturb >>= 5;
+                i = (i.wrapping_mul(5).wrapping_add(perturb).wrapping_add(1)) & mask;
+                total += 1;
+            }
+            taken[i as usize] = true;
+        }
+        total as f64 / hashes.len() as f64
+    }
+
+    /// A dict's slot is its hash's low bits, and a probe's later steps take its high bits. Keys
+    /// with structure must probe as random hashes do: 1,024 of them in 2,048 slots take 1.39
+    /// probes on average. The families: ints differing only in a run of 10 bits at every
+    /// position (`i << a`: packed ids, strides of a power of two), a few strides, negative
+    /// ints, floats, numbered strs and tuples. The hash's last fold alone (no `finish` step)
+    /// takes up to 2.0 probes on `i << 36`; low bits copied from the key would take hundreds.
+    #[test]
+    fn hashes_spread_structured_keys_over_a_tables_slots() {
+        let mut families: Vec<(String, Vec<Value>)> = (0..=54)
+            .map(|a| {
+                (
+                    format!("i << {a}"),
+                    (0..1024).map(|i| Value::Int(i << a)).collect(),
+                )
+            })
+            .collect();
+        type Family = (&'static str, fn(i64) -> Value);
+        let more: [Family; 7] = [
+            ("i << 36 | 7", |i| Value::Int(i << 36 | 7)),
+            ("i * 1000003", |i| Value::Int(i * 1_000_003)),
+            ("(i << 32) + i", |i| Value::Int((i << 32) + i)),
+            ("-i", |i| Value::Int(-i)),
+            ("i + 0.5", |i| Value::Float(i as f64 + 0.5)),
+            ("'k%07d' % i", |i| Value::from(format!("k{i:07}"))),
+            ("(i, 1)", |i| {
+                Value::Tuple(vec![Value::Int(i), Value::Int(1)])
+            }),
+        ];
+        families.extend(more.map(|(name, f)| (name.to_string(), (0..1024).map(f).collect())));
+        for key in [0, 1, 0x5eed, u64::MAX, 0x0123_4567_89ab_cdef] {
+            for (name, keys) in &families {
+                let hashes: Vec<u64> = keys.iter().map(|k| k.hash_with_key(key).unwrap()).collect();
+                let probes = mean_probes(&hashes, 11);
+                assert!(probes <= 1.7, "{name}, key {key:#x}: {probes:.2} probes");
+            }
+        }
+    }
+
     /// `Mixer::bytes` as it was first written (a zero-padded byte copy per 8-byte chunk): the
     /// hash of a str or bytes is part of the table format, so the faster reads must agree.
     #[test]
@@ -2467,7 +2531,8 @@ mod tests {
             Value::from(1).hash_with_key(2).unwrap()
         );
         // The same in every process and run: these figures must never change, since hashes
-        // are stored in the arena.
+        // are stored in the arena (they did once, with the layout version: 7 dropped the
+        // splitmix64 finalizer for `Mixer::finish`'s fold).
         let pinned = [
             h(1.into()),
             h("abc".into()),
@@ -2478,11 +2543,11 @@ mod tests {
         assert_eq!(
             pinned,
             [
-                3726523198035122570,
-                1661610597530194236,
-                16251851929512508090,
-                9504778395793128267,
-                13863089241145143072
+                5427870618782941314,
+                2706473988404940119,
+                11841475393768609709,
+                14231570634694179247,
+                16181681786677723532
             ]
         );
     }

@@ -294,8 +294,15 @@ impl ListProxy {
     pub fn pop(&self, index: i64) -> Result<Value> {
         // The last item, a scalar: see `pop_fast`.
         let h = &self.h;
-        if let Some(v) = h.write_fast(|a, b| list::pop_fast(a, b, index)) {
-            return Ok(v);
+        if let Some(c) = h.write_fast(|a, b| list::pop_fast_cell(a, b, index)) {
+            // Decoded here, into the result (an int without the general decoding's match):
+            // `pop_fast_cell` hands over only a cell that decodes.
+            if let Some(i) = c.exact_int() {
+                return Ok(Value::Int(i));
+            }
+            return c
+                .inline_value()
+                .ok_or_else(|| Error::corrupt("list: popped cell does not decode", 0));
         }
         self.with(|c| list::pop(c, index))
     }

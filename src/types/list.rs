@@ -717,15 +717,42 @@ pub fn append_fast(a: &Arena, body: u64, new: Cell) -> Option<()> {
 // Always inlined: the typed call and `call_method` on a typed proxy both inline it.
 #[inline(always)]
 pub fn pop_fast(a: &Arena, body: u64, i: i64) -> Option<Value> {
+    pop_fast_cell(a, body, i)?.inline_value()
+}
+
+/// [`pop_fast`], handing back the item's cell, which [`Cell::decodes_inline`] (checked before
+/// the item is unpublished), instead of its value: the typed `pop` decodes the 16-byte copy
+/// once the lock is released, straight into its result, where a `Value` built under the lock
+/// was copied out through each layer of the write.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-listpopfastcell-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::write_fast;
+/// use shmstore::types::list::pop_fast_cell;
+/// use shmstore::Value;
+/// let l = store.list([1, 2])?;
+/// let (core, t) = (store.core(), l.token());
+/// let c = write_fast(core, &t, |a, body| pop_fast_cell(a, body, -1)).expect("the last item");
+/// assert_eq!(c.inline_value(), Some(Value::Int(2)));
+/// assert_eq!(l.len()?, 1);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline(always)]
+pub fn pop_fast_cell(a: &Arena, body: u64, i: i64) -> Option<Cell> {
     let (h, len, _, cells) = head_fast(a, body)?;
     let last = normalize(i, len)?;
     if last + 1 != len {
         return None;
     }
     let c = cell_words(a, cells, last)?;
-    let v = Cell::from_words([c[0].load(Relaxed), c[1].load(Relaxed)]).inline_value()?;
+    let c = Cell::from_words([c[0].load(Relaxed), c[1].load(Relaxed)]);
+    if !c.decodes_inline() {
+        return None;
+    }
     h[0].store(last, Relaxed);
-    Some(v)
+    Some(c)
 }
 
 const M_LEN: usize = super::method_idx(DESC.methods, "__len__");
@@ -916,10 +943,18 @@ fn append_inline(h: &Handle, v: &Value) -> Option<()> {
 /// [`pop_value_fast`] on the handle's pinned slot.
 #[inline(always)]
 fn pop_inline(h: &Handle, i: i64) -> Option<Value> {
-    h.write_fast(
+    // The cell out of the write, decoded after it (see `pop_fast_cell`).
+    let c = h.write_fast(
         #[inline(always)]
-        |a, b| pop_fast(a, b, i),
-    )
+        |a, b| pop_fast_cell(a, b, i),
+    )?;
+    match c.exact_int() {
+        Some(i) => Some(Value::Int(i)),
+        // Never `None` here: the item is gone, and `None` would send the call down the general
+        // path to pop another. `pop_fast_cell` took only a cell that `decodes_inline`, which is
+        // exactly when `inline_value` answers (`decodes_inline_is_exactly_when_inline_value_answers`).
+        None => Some(c.inline_value().unwrap_or(Value::None)),
+    }
 }
 
 /// [`getitem_inline`], out of line.
