@@ -220,6 +220,9 @@ fn apply(l: &shmstore::ListProxy, op: &Op) -> Result<Value, Error> {
         Op::Append(v) => l.call_method("append", (v.clone(),)),
         Op::Insert(i, v) => l.call_method("insert", (*i, v.clone())),
         Op::Pop(None) => l.call_method("pop", ()),
+        // The typed `pop` on even indexes, `call_method` on odd ones: both fast paths (the
+        // last item, a scalar) against the model, at every index.
+        Op::Pop(Some(i)) if i % 2 == 0 => l.pop(*i),
         Op::Pop(Some(i)) => l.call_method("pop", (*i,)),
         Op::Get(i) => l.call_method("__getitem__", (*i,)),
         Op::Set(i, v) => l.call_method("__setitem__", (*i, v.clone())),

@@ -240,6 +240,14 @@ fn me() -> Me {
     learn_me()
 }
 
+/// This thread's tid as [`me`] last learned it, 0 when it has not (yet, or since a fork): for
+/// `unlock`, where a 0 cannot equal the lock word of a held lock and so takes the slow path,
+/// which learns it. One load, where [`me`] copies the whole identity and tests it.
+#[inline(always)]
+fn my_tid() -> u32 {
+    ME.with(|m| m.get().tid)
+}
+
 #[cold]
 #[inline(never)]
 fn learn_me() -> Me {
@@ -743,10 +751,9 @@ unsafe impl RawLock for FutexLock {
     // thread's identity in every guard's drop.
     #[inline(always)]
     unsafe fn unlock(ptr: *mut u8) -> Result<()> {
-        let me = me();
         // SAFETY: the caller's contract.
         let w = unsafe { words(ptr) };
-        if w.state.load(Ordering::Relaxed) != me.tid {
+        if w.state.load(Ordering::Relaxed) != my_tid() {
             // SAFETY: the caller's contract.
             return unsafe { unlock_slow(ptr) };
         }

@@ -742,8 +742,10 @@ pub fn pop_fast(a: &Arena, body: u64, i: i64) -> Option<Value> {
 #[inline(always)]
 pub fn pop_fast_cell(a: &Arena, body: u64, i: i64) -> Option<Cell> {
     let (h, len, _, cells) = head_fast(a, body)?;
-    let last = normalize(i, len)?;
-    if last + 1 != len {
+    let last = len.checked_sub(1)?;
+    // `i` names the last item: -1 (every other negative index names an earlier one), or
+    // `len - 1` itself. For the usual constant -1 this is the empty list's test alone.
+    if i != -1 && u64::try_from(i).ok()? != last {
         return None;
     }
     let c = cell_words(a, cells, last)?;
