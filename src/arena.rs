@@ -717,6 +717,53 @@ impl Arena {
         Ok(unsafe { std::slice::from_raw_parts(p.cast::<T>(), n as usize) })
     }
 
+    /// Two windows back to back, as [`Arena::words_slice`] gives one: `na` `A`s from `off`, then
+    /// `nb` `B`s right after them, with one bounds check for both (a hash table's index and its
+    /// entries, which its block lays out so). An error for a range out of bounds, a misaligned
+    /// `off`, or a second window that would not be aligned for `B`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+    /// use shmstore::arena::Arena;
+    /// let a = Arena::heap(64);
+    /// a.atomic_u32(4)?.store(3, Relaxed);
+    /// a.store_u64(16, 9)?;
+    /// let (slots, words) = a.words_slices::<AtomicU32, [AtomicU64; 2]>(0, 4, 3)?;
+    /// assert_eq!((slots.len(), words.len()), (4, 3));
+    /// assert_eq!((slots[1].load(Relaxed), words[0][0].load(Relaxed)), (3, 9));
+    /// assert!(a.words_slices::<AtomicU32, [AtomicU64; 2]>(0, 4, 4).is_err()); // past the end
+    /// assert!(a.words_slices::<AtomicU32, [AtomicU64; 1]>(0, 3, 1).is_err()); // 2nd misaligned
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    #[inline]
+    pub fn words_slices<A: AtomicWords, B: AtomicWords>(
+        &self,
+        off: u64,
+        na: u32,
+        nb: u32,
+    ) -> Result<(&[A], &[B])> {
+        // `u32` counts of types under 4 GiB: neither length nor their sum can overflow.
+        let la = u64::from(na) * size_of::<A>() as u64;
+        let lb = u64::from(nb) * size_of::<B>() as u64;
+        if la & (align_of::<B>() as u64 - 1) != 0 {
+            return Err(Error::corrupt("misaligned second window", off));
+        }
+        let p = self.ptr(off, la + lb, align_of::<A>().max(align_of::<B>()) as u64)?;
+        // SAFETY: 1. `[p, p + la + lb)` is inside the arena, `p` is aligned for `A` and `B` and
+        // `la` is a multiple of `B`'s alignment (checked above), so `p + la` is aligned for `B`
+        // and both windows lie inside the checked range, without overlapping; 2. `A` and `B` are
+        // atomic integers only (`AtomicWords`), valid for any bit pattern and only ever
+        // accessed atomically; 3. each length in bytes is at most the arena's, which fits in
+        // `isize`; 4. the arena outlives `&self`.
+        Ok(unsafe {
+            (
+                std::slice::from_raw_parts(p.cast::<A>(), na as usize),
+                std::slice::from_raw_parts(p.add(la as usize).cast::<B>(), nb as usize),
+            )
+        })
+    }
+
     /// As [`Arena::load_u64_racy`], for a `u32` at a 4-aligned offset.
     ///
     /// # Examples

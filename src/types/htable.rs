@@ -1163,9 +1163,11 @@ fn probe_words<'a, const W: usize>(
     // No overflow: `size` is at most 2**30 and `toff` was just read from inside the arena.
     let index_off = toff + HDR;
     let entries_off = index_off + u64::from(size) * 4;
-    let index = a.words_slice::<AtomicU32>(index_off, size).ok()?;
-    // `cap_ok`, equal to `cap`, whose bound the compiler knows.
-    let entries = a.words_slice::<[AtomicU64; W]>(entries_off, cap_ok).ok()?;
+    // `cap_ok`, equal to `cap`, whose bound the compiler knows; the index and entries are
+    // adjacent, so one bounds check covers both windows.
+    let (index, entries) = a
+        .words_slices::<AtomicU32, [AtomicU64; W]>(index_off, size, cap_ok)
+        .ok()?;
     let entries = entries.get(..usize::try_from(nentries).ok()?)?;
     let mask = u64::from(size) - 1;
     let mut perturb = key.hash;
