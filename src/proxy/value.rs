@@ -404,16 +404,17 @@ impl<T: Pod> TypedValueProxy<T> {
     /// ```
     #[inline]
     pub fn get(&self) -> Result<T> {
-        let want = self.elem;
-        // Lock-free when no write is under way (see `dispatch::read_optimistic`).
+        // Lock-free when no write is under way (see `dispatch::read_optimistic`); the record is
+        // read in place, not copied first.
+        let want = &self.elem;
         if let Some(x) = self
             .h
-            .read_optimistic(|a, b| value::get_pod_racy::<T>(a, b, &want))
+            .read_optimistic(|a, b| value::get_pod_racy::<T>(a, b, want))
         {
             return Ok(x);
         }
         let mut x = T::zeroed();
-        self.with(|c| value::get_pod(c, &want, bytemuck::bytes_of_mut(&mut x)))?;
+        self.with(|c| value::get_pod(c, want, bytemuck::bytes_of_mut(&mut x)))?;
         Ok(x)
     }
 

@@ -483,11 +483,15 @@ pub fn get_pod_racy<T: bytemuck::Pod>(
     if repr[0] != REPR_POD {
         return None;
     }
+    // `T`'s size and alignment as constants: a `want` that is not `T`'s record gets no answer,
+    // and the copy's stride is then `T`'s own (`ElemType::stride`), with no multiply.
+    let t_sa: u64 = bytemuck::cast([size_of::<T>() as u32, align_of::<T>() as u32]);
     let want_sa: u64 = bytemuck::cast([want.size, want.align]);
-    if current > 1 || fingerprint != want.fingerprint || size_align != want_sa {
+    if current > 1 || fingerprint != want.fingerprint || size_align != t_sa || want_sa != t_sa {
         return None;
     }
-    a.load_pod_racy::<T>(data.checked_add(current * want.stride())?)
+    let stride = size_of::<T>().max(1) as u64;
+    a.load_pod_racy::<T>(data.checked_add(if current == 0 { 0 } else { stride })?)
 }
 
 /// The record and the bits (the first `size` bytes) of a primitive plain-data value, read
