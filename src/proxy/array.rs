@@ -3,7 +3,7 @@
 
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytemuck::Pod;
 
@@ -46,6 +46,9 @@ pub struct ArrayProxy<T> {
     _t: PhantomData<fn() -> T>,
     /// `T`'s record, computed once (its fingerprint hashes `T`'s name).
     elem: ElemType,
+    /// The array's length and element 0's offset, fixed at its creation: read once, then every
+    /// lock-free `get` goes from the slot's sequence straight to the element.
+    geometry: OnceLock<array::Geometry>,
 }
 proxy_common!(typed crate::type_ids::ARRAY => own; impl[T: ::bytemuck::Pod] ArrayProxy<T> {
     tag: "array",
@@ -72,6 +75,7 @@ impl<T: ::bytemuck::Pod> Clone for ArrayProxy<T> {
             h: self.h.clone(),
             _t: ::std::marker::PhantomData,
             elem: self.elem,
+            geometry: self.geometry.clone(),
         }
     }
 }
@@ -88,7 +92,29 @@ impl<T: Pod> TryFrom<Proxy> for ArrayProxy<T> {
             h,
             _t: PhantomData,
             elem: want,
+            geometry: OnceLock::new(),
         })
+    }
+}
+
+impl<T: Pod> ArrayProxy<T> {
+    /// The array's [`array::Geometry`]: read lock-free on the first call and kept (it never
+    /// changes); `None` while a write is under way at that first read.
+    #[inline]
+    fn geometry(&self) -> Option<array::Geometry> {
+        match self.geometry.get() {
+            Some(g) => Some(*g),
+            None => self.learn_geometry(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn learn_geometry(&self) -> Option<array::Geometry> {
+        let g = self
+            .h
+            .read_optimistic(|a, b| array::geometry_racy::<T>(a, b, &self.elem))?;
+        Some(*self.geometry.get_or_init(|| g))
     }
 }
 
@@ -185,13 +211,15 @@ impl<T: Pod> ArrayProxy<T> {
     /// ```
     #[inline]
     pub fn get(&self, index: i64) -> Result<T> {
-        // Lock-free when no write is under way (see `dispatch::read_optimistic`).
-        let want = self.elem;
-        if let Some(x) = self
-            .h
-            .read_optimistic(|a, b| array::get_racy::<T>(a, b, &want, index))
-        {
-            return Ok(x);
+        // Lock-free when no write is under way (see `dispatch::read_optimistic`), from the
+        // array's geometry once it is known.
+        if let Some(g) = self.geometry() {
+            if let Some(x) = self
+                .h
+                .read_optimistic(|a, _| array::get_at::<T>(a, g, index))
+            {
+                return Ok(x);
+            }
         }
         self.with_slice(|s| {
             normalize(index, s.len())
@@ -508,6 +536,7 @@ impl Store {
             h,
             _t: PhantomData,
             elem: ElemType::of::<T>(),
+            geometry: OnceLock::new(),
         })
     }
 

@@ -2,7 +2,7 @@
 //! with the `Store::value`, `Store::value_with_typecode` and `Store::value_of` factories.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytemuck::Pod;
 
@@ -333,6 +333,9 @@ pub struct TypedValueProxy<T> {
     _t: PhantomData<fn() -> T>,
     /// `T`'s record, computed once (its fingerprint hashes `T`'s name).
     elem: ElemType,
+    /// The offset of the value's two copies, fixed at its creation: read once, then every
+    /// lock-free `get` reads `current` and the copy it names, without the header.
+    copies: OnceLock<u64>,
 }
 proxy_common!(typed crate::type_ids::VALUE => own; impl[T: ::bytemuck::Pod] TypedValueProxy<T> {
     tag: "tvalue",
@@ -357,7 +360,29 @@ impl<T: ::bytemuck::Pod> Clone for TypedValueProxy<T> {
             h: self.h.clone(),
             _t: ::std::marker::PhantomData,
             elem: self.elem,
+            copies: self.copies.clone(),
         }
+    }
+}
+
+impl<T: Pod> TypedValueProxy<T> {
+    /// The offset of the value's copies: read lock-free on the first call and kept (it never
+    /// changes); `None` while a write is under way at that first read.
+    #[inline]
+    fn copies(&self) -> Option<u64> {
+        match self.copies.get() {
+            Some(d) => Some(*d),
+            None => self.learn_copies(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn learn_copies(&self) -> Option<u64> {
+        let d = self
+            .h
+            .read_optimistic(|a, b| value::pod_copies_racy::<T>(a, b, &self.elem))?;
+        Some(*self.copies.get_or_init(|| d))
     }
 }
 
@@ -373,6 +398,7 @@ impl<T: Pod> TryFrom<Proxy> for TypedValueProxy<T> {
             h,
             _t: PhantomData,
             elem: want,
+            copies: OnceLock::new(),
         })
     }
 }
@@ -404,15 +430,17 @@ impl<T: Pod> TypedValueProxy<T> {
     /// ```
     #[inline]
     pub fn get(&self) -> Result<T> {
-        // Lock-free when no write is under way (see `dispatch::read_optimistic`); the record is
-        // read in place, not copied first.
-        let want = &self.elem;
-        if let Some(x) = self
-            .h
-            .read_optimistic(|a, b| value::get_pod_racy::<T>(a, b, want))
-        {
-            return Ok(x);
+        // Lock-free when no write is under way (see `dispatch::read_optimistic`), from the
+        // copies' place once it is known.
+        if let Some(data) = self.copies() {
+            if let Some(x) = self
+                .h
+                .read_optimistic(|a, b| value::get_pod_at::<T>(a, b, data))
+            {
+                return Ok(x);
+            }
         }
+        let want = &self.elem;
         let mut x = T::zeroed();
         self.with(|c| value::get_pod(c, want, bytemuck::bytes_of_mut(&mut x)))?;
         Ok(x)
@@ -550,6 +578,7 @@ impl Store {
             h,
             _t: PhantomData,
             elem: ElemType::of::<T>(),
+            copies: OnceLock::new(),
         })
     }
 }

@@ -220,6 +220,66 @@ pub fn get_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType, i: i64) -> Option
     a.load_pod_racy::<T>(data.checked_add(i.checked_mul(want.stride())?)?)
 }
 
+/// Where an array's elements are: its length and the offset of element 0. Both are fixed when
+/// the array is created, so a proxy reads them once ([`geometry_racy`]) and then reaches an
+/// element from its slot's sequence alone ([`get_at`]), without the header in between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Number of elements.
+    pub len: u64,
+    /// Offset of element 0.
+    pub data: u64,
+}
+
+/// The [`Geometry`] of an array of `T` (whose record is `want`), read without the lock for
+/// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` for another element
+/// type, or elements that are not all inside the arena and aligned for `T`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-arraygeometry-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::read_optimistic;
+/// use shmstore::types::array::{geometry_racy, get_at};
+/// use shmstore::types::pod::ElemType;
+/// let a = store.array([1u32, 2, 3])?;
+/// let (core, t) = (store.core(), a.token());
+/// let g = read_optimistic(core, &t, |ar, body| geometry_racy::<u32>(ar, body, &ElemType::of::<u32>()))
+///     .expect("no writer");
+/// assert_eq!(g.len, 3);
+/// assert_eq!(read_optimistic(core, &t, |ar, _| get_at::<u32>(ar, g, -1)), Some(3));
+/// let other = ElemType::of::<i32>();
+/// assert_eq!(read_optimistic(core, &t, |ar, body| geometry_racy::<i32>(ar, body, &other)), None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn geometry_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType) -> Option<Geometry> {
+    let [len, data, fingerprint, size_align] = a.load_words_racy::<4>(body)?;
+    let t_sa: u64 = bytemuck::cast([size_of::<T>() as u32, align_of::<T>() as u32]);
+    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    if fingerprint != want.fingerprint || size_align != t_sa || want_sa != t_sa {
+        return None;
+    }
+    a.check(
+        data,
+        len.checked_mul(size_of::<T>() as u64)?,
+        align_of::<T>() as u64,
+    )
+    .ok()?;
+    Some(Geometry { len, data })
+}
+
+/// Element `i` (negative from the end) of the array of `T` laid out as `g`, read without the
+/// lock for [`dispatch::read_optimistic`](crate::dispatch::read_optimistic), which checks the
+/// slot still holds the array `g` was read from: `None` for an index out of range or a `T`
+/// that is not 1, 2, 4 or 8 bytes (the locked path then answers).
+#[inline]
+pub fn get_at<T: Pod>(a: &Arena, g: Geometry, i: i64) -> Option<T> {
+    let i = normalize(i, g.len)?;
+    // No overflow: `geometry_racy` checked every element is inside the arena.
+    a.load_pod_racy::<T>(g.data + i * size_of::<T>() as u64)
+}
+
 /// The length of an array of `want`'s elements, read without the lock (it never changes once
 /// created), for [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` for
 /// another element type or words out of bounds.

@@ -451,6 +451,65 @@ pub fn get_racy(a: &crate::arena::Arena, body: u64) -> Option<Cell> {
     Some(bytemuck::cast(if current == 0 { c0 } else { c1 }))
 }
 
+/// Where a plain-data value of `T` (whose record is `want`) keeps its two copies: the offset of
+/// copy 0, read without the lock for [`dispatch::read_optimistic`](crate::dispatch::read_optimistic).
+/// The representation, the record and the copies' place never change after creation, so a
+/// proxy reads this once and then [`get_pod_at`] reaches the value from `current` alone. `None`
+/// for another representation or type, or copies outside the arena or misaligned for `T`.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-podcopies-{}", std::process::id());
+/// # let store = shmstore::Store::create(&name, 1 << 20)?;
+/// use shmstore::dispatch::read_optimistic;
+/// use shmstore::types::pod::ElemType;
+/// use shmstore::types::value::{get_pod_at, pod_copies_racy};
+/// let v = store.value_of(7u64)?;
+/// let (core, t) = (store.core(), v.token());
+/// let want = ElemType::of::<u64>();
+/// let data = read_optimistic(core, &t, |a, body| pod_copies_racy::<u64>(a, body, &want)).unwrap();
+/// v.set(8)?; // the other copy, now current
+/// assert_eq!(read_optimistic(core, &t, |a, body| get_pod_at::<u64>(a, body, data)), Some(8));
+/// let other = ElemType::of::<i64>();
+/// assert_eq!(read_optimistic(core, &t, |a, body| pod_copies_racy::<i64>(a, body, &other)), None);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[inline]
+pub fn pod_copies_racy<T: bytemuck::Pod>(
+    a: &crate::arena::Arena,
+    body: u64,
+    want: &ElemType,
+) -> Option<u64> {
+    let [repr, _, data, fingerprint, size_align] = a.load_words_racy::<5>(body)?;
+    let repr: [u32; 2] = bytemuck::cast(repr);
+    let t_sa: u64 = bytemuck::cast([size_of::<T>() as u32, align_of::<T>() as u32]);
+    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    if repr[0] != REPR_POD
+        || fingerprint != want.fingerprint
+        || size_align != t_sa
+        || want_sa != t_sa
+    {
+        return None;
+    }
+    let stride = size_of::<T>().max(1) as u64;
+    a.check(data, 2 * stride, align_of::<T>() as u64).ok()?;
+    Some(data)
+}
+
+/// The plain-data value of `T` whose copies [`pod_copies_racy`] found at `data`, read without the
+/// lock for [`dispatch::read_optimistic`](crate::dispatch::read_optimistic), which checks the
+/// slot still holds that value: `current`, then the copy it names, with none of the header's
+/// checks. `None` for a `current` that is neither copy or a `T` that is not 1, 2, 4 or 8 bytes.
+#[inline]
+pub fn get_pod_at<T: bytemuck::Pod>(a: &crate::arena::Arena, body: u64, data: u64) -> Option<T> {
+    let current = a.load_u64_racy(body.checked_add(CURRENT_OFF)?).ok()?;
+    if current > 1 {
+        return None;
+    }
+    // No overflow: `pod_copies_racy` checked both copies are inside the arena.
+    a.load_pod_racy::<T>(data + current * size_of::<T>().max(1) as u64)
+}
+
 /// The plain-data value (of type `T`, whose record is `want`) read without the lock, for
 /// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` for another
 /// representation or type, a `T` that is not 1, 2, 4 or 8 bytes, or words that fail a check (the
