@@ -414,6 +414,58 @@ fn typed_array_operations() {
     ));
 }
 
+/// Typed arrays answer `get` and `call_method("__getitem__")` from the geometry the proxy read
+/// once: every index (negative, out of range) agrees with the locked view, for several element
+/// types, through the creating proxy, a clone and a proxy attached in another attachment, before
+/// and after writes.
+#[test]
+fn typed_array_reads_agree_at_every_index_with_the_locked_view() {
+    fn check<T>(store: &Store, other: &Store, items: Vec<T>, write: T)
+    where
+        T: bytemuck::Pod + PartialEq + std::fmt::Debug + Into<Value>,
+    {
+        let a = store.array(items.clone()).unwrap();
+        let attached: ArrayProxy<T> = other.attach(&a.token()).unwrap().try_into().unwrap();
+        let clone = a.clone();
+        let n = items.len() as i64;
+        for round in 0..2 {
+            let now = a.to_vec().unwrap();
+            for p in [&a, &clone, &attached] {
+                for i in -n - 2..n + 2 {
+                    let want = if (-n..n).contains(&i) {
+                        Some(now[i.rem_euclid(n) as usize])
+                    } else {
+                        None
+                    };
+                    match want {
+                        Some(x) => {
+                            assert_eq!(p.get(i).unwrap(), x, "get({i}), round {round}");
+                            assert_eq!(p.call_method("__getitem__", (i,)).unwrap(), x.into());
+                        }
+                        None => {
+                            let e = Error::IndexError("array index out of range".into());
+                            assert_eq!(p.get(i), Err(e.clone()), "get({i})");
+                            assert_eq!(p.call_method("__getitem__", (i,)), Err(e));
+                        }
+                    }
+                }
+            }
+            // Writes through another proxy are seen by all three.
+            attached.set(0, write).unwrap();
+            a.set(-1, write).unwrap();
+        }
+    }
+    let name = unique("arraygeom");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 1 << 20).unwrap();
+    let other = Store::open(&name).unwrap();
+    check(&store, &other, vec![1i64, -2, 3, i64::MIN], 7);
+    check(&store, &other, vec![0.5f64, 1.5], -2.25);
+    check(&store, &other, vec![1u8, 2, 255], 9);
+    check(&store, &other, vec![-1i32], 4);
+    check(&store, &other, vec![1.25f32, 2.0, 3.0], 0.75);
+}
+
 #[test]
 fn an_array_of_structs_reads_and_writes_bytes_through_call_method() {
     let name = unique("sarray");

@@ -127,7 +127,7 @@ impl<T: Pod> ArrayProxy<T> {
     /// `call_method`'s fast path (see `proxy_common!`): the array's, with `T` known.
     #[inline(always)]
     fn call_fast(&self, method: usize, args: &[crate::Value]) -> Option<crate::Value> {
-        array::fast_call_typed::<T>(&self.h, &self.elem, method, args)
+        array::fast_call_typed_at::<T>(&self.h, &self.elem, || self.geometry(), method, args)
     }
 
     /// Runs `f` on the elements in place, under the lock.

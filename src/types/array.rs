@@ -444,6 +444,27 @@ pub(crate) fn fast_call_typed<T: Pod>(
     }
 }
 
+/// [`fast_call_typed`] for a proxy that knows the array's [`Geometry`] (`g`, once read): a
+/// `__getitem__` of a primitive `T` reads the element from it ([`get_at`]), as the typed `get`
+/// does; everything else, and what that declines, as [`fast_call_typed`].
+#[inline(always)]
+pub(crate) fn fast_call_typed_at<T: Pod>(
+    h: &Handle,
+    want: &ElemType,
+    g: impl FnOnce() -> Option<Geometry>,
+    method: usize,
+    args: &[Value],
+) -> Option<Value> {
+    if let (M_GETITEM, [Value::Int(i)]) = (method, args) {
+        if let (Some(kind), Some(g)) = (prim_kind_checked::<T>(want), g()) {
+            if let Some(x) = h.read_optimistic(|a, _| get_at::<T>(a, g, *i)) {
+                return value_of_prim(kind, &x);
+            }
+        }
+    }
+    fast_call_typed::<T>(h, want, method, args)
+}
+
 /// True when [`getitem_typed`] can answer for `T` (a primitive number; a constant).
 #[inline(always)]
 pub(crate) fn typed_get_applies<T: Pod>() -> bool {
