@@ -466,6 +466,43 @@ fn typed_array_reads_agree_at_every_index_with_the_locked_view() {
     check(&store, &other, vec![1.25f32, 2.0, 3.0], 0.75);
 }
 
+/// A `value_of::<T>` proxy reads and writes from the copies' place it read once: sets through
+/// any of three proxies (the creating one, a clone, another attachment's), alternating, are
+/// what every proxy's `get` then returns, for a word (replaced in place), a byte, a float and a
+/// struct of three words (written to the other copy and published), with the locked view
+/// (`with_lock`) agreeing.
+#[test]
+fn value_of_gets_and_sets_agree_through_every_proxy() {
+    fn check<T>(store: &Store, other: &Store, xs: &[T])
+    where
+        T: bytemuck::Pod + PartialEq + std::fmt::Debug,
+    {
+        let v = store.value_of(xs[0]).unwrap();
+        let attached: TypedValueProxy<T> = other.attach(&v.token()).unwrap().try_into().unwrap();
+        let clone = v.clone();
+        let proxies = [&v, &clone, &attached];
+        for (k, x) in xs.iter().enumerate() {
+            proxies[k % 3].set(*x).unwrap();
+            for p in proxies {
+                assert_eq!(p.get().unwrap(), *x, "after set {k}");
+                assert_eq!(p.with_lock(|y| *y).unwrap(), *x, "locked, after set {k}");
+            }
+        }
+    }
+    let name = unique("valueofgeom");
+    let _c = Cleanup(name.clone());
+    let store = Store::create(&name, 1 << 20).unwrap();
+    let other = Store::open(&name).unwrap();
+    check(&store, &other, &[1i64, -2, i64::MAX, 4, 5, 6, 7]);
+    check(&store, &other, &[1u8, 2, 255, 0, 9]);
+    check(&store, &other, &[0.5f32, -1.5, 2.25, 3.0]);
+    check(
+        &store,
+        &other,
+        &[[1u32, 2, 3], [4, 5, 6], [7, 8, 9], [10, 11, 12], [0, 0, 0]],
+    );
+}
+
 #[test]
 fn an_array_of_structs_reads_and_writes_bytes_through_call_method() {
     let name = unique("sarray");

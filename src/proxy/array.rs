@@ -249,11 +249,15 @@ impl<T: Pod> ArrayProxy<T> {
     /// ```
     #[inline]
     pub fn set(&self, index: i64, x: T) -> Result<()> {
-        let (want, bytes, h) = (self.elem, bytemuck::bytes_of(&x), &self.h);
-        if h.write_fast(|a, b| array::set_fast(a, b, &want, index, bytes))
-            .is_some()
-        {
-            return Ok(());
+        // Under the lock if it is free (see `dispatch::write_fast`), at the array's geometry.
+        if let Some(g) = self.geometry() {
+            if self
+                .h
+                .write_fast(|a, _| array::set_at::<T>(a, g, index, &x))
+                .is_some()
+            {
+                return Ok(());
+            }
         }
         self.with_slice_mut(|s| {
             let len = s.len();

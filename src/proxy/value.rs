@@ -462,15 +462,17 @@ impl<T: Pod> TypedValueProxy<T> {
     /// ```
     #[inline]
     pub fn set(&self, x: T) -> Result<()> {
-        let want = self.elem;
-        let bytes = bytemuck::bytes_of(&x);
-        let h = &self.h;
-        if h.write_fast(|a, b| value::set_pod_fast(a, b, &want, bytes))
-            .is_some()
-        {
-            return Ok(());
+        // Under the lock if it is free (see `dispatch::write_fast`), at the copies' place.
+        if let Some(data) = self.copies() {
+            if self
+                .h
+                .write_fast(|a, b| value::set_pod_at::<T>(a, b, data, &x))
+                .is_some()
+            {
+                return Ok(());
+            }
         }
-        self.with(|c| value::set_pod(c, &want, bytes))
+        self.with(|c| value::set_pod(c, &self.elem, bytemuck::bytes_of(&x)))
     }
 
     /// Runs `f` on the value under its lock and stores what it leaves: an atomic

@@ -280,6 +280,23 @@ pub fn get_at<T: Pod>(a: &Arena, g: Geometry, i: i64) -> Option<T> {
     a.load_pod_racy::<T>(g.data + i * size_of::<T>() as u64)
 }
 
+/// `a[i] = x` for the array of `T` laid out as `g`, for
+/// [`dispatch::write_fast`](crate::dispatch::write_fast) (which holds the lock, the write, and
+/// checks the slot still holds the array `g` was read from): a 4- or 8-byte primitive is one
+/// word store, anything else a byte copy, as [`set_fast`] does, without reading the header.
+/// `None`, having written nothing, for an index out of range.
+#[inline]
+pub fn set_at<T: Pod>(a: &Arena, g: Geometry, i: i64, x: &T) -> Option<()> {
+    let i = normalize(i, g.len)?;
+    // No overflow: `geometry_racy` checked every element is inside the arena.
+    let at = g.data + i * size_of::<T>() as u64;
+    let bytes = bytemuck::bytes_of(x);
+    if matches!(size_of::<T>(), 4 | 8) && align_of::<T>() == size_of::<T>() {
+        return store_prim(a, at, align_of::<T>() as u32, bytes);
+    }
+    a.copy_in(at, bytes).ok()
+}
+
 /// The length of an array of `want`'s elements, read without the lock (it never changes once
 /// created), for [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` for
 /// another element type or words out of bounds.

@@ -510,6 +510,34 @@ pub fn get_pod_at<T: bytemuck::Pod>(a: &crate::arena::Arena, body: u64, data: u6
     a.load_pod_racy::<T>(data + current * size_of::<T>().max(1) as u64)
 }
 
+/// `v.set(x)` for the plain-data value of `T` whose copies [`pod_copies_racy`] found at `data`,
+/// for [`dispatch::write_fast`](crate::dispatch::write_fast) (which holds the lock, the write,
+/// and checks the slot still holds that value): as [`set_pod_fast`] (an aligned word replaced
+/// in place, anything else written to the other copy and published by `current`), without
+/// reading the header. `None`, having written nothing, for a `current` that is neither copy.
+#[inline]
+pub fn set_pod_at<T: bytemuck::Pod>(
+    a: &crate::arena::Arena,
+    body: u64,
+    data: u64,
+    x: &T,
+) -> Option<()> {
+    let cur = a.atomic_u64(body.checked_add(CURRENT_OFF)?).ok()?;
+    let current = cur.load(Relaxed);
+    if current > 1 {
+        return None;
+    }
+    let (size, bytes) = (size_of::<T>() as u64, bytemuck::bytes_of(x));
+    // No overflow: `pod_copies_racy` checked both copies are inside the arena.
+    if matches!(size, 4 | 8) && align_of::<T>() as u64 == size {
+        return super::array::store_prim(a, data + current * size, size as u32, bytes);
+    }
+    let next = 1 - current;
+    a.copy_in(data + next * size.max(1), bytes).ok()?;
+    cur.store(next, Relaxed);
+    Some(())
+}
+
 /// The plain-data value (of type `T`, whose record is `want`) read without the lock, for
 /// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` for another
 /// representation or type, a `T` that is not 1, 2, 4 or 8 bytes, or words that fail a check (the
