@@ -538,49 +538,6 @@ pub fn set_pod_at<T: bytemuck::Pod>(
     Some(())
 }
 
-/// The plain-data value (of type `T`, whose record is `want`) read without the lock, for
-/// [`dispatch::read_optimistic`](crate::dispatch::read_optimistic): `None` for another
-/// representation or type, a `T` that is not 1, 2, 4 or 8 bytes, or words that fail a check (the
-/// locked path then answers).
-///
-/// # Examples
-/// ```
-/// # let name = format!("doc-getpodracy-{}", std::process::id());
-/// # let store = shmstore::Store::create(&name, 1 << 20)?;
-/// use shmstore::dispatch::read_optimistic;
-/// use shmstore::types::pod::ElemType;
-/// use shmstore::types::value::get_pod_racy;
-/// let v = store.value_of(2.5f32)?;
-/// let (core, t) = (store.core(), v.token());
-/// let want = ElemType::of::<f32>();
-/// assert_eq!(read_optimistic(core, &t, |a, body| get_pod_racy::<f32>(a, body, &want)), Some(2.5));
-/// // Asked for another type: no answer (the locked path reports the mismatch).
-/// let other = ElemType::of::<u32>();
-/// assert_eq!(read_optimistic(core, &t, |a, body| get_pod_racy::<u32>(a, body, &other)), None);
-/// # Ok::<(), shmstore::Error>(())
-/// ```
-#[inline]
-pub fn get_pod_racy<T: bytemuck::Pod>(
-    a: &crate::arena::Arena,
-    body: u64,
-    want: &ElemType,
-) -> Option<T> {
-    let [repr, current, data, fingerprint, size_align] = a.load_words_racy::<5>(body)?;
-    let repr: [u32; 2] = bytemuck::cast(repr);
-    if repr[0] != REPR_POD {
-        return None;
-    }
-    // `T`'s size and alignment as constants: a `want` that is not `T`'s record gets no answer,
-    // and the copy's stride is then `T`'s own (`ElemType::stride`), with no multiply.
-    let t_sa: u64 = bytemuck::cast([size_of::<T>() as u32, align_of::<T>() as u32]);
-    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
-    if current > 1 || fingerprint != want.fingerprint || size_align != t_sa || want_sa != t_sa {
-        return None;
-    }
-    let stride = size_of::<T>().max(1) as u64;
-    a.load_pod_racy::<T>(data.checked_add(if current == 0 { 0 } else { stride })?)
-}
-
 /// The record and the bits (the first `size` bytes) of a primitive plain-data value, read
 /// without the lock: `None` for another representation, a non-primitive `T` or words that
 /// fail a check. Decode them once the read is validated.
