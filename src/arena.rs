@@ -743,13 +743,21 @@ impl Arena {
         na: u32,
         nb: u32,
     ) -> Result<(&[A], &[B])> {
-        // `u32` counts of types under 4 GiB: neither length nor their sum can overflow.
-        let la = u64::from(na) * size_of::<A>() as u64;
-        let lb = u64::from(nb) * size_of::<B>() as u64;
+        // `u32` counts: for types of less than 4 GiB nothing here can overflow, and the
+        // compiler drops these tests.
+        let (Some(la), Some(lb)) = (
+            u64::from(na).checked_mul(size_of::<A>() as u64),
+            u64::from(nb).checked_mul(size_of::<B>() as u64),
+        ) else {
+            return Err(Error::corrupt("length overflows", off));
+        };
         if la & (align_of::<B>() as u64 - 1) != 0 {
             return Err(Error::corrupt("misaligned second window", off));
         }
-        let p = self.ptr(off, la + lb, align_of::<A>().max(align_of::<B>()) as u64)?;
+        let Some(total) = la.checked_add(lb) else {
+            return Err(Error::corrupt("length overflows", off));
+        };
+        let p = self.ptr(off, total, align_of::<A>().max(align_of::<B>()) as u64)?;
         // SAFETY: 1. `[p, p + la + lb)` is inside the arena, `p` is aligned for `A` and `B` and
         // `la` is a multiple of `B`'s alignment (checked above), so `p + la` is aligned for `B`
         // and both windows lie inside the checked range, without overlapping; 2. `A` and `B` are

@@ -222,13 +222,33 @@ pub fn get_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType, i: i64) -> Option
 
 /// Where an array's elements are: its length and the offset of element 0. Both are fixed when
 /// the array is created, so a proxy reads them once ([`geometry_racy`]) and then reaches an
-/// element from its slot's sequence alone ([`get_at`]), without the header in between.
+/// element from its slot's sequence alone ([`get_at`]), without the header in between. Made
+/// only by [`geometry_racy`], which checked every element lies inside the arena: so no offset
+/// computed from it overflows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
+    len: u64,
+    data: u64,
+}
+
+impl Geometry {
     /// Number of elements.
-    pub len: u64,
+    #[inline]
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True for an array of no elements.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Offset of element 0.
-    pub data: u64,
+    #[inline]
+    pub fn data(&self) -> u64 {
+        self.data
+    }
 }
 
 /// The [`Geometry`] of an array of `T` (whose record is `want`), read without the lock for
@@ -246,7 +266,7 @@ pub struct Geometry {
 /// let (core, t) = (store.core(), a.token());
 /// let g = read_optimistic(core, &t, |ar, body| geometry_racy::<u32>(ar, body, &ElemType::of::<u32>()))
 ///     .expect("no writer");
-/// assert_eq!(g.len, 3);
+/// assert_eq!(g.len(), 3);
 /// assert_eq!(read_optimistic(core, &t, |ar, _| get_at::<u32>(ar, g, -1)), Some(3));
 /// let other = ElemType::of::<i32>();
 /// assert_eq!(read_optimistic(core, &t, |ar, body| geometry_racy::<i32>(ar, body, &other)), None);

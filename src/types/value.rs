@@ -506,8 +506,8 @@ pub fn get_pod_at<T: bytemuck::Pod>(a: &crate::arena::Arena, body: u64, data: u6
     if current > 1 {
         return None;
     }
-    // No overflow: `pod_copies_racy` checked both copies are inside the arena.
-    a.load_pod_racy::<T>(data + current * size_of::<T>().max(1) as u64)
+    // (Checked: `data` is the caller's, whatever `pod_copies_racy` said of it.)
+    a.load_pod_racy::<T>(data.checked_add(current * size_of::<T>().max(1) as u64)?)
 }
 
 /// `v.set(x)` for the plain-data value of `T` whose copies [`pod_copies_racy`] found at `data`,
@@ -528,12 +528,13 @@ pub fn set_pod_at<T: bytemuck::Pod>(
         return None;
     }
     let (size, bytes) = (size_of::<T>() as u64, bytemuck::bytes_of(x));
-    // No overflow: `pod_copies_racy` checked both copies are inside the arena.
+    // (Checked: `data` is the caller's, whatever `pod_copies_racy` said of it.)
     if matches!(size, 4 | 8) && align_of::<T>() as u64 == size {
-        return super::array::store_prim(a, data + current * size, size as u32, bytes);
+        return super::array::store_prim(a, data.checked_add(current * size)?, size as u32, bytes);
     }
     let next = 1 - current;
-    a.copy_in(data + next * size.max(1), bytes).ok()?;
+    a.copy_in(data.checked_add(next * size.max(1))?, bytes)
+        .ok()?;
     cur.store(next, Relaxed);
     Some(())
 }
