@@ -335,6 +335,18 @@ impl Cell {
         }
     }
 
+    /// The value of a cell that [`Cell::decodes_inline`], an int first (one comparison): for a
+    /// writer that took the cell out of its container and must answer with its value. Any other
+    /// cell gives `Value::None`; a caller that checked never passes one
+    /// (`decodes_inline_is_exactly_when_inline_value_answers`).
+    #[inline(always)]
+    pub(crate) fn decoded_inline(&self) -> Value {
+        match self.exact_int() {
+            Some(i) => Value::Int(i),
+            None => self.inline_value().unwrap_or(Value::None),
+        }
+    }
+
     /// The value of a None, bool, int or float cell (no allocation); `None` for any other cell
     /// and for a bad bool.
     #[inline]

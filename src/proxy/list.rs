@@ -295,14 +295,9 @@ impl ListProxy {
         // The last item, a scalar: see `pop_fast`.
         let h = &self.h;
         if let Some(c) = h.write_fast(|a, b| list::pop_fast_cell(a, b, index)) {
-            // Decoded here, into the result (an int without the general decoding's match):
-            // `pop_fast_cell` hands over only a cell that decodes.
-            if let Some(i) = c.exact_int() {
-                return Ok(Value::Int(i));
-            }
-            return c
-                .inline_value()
-                .ok_or_else(|| Error::corrupt("list: popped cell does not decode", 0));
+            // Decoded here, into the result: `pop_fast_cell` hands over only a cell that
+            // decodes.
+            return Ok(c.decoded_inline());
         }
         self.with(|c| list::pop(c, index))
     }

@@ -717,7 +717,9 @@ pub fn append_fast(a: &Arena, body: u64, new: Cell) -> Option<()> {
 // Always inlined: the typed call and `call_method` on a typed proxy both inline it.
 #[inline(always)]
 pub fn pop_fast(a: &Arena, body: u64, i: i64) -> Option<Value> {
-    pop_fast_cell(a, body, i)?.inline_value()
+    // The item is unpublished once the cell is out: an answer from here on, never `None`
+    // (which would send the caller down the general path to pop another).
+    Some(pop_fast_cell(a, body, i)?.decoded_inline())
 }
 
 /// [`pop_fast`], handing back the item's cell, which [`Cell::decodes_inline`] (checked before
@@ -946,17 +948,12 @@ fn append_inline(h: &Handle, v: &Value) -> Option<()> {
 #[inline(always)]
 fn pop_inline(h: &Handle, i: i64) -> Option<Value> {
     // The cell out of the write, decoded after it (see `pop_fast_cell`).
+    // Never `None` once the write took the item (see `pop_fast`).
     let c = h.write_fast(
         #[inline(always)]
         |a, b| pop_fast_cell(a, b, i),
     )?;
-    match c.exact_int() {
-        Some(i) => Some(Value::Int(i)),
-        // Never `None` here: the item is gone, and `None` would send the call down the general
-        // path to pop another. `pop_fast_cell` took only a cell that `decodes_inline`, which is
-        // exactly when `inline_value` answers (`decodes_inline_is_exactly_when_inline_value_answers`).
-        None => Some(c.inline_value().unwrap_or(Value::None)),
-    }
+    Some(c.decoded_inline())
 }
 
 /// [`getitem_inline`], out of line.
