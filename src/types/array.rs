@@ -231,17 +231,13 @@ pub struct Geometry {
     data: u64,
 }
 
+// (No `is_empty`: a geometry is not a collection; `len` is its array's.)
+#[allow(clippy::len_without_is_empty)]
 impl Geometry {
     /// Number of elements.
     #[inline]
     pub fn len(&self) -> u64 {
         self.len
-    }
-
-    /// True for an array of no elements.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Offset of element 0.
