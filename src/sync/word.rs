@@ -449,6 +449,13 @@ mod tests {
             waiter_count(self.lock().waiters.load(Ordering::Relaxed))
         }
 
+        /// Waits until the waiter process `child` has counted itself on the lock and sleeps on
+        /// its futex (a real signal: its `/proc` state), giving up after 10 s.
+        fn wait_until_child_sleeps(self, child: libc::pid_t) {
+            wait_for("a waiter to count itself", || self.count() != 0);
+            assert!(wait_until_asleep(child as u32));
+        }
+
         /// With the lock held here (and again on return): releases and takes it back every
         /// 20 ms, each release waking nobody, until the count is cleared; that takes at least
         /// `PHANTOM_AGE`.
@@ -481,8 +488,7 @@ mod tests {
                 }
                 i32::from(p.lock().release() != Ok(true)) * 3
             });
-            wait_for("a waiter to count itself", || p.count() != 0);
-            assert!(wait_until_asleep(child as u32)); // counted, and asleep on the futex
+            p.wait_until_child_sleeps(child);
             assert_eq!(p.lock().release(), Ok(true));
             assert_eq!(wait_child(child), Exit::Code(0));
         }
@@ -509,8 +515,7 @@ mod tests {
         let p = Ptrs(page.at(0));
         assert_eq!(p.lock().acquire(true, None), Ok(Got::Taken));
         let child = fork_child(move || i32::from(p.lock().acquire(true, None).is_err()));
-        wait_for("a waiter to count itself", || p.count() != 0);
-        assert!(wait_until_asleep(child as u32));
+        p.wait_until_child_sleeps(child);
         assert_eq!(kill_child(child), Exit::Signal(libc::SIGKILL));
         assert_eq!(p.count(), 1);
         p.cycle_until_cleared();
@@ -533,15 +538,13 @@ mod tests {
             let ok = p.lock().acquire(true, deadline) == Ok(Got::Taken);
             i32::from(!ok || p.lock().release() != Ok(true))
         });
-        wait_for("the waiter to count itself", || p.count() != 0);
-        assert!(wait_until_asleep(child as u32));
+        p.wait_until_child_sleeps(child);
         signal_child(child, libc::SIGSTOP);
         assert!(wait_until_stopped(child as u32));
         p.cycle_until_cleared();
         signal_child(child, libc::SIGCONT);
         // Within a slice of waking, the child counts itself again.
-        wait_for("the waiter to count itself again", || p.count() != 0);
-        assert!(wait_until_asleep(child as u32));
+        p.wait_until_child_sleeps(child);
         assert_eq!(p.lock().release(), Ok(true));
         assert_eq!(wait_child(child), Exit::Code(0));
         assert_eq!(p.count(), 0);

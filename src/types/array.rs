@@ -212,7 +212,7 @@ pub fn locate(core: &Core, body: u64, want: &ElemType) -> Result<(u64, u64)> {
 #[inline]
 pub fn get_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType, i: i64) -> Option<T> {
     let [len, data, fingerprint, size_align] = a.load_words_racy::<4>(body)?;
-    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    let want_sa = want.size_align_word();
     if fingerprint != want.fingerprint || size_align != want_sa {
         return None;
     }
@@ -271,9 +271,7 @@ impl Geometry {
 #[inline]
 pub fn geometry_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType) -> Option<Geometry> {
     let [len, data, fingerprint, size_align] = a.load_words_racy::<4>(body)?;
-    let t_sa: u64 = bytemuck::cast([size_of::<T>() as u32, align_of::<T>() as u32]);
-    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
-    if fingerprint != want.fingerprint || size_align != t_sa || want_sa != t_sa {
+    if !want.racy_words_are_of::<T>(fingerprint, size_align) {
         return None;
     }
     a.check(
@@ -333,7 +331,7 @@ pub fn set_at<T: Pod>(a: &Arena, g: Geometry, i: i64, x: &T) -> Option<()> {
 #[inline]
 pub fn len_racy(a: &Arena, body: u64, want: &ElemType) -> Option<u64> {
     let [len, _, fingerprint, size_align] = a.load_words_racy::<4>(body)?;
-    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    let want_sa = want.size_align_word();
     (fingerprint == want.fingerprint && size_align == want_sa).then_some(len)
 }
 
@@ -362,7 +360,7 @@ pub fn len_racy(a: &Arena, body: u64, want: &ElemType) -> Option<u64> {
 #[inline]
 pub fn set_fast(a: &Arena, body: u64, want: &ElemType, i: i64, bytes: &[u8]) -> Option<()> {
     let [len, data, fingerprint, size_align] = a.load_words_racy::<4>(body)?;
-    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    let want_sa = want.size_align_word();
     if fingerprint != want.fingerprint || size_align != want_sa || bytes.len() != want.size as usize
     {
         return None;
@@ -610,7 +608,7 @@ fn get_exact_racy<T: Pod>(a: &Arena, body: u64, want: &ElemType, i: i64) -> Opti
 /// of it); `None` for another record or an index out of range.
 #[inline(always)]
 fn exact_at(a: &Arena, body: u64, want: &ElemType, i: i64) -> Option<u64> {
-    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    let want_sa = want.size_align_word();
     let want_kr: u64 = bytemuck::cast([want.kind, want.reserved]);
     let [len, data, fingerprint, size_align, kr] = a.load_words_racy::<5>(body)?;
     if fingerprint != want.fingerprint || size_align != want_sa || kr != want_kr {

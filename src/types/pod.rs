@@ -315,6 +315,22 @@ impl ElemType {
     pub fn stride(&self) -> u64 {
         u64::from(self.size.max(1))
     }
+
+    /// `size` and `align` as the one word a stored record keeps them in, which lock-free
+    /// readers compare with one test.
+    #[inline(always)]
+    pub(crate) fn size_align_word(&self) -> u64 {
+        bytemuck::cast([self.size, self.align])
+    }
+
+    /// True when a stored record's words read without the lock (`fingerprint`, `size_align`)
+    /// are this record's, and this record is `T`'s size and alignment: a reader may then take
+    /// `T`'s constants for the stored ones.
+    #[inline(always)]
+    pub(crate) fn racy_words_are_of<T: Pod>(&self, fingerprint: u64, size_align: u64) -> bool {
+        let t: u64 = bytemuck::cast([size_of::<T>() as u32, align_of::<T>() as u32]);
+        fingerprint == self.fingerprint && size_align == t && self.size_align_word() == t
+    }
 }
 
 /// Python's typecode for `T` (`"i"` for `i32`, as `array.array` names it), or for a type with

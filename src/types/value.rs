@@ -482,13 +482,7 @@ pub fn pod_copies_racy<T: bytemuck::Pod>(
 ) -> Option<u64> {
     let [repr, _, data, fingerprint, size_align] = a.load_words_racy::<5>(body)?;
     let repr: [u32; 2] = bytemuck::cast(repr);
-    let t_sa: u64 = bytemuck::cast([size_of::<T>() as u32, align_of::<T>() as u32]);
-    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
-    if repr[0] != REPR_POD
-        || fingerprint != want.fingerprint
-        || size_align != t_sa
-        || want_sa != t_sa
-    {
+    if repr[0] != REPR_POD || !want.racy_words_are_of::<T>(fingerprint, size_align) {
         return None;
     }
     let stride = size_of::<T>().max(1) as u64;
@@ -662,7 +656,7 @@ pub fn set_pod_fast(
     let [w0, current, data, fingerprint, size_align] =
         [&w[0], &w[1], &w[2], &w[3], &w[4]].map(|x| x.load(Relaxed));
     let repr: [u32; 2] = bytemuck::cast(w0);
-    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    let want_sa = want.size_align_word();
     if repr[0] != REPR_POD
         || current > 1
         || fingerprint != want.fingerprint
@@ -877,7 +871,7 @@ fn get_exact_racy<T: Pod>(a: &crate::arena::Arena, body: u64, want: &ElemType) -
 /// `want` (every word of it); `None` for cells or another record.
 #[inline(always)]
 fn exact_current(a: &crate::arena::Arena, body: u64, want: &ElemType) -> Option<u64> {
-    let want_sa: u64 = bytemuck::cast([want.size, want.align]);
+    let want_sa = want.size_align_word();
     let want_kr: u64 = bytemuck::cast([want.kind, want.reserved]);
     let [w0, current, data, fingerprint, size_align, kr] = a.load_words_racy::<6>(body)?;
     let repr: [u32; 2] = bytemuck::cast(w0);
